@@ -1,0 +1,28 @@
+//! `agent check FILE`: validate an agent file completely and show the `session.update` it sends.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use agent_core::protocol::ClientEvent;
+
+/// Arguments of `agent check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The agent file (TOML).
+    pub file: PathBuf,
+}
+
+/// Checks the file and prints the `session.update` it would send.
+pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let agent = super::load_agent(&args.file)?;
+    let event = ClientEvent::session_update(agent.session());
+    let value = event.to_value(agent.dialect())?;
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    eprintln!(
+        "{}: ok — agent `{}`, {} tool(s), {:?} dialect",
+        args.file.display(),
+        agent.name(),
+        agent.tools.len(),
+        agent.dialect()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,84 @@
+//! `agent test FILE`: run every scenario against the scripted server and check expectations.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use agent_core::agent::ConnectOverrides;
+use agent_testkit::server::{ScriptedServer, ServerConfig};
+use anyhow::Context;
+
+use crate::{console::Console, conversation::Conversation};
+
+/// Arguments of `agent test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// The agent file (TOML); its scenarios are NAME.scenarios.toml beside it.
+    pub file: PathBuf,
+    /// Run only the scenario with this name.
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Show the conversations, not only the results.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// Runs the scenarios; exit code 1 when any expectation fails.
+pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
+    let agent = super::load_agent(&args.file)?;
+    let scenarios = super::run::load_scenarios(&args.file, args.scenario.as_deref())?;
+    let runtime = super::runtime()?;
+    let (passed, failed) = runtime.block_on(async {
+        let mut passed = 0usize;
+        let mut failed = 0usize;
+        for scenario in &scenarios {
+            println!("scenario `{}`", scenario.name);
+            let server = ScriptedServer::start(ServerConfig::new(scenario.clone()))
+                .context("cannot start the scripted server on 127.0.0.1")?;
+            let overrides = ConnectOverrides {
+                url: Some(server.url()),
+                key_optional: true,
+            };
+            let console = args.verbose.then(|| Console::new(true));
+            let mut conversation = Conversation::start(&agent, &overrides, None, console).await?;
+            for (index, turn) in scenario.turns.iter().enumerate() {
+                let observed = match conversation.turn(turn.user.as_deref()).await {
+                    Ok(observed) => observed,
+                    Err(err) => {
+                        println!("  ✗ turn {}: {err:#}", index + 1);
+                        failed += turn.expect.len().max(1);
+                        break;
+                    }
+                };
+                for expectation in &turn.expect {
+                    match expectation.check(&observed) {
+                        Ok(()) => {
+                            passed += 1;
+                            println!("  ✓ turn {}: {}", index + 1, expectation.description());
+                        }
+                        Err(why) => {
+                            failed += 1;
+                            println!(
+                                "  ✗ turn {}: {}\n      {why}",
+                                index + 1,
+                                expectation.description()
+                            );
+                        }
+                    }
+                }
+            }
+            conversation.close().await;
+            let violations = server.violations().await;
+            for violation in &violations {
+                failed += 1;
+                println!("  ✗ protocol: {violation}");
+            }
+            server.shutdown().await;
+        }
+        anyhow::Ok((passed, failed))
+    })?;
+    println!("\n{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,175 @@
+//! How a conversation looks in the terminal.
+//!
+//! Replies stream in as they arrive; tool calls show their arguments, a short result and how
+//! long they took. Only this module writes conversation output, so the format is one place.
+
+use std::{
+    io::{self, Write},
+    time::Duration,
+};
+
+use agent_core::session::{CloseReason, SessionEvent};
+
+/// The longest tool argument or result shown on one line.
+const SHORT: usize = 160;
+
+/// Renders session events as a readable conversation on stdout.
+#[derive(Debug, Default)]
+pub struct Console {
+    /// A reply is being streamed and the line is still open.
+    in_reply: bool,
+    /// Show warnings (malformed frames, unknown events).
+    pub verbose: bool,
+}
+
+impl Console {
+    /// A console that hides warnings unless `verbose`.
+    pub fn new(verbose: bool) -> Self {
+        Console {
+            in_reply: false,
+            verbose,
+        }
+    }
+
+    /// Prints what the user said.
+    pub fn user(&mut self, text: &str) {
+        self.end_reply();
+        println!("you › {text}");
+    }
+
+    /// Prints a line that is not part of the conversation, e.g. a scenario header.
+    pub fn note(&mut self, text: &str) {
+        self.end_reply();
+        println!("{text}");
+    }
+
+    /// Renders one event.
+    pub fn show(&mut self, event: &SessionEvent) {
+        match event {
+            SessionEvent::TextDelta { delta, .. } | SessionEvent::TranscriptDelta { delta, .. } => {
+                if !self.in_reply {
+                    print!("assistant › ");
+                    self.in_reply = true;
+                }
+                print!("{delta}");
+                let _ = io::stdout().flush();
+            }
+            SessionEvent::UserTranscript { text, .. } => {
+                self.end_reply();
+                println!("you (spoken) › {}", text.trim());
+            }
+            SessionEvent::ToolCallStarted {
+                name, arguments, ..
+            } => {
+                self.end_reply();
+                println!("  → {name}({})", shorten(arguments));
+            }
+            SessionEvent::ToolCallFinished {
+                name,
+                duration,
+                result,
+                ..
+            } => {
+                self.end_reply();
+                match result {
+                    Ok(output) => println!(
+                        "  ← {name} {}: {}",
+                        format_duration(*duration),
+                        shorten(output)
+                    ),
+                    Err(error) => println!(
+                        "  ✗ {name} {}: {}",
+                        format_duration(*duration),
+                        shorten(error)
+                    ),
+                }
+            }
+            SessionEvent::ResponseDone { status, .. } => {
+                if status != "completed" {
+                    self.end_reply();
+                    println!("  (response {status})");
+                }
+                self.end_reply();
+            }
+            SessionEvent::Error {
+                code,
+                message,
+                fatal,
+            } => {
+                self.end_reply();
+                let code = code.as_deref().unwrap_or("error");
+                let kind = if *fatal { "fatal error" } else { "error" };
+                eprintln!("! {kind} ({code}): {message}");
+            }
+            SessionEvent::Warning { message } if self.verbose => {
+                self.end_reply();
+                eprintln!("warning: {message}");
+            }
+            SessionEvent::Closed { reason } => {
+                self.end_reply();
+                match reason {
+                    CloseReason::Requested => {}
+                    CloseReason::Fatal { code, message } => eprintln!(
+                        "session ended: {message}{}",
+                        code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default()
+                    ),
+                    CloseReason::ConnectionLost { message } => {
+                        eprintln!("session ended: connection lost: {message}")
+                    }
+                    CloseReason::BudgetExhausted => {
+                        eprintln!("session ended: the spending limit was reached")
+                    }
+                    other => eprintln!("session ended: {other:?}"),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn end_reply(&mut self) {
+        if self.in_reply {
+            println!();
+            self.in_reply = false;
+        }
+    }
+}
+
+/// One line, at most [`SHORT`] characters, for arguments and results.
+pub fn shorten(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= SHORT {
+        one_line
+    } else {
+        let cut: String = one_line.chars().take(SHORT - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+/// `3 ms`, `1.25 s`.
+pub fn format_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shortens_long_results_on_one_line() {
+        assert_eq!(shorten("a\n  b"), "a b");
+        let long = "x".repeat(500);
+        let short = shorten(&long);
+        assert_eq!(short.chars().count(), SHORT);
+        assert!(short.ends_with('…'));
+    }
+
+    #[test]
+    fn formats_durations() {
+        assert_eq!(format_duration(Duration::from_millis(3)), "3 ms");
+        assert_eq!(format_duration(Duration::from_millis(1250)), "1.25 s");
+    }
+}

@@ -1,0 +1,126 @@
+//! Driving one session from the terminal: send a line, render the reply, know when it is done.
+
+use std::{sync::Arc, time::Duration};
+
+use agent_core::{
+    agent::{Agent, ConnectOverrides},
+    session::{CloseReason, Session, SessionEvent, WireObserver},
+};
+use agent_testkit::scenario::{ObservedCall, ObservedTurn};
+use anyhow::{Context, bail};
+
+use crate::console::Console;
+
+/// A running session plus the console it renders to.
+pub struct Conversation {
+    session: Session,
+    /// Where events are rendered; `None` renders nothing (e.g. quiet test runs).
+    pub console: Option<Console>,
+    closed: Option<CloseReason>,
+}
+
+/// How long one turn may take before the run gives up on it.
+pub const TURN_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Conversation {
+    /// Connects the agent and waits until the server confirmed its configuration.
+    pub async fn start(
+        agent: &Agent,
+        overrides: &ConnectOverrides,
+        observer: Option<Arc<dyn WireObserver>>,
+        console: Option<Console>,
+    ) -> anyhow::Result<Self> {
+        let config = agent.session_config(overrides, observer)?;
+        let url = config.connect.url.clone();
+        let session = Session::start(config)
+            .await
+            .with_context(|| format!("could not start a session at {url}"))?;
+        Ok(Conversation {
+            session,
+            console,
+            closed: None,
+        })
+    }
+
+    /// Sends `text` as the user (or, with `None`, asks the model to speak first) and renders
+    /// everything until the conversation is quiet again. Returns what was observed.
+    pub async fn turn(&mut self, text: Option<&str>) -> anyhow::Result<ObservedTurn> {
+        if let Some(console) = &mut self.console
+            && let Some(text) = text
+        {
+            console.user(text);
+        }
+        let sent = match text {
+            Some(text) => self.session.handle.send_text(text).await,
+            None => self.session.handle.request_response().await,
+        };
+        if sent.is_err() {
+            bail!("the session ended before the message could be sent");
+        }
+        tokio::time::timeout(TURN_TIMEOUT, self.until_idle())
+            .await
+            .with_context(|| format!("no complete reply within {TURN_TIMEOUT:?}"))?
+    }
+
+    async fn until_idle(&mut self) -> anyhow::Result<ObservedTurn> {
+        let mut observed = ObservedTurn::default();
+        loop {
+            let Some(event) = self.session.events.recv().await else {
+                bail!("the session ended unexpectedly");
+            };
+            self.render(&event);
+            match event {
+                SessionEvent::TextDelta { delta, .. }
+                | SessionEvent::TranscriptDelta { delta, .. } => observed.reply.push_str(&delta),
+                SessionEvent::ToolCallFinished {
+                    name,
+                    arguments,
+                    result,
+                    ..
+                } => observed.tool_calls.push(ObservedCall {
+                    name,
+                    arguments: serde_json::from_str(&arguments)
+                        .unwrap_or(serde_json::Value::String(arguments)),
+                    is_error: result.is_err(),
+                    output: result.unwrap_or_else(|err| err),
+                }),
+                SessionEvent::Idle => return Ok(observed),
+                SessionEvent::Closed { reason } => {
+                    self.closed = Some(reason.clone());
+                    bail!("the session ended: {reason:?}");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Renders one event, if there is a console.
+    pub fn render(&mut self, event: &SessionEvent) {
+        if let Some(console) = &mut self.console {
+            console.show(event);
+        }
+    }
+
+    /// The session's handle, for input from elsewhere (stdin, Ctrl-C).
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// Closes the session and waits for it to wind down.
+    pub async fn close(mut self) {
+        if self.closed.is_some() {
+            return;
+        }
+        let _ = self.session.handle.close().await;
+        let wait = async {
+            while let Some(event) = self.session.events.recv().await {
+                let last = matches!(event, SessionEvent::Closed { .. });
+                self.render(&event);
+                if last {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+    }
+}

@@ -1,0 +1,53 @@
+//! `agent`: run, test, check and inspect Realtime voice agents defined in TOML files.
+//!
+//! Only this crate knows about the terminal. Everything it does is a thin layer over
+//! `agent-core` (wire, tools, runtime), `agent-tools` (built-in tools) and `agent-testkit`
+//! (the scripted server behind `--offline` and `agent test`).
+
+mod cmd;
+mod console;
+mod conversation;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Declarative function-calling voice agents on the OpenAI Realtime API.
+#[derive(Debug, Parser)]
+#[command(name = "agent", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run an agent: live against the Realtime API, or `--offline` against the scripted server.
+    Run(cmd::run::RunArgs),
+    /// Run every scenario of an agent against the scripted server and check its expectations.
+    Test(cmd::test::TestArgs),
+    /// Validate an agent file and print the `session.update` it would send.
+    Check(cmd::check::CheckArgs),
+    /// Print the JSON Schema of agent files, for editor completion.
+    Schema,
+    /// List every registered tool with its description and exact JSON schema.
+    Tools(cmd::tools::ToolsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => cmd::run::run(args),
+        Command::Test(args) => cmd::test::run(args),
+        Command::Check(args) => cmd::check::run(args),
+        Command::Schema => cmd::schema::run(),
+        Command::Tools(args) => cmd::tools::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Agent files: the TOML that declares an agent, checked and resolved into what a session needs.
+//!
+//! Loading has two steps. [`AgentFile::load`] parses and checks everything the file can say
+//! about itself (syntax, keys, voices, limits, URLs); [`AgentFile::resolve`] then looks its
+//! tools up in a [`crate::tool::ToolRegistry`]. Every problem names `file:line:col`, says what
+//! is wrong and what to do, and all problems are reported at once.
+
+mod diagnostic;
+mod load;
+mod spec;
+
+pub use diagnostic::{AgentError, Diagnostic, closest, line_col};
+pub use load::{AgentFile, VOICES};
+pub use spec::*;
+mod resolve;
+
+pub use resolve::{Agent, ConnectConfigError, ConnectOverrides};

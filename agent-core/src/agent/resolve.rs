@@ -1,0 +1,414 @@
+//! From a checked agent file to what a session needs: its tools, its `session.update`, and how
+//! to connect.
+
+use std::{sync::Arc, time::Duration};
+
+use super::{
+    diagnostic::{AgentError, Diagnostic, closest},
+    load::AgentFile,
+    spec::{
+        AgentKind, AgentSpec, AudioFormatName, DEFAULT_URL, DialectName, Eagerness, MaxTokens,
+        Modality, NoiseReduction, TurnDetectionSpec,
+    },
+};
+use crate::{
+    protocol::{self, AudioFormat, Dialect, Session, ToolChoice, ToolDefinition, TurnDetection},
+    session::{
+        ConnectOptions, Secret, SessionConfig, WireObserver,
+        secret::{MissingEnvVar, expand_env},
+    },
+    tool::{HttpTool, McpToolSpec, ToolRegistry},
+};
+
+/// An agent whose tools all resolved: ready to run.
+#[derive(Clone)]
+pub struct Agent {
+    /// The checked file.
+    pub file: AgentFile,
+    /// Exactly the tools this agent may call.
+    pub tools: Arc<ToolRegistry>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("name", &self.file.spec.name)
+            .field("path", &self.file.path)
+            .field("tools", &self.tools.names())
+            .finish()
+    }
+}
+
+/// How to reach the server, beyond what the agent file says.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOverrides {
+    /// Use this URL instead of the file's (`--url`, or the offline server's).
+    pub url: Option<String>,
+    /// Connect without an API key when none is set (loopback servers, `--offline`).
+    pub key_optional: bool,
+}
+
+/// Why an agent cannot connect as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectConfigError {
+    /// The API key's variable is not set.
+    #[error(
+        "the environment variable `{variable}` with the API key is not set; export it, or run with --offline to use the built-in scripted server"
+    )]
+    MissingApiKey {
+        /// The variable's name.
+        variable: String,
+    },
+    /// An MCP server's declaration cannot be sent (e.g. a `${VAR}` in its headers is not set).
+    #[error("{0}")]
+    Mcp(String),
+    /// A `${VAR}` in a header is not set.
+    #[error("connection header `{header}`: {source}")]
+    MissingHeaderVariable {
+        /// The header's name.
+        header: String,
+        /// The missing variable.
+        source: MissingEnvVar,
+    },
+}
+
+impl AgentFile {
+    /// Resolves every tool name against `registry` and builds the agent's own tool set. Unknown
+    /// names come with the closest registered names.
+    pub fn resolve(self, registry: &ToolRegistry) -> Result<Agent, AgentError> {
+        let mut problems: Vec<Diagnostic> = Vec::new();
+        let mut tools = ToolRegistry::new();
+        for name in &self.spec.tools {
+            let tool_name = name.get_ref();
+            match registry.get(tool_name) {
+                Some(tool) => {
+                    if let Err(err) = tools.register(tool, "the agent file's `tools`") {
+                        problems.push(self.diagnostic(name.span(), err.to_string(), None));
+                    }
+                }
+                None => {
+                    let mut near = registry.suggest(tool_name);
+                    if near.is_empty() {
+                        let names = registry.names();
+                        near = closest(tool_name, names.iter().map(String::as_str));
+                    }
+                    let hint = if near.is_empty() {
+                        format!(
+                            "registered tools: {}; `agent tools` lists them with their schemas",
+                            registry.names().join(", ")
+                        )
+                    } else {
+                        format!(
+                            "did you mean {}? `agent tools` lists every registered tool",
+                            near.iter()
+                                .map(|n| format!("`{n}`"))
+                                .collect::<Vec<_>>()
+                                .join(" or ")
+                        )
+                    };
+                    problems.push(self.diagnostic(
+                        name.span(),
+                        format!("unknown tool `{tool_name}`"),
+                        Some(hint),
+                    ));
+                }
+            }
+        }
+        for http in &self.spec.http_tools {
+            let result = HttpTool::new(http.clone())
+                .map_err(|err| err.to_string())
+                .and_then(|tool| {
+                    tools
+                        .register(Arc::new(tool), "the agent file's `http_tools`")
+                        .map_err(|err| err.to_string())
+                });
+            if let Err(message) = result {
+                problems.push(self.diagnostic_at_key(
+                    "http_tools",
+                    format!("HTTP tool `{}`: {message}", http.name),
+                    Some("fix the tool's declaration".to_owned()),
+                ));
+            }
+        }
+        for mcp in &self.spec.mcp_servers {
+            if let Err(message) = mcp.validate() {
+                problems.push(self.diagnostic_at_key(
+                    "mcp_servers",
+                    message,
+                    Some("fix the MCP server's declaration".to_owned()),
+                ));
+            }
+        }
+        self.check_choice(&tools, &mut problems);
+        for key in self.spec.tool_config.keys() {
+            if tools.get(key).is_none() {
+                problems.push(self.diagnostic_at_key(
+                    &format!("[tool_config.{key}]"),
+                    format!("`tool_config.{key}` configures a tool this agent does not use"),
+                    Some(format!("add `{key}` to `tools`, or remove the table")),
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(Agent {
+                file: self,
+                tools: Arc::new(tools),
+            })
+        } else {
+            Err(AgentError::Invalid(problems))
+        }
+    }
+
+    fn check_choice(&self, tools: &ToolRegistry, problems: &mut Vec<Diagnostic>) {
+        let choice = &self.spec.tool_options.choice;
+        let name = choice.get_ref().as_str();
+        if matches!(name, "auto" | "none" | "required") || tools.get(name).is_some() {
+            return;
+        }
+        problems.push(self.diagnostic(
+            choice.span(),
+            format!("tool choice `{name}` is neither a mode nor one of this agent's tools"),
+            Some(format!(
+                "use auto, none, required, or one of: {}",
+                tools.names().join(", ")
+            )),
+        ));
+    }
+}
+
+impl Agent {
+    /// The agent file's contents.
+    pub fn spec(&self) -> &AgentSpec {
+        &self.file.spec
+    }
+
+    /// The agent's name.
+    pub fn name(&self) -> &str {
+        &self.file.spec.name
+    }
+
+    /// The dialect this agent speaks.
+    pub fn dialect(&self) -> Dialect {
+        match self.file.spec.connection.dialect {
+            DialectName::Ga => Dialect::Ga,
+            DialectName::Beta => Dialect::Beta,
+        }
+    }
+
+    /// The session object `session.update` carries for this agent, for display: secrets in
+    /// MCP server headers stay as their `${VAR}` templates.
+    pub fn session(&self) -> Session {
+        self.build_session(false)
+            .unwrap_or_else(|_| Session::realtime())
+    }
+
+    /// The session object as sent, with `${VAR}`s in MCP headers expanded. The result holds
+    /// secrets: send it, never log it.
+    pub fn wire_session(&self) -> Result<Session, ConnectConfigError> {
+        self.build_session(true)
+    }
+
+    fn build_session(&self, expand_secrets: bool) -> Result<Session, ConnectConfigError> {
+        let spec = &self.file.spec;
+        let mut session = match spec.kind {
+            AgentKind::Realtime => Session::realtime(),
+            AgentKind::Transcription => Session::transcription(),
+        };
+        {
+            let input = session.audio_input_mut();
+            input.format = Some(audio_format(spec.audio.input_format));
+            input.noise_reduction = spec
+                .audio
+                .noise_reduction
+                .map(|n| protocol::NoiseReduction::new(noise_reduction(n)));
+            input.transcription = spec
+                .transcription
+                .as_ref()
+                .map(|t| protocol::Transcription {
+                    model: Some(t.model.clone()),
+                    language: t.language.clone(),
+                    prompt: t.prompt.clone(),
+                    ..protocol::Transcription::default()
+                });
+            input.turn_detection = Some(turn_detection(&spec.turn_detection));
+        }
+        if spec.kind == AgentKind::Transcription {
+            return Ok(session);
+        }
+        session.model = Some(spec.model.clone());
+        session.instructions = self.file.instructions.clone();
+        session.output_modalities = Some(
+            spec.output_modalities
+                .iter()
+                .map(|m| match m {
+                    Modality::Text => protocol::Modality::Text,
+                    Modality::Audio => protocol::Modality::Audio,
+                })
+                .collect(),
+        );
+        {
+            let output = session.audio_output_mut();
+            output.format = Some(audio_format(spec.audio.output_format));
+            output.voice = spec.voice.as_ref().map(|v| v.get_ref().as_str().into());
+            output.speed = spec.audio.speed;
+        }
+        let strict = spec.tool_options.strict;
+        let mut tools: Vec<ToolDefinition> = self
+            .tools
+            .iter()
+            .map(|tool| {
+                ToolDefinition::function(
+                    tool.name(),
+                    tool.description(),
+                    tool.parameters(strict).clone(),
+                )
+            })
+            .collect();
+        for mcp in &spec.mcp_servers {
+            tools.push(mcp_definition(mcp, expand_secrets)?);
+        }
+        session.tools = Some(tools);
+        session.tool_choice = Some(match spec.tool_options.choice.get_ref().as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            name => ToolChoice::Function {
+                name: name.to_owned(),
+            },
+        });
+        session.max_output_tokens = spec.max_output_tokens.map(|m| match m {
+            MaxTokens::Limit(n) => protocol::MaxTokens::Limited(n),
+            MaxTokens::Inf(_) => protocol::MaxTokens::Inf,
+        });
+        Ok(session)
+    }
+
+    /// How to connect: URL, key and headers, with `${VAR}`s expanded. The key is read from the
+    /// environment here and kept in a [`Secret`].
+    pub fn connect_options(
+        &self,
+        overrides: &ConnectOverrides,
+    ) -> Result<ConnectOptions, ConnectConfigError> {
+        let conn = &self.file.spec.connection;
+        let url = overrides
+            .url
+            .clone()
+            .or_else(|| conn.url.as_ref().map(|u| u.get_ref().clone()))
+            .unwrap_or_else(|| DEFAULT_URL.to_owned());
+        let api_key = std::env::var(&conn.api_key_env)
+            .ok()
+            .map(Secret::new)
+            .filter(|key| !key.is_empty());
+        if api_key.is_none() && !overrides.key_optional {
+            return Err(ConnectConfigError::MissingApiKey {
+                variable: conn.api_key_env.clone(),
+            });
+        }
+        let mut headers = Vec::with_capacity(conn.headers.len());
+        for (name, template) in &conn.headers {
+            let value = expand_env(template).map_err(|source| {
+                ConnectConfigError::MissingHeaderVariable {
+                    header: name.clone(),
+                    source,
+                }
+            })?;
+            headers.push((name.clone(), Secret::new(value)));
+        }
+        Ok(ConnectOptions {
+            url,
+            model: self.file.spec.model.clone(),
+            dialect: self.dialect(),
+            api_key,
+            headers,
+            connect_timeout: Duration::from_secs(15),
+        })
+    }
+
+    /// Everything [`crate::session::Session::start`] needs.
+    pub fn session_config(
+        &self,
+        overrides: &ConnectOverrides,
+        observer: Option<Arc<dyn WireObserver>>,
+    ) -> Result<SessionConfig, ConnectConfigError> {
+        Ok(SessionConfig {
+            agent: self.name().to_owned(),
+            connect: self.connect_options(overrides)?,
+            session: self.wire_session()?,
+            tools: self.tools.clone(),
+            tool_timeout: Duration::from_secs_f64(self.file.spec.tool_options.timeout_secs),
+            ready_timeout: Duration::from_secs(15),
+            observer,
+        })
+    }
+}
+
+/// The `session.tools` entry of an MCP server. Without `expand`, header and authorization
+/// values are shown as written (templates such as `${TOKEN}`), never as secrets.
+fn mcp_definition(mcp: &McpToolSpec, expand: bool) -> Result<ToolDefinition, ConnectConfigError> {
+    let value = if expand {
+        mcp.to_session_tool().map_err(ConnectConfigError::Mcp)?
+    } else {
+        let mut shown = mcp.clone();
+        for value in shown.headers.values_mut() {
+            *value = displayable(value);
+        }
+        shown.authorization = shown.authorization.as_deref().map(displayable);
+        shown.to_session_tool().map_err(ConnectConfigError::Mcp)?
+    };
+    Ok(serde_json::from_value(value.clone()).unwrap_or(ToolDefinition::Other(value)))
+}
+
+/// A template with every `${VAR}` spelled `$VAR`, so expanding it reveals nothing.
+fn displayable(template: &str) -> String {
+    template.replace("${", "$").replace('}', "")
+}
+
+fn audio_format(name: AudioFormatName) -> AudioFormat {
+    match name {
+        AudioFormatName::Pcm16 => AudioFormat::pcm16(),
+        AudioFormatName::G711Ulaw => AudioFormat::Pcmu,
+        AudioFormatName::G711Alaw => AudioFormat::Pcma,
+    }
+}
+
+fn noise_reduction(n: NoiseReduction) -> protocol::NoiseReductionType {
+    match n {
+        NoiseReduction::NearField => protocol::NoiseReductionType::NearField,
+        NoiseReduction::FarField => protocol::NoiseReductionType::FarField,
+    }
+}
+
+fn turn_detection(spec: &TurnDetectionSpec) -> TurnDetection {
+    match spec {
+        TurnDetectionSpec::ServerVad {
+            threshold,
+            prefix_padding_ms,
+            silence_duration_ms,
+            create_response,
+            interrupt_response,
+            idle_timeout_ms,
+        } => TurnDetection::ServerVad(protocol::ServerVad {
+            threshold: *threshold,
+            prefix_padding_ms: *prefix_padding_ms,
+            silence_duration_ms: *silence_duration_ms,
+            create_response: *create_response,
+            interrupt_response: *interrupt_response,
+            idle_timeout_ms: *idle_timeout_ms,
+        }),
+        TurnDetectionSpec::SemanticVad {
+            eagerness,
+            create_response,
+            interrupt_response,
+        } => TurnDetection::SemanticVad(protocol::SemanticVad {
+            eagerness: eagerness.map(|e| match e {
+                Eagerness::Low => protocol::Eagerness::Low,
+                Eagerness::Medium => protocol::Eagerness::Medium,
+                Eagerness::High => protocol::Eagerness::High,
+                Eagerness::Auto => protocol::Eagerness::Auto,
+            }),
+            create_response: *create_response,
+            interrupt_response: *interrupt_response,
+        }),
+        TurnDetectionSpec::None => TurnDetection::Disabled,
+    }
+}

@@ -1,0 +1,376 @@
+//! The agent file, as written: every key an `agents/*.toml` file may hold.
+//!
+//! These types mirror the TOML one to one (unknown keys are rejected) and carry source spans
+//! where a later check — an unknown tool, an invalid voice — must point back into the file.
+//! Turning a spec into the wire's `session.update` happens in [`super::session_config`].
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::tool::{HttpToolSpec, McpToolSpec};
+
+/// The default model when an agent file does not name one.
+pub const DEFAULT_MODEL: &str = "gpt-realtime";
+
+/// The default GA endpoint; the model is added as a query parameter.
+pub const DEFAULT_URL: &str = "wss://api.openai.com/v1/realtime";
+
+/// The default environment variable that holds the API key.
+pub const DEFAULT_API_KEY_ENV: &str = "OPENAI_API_KEY";
+
+/// One agent, as declared in its TOML file.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    /// A short name, shown in logs and passed to tools (`ToolContext::agent`).
+    pub name: String,
+    /// What the agent is for; shown by `agent check`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `realtime` (speech or text conversation) or `transcription` (live transcripts only).
+    #[serde(default, rename = "type")]
+    pub kind: AgentKind,
+    /// The Realtime model. Defaults to `gpt-realtime`.
+    #[serde(default = "default_model")]
+    pub model: String,
+    /// System instructions, inline. Exclusive with `instructions_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    /// System instructions read from a file, relative to the agent file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub instructions_file: Option<Spanned<String>>,
+    /// The output voice, e.g. `marin`, `cedar`, `alloy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub voice: Option<Spanned<String>>,
+    /// What the model answers with: `["text"]` or `["audio"]` (audio comes with a transcript).
+    #[serde(default = "default_modalities")]
+    pub output_modalities: Vec<Modality>,
+    /// Input and output audio formats, speed and noise reduction.
+    #[serde(default)]
+    pub audio: AudioSpec,
+    /// Who decides when the user's turn ends. Defaults to `server_vad`.
+    #[serde(default)]
+    pub turn_detection: TurnDetectionSpec,
+    /// Transcribe the user's audio (needed for transcripts of spoken input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcription: Option<TranscriptionSpec>,
+    /// Names of registered tools (`agent tools` lists them).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub tools: Vec<Spanned<String>>,
+    /// How the model may use tools, and how the runtime runs them.
+    #[serde(default)]
+    pub tool_options: ToolOptions,
+    /// Per-tool settings, keyed by tool name (for example `http_get.allow_hosts`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    pub tool_config: BTreeMap<String, toml::Table>,
+    /// Plugin tools that call an HTTP endpoint; no Rust needed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_tools: Vec<HttpToolSpec>,
+    /// Hosted MCP servers whose tools the model may call directly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_servers: Vec<McpToolSpec>,
+    /// The longest answer, in tokens, or `"inf"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<MaxTokens>,
+    /// Where and how to connect.
+    #[serde(default)]
+    pub connection: ConnectionSpec,
+    /// Session length and spending limits.
+    #[serde(default)]
+    pub limits: LimitsSpec,
+}
+
+fn default_model() -> String {
+    DEFAULT_MODEL.to_owned()
+}
+
+fn default_modalities() -> Vec<Modality> {
+    vec![Modality::Text]
+}
+
+/// A conversation agent or a transcription-only agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentKind {
+    /// A speech-to-speech or text conversation with tools.
+    #[default]
+    Realtime,
+    /// Live transcription of the input audio; no responses, no tools.
+    Transcription,
+}
+
+/// One output modality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Modality {
+    /// Text replies.
+    Text,
+    /// Spoken replies, with their transcript.
+    Audio,
+}
+
+/// Audio settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AudioSpec {
+    /// Format of the audio the app sends. Defaults to `pcm16` (24 kHz mono).
+    #[serde(default)]
+    pub input_format: AudioFormatName,
+    /// Format of the audio the model speaks. Defaults to `pcm16`.
+    #[serde(default)]
+    pub output_format: AudioFormatName,
+    /// Speaking speed, 0.25 to 1.5 (1.0 is normal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.25, max = 1.5))]
+    pub speed: Option<f64>,
+    /// Server-side noise reduction for the microphone's distance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_reduction: Option<NoiseReduction>,
+}
+
+/// The audio formats the Realtime API accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioFormatName {
+    /// 16-bit little-endian PCM, 24 kHz, mono.
+    #[default]
+    Pcm16,
+    /// G.711 μ-law, 8 kHz (telephony in North America and Japan).
+    #[serde(alias = "pcmu")]
+    G711Ulaw,
+    /// G.711 A-law, 8 kHz (telephony elsewhere).
+    #[serde(alias = "pcma")]
+    G711Alaw,
+}
+
+/// Noise reduction tuned for the microphone's distance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NoiseReduction {
+    /// Headsets and close-talking microphones.
+    NearField,
+    /// Laptop and conference-room microphones.
+    FarField,
+}
+
+/// Turn detection, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TurnDetectionSpec {
+    /// Voice activity detection on the server, by loudness and silence.
+    ServerVad {
+        /// Activation threshold, 0.0 to 1.0; higher needs louder speech.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 0.0, max = 1.0))]
+        threshold: Option<f64>,
+        /// Audio kept before detected speech, in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix_padding_ms: Option<u32>,
+        /// Silence that ends the turn, in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        silence_duration_ms: Option<u32>,
+        /// Whether the server answers by itself at the end of a turn (default true).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        create_response: Option<bool>,
+        /// Whether the server cancels its answer when the user talks over it (default true).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interrupt_response: Option<bool>,
+        /// Prompt the user after this much silence, 5000 to 30000 ms.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 5000, max = 30000))]
+        idle_timeout_ms: Option<u32>,
+    },
+    /// A model decides when the user has finished their thought.
+    SemanticVad {
+        /// How eagerly to end the turn: low, medium, high or auto.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        eagerness: Option<Eagerness>,
+        /// Whether the server answers by itself at the end of a turn (default true).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        create_response: Option<bool>,
+        /// Whether the server cancels its answer when the user talks over it (default true).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interrupt_response: Option<bool>,
+    },
+    /// Push-to-talk: the app commits the audio buffer and asks for a response.
+    None,
+}
+
+impl Default for TurnDetectionSpec {
+    fn default() -> Self {
+        TurnDetectionSpec::ServerVad {
+            threshold: None,
+            prefix_padding_ms: None,
+            silence_duration_ms: None,
+            create_response: None,
+            interrupt_response: None,
+            idle_timeout_ms: None,
+        }
+    }
+}
+
+impl TurnDetectionSpec {
+    /// Whether the server cancels a response by itself when the user starts talking.
+    pub fn server_interrupts(&self) -> bool {
+        match self {
+            TurnDetectionSpec::ServerVad {
+                interrupt_response, ..
+            }
+            | TurnDetectionSpec::SemanticVad {
+                interrupt_response, ..
+            } => interrupt_response.unwrap_or(true),
+            TurnDetectionSpec::None => false,
+        }
+    }
+}
+
+/// How eagerly semantic VAD ends the user's turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Eagerness {
+    /// Waits longer; lets the user take their time.
+    Low,
+    /// A balance.
+    Medium,
+    /// Answers quickly.
+    High,
+    /// The server's default (medium).
+    Auto,
+}
+
+/// Transcription of the user's audio.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptionSpec {
+    /// The transcription model, e.g. `gpt-4o-mini-transcribe` or `whisper-1`.
+    pub model: String,
+    /// The input language as ISO-639-1 (`en`), which improves accuracy and latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// A hint for the transcription model: vocabulary, names, style.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+}
+
+/// How the model may use tools, and how the runtime runs them.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolOptions {
+    /// `auto`, `none`, `required`, or the name of one tool the model must call.
+    #[serde(default = "default_choice")]
+    #[schemars(with = "String")]
+    pub choice: Spanned<String>,
+    /// Time a single call may take before the model gets a timeout error, in seconds.
+    #[serde(default = "default_tool_timeout_secs")]
+    #[schemars(range(min = 0.001))]
+    pub timeout_secs: f64,
+    /// Strict schemas: every property required, optional ones nullable, no unsupported keywords.
+    #[serde(default = "default_true")]
+    pub strict: bool,
+}
+
+impl Default for ToolOptions {
+    fn default() -> Self {
+        ToolOptions {
+            choice: default_choice(),
+            timeout_secs: default_tool_timeout_secs(),
+            strict: true,
+        }
+    }
+}
+
+fn default_choice() -> Spanned<String> {
+    Spanned::new(0..0, "auto".to_owned())
+}
+
+fn default_tool_timeout_secs() -> f64 {
+    30.0
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A token limit that may be unbounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum MaxTokens {
+    /// At most this many tokens, 1 to 4096.
+    Limit(u32),
+    /// The literal string `"inf"`: the model's maximum.
+    Inf(InfLiteral),
+}
+
+/// The string `"inf"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum InfLiteral {
+    /// `"inf"`.
+    #[serde(rename = "inf")]
+    Inf,
+}
+
+/// Where to connect, and how.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSpec {
+    /// The WebSocket URL. Defaults to OpenAI's; set it for Azure or a compatible server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub url: Option<Spanned<String>>,
+    /// `ga` (OpenAI today) or `beta` (`OpenAI-Beta: realtime=v1`, Azure and older servers).
+    #[serde(default)]
+    pub dialect: DialectName,
+    /// The environment variable that holds the API key.
+    #[serde(default = "default_api_key_env")]
+    pub api_key_env: String,
+    /// Extra HTTP headers for the WebSocket upgrade; `${VAR}` reads an environment variable.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Default for ConnectionSpec {
+    fn default() -> Self {
+        ConnectionSpec {
+            url: None,
+            dialect: DialectName::Ga,
+            api_key_env: default_api_key_env(),
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_api_key_env() -> String {
+    DEFAULT_API_KEY_ENV.to_owned()
+}
+
+/// The protocol dialect, as named in agent files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DialectName {
+    /// The GA protocol (`gpt-realtime`, no beta header).
+    #[default]
+    Ga,
+    /// The beta protocol (`OpenAI-Beta: realtime=v1`).
+    Beta,
+}
+
+/// Session length and spending limits.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Roll over to a new session after this many minutes (the API ends sessions at 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0, max = 60.0))]
+    pub max_session_minutes: Option<f64>,
+    /// End the session once this much has been spent, in US dollars (warns at 80%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub max_cost_usd: Option<f64>,
+}

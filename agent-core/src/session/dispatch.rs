@@ -1,0 +1,131 @@
+//! Running one tool call: its own task, its own timeout, and no way to take the session down.
+//!
+//! A panic, a timeout, invalid arguments or an unknown tool all become an error output that
+//! the model reads, so the conversation goes on. Nothing here knows the wire.
+
+use std::{
+    any::Any,
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures_util::FutureExt;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::tool::{ToolContext, ToolError, ToolRegistry};
+
+/// A function call the model made, ready to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRequest {
+    /// The response that produced the call.
+    pub response_id: String,
+    /// The model's id for the call; its output must carry the same id.
+    pub call_id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments, as the JSON text the model wrote.
+    pub arguments: String,
+}
+
+/// A finished call.
+#[derive(Debug)]
+pub struct CallOutcome {
+    /// What was asked.
+    pub request: CallRequest,
+    /// How long it ran.
+    pub duration: Duration,
+    /// The output the model will read, or why there is none.
+    pub result: Result<String, ToolError>,
+}
+
+impl CallOutcome {
+    /// The text sent back as the `function_call_output`: the output, or a readable error.
+    pub fn output_text(&self) -> String {
+        match &self.result {
+            Ok(output) => output.clone(),
+            Err(err) => err.to_model_output(),
+        }
+    }
+}
+
+/// What every call of a session shares.
+#[derive(Clone)]
+pub struct Dispatcher {
+    tools: Arc<ToolRegistry>,
+    timeout: Duration,
+    agent: Arc<str>,
+    session: Arc<str>,
+}
+
+impl Dispatcher {
+    /// A dispatcher over the agent's tools.
+    pub fn new(
+        tools: Arc<ToolRegistry>,
+        timeout: Duration,
+        agent: impl Into<Arc<str>>,
+        session: impl Into<Arc<str>>,
+    ) -> Self {
+        Dispatcher {
+            tools,
+            timeout,
+            agent: agent.into(),
+            session: session.into(),
+        }
+    }
+
+    /// Starts `request` on its own task in `set`. `cancel` fires when its response is cancelled
+    /// or the session ends; the tool sees it through its [`ToolContext`].
+    pub fn spawn(
+        &self,
+        set: &mut JoinSet<CallOutcome>,
+        request: CallRequest,
+        cancel: CancellationToken,
+    ) {
+        let this = self.clone();
+        set.spawn(async move { this.run(request, cancel).await });
+    }
+
+    /// Runs `request` to completion; never panics, whatever the tool does.
+    pub async fn run(&self, request: CallRequest, cancel: CancellationToken) -> CallOutcome {
+        let started = Instant::now();
+        let ctx = ToolContext::new(
+            request.call_id.clone(),
+            self.agent.to_string(),
+            self.session.to_string(),
+            cancel.clone(),
+        );
+        let call = self.tools.invoke(&request.name, &request.arguments, ctx);
+        let guarded = AssertUnwindSafe(call).catch_unwind();
+        let result = match tokio::time::timeout(self.timeout, guarded).await {
+            Err(_) => {
+                // Tell a cooperative tool to stop; its late result is discarded.
+                cancel.cancel();
+                Err(ToolError::Timeout {
+                    after: self.timeout,
+                })
+            }
+            Ok(Err(panic)) => Err(ToolError::Panicked {
+                message: panic_message(panic.as_ref()),
+            }),
+            Ok(Ok(Ok(output))) => Ok(output.into_string()),
+            Ok(Ok(Err(err))) => Err(err),
+        };
+        CallOutcome {
+            request,
+            duration: started.elapsed(),
+            result,
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "the tool panicked".to_owned()
+    }
+}

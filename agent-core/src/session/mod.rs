@@ -1,0 +1,216 @@
+//! The session runtime: connect, configure, and run a conversation with tools.
+//!
+//! [`Session::start`] opens the WebSocket (GA or beta dialect), sends `session.update`, waits
+//! for `session.updated`, and then runs the session on its own task. The app talks to it through
+//! a cloneable [`SessionHandle`] and reads one typed stream of [`SessionEvent`]s.
+//!
+//! Tool calls are gathered per response; all calls of one response run concurrently, each with
+//! its own timeout, and each output goes back as a `function_call_output` with the same
+//! `call_id`. Then exactly one `response.create` follows — only after that response's
+//! `response.done`, and only when no other response is active (see [`sequencer`]).
+
+pub mod dispatch;
+mod events;
+mod runner;
+pub mod secret;
+pub mod sequencer;
+pub mod transport;
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::mpsc;
+
+pub use events::{CloseReason, SessionEvent};
+pub use secret::Secret;
+pub use transport::{ConnectOptions, TransportError};
+
+use crate::{
+    protocol::{ClientEvent, EncodeError, Session as SessionConfigWire},
+    tool::ToolRegistry,
+};
+
+/// Which way a wire frame went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From us to the server.
+    Sent,
+    /// From the server to us.
+    Received,
+}
+
+impl Direction {
+    /// `"sent"` or `"received"`, as written in trace files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Sent => "sent",
+            Direction::Received => "received",
+        }
+    }
+}
+
+/// Sees every frame on the wire, in both directions: how traces are written.
+pub trait WireObserver: Send + Sync {
+    /// One frame's text. Called on the session's task: keep it quick.
+    fn frame(&self, direction: Direction, text: &str);
+}
+
+/// Everything a session needs to run.
+#[derive(Clone)]
+pub struct SessionConfig {
+    /// The agent's name, passed to tools.
+    pub agent: String,
+    /// Where and how to connect.
+    pub connect: ConnectOptions,
+    /// The session object sent in `session.update`.
+    pub session: SessionConfigWire,
+    /// The tools this agent may call (the model is told about exactly these).
+    pub tools: Arc<ToolRegistry>,
+    /// How long one tool call may run.
+    pub tool_timeout: Duration,
+    /// How long to wait for `session.updated`.
+    pub ready_timeout: Duration,
+    /// Receives every wire frame, e.g. a trace writer.
+    pub observer: Option<Arc<dyn WireObserver>>,
+}
+
+impl std::fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("agent", &self.agent)
+            .field("connect", &self.connect)
+            .field("tools", &self.tools.names())
+            .field("tool_timeout", &self.tool_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The WebSocket could not be opened.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The server refused the configuration.
+    #[error("the server rejected the session{}: {message}", code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Rejected {
+        /// The server's error code.
+        code: Option<String>,
+        /// The server's message.
+        message: String,
+    },
+    /// `session.updated` did not arrive in time.
+    #[error(
+        "the server did not confirm the session within {after:?}; is this a Realtime endpoint?"
+    )]
+    NotReady {
+        /// The limit that passed.
+        after: Duration,
+    },
+    /// The connection closed during setup.
+    #[error("the connection closed during setup: {0}")]
+    ConnectionLost(String),
+    /// The configuration cannot be expressed in the connection's dialect.
+    #[error("cannot encode the session configuration: {0}")]
+    Encode(#[source] EncodeError),
+}
+
+/// A command from the app to its session.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Text(String),
+    Commit,
+    Respond,
+    Send(Box<ClientEvent>),
+    Cancel,
+    Close,
+}
+
+/// Talks to a running session. Cheap to clone; the session ends when every handle is dropped.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    commands: mpsc::Sender<Command>,
+}
+
+/// The session has ended; the command was not delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the session has ended")]
+pub struct SessionEnded;
+
+impl SessionHandle {
+    /// Sends a user text message. If a response is active or tools are running it is queued
+    /// and sent, with its `response.create`, as soon as the conversation is quiet.
+    pub async fn send_text(&self, text: impl Into<String>) -> Result<(), SessionEnded> {
+        self.command(Command::Text(text.into())).await
+    }
+
+    /// Commits the input audio buffer and asks for a response (push-to-talk), queued like text.
+    pub async fn commit_audio(&self) -> Result<(), SessionEnded> {
+        self.command(Command::Commit).await
+    }
+
+    /// Asks the model to respond without new input (e.g. to greet first), queued like text.
+    pub async fn request_response(&self) -> Result<(), SessionEnded> {
+        self.command(Command::Respond).await
+    }
+
+    /// Sends any client event as is, e.g. `input_audio_buffer.append` chunks.
+    pub async fn send_event(&self, event: ClientEvent) -> Result<(), SessionEnded> {
+        self.command(Command::Send(Box::new(event))).await
+    }
+
+    /// Cancels the active response, if there is one.
+    pub async fn cancel_response(&self) -> Result<(), SessionEnded> {
+        self.command(Command::Cancel).await
+    }
+
+    /// Closes the session cleanly; a [`SessionEvent::Closed`] follows.
+    pub async fn close(&self) -> Result<(), SessionEnded> {
+        self.command(Command::Close).await
+    }
+
+    async fn command(&self, command: Command) -> Result<(), SessionEnded> {
+        self.commands.send(command).await.map_err(|_| SessionEnded)
+    }
+}
+
+/// A running session: its handle and its event stream.
+#[derive(Debug)]
+pub struct Session {
+    /// Sends input and commands.
+    pub handle: SessionHandle,
+    /// Everything that happens, in order; ends after [`SessionEvent::Closed`].
+    pub events: mpsc::Receiver<SessionEvent>,
+    /// The server's id for this session.
+    pub session_id: Option<String>,
+}
+
+impl Session {
+    /// Connects, configures the session and starts running it on a new task.
+    pub async fn start(config: SessionConfig) -> Result<Session, SessionError> {
+        let mut ws = transport::connect(&config.connect).await?;
+        let (session_id, model) = runner::configure(&mut ws, &config).await?;
+        let (event_tx, event_rx) = mpsc::channel(256);
+        let (command_tx, command_rx) = mpsc::channel(64);
+        let _ = event_tx
+            .send(SessionEvent::Ready {
+                session_id: session_id.clone(),
+                model,
+            })
+            .await;
+        let runner = runner::Runner::new(
+            config,
+            ws,
+            session_id.clone().unwrap_or_default(),
+            event_tx,
+            command_rx,
+        );
+        tokio::spawn(runner.run());
+        Ok(Session {
+            handle: SessionHandle {
+                commands: command_tx,
+            },
+            events: event_rx,
+            session_id,
+        })
+    }
+}

@@ -1,0 +1,283 @@
+//! The one owner of `response.create`.
+//!
+//! The Realtime API allows one active response per conversation. Sending `response.create`
+//! while one is active fails with `conversation_already_has_active_response`; sending one per
+//! finished tool when a response asked for several tools produces duplicate answers. This state
+//! machine decides, from what the server said and what the app asked for, when exactly one
+//! `response.create` may go out. It does no I/O, so every rule is unit-tested here.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+/// What the sequencer tells the session loop to put on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step<I> {
+    /// Send this queued user input (its conversation item) now.
+    SendInput(I),
+    /// Send `response.create`.
+    CreateResponse,
+}
+
+/// Where the conversation's single response slot stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Slot {
+    /// No response is active and none was requested.
+    Idle,
+    /// `response.create` was sent; `response.created` has not arrived yet.
+    Requested,
+    /// The server is streaming this response.
+    Active(String),
+}
+
+/// Tracks the response slot, the tool calls each response is waiting on, and queued input.
+///
+/// `I` is the app's queued input (a text message, a commit of the audio buffer...).
+#[derive(Debug)]
+pub struct Sequencer<I> {
+    slot: Slot,
+    /// Calls started per response id that have not delivered their output yet.
+    outstanding: HashMap<String, BTreeSet<String>>,
+    /// Responses that are done but whose calls have not all delivered outputs.
+    finished_with_calls: BTreeSet<String>,
+    /// Tool outputs were delivered for a finished response: the model must be asked to go on.
+    follow_up: bool,
+    /// User input that arrived while the slot was busy, in arrival order.
+    queue: VecDeque<I>,
+}
+
+impl<I> Default for Sequencer<I> {
+    fn default() -> Self {
+        Sequencer {
+            slot: Slot::Idle,
+            outstanding: HashMap::new(),
+            finished_with_calls: BTreeSet::new(),
+            follow_up: false,
+            queue: VecDeque::new(),
+        }
+    }
+}
+
+impl<I> Sequencer<I> {
+    /// A sequencer with nothing in flight.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The app has input that needs an answer. It is queued and released when the
+    /// conversation is quiet, so it is never lost and never collides with a response.
+    pub fn submit(&mut self, input: I) -> Vec<Step<I>> {
+        self.queue.push_back(input);
+        self.next_steps()
+    }
+
+    /// The server started a response, requested by us or by its own turn detection.
+    pub fn response_created(&mut self, response_id: &str) {
+        self.slot = Slot::Active(response_id.to_owned());
+    }
+
+    /// A tool call of `response_id` started running.
+    pub fn call_started(&mut self, response_id: &str, call_id: &str) {
+        self.outstanding
+            .entry(response_id.to_owned())
+            .or_default()
+            .insert(call_id.to_owned());
+    }
+
+    /// The server finished a response (completed, cancelled, failed or incomplete).
+    pub fn response_done(&mut self, response_id: &str) -> Vec<Step<I>> {
+        if matches!(&self.slot, Slot::Active(id) if id == response_id)
+            || self.slot == Slot::Requested
+        {
+            self.slot = Slot::Idle;
+        }
+        if self
+            .outstanding
+            .get(response_id)
+            .is_some_and(|calls| !calls.is_empty())
+        {
+            self.finished_with_calls.insert(response_id.to_owned());
+        } else if self.outstanding.remove(response_id).is_some() {
+            // All of its calls delivered their outputs while it was still streaming.
+            self.follow_up = true;
+        }
+        self.next_steps()
+    }
+
+    /// A tool call delivered its output (already sent as a `function_call_output` item).
+    pub fn call_finished(&mut self, response_id: &str, call_id: &str) -> Vec<Step<I>> {
+        let Some(calls) = self.outstanding.get_mut(response_id) else {
+            return Vec::new();
+        };
+        calls.remove(call_id);
+        if calls.is_empty() && self.finished_with_calls.remove(response_id) {
+            self.outstanding.remove(response_id);
+            self.follow_up = true;
+        }
+        self.next_steps()
+    }
+
+    /// Our `response.create` was refused because a response is already active (for example one
+    /// the server's VAD started). The request stays pending until that response is done.
+    pub fn create_refused(&mut self) -> Vec<Step<I>> {
+        if self.slot == Slot::Requested {
+            self.slot = Slot::Idle;
+        }
+        self.follow_up = true;
+        self.next_steps()
+    }
+
+    /// Whether nothing is in flight, queued or owed: a good moment to exit or roll over.
+    pub fn is_quiet(&self) -> bool {
+        self.slot == Slot::Idle
+            && self.outstanding.values().all(BTreeSet::is_empty)
+            && !self.follow_up
+            && self.queue.is_empty()
+    }
+
+    /// Whether a response is active or requested.
+    pub fn response_in_flight(&self) -> bool {
+        self.slot != Slot::Idle
+    }
+
+    /// The id of the response being streamed, if any.
+    pub fn active_response(&self) -> Option<&str> {
+        match &self.slot {
+            Slot::Active(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Number of inputs waiting for the conversation to be quiet.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn calls_pending(&self) -> bool {
+        self.outstanding.values().any(|calls| !calls.is_empty())
+    }
+
+    fn next_steps(&mut self) -> Vec<Step<I>> {
+        if self.slot != Slot::Idle || self.calls_pending() {
+            return Vec::new();
+        }
+        if self.follow_up {
+            self.follow_up = false;
+            self.slot = Slot::Requested;
+            return vec![Step::CreateResponse];
+        }
+        match self.queue.pop_front() {
+            Some(input) => {
+                self.slot = Slot::Requested;
+                vec![Step::SendInput(input), Step::CreateResponse]
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type S = Sequencer<&'static str>;
+
+    #[test]
+    fn input_when_idle_goes_out_with_one_create() {
+        let mut s = S::new();
+        assert_eq!(
+            s.submit("hi"),
+            vec![Step::SendInput("hi"), Step::CreateResponse]
+        );
+        assert!(s.response_in_flight());
+    }
+
+    #[test]
+    fn input_during_a_response_is_queued_not_lost() {
+        let mut s = S::new();
+        s.submit("one");
+        s.response_created("r1");
+        assert_eq!(s.submit("two"), vec![]);
+        assert_eq!(s.queued(), 1);
+        assert_eq!(
+            s.response_done("r1"),
+            vec![Step::SendInput("two"), Step::CreateResponse]
+        );
+    }
+
+    #[test]
+    fn one_create_after_all_calls_and_the_done() {
+        let mut s = S::new();
+        s.submit("weather in two cities");
+        s.response_created("r1");
+        s.call_started("r1", "c1");
+        s.call_started("r1", "c2");
+        // A call finishing before response.done must not trigger a create.
+        assert_eq!(s.call_finished("r1", "c1"), vec![]);
+        assert_eq!(s.response_done("r1"), vec![]);
+        assert_eq!(s.call_finished("r1", "c2"), vec![Step::CreateResponse]);
+        assert_eq!(s.call_finished("r1", "c2"), vec![]);
+        s.response_created("r2");
+        assert_eq!(s.response_done("r2"), vec![]);
+        assert!(s.is_quiet());
+    }
+
+    #[test]
+    fn calls_that_finish_before_done_get_their_create_at_done() {
+        let mut s = S::new();
+        s.submit("x");
+        s.response_created("r1");
+        s.call_started("r1", "c1");
+        assert_eq!(s.call_finished("r1", "c1"), vec![]);
+        assert_eq!(s.response_done("r1"), vec![Step::CreateResponse]);
+    }
+
+    #[test]
+    fn follow_up_waits_for_another_active_response() {
+        let mut s = S::new();
+        s.submit("x");
+        s.response_created("r1");
+        s.call_started("r1", "c1");
+        s.response_done("r1");
+        // The server's VAD starts a response while the tool runs.
+        s.response_created("r2");
+        assert_eq!(s.call_finished("r1", "c1"), vec![]);
+        assert_eq!(s.response_done("r2"), vec![Step::CreateResponse]);
+    }
+
+    #[test]
+    fn queued_input_waits_for_tool_follow_up() {
+        let mut s = S::new();
+        s.submit("x");
+        s.response_created("r1");
+        s.call_started("r1", "c1");
+        s.response_done("r1");
+        assert_eq!(s.submit("y"), vec![]);
+        assert_eq!(s.call_finished("r1", "c1"), vec![Step::CreateResponse]);
+        s.response_created("r2");
+        assert_eq!(
+            s.response_done("r2"),
+            vec![Step::SendInput("y"), Step::CreateResponse]
+        );
+    }
+
+    #[test]
+    fn refused_create_is_retried_after_the_active_response() {
+        let mut s = S::new();
+        s.submit("x");
+        // The server's VAD response was created first; then our create is refused.
+        s.response_created("vad");
+        assert_eq!(s.create_refused(), vec![]);
+        assert!(!s.is_quiet());
+        assert_eq!(s.response_done("vad"), vec![Step::CreateResponse]);
+    }
+
+    #[test]
+    fn unsolicited_responses_are_tracked() {
+        let mut s = S::new();
+        s.response_created("vad1");
+        assert_eq!(s.submit("typed"), vec![]);
+        assert_eq!(
+            s.response_done("vad1"),
+            vec![Step::SendInput("typed"), Step::CreateResponse]
+        );
+    }
+}

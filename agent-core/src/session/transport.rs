@@ -1,0 +1,245 @@
+//! The WebSocket under a session: connecting with the right headers, and nothing else.
+//!
+//! Keeping the transport this small keeps secrets in one place: the API key goes into the
+//! `Authorization` header here and nowhere else, and no error built here contains a header.
+
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{self, client::IntoClientRequest, http::HeaderValue},
+};
+
+use super::secret::Secret;
+use crate::protocol::Dialect;
+
+/// The WebSocket stream a session reads and writes.
+pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How to open a Realtime connection.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// `ws://` or `wss://` URL; `model=` is added when the URL names neither a model nor an
+    /// Azure deployment.
+    pub url: String,
+    /// The model, added to the URL as described above.
+    pub model: String,
+    /// Which protocol dialect to speak; beta adds `OpenAI-Beta: realtime=v1`.
+    pub dialect: Dialect,
+    /// Sent as `Authorization: Bearer ...` when present.
+    pub api_key: Option<Secret>,
+    /// Extra headers (already expanded), e.g. Azure's `api-key`.
+    pub headers: Vec<(String, Secret)>,
+    /// How long the TCP + TLS + upgrade may take.
+    pub connect_timeout: Duration,
+}
+
+/// Why a connection could not be opened. Messages never contain header values.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The URL cannot be used.
+    #[error("invalid Realtime URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL, which holds no secret (keys travel in headers).
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A header name or value is not valid HTTP.
+    #[error("header `{name}` is not a valid HTTP header (value not shown); check the agent file")]
+    InvalidHeader {
+        /// The header's name.
+        name: String,
+    },
+    /// The server refused the credentials: retrying will not help.
+    #[error(
+        "the server at {url} rejected the credentials (HTTP {status}); check the API key's environment variable"
+    )]
+    Unauthorized {
+        /// Where we connected.
+        url: String,
+        /// 401 or 403.
+        status: u16,
+    },
+    /// The server answered the upgrade with another HTTP status.
+    #[error("the server at {url} refused the WebSocket upgrade with HTTP {status}")]
+    Rejected {
+        /// Where we connected.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// Connecting took too long.
+    #[error("connecting to {url} timed out after {after:?}")]
+    Timeout {
+        /// Where we connected.
+        url: String,
+        /// The limit that passed.
+        after: Duration,
+    },
+    /// A network or TLS failure; usually worth a retry.
+    #[error("cannot connect to {url}: {message}")]
+    Io {
+        /// Where we connected.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl TransportError {
+    /// Whether trying again might succeed (network trouble) or not (bad URL, bad key).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TransportError::Timeout { .. } | TransportError::Io { .. } => true,
+            TransportError::Rejected { status, .. } => *status == 429 || *status >= 500,
+            TransportError::InvalidUrl { .. }
+            | TransportError::InvalidHeader { .. }
+            | TransportError::Unauthorized { .. } => false,
+        }
+    }
+}
+
+/// The URL actually dialled: `model=` added unless the URL already selects a model or an Azure
+/// deployment.
+pub fn effective_url(url: &str, model: &str) -> Result<url::Url, TransportError> {
+    let mut parsed = url::Url::parse(url).map_err(|err| TransportError::InvalidUrl {
+        url: url.to_owned(),
+        reason: err.to_string(),
+    })?;
+    if !matches!(parsed.scheme(), "ws" | "wss") {
+        return Err(TransportError::InvalidUrl {
+            url: url.to_owned(),
+            reason: "the scheme must be ws:// or wss://".to_owned(),
+        });
+    }
+    let selects_model = parsed
+        .query_pairs()
+        .any(|(k, _)| k == "model" || k == "deployment");
+    if !selects_model && !model.is_empty() {
+        parsed.query_pairs_mut().append_pair("model", model);
+    }
+    Ok(parsed)
+}
+
+/// Opens the WebSocket.
+pub async fn connect(options: &ConnectOptions) -> Result<WsStream, TransportError> {
+    let url = effective_url(&options.url, &options.model)?;
+    let shown = url.to_string();
+    let mut request =
+        url.as_str()
+            .into_client_request()
+            .map_err(|err| TransportError::InvalidUrl {
+                url: shown.clone(),
+                reason: err.to_string(),
+            })?;
+    let headers = request.headers_mut();
+    if let Some(key) = &options.api_key {
+        let value = HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
+            TransportError::InvalidHeader {
+                name: "Authorization".to_owned(),
+            }
+        })?;
+        headers.insert(tungstenite::http::header::AUTHORIZATION, sensitive(value));
+    }
+    if options.dialect == Dialect::Beta {
+        headers.insert("OpenAI-Beta", HeaderValue::from_static("realtime=v1"));
+    }
+    for (name, value) in &options.headers {
+        let invalid = || TransportError::InvalidHeader { name: name.clone() };
+        let header_name =
+            tungstenite::http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+        let header_value = HeaderValue::from_str(value.expose()).map_err(|_| invalid())?;
+        headers.insert(header_name, sensitive(header_value));
+    }
+
+    let dial = tokio_tungstenite::connect_async_with_config(request, None, true);
+    match tokio::time::timeout(options.connect_timeout, dial).await {
+        Err(_) => Err(TransportError::Timeout {
+            url: shown,
+            after: options.connect_timeout,
+        }),
+        Ok(Ok((stream, _response))) => Ok(stream),
+        Ok(Err(err)) => Err(classify(err, shown)),
+    }
+}
+
+fn sensitive(mut value: HeaderValue) -> HeaderValue {
+    value.set_sensitive(true);
+    value
+}
+
+fn classify(err: tungstenite::Error, url: String) -> TransportError {
+    match err {
+        tungstenite::Error::Http(response) => {
+            let status = response.status().as_u16();
+            if status == 401 || status == 403 {
+                TransportError::Unauthorized { url, status }
+            } else {
+                TransportError::Rejected { url, status }
+            }
+        }
+        tungstenite::Error::Url(reason) => TransportError::InvalidUrl {
+            url,
+            reason: reason.to_string(),
+        },
+        other => TransportError::Io {
+            url,
+            message: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_the_model_unless_the_url_selects_one() {
+        let u = effective_url("wss://api.openai.com/v1/realtime", "gpt-realtime").unwrap();
+        assert_eq!(
+            u.as_str(),
+            "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+        );
+        let u = effective_url("wss://x/v1/realtime?model=m", "gpt-realtime").unwrap();
+        assert_eq!(u.as_str(), "wss://x/v1/realtime?model=m");
+        let u = effective_url(
+            "wss://r.openai.azure.com/openai/realtime?api-version=2024-10-01-preview&deployment=d",
+            "gpt-realtime",
+        )
+        .unwrap();
+        assert!(!u.as_str().contains("model="));
+    }
+
+    #[test]
+    fn rejects_non_websocket_urls() {
+        assert!(matches!(
+            effective_url("https://api.openai.com/v1/realtime", "m"),
+            Err(TransportError::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            effective_url("not a url", "m"),
+            Err(TransportError::InvalidUrl { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_retryable_and_secret_free() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let options = ConnectOptions {
+            url: format!("ws://127.0.0.1:{port}/v1/realtime"),
+            model: "m".into(),
+            dialect: Dialect::Ga,
+            api_key: Some(Secret::new("sk-should-not-leak")),
+            headers: vec![("api-key".into(), Secret::new("also-secret"))],
+            connect_timeout: Duration::from_secs(5),
+        };
+        let err = connect(&options).await.unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        let shown = format!("{err} {err:?} {options:?}");
+        assert!(!shown.contains("sk-should-not-leak") && !shown.contains("also-secret"));
+    }
+}

@@ -1,0 +1,73 @@
+//! Parsing `#[tool(name = "...", description = "...", crate = "...")]`.
+
+use proc_macro2::{Span, TokenStream};
+use syn::{LitStr, Path, meta::ParseNestedMeta, parse::Parser};
+
+use crate::classify::Ctxt;
+
+/// The attribute's arguments, each with the span to blame if it is wrong.
+#[derive(Default)]
+pub struct ToolArgs {
+    /// `name = "..."`.
+    pub name: Option<LitStr>,
+    /// `description = "..."`.
+    pub description: Option<LitStr>,
+    /// `crate = "..."`, parsed as a path.
+    pub krate: Option<Path>,
+}
+
+/// Parses the attribute's tokens; problems go to `cx` and parsing continues where it can.
+pub fn parse(tokens: TokenStream, cx: &mut Ctxt) -> ToolArgs {
+    let mut args = ToolArgs::default();
+    let parser = syn::meta::parser(|meta| parse_one(&meta, &mut args, cx));
+    if let Err(err) = parser.parse2(tokens) {
+        cx.push(err);
+    }
+    args
+}
+
+fn parse_one(meta: &ParseNestedMeta<'_>, args: &mut ToolArgs, cx: &mut Ctxt) -> syn::Result<()> {
+    let key = meta
+        .path
+        .get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    match key.as_str() {
+        "name" => set_once(&mut args.name, meta, "name", cx),
+        "description" => set_once(&mut args.description, meta, "description", cx),
+        "crate" => {
+            let lit: LitStr = meta.value()?.parse()?;
+            match lit.parse::<Path>() {
+                Ok(path) => {
+                    if args.krate.replace(path).is_some() {
+                        cx.error(lit.span(), "`crate` is given twice");
+                    }
+                }
+                Err(_) => cx.error(lit.span(), "`crate` must be a path, like \"::agent_core\""),
+            }
+            Ok(())
+        }
+        _ => Err(meta.error(
+            "unknown #[tool] argument; expected `name = \"...\"`, `description = \"...\"` or `crate = \"...\"`",
+        )),
+    }
+}
+
+fn set_once(
+    slot: &mut Option<LitStr>,
+    meta: &ParseNestedMeta<'_>,
+    key: &str,
+    cx: &mut Ctxt,
+) -> syn::Result<()> {
+    let lit: LitStr = meta.value()?.parse()?;
+    if slot.is_some() {
+        cx.error(lit.span(), format!("`{key}` is given twice"));
+    }
+    *slot = Some(lit);
+    Ok(())
+}
+
+/// The default crate path.
+pub fn default_crate() -> Path {
+    syn::parse_quote_spanned!(Span::call_site()=> ::agent_core)
+}

@@ -1,0 +1,51 @@
+//! The `#[tool]` attribute: turns a plain Rust function into a tool the model can call.
+//!
+//! ```ignore
+//! use agent_core::tool::ToolContext;
+//! use agent_macros::tool;
+//!
+//! /// Current weather for a city.
+//! #[tool]
+//! async fn get_weather(
+//!     /// The city, e.g. "Oslo".
+//!     city: String,
+//!     /// Celsius unless asked otherwise.
+//!     unit: Option<Unit>,
+//!     ctx: ToolContext,
+//! ) -> Result<Weather, WeatherError> { ... }
+//! ```
+//!
+//! The function stays an ordinary function. Next to it, inside `const _: () = { ... };`, the
+//! macro emits a `#[derive(Deserialize, JsonSchema)]` struct of the parameters (doc comments
+//! become property descriptions; `#[schemars(...)]` and `#[serde(...)]` on a parameter move to
+//! its field), a type implementing `agent_core::tool::Tool`, and an `inventory` registration.
+//! Generated code reaches its dependencies only through `::agent_core::__private`; a crate that
+//! re-exports agent-core elsewhere says so with `#[tool(crate = "path::to::agent_core")]`.
+//!
+//! The crate is split like serde_derive: `attr` parses the attribute, `classify` checks the
+//! signature and collects *every* error at its exact span, `expand` generates code. When there
+//! are errors the user's function is still emitted (with parameter attributes removed) next to
+//! the `compile_error!`s, so IDEs keep working.
+
+mod attr;
+mod classify;
+mod expand;
+
+use proc_macro::TokenStream;
+
+/// Makes a free `fn` or `async fn` a tool.
+///
+/// - `name = "..."` overrides the tool name (the function's name by default);
+/// - `description = "..."` overrides the description (the doc comment by default);
+/// - `crate = "..."` sets the path to agent-core (`::agent_core` by default).
+///
+/// Parameters must be owned types implementing `Deserialize` + `JsonSchema`; `Option<T>`
+/// parameters are optional; one parameter may be `ToolContext`, which is not part of the schema.
+/// The return type is `T` or `Result<T, E>` with `T: Serialize` and `E: Display`. Synchronous
+/// functions run on tokio's blocking pool, so they may block.
+#[proc_macro_attribute]
+pub fn tool(args: TokenStream, item: TokenStream) -> TokenStream {
+    let args = proc_macro2::TokenStream::from(args);
+    let item = proc_macro2::TokenStream::from(item);
+    expand::tool(args, item).into()
+}

@@ -1,0 +1,316 @@
+//! `#[tool]` as a user sees it: generated tools register, describe themselves with the right
+//! schema, deserialize arguments with errors that name the field, and convert every return shape.
+
+use std::fmt;
+
+use agent_core::tool::{ToolContext, ToolError, ToolRegistry};
+use agent_macros::tool;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// Temperature unit.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    /// Degrees Celsius.
+    Celsius,
+    /// Degrees Fahrenheit.
+    Fahrenheit,
+}
+
+/// A place.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct Place {
+    /// City name.
+    pub city: String,
+    /// ISO country code.
+    pub country: Option<String>,
+}
+
+/// What the weather tool returns.
+#[derive(Debug, Serialize)]
+pub struct Weather {
+    city: String,
+    degrees: i32,
+    unit: &'static str,
+}
+
+/// Why the weather is unknown.
+#[derive(Debug)]
+pub struct NoWeather(String);
+
+impl fmt::Display for NoWeather {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no weather for {}", self.0)
+    }
+}
+
+/// Current weather for a place.
+///
+/// Use it when the user asks about the weather.
+#[tool]
+pub async fn get_weather(
+    /// Where.
+    place: Place,
+    /// Celsius unless the user asks otherwise.
+    unit: Option<Unit>,
+    /// How many days ahead.
+    #[schemars(range(min = 0, max = 7))]
+    days: u8,
+    ctx: ToolContext,
+) -> Result<Weather, NoWeather> {
+    if place.city == "Atlantis" {
+        return Err(NoWeather(place.city));
+    }
+    let _ = ctx.call_id();
+    let unit = unit.unwrap_or(Unit::Celsius);
+    Ok(Weather {
+        city: place.city,
+        degrees: 20 + i32::from(days),
+        unit: if unit == Unit::Celsius { "C" } else { "F" },
+    })
+}
+
+/// Says hello; sync, returns a plain string (sent as is).
+#[tool(name = "say-hello")]
+fn greet(name: String, ctx: &ToolContext) -> String {
+    format!("hello {name} from {}", ctx.agent())
+}
+
+#[tool(description = "Does nothing, successfully.")]
+fn noop() {}
+
+/// Fails with a ToolError, which keeps its kind.
+#[tool]
+fn picky(r#type: String) -> Result<u32, ToolError> {
+    Err(ToolError::invalid_arguments(
+        "picky",
+        format!("`{type}` is not a type I know", type = r#type),
+        "`int` or `str`",
+    ))
+}
+
+/// Panics, to prove the session survives.
+#[tool]
+fn explode(tags: Vec<String>) -> usize {
+    panic!("kaboom with {} tags", tags.len())
+}
+
+/// Takes a `serde(default)` field: strict mode sends null, which must mean "use the default".
+#[tool]
+async fn with_default(#[serde(default)] verbose: bool) -> bool {
+    verbose
+}
+
+fn registry() -> ToolRegistry {
+    ToolRegistry::from_inventory().expect("no duplicate tools")
+}
+
+fn ctx() -> ToolContext {
+    ToolContext::standalone()
+}
+
+#[test]
+fn tools_register_with_names_and_sources() {
+    let registry = registry();
+    let names = registry.names();
+    for name in [
+        "get_weather",
+        "say-hello",
+        "noop",
+        "picky",
+        "explode",
+        "with_default",
+    ] {
+        assert!(
+            names.iter().any(|n| n == name),
+            "{name} missing from {names:?}"
+        );
+    }
+    let source = registry.source("get_weather").unwrap();
+    assert!(
+        source.starts_with("tools (") && source.contains("tests/tools.rs:"),
+        "{source}"
+    );
+}
+
+#[test]
+fn descriptions_come_from_docs_or_the_attribute() {
+    let registry = registry();
+    assert_eq!(
+        registry.get("get_weather").unwrap().description(),
+        "Current weather for a place.\n\nUse it when the user asks about the weather."
+    );
+    assert_eq!(
+        registry.get("noop").unwrap().description(),
+        "Does nothing, successfully."
+    );
+}
+
+#[test]
+fn schema_is_exact() {
+    let tool = registry().get("get_weather").unwrap();
+    let strict = tool.parameters(true);
+    assert_eq!(
+        *strict,
+        json!({
+            "type": "object",
+            "properties": {
+                "place": {
+                    "description": "Where.",
+                    "type": "object",
+                    "properties": {
+                        "city": {"description": "City name.", "type": "string"},
+                        "country": {"description": "ISO country code.", "type": ["string", "null"]}
+                    },
+                    "required": ["city", "country"],
+                    "additionalProperties": false
+                },
+                "unit": {
+                    "description": "Celsius unless the user asks otherwise. Values: \"celsius\": Degrees Celsius; \"fahrenheit\": Degrees Fahrenheit.",
+                    "type": ["string", "null"],
+                    "enum": ["celsius", "fahrenheit", null]
+                },
+                "days": {"description": "How many days ahead.", "type": "integer", "minimum": 0, "maximum": 7}
+            },
+            "required": ["place", "unit", "days"],
+            "additionalProperties": false
+        }),
+        "{strict:#}"
+    );
+    agent_core::tool::schema::check_strict(strict).unwrap();
+    // Computed once: the same allocation every time.
+    assert!(std::ptr::eq(strict, tool.parameters(true)));
+    let relaxed = tool.parameters(false);
+    assert_eq!(relaxed["required"], json!(["place", "days"]));
+}
+
+#[tokio::test]
+async fn calls_convert_outputs_and_errors() {
+    let registry = registry();
+    let out = registry
+        .invoke(
+            "get_weather",
+            r#"{"place":{"city":"Oslo","country":null},"unit":null,"days":2}"#,
+            ctx(),
+        )
+        .await
+        .unwrap();
+    let out: Value = serde_json::from_str(out.as_str()).unwrap();
+    assert_eq!(out, json!({"city": "Oslo", "degrees": 22, "unit": "C"}));
+
+    let err = registry
+        .invoke(
+            "get_weather",
+            r#"{"place":{"city":"Atlantis"},"days":0}"#,
+            ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err, ToolError::failed("no weather for Atlantis"));
+
+    let out = registry
+        .invoke("say-hello", r#"{"name":"Ada"}"#, ctx())
+        .await
+        .unwrap();
+    assert_eq!(out.as_str(), "hello Ada from ");
+    assert_eq!(
+        registry.invoke("noop", "", ctx()).await.unwrap().as_str(),
+        "done"
+    );
+    assert_eq!(
+        registry
+            .invoke("with_default", r#"{"verbose":null}"#, ctx())
+            .await
+            .unwrap()
+            .as_str(),
+        "false"
+    );
+
+    let err = registry
+        .invoke("picky", r#"{"type":"x"}"#, ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "invalid_arguments");
+}
+
+#[tokio::test]
+async fn bad_arguments_name_the_field_and_the_expectation() {
+    let registry = registry();
+    let cases = [
+        (
+            r#"{"place":{"city":"Oslo"},"days":9000}"#,
+            "argument `days`: invalid value: integer `9000`, expected u8",
+        ),
+        (
+            r#"{"place":{"city":5},"days":1}"#,
+            "argument `place.city`: invalid type: integer `5`, expected a string",
+        ),
+        (
+            r#"{"place":{"city":"x"},"days":1,"unit":"kelvin"}"#,
+            "argument `unit`: unknown variant `kelvin`, expected `celsius` or `fahrenheit`",
+        ),
+        (r#"{"place":{"city":"x"}}"#, "missing field `days`"),
+        (
+            r#"{"place":{"city":"x"},"days":1,"hours":2}"#,
+            "unknown field `hours`",
+        ),
+        (r#"{"place":"#, "not valid JSON"),
+    ];
+    for (args, want) in cases {
+        let err = registry
+            .invoke("get_weather", args, ctx())
+            .await
+            .unwrap_err();
+        let ToolError::InvalidArguments {
+            tool,
+            message,
+            expected,
+        } = &err
+        else {
+            panic!("{args}: {err:?}");
+        };
+        assert_eq!(tool, "get_weather");
+        assert!(message.contains(want), "{args}: `{message}` lacks `{want}`");
+        assert!(
+            expected.contains("`days: integer (0..=7) (required)`"),
+            "{expected}"
+        );
+        assert!(
+            err.to_model_output()
+                .contains("\"kind\":\"invalid_arguments\"")
+        );
+    }
+}
+
+#[tokio::test]
+async fn panics_become_errors() {
+    let err = registry()
+        .invoke("explode", r#"{"tags":["a","b"]}"#, ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ToolError::Panicked {
+            message: "kaboom with 2 tags".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_function_stays_callable() {
+    let weather = get_weather(
+        Place {
+            city: "Rome".into(),
+            country: None,
+        },
+        Some(Unit::Fahrenheit),
+        1,
+        ctx(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(weather.degrees, 21);
+    assert_eq!(greet("Bo".into(), &ctx()), "hello Bo from ");
+}

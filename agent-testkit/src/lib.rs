@@ -1,0 +1,28 @@
+//! A scripted OpenAI Realtime server on loopback, for tests and offline runs.
+//!
+//! `agent test`, `agent run --offline` and the end-to-end tests of the runtime need a Realtime
+//! server that behaves like the real one without the network or a bill. This crate provides it:
+//! [`ScriptedServer`] is a real WebSocket server on `127.0.0.1` that speaks the GA protocol (and
+//! beta when asked), plays a [`Scenario`] (text, synthetic audio, function calls), checks the
+//! client the way the live API does (same error codes), records every frame and every protocol
+//! mistake, and injects faults on demand (drops, close codes, delays, error events, noise,
+//! malformed frames).
+//!
+//! Scenarios live in TOML files beside agent files; [`scenario`] documents the format and checks
+//! the expectations a run must meet.
+//!
+//! The wire is handled as `serde_json::Value` on purpose: a test server must be able to send
+//! unknown fields, nulls, beta names and broken frames that a typed protocol would refuse.
+
+pub mod scenario;
+pub mod server;
+
+pub use scenario::{
+    Expectation, Location, ModelStep, ObservedCall, ObservedTurn, Scenario, ScenarioDiagnostic,
+    ScenarioError, ScenarioFile, ScriptedCall, Turn,
+};
+pub use server::{
+    AudioSettings, AuthCheck, CloseSpec, ConnectionFaults, ConnectionRequest, Dialect, DialectMode,
+    Direction, ErrorSpec, Faults, InjectedError, LoggedFrame, ReceivedEvent, ScriptScope,
+    ScriptedServer, ServerConfig, ServerHandle,
+};

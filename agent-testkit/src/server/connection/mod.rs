@@ -1,0 +1,562 @@
+//! One WebSocket connection: handshake, the event loop, and the answer to each client event.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+
+use super::audio::{Vad, VadEvent, decode_base64};
+use super::conversation::{Conversation, Entry};
+use super::faults::{CloseSpec, ConnectionFaults, ErrorSpec};
+use super::response::{ActiveResponse, Ctx, Effect, Outgoing, PlannedItem, PlannedKind};
+use super::session::{self, View};
+use super::usage;
+use super::wire::{self, invalid_request};
+use super::{
+    AuthCheck, ConnectionRequest, Dialect, DialectMode, Direction, ScriptProgress, ScriptScope,
+    Shared, lock,
+};
+
+mod client_events;
+mod handshake;
+mod input_audio;
+mod items;
+mod responses;
+
+use handshake::{Handshake, choose_subprotocol, inspect, ws_config};
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// Whether the connection goes on.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Serves one TCP connection until it ends.
+pub(crate) async fn serve(stream: TcpStream, index: usize, shared: Arc<Shared>) {
+    let mut handshake = None;
+    let auth = shared.config.auth.clone();
+    #[allow(clippy::result_large_err)] // the signature is tungstenite's handshake `Callback`
+    let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
+        handshake = Some(inspect(req, &auth));
+        if let Some(proto) = choose_subprotocol(req)
+            && let Ok(v) = HeaderValue::from_str(&proto)
+        {
+            resp.headers_mut().insert("sec-websocket-protocol", v);
+        }
+        Ok(resp)
+    };
+    let accepted = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config())),
+    )
+    .await;
+    let ws = match accepted {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            tracing::debug!(index, error = %e, "scripted server: handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(index, "scripted server: handshake timed out");
+            return;
+        }
+    };
+    let handshake = handshake.unwrap_or_default();
+    let dialect = match shared.config.dialect {
+        DialectMode::Ga => Dialect::Ga,
+        DialectMode::Beta => Dialect::Beta,
+        DialectMode::Auto if handshake.beta => Dialect::Beta,
+        DialectMode::Auto => Dialect::Ga,
+    };
+    shared.add_request(ConnectionRequest {
+        connection: index,
+        path: handshake.path.clone(),
+        query: handshake.query.clone(),
+        headers: handshake.headers.clone(),
+        has_authorization: handshake.has_authorization,
+        dialect,
+    });
+    let mut conn = Conn::new(index, shared, dialect, &handshake);
+    conn.run(ws, handshake.auth_ok).await;
+}
+
+/// One connection's state.
+struct Conn {
+    index: usize,
+    shared: Arc<Shared>,
+    dialect: Dialect,
+    faults: ConnectionFaults,
+    session: Value,
+    conversation: Conversation,
+    conversation_id: String,
+    /// Answers to client events; sent before response streaming events.
+    replies: VecDeque<Outgoing>,
+    /// The events of the active response.
+    stream: VecDeque<Outgoing>,
+    active: Option<ActiveResponse>,
+    cancelling: bool,
+    progress: Arc<Mutex<ScriptProgress>>,
+    /// Current scripted turn (0-based), `None` before the first user message.
+    turn: Option<usize>,
+    last_input_tokens: u64,
+    sent: usize,
+    event_seq: u64,
+    client_items: usize,
+    fallbacks: usize,
+    input_bytes: usize,
+    vad: Vad,
+    vad_item: Option<String>,
+    /// Milliseconds of user audio seen on this connection (the VAD timeline).
+    input_ms_total: u64,
+    /// A scripted barge-in waits for the active response to end.
+    pending_barge_in: bool,
+    /// Server VAD ended a turn while a response was active: answer once it is done.
+    pending_auto_response: bool,
+    deadline: Option<Instant>,
+}
+
+impl Conn {
+    fn new(index: usize, shared: Arc<Shared>, dialect: Dialect, handshake: &Handshake) -> Conn {
+        let faults = shared.config.faults.for_connection(index).clone();
+        let model = handshake
+            .model
+            .clone()
+            .unwrap_or_else(|| shared.config.model.clone());
+        let expires_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            + 3600;
+        let session = session::initial(dialect, &format!("sess_c{index:03}"), &model, expires_at);
+        let progress = match shared.config.script_scope {
+            ScriptScope::Shared => Arc::clone(&shared.progress),
+            ScriptScope::PerConnection => Arc::new(Mutex::new(ScriptProgress::default())),
+        };
+        Conn {
+            index,
+            dialect,
+            faults,
+            session,
+            conversation: Conversation::default(),
+            conversation_id: format!("conv_c{index:03}"),
+            replies: VecDeque::new(),
+            stream: VecDeque::new(),
+            active: None,
+            cancelling: false,
+            progress,
+            turn: None,
+            last_input_tokens: 0,
+            sent: 0,
+            event_seq: 0,
+            client_items: 0,
+            fallbacks: 0,
+            input_bytes: 0,
+            vad: Vad::default(),
+            vad_item: None,
+            input_ms_total: 0,
+            pending_barge_in: false,
+            pending_auto_response: false,
+            deadline: None,
+            shared,
+        }
+    }
+
+    fn view(&self) -> View<'_> {
+        View {
+            dialect: self.dialect,
+            session: &self.session,
+        }
+    }
+
+    fn violation(&self, message: impl Into<String>) {
+        self.shared.violation(self.index, message.into());
+    }
+
+    // ----- the loop -------------------------------------------------------------------------
+
+    async fn run(&mut self, mut ws: Ws, auth_ok: bool) {
+        if self.after_frame(&mut ws).await == Flow::Stop {
+            return;
+        }
+        if !auth_ok {
+            let spec = ErrorSpec {
+                error_type: "invalid_request_error".into(),
+                code: Some("invalid_api_key".into()),
+                message: "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.".into(),
+                param: None,
+            };
+            let mut ev = wire::error_event(&spec, None);
+            self.stamp(&mut ev);
+            if self.send_text(&mut ws, ev.to_string()).await == Flow::Continue {
+                close(
+                    &mut ws,
+                    &CloseSpec {
+                        code: 3000,
+                        reason: "invalid_api_key".into(),
+                    },
+                )
+                .await;
+            }
+            return;
+        }
+        let created = json!({"type": "session.created", "session": self.session});
+        self.replies.push_back(Outgoing::new(created));
+        loop {
+            let has_next = !self.replies.is_empty() || !self.stream.is_empty();
+            if !has_next {
+                if ws.flush().await.is_err() {
+                    return;
+                }
+                let msg = ws.next().await;
+                if self.on_frame(msg) == Flow::Stop {
+                    let _ = ws.flush().await;
+                    return;
+                }
+                continue;
+            }
+            if let Some(msg) = ws.next().now_or_never() {
+                if self.on_frame(msg) == Flow::Stop {
+                    let _ = ws.flush().await;
+                    return;
+                }
+                continue;
+            }
+            let delay = self.next_delay();
+            if !delay.is_zero() {
+                let deadline = *self.deadline.get_or_insert_with(|| Instant::now() + delay);
+                if Instant::now() < deadline {
+                    if ws.flush().await.is_err() {
+                        return;
+                    }
+                    tokio::select! {
+                        msg = ws.next() => {
+                            if self.on_frame(msg) == Flow::Stop {
+                                let _ = ws.flush().await;
+                                return;
+                            }
+                            continue;
+                        }
+                        () = tokio::time::sleep_until(deadline) => {}
+                    }
+                }
+            }
+            self.deadline = None;
+            let next = self.replies.pop_front().or_else(|| self.stream.pop_front());
+            if let Some(out) = next
+                && self.send_event(&mut ws, out).await == Flow::Stop
+            {
+                return;
+            }
+        }
+    }
+
+    fn next_delay(&self) -> Duration {
+        let front = self
+            .replies
+            .front()
+            .or_else(|| self.stream.front())
+            .map_or(Duration::ZERO, |o| o.delay);
+        self.shared.config.event_delay + self.faults.delay + front
+    }
+
+    /// Adds `event_id` (and noise) to an outgoing event.
+    fn stamp(&mut self, value: &mut Value) {
+        self.event_seq += 1;
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert(
+                "event_id".into(),
+                json!(format!("event_c{}_{:05}", self.index, self.event_seq)),
+            );
+        }
+        if self.faults.noise {
+            wire::add_noise(value, self.event_seq);
+        }
+    }
+
+    async fn send_event(&mut self, ws: &mut Ws, mut out: Outgoing) -> Flow {
+        self.apply_effect(&out.effect, &mut out.value);
+        if out.value.is_null() {
+            return Flow::Continue; // an action, not a frame
+        }
+        self.stamp(&mut out.value);
+        if self.send_text(ws, out.value.to_string()).await == Flow::Stop {
+            return Flow::Stop;
+        }
+        if self.faults.noise {
+            let mut unknown = wire::unknown_event(self.event_seq);
+            self.stamp_plain(&mut unknown);
+            return self.send_text(ws, unknown.to_string()).await;
+        }
+        Flow::Continue
+    }
+
+    fn stamp_plain(&mut self, value: &mut Value) {
+        self.event_seq += 1;
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert(
+                "event_id".into(),
+                json!(format!("event_c{}_{:05}", self.index, self.event_seq)),
+            );
+        }
+    }
+
+    /// Sends one text frame, counts it, then applies the faults due at the new count.
+    async fn send_text(&mut self, ws: &mut Ws, text: String) -> Flow {
+        if !self.feed(ws, text).await {
+            return Flow::Stop;
+        }
+        self.after_frame(ws).await
+    }
+
+    /// Queues one frame on the socket; counts and records it once it was accepted.
+    async fn feed(&mut self, ws: &mut Ws, text: String) -> bool {
+        let payload = Utf8Bytes::from(text);
+        if ws.feed(Message::Text(payload.clone())).await.is_err() {
+            return false;
+        }
+        self.sent += 1;
+        self.shared
+            .record(self.index, Direction::FromServer, payload.as_str());
+        true
+    }
+
+    /// Faults due after `self.sent` frames: terminal ones end the connection; injected frames
+    /// are sent one by one, each counted, and the faults due at each new count are applied too.
+    async fn after_frame(&mut self, ws: &mut Ws) -> Flow {
+        let mut pending: VecDeque<(String, Option<CloseSpec>)> = VecDeque::new();
+        loop {
+            let n = self.sent;
+            if self.faults.drop_after == Some(n) {
+                tracing::debug!(connection = self.index, after = n, "fault: drop");
+                drop_connection(ws).await;
+                return Flow::Stop;
+            }
+            if self.faults.reset_after == Some(n) {
+                tracing::debug!(connection = self.index, after = n, "fault: reset");
+                let _ = ws.flush().await;
+                let _ = ws.get_ref().set_zero_linger();
+                return Flow::Stop;
+            }
+            if let Some((at, spec)) = &self.faults.close_after
+                && *at == n
+            {
+                let spec = spec.clone();
+                close(ws, &spec).await;
+                return Flow::Stop;
+            }
+            for e in self.faults.errors.clone() {
+                if e.after == n {
+                    let mut ev = wire::error_event(&e.error, None);
+                    self.stamp_plain(&mut ev);
+                    pending.push_back((ev.to_string(), e.close.clone()));
+                }
+            }
+            let malformed = self
+                .faults
+                .malformed_after
+                .iter()
+                .filter(|&&m| m == n)
+                .count();
+            for _ in 0..malformed {
+                self.event_seq += 1;
+                pending.push_back((wire::malformed_frame(self.event_seq), None));
+            }
+            let Some((text, then_close)) = pending.pop_front() else {
+                return Flow::Continue;
+            };
+            if !self.feed(ws, text).await {
+                return Flow::Stop;
+            }
+            if let Some(spec) = then_close {
+                close(ws, &spec).await;
+                return Flow::Stop;
+            }
+        }
+    }
+
+    fn on_frame(&mut self, msg: Option<Result<Message, WsError>>) -> Flow {
+        match msg {
+            None => Flow::Stop,
+            Some(Err(e)) => {
+                tracing::debug!(connection = self.index, error = %e, "client connection ended");
+                Flow::Stop
+            }
+            Some(Ok(Message::Text(t))) => {
+                let raw = t.as_str().to_string();
+                self.shared.record(self.index, Direction::FromClient, &raw);
+                self.on_client_event(&raw);
+                Flow::Continue
+            }
+            Some(Ok(Message::Binary(b))) => {
+                let raw = String::from_utf8_lossy(&b).into_owned();
+                self.shared.record(self.index, Direction::FromClient, &raw);
+                self.on_client_event(&raw);
+                Flow::Continue
+            }
+            Some(Ok(Message::Close(_))) => Flow::Stop,
+            Some(Ok(_)) => Flow::Continue,
+        }
+    }
+
+    // ----- effects --------------------------------------------------------------------------
+
+    fn apply_effect(&mut self, effect: &Effect, value: &mut Value) {
+        let audio_format = self.active.as_ref().map(|a| a.format);
+        match effect {
+            Effect::None => {}
+            Effect::Announced(o) => {
+                if let Some(p) = self.progress_mut(*o) {
+                    p.announced = true;
+                }
+            }
+            Effect::AddToConversation(o) => {
+                let item = value.get("item").cloned().unwrap_or(Value::Null);
+                let id = item_id(&item);
+                let audio = self.active.as_ref().is_some_and(ActiveResponse::audio)
+                    && item.get("type").and_then(Value::as_str) == Some("message");
+                let prev = self.conversation.insert(
+                    Entry {
+                        id,
+                        item,
+                        audio_ms_sent: audio.then_some(0),
+                        input_audio_ms: 0,
+                    },
+                    None,
+                );
+                set_previous(value, prev);
+                if let Some(p) = self.progress_mut(*o) {
+                    p.in_conversation = true;
+                }
+            }
+            Effect::Streamed {
+                output,
+                chars,
+                audio_bytes,
+            } => {
+                let mut in_conv = None;
+                if let Some(p) = self.progress_mut(*output) {
+                    p.chars = *chars;
+                    p.audio_bytes = *audio_bytes;
+                    in_conv = p.in_conversation.then_some(*audio_bytes);
+                }
+                if let (Some(bytes), Some(format), Some(id)) =
+                    (in_conv, audio_format, self.output_id(*output))
+                    && let Some(entry) = self.conversation.get_mut(&id)
+                    && entry.audio_ms_sent.is_some()
+                {
+                    entry.audio_ms_sent = Some(format.ms(bytes));
+                }
+            }
+            Effect::Finished(o) => {
+                let mut in_conv = false;
+                if let Some(p) = self.progress_mut(*o) {
+                    p.finished = true;
+                    in_conv = p.in_conversation;
+                }
+                if in_conv
+                    && let (Some(id), Some(item)) = (self.output_id(*o), value.get("item"))
+                    && let Some(entry) = self.conversation.get_mut(&id)
+                {
+                    entry.item = item.clone();
+                }
+            }
+            Effect::FillPrevious(o) => {
+                if let Some(id) = self.output_id(*o) {
+                    let prev = self
+                        .conversation
+                        .entries()
+                        .iter()
+                        .position(|e| e.id == id)
+                        .and_then(|p| p.checked_sub(1))
+                        .and_then(|p| self.conversation.entries().get(p))
+                        .map(|e| e.id.clone());
+                    set_previous(value, prev);
+                }
+            }
+            Effect::ResponseDone { cancelled } => {
+                if let Some(active) = self.active.take() {
+                    if !cancelled && let Some((t, s)) = active.script {
+                        lock(&self.progress).mark(t, s);
+                    }
+                    self.last_input_tokens = active.input.total();
+                }
+                self.cancelling = false;
+                if self.pending_barge_in {
+                    self.finish_barge_in();
+                } else if self.pending_auto_response {
+                    self.pending_auto_response = false;
+                    self.start_response(&Value::Null);
+                }
+            }
+            Effect::BargeIn => self.barge_in(),
+        }
+    }
+
+    fn progress_mut(&mut self, o: usize) -> Option<&mut super::response::ItemProgress> {
+        self.active.as_mut().and_then(|a| a.progress.get_mut(o))
+    }
+
+    fn output_id(&self, o: usize) -> Option<String> {
+        self.active
+            .as_ref()
+            .and_then(|a| a.items.get(o))
+            .map(|i| i.id.clone())
+    }
+}
+
+fn item_id(item: &Value) -> String {
+    item.get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn set_previous(value: &mut Value, prev: Option<String>) {
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("previous_item_id".into(), json!(prev));
+    }
+}
+
+/// Ends the TCP connection without a close frame: flush, FIN, then read until the client closes
+/// (closing with unread data would turn the FIN into a reset and lose frames).
+async fn drop_connection(ws: &mut Ws) {
+    let _ = ws.flush().await;
+    let tcp = ws.get_mut();
+    let _ = tcp.shutdown().await;
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+}
+
+/// Sends a close frame and waits (bounded) for the client's answer.
+async fn close(ws: &mut Ws, spec: &CloseSpec) {
+    let frame = CloseFrame {
+        code: CloseCode::from(spec.code),
+        reason: spec.reason.clone().into(),
+    };
+    let _ = ws.close(Some(frame)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}

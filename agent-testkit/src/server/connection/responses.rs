@@ -1,0 +1,231 @@
+//! `response.create` / `response.cancel`: picking the scripted step and playing it.
+
+use super::*;
+
+impl Conn {
+    pub(super) fn on_response_create(&mut self, event: &Value, eid: Option<&str>) {
+        if self.view().is_transcription() {
+            let spec = invalid_request(
+                "invalid_value",
+                "response.create is not supported in a transcription session.",
+                Some("type"),
+            );
+            self.error(spec, eid, true);
+            return;
+        }
+        if let Some(active) = &self.active {
+            let spec = invalid_request(
+                "conversation_already_has_active_response",
+                format!(
+                    "Conversation already has an active response in progress: {}. Wait until the response is finished before creating a new one.",
+                    active.id
+                ),
+                None,
+            );
+            self.error(spec, eid, true);
+            return;
+        }
+        let params = event.get("response").cloned().unwrap_or(Value::Null);
+        let out_of_band = params.get("conversation").and_then(Value::as_str) == Some("none");
+        if !out_of_band {
+            let missing = self.conversation.calls_without_output();
+            if !missing.is_empty() {
+                self.violation(format!(
+                    "response.create while function call(s) {} have no function_call_output yet; send every output of a response before asking for the next one",
+                    missing.join(", ")
+                ));
+            }
+        }
+        self.start_response(&params);
+    }
+
+    pub(super) fn ctx(&mut self) -> Ctx {
+        let format = self.view().output_format();
+        let tone = self.shared.tone(format);
+        let view = self.view();
+        Ctx {
+            dialect: self.dialect,
+            conversation_id: self.conversation_id.clone(),
+            voice: view.voice(),
+            ga_output_format: view.output_format_value(),
+            beta_output_format: view.beta_output_format(),
+            tone,
+            ms_per_char: self.shared.config.audio.ms_per_char,
+            latency: self.shared.config.response_latency,
+        }
+    }
+
+    /// Plays the next scripted step of the current turn (or the fallback reply).
+    pub(super) fn start_response(&mut self, params: &Value) {
+        let out_of_band = params.get("conversation").and_then(Value::as_str) == Some("none");
+        let modalities_key = match self.dialect {
+            Dialect::Ga => "output_modalities",
+            Dialect::Beta => "modalities",
+        };
+        let mut modalities = session::modalities(params.get(modalities_key));
+        if modalities.is_empty() {
+            modalities = self.view().output_modalities();
+        }
+        if modalities.is_empty() {
+            modalities = vec!["audio".into()];
+        }
+        let (script, items, usage_override) = self.pick_step();
+        let barge_in_after_ms = script.and_then(|(t, s)| {
+            self.shared
+                .config
+                .scenario
+                .turns
+                .get(t)
+                .and_then(|tt| tt.model.get(s))
+                .and_then(|step| step.barge_in_after_ms)
+        });
+        let input = usage::input_tokens(&self.conversation, &self.view());
+        let progress = vec![Default::default(); items.len()];
+        let active = ActiveResponse {
+            id: self.shared.next_response_id(),
+            items,
+            progress,
+            script,
+            out_of_band,
+            modalities,
+            format: self.view().output_format(),
+            input,
+            cached: usage::cached_prefix(self.last_input_tokens),
+            usage_override,
+            metadata: params.get("metadata").cloned().unwrap_or(Value::Null),
+            barge_in_after_ms,
+        };
+        let ctx = self.ctx();
+        self.stream.extend(ctx.plan(&active));
+        self.active = Some(active);
+        self.cancelling = false;
+    }
+
+    /// The step to play, its output items and its usage override.
+    pub(super) fn pick_step(
+        &mut self,
+    ) -> (Option<(usize, usize)>, Vec<PlannedItem>, Option<Value>) {
+        let shared = Arc::clone(&self.shared);
+        let turns = &shared.config.scenario.turns;
+        let turn = match self.turn {
+            Some(t) => Some(t),
+            None if turns.first().is_some_and(|t| t.user.is_none()) => Some(0),
+            None => None,
+        };
+        let problem = match turn {
+            None => Some(
+                "response.create before any user message, but the scenario's first turn starts with the user speaking".to_string(),
+            ),
+            Some(t) => match turns.get(t) {
+                None => Some(format!(
+                    "response.create in turn {} but the scenario has only {} turn(s)",
+                    t + 1,
+                    turns.len()
+                )),
+                Some(tt) => {
+                    let done = lock(&self.progress).done(t);
+                    if done >= tt.model.len() {
+                        Some(format!(
+                            "response.create in turn {} ({:?}) after all {} scripted model step(s) were played; the client asked for one response too many",
+                            t + 1,
+                            tt.user.as_deref().unwrap_or("model speaks first"),
+                            tt.model.len()
+                        ))
+                    } else {
+                        None
+                    }
+                }
+            },
+        };
+        if let Some(problem) = problem {
+            self.violation(problem);
+            self.fallbacks += 1;
+            let id = self
+                .conversation
+                .unique_id(&format!("item_c{}_x{}", self.index, self.fallbacks));
+            return (
+                None,
+                vec![PlannedItem {
+                    id,
+                    kind: PlannedKind::Message {
+                        text: "(no scripted reply)".into(),
+                        audio_ms: None,
+                    },
+                }],
+                None,
+            );
+        }
+        let t = turn.unwrap_or(0);
+        let s = lock(&self.progress).done(t);
+        let Some(step) = turns.get(t).and_then(|tt| tt.model.get(s)) else {
+            return (None, Vec::new(), None);
+        };
+        let mut items = Vec::new();
+        let mut o = 0;
+        if let Some(text) = &step.say {
+            items.push(PlannedItem {
+                id: self.conversation.unique_id(&format!("item_t{t}s{s}o{o}")),
+                kind: PlannedKind::Message {
+                    text: text.clone(),
+                    audio_ms: step.audio_ms,
+                },
+            });
+            o += 1;
+        }
+        for (j, call) in step.calls.iter().enumerate() {
+            let call_id = shared
+                .call_ids
+                .get(t)
+                .and_then(|x| x.get(s))
+                .and_then(|x| x.get(j))
+                .cloned()
+                .unwrap_or_else(|| format!("call_t{t}s{s}c{j}"));
+            items.push(PlannedItem {
+                id: self.conversation.unique_id(&format!("item_t{t}s{s}o{o}")),
+                kind: PlannedKind::Call {
+                    name: call.name.clone(),
+                    call_id,
+                    arguments: call.arguments_string(),
+                },
+            });
+            o += 1;
+        }
+        (Some((t, s)), items, step.usage.clone())
+    }
+
+    pub(super) fn on_response_cancel(&mut self, event: &Value, eid: Option<&str>) {
+        let wanted = event.get("response_id").and_then(Value::as_str);
+        let matches = self
+            .active
+            .as_ref()
+            .is_some_and(|a| wanted.is_none_or(|w| w == a.id));
+        if !matches {
+            let spec = invalid_request(
+                "response_cancel_not_active",
+                "Cancellation failed: no active response found",
+                None,
+            );
+            self.error(spec, eid, false);
+            return;
+        }
+        self.cancel_active("client_cancelled");
+    }
+
+    pub(super) fn cancel_active(&mut self, reason: &str) {
+        if self.cancelling {
+            return;
+        }
+        let ctx = self.ctx();
+        let Some(active) = &self.active else { return };
+        let closing = ctx.cancel(active, reason);
+        let created_unsent = self
+            .stream
+            .front()
+            .filter(|o| o.value.get("type").and_then(Value::as_str) == Some("response.created"))
+            .cloned();
+        self.stream.clear();
+        self.stream.extend(created_unsent);
+        self.stream.extend(closing);
+        self.cancelling = true;
+    }
+}

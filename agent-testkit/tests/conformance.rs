@@ -1,0 +1,194 @@
+//! Every event the scripted server sends validates against the official schemas (GA and beta),
+//! using `validate.py` from the directory in `REALTIME_SPEC_DIR`; skipped when it is unset.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use agent_testkit::{
+    Direction, ModelStep, Scenario, ScriptedCall, ScriptedServer, ServerConfig, Turn,
+};
+use base64::Engine as _;
+use common::Client;
+use serde_json::json;
+
+fn scenario() -> Scenario {
+    Scenario::new("conformance")
+        .turn(
+            Turn::user("Where are my orders A1001 and A1002?")
+                .model(
+                    ModelStep::say("Let me check both.")
+                        .call(ScriptedCall::new(
+                            "lookup_order",
+                            json!({"order_id": "A1001"}),
+                        ))
+                        .call(ScriptedCall::new(
+                            "lookup_order",
+                            json!({"order_id": "A1002"}),
+                        )),
+                )
+                .model(ModelStep::say("Both orders have shipped.")),
+        )
+        .turn(Turn::user("Tell me more").model(ModelStep::say("A long story.").audio_ms(2000)))
+        .turn(Turn::user("Thanks").model(ModelStep::say("You're welcome.")))
+}
+
+/// Plays a session that touches most server events, in the dialect the headers select.
+async fn play(beta: bool) -> Vec<String> {
+    let server = ScriptedServer::start(ServerConfig::new(scenario())).unwrap();
+    let headers: Vec<(&str, &str)> = if beta {
+        vec![("OpenAI-Beta", "realtime=v1")]
+    } else {
+        vec![]
+    };
+    let mut c = Client::connect_with(&server.url(), &headers).await;
+    c.next_event().await;
+    let update = if beta {
+        json!({"modalities": ["audio", "text"], "turn_detection": null, "input_audio_transcription": {"model": "whisper-1"}})
+    } else {
+        json!({"type": "realtime", "audio": {"input": {"turn_detection": null, "transcription": {"model": "whisper-1"}}}})
+    };
+    c.send(json!({"type": "session.update", "session": update}))
+        .await;
+    c.next_event().await;
+    let added = if beta {
+        "conversation.item.created"
+    } else {
+        "conversation.item.done"
+    };
+    c.send(json!({"type": "conversation.item.create", "item": {
+        "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Where are my orders A1001 and A1002?"}]
+    }}))
+    .await;
+    c.until(added).await;
+    c.send(json!({"type": "response.create"})).await;
+    c.until("response.done").await;
+    for call in ["call_0001", "call_0002"] {
+        c.send(json!({"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": call, "output": "{}"}}))
+            .await;
+        c.until(added).await;
+    }
+    c.send(json!({"type": "response.create"})).await;
+    c.until("response.done").await;
+    // Voice turn: commit audio, then cancel the answer mid-stream and truncate it.
+    let silence = base64::engine::general_purpose::STANDARD.encode([0u8; 48 * 200]);
+    c.send(json!({"type": "input_audio_buffer.append", "audio": silence}))
+        .await;
+    c.send(json!({"type": "input_audio_buffer.commit"})).await;
+    c.until("conversation.item.input_audio_transcription.completed")
+        .await;
+    c.send(json!({"type": "response.create"})).await;
+    let delta = if beta {
+        "response.audio.delta"
+    } else {
+        "response.output_audio.delta"
+    };
+    let item = c.until(delta).await.last().unwrap()["item_id"].clone();
+    c.send(json!({"type": "response.cancel"})).await;
+    c.until("response.done").await;
+    c.send(json!({"type": "conversation.item.truncate", "item_id": item, "content_index": 0, "audio_end_ms": 50}))
+        .await;
+    c.until("conversation.item.truncated").await;
+    c.send(json!({"type": "conversation.item.retrieve", "item_id": item}))
+        .await;
+    c.until("conversation.item.retrieved").await;
+    c.send(json!({"type": "input_audio_buffer.clear"})).await;
+    c.until("input_audio_buffer.cleared").await;
+    c.send(json!({"type": "conversation.item.delete", "item_id": item}))
+        .await;
+    c.until("conversation.item.deleted").await;
+    c.send(json!({"type": "response.cancel"})).await;
+    c.until("error").await;
+    let frames = server
+        .log()
+        .await
+        .into_iter()
+        .filter(|f| f.direction == Direction::FromServer)
+        .map(|f| f.raw)
+        .collect();
+    assert!(
+        server.violations().await.is_empty(),
+        "{:?}",
+        server.violations().await
+    );
+    frames
+}
+
+fn validate(frames: &[String], profile: &str, name: &str) {
+    let Ok(dir) = std::env::var("REALTIME_SPEC_DIR") else {
+        eprintln!("REALTIME_SPEC_DIR is not set; skipping schema validation ({profile})");
+        return;
+    };
+    let file =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("testkit-{name}-{profile}.jsonl"));
+    std::fs::write(&file, frames.join("\n") + "\n").unwrap();
+    let out = Command::new("python3")
+        .arg(PathBuf::from(dir).join("validate.py"))
+        .arg(&file)
+        .args([
+            "--profile",
+            profile,
+            "--allow-null",
+            "--direction",
+            "server",
+        ])
+        .output()
+        .expect("python3 runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{profile}: {text}");
+}
+
+#[tokio::test]
+async fn ga_events_validate() {
+    let frames = play(false).await;
+    assert!(frames.len() > 40);
+    validate(&frames, "ga", "session");
+}
+
+#[tokio::test]
+async fn beta_events_validate() {
+    let frames = play(true).await;
+    assert!(frames.len() > 40);
+    validate(&frames, "beta", "session");
+}
+
+#[tokio::test]
+async fn vad_and_barge_in_events_validate() {
+    let scenario = Scenario::new("barge-in")
+        .turn(
+            Turn::user("Tell me a story.").model(
+                ModelStep::say("Once upon a time.")
+                    .audio_ms(600)
+                    .barge_in_after_ms(200),
+            ),
+        )
+        .turn(Turn::user("Wait.").model(ModelStep::say("Sure.")));
+    for beta in [false, true] {
+        let server = ScriptedServer::start(ServerConfig::new(scenario.clone())).unwrap();
+        let headers: Vec<(&str, &str)> = if beta {
+            vec![("OpenAI-Beta", "realtime=v1")]
+        } else {
+            vec![]
+        };
+        let mut c = Client::connect_with(&server.url(), &headers).await;
+        c.next_event().await;
+        c.send(json!({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Tell me a story."}]
+        }}))
+        .await;
+        c.send(json!({"type": "response.create"})).await;
+        c.until("response.done").await;
+        c.until("response.done").await;
+        let frames: Vec<String> = server
+            .log()
+            .await
+            .into_iter()
+            .filter(|f| f.direction == Direction::FromServer)
+            .map(|f| f.raw)
+            .collect();
+        assert!(frames.iter().any(|f| f.contains("speech_started")));
+        validate(&frames, if beta { "beta" } else { "ga" }, "barge-in");
+    }
+}
