@@ -30,6 +30,8 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Print the JSON Schema of agent files, for editor completion.
     Schema,
+    /// Serve an agent's scenarios on 127.0.0.1 for any Realtime client (`agent run --url`).
+    Mock(cmd::mock::MockArgs),
     /// List every registered tool with its description and exact JSON schema.
     Tools(cmd::tools::ToolsArgs),
 }
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Command::Test(args) => cmd::test::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Schema => cmd::schema::run(),
+        Command::Mock(args) => cmd::mock::run(args),
         Command::Tools(args) => cmd::tools::run(args),
     };
     match result {

@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what several of them share.
 
 pub mod check;
+pub mod mock;
 pub mod run;
 pub mod schema;
 pub mod test;

@@ -13,11 +13,8 @@ use super::{
 };
 use crate::{
     protocol::{self, AudioFormat, Dialect, Session, ToolChoice, ToolDefinition, TurnDetection},
-    session::{
-        ConnectOptions, Secret, SessionConfig, WireObserver,
-        secret::{MissingEnvVar, expand_env},
-    },
-    tool::{HttpTool, McpToolSpec, ToolRegistry},
+    session::{ConnectOptions, Secret, SessionConfig, WireObserver},
+    tool::{EnvTemplate, HttpTool, McpToolSpec, ToolConfig, ToolRegistry},
 };
 
 /// An agent whose tools all resolved: ready to run.
@@ -62,13 +59,13 @@ pub enum ConnectConfigError {
     /// An MCP server's declaration cannot be sent (e.g. a `${VAR}` in its headers is not set).
     #[error("{0}")]
     Mcp(String),
-    /// A `${VAR}` in a header is not set.
-    #[error("connection header `{header}`: {source}")]
-    MissingHeaderVariable {
+    /// A `${VAR}` in a connection header is malformed or not set.
+    #[error("connection header `{header}`: {problem}")]
+    HeaderTemplate {
         /// The header's name.
         header: String,
-        /// The missing variable.
-        source: MissingEnvVar,
+        /// What is wrong (names the variable, never a value).
+        problem: String,
     },
 }
 
@@ -131,7 +128,14 @@ impl AgentFile {
             }
         }
         for mcp in &self.spec.mcp_servers {
-            if let Err(message) = mcp.validate() {
+            if let Err(message) = mcp.validate().and_then(|()| match mcp.missing_env_vars() {
+                missing if missing.is_empty() => Ok(()),
+                missing => Err(format!(
+                    "MCP server `{}` needs environment variable(s) {} that are not set",
+                    mcp.server_label,
+                    missing.join(", ")
+                )),
+            }) {
                 problems.push(self.diagnostic_at_key(
                     "mcp_servers",
                     message,
@@ -306,12 +310,14 @@ impl Agent {
         }
         let mut headers = Vec::with_capacity(conn.headers.len());
         for (name, template) in &conn.headers {
-            let value = expand_env(template).map_err(|source| {
-                ConnectConfigError::MissingHeaderVariable {
-                    header: name.clone(),
-                    source,
-                }
-            })?;
+            let header_error = |problem: String| ConnectConfigError::HeaderTemplate {
+                header: name.clone(),
+                problem,
+            };
+            let value = EnvTemplate::parse(template)
+                .map_err(|err| header_error(err.to_string()))?
+                .expand()
+                .map_err(|err| header_error(err.to_string()))?;
             headers.push((name.clone(), Secret::new(value)));
         }
         Ok(ConnectOptions {
@@ -322,6 +328,29 @@ impl Agent {
             headers,
             connect_timeout: Duration::from_secs(15),
         })
+    }
+
+    /// What the agent file says to its tools: each `[tool_config.NAME]` table under the key
+    /// `NAME` (read with `ToolContext::setting`), and the data directory.
+    pub fn tool_config(&self) -> ToolConfig {
+        let mut config = ToolConfig::new();
+        for (name, table) in &self.file.spec.tool_config {
+            match serde_json::to_value(table) {
+                Ok(value) => config.set(name.clone(), value),
+                Err(err) => tracing::warn!("tool_config.{name} is not representable: {err}"),
+            }
+        }
+        if let Some(dir) = self.data_dir() {
+            config = config.with_data_dir(dir);
+        }
+        config
+    }
+
+    /// `data_dir` from the agent file, relative to the file.
+    pub fn data_dir(&self) -> Option<std::path::PathBuf> {
+        let dir = self.file.spec.data_dir.as_ref()?;
+        let base = self.file.path.parent().unwrap_or(std::path::Path::new("."));
+        Some(base.join(dir))
     }
 
     /// Everything [`crate::session::Session::start`] needs.
@@ -335,6 +364,7 @@ impl Agent {
             connect: self.connect_options(overrides)?,
             session: self.wire_session()?,
             tools: self.tools.clone(),
+            tool_config: Arc::new(self.tool_config()),
             tool_timeout: Duration::from_secs_f64(self.file.spec.tool_options.timeout_secs),
             ready_timeout: Duration::from_secs(15),
             observer,

@@ -79,6 +79,10 @@ pub struct AgentSpec {
     /// The longest answer, in tokens, or `"inf"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_tokens: Option<MaxTokens>,
+    /// Where tools keep their files (e.g. `create_ticket`'s tickets), relative to the agent
+    /// file. `AGENT_DATA_DIR` overrides it; without either, the user's data directory is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
     /// Where and how to connect.
     #[serde(default)]
     pub connection: ConnectionSpec,

@@ -14,7 +14,7 @@ use futures_util::FutureExt;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::tool::{ToolContext, ToolError, ToolRegistry};
+use crate::tool::{ToolConfig, ToolContext, ToolError, ToolRegistry};
 
 /// A function call the model made, ready to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +54,7 @@ impl CallOutcome {
 #[derive(Clone)]
 pub struct Dispatcher {
     tools: Arc<ToolRegistry>,
+    config: Arc<ToolConfig>,
     timeout: Duration,
     agent: Arc<str>,
     session: Arc<str>,
@@ -63,12 +64,14 @@ impl Dispatcher {
     /// A dispatcher over the agent's tools.
     pub fn new(
         tools: Arc<ToolRegistry>,
+        config: Arc<ToolConfig>,
         timeout: Duration,
         agent: impl Into<Arc<str>>,
         session: impl Into<Arc<str>>,
     ) -> Self {
         Dispatcher {
             tools,
+            config,
             timeout,
             agent: agent.into(),
             session: session.into(),
@@ -95,7 +98,8 @@ impl Dispatcher {
             self.agent.to_string(),
             self.session.to_string(),
             cancel.clone(),
-        );
+        )
+        .with_config(self.config.clone());
         let call = self.tools.invoke(&request.name, &request.arguments, ctx);
         let guarded = AssertUnwindSafe(call).catch_unwind();
         let result = match tokio::time::timeout(self.timeout, guarded).await {

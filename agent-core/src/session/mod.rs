@@ -26,7 +26,7 @@ pub use transport::{ConnectOptions, TransportError};
 
 use crate::{
     protocol::{ClientEvent, EncodeError, Session as SessionConfigWire},
-    tool::ToolRegistry,
+    tool::{ToolConfig, ToolRegistry},
 };
 
 /// Which way a wire frame went.
@@ -65,6 +65,8 @@ pub struct SessionConfig {
     pub session: SessionConfigWire,
     /// The tools this agent may call (the model is told about exactly these).
     pub tools: Arc<ToolRegistry>,
+    /// Per-agent settings the tools read (`[tool_config.NAME]`, the data directory).
+    pub tool_config: Arc<ToolConfig>,
     /// How long one tool call may run.
     pub tool_timeout: Duration,
     /// How long to wait for `session.updated`.

@@ -65,6 +65,7 @@ impl Runner {
     ) -> Self {
         let dispatcher = Dispatcher::new(
             config.tools.clone(),
+            config.tool_config.clone(),
             config.tool_timeout,
             config.agent.clone(),
             session_id,

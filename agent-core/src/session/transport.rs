@@ -125,6 +125,7 @@ pub fn effective_url(url: &str, model: &str) -> Result<url::Url, TransportError>
 
 /// Opens the WebSocket.
 pub async fn connect(options: &ConnectOptions) -> Result<WsStream, TransportError> {
+    crate::tls::ensure_crypto_provider();
     let url = effective_url(&options.url, &options.model)?;
     let shown = url.to_string();
     let mut request =

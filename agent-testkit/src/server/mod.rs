@@ -188,6 +188,8 @@ pub struct ServerConfig {
     pub auth: AuthCheck,
     /// Model name in the session when the URL has no `?model=`.
     pub model: String,
+    /// Port on 127.0.0.1; 0 picks a free one (what tests want).
+    pub port: u16,
 }
 
 impl Default for ServerConfig {
@@ -203,6 +205,7 @@ impl Default for ServerConfig {
             record_frames: true,
             auth: AuthCheck::Off,
             model: "gpt-realtime".into(),
+            port: 0,
         }
     }
 }
@@ -237,6 +240,12 @@ impl ServerConfig {
     /// Sets the pause before the first output of each response.
     pub fn response_latency(mut self, latency: Duration) -> Self {
         self.response_latency = latency;
+        self
+    }
+
+    /// Sets the port on 127.0.0.1 (0 = any free port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
         self
     }
 
@@ -457,7 +466,7 @@ impl Shared {
 pub struct ScriptedServer;
 
 impl ScriptedServer {
-    /// Binds 127.0.0.1 on a random port and starts serving; needs a running Tokio runtime.
+    /// Binds 127.0.0.1 (on `config.port`, or a free port) and starts serving; needs a running Tokio runtime.
     ///
     /// The server runs until the handle is shut down or dropped.
     pub fn start(config: ServerConfig) -> std::io::Result<ServerHandle> {
@@ -466,7 +475,7 @@ impl ScriptedServer {
                 "ScriptedServer::start needs a running Tokio runtime; call it inside #[tokio::main] or #[tokio::test]",
             )
         })?;
-        let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        let std_listener = std::net::TcpListener::bind(("127.0.0.1", config.port))?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let listener = {

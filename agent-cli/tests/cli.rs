@@ -1,0 +1,242 @@
+//! The `agent` binary run as a user would: the offline demo, `agent test`, `agent check` errors,
+//! the missing-key message, and a live-mode run against a loopback server with piped input and
+//! a trace file that must not contain the API key.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
+}
+
+fn agent(args: &[&str], data_dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agent"))
+        .args(args)
+        .current_dir(workspace())
+        .env("AGENT_DATA_DIR", data_dir)
+        .env_remove("OPENAI_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the agent binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn offline_demo_shows_the_conversation_with_real_tools() {
+    let data = tempfile::tempdir().unwrap();
+    let out = agent(&["run", "agents/support.toml", "--offline"], data.path());
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for expected in [
+        "you › Hi! Where is my order A1001?",
+        "→ lookup_order({\"order_id\":\"A1001\"})",
+        "\"status\":\"shipped\"",
+        "→ search_help_center(",
+        "✗ lookup_order",
+        "not found",
+        "→ create_ticket(",
+        "assistant › ",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    // The ticket tool really wrote its store under the data directory.
+    let tickets = std::fs::read_to_string(data.path().join("tickets.jsonl")).unwrap();
+    assert_eq!(tickets.lines().count(), 2, "{tickets}");
+}
+
+#[test]
+fn agent_test_passes_the_support_scenarios() {
+    let data = tempfile::tempdir().unwrap();
+    let out = agent(&["test", "agents/support.toml"], data.path());
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn agent_test_fails_when_an_expectation_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.toml"),
+        "name = \"a\"\ninstructions = \"x\"\ntools = [\"calculate\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("a.scenarios.toml"),
+        r#"
+[[scenario]]
+name = "math"
+[[scenario.turn]]
+user = "2+2?"
+  [[scenario.turn.model]]
+  calls = [{ name = "calculate", arguments = { expression = "2+2" } }]
+  [[scenario.turn.model]]
+  say = "It is 4."
+  [[scenario.turn.expect]]
+  tool = "calculate"
+  output_contains = "5"
+"#,
+    )
+    .unwrap();
+    let file = dir.path().join("a.toml");
+    let out = agent(&["test", file.to_str().unwrap()], dir.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
+}
+
+#[test]
+fn check_reports_file_line_col_and_close_tool_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "name = \"bad\"\ntools = [\"lookup_ordr\", \"current_time\"]\n",
+    )
+    .unwrap();
+    let out = agent(&["check", file.to_str().unwrap()], dir.path());
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("bad.toml:2:10: unknown tool `lookup_ordr`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `lookup_order`"), "{stderr}");
+
+    std::fs::write(&file, "name = \"bad\"\n[limits]\nmax_cost = 3\n").unwrap();
+    let out = agent(&["check", file.to_str().unwrap()], dir.path());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml:3:1: unknown field `max_cost`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint:"), "{stderr}");
+}
+
+#[test]
+fn check_prints_the_session_update() {
+    let data = tempfile::tempdir().unwrap();
+    let out = agent(&["check", "agents/support.toml"], data.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let event: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(event["type"], "session.update");
+    assert_eq!(event["session"]["type"], "realtime");
+    assert_eq!(event["session"]["tools"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn schema_describes_agent_files() {
+    let data = tempfile::tempdir().unwrap();
+    let out = agent(&["schema"], data.path());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["name", "tools", "turn_detection", "connection", "limits"] {
+        assert!(
+            schema["properties"].get(key).is_some(),
+            "no {key} in the schema"
+        );
+    }
+}
+
+#[test]
+fn live_mode_without_a_key_suggests_offline() {
+    let data = tempfile::tempdir().unwrap();
+    let out = agent(&["run", "agents/support.toml"], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("OPENAI_API_KEY"), "{stderr}");
+    assert!(stderr.contains("--offline"), "{stderr}");
+}
+
+#[test]
+fn live_mode_against_a_loopback_server_with_piped_input_and_a_redacted_trace() {
+    use agent_testkit::{
+        scenario::ScenarioFile,
+        server::{ScriptedServer, ServerConfig},
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let scenarios = ScenarioFile::load(workspace().join("agents/support.scenarios.toml")).unwrap();
+    let scenario = scenarios.get("follow-up and ticket").unwrap().clone();
+    let server = runtime
+        .block_on(async { ScriptedServer::start(ServerConfig::new(scenario)) })
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let trace = data.path().join("trace.jsonl");
+    let secret = "sk-test-must-never-appear-0123456789";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agent"))
+        .args([
+            "run",
+            "agents/support.toml",
+            "--url",
+            &server.url(),
+            "--trace",
+        ])
+        .arg(&trace)
+        .current_dir(workspace())
+        .env("AGENT_DATA_DIR", data.path())
+        .env("OPENAI_API_KEY", secret)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"What's the status of order A1003?\nIs that the backpack? Could it come sooner?\n\
+              It's already late and I need it for a trip. Please have someone contact me.\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    // Exits after the last reply, having run every tool of the conversation.
+    assert!(stdout.contains("→ create_ticket("), "{stdout}");
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with("a colleague will contact you soon."),
+        "{stdout}"
+    );
+
+    let requests = runtime.block_on(server.requests());
+    assert!(
+        requests[0].has_authorization,
+        "the key is sent in the Authorization header"
+    );
+    let trace_text = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        !trace_text.contains(secret),
+        "the API key leaked into the trace"
+    );
+    let lines: Vec<serde_json::Value> = trace_text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["dir"] == "sent" && l["event"]["type"] == "session.update")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["dir"] == "received" && l["event"]["type"] == "response.done")
+    );
+    assert!(lines.iter().all(|l| l["ts_ms"].is_u64()));
+    assert!(!text(&out.stderr).contains(secret));
+    runtime.block_on(server.shutdown());
+}
