@@ -101,6 +101,30 @@ impl Console {
                 let kind = if *fatal { "fatal error" } else { "error" };
                 eprintln!("! {kind} ({code}): {message}");
             }
+            SessionEvent::Reconnecting {
+                attempt,
+                max_attempts,
+                delay,
+                reason,
+            } => {
+                self.end_reply();
+                eprintln!(
+                    "… connection lost ({reason}); reconnecting in {} (attempt {attempt}/{max_attempts})",
+                    format_duration(*delay)
+                );
+            }
+            SessionEvent::RollingOver { reason } => {
+                self.end_reply();
+                eprintln!("… {reason}: moving to a fresh session");
+            }
+            SessionEvent::Reconnected {
+                replayed_items,
+                rollover,
+            } => {
+                if self.verbose || !*rollover {
+                    eprintln!("… reconnected; {replayed_items} item(s) of the conversation restored");
+                }
+            }
             SessionEvent::Warning { message } if self.verbose => {
                 self.end_reply();
                 eprintln!("warning: {message}");

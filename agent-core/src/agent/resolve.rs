@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     protocol::{self, AudioFormat, Dialect, Session, ToolChoice, ToolDefinition, TurnDetection},
-    session::{ConnectOptions, Secret, SessionConfig, WireObserver},
+    session::{ConnectOptions, ReconnectPolicy, Secret, SessionConfig, WireObserver},
     tool::{EnvTemplate, HttpTool, McpToolSpec, ToolConfig, ToolRegistry},
 };
 
@@ -353,6 +353,13 @@ impl Agent {
         Some(base.join(dir))
     }
 
+    /// When to roll over to a fresh session: `max_session_minutes`, or 55 minutes, a little
+    /// under the server's 60-minute limit.
+    pub fn max_session_age(&self) -> Duration {
+        let minutes = self.file.spec.limits.max_session_minutes.unwrap_or(55.0);
+        Duration::from_secs_f64(minutes * 60.0)
+    }
+
     /// Everything [`crate::session::Session::start`] needs.
     pub fn session_config(
         &self,
@@ -367,6 +374,13 @@ impl Agent {
             tool_config: Arc::new(self.tool_config()),
             tool_timeout: Duration::from_secs_f64(self.file.spec.tool_options.timeout_secs),
             ready_timeout: Duration::from_secs(15),
+            reconnect: ReconnectPolicy {
+                max_attempts: self.file.spec.connection.max_reconnect_attempts,
+                ..ReconnectPolicy::default()
+            },
+            max_session_age: self.max_session_age(),
+            history: Vec::new(),
+            history_sink: None,
             observer,
         })
     }

@@ -337,6 +337,13 @@ pub struct ConnectionSpec {
     /// Extra HTTP headers for the WebSocket upgrade; `${VAR}` reads an environment variable.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// Reconnect attempts after a dropped connection before giving up (0 disables).
+    #[serde(default = "default_reconnect_attempts")]
+    pub max_reconnect_attempts: u32,
+}
+
+fn default_reconnect_attempts() -> u32 {
+    6
 }
 
 impl Default for ConnectionSpec {
@@ -346,6 +353,7 @@ impl Default for ConnectionSpec {
             dialect: DialectName::Ga,
             api_key_env: default_api_key_env(),
             headers: BTreeMap::new(),
+            max_reconnect_attempts: default_reconnect_attempts(),
         }
     }
 }

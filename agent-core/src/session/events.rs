@@ -110,6 +110,29 @@ pub enum SessionEvent {
         /// Whether the session ends because of it.
         fatal: bool,
     },
+    /// The connection dropped; the runtime is reconnecting (show a one-line notice).
+    Reconnecting {
+        /// This attempt's number, from 1.
+        attempt: u32,
+        /// The most attempts it will make.
+        max_attempts: u32,
+        /// The wait before this attempt.
+        delay: Duration,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The session moves to a fresh server session before its time limit.
+    RollingOver {
+        /// Why now.
+        reason: String,
+    },
+    /// A new connection is configured and the conversation replayed into it.
+    Reconnected {
+        /// How many items were replayed.
+        replayed_items: usize,
+        /// Whether this was a planned rollover rather than a recovery from a drop.
+        rollover: bool,
+    },
     /// Something odd that did not stop the session (a malformed frame, an unknown event...).
     Warning {
         /// What happened.

@@ -11,6 +11,8 @@
 
 pub mod dispatch;
 mod events;
+pub mod log;
+pub mod reconnect;
 mod runner;
 pub mod secret;
 pub mod sequencer;
@@ -21,6 +23,8 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::mpsc;
 
 pub use events::{CloseReason, SessionEvent};
+pub use log::{ConversationLog, HistorySink};
+pub use reconnect::ReconnectPolicy;
 pub use secret::Secret;
 pub use transport::{ConnectOptions, TransportError};
 
@@ -71,6 +75,15 @@ pub struct SessionConfig {
     pub tool_timeout: Duration,
     /// How long to wait for `session.updated`.
     pub ready_timeout: Duration,
+    /// How to recover from dropped connections.
+    pub reconnect: ReconnectPolicy,
+    /// Roll over to a fresh session, at a quiet moment, after this long (the server ends
+    /// sessions at 60 minutes).
+    pub max_session_age: Duration,
+    /// Items to start from (a resumed conversation), replayed into the session at start.
+    pub history: Vec<(String, crate::protocol::Item)>,
+    /// Receives every completed item, e.g. a durable store.
+    pub history_sink: Option<Arc<dyn HistorySink>>,
     /// Receives every wire frame, e.g. a trace writer.
     pub observer: Option<Arc<dyn WireObserver>>,
 }
@@ -82,6 +95,9 @@ impl std::fmt::Debug for SessionConfig {
             .field("connect", &self.connect)
             .field("tools", &self.tools.names())
             .field("tool_timeout", &self.tool_timeout)
+            .field("reconnect", &self.reconnect)
+            .field("max_session_age", &self.max_session_age)
+            .field("history", &self.history.len())
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +130,26 @@ pub enum SessionError {
     /// The configuration cannot be expressed in the connection's dialect.
     #[error("cannot encode the session configuration: {0}")]
     Encode(#[source] EncodeError),
+}
+
+impl SessionError {
+    /// Whether another attempt could succeed (network trouble, not a refusal).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SessionError::Transport(err) => err.is_retryable(),
+            SessionError::NotReady { .. } | SessionError::ConnectionLost(_) => true,
+            SessionError::Rejected { code, .. } => code.is_none(),
+            SessionError::Encode(_) => false,
+        }
+    }
+
+    /// The server's error code, if the server refused.
+    pub fn code(&self) -> Option<String> {
+        match self {
+            SessionError::Rejected { code, .. } => code.clone(),
+            _ => None,
+        }
+    }
 }
 
 /// A command from the app to its session.
@@ -188,9 +224,24 @@ pub struct Session {
 
 impl Session {
     /// Connects, configures the session and starts running it on a new task.
+    ///
+    /// A connection that fails for a retryable reason (network trouble, a drop during setup)
+    /// is retried under the config's [`ReconnectPolicy`]. `config.history` is replayed first.
     pub async fn start(config: SessionConfig) -> Result<Session, SessionError> {
-        let mut ws = transport::connect(&config.connect).await?;
-        let (session_id, model) = runner::configure(&mut ws, &config).await?;
+        let log = ConversationLog::from_items(config.history.iter().cloned());
+        let mut attempt = 0;
+        let (ws, (session_id, model)) = loop {
+            match runner::establish(&config, &log).await {
+                Ok(established) => break established,
+                Err(err) if err.is_retryable() && attempt < config.reconnect.max_attempts => {
+                    attempt += 1;
+                    let delay = config.reconnect.delay(attempt, fastrand::f64());
+                    tracing::warn!("connecting failed ({err}); retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(err) => return Err(err),
+            }
+        };
         let (event_tx, event_rx) = mpsc::channel(256);
         let (command_tx, command_rx) = mpsc::channel(64);
         let _ = event_tx
@@ -203,6 +254,7 @@ impl Session {
             config,
             ws,
             session_id.clone().unwrap_or_default(),
+            log,
             event_tx,
             command_rx,
         );

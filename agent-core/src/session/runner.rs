@@ -17,10 +17,12 @@ use super::{
     Command, Direction, SessionConfig, SessionError,
     dispatch::{CallOutcome, CallRequest, Dispatcher},
     events::{CloseReason, SessionEvent},
+    log::{ConversationLog, for_replay},
+    reconnect::is_final_close,
     sequencer::{Sequencer, Step},
-    transport::WsStream,
+    transport::{self, WsStream},
 };
-use crate::protocol::{ClientEvent, Item, ItemStatus, ServerEvent};
+use crate::protocol::{ClientEvent, Item, ItemStatus, Role, ServerEvent, error_codes};
 
 /// Input the app queued until the conversation is quiet.
 #[derive(Debug)]
@@ -48,6 +50,28 @@ pub(crate) struct Runner {
     calls: JoinSet<CallOutcome>,
     /// Every call id ever started, so a call runs at most once.
     executed: HashSet<String>,
+    /// Every (call id, response id) pair seen, so one response's duplicate is ignored.
+    seen_calls: HashSet<(String, String)>,
+    /// The calls of each response, in the order the response listed them, until their
+    /// outputs are sent. A response's calls and outputs enter the conversation log together
+    /// (calls in order, then outputs in order) once it is done and every call finished, so
+    /// the conversation — and what is replayed or stored — is the same whichever tool finishes
+    /// first or wherever a connection drops.
+    response_calls: HashMap<String, ResponseCalls>,
+    /// Outputs of finished calls not yet sent.
+    finished: HashMap<String, Item>,
+    /// Call ids whose output has been sent.
+    delivered: HashSet<String>,
+    /// Call ids the server of the current connection knows (streamed or replayed to it).
+    in_session: HashSet<String>,
+    /// Calls of responses cut off by a drop, waiting for the response that replaces them.
+    carry_over: Vec<(String, Item)>,
+    /// The conversation as completed so far, replayed after a reconnect or rollover.
+    log: ConversationLog,
+    /// When the current connection was configured, for rolling over before the server's limit.
+    connected_at: Instant,
+    /// Responses requested again after being cut off, since the last one that completed.
+    rerequests: u32,
     /// Per-response cancellation, a child of the session's token.
     response_tokens: HashMap<String, CancellationToken>,
     shutdown: CancellationToken,
@@ -60,6 +84,7 @@ impl Runner {
         config: SessionConfig,
         ws: WsStream,
         session_id: String,
+        log: ConversationLog,
         events: mpsc::Sender<SessionEvent>,
         commands: mpsc::Receiver<Command>,
     ) -> Self {
@@ -79,6 +104,15 @@ impl Runner {
             sequencer: Sequencer::new(),
             calls: JoinSet::new(),
             executed: HashSet::new(),
+            seen_calls: HashSet::new(),
+            response_calls: HashMap::new(),
+            finished: HashMap::new(),
+            delivered: HashSet::new(),
+            in_session: HashSet::new(),
+            carry_over: Vec::new(),
+            log,
+            connected_at: Instant::now(),
+            rerequests: 0,
             response_tokens: HashMap::new(),
             shutdown: CancellationToken::new(),
             last_frame: Instant::now(),
@@ -87,14 +121,24 @@ impl Runner {
     }
 
     pub(crate) async fn run(mut self) {
-        let reason = self.run_loop().await;
+        let reason = loop {
+            let replaced = match self.run_loop().await {
+                Flow::Close(reason) => break reason,
+                Flow::Lost(why) => self.replace_connection(why, false).await,
+                Flow::Rollover(why) => self.replace_connection(why, true).await,
+                Flow::Continue => continue,
+            };
+            if let Err(reason) = replaced {
+                break reason;
+            }
+        };
         self.shutdown.cancel();
         self.calls.abort_all();
         let _ = self.ws.close(None).await;
         self.emit(SessionEvent::Closed { reason }).await;
     }
 
-    async fn run_loop(&mut self) -> CloseReason {
+    async fn run_loop(&mut self) -> Flow {
         let mut keepalive = tokio::time::interval(KEEPALIVE_EVERY);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -110,24 +154,135 @@ impl Runner {
                 }
                 _ = keepalive.tick() => self.on_keepalive().await,
             };
-            if let Flow::Stop(reason) = flow {
-                return reason;
+            if !matches!(flow, Flow::Continue) {
+                return flow;
             }
             self.report_idle().await;
+            if self.connected_at.elapsed() >= self.config.max_session_age
+                && self.sequencer.is_quiet()
+                && self.calls.is_empty()
+            {
+                return Flow::Rollover("the session is near its time limit".into());
+            }
         }
+    }
+
+    /// Opens a new connection, configures it and replays the conversation, after a drop
+    /// (`rollover == false`) or before the session's time limit. Tools keep running meanwhile;
+    /// their outputs go out on the new connection.
+    async fn replace_connection(&mut self, why: String, rollover: bool) -> Result<(), CloseReason> {
+        let policy = self.config.reconnect.clone();
+        if !rollover && policy.max_attempts == 0 {
+            return Err(CloseReason::ConnectionLost { message: why });
+        }
+        let _ = self.ws.close(None).await;
+        let rerequest = self.rerequests < policy.rerequest_cut_responses;
+        let mut reason = why;
+        let attempts = policy.max_attempts.max(1);
+        for attempt in 1..=attempts {
+            let delay = if rollover && attempt == 1 {
+                Duration::ZERO
+            } else {
+                policy.delay(attempt, fastrand::f64())
+            };
+            self.emit(if rollover {
+                SessionEvent::RollingOver {
+                    reason: reason.clone(),
+                }
+            } else {
+                SessionEvent::Reconnecting {
+                    attempt,
+                    max_attempts: attempts,
+                    delay,
+                    reason: reason.clone(),
+                }
+            })
+            .await;
+            tokio::time::sleep(delay).await;
+            match establish(&self.config, &self.log).await {
+                Ok((ws, _ids)) => {
+                    self.ws = ws;
+                    self.connected_at = Instant::now();
+                    self.last_frame = Instant::now();
+                    self.response_tokens.clear();
+                    let cut = self.sequencer.response_in_flight();
+                    self.in_session = self
+                        .log
+                        .items()
+                        .filter_map(|item| item.as_function_call().map(|c| c.call_id.clone()))
+                        .collect();
+                    // Responses cut off by the drop will not send `response.done`. With a
+                    // re-request, their calls move to the response that replaces them (a call
+                    // that already ran does not run again); otherwise they finish on their own.
+                    let cut_ids: Vec<String> = self
+                        .response_calls
+                        .iter()
+                        .filter(|(_, calls)| !calls.done)
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    for id in cut_ids {
+                        if rerequest {
+                            if let Some(mut calls) = self.response_calls.remove(&id) {
+                                for call_id in calls.order {
+                                    if let Some(item) = calls.items.remove(&call_id)
+                                        && !self.carry_over.iter().any(|(c, _)| *c == call_id)
+                                    {
+                                        self.carry_over.push((call_id, item));
+                                    }
+                                }
+                            }
+                            self.sequencer.abandon(&id);
+                        } else if let Some(calls) = self.response_calls.get_mut(&id) {
+                            calls.done = true;
+                        }
+                    }
+                    let mut steps = self.sequencer.connection_reset(rerequest);
+                    if cut && steps.iter().any(|s| matches!(s, Step::CreateResponse)) {
+                        self.rerequests += 1;
+                    }
+                    self.emit(SessionEvent::Reconnected {
+                        replayed_items: self.log.len(),
+                        rollover,
+                    })
+                    .await;
+                    let flow = match self.flush_outputs().await {
+                        Ok(more) => {
+                            steps.extend(more);
+                            self.apply(steps).await
+                        }
+                        Err(flow) => flow,
+                    };
+                    return match flow {
+                        Flow::Continue => Ok(()),
+                        Flow::Close(reason) => Err(reason),
+                        // The new connection failed at once: the caller's loop tries again.
+                        Flow::Lost(_) | Flow::Rollover(_) => Box::pin(
+                            self.replace_connection("the new connection dropped".into(), false),
+                        )
+                        .await,
+                    };
+                }
+                Err(err) if !err.is_retryable() => {
+                    return Err(CloseReason::Fatal {
+                        code: err.code(),
+                        message: err.to_string(),
+                    });
+                }
+                Err(err) => reason = err.to_string(),
+            }
+        }
+        Err(CloseReason::ConnectionLost {
+            message: format!("gave up after {attempts} reconnect attempts: {reason}"),
+        })
     }
 
     async fn on_keepalive(&mut self) -> Flow {
         if self.last_frame.elapsed() > DEAD_AFTER {
-            return Flow::Stop(CloseReason::ConnectionLost {
-                message: format!("no data from the server for {DEAD_AFTER:?}"),
-            });
+            return Flow::Lost(format!("no data from the server for {DEAD_AFTER:?}"));
         }
         match self.ws.send(Message::Ping(Vec::new().into())).await {
             Ok(()) => Flow::Continue,
-            Err(err) => Flow::Stop(CloseReason::ConnectionLost {
-                message: err.to_string(),
-            }),
+            Err(err) => Flow::Lost(err.to_string()),
         }
     }
 
@@ -137,26 +292,26 @@ impl Runner {
     ) -> Flow {
         self.last_frame = Instant::now();
         let text = match frame {
-            None => {
-                return Flow::Stop(CloseReason::ConnectionLost {
-                    message: "the server closed the connection".into(),
-                });
-            }
-            Some(Err(err)) => {
-                return Flow::Stop(CloseReason::ConnectionLost {
-                    message: err.to_string(),
-                });
-            }
+            None => return Flow::Lost("the connection closed".into()),
+            Some(Err(err)) => return Flow::Lost(err.to_string()),
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Close(frame))) => {
-                let message = match frame {
-                    Some(f) => format!(
+                return match frame {
+                    Some(f) if is_final_close(u16::from(f.code)) => {
+                        Flow::Close(CloseReason::Fatal {
+                            code: None,
+                            message: format!(
+                                "the server ended the session (close code {}: {}); reconnecting would not help",
+                                f.code, f.reason
+                            ),
+                        })
+                    }
+                    Some(f) => Flow::Lost(format!(
                         "the server closed the connection ({}: {})",
                         f.code, f.reason
-                    ),
-                    None => "the server closed the connection".into(),
+                    )),
+                    None => Flow::Lost("the server closed the connection".into()),
                 };
-                return Flow::Stop(CloseReason::ConnectionLost { message });
             }
             Some(Ok(Message::Binary(_))) => {
                 self.warn("ignored a binary frame; the Realtime protocol is JSON text")
@@ -182,6 +337,14 @@ impl Runner {
                 self.sequencer.response_created(&id);
                 self.response_tokens
                     .insert(id.clone(), self.shutdown.child_token());
+                if !self.carry_over.is_empty() {
+                    let calls = self.response_calls.entry(id.clone()).or_default();
+                    for (call_id, item) in self.carry_over.drain(..) {
+                        self.sequencer.call_started(&id, &call_id);
+                        calls.order.push(call_id.clone());
+                        calls.items.insert(call_id, item);
+                    }
+                }
                 self.emit(SessionEvent::ResponseStarted { response_id: id })
                     .await;
             }
@@ -215,6 +378,14 @@ impl Runner {
                 }
             }
             ServerEvent::ConversationItemInputAudioTranscriptionCompleted(e) => {
+                let item = Item::message(
+                    Role::User,
+                    vec![crate::protocol::ContentPart::InputAudio {
+                        audio: None,
+                        transcript: Some(e.transcript.clone()),
+                    }],
+                );
+                self.record(format!("item:{}", e.item_id), item);
                 self.emit(SessionEvent::UserTranscript {
                     item_id: e.item_id,
                     text: e.transcript,
@@ -236,6 +407,15 @@ impl Runner {
                 .await;
             }
             ServerEvent::ResponseOutputItemDone(e) => {
+                if let Item::Message(message) = &e.item
+                    && message.role == Role::Assistant
+                {
+                    let key = match &message.id {
+                        Some(id) => format!("item:{id}"),
+                        None => self.log.local_key(),
+                    };
+                    self.record(key, e.item.clone());
+                }
                 self.maybe_start_call(&e.response_id, &e.item).await;
             }
             ServerEvent::ResponseDone(e) => return self.on_response_done(e.response).await,
@@ -263,14 +443,72 @@ impl Runner {
         {
             token.cancel();
         }
-        let steps = self.sequencer.response_done(&id);
+        if status == "completed" {
+            self.rerequests = 0;
+        }
+        if let Some(calls) = self.response_calls.get_mut(&id) {
+            calls.done = true;
+        }
+        let mut steps = self.sequencer.response_done(&id);
         self.emit(SessionEvent::ResponseDone {
             response_id: id,
             status,
             usage: response.usage,
         })
         .await;
+        match self.flush_outputs().await {
+            Ok(more) => steps.extend(more),
+            Err(flow) => return flow,
+        }
         self.apply(steps).await
+    }
+
+    /// Sends the outputs of every finished response whose calls have all finished, in call
+    /// order, and tells the sequencer; returns the sequencer's next steps.
+    async fn flush_outputs(&mut self) -> Result<Vec<Step<Input>>, Flow> {
+        let ready: Vec<String> = self
+            .response_calls
+            .iter()
+            .filter(|(_, calls)| {
+                calls.done
+                    && calls
+                        .order
+                        .iter()
+                        .all(|c| self.delivered.contains(c) || self.finished.contains_key(c))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut steps = Vec::new();
+        for response_id in ready {
+            let Some(calls) = self.response_calls.remove(&response_id) else {
+                continue;
+            };
+            for call_id in &calls.order {
+                let Some(call) = calls.items.get(call_id) else {
+                    continue;
+                };
+                self.record(format!("call:{call_id}"), call.clone());
+                if self.in_session.insert(call_id.clone()) {
+                    // A call carried over from a cut response: the new session never saw it.
+                    self.send(ClientEvent::conversation_item_create(for_replay(call)))
+                        .await?;
+                }
+            }
+            for call_id in &calls.order {
+                if let Some(item) = self.finished.remove(call_id) {
+                    // Logged before it is sent: if the connection drops now, the replay
+                    // delivers it.
+                    self.record(format!("output:{call_id}"), item.clone());
+                    self.delivered.insert(call_id.clone());
+                    self.send(ClientEvent::conversation_item_create(item))
+                        .await?;
+                }
+            }
+            for call_id in &calls.order {
+                steps.extend(self.sequencer.call_finished(&response_id, call_id));
+            }
+        }
+        Ok(steps)
     }
 
     /// Starts the call in `item` if it is a completed function call not seen before. A call
@@ -295,7 +533,20 @@ impl Runner {
             .await;
             return;
         }
+        if !self.seen_calls.insert((call_id.clone(), response_id.to_owned())) {
+            return;
+        }
+        self.in_session.insert(call_id.clone());
+        let calls = self.response_calls.entry(response_id.to_owned()).or_default();
+        if !calls.order.contains(&call_id) {
+            self.sequencer.call_started(response_id, &call_id);
+            calls.order.push(call_id.clone());
+            calls.items.insert(call_id.clone(), item.clone());
+        }
         if !self.executed.insert(call_id.clone()) {
+            // The call already ran (a response replayed after a reconnect asks for it again):
+            // it does not run twice. This response waits for its output, or, when that was
+            // already delivered, gets its follow-up once it is done.
             return;
         }
         let request = CallRequest {
@@ -309,7 +560,6 @@ impl Runner {
             .get(response_id)
             .map(CancellationToken::child_token)
             .unwrap_or_else(|| self.shutdown.child_token());
-        self.sequencer.call_started(response_id, &call_id);
         self.emit(SessionEvent::ToolCallStarted {
             call_id,
             name: request.name.clone(),
@@ -321,18 +571,13 @@ impl Runner {
 
     async fn on_call_done(&mut self, outcome: CallOutcome) -> Flow {
         let output = outcome.output_text();
-        let item = Item::function_call_output(outcome.request.call_id.clone(), output.clone());
-        if let Err(reason) = self.send(ClientEvent::conversation_item_create(item)).await {
-            return Flow::Stop(reason);
-        }
         let CallOutcome {
             request,
             duration,
             result,
         } = outcome;
-        let steps = self
-            .sequencer
-            .call_finished(&request.response_id, &request.call_id);
+        let item = Item::function_call_output(request.call_id.clone(), output.clone());
+        self.finished.insert(request.call_id.clone(), item);
         self.emit(SessionEvent::ToolCallFinished {
             call_id: request.call_id,
             name: request.name,
@@ -341,12 +586,18 @@ impl Runner {
             result: result.map_err(|_| output),
         })
         .await;
-        self.apply(steps).await
+        match self.flush_outputs().await {
+            Ok(steps) => self.apply(steps).await,
+            Err(flow) => flow,
+        }
     }
 
     async fn on_error(&mut self, event: crate::protocol::ErrorEvent) -> Flow {
         let code = event.error.code.clone();
         let message = event.error.message.clone();
+        if event.error.has_code(error_codes::SESSION_EXPIRED) {
+            return Flow::Rollover(format!("the server expired the session: {message}"));
+        }
         let fatal = event.error.is_fatal();
         self.emit(SessionEvent::Error {
             code: code.clone(),
@@ -355,7 +606,7 @@ impl Runner {
         })
         .await;
         if fatal {
-            return Flow::Stop(CloseReason::Fatal { code, message });
+            return Flow::Close(CloseReason::Fatal { code, message });
         }
         if code.as_deref() == Some("conversation_already_has_active_response") {
             let steps = self.sequencer.create_refused();
@@ -367,7 +618,7 @@ impl Runner {
     async fn on_command(&mut self, command: Option<Command>) -> Flow {
         let Some(command) = command else {
             // Every handle is gone: nobody can talk to this session any more.
-            return Flow::Stop(CloseReason::Requested);
+            return Flow::Close(CloseReason::Requested);
         };
         match command {
             Command::Text(text) => {
@@ -384,18 +635,18 @@ impl Runner {
             }
             Command::Send(event) => match self.send(*event).await {
                 Ok(()) => Flow::Continue,
-                Err(reason) => Flow::Stop(reason),
+                Err(flow) => flow,
             },
             Command::Cancel => {
                 if self.sequencer.response_in_flight() {
                     let event = ClientEvent::response_cancel();
-                    if let Err(reason) = self.send(event).await {
-                        return Flow::Stop(reason);
+                    if let Err(flow) = self.send(event).await {
+                        return flow;
                     }
                 }
                 Flow::Continue
             }
-            Command::Close => Flow::Stop(CloseReason::Requested),
+            Command::Close => Flow::Close(CloseReason::Requested),
         }
     }
 
@@ -403,20 +654,24 @@ impl Runner {
         for step in steps {
             let event = match step {
                 Step::SendInput(Input::Text(text)) => {
-                    ClientEvent::conversation_item_create(Item::user_text(text))
+                    let item = Item::user_text(text);
+                    let key = self.log.local_key();
+                    self.record(key, item.clone());
+                    ClientEvent::conversation_item_create(item)
                 }
                 Step::SendInput(Input::CommitAudio) => ClientEvent::input_audio_buffer_commit(),
                 Step::SendInput(Input::Respond) => continue,
                 Step::CreateResponse => ClientEvent::response_create(),
             };
-            if let Err(reason) = self.send(event).await {
-                return Flow::Stop(reason);
+            if let Err(flow) = self.send(event).await {
+                return flow;
             }
         }
         Flow::Continue
     }
 
-    async fn send(&mut self, event: ClientEvent) -> Result<(), CloseReason> {
+    /// Sends one event; a failure means the connection is gone (`Flow::Lost`).
+    async fn send(&mut self, event: ClientEvent) -> Result<(), Flow> {
         let text = match event.encode(self.config.connect.dialect) {
             Ok(text) => text,
             Err(err) => {
@@ -428,9 +683,18 @@ impl Runner {
         self.ws
             .send(Message::Text(text.into()))
             .await
-            .map_err(|err| CloseReason::ConnectionLost {
-                message: err.to_string(),
-            })
+            .map_err(|err| Flow::Lost(err.to_string()))
+    }
+
+    /// Adds a completed item to the conversation log and the history sink (once per key).
+    fn record(&mut self, key: String, item: Item) {
+        if self.log.contains(&key) {
+            return;
+        }
+        if let Some(sink) = &self.config.history_sink {
+            sink.append(&key, &item);
+        }
+        self.log.push(key, item);
     }
 
     async fn report_idle(&mut self) {
@@ -461,9 +725,49 @@ impl Runner {
     }
 }
 
+/// The function calls of one response, until their outputs are sent.
+#[derive(Debug, Default)]
+struct ResponseCalls {
+    /// Call ids in the order the response listed them.
+    order: Vec<String>,
+    /// The `function_call` items, by call id.
+    items: HashMap<String, Item>,
+    /// `response.done` arrived (or the response was cut off by a drop).
+    done: bool,
+}
+
+/// What the loop does after handling one input.
 enum Flow {
+    /// Carry on.
     Continue,
-    Stop(CloseReason),
+    /// End the session.
+    Close(CloseReason),
+    /// The connection is gone: reconnect and replay.
+    Lost(String),
+    /// Move to a fresh session at this quiet moment (time limit, expiry).
+    Rollover(String),
+}
+
+/// Connects, configures the session and replays `log` into it.
+pub(crate) async fn establish(
+    config: &SessionConfig,
+    log: &ConversationLog,
+) -> Result<(WsStream, (Option<String>, Option<String>)), SessionError> {
+    let mut ws = transport::connect(&config.connect).await?;
+    let ids = configure(&mut ws, config).await?;
+    for item in log.items() {
+        let event = ClientEvent::conversation_item_create(for_replay(item));
+        let text = event
+            .encode(config.connect.dialect)
+            .map_err(SessionError::Encode)?;
+        if let Some(observer) = &config.observer {
+            observer.frame(Direction::Sent, &text);
+        }
+        ws.send(Message::Text(text.into()))
+            .await
+            .map_err(|err| SessionError::ConnectionLost(err.to_string()))?;
+    }
+    Ok((ws, ids))
 }
 
 /// Sends `session.update` and waits for `session.updated`, reporting a server error verbatim.

@@ -125,6 +125,33 @@ impl<I> Sequencer<I> {
         self.next_steps()
     }
 
+    /// The connection was replaced (reconnect or rollover): the response in flight is gone.
+    ///
+    /// A response that had started tool calls is treated as done, so its follow-up goes out
+    /// once the calls deliver. One that was cut off mid-stream is requested again if
+    /// `rerequest` allows; a `response.create` that was sent but not answered is sent again.
+    pub fn connection_reset(&mut self, rerequest: bool) -> Vec<Step<I>> {
+        match std::mem::replace(&mut self.slot, Slot::Idle) {
+            Slot::Idle => {}
+            Slot::Requested => self.follow_up = true,
+            Slot::Active(id) => {
+                if self.outstanding.get(&id).is_some_and(|c| !c.is_empty()) {
+                    self.finished_with_calls.insert(id);
+                } else if self.outstanding.remove(&id).is_some() || rerequest {
+                    self.follow_up = true;
+                }
+            }
+        }
+        self.next_steps()
+    }
+
+    /// Forgets a response that was cut off and whose calls move to the response that replaces
+    /// it (see the runner's carry-over); nothing waits on it any more.
+    pub fn abandon(&mut self, response_id: &str) {
+        self.outstanding.remove(response_id);
+        self.finished_with_calls.remove(response_id);
+    }
+
     /// Whether nothing is in flight, queued or owed: a good moment to exit or roll over.
     pub fn is_quiet(&self) -> bool {
         self.slot == Slot::Idle
@@ -268,6 +295,34 @@ mod tests {
         assert_eq!(s.create_refused(), vec![]);
         assert!(!s.is_quiet());
         assert_eq!(s.response_done("vad"), vec![Step::CreateResponse]);
+    }
+
+    #[test]
+    fn a_cut_response_is_requested_again() {
+        let mut s = S::new();
+        s.submit("x");
+        s.response_created("r1");
+        assert_eq!(s.connection_reset(true), vec![Step::CreateResponse]);
+        s.response_created("r2");
+        assert_eq!(s.connection_reset(false), vec![]);
+        assert!(s.is_quiet());
+    }
+
+    #[test]
+    fn a_cut_response_with_running_calls_follows_up_when_they_finish() {
+        let mut s = S::new();
+        s.submit("x");
+        s.response_created("r1");
+        s.call_started("r1", "c1");
+        assert_eq!(s.connection_reset(true), vec![]);
+        assert_eq!(s.call_finished("r1", "c1"), vec![Step::CreateResponse]);
+    }
+
+    #[test]
+    fn an_unanswered_create_is_sent_again() {
+        let mut s = S::new();
+        assert_eq!(s.submit("x").len(), 2);
+        assert_eq!(s.connection_reset(false), vec![Step::CreateResponse]);
     }
 
     #[test]

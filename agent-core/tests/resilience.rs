@@ -1,0 +1,268 @@
+//! Resilience against the scripted server: the fault matrix (drop the connection at every event
+//! index of a conversation with several tool calls), rollover on a session-expired error, and
+//! malformed or unknown frames mid-stream.
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use agent_core::{
+    protocol::Item,
+    session::{HistorySink, ReconnectPolicy, SessionEvent},
+};
+use agent_testkit::{
+    scenario::{ModelStep, Scenario, ScriptedCall, Turn},
+    server::{ConnectionFaults, Faults, ServerConfig},
+};
+use common::harness::*;
+use serde_json::json;
+
+/// Captures what the runtime hands to durable storage.
+#[derive(Default)]
+struct Captured(Mutex<Vec<(String, Item)>>);
+
+impl HistorySink for Captured {
+    fn append(&self, key: &str, item: &Item) {
+        self.0.lock().unwrap().push((key.to_owned(), item.clone()));
+    }
+}
+
+fn conversation() -> Scenario {
+    Scenario::new("fault matrix")
+        .turn(
+            Turn::user("first question")
+                .model(ModelStep::say("Let me check.").call(ScriptedCall::new("quick", json!({}))))
+                .model(ModelStep::say("First answer.")),
+        )
+        .turn(
+            Turn::user("second question")
+                .model(ModelStep::calls([
+                    ScriptedCall::new("count", json!({"n": 1})),
+                    ScriptedCall::new("count", json!({"n": 2})),
+                ]))
+                .model(ModelStep::say("Second answer.")),
+        )
+        .turn(Turn::user("thanks").model(ModelStep::say("You're welcome.")))
+}
+
+struct Run {
+    history: Vec<(String, Item)>,
+    executions: HashMap<String, usize>,
+    reconnects: usize,
+    sent: usize,
+}
+
+async fn run_conversation(faults: Faults) -> Run {
+    let h = harness("");
+    let captured = Arc::new(Captured::default());
+    let sink = captured.clone();
+    let (server, mut session) = start_with(&h, ServerConfig::new(conversation()).faults(faults), |c| {
+        c.history_sink = Some(sink);
+        c.reconnect = ReconnectPolicy {
+            base_delay: Duration::from_millis(2),
+            max_delay: Duration::from_millis(20),
+            ..ReconnectPolicy::default()
+        };
+    })
+    .await;
+    let mut reconnects = 0;
+    for text in ["first question", "second question", "thanks"] {
+        session.handle.send_text(text).await.unwrap();
+        reconnects += until_idle(&mut session)
+            .await
+            .iter()
+            .filter(|e| matches!(e, SessionEvent::Reconnected { .. }))
+            .count();
+    }
+    let mut executions = HashMap::new();
+    for line in h.log.lock().unwrap().iter().filter(|l| l.starts_with("start")) {
+        let call_id = line.rsplit(' ').next().unwrap().to_owned();
+        *executions.entry(call_id).or_insert(0) += 1;
+    }
+    let sent = server.sent_counts().await.first().copied().unwrap_or(0);
+    session.handle.close().await.unwrap();
+    server.shutdown().await;
+    let history = captured.0.lock().unwrap().clone();
+    Run {
+        history,
+        executions,
+        reconnects,
+        sent,
+    }
+}
+
+fn items(run: &Run) -> Vec<serde_json::Value> {
+    run.history
+        .iter()
+        .map(|(_, item)| serde_json::to_value(item).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_fault_matrix_loses_nothing_and_runs_each_call_once() {
+    let baseline = run_conversation(Faults::none()).await;
+    assert_eq!(baseline.reconnects, 0);
+    assert_eq!(baseline.executions.len(), 3, "{:?}", baseline.executions);
+    // user, assistant, call, output, assistant; user, 2 calls, 2 outputs, assistant; user, assistant.
+    assert_eq!(baseline.history.len(), 13, "{:#?}", baseline.history);
+    let expected = items(&baseline);
+
+    // Drop after every event from session.created (index 1) to the last response.done.
+    let positions = 1..baseline.sent;
+    let covered = positions.len();
+    for drop_after in positions {
+        let run = run_conversation(
+            Faults::none().on_connection(0, ConnectionFaults::new().drop_after(drop_after)),
+        )
+        .await;
+        assert!(
+            run.executions.values().all(|n| *n == 1),
+            "drop after {drop_after}: a call ran twice: {:?}",
+            run.executions
+        );
+        assert_eq!(
+            run.executions.len(),
+            3,
+            "drop after {drop_after}: {:?}",
+            run.executions
+        );
+        assert_eq!(
+            items(&run),
+            expected,
+            "drop after {drop_after}: the history differs"
+        );
+    }
+    common::spec::report(format!(
+        "fault matrix: covered {covered} drop positions (events 1..{}), all complete, every call ran once, history identical",
+        baseline.sent
+    ));
+}
+
+#[tokio::test]
+async fn a_session_expired_error_rolls_over_and_the_conversation_goes_on() {
+    let h = harness("");
+    let scenario = Scenario::new("expiry")
+        .turn(Turn::user("one").model(ModelStep::say("first")))
+        .turn(
+            Turn::user("two")
+                .model(ModelStep::calls([ScriptedCall::new("quick", json!({}))]))
+                .model(ModelStep::say("second")),
+        );
+    // The first connection expires right after the first answer.
+    let faults = Faults::none().on_connection(0, ConnectionFaults::new().session_expired_after(12));
+    let (server, mut session) = start(&h, ServerConfig::new(scenario).faults(faults)).await;
+    session.handle.send_text("one").await.unwrap();
+    let mut events = until_idle(&mut session).await;
+    session.handle.send_text("two").await.unwrap();
+    events.extend(until_idle(&mut session).await);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Reconnected { .. })),
+        "{events:#?}"
+    );
+    let replies: String = events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::TextDelta { delta, .. } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(replies.ends_with("second"), "{replies}");
+    assert!(server.connections() >= 2);
+    // The new session got the earlier conversation replayed.
+    let second: Vec<String> = server
+        .received()
+        .await
+        .into_iter()
+        .filter(|e| e.connection == 1)
+        .filter_map(|e| e.value)
+        .map(|v| v["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(second[0], "session.update", "{second:?}");
+    assert!(second.iter().filter(|t| *t == "conversation.item.create").count() >= 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_frames_and_unknown_events_are_skipped_with_a_warning() {
+    let h = harness("");
+    let scenario = Scenario::new("noise").turn(
+        Turn::user("hello")
+            .model(ModelStep::calls([ScriptedCall::new("quick", json!({}))]))
+            .model(ModelStep::say("still fine")),
+    );
+    let faults = Faults::none().on_every_connection(
+        ConnectionFaults::new()
+            .noise(true)
+            .malformed_after(3)
+            .malformed_after(9),
+    );
+    let (server, mut session) = start(&h, ServerConfig::new(scenario).faults(faults)).await;
+    session.handle.send_text("hello").await.unwrap();
+    let events = until_idle(&mut session).await;
+    let warnings = events
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::Warning { .. }))
+        .count();
+    assert!(warnings >= 1, "{events:#?}");
+    let reply: String = events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::TextDelta { delta, .. } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reply, "still fine");
+    assert!(server.violations().await.is_empty(), "{:?}", server.violations().await);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_resumed_conversation_is_replayed_before_new_input() {
+    let h = harness("");
+    let scenario = Scenario::new("resume")
+        .turn(Turn::user("earlier").model(ModelStep::say("earlier answer")))
+        .turn(Turn::user("later").model(ModelStep::say("later answer")));
+    let history = vec![
+        ("local_000001".to_owned(), Item::user_text("earlier")),
+        ("item:a".to_owned(), Item::assistant_text("earlier answer")),
+    ];
+    let (server, mut session) = start_with(&h, ServerConfig::new(scenario), |c| {
+        c.history = history;
+    })
+    .await;
+    session.handle.send_text("later").await.unwrap();
+    let events = until_idle(&mut session).await;
+    let reply: String = events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::TextDelta { delta, .. } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reply, "later answer");
+    // The stored conversation went in before the new message.
+    let kinds: Vec<String> = server
+        .received()
+        .await
+        .into_iter()
+        .filter_map(|e| e.value)
+        .map(|v| format!("{}:{}", v["type"].as_str().unwrap_or(""), v["item"]["role"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "session.update:",
+            "conversation.item.create:user",
+            "conversation.item.create:assistant",
+            "conversation.item.create:user",
+            "response.create:"
+        ]
+    );
+    server.shutdown().await;
+}
