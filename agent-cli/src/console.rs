@@ -8,7 +8,10 @@ use std::{
     time::Duration,
 };
 
-use agent_core::session::{CloseReason, SessionEvent};
+use agent_core::{
+    cost::format_usd,
+    session::{CloseReason, SessionEvent},
+};
 
 /// The longest tool argument or result shown on one line.
 const SHORT: usize = 160;
@@ -57,6 +60,10 @@ impl Console {
             SessionEvent::UserTranscript { text, .. } => {
                 self.end_reply();
                 println!("you (spoken) › {}", text.trim());
+            }
+            SessionEvent::Interrupted { audio_end_ms, .. } => {
+                self.end_reply();
+                println!("  (interrupted: you heard {audio_end_ms} ms of that)");
             }
             SessionEvent::ToolCallStarted {
                 name, arguments, ..
@@ -122,8 +129,36 @@ impl Console {
                 rollover,
             } => {
                 if self.verbose || !*rollover {
-                    eprintln!("… reconnected; {replayed_items} item(s) of the conversation restored");
+                    eprintln!(
+                        "… reconnected; {replayed_items} item(s) of the conversation restored"
+                    );
                 }
+            }
+            SessionEvent::Cost(report) if self.verbose => {
+                self.end_reply();
+                println!("  {}", crate::summary::cost_line(report));
+            }
+            SessionEvent::BudgetWarning {
+                spent_usd,
+                limit_usd,
+            } => {
+                self.end_reply();
+                eprintln!(
+                    "! budget: {} of {} spent (80% reached)",
+                    format_usd(*spent_usd),
+                    format_usd(*limit_usd)
+                );
+            }
+            SessionEvent::BudgetExhausted {
+                spent_usd,
+                limit_usd,
+            } => {
+                self.end_reply();
+                eprintln!(
+                    "! budget reached: {} of {} spent; the current answer finishes, then the session ends",
+                    format_usd(*spent_usd),
+                    format_usd(*limit_usd)
+                );
             }
             SessionEvent::Warning { message } if self.verbose => {
                 self.end_reply();

@@ -60,15 +60,16 @@ async fn run_conversation(faults: Faults) -> Run {
     let h = harness("");
     let captured = Arc::new(Captured::default());
     let sink = captured.clone();
-    let (server, mut session) = start_with(&h, ServerConfig::new(conversation()).faults(faults), |c| {
-        c.history_sink = Some(sink);
-        c.reconnect = ReconnectPolicy {
-            base_delay: Duration::from_millis(2),
-            max_delay: Duration::from_millis(20),
-            ..ReconnectPolicy::default()
-        };
-    })
-    .await;
+    let (server, mut session) =
+        start_with(&h, ServerConfig::new(conversation()).faults(faults), |c| {
+            c.history_sink = Some(sink);
+            c.reconnect = ReconnectPolicy {
+                base_delay: Duration::from_millis(2),
+                max_delay: Duration::from_millis(20),
+                ..ReconnectPolicy::default()
+            };
+        })
+        .await;
     let mut reconnects = 0;
     for text in ["first question", "second question", "thanks"] {
         session.handle.send_text(text).await.unwrap();
@@ -79,7 +80,13 @@ async fn run_conversation(faults: Faults) -> Run {
             .count();
     }
     let mut executions = HashMap::new();
-    for line in h.log.lock().unwrap().iter().filter(|l| l.starts_with("start")) {
+    for line in h
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("start"))
+    {
         let call_id = line.rsplit(' ').next().unwrap().to_owned();
         *executions.entry(call_id).or_insert(0) += 1;
     }
@@ -184,7 +191,13 @@ async fn a_session_expired_error_rolls_over_and_the_conversation_goes_on() {
         .map(|v| v["type"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(second[0], "session.update", "{second:?}");
-    assert!(second.iter().filter(|t| *t == "conversation.item.create").count() >= 2);
+    assert!(
+        second
+            .iter()
+            .filter(|t| *t == "conversation.item.create")
+            .count()
+            >= 2
+    );
     server.shutdown().await;
 }
 
@@ -218,7 +231,11 @@ async fn malformed_frames_and_unknown_events_are_skipped_with_a_warning() {
         })
         .collect();
     assert_eq!(reply, "still fine");
-    assert!(server.violations().await.is_empty(), "{:?}", server.violations().await);
+    assert!(
+        server.violations().await.is_empty(),
+        "{:?}",
+        server.violations().await
+    );
     server.shutdown().await;
 }
 
@@ -252,7 +269,13 @@ async fn a_resumed_conversation_is_replayed_before_new_input() {
         .await
         .into_iter()
         .filter_map(|e| e.value)
-        .map(|v| format!("{}:{}", v["type"].as_str().unwrap_or(""), v["item"]["role"].as_str().unwrap_or("")))
+        .map(|v| {
+            format!(
+                "{}:{}",
+                v["type"].as_str().unwrap_or(""),
+                v["item"]["role"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     assert_eq!(
         kinds,

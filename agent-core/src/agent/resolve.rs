@@ -12,6 +12,7 @@ use super::{
     },
 };
 use crate::{
+    cost::{CostSettings, PriceError, PriceTable},
     protocol::{self, AudioFormat, Dialect, Session, ToolChoice, ToolDefinition, TurnDetection},
     session::{ConnectOptions, ReconnectPolicy, Secret, SessionConfig, WireObserver},
     tool::{EnvTemplate, HttpTool, McpToolSpec, ToolConfig, ToolRegistry},
@@ -48,6 +49,9 @@ pub struct ConnectOverrides {
 /// Why an agent cannot connect as configured.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectConfigError {
+    /// The price table named by `price_table` (or `--prices`) cannot be used.
+    #[error(transparent)]
+    Prices(#[from] PriceError),
     /// The API key's variable is not set.
     #[error(
         "the environment variable `{variable}` with the API key is not set; export it, or run with --offline to use the built-in scripted server"
@@ -382,6 +386,31 @@ impl Agent {
             history: Vec::new(),
             history_sink: None,
             observer,
+            cost: Some(self.cost_settings()?),
+            playback: crate::audio::PlaybackClock::default(),
+        })
+    }
+
+    /// What the session meters: the published prices (merged with `price_table` from
+    /// `[limits]`, if set), the transcription model and `max_cost_usd`.
+    pub fn cost_settings(&self) -> Result<CostSettings, ConnectConfigError> {
+        let limits = &self.file.spec.limits;
+        let prices = match &limits.price_table {
+            Some(file) => {
+                let base = self.file.path.parent().unwrap_or(std::path::Path::new("."));
+                Arc::new(PriceTable::builtin_with(base.join(file))?)
+            }
+            None => PriceTable::shared(),
+        };
+        Ok(CostSettings {
+            prices,
+            transcription_model: self
+                .file
+                .spec
+                .transcription
+                .as_ref()
+                .map(|t| t.model.clone()),
+            max_cost_usd: limits.max_cost_usd,
         })
     }
 }

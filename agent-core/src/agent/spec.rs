@@ -385,4 +385,8 @@ pub struct LimitsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0))]
     pub max_cost_usd: Option<f64>,
+    /// A price table (TOML, like agent-core/prices.toml) merged over the published prices,
+    /// relative to the agent file. `agent run --prices FILE` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_table: Option<String>,
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::protocol::Usage;
+use crate::{cost::CostReport, latency::TurnLatency, protocol::Usage};
 
 /// Something that happened in a session, in the order it happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +54,22 @@ pub enum SessionEvent {
         /// What the user said.
         text: String,
     },
+    /// A piece of the live transcript of the user's audio (the full text follows in
+    /// [`SessionEvent::UserTranscript`]).
+    UserTranscriptDelta {
+        /// The user item.
+        item_id: String,
+        /// The new text.
+        delta: String,
+    },
+    /// The user spoke over the assistant: stop playing `item_id` now. The conversation was
+    /// truncated at `audio_end_ms`, what the user heard (see `session::barge_in`).
+    Interrupted {
+        /// The assistant item whose playback stops.
+        item_id: String,
+        /// How much of its audio was heard, in ms.
+        audio_end_ms: u64,
+    },
     /// The user started speaking (server VAD).
     SpeechStarted {
         /// The user item being recorded.
@@ -99,6 +115,26 @@ pub enum SessionEvent {
         /// Token usage, when the server reported it.
         usage: Option<Usage>,
     },
+    /// What a response (or an input transcription) used and cost, with the session's running
+    /// total. Follows the [`SessionEvent::ResponseDone`] it belongs to.
+    Cost(CostReport),
+    /// Spending passed 80 % of `max_cost_usd`.
+    BudgetWarning {
+        /// Spent so far, US dollars.
+        spent_usd: f64,
+        /// The budget, US dollars.
+        limit_usd: f64,
+    },
+    /// Spending reached `max_cost_usd`: the current answer finishes, no new input is sent, and
+    /// the session closes ([`CloseReason::BudgetExhausted`]) once it is quiet.
+    BudgetExhausted {
+        /// Spent so far, US dollars.
+        spent_usd: f64,
+        /// The budget, US dollars.
+        limit_usd: f64,
+    },
+    /// A turn ended (the conversation went quiet, or the next turn began): its latencies.
+    TurnLatency(TurnLatency),
     /// Nothing is in flight: no response, no running tool, no queued input.
     Idle,
     /// The server reported an error. Fatal errors are followed by [`SessionEvent::Closed`].

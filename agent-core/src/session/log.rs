@@ -147,7 +147,11 @@ fn replay_message(message: &MessageItem) -> MessageItem {
 /// The text of a message (its text parts and transcripts), for summaries and transcripts.
 pub fn message_text(item: &Item) -> Option<String> {
     let message = item.as_message()?;
-    let text: Vec<&str> = message.content.iter().filter_map(ContentPart::text).collect();
+    let text: Vec<&str> = message
+        .content
+        .iter()
+        .filter_map(ContentPart::text)
+        .collect();
     (!text.is_empty()).then(|| text.join(" "))
 }
 

@@ -9,6 +9,8 @@
 //! `call_id`. Then exactly one `response.create` follows — only after that response's
 //! `response.done`, and only when no other response is active (see [`sequencer`]).
 
+mod accounting;
+pub mod barge_in;
 pub mod dispatch;
 mod events;
 pub mod log;
@@ -56,6 +58,13 @@ impl Direction {
 pub trait WireObserver: Send + Sync {
     /// One frame's text. Called on the session's task: keep it quick.
     fn frame(&self, direction: Direction, text: &str);
+
+    /// A record that is not a wire frame — usage and cost, a budget threshold, a turn's
+    /// latency, the session summary — so traces carry them beside the frames. Ignored unless
+    /// implemented.
+    fn note(&self, kind: &str, data: &serde_json::Value) {
+        let _ = (kind, data);
+    }
 }
 
 /// Everything a session needs to run.
@@ -86,6 +95,11 @@ pub struct SessionConfig {
     pub history_sink: Option<Arc<dyn HistorySink>>,
     /// Receives every wire frame, e.g. a trace writer.
     pub observer: Option<Arc<dyn WireObserver>>,
+    /// Usage, cost and budget metering; `None` meters nothing (latency is measured anyway).
+    pub cost: Option<crate::cost::CostSettings>,
+    /// Where barge-in learns how much assistant audio was heard: the app's device reports, a
+    /// real-time virtual speaker (the default), or "as received" (see [`barge_in`]).
+    pub playback: crate::audio::PlaybackClock,
 }
 
 impl std::fmt::Debug for SessionConfig {

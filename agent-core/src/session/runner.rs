@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Command, Direction, SessionConfig, SessionError,
+    accounting::{Accounting, Sent},
     dispatch::{CallOutcome, CallRequest, Dispatcher},
     events::{CloseReason, SessionEvent},
     log::{ConversationLog, for_replay},
@@ -22,7 +23,10 @@ use super::{
     sequencer::{Sequencer, Step},
     transport::{self, WsStream},
 };
-use crate::protocol::{ClientEvent, Item, ItemStatus, Role, ServerEvent, error_codes};
+use crate::{
+    latency::TurnStart,
+    protocol::{ClientEvent, Item, ItemStatus, Role, ServerEvent, error_codes},
+};
 
 /// Input the app queued until the conversation is quiet.
 #[derive(Debug)]
@@ -77,6 +81,10 @@ pub(crate) struct Runner {
     shutdown: CancellationToken,
     last_frame: Instant,
     was_busy: bool,
+    /// Usage, cost, budget and latency (see `accounting`).
+    accounting: Accounting,
+    /// Playback tracking and barge-in decisions (see `barge_in`).
+    barge_in: super::barge_in::BargeIn,
 }
 
 impl Runner {
@@ -95,7 +103,11 @@ impl Runner {
             config.agent.clone(),
             session_id,
         );
+        let accounting = Accounting::new(&config);
+        let barge_in = super::barge_in::BargeIn::new(&config.session, config.playback.clone());
         Runner {
+            accounting,
+            barge_in,
             config,
             ws,
             events,
@@ -135,6 +147,8 @@ impl Runner {
         self.shutdown.cancel();
         self.calls.abort_all();
         let _ = self.ws.close(None).await;
+        let closing = self.accounting.closing(&reason);
+        self.emit_all(closing).await;
         self.emit(SessionEvent::Closed { reason }).await;
     }
 
@@ -158,6 +172,12 @@ impl Runner {
                 return flow;
             }
             self.report_idle().await;
+            if self.accounting.budget_exhausted()
+                && self.sequencer.is_quiet()
+                && self.calls.is_empty()
+            {
+                return Flow::Close(CloseReason::BudgetExhausted);
+            }
             if self.connected_at.elapsed() >= self.config.max_session_age
                 && self.sequencer.is_quiet()
                 && self.calls.is_empty()
@@ -256,10 +276,12 @@ impl Runner {
                         Flow::Continue => Ok(()),
                         Flow::Close(reason) => Err(reason),
                         // The new connection failed at once: the caller's loop tries again.
-                        Flow::Lost(_) | Flow::Rollover(_) => Box::pin(
-                            self.replace_connection("the new connection dropped".into(), false),
-                        )
-                        .await,
+                        Flow::Lost(_) | Flow::Rollover(_) => {
+                            Box::pin(
+                                self.replace_connection("the new connection dropped".into(), false),
+                            )
+                            .await
+                        }
                     };
                 }
                 Err(err) if !err.is_retryable() => {
@@ -349,6 +371,7 @@ impl Runner {
                     .await;
             }
             ServerEvent::ResponseOutputTextDelta(e) => {
+                self.accounting.delta(false);
                 self.emit(SessionEvent::TextDelta {
                     response_id: e.response_id,
                     item_id: e.item_id,
@@ -357,6 +380,7 @@ impl Runner {
                 .await;
             }
             ServerEvent::ResponseOutputAudioTranscriptDelta(e) => {
+                self.accounting.delta(false);
                 self.emit(SessionEvent::TranscriptDelta {
                     response_id: e.response_id,
                     item_id: e.item_id,
@@ -365,7 +389,17 @@ impl Runner {
                 .await;
             }
             ServerEvent::ResponseOutputAudioDelta(e) => {
+                self.accounting.delta(true);
                 match crate::audio::decode_base64(&e.delta) {
+                    // Audio cut off by a barge-in is dropped, not played.
+                    Ok(data)
+                        if !self.barge_in.on_audio(
+                            &e.response_id,
+                            &e.item_id,
+                            e.content_index,
+                            data.len(),
+                            Instant::now(),
+                        ) => {}
                     Ok(data) => {
                         self.emit(SessionEvent::Audio {
                             response_id: e.response_id,
@@ -386,11 +420,22 @@ impl Runner {
                     }],
                 );
                 self.record(format!("item:{}", e.item_id), item);
+                let accounted = self.accounting.transcription(&e.item_id, e.usage.as_ref());
                 self.emit(SessionEvent::UserTranscript {
                     item_id: e.item_id,
                     text: e.transcript,
                 })
                 .await;
+                self.emit_all(accounted).await;
+            }
+            ServerEvent::ConversationItemInputAudioTranscriptionDelta(e) => {
+                if let Some(delta) = e.delta.filter(|d| !d.is_empty()) {
+                    self.emit(SessionEvent::UserTranscriptDelta {
+                        item_id: e.item_id,
+                        delta,
+                    })
+                    .await;
+                }
             }
             ServerEvent::InputAudioBufferSpeechStarted(e) => {
                 self.emit(SessionEvent::SpeechStarted {
@@ -398,8 +443,11 @@ impl Runner {
                     audio_start_ms: e.audio_start_ms,
                 })
                 .await;
+                return self.on_barge_in().await;
             }
             ServerEvent::InputAudioBufferSpeechStopped(e) => {
+                let accounted = self.accounting.speech_stopped();
+                self.emit_all(accounted).await;
                 self.emit(SessionEvent::SpeechStopped {
                     item_id: e.item_id,
                     audio_end_ms: e.audio_end_ms,
@@ -449,13 +497,16 @@ impl Runner {
         if let Some(calls) = self.response_calls.get_mut(&id) {
             calls.done = true;
         }
+        self.barge_in.on_response_done(&id, Instant::now());
         let mut steps = self.sequencer.response_done(&id);
+        let accounted = self.accounting.response_done(&id, response.usage.as_ref());
         self.emit(SessionEvent::ResponseDone {
             response_id: id,
             status,
             usage: response.usage,
         })
         .await;
+        self.emit_all(accounted).await;
         match self.flush_outputs().await {
             Ok(more) => steps.extend(more),
             Err(flow) => return flow,
@@ -502,6 +553,7 @@ impl Runner {
                     self.delivered.insert(call_id.clone());
                     self.send(ClientEvent::conversation_item_create(item))
                         .await?;
+                    self.accounting.output_sent(call_id);
                 }
             }
             for call_id in &calls.order {
@@ -533,11 +585,17 @@ impl Runner {
             .await;
             return;
         }
-        if !self.seen_calls.insert((call_id.clone(), response_id.to_owned())) {
+        if !self
+            .seen_calls
+            .insert((call_id.clone(), response_id.to_owned()))
+        {
             return;
         }
         self.in_session.insert(call_id.clone());
-        let calls = self.response_calls.entry(response_id.to_owned()).or_default();
+        let calls = self
+            .response_calls
+            .entry(response_id.to_owned())
+            .or_default();
         if !calls.order.contains(&call_id) {
             self.sequencer.call_started(response_id, &call_id);
             calls.order.push(call_id.clone());
@@ -560,6 +618,7 @@ impl Runner {
             .get(response_id)
             .map(CancellationToken::child_token)
             .unwrap_or_else(|| self.shutdown.child_token());
+        self.accounting.call_started(&call_id, &request.name);
         self.emit(SessionEvent::ToolCallStarted {
             call_id,
             name: request.name.clone(),
@@ -576,6 +635,7 @@ impl Runner {
             duration,
             result,
         } = outcome;
+        self.accounting.call_finished(&request.call_id);
         let item = Item::function_call_output(request.call_id.clone(), output.clone());
         self.finished.insert(request.call_id.clone(), item);
         self.emit(SessionEvent::ToolCallFinished {
@@ -625,6 +685,15 @@ impl Runner {
                 let steps = self.sequencer.submit(Input::Text(text));
                 self.apply(steps).await
             }
+            // A transcription session never answers: the commit alone ends the user's turn.
+            Command::Commit
+                if self.config.session.kind == crate::protocol::SessionKind::Transcription =>
+            {
+                match self.send(ClientEvent::input_audio_buffer_commit()).await {
+                    Ok(()) => Flow::Continue,
+                    Err(flow) => flow,
+                }
+            }
             Command::Commit => {
                 let steps = self.sequencer.submit(Input::CommitAudio);
                 self.apply(steps).await
@@ -652,6 +721,15 @@ impl Runner {
 
     async fn apply(&mut self, steps: Vec<Step<Input>>) -> Flow {
         for step in steps {
+            let sent = match &step {
+                Step::SendInput(Input::Text(_)) => Sent::Input(TurnStart::Text),
+                Step::SendInput(Input::CommitAudio) => Sent::Input(TurnStart::Speech),
+                Step::SendInput(Input::Respond) => Sent::Input(TurnStart::Request),
+                Step::CreateResponse => Sent::Create,
+            };
+            if let Some(reason) = self.accounting.refuse(sent) {
+                return Flow::Close(reason);
+            }
             let event = match step {
                 Step::SendInput(Input::Text(text)) => {
                     let item = Item::user_text(text);
@@ -660,12 +738,18 @@ impl Runner {
                     ClientEvent::conversation_item_create(item)
                 }
                 Step::SendInput(Input::CommitAudio) => ClientEvent::input_audio_buffer_commit(),
-                Step::SendInput(Input::Respond) => continue,
+                Step::SendInput(Input::Respond) => {
+                    let accounted = self.accounting.sent(sent);
+                    self.emit_all(accounted).await;
+                    continue;
+                }
                 Step::CreateResponse => ClientEvent::response_create(),
             };
             if let Err(flow) = self.send(event).await {
                 return flow;
             }
+            let accounted = self.accounting.sent(sent);
+            self.emit_all(accounted).await;
         }
         Flow::Continue
     }
@@ -697,9 +781,39 @@ impl Runner {
         self.log.push(key, item);
     }
 
+    /// The user started speaking: stop playback, cancel and truncate as `barge_in` decides.
+    async fn on_barge_in(&mut self) -> Flow {
+        let active = self.sequencer.active_response().map(str::to_owned);
+        let reactions = self
+            .barge_in
+            .on_speech_started(active.as_deref(), Instant::now());
+        for reaction in reactions {
+            match reaction {
+                super::barge_in::Reaction::Interrupted {
+                    item_id,
+                    audio_end_ms,
+                } => {
+                    self.emit(SessionEvent::Interrupted {
+                        item_id,
+                        audio_end_ms,
+                    })
+                    .await
+                }
+                super::barge_in::Reaction::Send(event) => {
+                    if let Err(flow) = self.send(event).await {
+                        return flow;
+                    }
+                }
+            }
+        }
+        Flow::Continue
+    }
+
     async fn report_idle(&mut self) {
         let quiet = self.sequencer.is_quiet() && self.calls.is_empty();
         if quiet && self.was_busy {
+            let accounted = self.accounting.idle();
+            self.emit_all(accounted).await;
             self.emit(SessionEvent::Idle).await;
         }
         self.was_busy = !quiet;
@@ -717,6 +831,12 @@ impl Runner {
             message: message.to_owned(),
         })
         .await;
+    }
+
+    async fn emit_all(&self, events: Vec<SessionEvent>) {
+        for event in events {
+            self.emit(event).await;
+        }
     }
 
     async fn emit(&self, event: SessionEvent) {

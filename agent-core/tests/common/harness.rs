@@ -233,4 +233,3 @@ pub async fn validate_all(server: &ServerHandle, dialect: Dialect) -> usize {
     }
     frames.len()
 }
-
