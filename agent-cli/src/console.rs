@@ -144,9 +144,8 @@ impl Console {
             } => {
                 self.end_reply();
                 eprintln!(
-                    "! budget: {} of {} spent (80% reached)",
-                    format_usd(*spent_usd),
-                    format_usd(*limit_usd)
+                    "! budget: {} of ${limit_usd:.2} spent (80% reached)",
+                    format_usd(*spent_usd)
                 );
             }
             SessionEvent::BudgetExhausted {
@@ -155,9 +154,8 @@ impl Console {
             } => {
                 self.end_reply();
                 eprintln!(
-                    "! budget reached: {} of {} spent; the current answer finishes, then the session ends",
-                    format_usd(*spent_usd),
-                    format_usd(*limit_usd)
+                    "! budget reached: {} of ${limit_usd:.2} spent; the current answer finishes, then the session ends",
+                    format_usd(*spent_usd)
                 );
             }
             SessionEvent::Warning { message } if self.verbose => {

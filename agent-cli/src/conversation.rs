@@ -4,12 +4,12 @@ use std::{sync::Arc, time::Duration};
 
 use agent_core::{
     agent::{Agent, ConnectOverrides},
-    session::{CloseReason, Session, SessionEvent, WireObserver},
+    session::{CloseReason, Session, SessionConfig, SessionEvent, WireObserver},
 };
 use agent_testkit::scenario::{ObservedCall, ObservedTurn};
 use anyhow::{Context, bail};
 
-use crate::console::Console;
+use crate::{console::Console, summary::SessionStats};
 
 /// A running session plus the console it renders to.
 pub struct Conversation {
@@ -17,6 +17,10 @@ pub struct Conversation {
     /// Where events are rendered; `None` renders nothing (e.g. quiet test runs).
     pub console: Option<Console>,
     closed: Option<CloseReason>,
+    /// Usage, cost and latency so far (see `summary`).
+    pub stats: SessionStats,
+    /// Sees every rendered event too, e.g. the audio output (see `audio_io`).
+    pub tap: Option<Box<dyn FnMut(&SessionEvent) + Send>>,
 }
 
 /// How long one turn may take before the run gives up on it.
@@ -31,6 +35,14 @@ impl Conversation {
         console: Option<Console>,
     ) -> anyhow::Result<Self> {
         let config = agent.session_config(overrides, observer)?;
+        Self::start_with(config, console).await
+    }
+
+    /// Like [`Conversation::start`], with a session config the caller adjusted (audio runs).
+    pub async fn start_with(
+        config: SessionConfig,
+        console: Option<Console>,
+    ) -> anyhow::Result<Self> {
         let url = config.connect.url.clone();
         let session = Session::start(config)
             .await
@@ -39,6 +51,8 @@ impl Conversation {
             session,
             console,
             closed: None,
+            stats: SessionStats::default(),
+            tap: None,
         })
     }
 
@@ -96,8 +110,15 @@ impl Conversation {
 
     /// Renders one event, if there is a console.
     pub fn render(&mut self, event: &SessionEvent) {
+        self.stats.observe(event);
+        if let SessionEvent::Closed { reason } = event {
+            self.closed = Some(reason.clone());
+        }
         if let Some(console) = &mut self.console {
             console.show(event);
+        }
+        if let Some(tap) = &mut self.tap {
+            tap(event);
         }
     }
 
@@ -106,10 +127,10 @@ impl Conversation {
         &mut self.session
     }
 
-    /// Closes the session and waits for it to wind down.
-    pub async fn close(mut self) {
+    /// Closes the session, waits for it to wind down, and returns what it used.
+    pub async fn close(mut self) -> SessionStats {
         if self.closed.is_some() {
-            return;
+            return self.stats;
         }
         let _ = self.session.handle.close().await;
         let wait = async {
@@ -122,5 +143,6 @@ impl Conversation {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+        self.stats
     }
 }

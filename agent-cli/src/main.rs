@@ -4,9 +4,16 @@
 //! `agent-core` (wire, tools, runtime), `agent-tools` (built-in tools) and `agent-testkit`
 //! (the scripted server behind `--offline` and `agent test`).
 
+#[cfg(feature = "audio-device")]
+mod audio_device;
+mod audio_io;
 mod cmd;
 mod console;
+mod persist;
 mod conversation;
+mod summary;
+mod transcript;
+mod voice;
 
 use std::process::ExitCode;
 
@@ -34,6 +41,10 @@ enum Command {
     Mock(cmd::mock::MockArgs),
     /// List every registered tool with its description and exact JSON schema.
     Tools(cmd::tools::ToolsArgs),
+    /// Stored conversations: `agent history list`, `show ID`, `export ID`, `import FILE`.
+    History(cmd::history::HistoryArgs),
+    /// Read trace files: `agent trace summarize FILE.jsonl`.
+    Trace(cmd::trace::TraceArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +56,8 @@ fn main() -> ExitCode {
         Command::Schema => cmd::schema::run(),
         Command::Mock(args) => cmd::mock::run(args),
         Command::Tools(args) => cmd::tools::run(args),
+        Command::History(args) => cmd::history::run(args),
+        Command::Trace(args) => cmd::trace::run(args),
     };
     match result {
         Ok(code) => code,

@@ -14,11 +14,15 @@
 
 pub mod agent;
 pub mod audio;
+pub mod cost;
+pub mod history;
+pub mod latency;
 pub mod protocol;
 pub mod session;
 pub mod tls;
 pub mod tool;
 pub mod trace;
+pub mod trace_summary;
 
 /// Re-exports used by code that `#[tool]` generates. Not a public API: it may change at any time.
 #[doc(hidden)]

@@ -69,6 +69,10 @@ impl TraceWriter {
 }
 
 impl WireObserver for TraceWriter {
+    fn note(&self, kind: &str, data: &Value) {
+        TraceWriter::note(self, kind, data.clone());
+    }
+
     fn frame(&self, direction: Direction, text: &str) {
         let event = match serde_json::from_str::<Value>(text) {
             Ok(mut value) => {

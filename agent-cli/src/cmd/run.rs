@@ -19,7 +19,7 @@ use agent_testkit::{
 use anyhow::{Context, bail};
 use tokio::io::AsyncBufReadExt;
 
-use crate::{console::Console, conversation::Conversation};
+use crate::{console::Console, conversation::Conversation, summary::RunSummary};
 
 /// Arguments of `agent run`.
 #[derive(Debug, clap::Args)]
@@ -42,14 +42,31 @@ pub struct RunArgs {
     /// Include audio payloads in the trace.
     #[arg(long, requires = "trace")]
     pub trace_audio: bool,
-    /// Show warnings such as skipped malformed frames.
+    /// Show warnings such as skipped malformed frames, and each response's tokens and cost.
     #[arg(long, short)]
     pub verbose: bool,
+    /// A price table (TOML, like agent-core/prices.toml) merged over the published prices;
+    /// overrides `price_table` under [limits].
+    #[arg(long, value_name = "FILE.toml", env = "AGENT_PRICES")]
+    pub prices: Option<PathBuf>,
+    /// Audio in and out (see `audio_io`).
+    #[command(flatten)]
+    pub audio: crate::audio_io::AudioArgs,
+    /// Conversation history and `--resume` (see `persist`).
+    #[command(flatten)]
+    pub history: crate::persist::HistoryArgs,
 }
 
 /// Runs the agent.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let agent = super::load_agent(&args.file)?;
+    let mut agent = super::load_agent(&args.file)?;
+    if let Some(prices) = &args.prices {
+        let path = std::path::absolute(prices)
+            .with_context(|| format!("cannot resolve the path {}", prices.display()))?;
+        agent.file.spec.limits.price_table = Some(path.display().to_string());
+    }
+    // Checks the price table now, so a bad file fails before any connection.
+    agent.cost_settings()?;
     let observer = match &args.trace {
         Some(path) => Some(Arc::new(
             TraceWriter::create(path, args.trace_audio)
@@ -58,15 +75,44 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let runtime = super::runtime()?;
+    if args.audio.wanted() || agent.spec().kind == agent_core::agent::AgentKind::Transcription {
+        let target = if args.offline {
+            crate::voice::Target::Offline(load_scenarios(&args.file, args.scenario.as_deref())?)
+        } else {
+            crate::voice::Target::Live(ConnectOverrides {
+                key_optional: args.url.as_deref().is_some_and(is_loopback_url),
+                url: args.url.clone(),
+            })
+        };
+        return runtime.block_on(crate::voice::run(
+            &agent,
+            target,
+            &args.audio,
+            observer,
+            args.verbose,
+        ));
+    }
     if args.offline {
         let scenarios = load_scenarios(&args.file, args.scenario.as_deref())?;
-        runtime.block_on(offline(&agent, &scenarios, observer, args.verbose))
+        runtime.block_on(offline(
+            &agent,
+            &scenarios,
+            observer,
+            args.verbose,
+            &args.history,
+        ))
     } else {
         let overrides = ConnectOverrides {
             key_optional: args.url.as_deref().is_some_and(is_loopback_url),
             url: args.url.clone(),
         };
-        runtime.block_on(live(&agent, &overrides, observer, args.verbose))
+        runtime.block_on(live(
+            &agent,
+            &overrides,
+            observer,
+            args.verbose,
+            &args.history,
+        ))
     }
 }
 
@@ -105,8 +151,28 @@ async fn offline(
     scenarios: &[Scenario],
     observer: Option<Arc<dyn WireObserver>>,
     verbose: bool,
+    history: &crate::persist::HistoryArgs,
 ) -> anyhow::Result<ExitCode> {
-    for scenario in scenarios {
+    let mut summary = RunSummary::default();
+    // A resumed conversation continues the scenario it started, from its next turn.
+    let resumed = match &history.resume {
+        Some(_) => {
+            let persistence = history.open(agent)?;
+            let said = persistence
+                .as_ref()
+                .map(crate::persist::Persistence::resumed_user_texts)
+                .unwrap_or_default();
+            let (scenario, done) = crate::persist::continue_point(scenarios, &said)?;
+            Some((scenario, done, persistence))
+        }
+        None => None,
+    };
+    let plan: Vec<(Scenario, usize)> = match &resumed {
+        Some((scenario, done, _)) => vec![(scenario.clone(), *done)],
+        None => scenarios.iter().map(|s| (s.clone(), 0)).collect(),
+    };
+    let mut resumed_store = resumed.and_then(|(_, _, p)| p);
+    for (scenario, skip) in &plan {
         let server = ScriptedServer::start(ServerConfig::new(scenario.clone()))
             .context("cannot start the scripted server on 127.0.0.1")?;
         let overrides = ConnectOverrides {
@@ -115,15 +181,46 @@ async fn offline(
         };
         let mut console = Console::new(verbose);
         console.note(&format!("── scenario: {} ──", scenario.name));
-        let mut conversation =
-            Conversation::start(agent, &overrides, observer.clone(), Some(console)).await?;
-        for turn in &scenario.turns {
+        let persistence = match resumed_store.take() {
+            Some(p) => Some(p),
+            None if history.resume.is_some() => None,
+            None => history.open(agent)?,
+        };
+        let mut config = agent.session_config(&overrides, observer.clone())?;
+        if let Some(p) = &persistence {
+            p.apply(&mut config);
+            if p.resumed_items() > 0 {
+                console.note(&format!(
+                    "(resuming {}: {} item(s) restored, continuing at turn {})",
+                    p.id,
+                    p.resumed_items(),
+                    skip + 1
+                ));
+            }
+        }
+        let mut conversation = Conversation::start_with(config, Some(console)).await?;
+        for turn in scenario.turns.iter().skip(*skip) {
+            if conversation.stats.budget_exhausted {
+                if let Some(console) = &mut conversation.console {
+                    console.note("(the budget is spent: the rest of this scenario is skipped)");
+                }
+                break;
+            }
             conversation.turn(turn.user.as_deref()).await?;
         }
-        conversation.close().await;
+        summary.add(&conversation.close().await);
         server.shutdown().await;
+        if let Some(p) = persistence {
+            let id = p.id.clone();
+            p.finish().await?;
+            println!("(conversation stored as {id}; continue it with --resume {id})");
+        }
         println!();
     }
+    print!(
+        "{}",
+        summary.render(&agent.spec().model, &agent.cost_settings()?)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -132,10 +229,18 @@ async fn live(
     overrides: &ConnectOverrides,
     observer: Option<Arc<dyn WireObserver>>,
     verbose: bool,
+    history: &crate::persist::HistoryArgs,
 ) -> anyhow::Result<ExitCode> {
     let interactive = std::io::stdin().is_terminal();
-    let mut conversation =
-        Conversation::start(agent, overrides, observer, Some(Console::new(verbose))).await?;
+    let persistence = history.open(agent)?;
+    let mut config = agent.session_config(overrides, observer)?;
+    if let Some(p) = &persistence {
+        p.apply(&mut config);
+        if p.resumed_items() > 0 {
+            eprintln!("resuming {}: {} item(s) restored", p.id, p.resumed_items());
+        }
+    }
+    let mut conversation = Conversation::start_with(config, Some(Console::new(verbose))).await?;
     if interactive {
         eprintln!(
             "connected as `{}`. Type a message and press Enter; Ctrl-C or Ctrl-D to quit.",
@@ -178,8 +283,12 @@ async fn live(
                         }
                     }
                     SessionEvent::Closed { reason } => {
-                        failed = !matches!(reason, agent_core::session::CloseReason::Requested);
-                        return Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+                        failed = !matches!(
+                            reason,
+                            agent_core::session::CloseReason::Requested
+                                | agent_core::session::CloseReason::BudgetExhausted
+                        );
+                        break;
                     }
                     _ => {}
                 }
@@ -190,7 +299,17 @@ async fn live(
             }
         }
     }
-    conversation.close().await;
+    let mut summary = RunSummary::default();
+    summary.add(&conversation.close().await);
+    print!(
+        "{}",
+        summary.render(&agent.spec().model, &agent.cost_settings()?)
+    );
+    if let Some(p) = persistence {
+        let id = p.id.clone();
+        p.finish().await?;
+        eprintln!("conversation stored as {id}; continue it with --resume {id}");
+    }
     Ok(if failed {
         ExitCode::FAILURE
     } else {

@@ -4,7 +4,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::{DecodePaddingMode, general_purpose};
 
-use crate::protocol::ClientEvent;
+use crate::protocol::{AudioFormat, ClientEvent};
 
 /// The Realtime API's PCM16 sample rate.
 pub const DEFAULT_SAMPLE_RATE: u32 = crate::protocol::PCM16_SAMPLE_RATE;
@@ -39,6 +39,12 @@ pub enum AudioError {
         /// How many bytes the audio had.
         bytes: usize,
     },
+    /// A resampler could not be built.
+    #[error(transparent)]
+    Resample(#[from] super::resample::ResampleError),
+    /// Audio claims to have no channels.
+    #[error("audio with 0 channels cannot be converted; the WAV header or device is broken")]
+    NoChannels,
     /// A chunker was configured with a zero rate or length.
     #[error(
         "cannot cut audio into chunks of {chunk_ms} ms at {sample_rate} Hz; both must be \
@@ -146,7 +152,8 @@ pub fn duration_ms(samples: usize, sample_rate: u32) -> u64 {
         / u64::from(sample_rate)
 }
 
-/// Cuts PCM16 audio into `input_audio_buffer.append` events of a fixed duration.
+/// Cuts 16-bit samples into `input_audio_buffer.append` events of a fixed duration, encoded in
+/// the session's input format (PCM16, or G.711 μ-law/A-law at 8 kHz).
 ///
 /// [`AppendChunker::push`] takes audio as it arrives from a microphone in buffers of any size,
 /// emits every full chunk and keeps the remainder for the next call; [`AppendChunker::flush`]
@@ -154,6 +161,7 @@ pub fn duration_ms(samples: usize, sample_rate: u32) -> u64 {
 /// buffer at once.
 #[derive(Debug, Clone)]
 pub struct AppendChunker {
+    format: AudioFormat,
     sample_rate: u32,
     chunk_ms: u32,
     samples_per_chunk: usize,
@@ -164,6 +172,7 @@ impl Default for AppendChunker {
     /// 20 ms chunks of 24 kHz audio.
     fn default() -> Self {
         AppendChunker {
+            format: AudioFormat::pcm16(),
             sample_rate: DEFAULT_SAMPLE_RATE,
             chunk_ms: DEFAULT_CHUNK_MS,
             samples_per_chunk: samples_for_ms(DEFAULT_CHUNK_MS, DEFAULT_SAMPLE_RATE),
@@ -173,9 +182,16 @@ impl Default for AppendChunker {
 }
 
 impl AppendChunker {
-    /// A chunker for `sample_rate` Hz audio cut into `chunk_ms` ms events. Fails when either
-    /// is zero or a chunk would hold no sample.
+    /// A chunker for `sample_rate` Hz PCM16 audio cut into `chunk_ms` ms events. Fails when
+    /// either is zero or a chunk would hold no sample.
     pub fn new(sample_rate: u32, chunk_ms: u32) -> Result<Self, AudioError> {
+        Self::for_format(AudioFormat::Pcm { rate: sample_rate }, chunk_ms)
+    }
+
+    /// A chunker for samples at `format`'s rate, encoded in `format` (G.711 samples are
+    /// compressed to one byte each on the way into base64).
+    pub fn for_format(format: AudioFormat, chunk_ms: u32) -> Result<Self, AudioError> {
+        let sample_rate = format.sample_rate();
         let samples_per_chunk = samples_for_ms(chunk_ms, sample_rate);
         if samples_per_chunk == 0 {
             return Err(AudioError::InvalidChunking {
@@ -184,11 +200,17 @@ impl AppendChunker {
             });
         }
         Ok(AppendChunker {
+            format,
             sample_rate,
             chunk_ms,
             samples_per_chunk,
             pending: Vec::new(),
         })
+    }
+
+    /// The format events are encoded in.
+    pub fn format(&self) -> AudioFormat {
+        self.format
     }
 
     /// The sample rate in Hz.
@@ -217,6 +239,7 @@ impl AppendChunker {
             rest: std::borrow::Cow::Borrowed(samples),
             at: 0,
             samples_per_chunk: self.samples_per_chunk,
+            format: self.format,
         }
     }
 
@@ -231,6 +254,7 @@ impl AppendChunker {
             rest: std::borrow::Cow::Owned(ready),
             at: 0,
             samples_per_chunk: self.samples_per_chunk,
+            format: self.format,
         }
     }
 
@@ -239,18 +263,41 @@ impl AppendChunker {
         if self.pending.is_empty() {
             return None;
         }
-        let event = ClientEvent::append_pcm16(&self.pending);
+        let event = append_event(self.format, &self.pending);
         self.pending.clear();
         Some(event)
     }
 }
 
-/// An iterator of `input_audio_buffer.append` events over PCM16 samples.
+/// An iterator of `input_audio_buffer.append` events over 16-bit samples.
 #[derive(Debug, Clone)]
 pub struct AppendChunks<'a> {
     rest: std::borrow::Cow<'a, [i16]>,
     at: usize,
     samples_per_chunk: usize,
+    format: AudioFormat,
+}
+
+impl AppendChunks<'static> {
+    /// An iterator that yields nothing.
+    pub fn empty(format: AudioFormat) -> Self {
+        AppendChunks {
+            rest: std::borrow::Cow::Owned(Vec::new()),
+            at: 0,
+            samples_per_chunk: 1,
+            format,
+        }
+    }
+}
+
+/// `input_audio_buffer.append` of `samples` encoded in `format`, base64 written straight into
+/// the event's string.
+fn append_event(format: AudioFormat, samples: &[i16]) -> ClientEvent {
+    let mut audio = String::with_capacity(
+        base64::encoded_len(samples.len() * super::bytes_per_sample(format), true).unwrap_or(0),
+    );
+    super::encode_base64_into(format, samples, &mut audio);
+    ClientEvent::input_audio_buffer_append(audio)
 }
 
 impl Iterator for AppendChunks<'_> {
@@ -264,7 +311,7 @@ impl Iterator for AppendChunks<'_> {
         let len = remaining.len().min(self.samples_per_chunk.max(1));
         let chunk = remaining.get(..len)?;
         self.at += len;
-        Some(ClientEvent::append_pcm16(chunk))
+        Some(append_event(self.format, chunk))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

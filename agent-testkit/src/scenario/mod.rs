@@ -48,6 +48,20 @@
 //! A call may carry `arguments_raw = "{not json"` instead of `arguments`, to script a model that
 //! sends arguments which do not parse (the runtime must answer with an error output).
 //!
+//! A scenario for a transcription agent sets `type = "transcription"`. Its turns only have
+//! `user`: the text the server gives as the transcript of that turn's audio (the user's audio is
+//! what the client streams; server VAD or a commit ends each turn). Such turns have no model
+//! steps and no expectations, since a transcription session never answers:
+//!
+//! ```toml
+//! [[scenario]]
+//! name = "stand-up"
+//! type = "transcription"
+//!
+//! [[scenario.turn]]
+//! user = "Yesterday I finished the billing export."
+//! ```
+//!
 //! The file is checked as a whole and every problem is reported at once: a turn without a model
 //! step, a step with neither `say` nor `calls`, a turn whose last step calls tools (the client will
 //! ask for one more response after sending the outputs, so a reply must follow), an expectation
@@ -125,6 +139,9 @@ pub struct Scenario {
     pub turns: Vec<Turn>,
     /// Where `[[scenario]]` starts, when it came from a file.
     pub location: Option<Location>,
+    /// A transcription-only scenario (`type = "transcription"`): every turn is only said by
+    /// the user and transcribed; no turn has model steps.
+    pub transcription: bool,
 }
 
 impl Scenario {
@@ -134,6 +151,14 @@ impl Scenario {
         Scenario {
             name: name.into(),
             ..Self::default()
+        }
+    }
+
+    /// An empty transcription-only scenario (turns with `user` text and no model steps).
+    pub fn transcription(name: impl Into<String>) -> Self {
+        Scenario {
+            transcription: true,
+            ..Self::new(name)
         }
     }
 

@@ -88,6 +88,8 @@ struct RawScenario {
     name: Spanned<String>,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default, rename = "type")]
+    kind: Option<Spanned<String>>,
     #[serde(default)]
     turn: Vec<Spanned<RawTurn>>,
 }
@@ -231,17 +233,43 @@ pub(super) fn parse_file(text: &str, origin: &str) -> Result<ScenarioFile, Scena
                 "add [[scenario.turn]] entries with `user` and [[scenario.turn.model]]",
             );
         }
+        let transcription = match raw_scenario.kind {
+            None => false,
+            Some(kind) => match kind.get_ref().as_str() {
+                "realtime" => false,
+                "transcription" => true,
+                other => {
+                    ctx.error(
+                        &kind.span(),
+                        format!("unknown scenario type \"{other}\""),
+                        "use type = \"realtime\" (the default) or type = \"transcription\"",
+                    );
+                    false
+                }
+            },
+        };
         let mut turns = Vec::new();
         let turn_count = raw_scenario.turn.len();
         for (index, raw_turn) in raw_scenario.turn.into_iter().enumerate() {
             let is_last = index + 1 == turn_count;
-            turns.push(convert_turn(&mut ctx, &name, index, is_last, raw_turn));
+            if transcription {
+                check_transcription_turn(&mut ctx, &name, index, &raw_turn);
+            }
+            turns.push(convert_turn(
+                &mut ctx,
+                &name,
+                index,
+                is_last,
+                transcription,
+                raw_turn,
+            ));
         }
         scenarios.push(Scenario {
             name,
             description: raw_scenario.description,
             turns,
             location: Some(ctx.location(&span)),
+            transcription,
         });
     }
     if ctx.diags.is_empty() {
@@ -271,6 +299,7 @@ fn convert_turn(
     scenario: &str,
     index: usize,
     is_last: bool,
+    transcription: bool,
     raw: Spanned<RawTurn>,
 ) -> Turn {
     let span = raw.span();
@@ -296,7 +325,8 @@ fn convert_turn(
             None
         }
     };
-    if raw.model.is_empty() {
+    // A transcription session never answers, so its turns have no model steps.
+    if raw.model.is_empty() && !transcription {
         ctx.error(
             &span,
             format!("turn {number} of \"{scenario}\" has no model step"),
@@ -365,6 +395,39 @@ fn convert_turn(
         model,
         expect,
         location: Some(ctx.location(&span)),
+    }
+}
+
+/// The rules of a `type = "transcription"` scenario's turns: the user speaks (the `user` text is
+/// the transcript of the turn's audio), and the model never answers.
+fn check_transcription_turn(
+    ctx: &mut Ctx<'_>,
+    scenario: &str,
+    index: usize,
+    raw: &Spanned<RawTurn>,
+) {
+    let number = index + 1;
+    let turn = raw.get_ref();
+    if turn.user.is_none() && index == 0 {
+        ctx.error(
+            &raw.span(),
+            format!("turn {number} of transcription scenario \"{scenario}\" has no `user`"),
+            "in a transcription scenario every turn is something the user says; add user = \"...\"",
+        );
+    }
+    if let Some(step) = turn.model.first() {
+        ctx.error(
+            &step.span(),
+            format!("turn {number} of transcription scenario \"{scenario}\" has a model step"),
+            "a transcription session never answers; remove the [[scenario.turn.model]] tables",
+        );
+    }
+    if let Some(expect) = turn.expect.first() {
+        ctx.error(
+            &expect.span(),
+            format!("turn {number} of transcription scenario \"{scenario}\" has expectations"),
+            "a transcription session calls no tools and gives no replies; remove [[scenario.turn.expect]]",
+        );
     }
 }
 

@@ -1,0 +1,411 @@
+//! `agent history list|show|export|import`: the stored conversations.
+//!
+//! A thin layer over `agent_core::history`: the store does the work, this module only picks
+//! the database file and formats for the terminal. Everything goes to stdout, so `export`
+//! pipes into files and other tools.
+
+use std::{
+    collections::HashMap,
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use agent_core::history::{
+    self, ConversationSummary, HistoryStore, StoredItem, chat, default_path,
+};
+use agent_core::protocol::{ContentPart, Item, Role};
+use anyhow::Context as _;
+
+/// The longest tool argument or output shown on one line of `show` (without `--full`).
+const SHORT: usize = 160;
+
+/// The widest title shown by `list`.
+const TITLE_WIDTH: usize = 60;
+
+/// Arguments of `agent history`.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// The history database [default: $AGENT_HISTORY_DB, else
+    /// $XDG_DATA_HOME/agent/history.sqlite3, else ~/.local/share/agent/history.sqlite3].
+    #[arg(long, value_name = "PATH", global = true)]
+    pub db: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: HistoryCommand,
+}
+
+/// The `agent history` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum HistoryCommand {
+    /// List stored conversations, most recently updated first.
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a conversation as a transcript.
+    Show {
+        /// The conversation's id, a unique prefix of it, or `latest`.
+        id: String,
+        /// Show tool arguments and outputs in full instead of shortened.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Print a conversation on stdout, for a text model or another tool.
+    Export {
+        /// The conversation's id, a unique prefix of it, or `latest`.
+        id: String,
+        /// `chat-completions`: a JSON array of Chat Completions messages (audio as its
+        /// transcript). `jsonl`: every stored Realtime item, one JSON object per line.
+        #[arg(long, value_enum, default_value_t = ExportFormat::ChatCompletions)]
+        format: ExportFormat,
+    },
+    /// Store a conversation from a file written by `export` (either format) and print its id,
+    /// for `agent run --resume ID`.
+    Import {
+        /// A JSON array of Chat Completions messages, or Realtime items one per line.
+        file: PathBuf,
+        /// The agent name to record.
+        #[arg(long, default_value = "imported")]
+        agent: String,
+        /// The model name to record.
+        #[arg(long, default_value = "")]
+        model: String,
+    },
+}
+
+/// The formats `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// A JSON array of Chat Completions messages.
+    ChatCompletions,
+    /// Realtime conversation items, one JSON object per line.
+    Jsonl,
+}
+
+/// Runs `agent history`.
+pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
+    let path = match args.db {
+        Some(path) => path,
+        None => default_path()?,
+    };
+    let text = match args.command {
+        HistoryCommand::List { json } => {
+            if !path.exists() {
+                if json {
+                    "[]\n".to_owned()
+                } else {
+                    format!(
+                        "no stored conversations (no history database at {} yet)\n",
+                        path.display()
+                    )
+                }
+            } else {
+                let list = open(&path)?.conversations()?;
+                if json {
+                    serde_json::to_string_pretty(&list)? + "\n"
+                } else {
+                    table(&list)
+                }
+            }
+        }
+        HistoryCommand::Show { id, full } => {
+            let (summary, items) = load(&path, &id)?;
+            transcript(&summary, &items, full)
+        }
+        HistoryCommand::Export { id, format } => {
+            let (_, stored) = load(&path, &id)?;
+            let items: Vec<Item> = stored.into_iter().map(|stored| stored.item).collect();
+            match format {
+                ExportFormat::ChatCompletions => {
+                    serde_json::to_string_pretty(&chat::to_chat_messages(&items))? + "\n"
+                }
+                ExportFormat::Jsonl => history::to_jsonl(&items),
+            }
+        }
+        HistoryCommand::Import { file, agent, model } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let items =
+                parse_import(&text).with_context(|| format!("cannot import {}", file.display()))?;
+            let id = open(&path)?.import(&agent, &model, &items)?;
+            format!("{id}\n")
+        }
+    };
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // `agent history export ID | head` closes the pipe early; that is not an error.
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn open(path: &Path) -> anyhow::Result<HistoryStore> {
+    Ok(HistoryStore::open(path)?)
+}
+
+/// The conversation `query` names and its items. A missing database file is reported as
+/// such rather than created empty.
+fn load(path: &Path, query: &str) -> anyhow::Result<(ConversationSummary, Vec<StoredItem>)> {
+    if !path.exists() {
+        anyhow::bail!(
+            "no conversation `{query}`: there is no history database at {} yet (run an agent \
+             first, or pass --db PATH)",
+            path.display()
+        );
+    }
+    let store = open(path)?;
+    let id = store.resolve(query)?;
+    Ok((store.conversation(&id)?, store.items(&id)?))
+}
+
+/// A JSON array is Chat Completions messages; anything else is JSON Lines of items.
+fn parse_import(text: &str) -> anyhow::Result<Vec<Item>> {
+    if text.trim_start().starts_with('[') {
+        let messages: Vec<serde_json::Value> =
+            serde_json::from_str(text).context("not a JSON array of messages")?;
+        Ok(chat::from_chat_messages(&messages)?)
+    } else {
+        Ok(history::from_jsonl(text)?)
+    }
+}
+
+/// The `list` table.
+fn table(list: &[ConversationSummary]) -> String {
+    if list.is_empty() {
+        return "no stored conversations\n".to_owned();
+    }
+    let rows: Vec<[String; 5]> = list
+        .iter()
+        .map(|c| {
+            [
+                c.id.to_string(),
+                c.agent.clone(),
+                c.updated_at.to_short_string(),
+                c.item_count.to_string(),
+                shorten(c.title.as_deref().unwrap_or("-"), TITLE_WIDTH),
+            ]
+        })
+        .collect();
+    let header = ["ID", "AGENT", "UPDATED (UTC)", "ITEMS", "TITLE"];
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    for row in std::iter::once(header.map(str::to_owned)).chain(rows) {
+        let mut line = String::new();
+        for (column, (cell, width)) in row.iter().zip(widths).enumerate() {
+            match column {
+                4 => line.push_str(cell),
+                3 => line.push_str(&format!("{cell:>width$}  ")),
+                _ => line.push_str(&format!("{cell:<width$}  ")),
+            }
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// The `show` transcript: a header, then one line per message, call and output.
+fn transcript(summary: &ConversationSummary, items: &[StoredItem], full: bool) -> String {
+    let clip = |text: &str| {
+        if full {
+            text.to_owned()
+        } else {
+            shorten(text, SHORT)
+        }
+    };
+    let mut text = format!(
+        "{} · agent {} · model {} · started {} · {} items\n\n",
+        summary.id,
+        summary.agent,
+        if summary.model.is_empty() {
+            "-"
+        } else {
+            &summary.model
+        },
+        summary.created_at,
+        summary.item_count,
+    );
+    let mut names: HashMap<&str, &str> = HashMap::new();
+    for stored in items {
+        let line = match &stored.item {
+            Item::Message(message) => {
+                let spoken = message.content.iter().any(|part| {
+                    matches!(
+                        part,
+                        ContentPart::InputAudio { .. } | ContentPart::OutputAudio { .. }
+                    )
+                });
+                let who = match (&message.role, spoken) {
+                    (Role::User, true) => "you (spoken)",
+                    (Role::User, false) => "you",
+                    (Role::Assistant, _) => "assistant",
+                    (Role::System, _) => "system",
+                    (other, _) => other.as_str(),
+                };
+                let words = message_text(&message.content);
+                format!("{who} › {words}")
+            }
+            Item::FunctionCall(call) => {
+                names.insert(&call.call_id, &call.name);
+                format!("  → {}({})", call.name, clip(&call.arguments))
+            }
+            Item::FunctionCallOutput(output) => {
+                let name = names
+                    .get(output.call_id.as_str())
+                    .copied()
+                    .unwrap_or("tool");
+                format!("  ← {name}: {}", clip(&output.output))
+            }
+            other => format!("  · {} item", other.item_type()),
+        };
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text
+}
+
+/// What a message said: its texts and transcripts, `[audio]` for audio never transcribed,
+/// `[image]` for images.
+fn message_text(parts: &[ContentPart]) -> String {
+    let pieces: Vec<&str> = parts
+        .iter()
+        .filter_map(|part| match part {
+            ContentPart::InputAudio {
+                transcript: None, ..
+            }
+            | ContentPart::OutputAudio {
+                transcript: None, ..
+            } => Some(chat::AUDIO_PLACEHOLDER),
+            ContentPart::InputImage { .. } => Some("[image]"),
+            other => other.text().map(str::trim).filter(|text| !text.is_empty()),
+        })
+        .collect();
+    if pieces.is_empty() {
+        "(nothing said)".to_owned()
+    } else {
+        pieces.join(" ")
+    }
+}
+
+/// `text` on one line, cut to `max` characters with an ellipsis.
+fn shorten(text: &str, max: usize) -> String {
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let mut short: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    short.push('…');
+    short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agent_core::history::{ConversationId, Timestamp};
+
+    fn summary() -> ConversationSummary {
+        ConversationSummary {
+            id: ConversationId::new("conv_0000000001_aaaaaa"),
+            agent: "support".into(),
+            model: "gpt-realtime".into(),
+            created_at: Timestamp::from_millis(0),
+            updated_at: Timestamp::from_millis(60_000),
+            item_count: 12,
+            title: Some("Where is order A1001?".into()),
+        }
+    }
+
+    fn stored(seq: u64, item: Item) -> StoredItem {
+        StoredItem {
+            seq,
+            key: format!("k{seq}"),
+            item,
+            server_item_id: None,
+            created_at: Timestamp::from_millis(0),
+        }
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let mut other = summary();
+        other.id = ConversationId::new("conv_x");
+        other.title = None;
+        other.item_count = 3;
+        let text = table(&[summary(), other]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "ID                      AGENT    UPDATED (UTC)     ITEMS  TITLE"
+        );
+        assert_eq!(
+            lines[1],
+            "conv_0000000001_aaaaaa  support  1970-01-01 00:01     12  Where is order A1001?"
+        );
+        assert_eq!(
+            lines[2],
+            "conv_x                  support  1970-01-01 00:01      3  -"
+        );
+    }
+
+    #[test]
+    fn transcript_reads_like_a_conversation() {
+        let items = [
+            stored(1, Item::user_text("Where is A1001?")),
+            stored(
+                2,
+                Item::function_call("c1", "lookup_order", "{\"order_id\": \"A1001\"}"),
+            ),
+            stored(3, Item::function_call_output("c1", "x".repeat(500))),
+            stored(
+                4,
+                Item::message(
+                    Role::Assistant,
+                    vec![ContentPart::OutputAudio {
+                        audio: None,
+                        transcript: Some("It shipped.".into()),
+                    }],
+                ),
+            ),
+            stored(
+                5,
+                Item::message(
+                    Role::User,
+                    vec![ContentPart::InputAudio {
+                        audio: None,
+                        transcript: None,
+                    }],
+                ),
+            ),
+        ];
+        let text = transcript(&summary(), &items, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("conv_0000000001_aaaaaa · agent support"));
+        assert_eq!(lines[2], "you › Where is A1001?");
+        assert_eq!(lines[3], "  → lookup_order({\"order_id\": \"A1001\"})");
+        assert!(lines[4].starts_with("  ← lookup_order: xxx"));
+        assert_eq!(
+            lines[4].chars().count(),
+            "  ← lookup_order: ".chars().count() + SHORT
+        );
+        assert_eq!(lines[5], "assistant › It shipped.");
+        assert_eq!(lines[6], "you (spoken) › [audio]");
+        let full = transcript(&summary(), &items, true);
+        assert!(full.contains(&"x".repeat(500)));
+    }
+
+    #[test]
+    fn imports_either_format() {
+        let chat = r#"[{"role": "user", "content": "hi"}]"#;
+        assert_eq!(parse_import(chat).unwrap(), vec![Item::user_text("hi")]);
+        let jsonl = history::to_jsonl(&[Item::user_text("hi")]);
+        assert_eq!(parse_import(&jsonl).unwrap(), vec![Item::user_text("hi")]);
+        let error = parse_import(r#"[{"role": "wizard"}]"#).unwrap_err();
+        assert!(format!("{error:#}").contains("role `wizard`"), "{error:#}");
+    }
+}

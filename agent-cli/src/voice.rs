@@ -1,0 +1,459 @@
+//! `agent run` with audio: `--input-audio`, `--output-audio`, `--voice`, and transcription
+//! agents.
+//!
+//! Offline, the scripted server's VAD turns the streamed audio into user turns: each utterance
+//! it detects becomes the next scripted turn (its transcript is that turn's `user` text), and
+//! the turns left after the audio are typed as usual. Leading turns where the model speaks first
+//! are played before the audio. A transcription scenario without `--input-audio` is spoken with
+//! synthetic speech, one burst per turn.
+//!
+//! Assistant audio counts as heard as it arrives when nothing runs at real time (offline typed
+//! turns, `--no-pace`), which makes offline runs exact and repeatable; with paced input or live,
+//! a real-time virtual speaker decides; with `--voice`, the speaker reports what it played.
+
+use std::{
+    collections::HashSet,
+    process::ExitCode,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use agent_core::{
+    agent::{Agent, AgentKind, ConnectOverrides},
+    audio::{PlaybackClock, WavAudio, read_wav},
+    protocol::{AudioFormat, Modality, SessionKind, TurnDetection},
+    session::{SessionConfig, SessionEvent, WireObserver},
+};
+use agent_testkit::{
+    scenario::Scenario,
+    server::{ScriptedServer, ServerConfig},
+};
+use anyhow::{Context, bail};
+
+use crate::{
+    audio_io::{self, AudioArgs, StreamOptions, WavSink},
+    console::Console,
+    conversation::{Conversation, TURN_TIMEOUT},
+    summary::RunSummary,
+    transcript::TranscriptView,
+};
+
+/// How long to wait for more events once the audio was sent and nothing seems pending.
+const QUIET: Duration = Duration::from_secs(4);
+
+/// Where the session runs.
+pub enum Target {
+    /// The scripted server, playing these scenarios.
+    Offline(Vec<Scenario>),
+    /// A real (or `--url`) server.
+    Live(ConnectOverrides),
+}
+
+/// The message when `--voice` is asked of a build without devices.
+pub const NO_DEVICE_SUPPORT: &str = "this `agent` was built without microphone and speaker support. \
+Rebuild with the `audio-device` feature: `cargo run --release --features audio-device -- run FILE --voice`. \
+On Linux that needs the ALSA development package first (Debian/Ubuntu: `sudo apt-get install libasound2-dev`; \
+Fedora: `alsa-lib-devel`). Without devices, use --input-audio FILE.wav and --output-audio FILE.wav";
+
+/// Runs an agent with audio in or out, or a transcription agent.
+pub async fn run(
+    agent: &Agent,
+    target: Target,
+    audio: &AudioArgs,
+    observer: Option<Arc<dyn WireObserver>>,
+    verbose: bool,
+) -> anyhow::Result<ExitCode> {
+    let transcription = agent.spec().kind == AgentKind::Transcription;
+    if transcription && audio.output_audio.is_some() {
+        bail!("a transcription agent produces no audio, so there is nothing for --output-audio");
+    }
+    if audio.voice && !cfg!(feature = "audio-device") {
+        bail!("{NO_DEVICE_SUPPORT}");
+    }
+    if transcription && audio.input_audio.is_none() && !audio.voice && matches!(target, Target::Live(_)) {
+        bail!(
+            "a transcription agent needs audio: pass --input-audio FILE.wav (or --voice), or run it --offline"
+        );
+    }
+    let input = match &audio.input_audio {
+        Some(path) => Some(read_wav(path).context("cannot use --input-audio")?),
+        None => None,
+    };
+    let offline = matches!(target, Target::Offline(_));
+    let clock = if audio.voice {
+        PlaybackClock::reported()
+    } else if audio.no_pace || (offline && input.is_none()) {
+        PlaybackClock::immediate()
+    } else {
+        PlaybackClock::real_time()
+    };
+    let output_format = output_format(&agent.session());
+    let sink = match &audio.output_audio {
+        Some(path) => Some(Arc::new(Mutex::new(WavSink::create(path, output_format)?))),
+        None => None,
+    };
+    let setup = Setup {
+        agent,
+        audio,
+        observer,
+        clock,
+        sink: sink.clone(),
+        transcription,
+        verbose,
+    };
+    let mut summary = RunSummary::default();
+    match target {
+        Target::Offline(scenarios) => {
+            for scenario in &scenarios {
+                let server = ScriptedServer::start(ServerConfig::new(scenario.clone()))
+                    .context("cannot start the scripted server on 127.0.0.1")?;
+                let overrides = ConnectOverrides {
+                    url: Some(server.url()),
+                    key_optional: true,
+                };
+                println!("── scenario: {} ──", scenario.name);
+                let stats = setup.play(&overrides, Some(scenario), input.clone()).await?;
+                summary.add(&stats);
+                server.shutdown().await;
+                println!();
+            }
+        }
+        Target::Live(overrides) => {
+            let stats = setup.play(&overrides, None, input).await?;
+            summary.add(&stats);
+        }
+    }
+    if let Some(sink) = sink {
+        let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+        sink.finish()?;
+        if let Some(path) = &audio.output_audio {
+            println!(
+                "wrote {} ms of assistant audio to {}",
+                sink.duration_ms(),
+                path.display()
+            );
+        }
+    }
+    if !transcription {
+        print!(
+            "{}",
+            summary.render(&agent.spec().model, &agent.cost_settings()?)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn output_format(session: &agent_core::protocol::Session) -> AudioFormat {
+    session
+        .audio
+        .as_ref()
+        .and_then(|a| a.output.as_ref())
+        .and_then(|o| o.format)
+        .unwrap_or_default()
+}
+
+fn input_format(config: &SessionConfig) -> AudioFormat {
+    config
+        .session
+        .audio
+        .as_ref()
+        .and_then(|a| a.input.as_ref())
+        .and_then(|i| i.format)
+        .unwrap_or_default()
+}
+
+/// What every session of the run shares.
+struct Setup<'a> {
+    agent: &'a Agent,
+    audio: &'a AudioArgs,
+    observer: Option<Arc<dyn WireObserver>>,
+    clock: PlaybackClock,
+    sink: Option<Arc<Mutex<WavSink>>>,
+    transcription: bool,
+    verbose: bool,
+}
+
+/// What the session does when the user stops speaking, to know when a spoken turn is over.
+#[derive(Debug, Clone, Copy)]
+struct Expect {
+    /// The server answers each turn by itself.
+    creates_response: bool,
+    /// Input audio is transcribed.
+    transcribes: bool,
+    /// Push-to-talk: the client commits, one turn per stream.
+    push_to_talk: bool,
+    /// Silence that ends a turn under server VAD.
+    silence_ms: u32,
+}
+
+impl Setup<'_> {
+    fn config(&self, overrides: &ConnectOverrides) -> anyhow::Result<SessionConfig> {
+        let mut config = self
+            .agent
+            .session_config(overrides, self.observer.clone())?;
+        let speaks = self.sink.is_some() || self.audio.voice;
+        if speaks && config.session.kind == SessionKind::Realtime {
+            // Audio out was asked for: replies are spoken (with a transcript) for this run.
+            config.session.output_modalities = Some(vec![Modality::Audio]);
+        }
+        config.playback = self.clock.clone();
+        Ok(config)
+    }
+
+    fn expect(config: &SessionConfig) -> Expect {
+        let input = config.session.audio.as_ref().and_then(|a| a.input.as_ref());
+        let detection = input.and_then(|i| i.turn_detection.clone());
+        let realtime = config.session.kind == SessionKind::Realtime;
+        let push_to_talk = matches!(detection, Some(TurnDetection::Disabled));
+        let silence_ms = match &detection {
+            Some(TurnDetection::ServerVad(vad)) => vad.silence_duration_ms.unwrap_or(500),
+            // Semantic VAD may wait longer for the end of a thought.
+            _ => 1_500,
+        };
+        Expect {
+            creates_response: realtime
+                && (push_to_talk || detection.as_ref().is_none_or(TurnDetection::creates_response)),
+            transcribes: input.is_some_and(|i| i.transcription.is_some()),
+            push_to_talk,
+            silence_ms,
+        }
+    }
+
+    /// One session: scripted turns and audio, until done.
+    async fn play(
+        &self,
+        overrides: &ConnectOverrides,
+        scenario: Option<&Scenario>,
+        input: Option<WavAudio>,
+    ) -> anyhow::Result<crate::summary::SessionStats> {
+        let config = self.config(overrides)?;
+        let expect = Self::expect(&config);
+        let format = input_format(&config);
+        let console = (!self.transcription).then(|| Console::new(self.verbose));
+        let mut conversation = Conversation::start_with(config, console).await?;
+        conversation.tap = Some(self.tap());
+        let turns = scenario.map(|s| s.turns.as_slice()).unwrap_or_default();
+        let mut next = 0;
+        // The model speaks first: play those turns before any audio.
+        while turns.get(next).is_some_and(|t| t.user.is_none()) {
+            conversation.turn(None).await?;
+            next += 1;
+        }
+        let speech = match input {
+            Some(wav) => Some(wav),
+            None if self.transcription && scenario.is_some() => {
+                let lengths: Vec<u32> = turns[next..]
+                    .iter()
+                    .map(|t| audio_io::utterance_ms(t.user.as_deref().unwrap_or("")))
+                    .collect();
+                Some(audio_io::synthetic_speech(&lengths, expect.silence_ms + 400))
+            }
+            None => None,
+        };
+        if self.audio.voice {
+            #[cfg(feature = "audio-device")]
+            crate::audio_device::converse(&mut conversation, format, self.audio.chunk_ms, &self.clock).await?;
+        } else if let Some(speech) = speech {
+            let options = StreamOptions {
+                format,
+                chunk_ms: self.audio.chunk_ms,
+                pace: !self.audio.no_pace,
+                trailing_silence_ms: if expect.push_to_talk {
+                    0
+                } else {
+                    expect.silence_ms + 300
+                },
+                commit: expect.push_to_talk,
+            };
+            let spoken = speak(&mut conversation, speech, options, expect).await?;
+            next += spoken;
+        }
+        if !self.transcription {
+            for turn in turns.iter().skip(next) {
+                conversation.turn(turn.user.as_deref()).await?;
+            }
+        } else if next < turns.len() && scenario.is_some() {
+            println!(
+                "({} scripted turn(s) were not spoken by the audio)",
+                turns.len() - next
+            );
+        }
+        Ok(conversation.close().await)
+    }
+
+    /// Feeds every event to the output file and, for transcription agents, the transcript.
+    fn tap(&self) -> Box<dyn FnMut(&SessionEvent) + Send> {
+        let sink = self.sink.clone();
+        let mut view = self.transcription.then(TranscriptView::default);
+        Box::new(move |event| {
+            if let Some(sink) = &sink {
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .on_event(event);
+            }
+            if let Some(view) = &mut view {
+                let text = view.show(event);
+                if !text.is_empty() {
+                    use std::io::Write as _;
+                    print!("{text}");
+                    let _ = std::io::stdout().flush();
+                }
+            }
+        })
+    }
+}
+
+/// Tracks a spoken exchange until nothing is pending: the user's speech ended, the responses to
+/// it are done, and its transcripts arrived.
+#[derive(Debug, Default)]
+struct Settle {
+    speech_open: bool,
+    busy: bool,
+    awaiting_response: bool,
+    awaiting_commit_transcript: bool,
+    pending_transcripts: HashSet<String>,
+    turns: usize,
+}
+
+impl Settle {
+    fn observe(&mut self, event: &SessionEvent, expect: Expect) {
+        match event {
+            SessionEvent::SpeechStarted { .. } => self.speech_open = true,
+            SessionEvent::SpeechStopped { item_id, .. } => {
+                self.speech_open = false;
+                self.turns += 1;
+                self.awaiting_response |= expect.creates_response;
+                if expect.transcribes {
+                    self.pending_transcripts.insert(item_id.clone());
+                }
+            }
+            SessionEvent::ResponseStarted { .. } => {
+                self.busy = true;
+                self.awaiting_response = false;
+            }
+            SessionEvent::Idle => self.busy = false,
+            SessionEvent::UserTranscript { item_id, .. } => {
+                self.pending_transcripts.remove(item_id);
+                self.awaiting_commit_transcript = false;
+            }
+            _ => {}
+        }
+    }
+
+    fn committed(&mut self, expect: Expect) {
+        self.turns += 1;
+        self.awaiting_response |= expect.creates_response;
+        self.awaiting_commit_transcript = expect.transcribes;
+    }
+
+    fn settled(&self) -> bool {
+        !self.speech_open
+            && !self.busy
+            && !self.awaiting_response
+            && !self.awaiting_commit_transcript
+            && self.pending_transcripts.is_empty()
+    }
+}
+
+/// Streams `audio` into the conversation while rendering what comes back; returns how many user
+/// turns the audio made.
+async fn speak(
+    conversation: &mut Conversation,
+    audio: WavAudio,
+    options: StreamOptions,
+    expect: Expect,
+) -> anyhow::Result<usize> {
+    let handle = conversation.session_mut().handle.clone();
+    let mut task = tokio::spawn(audio_io::stream(handle, audio, options));
+    let mut streaming = true;
+    let mut settle = Settle::default();
+    let mut deadline = None;
+    loop {
+        if !streaming && settle.settled() {
+            break;
+        }
+        tokio::select! {
+            joined = &mut task, if streaming => {
+                streaming = false;
+                joined.context("the audio stream failed")??;
+                if options.commit {
+                    settle.committed(expect);
+                }
+                deadline = Some(tokio::time::Instant::now() + TURN_TIMEOUT);
+            }
+            event = conversation.session_mut().events.recv() => {
+                let Some(event) = event else { bail!("the session ended unexpectedly") };
+                conversation.render(&event);
+                if let SessionEvent::Closed { reason } = &event {
+                    bail!("the session ended: {reason:?}");
+                }
+                settle.observe(&event, expect);
+            }
+            () = tokio::time::sleep(QUIET), if !streaming => {
+                tracing::debug!(?settle, "no events for {QUIET:?} after the audio; going on");
+                break;
+            }
+            () = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => bail!("the spoken turns did not finish within {TURN_TIMEOUT:?}"),
+        }
+    }
+    Ok(settle.turns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expect() -> Expect {
+        Expect {
+            creates_response: true,
+            transcribes: true,
+            push_to_talk: false,
+            silence_ms: 500,
+        }
+    }
+
+    #[test]
+    fn a_spoken_turn_settles_after_its_response_and_transcript() {
+        let mut s = Settle::default();
+        assert!(s.settled());
+        let e = expect();
+        s.observe(
+            &SessionEvent::SpeechStarted {
+                item_id: "u".into(),
+                audio_start_ms: 0,
+            },
+            e,
+        );
+        assert!(!s.settled());
+        s.observe(
+            &SessionEvent::SpeechStopped {
+                item_id: "u".into(),
+                audio_end_ms: 900,
+            },
+            e,
+        );
+        assert!(!s.settled(), "the answer is owed");
+        s.observe(
+            &SessionEvent::ResponseStarted {
+                response_id: "r".into(),
+            },
+            e,
+        );
+        s.observe(&SessionEvent::Idle, e);
+        assert!(!s.settled(), "the transcript is owed");
+        s.observe(
+            &SessionEvent::UserTranscript {
+                item_id: "u".into(),
+                text: "hi".into(),
+            },
+            e,
+        );
+        assert!(s.settled());
+        assert_eq!(s.turns, 1);
+    }
+}

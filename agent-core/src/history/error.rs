@@ -1,0 +1,200 @@
+//! What can go wrong with the history store, each with what to do about it.
+
+use std::path::PathBuf;
+
+use super::ConversationId;
+
+/// An error of the history store or its writer thread.
+///
+/// Every message names the database file and says how to get past the problem, because the
+/// person reading it is usually at a terminal with `agent history` or `agent run --resume`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HistoryError {
+    /// No location for the default database could be derived from the environment.
+    #[error(
+        "cannot find a place for the history database: none of AGENT_HISTORY_DB, XDG_DATA_HOME \
+         or HOME is set; set AGENT_HISTORY_DB or pass --db PATH"
+    )]
+    NoDataDir,
+
+    /// The folder that should hold the database could not be created.
+    #[error(
+        "cannot create the folder for the history database {}: {source}; \
+         pass --db PATH (or set AGENT_HISTORY_DB) to use a writable location",
+        path.display()
+    )]
+    CreateDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file exists but is not a SQLite database, or its pages are damaged.
+    #[error(
+        "the history database {} is corrupt or not a SQLite file ({source}); move it aside \
+         (a new one is created in its place) or pass --db PATH to use another file",
+        path.display()
+    )]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's report.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// Another connection held a lock for longer than the busy timeout.
+    #[error(
+        "the history database {} is locked by another process ({source}); wait for it to \
+         finish, or pass --db PATH to use another file",
+        path.display()
+    )]
+    Locked {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's report.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The file or its folder cannot be opened or written.
+    #[error(
+        "cannot write the history database {} ({source}); check that the file and its \
+         folder are writable and the disk is not full, or pass --db PATH",
+        path.display()
+    )]
+    Unwritable {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's report.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The database was written by a newer version of this program.
+    #[error(
+        "the history database {} has schema version {found}, but this build knows versions \
+         up to {supported}; upgrade `agent`, or pass --db PATH to use another file",
+        path.display()
+    )]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// The `user_version` found in the file.
+        found: i64,
+        /// The newest version this build can read and write.
+        supported: i64,
+    },
+
+    /// No conversation has this id.
+    #[error(
+        "no conversation `{id}` in the history database {}; `agent history list` shows the \
+         stored ids",
+        path.display()
+    )]
+    UnknownConversation {
+        /// The id asked for.
+        id: String,
+        /// The database file.
+        path: PathBuf,
+    },
+
+    /// A conversation-id prefix matched more than one conversation.
+    #[error(
+        "`{query}` matches {} conversations ({}); give more of the id",
+        candidates.len(),
+        candidates.iter().map(ConversationId::as_str).collect::<Vec<_>>().join(", ")
+    )]
+    Ambiguous {
+        /// The prefix asked for.
+        query: String,
+        /// Some of the ids it matches.
+        candidates: Vec<ConversationId>,
+    },
+
+    /// An item key was empty; keys are what makes appends idempotent.
+    #[error(
+        "cannot store a {item_type} item without a key: pass a key that stays the same when \
+         the item is seen again (see `agent_core::history` on item keys)"
+    )]
+    EmptyKey {
+        /// The item's `type`.
+        item_type: String,
+    },
+
+    /// `replace` named an item that is not stored.
+    #[error("conversation `{conversation}` has no item with key `{key}`; append it first")]
+    UnknownItem {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The key asked for.
+        key: String,
+    },
+
+    /// A stored item is not valid JSON (the file was edited or damaged).
+    #[error(
+        "item {seq} of conversation `{conversation}` in {} is not valid JSON ({source}); \
+         the file was edited or damaged — export what is readable with \
+         `agent history export`, or move the file aside",
+        path.display()
+    )]
+    CorruptItem {
+        /// The database file.
+        path: PathBuf,
+        /// The conversation.
+        conversation: ConversationId,
+        /// The item's position.
+        seq: u64,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// Any other SQLite failure.
+    #[error("history database {}: {source}", path.display())]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's report.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The writer thread could not be started.
+    #[error("cannot start the history writer thread: {0}")]
+    Thread(#[source] std::io::Error),
+
+    /// The writer thread is gone, so the write was not made.
+    #[error(
+        "the history writer thread has stopped, so this write was not stored; this is a bug \
+         in agent — please report it with the log"
+    )]
+    WriterGone,
+}
+
+impl HistoryError {
+    /// Sorts a rusqlite error into the variant that tells the user what to do.
+    pub(crate) fn from_sqlite(path: &std::path::Path, source: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        let path = path.to_path_buf();
+        match source.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+                HistoryError::Corrupt { path, source }
+            }
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                HistoryError::Locked { path, source }
+            }
+            Some(
+                ErrorCode::ReadOnly
+                | ErrorCode::CannotOpen
+                | ErrorCode::PermissionDenied
+                | ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure,
+            ) => HistoryError::Unwritable { path, source },
+            _ => HistoryError::Sqlite { path, source },
+        }
+    }
+}

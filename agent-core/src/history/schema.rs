@@ -1,0 +1,77 @@
+//! The database schema and its migrations, versioned with SQLite's `user_version`.
+//!
+//! Migration `n` (counting from 1) takes a database from version `n - 1` to `n`. All pending
+//! migrations run in one `BEGIN IMMEDIATE` transaction, and the version is read again inside
+//! it, so two processes opening a fresh file at once cannot both create the tables. A migration is
+//! never edited once released: changes are new entries at the end.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+/// The migrations, oldest first. The schema version of a database is how many have run.
+const MIGRATIONS: &[&str] = &[
+    // 1: conversations and their items.
+    r#"
+    CREATE TABLE conversations (
+        id          TEXT PRIMARY KEY,
+        agent       TEXT NOT NULL,
+        model       TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,   -- ms since the Unix epoch
+        updated_at  INTEGER NOT NULL,
+        title       TEXT                -- first user text, shortened; NULL until there is one
+    ) STRICT;
+
+    CREATE INDEX conversations_by_update ON conversations (updated_at DESC, id DESC);
+
+    CREATE TABLE items (
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        seq             INTEGER NOT NULL,   -- 1, 2, 3... within the conversation
+        item_key        TEXT NOT NULL,      -- the caller's stable key: appends are idempotent on it
+        item_type       TEXT NOT NULL,      -- the item's `type`, for queries without parsing JSON
+        call_id         TEXT,               -- set for function_call and function_call_output
+        server_item_id  TEXT,               -- the item's `id`, when it has one
+        item            TEXT NOT NULL,      -- the item as GA JSON
+        created_at      INTEGER NOT NULL,
+        PRIMARY KEY (conversation_id, seq),
+        UNIQUE (conversation_id, item_key)
+    ) STRICT;
+
+    -- A call and its output are stored once each, whatever key they arrive under.
+    CREATE UNIQUE INDEX items_by_call ON items (conversation_id, item_type, call_id)
+        WHERE call_id IS NOT NULL;
+    "#,
+];
+
+/// The schema version this build writes.
+pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// The outcome of [`migrate`] when the file is newer than this build.
+pub(crate) enum Migration {
+    /// The schema is at [`LATEST`].
+    Current,
+    /// The file has a version this build does not know; nothing was changed.
+    Newer(i64),
+}
+
+/// Brings the schema up to [`LATEST`].
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<Migration> {
+    // The common case, an up-to-date file, takes no write lock (a reader may open a file it
+    // cannot write, and never waits for a busy writer).
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version == LATEST {
+        return Ok(Migration::Current);
+    }
+    if version > LATEST {
+        return Ok(Migration::Newer(version));
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version > LATEST {
+        return Ok(Migration::Newer(version));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+    }
+    tx.commit()?;
+    Ok(Migration::Current)
+}

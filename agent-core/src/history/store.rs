@@ -1,0 +1,1004 @@
+//! [`HistoryStore`]: conversations and their items in one SQLite file.
+//!
+//! The file is opened in WAL mode: a commit appends to the write-ahead log, readers (an
+//! `agent history list` in another terminal) never block the writer, and whatever was
+//! committed survives the process being killed. See [`Durability`] for power loss.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+
+use super::schema::{self, Migration};
+use super::{ConversationId, HistoryError, Timestamp, default_path};
+use crate::protocol::{Item, Role};
+
+/// How long a conversation title may be, in characters.
+const TITLE_CHARS: usize = 80;
+
+/// The listing order: most recently updated first; ids (creation order) break ties.
+const NEWEST_FIRST: &str = "ORDER BY c.updated_at DESC, c.id DESC";
+
+/// How much a commit must survive, i.e. SQLite's `synchronous` setting in WAL mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous = NORMAL`: a commit survives the process crashing or being killed
+    /// (SIGKILL), because the write-ahead log is in the OS's page cache. A power cut or kernel
+    /// crash may lose the last commits, but never corrupts the file. Cheaper: no fsync per
+    /// commit. Good for tests and throwaway stores.
+    ProcessCrash,
+    /// `synchronous = FULL`: every commit is fsynced before `append` returns, so it also
+    /// survives power loss. The default: appends happen off the session's hot path (see
+    /// [`HistoryWriter`](super::HistoryWriter)), a few per turn, so the fsync costs nothing
+    /// anyone waits for, and a conversation is exactly what users expect to find again.
+    #[default]
+    PowerLoss,
+}
+
+/// How to open a [`HistoryStore`]; [`HistoryStore::open`] uses the defaults.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    durability: Durability,
+    busy_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            durability: Durability::default(),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl OpenOptions {
+    /// The defaults: [`Durability::PowerLoss`], a five-second busy timeout.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How much a commit must survive.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// How long a write waits for another process's write lock before failing with
+    /// [`HistoryError::Locked`].
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Opens (creating it and its folder if needed) the database at `path` and brings its
+    /// schema up to date.
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<HistoryStore, HistoryError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| HistoryError::CreateDir {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(&path).map_err(|e| HistoryError::from_sqlite(&path, e))?;
+        self.prepare(conn, path)
+    }
+
+    /// A store that lives in memory and is gone when dropped, for tests and dry runs.
+    pub fn open_in_memory(&self) -> Result<HistoryStore, HistoryError> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|e| HistoryError::from_sqlite(&path, e))?;
+        self.prepare(conn, path)
+    }
+
+    fn prepare(&self, mut conn: Connection, path: PathBuf) -> Result<HistoryStore, HistoryError> {
+        let fail = |e| HistoryError::from_sqlite(&path, e);
+        conn.busy_timeout(self.busy_timeout).map_err(fail)?;
+        // The first statement that reads the file: a corrupt or foreign file fails here.
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(fail)?;
+        if !mode.eq_ignore_ascii_case("wal") && path != Path::new(":memory:") {
+            tracing::warn!(
+                path = %path.display(),
+                mode,
+                "the history database is not in WAL mode (the file system may not support it); \
+                 writes stay durable but block readers"
+            );
+        }
+        let synchronous = match self.durability {
+            Durability::ProcessCrash => "NORMAL",
+            Durability::PowerLoss => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)
+            .map_err(fail)?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(fail)?;
+        match schema::migrate(&mut conn).map_err(fail)? {
+            Migration::Current => Ok(HistoryStore { conn, path }),
+            Migration::Newer(found) => Err(HistoryError::NewerSchema {
+                path,
+                found,
+                supported: schema::LATEST,
+            }),
+        }
+    }
+}
+
+/// One stored conversation item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredItem {
+    /// Position in the conversation: 1, 2, 3... in append order.
+    pub seq: u64,
+    /// The key it was appended under (see the module docs on item keys).
+    pub key: String,
+    /// The item, as it was appended.
+    pub item: Item,
+    /// The item's `id` when it had one (the server's id for server-created items).
+    pub server_item_id: Option<String>,
+    /// When it was appended.
+    pub created_at: Timestamp,
+}
+
+impl StoredItem {
+    /// The `(key, item)` pair a resumed session starts from (`SessionConfig::history`).
+    pub fn into_keyed(self) -> (String, Item) {
+        (self.key, self.item)
+    }
+}
+
+/// A conversation as listed by [`HistoryStore::conversations`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConversationSummary {
+    /// Its id.
+    pub id: ConversationId,
+    /// The agent's name, as given to [`HistoryStore::create_conversation`].
+    pub agent: String,
+    /// The model it talked to.
+    pub model: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When the last item was appended (the creation time until then).
+    pub updated_at: Timestamp,
+    /// How many items it holds.
+    pub item_count: u64,
+    /// The first thing the user said, shortened to 80 characters; `None` until they said
+    /// something with text (typed, or spoken and transcribed).
+    pub title: Option<String>,
+}
+
+/// What [`HistoryStore::append`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The item's position (the earlier copy's, when it was a duplicate).
+    pub seq: u64,
+    /// `false` when the key or the call was already stored, so nothing was written.
+    pub inserted: bool,
+}
+
+/// Conversations and their items in one SQLite file.
+///
+/// Calls block on disk I/O (an append with [`Durability::PowerLoss`] waits for an fsync). From
+/// async code, use a [`HistoryWriter`](super::HistoryWriter), which owns the store on its own
+/// thread, or wrap calls in `tokio::task::spawn_blocking`.
+#[derive(Debug)]
+pub struct HistoryStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl HistoryStore {
+    /// Opens the database at `path` with the default [`OpenOptions`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, HistoryError> {
+        OpenOptions::default().open(path)
+    }
+
+    /// Opens the database at [`default_path`].
+    pub fn open_default() -> Result<Self, HistoryError> {
+        Self::open(default_path()?)
+    }
+
+    /// An in-memory store with the default options, for tests.
+    pub fn open_in_memory() -> Result<Self, HistoryError> {
+        OpenOptions::default().open_in_memory()
+    }
+
+    /// The database file (`:memory:` for an in-memory store).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn fail(&self, error: rusqlite::Error) -> HistoryError {
+        HistoryError::from_sqlite(&self.path, error)
+    }
+
+    fn unknown(&self, id: &str) -> HistoryError {
+        HistoryError::UnknownConversation {
+            id: id.to_owned(),
+            path: self.path.clone(),
+        }
+    }
+
+    /// Starts a conversation and returns its new id.
+    pub fn create_conversation(
+        &mut self,
+        agent: &str,
+        model: &str,
+    ) -> Result<ConversationId, HistoryError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| HistoryError::from_sqlite(&self.path, e))?;
+        let id = insert_conversation(&tx, agent, model)
+            .map_err(|e| HistoryError::from_sqlite(&self.path, e))?;
+        tx.commit()
+            .map_err(|e| HistoryError::from_sqlite(&self.path, e))?;
+        Ok(id)
+    }
+
+    /// Appends `item` to the end of the conversation, unless it is already stored.
+    ///
+    /// Idempotent: nothing is written, and the earlier copy's position is returned, when the
+    /// conversation already holds an item with the same `key`, or — for a `function_call` or
+    /// `function_call_output` — an item of the same type with the same `call_id`, whatever
+    /// its key. The first copy wins; later copies are not compared with it.
+    pub fn append(
+        &mut self,
+        conversation: &ConversationId,
+        key: &str,
+        item: &Item,
+    ) -> Result<Appended, HistoryError> {
+        if key.is_empty() {
+            return Err(HistoryError::EmptyKey {
+                item_type: item.item_type().to_owned(),
+            });
+        }
+        let json = item_json(item);
+        let path = self.path.clone();
+        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        if !conversation_exists(&tx, conversation).map_err(fail)? {
+            return Err(HistoryError::UnknownConversation {
+                id: conversation.to_string(),
+                path,
+            });
+        }
+        let call_id = call_id(item);
+        let mut existing: Option<i64> = tx
+            .query_row(
+                "SELECT seq FROM items WHERE conversation_id = ?1 AND item_key = ?2",
+                params![conversation.as_str(), key],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(fail)?;
+        if existing.is_none()
+            && let Some(call_id) = call_id
+        {
+            existing = tx
+                .query_row(
+                    "SELECT seq FROM items
+                     WHERE conversation_id = ?1 AND item_type = ?2 AND call_id = ?3",
+                    params![conversation.as_str(), item.item_type(), call_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(fail)?;
+        }
+        if let Some(seq) = existing {
+            return Ok(Appended {
+                seq: seq_from(seq),
+                inserted: false,
+            });
+        }
+        let seq: i64 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM items WHERE conversation_id = ?1",
+                [conversation.as_str()],
+                |row| row.get(0),
+            )
+            .map_err(fail)?;
+        let now = Timestamp::now().as_millis();
+        tx.execute(
+            "INSERT INTO items
+                 (conversation_id, seq, item_key, item_type, call_id, server_item_id, item, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                conversation.as_str(),
+                seq,
+                key,
+                item.item_type(),
+                call_id,
+                item.id(),
+                json,
+                now
+            ],
+        )
+        .map_err(fail)?;
+        touch(&tx, conversation, item, now).map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        Ok(Appended {
+            seq: seq_from(seq),
+            inserted: true,
+        })
+    }
+
+    /// Replaces the item stored under `key`, keeping its position; for items that change after
+    /// they were appended (a transcript that arrives late, an assistant message truncated
+    /// where the user interrupted). Returns the item's position.
+    pub fn replace(
+        &mut self,
+        conversation: &ConversationId,
+        key: &str,
+        item: &Item,
+    ) -> Result<u64, HistoryError> {
+        let json = item_json(item);
+        let path = self.path.clone();
+        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        if !conversation_exists(&tx, conversation).map_err(fail)? {
+            return Err(HistoryError::UnknownConversation {
+                id: conversation.to_string(),
+                path,
+            });
+        }
+        let seq: Option<i64> = tx
+            .query_row(
+                "UPDATE items SET item = ?3, item_type = ?4, call_id = ?5, server_item_id = ?6
+                 WHERE conversation_id = ?1 AND item_key = ?2
+                 RETURNING seq",
+                params![
+                    conversation.as_str(),
+                    key,
+                    json,
+                    item.item_type(),
+                    call_id(item),
+                    item.id()
+                ],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(fail)?;
+        let Some(seq) = seq else {
+            return Err(HistoryError::UnknownItem {
+                conversation: conversation.clone(),
+                key: key.to_owned(),
+            });
+        };
+        touch(&tx, conversation, item, Timestamp::now().as_millis()).map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        Ok(seq_from(seq))
+    }
+
+    /// Stores `items` as a new conversation in one transaction (an import, or a conversation
+    /// converted from Chat Completions messages) and returns its id.
+    ///
+    /// Keys follow the runtime's convention: `call:{call_id}` for function calls,
+    /// `output:{call_id}` for their outputs, `import_000001`, `import_000002`... for the rest.
+    pub fn import(
+        &mut self,
+        agent: &str,
+        model: &str,
+        items: &[Item],
+    ) -> Result<ConversationId, HistoryError> {
+        let path = self.path.clone();
+        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        let id = insert_conversation(&tx, agent, model).map_err(fail)?;
+        let now = Timestamp::now().as_millis();
+        let mut seq: i64 = 0;
+        for (index, item) in items.iter().enumerate() {
+            let key = match item {
+                Item::FunctionCall(call) if !call.call_id.is_empty() => {
+                    format!("call:{}", call.call_id)
+                }
+                Item::FunctionCallOutput(output) if !output.call_id.is_empty() => {
+                    format!("output:{}", output.call_id)
+                }
+                _ => format!("import_{:06}", index + 1),
+            };
+            let inserted = tx
+                .execute(
+                    "INSERT INTO items
+                         (conversation_id, seq, item_key, item_type, call_id, server_item_id,
+                          item, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT DO NOTHING",
+                    params![
+                        id.as_str(),
+                        seq + 1,
+                        key,
+                        item.item_type(),
+                        call_id(item),
+                        item.id(),
+                        item_json(item),
+                        now
+                    ],
+                )
+                .map_err(fail)?;
+            if inserted == 1 {
+                seq += 1;
+                touch(&tx, &id, item, now).map_err(fail)?;
+            }
+        }
+        tx.commit().map_err(fail)?;
+        Ok(id)
+    }
+
+    /// The conversation's items in order.
+    pub fn items(&self, conversation: &ConversationId) -> Result<Vec<StoredItem>, HistoryError> {
+        if !conversation_exists(&self.conn, conversation).map_err(|e| self.fail(e))? {
+            return Err(self.unknown(conversation.as_str()));
+        }
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT seq, item_key, item, server_item_id, created_at FROM items
+                 WHERE conversation_id = ?1 ORDER BY seq",
+            )
+            .map_err(|e| self.fail(e))?;
+        let rows = statement
+            .query_map([conversation.as_str()], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                    row.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(|e| self.fail(e))?;
+        let mut items = Vec::new();
+        for row in rows {
+            let (seq, key, json, server_item_id, created_at) = row.map_err(|e| self.fail(e))?;
+            let seq = seq_from(seq);
+            let value =
+                serde_json::from_str(&json).map_err(|source| HistoryError::CorruptItem {
+                    path: self.path.clone(),
+                    conversation: conversation.clone(),
+                    seq,
+                    source,
+                })?;
+            items.push(StoredItem {
+                seq,
+                key,
+                item: Item::from_value(value),
+                server_item_id,
+                created_at: Timestamp::from_millis(created_at),
+            });
+        }
+        Ok(items)
+    }
+
+    /// Every conversation, most recently updated first.
+    pub fn conversations(&self) -> Result<Vec<ConversationSummary>, HistoryError> {
+        self.summaries(NEWEST_FIRST, ())
+    }
+
+    /// One conversation's summary.
+    pub fn conversation(&self, id: &ConversationId) -> Result<ConversationSummary, HistoryError> {
+        self.summaries("WHERE c.id = ?1", [id.as_str()])?
+            .pop()
+            .ok_or_else(|| self.unknown(id.as_str()))
+    }
+
+    /// Finds a conversation by its full id, a unique prefix of it, or `latest` (the most
+    /// recently updated one), so people need not type whole ids.
+    pub fn resolve(&self, query: &str) -> Result<ConversationId, HistoryError> {
+        let query = query.trim();
+        if query == "latest" {
+            return self
+                .summaries(&format!("{NEWEST_FIRST} LIMIT 1"), ())?
+                .pop()
+                .map(|summary| summary.id)
+                .ok_or_else(|| self.unknown(query));
+        }
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT id FROM conversations
+                 WHERE id = ?1 OR (?1 <> '' AND substr(id, 1, length(?1)) = ?1)
+                 ORDER BY id = ?1 DESC, id DESC LIMIT 6",
+            )
+            .map_err(|e| self.fail(e))?;
+        let ids = statement
+            .query_map([query], |row| row.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.fail(e))?;
+        match ids.as_slice() {
+            [] => Err(self.unknown(query)),
+            [only] => Ok(ConversationId::new(only.clone())),
+            [first, ..] if first == query => Ok(ConversationId::new(first.clone())),
+            _ => Err(HistoryError::Ambiguous {
+                query: query.to_owned(),
+                candidates: ids.into_iter().map(ConversationId::new).collect(),
+            }),
+        }
+    }
+
+    /// Conversation summaries; `tail` is the SQL after `FROM conversations c`.
+    fn summaries(
+        &self,
+        tail: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<ConversationSummary>, HistoryError> {
+        let sql = format!(
+            "SELECT c.id, c.agent, c.model, c.created_at, c.updated_at, c.title,
+                    (SELECT COUNT(*) FROM items i WHERE i.conversation_id = c.id)
+             FROM conversations c {tail}"
+        );
+        let mut statement = self.conn.prepare(&sql).map_err(|e| self.fail(e))?;
+        let rows = statement
+            .query_map(params, |row| {
+                Ok(ConversationSummary {
+                    id: ConversationId::new(row.get::<_, String>(0)?),
+                    agent: row.get(1)?,
+                    model: row.get(2)?,
+                    created_at: Timestamp::from_millis(row.get(3)?),
+                    updated_at: Timestamp::from_millis(row.get(4)?),
+                    title: row.get(5)?,
+                    item_count: seq_from(row.get(6)?),
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.fail(e))?;
+        Ok(rows)
+    }
+}
+
+/// Inserts a conversation row under a fresh id (retrying on the astronomically unlikely
+/// collision).
+fn insert_conversation(
+    conn: &Connection,
+    agent: &str,
+    model: &str,
+) -> rusqlite::Result<ConversationId> {
+    let now = Timestamp::now().as_millis();
+    loop {
+        let id = ConversationId::generate();
+        let inserted = conn.execute(
+            "INSERT INTO conversations (id, agent, model, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?4)
+             ON CONFLICT (id) DO NOTHING",
+            params![id.as_str(), agent, model, now],
+        )?;
+        if inserted == 1 {
+            return Ok(id);
+        }
+    }
+}
+
+fn conversation_exists(conn: &Connection, id: &ConversationId) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM conversations WHERE id = ?1)",
+        [id.as_str()],
+        |row| row.get(0),
+    )
+}
+
+/// Marks the conversation updated and gives it a title if it has none and `item` offers one.
+fn touch(
+    conn: &Connection,
+    conversation: &ConversationId,
+    item: &Item,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE conversations SET updated_at = max(updated_at, ?2), title = COALESCE(title, ?3)
+         WHERE id = ?1",
+        params![conversation.as_str(), now, title_of(item)],
+    )?;
+    Ok(())
+}
+
+/// The GA JSON of an item. Serializing an `Item` cannot fail (every field is a string, a
+/// number or already a `Value`), so a failure would be a bug; it is stored as `null` rather
+/// than losing the row, and reads back as an unknown item.
+pub(crate) fn item_json(item: &Item) -> String {
+    serde_json::to_string(item).unwrap_or_else(|error| {
+        tracing::error!(%error, "could not serialize a conversation item; storing null");
+        "null".to_owned()
+    })
+}
+
+/// The `call_id` that makes a call or its output unique within a conversation.
+fn call_id(item: &Item) -> Option<&str> {
+    let id = match item {
+        Item::FunctionCall(call) => &call.call_id,
+        Item::FunctionCallOutput(output) => &output.call_id,
+        _ => return None,
+    };
+    (!id.is_empty()).then_some(id.as_str())
+}
+
+/// A title from a user message: its text with whitespace collapsed, shortened.
+fn title_of(item: &Item) -> Option<String> {
+    let message = item.as_message().filter(|m| m.role == Role::User)?;
+    let words: Vec<&str> = message
+        .content
+        .iter()
+        .filter_map(|part| part.text())
+        .flat_map(str::split_whitespace)
+        .collect();
+    if words.is_empty() {
+        return None;
+    }
+    let text = words.join(" ");
+    if text.chars().count() <= TITLE_CHARS {
+        return Some(text);
+    }
+    let mut short: String = text.chars().take(TITLE_CHARS - 1).collect();
+    short.push('…');
+    Some(short)
+}
+
+/// Sequence numbers and counts are never negative; a negative one (a hand-edited file) reads
+/// as 0 rather than wrapping.
+fn seq_from(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ContentPart;
+
+    fn temp_db() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested").join("history.sqlite3");
+        (dir, path)
+    }
+
+    fn fast() -> OpenOptions {
+        OpenOptions::new().durability(Durability::ProcessCrash)
+    }
+
+    #[test]
+    fn appends_in_order_and_reads_back() {
+        let (_dir, path) = temp_db();
+        let mut store = fast().open(&path).unwrap();
+        let id = store
+            .create_conversation("support", "gpt-realtime")
+            .unwrap();
+        let items = [
+            ("local_000001", Item::user_text("  Where is\norder A1001? ")),
+            ("call:c1", Item::function_call("c1", "lookup_order", "{}")),
+            ("output:c1", Item::function_call_output("c1", "shipped")),
+            (
+                "item:msg_1",
+                Item::assistant_text("Shipped.").with_id("msg_1"),
+            ),
+        ];
+        for (n, (key, item)) in items.iter().enumerate() {
+            let appended = store.append(&id, key, item).unwrap();
+            assert_eq!(
+                appended,
+                Appended {
+                    seq: n as u64 + 1,
+                    inserted: true
+                }
+            );
+        }
+        let stored = store.items(&id).unwrap();
+        assert_eq!(stored.len(), 4);
+        for (n, (stored, (key, item))) in stored.iter().zip(&items).enumerate() {
+            assert_eq!(stored.seq, n as u64 + 1);
+            assert_eq!(&stored.key, key);
+            assert_eq!(&stored.item, item);
+        }
+        assert_eq!(stored[3].server_item_id.as_deref(), Some("msg_1"));
+        assert_eq!(stored[0].server_item_id, None);
+
+        let summary = store.conversation(&id).unwrap();
+        assert_eq!(summary.agent, "support");
+        assert_eq!(summary.model, "gpt-realtime");
+        assert_eq!(summary.item_count, 4);
+        assert_eq!(summary.title.as_deref(), Some("Where is order A1001?"));
+        assert!(summary.updated_at >= summary.created_at);
+    }
+
+    #[test]
+    fn duplicates_are_stored_once() {
+        let mut store = fast().open_in_memory().unwrap();
+        let id = store.create_conversation("a", "m").unwrap();
+        let call = Item::function_call("c1", "f", "{}");
+        assert!(store.append(&id, "call:c1", &call).unwrap().inserted);
+        // Same key again, e.g. from `response.done` after `response.output_item.done`.
+        let again = store.append(&id, "call:c1", &call).unwrap();
+        assert_eq!(
+            again,
+            Appended {
+                seq: 1,
+                inserted: false
+            }
+        );
+        // The same call under another key (a replay that got a fresh key) is still one call.
+        let replayed = call.clone().with_id("item_new");
+        assert!(
+            !store
+                .append(&id, "item:item_new", &replayed)
+                .unwrap()
+                .inserted
+        );
+        // Its output is a different item type with the same call id: stored.
+        let output = Item::function_call_output("c1", "ok");
+        assert!(store.append(&id, "output:c1", &output).unwrap().inserted);
+        assert!(!store.append(&id, "other", &output).unwrap().inserted);
+        // Same key, different item: the first copy wins.
+        let first = store.append(&id, "local_1", &Item::user_text("a")).unwrap();
+        let second = store.append(&id, "local_1", &Item::user_text("b")).unwrap();
+        assert_eq!(first.seq, second.seq);
+        assert!(!second.inserted);
+        let items = store.items(&id).unwrap();
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[2].item, Item::user_text("a"));
+        // Keys are per conversation.
+        let other = store.create_conversation("a", "m").unwrap();
+        assert!(store.append(&other, "call:c1", &call).unwrap().inserted);
+    }
+
+    #[test]
+    fn replace_keeps_the_position() {
+        let mut store = fast().open_in_memory().unwrap();
+        let id = store.create_conversation("a", "m").unwrap();
+        let audio = |transcript: Option<&str>| {
+            Item::message(
+                Role::User,
+                vec![ContentPart::InputAudio {
+                    audio: None,
+                    transcript: transcript.map(str::to_owned),
+                }],
+            )
+        };
+        store.append(&id, "item:u1", &audio(None)).unwrap();
+        store
+            .append(&id, "item:a1", &Item::assistant_text("Hi"))
+            .unwrap();
+        assert_eq!(store.conversation(&id).unwrap().title, None);
+        assert_eq!(
+            store
+                .replace(&id, "item:u1", &audio(Some("hello")))
+                .unwrap(),
+            1
+        );
+        let items = store.items(&id).unwrap();
+        assert_eq!(items[0].item, audio(Some("hello")));
+        assert_eq!(
+            store.conversation(&id).unwrap().title.as_deref(),
+            Some("hello")
+        );
+        let error = store.replace(&id, "item:nope", &audio(None)).unwrap_err();
+        assert!(matches!(error, HistoryError::UnknownItem { .. }), "{error}");
+    }
+
+    #[test]
+    fn listing_is_newest_first_and_ids_resolve() {
+        let mut store = fast().open_in_memory().unwrap();
+        let first = store.create_conversation("a", "m").unwrap();
+        let second = store.create_conversation("b", "m").unwrap();
+        store.append(&first, "k", &Item::user_text("x")).unwrap();
+        let list = store.conversations().unwrap();
+        assert_eq!(list.len(), 2);
+        // `first` was updated last (or in the same millisecond, when the id breaks the tie).
+        let order: Vec<&ConversationId> = list.iter().map(|s| &s.id).collect();
+        if list[0].updated_at != list[1].updated_at {
+            assert_eq!(order, [&first, &second]);
+        }
+        assert_eq!(store.resolve(first.as_str()).unwrap(), first);
+        assert_eq!(store.resolve("latest").unwrap(), list[0].id);
+        let unique_prefix = &second.as_str()[..second.as_str().len() - 1];
+        if !first.as_str().starts_with(unique_prefix) {
+            assert_eq!(store.resolve(unique_prefix).unwrap(), second);
+        }
+        let error = store.resolve("conv_").unwrap_err();
+        assert!(matches!(error, HistoryError::Ambiguous { .. }), "{error}");
+        let error = store.resolve("conv_nope").unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("agent history list"), "{message}");
+        assert!(store.resolve("").is_err());
+    }
+
+    #[test]
+    fn unknown_conversations_are_clear_errors() {
+        let mut store = fast().open_in_memory().unwrap();
+        let id = ConversationId::new("conv_missing");
+        for error in [
+            store.items(&id).unwrap_err(),
+            store.conversation(&id).unwrap_err(),
+            store.append(&id, "k", &Item::user_text("x")).unwrap_err(),
+        ] {
+            assert!(matches!(error, HistoryError::UnknownConversation { .. }));
+            assert!(
+                error.to_string().contains("`agent history list`"),
+                "{error}"
+            );
+        }
+        let id = store.create_conversation("a", "m").unwrap();
+        let error = store.append(&id, "", &Item::user_text("x")).unwrap_err();
+        assert!(matches!(error, HistoryError::EmptyKey { .. }), "{error}");
+    }
+
+    #[test]
+    fn import_stores_a_whole_conversation() {
+        let mut store = fast().open_in_memory().unwrap();
+        let items = vec![
+            Item::user_text("hi"),
+            Item::function_call("c1", "f", "{}"),
+            Item::function_call_output("c1", "ok"),
+            Item::function_call("c1", "f", "{}"),
+            Item::assistant_text("done"),
+        ];
+        let id = store.import("support", "gpt-realtime", &items).unwrap();
+        let stored = store.items(&id).unwrap();
+        let keys: Vec<&str> = stored.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["import_000001", "call:c1", "output:c1", "import_000005"]
+        );
+        assert_eq!(
+            stored.iter().map(|s| s.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(
+            store.conversation(&id).unwrap().title.as_deref(),
+            Some("hi")
+        );
+    }
+
+    #[test]
+    fn long_titles_are_shortened() {
+        let long = "word ".repeat(40);
+        let title = title_of(&Item::user_text(long)).unwrap();
+        assert_eq!(title.chars().count(), TITLE_CHARS);
+        assert!(title.ends_with('…'));
+        assert_eq!(title_of(&Item::assistant_text("not the user")), None);
+        assert_eq!(title_of(&Item::user_text("   ")), None);
+    }
+
+    /// What a crash leaves behind: commits in the write-ahead log, never checkpointed into the
+    /// main file, and a connection that was never closed. Everything committed must be there.
+    #[test]
+    fn committed_items_survive_an_unclosed_connection() {
+        let (_dir, path) = temp_db();
+        let mut writer = HistoryStore::open(&path).unwrap();
+        let id = writer
+            .create_conversation("support", "gpt-realtime")
+            .unwrap();
+        for n in 0..20 {
+            writer
+                .append(
+                    &id,
+                    &format!("local_{n}"),
+                    &Item::user_text(format!("message {n}")),
+                )
+                .unwrap();
+        }
+        assert!(
+            path.with_extension("sqlite3-wal").exists(),
+            "WAL mode is on"
+        );
+
+        // A second connection while the first is open (another process's `history show`).
+        let reader = HistoryStore::open(&path).unwrap();
+        assert_eq!(reader.items(&id).unwrap().len(), 20);
+        drop(reader);
+
+        // The writer goes away without closing: no checkpoint, no WAL clean-up.
+        std::mem::forget(writer);
+        let reopened = HistoryStore::open(&path).unwrap();
+        let items = reopened.items(&id).unwrap();
+        assert_eq!(items.len(), 20);
+        assert_eq!(items[19].item, Item::user_text("message 19"));
+        assert_eq!(reopened.conversation(&id).unwrap().item_count, 20);
+    }
+
+    #[test]
+    fn corrupt_files_are_clear_errors() {
+        let (_dir, path) = temp_db();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            b"this is not a database, it is a shopping list\n".repeat(100),
+        )
+        .unwrap();
+        let error = HistoryStore::open(&path).unwrap_err();
+        assert!(matches!(error, HistoryError::Corrupt { .. }), "{error:?}");
+        let message = error.to_string();
+        assert!(
+            message.contains("corrupt or not a SQLite file"),
+            "{message}"
+        );
+        assert!(message.contains("--db"), "{message}");
+    }
+
+    #[test]
+    fn unwritable_locations_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "x").unwrap();
+        // A folder that cannot exist: its parent is a file.
+        let error = HistoryStore::open(file.join("history.sqlite3")).unwrap_err();
+        assert!(matches!(error, HistoryError::CreateDir { .. }), "{error:?}");
+        assert!(error.to_string().contains("--db PATH"), "{error}");
+        // A path that is a folder, not a file.
+        let error = HistoryStore::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(error, HistoryError::Unwritable { .. }),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_held_write_lock_times_out_clearly() {
+        let (_dir, path) = temp_db();
+        let mut store = OpenOptions::new()
+            .busy_timeout(Duration::from_millis(50))
+            .open(&path)
+            .unwrap();
+        let id = store.create_conversation("a", "m").unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let error = store.append(&id, "k", &Item::user_text("x")).unwrap_err();
+        assert!(matches!(error, HistoryError::Locked { .. }), "{error:?}");
+        assert!(
+            error.to_string().contains("locked by another process"),
+            "{error}"
+        );
+        other.execute_batch("ROLLBACK").unwrap();
+        assert!(
+            store
+                .append(&id, "k", &Item::user_text("x"))
+                .unwrap()
+                .inserted
+        );
+    }
+
+    #[test]
+    fn newer_schemas_are_refused_and_reopening_is_a_no_op() {
+        let (_dir, path) = temp_db();
+        let mut store = HistoryStore::open(&path).unwrap();
+        let id = store.create_conversation("a", "m").unwrap();
+        drop(store);
+        // Reopening runs no migration again and keeps the data.
+        let store = HistoryStore::open(&path).unwrap();
+        assert_eq!(store.conversations().unwrap().len(), 1);
+        assert_eq!(store.conversation(&id).unwrap().item_count, 0);
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", schema::LATEST + 1)
+            .unwrap();
+        drop(conn);
+        let error = HistoryStore::open(&path).unwrap_err();
+        assert!(
+            matches!(error, HistoryError::NewerSchema { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("upgrade `agent`"), "{error}");
+    }
+
+    #[test]
+    fn a_damaged_item_row_is_a_clear_error() {
+        let (_dir, path) = temp_db();
+        let mut store = fast().open(&path).unwrap();
+        let id = store.create_conversation("a", "m").unwrap();
+        store.append(&id, "k", &Item::user_text("x")).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("UPDATE items SET item = '{broken'", [])
+            .unwrap();
+        let error = store.items(&id).unwrap_err();
+        assert!(
+            matches!(error, HistoryError::CorruptItem { seq: 1, .. }),
+            "{error:?}"
+        );
+    }
+}
