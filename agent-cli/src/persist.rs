@@ -96,8 +96,7 @@ pub fn continue_point(
             .iter()
             .filter_map(|t| t.user.as_deref())
             .collect();
-        if users.len() >= said.len() && users.iter().zip(said).all(|(a, b)| a.trim() == b.trim())
-        {
+        if users.len() >= said.len() && users.iter().zip(said).all(|(a, b)| a.trim() == b.trim()) {
             let done = scenario
                 .turns
                 .iter()

@@ -56,7 +56,9 @@ fn sigkill_loses_at_most_the_item_in_flight_and_resume_continues() {
     let mut child = agent(&slow.url(), dir.path(), &[]).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin
-        .write_all(b"What's the status of order A1003?\nIs that the backpack? Could it come sooner?\n")
+        .write_all(
+            b"What's the status of order A1003?\nIs that the backpack? Could it come sooner?\n",
+        )
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -71,7 +73,10 @@ fn sigkill_loses_at_most_the_item_in_flight_and_resume_continues() {
     let mut seen = String::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !seen.contains("Yes, order") {
-        assert!(Instant::now() < deadline, "the second answer never started:\n{seen}");
+        assert!(
+            Instant::now() < deadline,
+            "the second answer never started:\n{seen}"
+        );
         if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(100)) {
             seen.push_str(&String::from_utf8_lossy(&chunk));
         }
@@ -92,7 +97,11 @@ fn sigkill_loses_at_most_the_item_in_flight_and_resume_continues() {
     assert!(keys.iter().any(|k| k.starts_with("output:")), "{keys:?}");
     let users = before
         .iter()
-        .filter(|i| i.item.as_message().is_some_and(|m| m.role == agent_core::protocol::Role::User))
+        .filter(|i| {
+            i.item
+                .as_message()
+                .is_some_and(|m| m.role == agent_core::protocol::Role::User)
+        })
         .count();
     assert_eq!(users, 2, "both questions are stored: {keys:?}");
     drop(store);
@@ -120,11 +129,18 @@ fn sigkill_loses_at_most_the_item_in_flight_and_resume_continues() {
         .filter_map(|e| e.value)
         .filter(|v| v["type"] == "conversation.item.create")
         .count();
-    assert!(replayed > before.len(), "the stored items were replayed before the new message");
+    assert!(
+        replayed > before.len(),
+        "the stored items were replayed before the new message"
+    );
     runtime.block_on(fresh.shutdown());
 
     let store = HistoryStore::open(dir.path().join("history.sqlite3")).unwrap();
     let after = store.items(&id).unwrap();
     assert!(after.len() > before.len());
-    assert_eq!(store.conversations().unwrap().len(), 1, "resumed, not a new conversation");
+    assert_eq!(
+        store.conversations().unwrap().len(),
+        1,
+        "resumed, not a new conversation"
+    );
 }

@@ -289,3 +289,42 @@ async fn a_resumed_conversation_is_replayed_before_new_input() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn compaction_folds_old_turns_when_replaying() {
+    let h = harness("[limits]\nreplay_keep_turns = 1\n");
+    let scenario = Scenario::new("compact").turn(Turn::user("three").model(ModelStep::say("ok")));
+    let mut history = Vec::new();
+    for (n, text) in ["one", "two"].iter().enumerate() {
+        history.push((format!("local_{n}"), Item::user_text(*text)));
+        history.push((
+            format!("item:{n}"),
+            Item::assistant_text(format!("answer {text}")),
+        ));
+    }
+    let (server, mut session) = start_with(&h, ServerConfig::new(scenario), |c| {
+        c.history = history;
+    })
+    .await;
+    session.handle.send_text("three").await.unwrap();
+    until_idle(&mut session).await;
+    let items: Vec<serde_json::Value> = server
+        .received()
+        .await
+        .into_iter()
+        .filter_map(|e| e.value)
+        .filter(|v| v["type"] == "conversation.item.create")
+        .map(|v| v["item"].clone())
+        .collect();
+    // A summary of turn one, turn two verbatim, then the new message.
+    assert_eq!(items.len(), 4, "{items:#?}");
+    assert_eq!(items[0]["role"], "system");
+    let summary = items[0]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        summary.contains("User: one") && summary.contains("Assistant: answer one"),
+        "{summary}"
+    );
+    assert_eq!(items[1]["content"][0]["text"], "two");
+    assert_eq!(items[3]["content"][0]["text"], "three");
+    server.shutdown().await;
+}

@@ -385,6 +385,11 @@ impl Agent {
             max_session_age: self.max_session_age(),
             history: Vec::new(),
             history_sink: None,
+            compaction: self.file.spec.limits.replay_keep_turns.map(|keep| {
+                crate::session::compact::Compaction {
+                    keep_turns: keep as usize,
+                }
+            }),
             observer,
             cost: Some(self.cost_settings()?),
             playback: crate::audio::PlaybackClock::default(),

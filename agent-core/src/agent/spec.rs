@@ -381,6 +381,11 @@ pub struct LimitsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1.0, max = 60.0))]
     pub max_session_minutes: Option<f64>,
+    /// When replaying the conversation into a new session (rollover, reconnect, resume), keep
+    /// this many recent turns verbatim and fold older ones into one summary message, to bound
+    /// cost. Unset replays everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_keep_turns: Option<u32>,
     /// End the session once this much has been spent, in US dollars (warns at 80%).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0))]

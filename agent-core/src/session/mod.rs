@@ -11,6 +11,7 @@
 
 mod accounting;
 pub mod barge_in;
+pub mod compact;
 pub mod dispatch;
 mod events;
 pub mod log;
@@ -93,6 +94,8 @@ pub struct SessionConfig {
     pub history: Vec<(String, crate::protocol::Item)>,
     /// Receives every completed item, e.g. a durable store.
     pub history_sink: Option<Arc<dyn HistorySink>>,
+    /// Fold old turns into a summary when replaying into a new session, to bound cost.
+    pub compaction: Option<compact::Compaction>,
     /// Receives every wire frame, e.g. a trace writer.
     pub observer: Option<Arc<dyn WireObserver>>,
     /// Usage, cost and budget metering; `None` meters nothing (latency is measured anyway).

@@ -875,7 +875,11 @@ pub(crate) async fn establish(
 ) -> Result<(WsStream, (Option<String>, Option<String>)), SessionError> {
     let mut ws = transport::connect(&config.connect).await?;
     let ids = configure(&mut ws, config).await?;
-    for item in log.items() {
+    let entries = match config.compaction {
+        Some(compaction) => compaction.apply(log.entries()),
+        None => log.entries().to_vec(),
+    };
+    for (_, item) in &entries {
         let event = ClientEvent::conversation_item_create(for_replay(item));
         let text = event
             .encode(config.connect.dialect)
