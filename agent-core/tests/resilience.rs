@@ -172,13 +172,7 @@ async fn a_session_expired_error_rolls_over_and_the_conversation_goes_on() {
             .any(|e| matches!(e, SessionEvent::Reconnected { .. })),
         "{events:#?}"
     );
-    let replies: String = events
-        .iter()
-        .filter_map(|e| match e {
-            SessionEvent::TextDelta { delta, .. } => Some(delta.as_str()),
-            _ => None,
-        })
-        .collect();
+    let replies = reply_text(&events);
     assert!(replies.ends_with("second"), "{replies}");
     assert!(server.connections() >= 2);
     // The new session got the earlier conversation replayed.
@@ -223,13 +217,7 @@ async fn malformed_frames_and_unknown_events_are_skipped_with_a_warning() {
         .filter(|e| matches!(e, SessionEvent::Warning { .. }))
         .count();
     assert!(warnings >= 1, "{events:#?}");
-    let reply: String = events
-        .iter()
-        .filter_map(|e| match e {
-            SessionEvent::TextDelta { delta, .. } => Some(delta.as_str()),
-            _ => None,
-        })
-        .collect();
+    let reply = reply_text(&events);
     assert_eq!(reply, "still fine");
     assert!(
         server.violations().await.is_empty(),
@@ -255,13 +243,7 @@ async fn a_resumed_conversation_is_replayed_before_new_input() {
     .await;
     session.handle.send_text("later").await.unwrap();
     let events = until_idle(&mut session).await;
-    let reply: String = events
-        .iter()
-        .filter_map(|e| match e {
-            SessionEvent::TextDelta { delta, .. } => Some(delta.as_str()),
-            _ => None,
-        })
-        .collect();
+    let reply = reply_text(&events);
     assert_eq!(reply, "later answer");
     // The stored conversation went in before the new message.
     let kinds: Vec<String> = server

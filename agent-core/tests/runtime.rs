@@ -84,13 +84,7 @@ async fn calls_of_one_response_run_concurrently_then_one_create() {
         server.violations().await
     );
 
-    let reply: String = events
-        .iter()
-        .filter_map(|e| match e {
-            SessionEvent::TextDelta { delta, .. } => Some(delta.as_str()),
-            _ => None,
-        })
-        .collect();
+    let reply = reply_text(&events);
     assert_eq!(reply, "all three done");
     let validated = validate_all(&server, Dialect::Ga).await;
     common::spec::report(format!(

@@ -881,17 +881,26 @@ pub(crate) async fn establish(
     };
     for (_, item) in &entries {
         let event = ClientEvent::conversation_item_create(for_replay(item));
-        let text = event
-            .encode(config.connect.dialect)
-            .map_err(SessionError::Encode)?;
-        if let Some(observer) = &config.observer {
-            observer.frame(Direction::Sent, &text);
-        }
-        ws.send(Message::Text(text.into()))
-            .await
-            .map_err(|err| SessionError::ConnectionLost(err.to_string()))?;
+        send_during_setup(&mut ws, config, &event).await?;
     }
     Ok((ws, ids))
+}
+
+/// Sends one event before the session loop runs (setup and replay), traced like any other.
+async fn send_during_setup(
+    ws: &mut WsStream,
+    config: &SessionConfig,
+    event: &ClientEvent,
+) -> Result<(), SessionError> {
+    let text = event
+        .encode(config.connect.dialect)
+        .map_err(SessionError::Encode)?;
+    if let Some(observer) = &config.observer {
+        observer.frame(Direction::Sent, &text);
+    }
+    ws.send(Message::Text(text.into()))
+        .await
+        .map_err(|err| SessionError::ConnectionLost(err.to_string()))
 }
 
 /// Sends `session.update` and waits for `session.updated`, reporting a server error verbatim.
@@ -900,15 +909,7 @@ pub(crate) async fn configure(
     config: &SessionConfig,
 ) -> Result<(Option<String>, Option<String>), SessionError> {
     let update = ClientEvent::session_update(config.session.clone());
-    let text = update
-        .encode(config.connect.dialect)
-        .map_err(SessionError::Encode)?;
-    if let Some(observer) = &config.observer {
-        observer.frame(Direction::Sent, &text);
-    }
-    ws.send(Message::Text(text.into()))
-        .await
-        .map_err(|err| SessionError::ConnectionLost(err.to_string()))?;
+    send_during_setup(ws, config, &update).await?;
     let deadline = tokio::time::Instant::now() + config.ready_timeout;
     let mut session_id = None;
     loop {

@@ -233,3 +233,14 @@ pub async fn validate_all(server: &ServerHandle, dialect: Dialect) -> usize {
     }
     frames.len()
 }
+
+/// The assistant's text deltas in `events`, concatenated.
+pub fn reply_text(events: &[SessionEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::TextDelta { delta, .. } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect()
+}
