@@ -3,10 +3,12 @@
 //!
 //! Per connection: `session.created`, then `session.updated` for the client's
 //! `session.update`; then, turn after turn, `input_audio_buffer.speech_stopped` (so the client
-//! opens a turn, as with server VAD), `response.created`, one `response.output_item.done` per
-//! function call, and `response.done` listing the calls, written and flushed together. The clock
-//! starts when that batch is flushed and stops when the client's `response.create` arrives
-//! (after its `function_call_output`s): that interval is what the framework adds. The follow-up
+//! opens a turn, as with server VAD), `response.created` and one `response.output_item.done` per
+//! function call, flushed together; after a short gap (the client has started the calls, as it
+//! would while a live response streams), `response.done` listing the calls. The clock starts
+//! when `response.done` is handed to the socket and stops when the client's `response.create`
+//! arrives (after its `function_call_output`s): that interval is what the framework adds, plus
+//! both loopback writes. The follow-up
 //! response is answered with an empty `response.done`, and the next turn starts.
 //!
 //! Frames are matched by substring, not parsed, so the peer's own cost stays small.
@@ -30,6 +32,13 @@ pub struct PeerConfig {
     pub calls: usize,
     /// Pause between turns on one connection (`None`: back to back).
     pub interval: Option<Duration>,
+    /// Pause between the response's items and its `response.done`, so the measured interval
+    /// starts with the client idle (as when a live response streams for a while).
+    pub gap: Duration,
+    /// Busy-poll the socket while waiting for the client's `response.create`, so the peer's
+    /// own wake-up is not part of the measure (costs a core; only for the single-session
+    /// dispatch benchmark).
+    pub spin: bool,
 }
 
 /// What the peer measured.
@@ -58,13 +67,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         index += 1;
-        tokio::spawn(connection(
-            stream,
-            index,
-            config,
-            stats.clone(),
-            go.clone(),
-        ));
+        tokio::spawn(connection(stream, index, config, stats.clone(), go.clone()));
     }
 }
 
@@ -146,6 +149,17 @@ async fn connection(
             ));
             items.push(item);
         }
+        for frame in batch.drain(..) {
+            if ws.feed(Message::Text(frame.into())).await.is_err() {
+                return;
+            }
+        }
+        if ws.flush().await.is_err() {
+            return;
+        }
+        if !config.gap.is_zero() {
+            tokio::time::sleep(config.gap).await;
+        }
         batch.push(format!(
             r#"{{"type":"response.done","event_id":"d{turn}","response":{{"object":"realtime.response","id":"{response_id}","status":"completed","output":[{}],"usage":{{"total_tokens":120,"input_tokens":100,"output_tokens":20,"input_token_details":{{"text_tokens":100,"audio_tokens":0,"cached_tokens":64,"cached_tokens_details":{{"text_tokens":64,"audio_tokens":0}}}},"output_token_details":{{"text_tokens":20,"audio_tokens":0}}}}}}}}"#,
             items.join(",")
@@ -155,13 +169,26 @@ async fn connection(
                 return;
             }
         }
+        // The clock starts as the frame is handed to the kernel: the peer's own write is
+        // counted against the client, never in its favour.
+        let started = Instant::now();
         if ws.flush().await.is_err() {
             return;
         }
-        let started = Instant::now();
         let mut outputs = 0usize;
         let took = loop {
-            match ws.next().await {
+            let frame = if config.spin {
+                loop {
+                    tokio::select! {
+                        biased;
+                        frame = ws.next() => break frame,
+                        () = tokio::task::yield_now() => {}
+                    }
+                }
+            } else {
+                ws.next().await
+            };
+            match frame {
                 Some(Ok(Message::Text(text))) => {
                     if text.contains("function_call_output") {
                         outputs += 1;

@@ -10,6 +10,10 @@ use agent_core::{
 };
 use anyhow::Context;
 
+/// Something that sees every session event a conversation renders (the output file, a
+/// transcript view).
+pub type EventTap = Box<dyn FnMut(&SessionEvent) + Send>;
+
 /// The audio options of `agent run`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct AudioArgs {
@@ -165,7 +169,8 @@ pub async fn stream(
     )?;
     let channels = usize::from(audio.channels.max(1));
     let block = samples_for_ms(options.chunk_ms, audio.sample_rate).max(1) * channels;
-    let silence = vec![0i16; samples_for_ms(options.trailing_silence_ms, audio.sample_rate) * channels];
+    let silence =
+        vec![0i16; samples_for_ms(options.trailing_silence_ms, audio.sample_rate) * channels];
     let mut pacer = Pacer {
         handle: &handle,
         start: tokio::time::Instant::now(),
@@ -266,7 +271,9 @@ mod tests {
     }
 
     fn repo(path: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(path)
     }
 
     /// The shipped sample is exactly what the generator makes; `UPDATE_SAMPLE_AUDIO=1`
@@ -281,7 +288,10 @@ mod tests {
             writer.finish().unwrap();
         }
         let shipped = agent_core::audio::read_wav(&path).unwrap();
-        assert_eq!(shipped, audio, "run with UPDATE_SAMPLE_AUDIO=1 to regenerate");
+        assert_eq!(
+            shipped, audio,
+            "run with UPDATE_SAMPLE_AUDIO=1 to regenerate"
+        );
         assert_eq!(shipped.duration_ms(), 2_400);
     }
 
@@ -309,7 +319,10 @@ mod tests {
         });
         assert_eq!(sink.duration_ms(), 500);
         sink.finish().unwrap();
-        assert_eq!(agent_core::audio::read_wav(&path).unwrap().duration_ms(), 500);
+        assert_eq!(
+            agent_core::audio::read_wav(&path).unwrap().duration_ms(),
+            500
+        );
     }
 
     #[test]

@@ -127,12 +127,8 @@ impl Console {
             SessionEvent::Reconnected {
                 replayed_items,
                 rollover,
-            } => {
-                if self.verbose || !*rollover {
-                    eprintln!(
-                        "… reconnected; {replayed_items} item(s) of the conversation restored"
-                    );
-                }
+            } if self.verbose || !*rollover => {
+                eprintln!("… reconnected; {replayed_items} item(s) of the conversation restored");
             }
             SessionEvent::Cost(report) if self.verbose => {
                 self.end_reply();

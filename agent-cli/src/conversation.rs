@@ -20,7 +20,7 @@ pub struct Conversation {
     /// Usage, cost and latency so far (see `summary`).
     pub stats: SessionStats,
     /// Sees every rendered event too, e.g. the audio output (see `audio_io`).
-    pub tap: Option<Box<dyn FnMut(&SessionEvent) + Send>>,
+    pub tap: Option<crate::audio_io::EventTap>,
 }
 
 /// How long one turn may take before the run gives up on it.

@@ -51,10 +51,11 @@ impl TranscriptView {
             SessionEvent::UserTranscriptDelta { item_id, delta } => {
                 if self.open.as_deref() != Some(item_id) {
                     self.end_line(&mut out);
-                    let at = self.spans.get(item_id).and_then(|s| s.0).map_or_else(
-                        || clock(self.started.elapsed().as_millis() as u64),
-                        clock,
-                    );
+                    let at = self
+                        .spans
+                        .get(item_id)
+                        .and_then(|s| s.0)
+                        .map_or_else(|| clock(self.started.elapsed().as_millis() as u64), clock);
                     let _ = write!(out, "… [{at}] {item_id}: ");
                     self.open = Some(item_id.clone());
                 }

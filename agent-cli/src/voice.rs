@@ -70,7 +70,11 @@ pub async fn run(
     if audio.voice && !cfg!(feature = "audio-device") {
         bail!("{NO_DEVICE_SUPPORT}");
     }
-    if transcription && audio.input_audio.is_none() && !audio.voice && matches!(target, Target::Live(_)) {
+    if transcription
+        && audio.input_audio.is_none()
+        && !audio.voice
+        && matches!(target, Target::Live(_))
+    {
         bail!(
             "a transcription agent needs audio: pass --input-audio FILE.wav (or --voice), or run it --offline"
         );
@@ -100,6 +104,7 @@ pub async fn run(
         sink: sink.clone(),
         transcription,
         verbose,
+        output_format,
     };
     let mut summary = RunSummary::default();
     match target {
@@ -112,7 +117,9 @@ pub async fn run(
                     key_optional: true,
                 };
                 println!("── scenario: {} ──", scenario.name);
-                let stats = setup.play(&overrides, Some(scenario), input.clone()).await?;
+                let stats = setup
+                    .play(&overrides, Some(scenario), input.clone())
+                    .await?;
                 summary.add(&stats);
                 server.shutdown().await;
                 println!();
@@ -171,6 +178,8 @@ struct Setup<'a> {
     sink: Option<Arc<Mutex<WavSink>>>,
     transcription: bool,
     verbose: bool,
+    #[cfg_attr(not(feature = "audio-device"), allow(dead_code))]
+    output_format: AudioFormat,
 }
 
 /// What the session does when the user stops speaking, to know when a spoken turn is over.
@@ -212,7 +221,10 @@ impl Setup<'_> {
         };
         Expect {
             creates_response: realtime
-                && (push_to_talk || detection.as_ref().is_none_or(TurnDetection::creates_response)),
+                && (push_to_talk
+                    || detection
+                        .as_ref()
+                        .is_none_or(TurnDetection::creates_response)),
             transcribes: input.is_some_and(|i| i.transcription.is_some()),
             push_to_talk,
             silence_ms,
@@ -246,13 +258,23 @@ impl Setup<'_> {
                     .iter()
                     .map(|t| audio_io::utterance_ms(t.user.as_deref().unwrap_or("")))
                     .collect();
-                Some(audio_io::synthetic_speech(&lengths, expect.silence_ms + 400))
+                Some(audio_io::synthetic_speech(
+                    &lengths,
+                    expect.silence_ms + 400,
+                ))
             }
             None => None,
         };
         if self.audio.voice {
             #[cfg(feature = "audio-device")]
-            crate::audio_device::converse(&mut conversation, format, self.audio.chunk_ms, &self.clock).await?;
+            crate::audio_device::converse(
+                &mut conversation,
+                format,
+                self.output_format,
+                self.audio.chunk_ms,
+                &self.clock,
+            )
+            .await?;
         } else if let Some(speech) = speech {
             let options = StreamOptions {
                 format,
@@ -268,7 +290,9 @@ impl Setup<'_> {
             let spoken = speak(&mut conversation, speech, options, expect).await?;
             next += spoken;
         }
-        if !self.transcription {
+        if !self.transcription && scenario.is_none() && !self.audio.voice {
+            typed_turns(&mut conversation).await?;
+        } else if !self.transcription {
             for turn in turns.iter().skip(next) {
                 conversation.turn(turn.user.as_deref()).await?;
             }
@@ -282,7 +306,7 @@ impl Setup<'_> {
     }
 
     /// Feeds every event to the output file and, for transcription agents, the transcript.
-    fn tap(&self) -> Box<dyn FnMut(&SessionEvent) + Send> {
+    fn tap(&self) -> audio_io::EventTap {
         let sink = self.sink.clone();
         let mut view = self.transcription.then(TranscriptView::default);
         Box::new(move |event| {
@@ -301,6 +325,109 @@ impl Setup<'_> {
             }
         })
     }
+}
+
+/// Live runs go on with typed input after the audio (piped input works too): one turn per
+/// line, until the end of the input.
+async fn typed_turns(conversation: &mut Conversation) -> anyhow::Result<()> {
+    use tokio::io::AsyncBufReadExt as _;
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprintln!("type a message and press Enter; Ctrl-D to quit.");
+    }
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        let line = line.trim();
+        if !line.is_empty() {
+            conversation.turn(Some(line)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Plays a transcription scenario as `agent test` does: synthetic speech, one burst per turn,
+/// as fast as possible. Returns the completed transcripts in order.
+pub async fn transcribe_scenario(
+    agent: &Agent,
+    overrides: &ConnectOverrides,
+    scenario: &Scenario,
+    verbose: bool,
+) -> anyhow::Result<Vec<String>> {
+    let mut config = agent.session_config(overrides, None)?;
+    config.playback = PlaybackClock::immediate();
+    let expect = Setup::expect(&config);
+    let options = StreamOptions {
+        format: input_format(&config),
+        chunk_ms: 20,
+        pace: false,
+        trailing_silence_ms: if expect.push_to_talk {
+            0
+        } else {
+            expect.silence_ms + 300
+        },
+        commit: expect.push_to_talk,
+    };
+    let lengths: Vec<u32> = scenario
+        .turns
+        .iter()
+        .map(|t| audio_io::utterance_ms(t.user.as_deref().unwrap_or("")))
+        .collect();
+    let speech = audio_io::synthetic_speech(&lengths, expect.silence_ms + 400);
+    let transcripts = Arc::new(Mutex::new(Vec::new()));
+    let mut conversation = Conversation::start_with(config, None).await?;
+    let seen = Arc::clone(&transcripts);
+    let mut view = verbose.then(TranscriptView::default);
+    conversation.tap = Some(Box::new(move |event| {
+        if let SessionEvent::UserTranscript { text, .. } = event {
+            seen.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(text.clone());
+        }
+        if let Some(view) = &mut view {
+            print!("{}", view.show(event));
+        }
+    }));
+    speak(&mut conversation, speech, options, expect).await?;
+    conversation.close().await;
+    let transcripts = transcripts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    Ok(transcripts)
+}
+
+/// `agent test` for a transcription scenario: prints a line per turn and returns how many
+/// turns passed and failed.
+pub async fn check_transcription(
+    agent: &Agent,
+    overrides: &ConnectOverrides,
+    scenario: &Scenario,
+    verbose: bool,
+) -> (usize, usize) {
+    let transcripts = match transcribe_scenario(agent, overrides, scenario, verbose).await {
+        Ok(t) => t,
+        Err(err) => {
+            println!("  ✗ the audio could not be transcribed: {err:#}");
+            return (0, scenario.turns.len().max(1));
+        }
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for (index, turn) in scenario.turns.iter().enumerate() {
+        let expected = turn.user.as_deref().unwrap_or_default();
+        match transcripts.get(index) {
+            Some(got) if got.trim() == expected.trim() => {
+                passed += 1;
+                println!("  ✓ turn {}: transcribed as {expected:?}", index + 1);
+            }
+            got => {
+                failed += 1;
+                println!(
+                    "  ✗ turn {}: transcribed as {got:?}\n      expected {expected:?}",
+                    index + 1
+                );
+            }
+        }
+    }
+    (passed, failed)
 }
 
 /// Tracks a spoken exchange until nothing is pending: the user's speech ended, the responses to

@@ -203,14 +203,16 @@ fn live_mode_against_a_loopback_server_with_piped_input_and_a_redacted_trace() {
     let out = child.wait_with_output().unwrap();
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
-    // Exits after the last reply, having run every tool of the conversation.
+    // Exits after the last reply, having run every tool of the conversation, and ends with
+    // the usage summary.
     assert!(stdout.contains("→ create_ticket("), "{stdout}");
-    assert!(
-        stdout
-            .trim_end()
-            .ends_with("a colleague will contact you soon."),
-        "{stdout}"
-    );
+    let last_reply = stdout
+        .find("a colleague will contact you soon.")
+        .expect("the last reply is shown");
+    let summary = stdout
+        .find("── usage, cost and latency ──")
+        .expect("a summary");
+    assert!(last_reply < summary, "{stdout}");
 
     let requests = runtime.block_on(server.requests());
     assert!(

@@ -28,7 +28,10 @@ async fn start(
     scenario: Scenario,
     clock: PlaybackClock,
 ) -> (ServerHandle, Session) {
-    let server = ScriptedServer::start(ServerConfig::new(scenario)).unwrap();
+    // A little time between server events, as on a real connection, so a client's
+    // `response.cancel` can arrive while the response is still streaming.
+    let config = ServerConfig::new(scenario).event_delay(Duration::from_millis(5));
+    let server = ScriptedServer::start(config).unwrap();
     let agent = AgentFile::parse("voice.toml", format!("name = \"voice\"\n{agent_toml}"))
         .unwrap()
         .resolve(&ToolRegistry::new())
@@ -81,6 +84,31 @@ async fn until_second_response_done(session: &mut Session) -> Vec<SessionEvent> 
     .await
     .expect("the conversation did not finish");
     events
+}
+
+/// Sends a harmless marker and waits until the server has read it, so every frame the client
+/// sent before it has been read too (one socket, in order).
+async fn sync(session: &Session, server: &ServerHandle) {
+    session
+        .handle
+        .send_event(ClientEvent::input_audio_buffer_clear())
+        .await
+        .unwrap();
+    tokio::time::timeout(LIMIT, async {
+        loop {
+            let frames = server.received().await;
+            if frames
+                .iter()
+                .filter_map(|f| f.value.as_ref())
+                .any(|v| v["type"] == "input_audio_buffer.clear")
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the server did not read the marker");
 }
 
 /// The barge-in events the client sent, as JSON, in order.
@@ -139,6 +167,7 @@ async fn barge_in(
         start(&speaking_agent(interrupt_response), story(at_ms), clock).await;
     session.handle.send_text("Tell me a story.").await.unwrap();
     let events = until_second_response_done(&mut session).await;
+    sync(&session, &server).await;
     let frames = barge_in_frames(&server).await;
     let violations = server.violations().await;
     session.handle.close().await.unwrap();
@@ -162,7 +191,11 @@ async fn barge_in_mid_audio_truncates_at_what_was_heard() {
     assert_eq!(frames, vec![truncate(300)], "the server cancels by itself");
     assert_eq!(interruptions(&events), vec![(ITEM.to_owned(), 300)]);
     assert_eq!(statuses(&events), ["cancelled", "completed"]);
-    assert_eq!(audio_bytes(&events, ITEM), 300 * 48, "no audio after the cut");
+    assert_eq!(
+        audio_bytes(&events, ITEM),
+        300 * 48,
+        "no audio after the cut"
+    );
     assert!(violations.is_empty(), "{violations:?}");
 
     let (frames, events, violations) = barge_in(300, false, PlaybackClock::immediate()).await;
@@ -173,7 +206,11 @@ async fn barge_in_mid_audio_truncates_at_what_was_heard() {
     );
     assert_eq!(interruptions(&events), vec![(ITEM.to_owned(), 300)]);
     assert_eq!(statuses(&events), ["cancelled", "completed"]);
-    assert_eq!(audio_bytes(&events, ITEM), 300 * 48, "late deltas are dropped");
+    assert_eq!(
+        audio_bytes(&events, ITEM),
+        300 * 48,
+        "late deltas are dropped"
+    );
     assert!(violations.is_empty(), "{violations:?}");
 }
 
@@ -206,7 +243,11 @@ async fn barge_in_before_any_audio_cancels_only() {
     assert_eq!(frames, vec![cancel()]);
     assert!(interruptions(&events).is_empty());
     assert_eq!(statuses(&events), ["cancelled", "completed"]);
-    assert_eq!(audio_bytes(&events, ITEM), 0, "the cancelled response stays silent");
+    assert_eq!(
+        audio_bytes(&events, ITEM),
+        0,
+        "the cancelled response stays silent"
+    );
     assert!(violations.is_empty(), "{violations:?}");
 }
 
@@ -215,7 +256,11 @@ async fn barge_in_after_playback_finished_sends_nothing() {
     for interrupt_response in [true, false] {
         let (frames, events, violations) =
             barge_in(5_000, interrupt_response, PlaybackClock::immediate()).await;
-        assert_eq!(frames, Vec::<Value>::new(), "interrupt_response={interrupt_response}");
+        assert_eq!(
+            frames,
+            Vec::<Value>::new(),
+            "interrupt_response={interrupt_response}"
+        );
         assert!(interruptions(&events).is_empty());
         assert_eq!(statuses(&events), ["completed", "completed"]);
         assert_eq!(audio_bytes(&events, ITEM), 1000 * 48);
@@ -283,7 +328,11 @@ async fn push_to_talk_commits_and_asks_for_a_response() {
         .collect();
     assert_eq!(
         kinds,
-        ["session.update", "input_audio_buffer.commit", "response.create"]
+        [
+            "session.update",
+            "input_audio_buffer.commit",
+            "response.create"
+        ]
     );
     // The transcript may trail the reply; it is the scripted turn's text when it comes.
     if let Some(text) = transcript {

@@ -37,6 +37,20 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
                 url: Some(server.url()),
                 key_optional: true,
             };
+            if scenario.transcription {
+                // Spoken with synthetic speech; each turn's transcript must be its `user` text.
+                let (p, f) =
+                    crate::voice::check_transcription(&agent, &overrides, scenario, args.verbose)
+                        .await;
+                passed += p;
+                failed += f;
+                for violation in server.violations().await {
+                    failed += 1;
+                    println!("  ✗ protocol: {violation}");
+                }
+                server.shutdown().await;
+                continue;
+            }
             let console = args.verbose.then(|| Console::new(true));
             let mut conversation = Conversation::start(&agent, &overrides, None, console).await?;
             for (index, turn) in scenario.turns.iter().enumerate() {

@@ -72,10 +72,14 @@ pub fn encode_into(format: AudioFormat, samples: &[i16], out: &mut Vec<u8>) {
 
 /// Decodes raw bytes of `format` (PCM16 little-endian, or G.711) and appends the samples.
 /// Fails on an odd number of PCM16 bytes, leaving `out` as it was.
-pub fn decode_into(format: AudioFormat, bytes: &[u8], out: &mut Vec<i16>) -> Result<(), AudioError> {
+pub fn decode_into(
+    format: AudioFormat,
+    bytes: &[u8],
+    out: &mut Vec<i16>,
+) -> Result<(), AudioError> {
     match g711_law(format) {
         None => {
-            if bytes.len() % 2 != 0 {
+            if !bytes.len().is_multiple_of(2) {
                 return Err(AudioError::OddByteCount { bytes: bytes.len() });
             }
             out.extend(
@@ -166,11 +170,10 @@ impl InputConverter {
     pub fn push_i16(&mut self, interleaved: &[i16]) -> AppendChunks<'static> {
         self.mono.clear();
         let channels = usize::from(self.channels);
-        self.mono.extend(
-            interleaved
-                .chunks_exact(channels)
-                .map(|frame| frame.iter().map(|&s| f32::from(s)).sum::<f32>() / (channels as f32 * 32768.0)),
-        );
+        self.mono
+            .extend(interleaved.chunks_exact(channels).map(|frame| {
+                frame.iter().map(|&s| f32::from(s)).sum::<f32>() / (channels as f32 * 32768.0)
+            }));
         self.convert_mono()
     }
 
@@ -186,7 +189,8 @@ impl InputConverter {
         self.resampled.clear();
         self.resampler.flush(&mut self.resampled);
         self.samples.clear();
-        self.samples.extend(self.resampled.iter().map(|&f| f32_to_i16(f)));
+        self.samples
+            .extend(self.resampled.iter().map(|&f| f32_to_i16(f)));
         let mut events: Vec<ClientEvent> = self.chunker.push(&self.samples).collect();
         events.extend(self.chunker.flush());
         events
@@ -196,7 +200,8 @@ impl InputConverter {
         self.resampled.clear();
         self.resampler.process(&self.mono, &mut self.resampled);
         self.samples.clear();
-        self.samples.extend(self.resampled.iter().map(|&f| f32_to_i16(f)));
+        self.samples
+            .extend(self.resampled.iter().map(|&f| f32_to_i16(f)));
         self.chunker.push(&self.samples)
     }
 }
@@ -304,7 +309,9 @@ mod tests {
         let frames = rate as usize; // one second
         let mut interleaved = Vec::with_capacity(frames * 2);
         for i in 0..frames {
-            let s = (8000.0 * (2.0 * std::f64::consts::PI * 500.0 * i as f64 / f64::from(rate)).sin()) as i16;
+            let s = (8000.0
+                * (2.0 * std::f64::consts::PI * 500.0 * i as f64 / f64::from(rate)).sin())
+                as i16;
             interleaved.extend([s, s]);
         }
         let mut converter = InputConverter::new(rate, 2, AudioFormat::pcm16(), 40).unwrap();

@@ -272,7 +272,9 @@ mod tests {
 
     #[test]
     fn slices_round_trip() {
-        let samples: Vec<i16> = (0..800).map(|i| ((i * 97) % 60_000 - 30_000) as i16).collect();
+        let samples: Vec<i16> = (0..800)
+            .map(|i| ((i * 97) % 60_000 - 30_000) as i16)
+            .collect();
         for law in [G711::MuLaw, G711::ALaw] {
             let mut bytes = Vec::new();
             law.encode_into(&samples, &mut bytes);

@@ -247,6 +247,12 @@ impl PlaybackTracker {
         self.interrupted.push_back(item_id.to_owned());
     }
 
+    /// Forgets every item, e.g. when the server session that streamed them is gone.
+    pub fn forget_all(&mut self) {
+        self.items.clear();
+        self.last_tick = None;
+    }
+
     fn played_of(&self, item: &ItemPlayback) -> u64 {
         let received = self.ms(item.received_samples);
         let played = match self.clock.mode {

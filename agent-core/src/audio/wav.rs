@@ -288,7 +288,11 @@ mod tests {
         writer.write(&[i16::MAX, i16::MIN]).unwrap();
         assert_eq!(writer.samples_written(), 5);
         writer.flush().unwrap();
-        assert_eq!(read_wav(&path).unwrap().samples.len(), 5, "playable mid-write");
+        assert_eq!(
+            read_wav(&path).unwrap().samples.len(),
+            5,
+            "playable mid-write"
+        );
         writer.finish().unwrap();
         let audio = read_wav(&path).unwrap();
         assert_eq!(audio.sample_rate, 8_000);

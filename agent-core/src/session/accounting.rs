@@ -176,8 +176,10 @@ impl Accounting {
                 ),
             });
         }
-        let note = report_note(&report, meter.priced_as());
-        self.note("usage", &note);
+        if self.observer.is_some() {
+            let note = report_note(&report, meter.priced_as());
+            self.note("usage", &note);
+        }
         events.push(SessionEvent::Cost(report));
         events.extend(self.budget(charge.budget));
         events
@@ -205,7 +207,9 @@ impl Accounting {
             cost_usd: charge.cost_usd,
             session: meter.totals().clone(),
         };
-        self.note("transcription_usage", &report_note(&report, None));
+        if self.observer.is_some() {
+            self.note("transcription_usage", &report_note(&report, None));
+        }
         let mut events = vec![SessionEvent::Cost(report)];
         events.extend(self.budget(charge.budget));
         events

@@ -40,7 +40,7 @@ pub enum Reaction {
         audio_end_ms: u64,
     },
     /// Put this event on the wire (`response.cancel` or `conversation.item.truncate`).
-    Send(ClientEvent),
+    Send(Box<ClientEvent>),
 }
 
 /// The barge-in state of one session: a playback tracker plus what the session's turn
@@ -113,6 +113,13 @@ impl BargeIn {
             .on_audio(response_id, item_id, content_index, bytes, now)
     }
 
+    /// The connection was replaced: the new server session knows none of the old audio items,
+    /// so none of them can be truncated any more.
+    pub fn connection_reset(&mut self) {
+        self.tracker.forget_all();
+        self.silenced.clear();
+    }
+
     /// A response ended; its audio is complete.
     pub fn on_response_done(&mut self, response_id: &str, now: Instant) {
         self.tracker.on_response_done(response_id, now);
@@ -130,7 +137,7 @@ impl BargeIn {
             && self.speaks
         {
             if !self.server_interrupts {
-                sends.push(Reaction::Send(ClientEvent::response_cancel()));
+                sends.push(Reaction::Send(Box::new(ClientEvent::response_cancel())));
             }
             if self.silenced.len() == SILENCED_KEPT {
                 self.silenced.pop_front();
@@ -147,10 +154,12 @@ impl BargeIn {
                 item_id: item.item_id.clone(),
                 audio_end_ms,
             });
-            sends.push(Reaction::Send(ClientEvent::conversation_item_truncate(
-                item.item_id,
-                item.content_index,
-                audio_end_ms,
+            sends.push(Reaction::Send(Box::new(
+                ClientEvent::conversation_item_truncate(
+                    item.item_id,
+                    item.content_index,
+                    audio_end_ms,
+                ),
             )));
         }
         reactions.extend(sends);
@@ -185,7 +194,9 @@ mod tests {
     }
 
     fn truncate(item: &str, ms: u64) -> Reaction {
-        Reaction::Send(ClientEvent::conversation_item_truncate(item, 0, ms))
+        Reaction::Send(Box::new(ClientEvent::conversation_item_truncate(
+            item, 0, ms,
+        )))
     }
 
     fn interrupted(item: &str, ms: u64) -> Reaction {
@@ -196,7 +207,7 @@ mod tests {
     }
 
     fn cancel() -> Reaction {
-        Reaction::Send(ClientEvent::response_cancel())
+        Reaction::Send(Box::new(ClientEvent::response_cancel()))
     }
 
     #[test]

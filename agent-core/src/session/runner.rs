@@ -156,6 +156,10 @@ impl Runner {
         let mut keepalive = tokio::time::interval(KEEPALIVE_EVERY);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Frames queued outside the loop (a reconnect's replay of outputs) leave now.
+            if let Err(err) = self.ws.flush().await {
+                return Flow::Lost(err.to_string());
+            }
             let flow = tokio::select! {
                 frame = self.ws.next() => self.on_frame(frame).await,
                 command = self.commands.recv() => self.on_command(command).await,
@@ -168,6 +172,13 @@ impl Runner {
                 }
                 _ = keepalive.tick() => self.on_keepalive().await,
             };
+            // Everything this step queued (a response's outputs and its `response.create`)
+            // leaves in one write.
+            if let Err(err) = self.ws.flush().await
+                && matches!(flow, Flow::Continue)
+            {
+                return Flow::Lost(err.to_string());
+            }
             if !matches!(flow, Flow::Continue) {
                 return flow;
             }
@@ -225,6 +236,8 @@ impl Runner {
                     self.connected_at = Instant::now();
                     self.last_frame = Instant::now();
                     self.response_tokens.clear();
+                    // Audio items of the old connection cannot be truncated on the new one.
+                    self.barge_in.connection_reset();
                     let cut = self.sequencer.response_in_flight();
                     self.in_session = self
                         .log
@@ -754,7 +767,8 @@ impl Runner {
         Flow::Continue
     }
 
-    /// Sends one event; a failure means the connection is gone (`Flow::Lost`).
+    /// Queues one event for the socket; the loop flushes once per step, so the frames of one
+    /// step share a write. A failure means the connection is gone (`Flow::Lost`).
     async fn send(&mut self, event: ClientEvent) -> Result<(), Flow> {
         let text = match event.encode(self.config.connect.dialect) {
             Ok(text) => text,
@@ -765,7 +779,7 @@ impl Runner {
         };
         self.observe(Direction::Sent, &text);
         self.ws
-            .send(Message::Text(text.into()))
+            .feed(Message::Text(text.into()))
             .await
             .map_err(|err| Flow::Lost(err.to_string()))
     }
@@ -800,7 +814,7 @@ impl Runner {
                     .await
                 }
                 super::barge_in::Reaction::Send(event) => {
-                    if let Err(flow) = self.send(event).await {
+                    if let Err(flow) = self.send(*event).await {
                         return flow;
                     }
                 }
