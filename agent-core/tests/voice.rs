@@ -396,3 +396,62 @@ async fn transcription_sessions_stream_deltas_and_segments_from_g711_audio() {
     );
     assert!(server.violations().await.is_empty());
 }
+
+/// Captures what the runtime stores, including replacements.
+#[derive(Default)]
+struct Stored(std::sync::Mutex<Vec<(String, agent_core::protocol::Item)>>);
+
+impl agent_core::session::HistorySink for Stored {
+    fn append(&self, key: &str, item: &agent_core::protocol::Item) {
+        self.0.lock().unwrap().push((key.to_owned(), item.clone()));
+    }
+    fn replace(&self, key: &str, item: &agent_core::protocol::Item) {
+        for entry in self.0.lock().unwrap().iter_mut() {
+            if entry.0 == key {
+                entry.1 = item.clone();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_history_keeps_only_what_the_user_heard() {
+    let config = ServerConfig::new(story(300)).event_delay(Duration::from_millis(5));
+    let server = ScriptedServer::start(config).unwrap();
+    let agent = AgentFile::parse(
+        "voice.toml",
+        format!("name = \"voice\"\n{}", speaking_agent(true)),
+    )
+    .unwrap()
+    .resolve(&ToolRegistry::new())
+    .unwrap();
+    let overrides = ConnectOverrides {
+        url: Some(server.url()),
+        key_optional: true,
+    };
+    let stored = std::sync::Arc::new(Stored::default());
+    let mut config = agent.session_config(&overrides, None).unwrap();
+    config.playback = PlaybackClock::immediate();
+    config.history_sink = Some(stored.clone());
+    let mut session = Session::start(config).await.unwrap();
+    session.handle.send_text("Tell me a story.").await.unwrap();
+    until_second_response_done(&mut session).await;
+    sync(&session, &server).await;
+    let items = stored.0.lock().unwrap().clone();
+    let story = items
+        .iter()
+        .find(|(key, _)| key == &format!("item:{ITEM}"))
+        .map(|(_, item)| agent_core::session::log::message_text(item).unwrap())
+        .expect("the interrupted reply is stored");
+    // 300 ms of 1000: the stored transcript keeps about the first 30%, cut at a word.
+    assert!(
+        story.len() < "Once upon a time there was a very patient server.".len() / 2,
+        "{story}"
+    );
+    assert!(
+        "Once upon a time there was a very patient server."
+            .starts_with(story.trim_end_matches('…'))
+    );
+    session.handle.close().await.unwrap();
+    server.shutdown().await;
+}

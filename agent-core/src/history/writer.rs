@@ -182,6 +182,10 @@ impl crate::session::HistorySink for ConversationWriter {
     fn append(&self, key: &str, item: &Item) {
         drop(ConversationWriter::append(self, key, item));
     }
+
+    fn replace(&self, key: &str, item: &Item) {
+        drop(ConversationWriter::replace(self, key, item));
+    }
 }
 
 /// The result of a queued history operation: await it, or drop it to fire and forget.

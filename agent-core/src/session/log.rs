@@ -17,6 +17,11 @@ pub trait HistorySink: Send + Sync {
     /// `key` is stable across reconnects: a call id for function calls and their outputs, the
     /// server's item id for assistant messages, a local sequence key for user input.
     fn append(&self, key: &str, item: &Item);
+
+    /// Replaces the item stored under `key` (an assistant reply truncated by a barge-in).
+    fn replace(&self, key: &str, item: &Item) {
+        let _ = (key, item);
+    }
 }
 
 /// The ordered, de-duplicated conversation.
@@ -50,6 +55,25 @@ impl ConversationLog {
         }
         self.items.push((key, item));
         true
+    }
+
+    /// Replaces the item under `key`; returns whether it was there.
+    pub fn replace(&mut self, key: &str, item: Item) -> bool {
+        match self.items.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => {
+                entry.1 = item;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The item under `key`.
+    pub fn get(&self, key: &str) -> Option<&Item> {
+        self.items
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, item)| item)
     }
 
     /// A fresh key for client-created input (user messages), unique within this log.
@@ -144,6 +168,36 @@ fn replay_message(message: &MessageItem) -> MessageItem {
     }
 }
 
+/// The assistant item as the user heard it: audio cut at `audio_end_ms` of `received_ms`, its
+/// transcript shortened in proportion (at a word boundary, marked with "…"), since the server
+/// drops the unheard part of the transcript from its own context when it truncates.
+pub fn truncated(item: &Item, content_index: usize, audio_end_ms: u64, received_ms: u64) -> Item {
+    let mut item = item.clone();
+    if let Item::Message(message) = &mut item
+        && let Some(ContentPart::OutputAudio { transcript, .. }) =
+            message.content.get_mut(content_index)
+        && let Some(text) = transcript.as_mut()
+    {
+        let fraction = if received_ms == 0 {
+            0.0
+        } else {
+            (audio_end_ms as f64 / received_ms as f64).clamp(0.0, 1.0)
+        };
+        let chars = text.chars().count();
+        let keep = (chars as f64 * fraction).floor() as usize;
+        if keep < chars {
+            let cut: String = text.chars().take(keep).collect();
+            let at_word_end = text.chars().nth(keep).is_none_or(char::is_whitespace);
+            let cut = match cut.rfind(char::is_whitespace) {
+                Some(space) if space > 0 && !at_word_end => cut[..space].to_owned(),
+                _ => cut,
+            };
+            *text = format!("{}…", cut.trim_end());
+        }
+    }
+    item
+}
+
 /// The text of a message (its text parts and transcripts), for summaries and transcripts.
 pub fn message_text(item: &Item) -> Option<String> {
     let message = item.as_message()?;
@@ -167,6 +221,23 @@ mod tests {
         let key = log.local_key();
         assert!(log.push(key, Item::user_text("hi")));
         assert_eq!(log.len(), 2);
+    }
+
+    #[test]
+    fn truncation_shortens_the_transcript_in_proportion() {
+        let item: Item = serde_json::from_value(serde_json::json!({
+            "type": "message", "role": "assistant",
+            "content": [{"type": "output_audio", "transcript": "one two three four five six"}]
+        }))
+        .unwrap();
+        let cut = truncated(&item, 0, 500, 1000);
+        assert_eq!(message_text(&cut).as_deref(), Some("one two three…"));
+        let all = truncated(&item, 0, 1000, 1000);
+        assert_eq!(all, item);
+        let none = truncated(&item, 0, 0, 1000);
+        assert_eq!(message_text(&none).as_deref(), Some("…"));
+        let mid_word = truncated(&item, 0, 550, 1000);
+        assert_eq!(message_text(&mid_word).as_deref(), Some("one two three…"));
     }
 
     #[test]

@@ -450,6 +450,23 @@ impl Runner {
                     .await;
                 }
             }
+            ServerEvent::ConversationItemTruncated(e) => {
+                // What the user did not hear leaves the history too (and any replay of it).
+                let key = format!("item:{}", e.item_id);
+                let received = self.barge_in.tracker().received_ms(&e.item_id);
+                if let Some(item) = self.log.get(&key) {
+                    let cut = super::log::truncated(
+                        item,
+                        usize::try_from(e.content_index).unwrap_or(usize::MAX),
+                        e.audio_end_ms,
+                        received,
+                    );
+                    if let Some(sink) = &self.config.history_sink {
+                        sink.replace(&key, &cut);
+                    }
+                    self.log.replace(&key, cut);
+                }
+            }
             ServerEvent::InputAudioBufferSpeechStarted(e) => {
                 self.emit(SessionEvent::SpeechStarted {
                     item_id: e.item_id,
