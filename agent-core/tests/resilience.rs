@@ -310,3 +310,31 @@ async fn compaction_folds_old_turns_when_replaying() {
     assert_eq!(items[3]["content"][0]["text"], "three");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_final_close_code_ends_the_session_without_retrying() {
+    let h = harness("");
+    let scenario = Scenario::new("policy").turn(Turn::user("x").model(ModelStep::say("y")));
+    let faults = Faults::none().on_every_connection(ConnectionFaults::new().close_after(
+        3,
+        1008,
+        "policy violation",
+    ));
+    let (server, mut session) = start(&h, ServerConfig::new(scenario).faults(faults)).await;
+    session.handle.send_text("x").await.unwrap();
+    let reason = loop {
+        match tokio::time::timeout(Duration::from_secs(10), session.events.recv())
+            .await
+            .expect("the session ends promptly")
+        {
+            Some(SessionEvent::Closed { reason }) => break reason,
+            Some(SessionEvent::Reconnecting { .. }) => panic!("a final close must not be retried"),
+            Some(_) => {}
+            None => panic!("no Closed event"),
+        }
+    };
+    let shown = format!("{reason:?}");
+    assert!(shown.contains("Fatal") && shown.contains("1008"), "{shown}");
+    assert_eq!(server.connections(), 1);
+    server.shutdown().await;
+}

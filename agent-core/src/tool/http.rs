@@ -164,6 +164,8 @@ pub struct HttpTool {
     headers: Vec<(HeaderName, EnvTemplate)>,
     strict: Value,
     relaxed: Value,
+    /// The declared schema, compiled once: arguments are checked against all of it.
+    validator: jsonschema::Validator,
     timeout: Duration,
     client: reqwest::Client,
 }
@@ -216,6 +218,8 @@ impl HttpTool {
         }
         let relaxed = schema::normalize(spec.parameters.clone(), false);
         let strict = schema::normalize(spec.parameters.clone(), true);
+        let validator = jsonschema::validator_for(&relaxed)
+            .map_err(|err| fail(format!("`parameters` is not a valid JSON Schema: {err}")))?;
         let url = parse_url_template(&spec.url).map_err(&fail)?;
         let declared: Vec<&String> = relaxed
             .get("properties")
@@ -253,6 +257,7 @@ impl HttpTool {
             headers,
             strict,
             relaxed,
+            validator,
             timeout,
             client,
         })
@@ -323,7 +328,8 @@ impl HttpTool {
         )
     }
 
-    /// Checks what a JSON Schema validator would catch first: required and unknown properties.
+    /// Checks the arguments against the declared schema: required and unknown properties get
+    /// their own plain messages, then the full JSON Schema (types, enums, ranges, nesting).
     fn check_arguments(&self, args: &Map<String, Value>) -> Result<(), ToolError> {
         if let Some(required) = self.relaxed.get("required").and_then(Value::as_array) {
             for name in required.iter().filter_map(Value::as_str) {
@@ -337,6 +343,19 @@ impl HttpTool {
             && let Some(unknown) = args.keys().find(|k| !properties.contains_key(*k))
         {
             return Err(self.invalid(format!("unknown argument `{unknown}`")));
+        }
+        let instance = Value::Object(args.clone());
+        if let Some(error) = self.validator.iter_errors(&instance).next() {
+            let path = error.instance_path().to_string();
+            let at = if path.is_empty() {
+                "the arguments".to_owned()
+            } else {
+                format!(
+                    "argument `{}`",
+                    path.trim_start_matches('/').replace('/', ".")
+                )
+            };
+            return Err(self.invalid(format!("{at}: {error}")));
         }
         Ok(())
     }
@@ -768,6 +787,32 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("missing argument `city`"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn arguments_are_checked_against_the_whole_schema() {
+        let mut spec = spec("http://127.0.0.1:9/{city}");
+        spec.parameters = json!({"type": "object", "properties": {
+            "city": {"type": "string"},
+            "units": {"type": "string", "enum": ["metric", "imperial"]},
+            "days": {"type": "integer", "minimum": 1, "maximum": 7}
+        }, "required": ["city"]});
+        let tool = HttpTool::new(spec.clone()).unwrap();
+        for (args, expected) in [
+            (json!({"city": 3}), "argument `city`"),
+            (json!({"city": "x", "units": "kelvin"}), "argument `units`"),
+            (json!({"city": "x", "days": 30}), "argument `days`"),
+        ] {
+            let err = tool
+                .call(args.clone(), ToolContext::standalone())
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), "invalid_arguments", "{args}: {err}");
+            assert!(err.to_string().contains(expected), "{args}: {err}");
+        }
+        spec.parameters = json!({"type": "object", "properties": {"city": {"type": 12}}});
+        let err = HttpTool::new(spec).unwrap_err();
+        assert!(err.to_string().contains("not a valid JSON Schema"), "{err}");
     }
 
     #[test]
