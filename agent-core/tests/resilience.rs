@@ -11,7 +11,7 @@ use std::{
 };
 
 use agent_core::{
-    protocol::Item,
+    protocol::{Dialect, Item},
     session::{HistorySink, ReconnectPolicy, SessionEvent},
 };
 use agent_testkit::{
@@ -92,6 +92,7 @@ async fn run_conversation(faults: Faults) -> Run {
     }
     let sent = server.sent_counts().await.first().copied().unwrap_or(0);
     session.handle.close().await.unwrap();
+    validate_all(&server, Dialect::Ga).await;
     server.shutdown().await;
     let history = captured.0.lock().unwrap().clone();
     Run {
@@ -192,6 +193,7 @@ async fn a_session_expired_error_rolls_over_and_the_conversation_goes_on() {
             .count()
             >= 2
     );
+    validate_all(&server, Dialect::Ga).await;
     server.shutdown().await;
 }
 
@@ -224,6 +226,7 @@ async fn malformed_frames_and_unknown_events_are_skipped_with_a_warning() {
         "{:?}",
         server.violations().await
     );
+    validate_all(&server, Dialect::Ga).await;
     server.shutdown().await;
 }
 
@@ -269,6 +272,7 @@ async fn a_resumed_conversation_is_replayed_before_new_input() {
             "response.create:"
         ]
     );
+    validate_all(&server, Dialect::Ga).await;
     server.shutdown().await;
 }
 
@@ -308,6 +312,7 @@ async fn compaction_folds_old_turns_when_replaying() {
     );
     assert_eq!(items[1]["content"][0]["text"], "two");
     assert_eq!(items[3]["content"][0]["text"], "three");
+    validate_all(&server, Dialect::Ga).await;
     server.shutdown().await;
 }
 
@@ -336,5 +341,6 @@ async fn a_final_close_code_ends_the_session_without_retrying() {
     let shown = format!("{reason:?}");
     assert!(shown.contains("Fatal") && shown.contains("1008"), "{shown}");
     assert_eq!(server.connections(), 1);
+    validate_all(&server, Dialect::Ga).await;
     server.shutdown().await;
 }

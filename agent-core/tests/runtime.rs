@@ -119,6 +119,7 @@ async fn each_call_id_runs_once() {
         .count();
     assert_eq!(started, 1);
     assert_eq!(outputs(&received(&server).await).len(), 1);
+    validate_all(&server, Dialect::Ga).await;
     server.shutdown().await;
 }
 
@@ -202,6 +203,7 @@ async fn failures_become_error_outputs_and_the_session_goes_on() {
         "{:?}",
         server.violations().await
     );
+    validate_all(&server, Dialect::Ga).await;
     server.shutdown().await;
 }
 
@@ -240,6 +242,7 @@ async fn input_during_a_response_is_queued_not_lost() {
         "{:?}",
         server.violations().await
     );
+    validate_all(&server, Dialect::Ga).await;
     server.shutdown().await;
 }
 
@@ -312,5 +315,6 @@ async fn fatal_server_errors_end_the_session_with_the_code() {
         }
     }
     assert!(saw_error);
+    validate_all(&server, Dialect::Ga).await;
     server.shutdown().await;
 }
