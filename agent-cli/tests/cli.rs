@@ -2,33 +2,14 @@
 //! the missing-key message, and a live-mode run against a loopback server with piped input and
 //! a trace file that must not contain the API key.
 
+mod common;
+
+use common::{agent, text, workspace};
+
 use std::{
     io::Write,
-    path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Stdio},
 };
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_owned()
-}
-
-fn agent(args: &[&str], data_dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_agent"))
-        .args(args)
-        .current_dir(workspace())
-        .env("AGENT_DATA_DIR", data_dir)
-        .env_remove("OPENAI_API_KEY")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the agent binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 #[test]
 fn offline_demo_shows_the_conversation_with_real_tools() {

@@ -2,9 +2,13 @@
 //! the history store keeps everything but the item in flight, and `--resume` continues the
 //! conversation in a new session.
 
+mod common;
+
+use common::workspace;
+
 use std::{
     io::{Read, Write},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -16,13 +20,6 @@ use agent_testkit::{
     server::{ScriptedServer, ServerConfig, ServerHandle},
 };
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_owned()
-}
-
 fn server(runtime: &tokio::runtime::Runtime, delay: Duration) -> ServerHandle {
     let file = ScenarioFile::load(workspace().join("agents/support.scenarios.toml")).unwrap();
     let scenario = file.get("follow-up and ticket").unwrap().clone();
@@ -32,14 +29,9 @@ fn server(runtime: &tokio::runtime::Runtime, delay: Duration) -> ServerHandle {
 }
 
 fn agent(url: &str, dir: &Path, extra: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_agent"));
+    let mut command = common::command(&["run", "agents/support.toml", "--url", url], dir);
     command
-        .args(["run", "agents/support.toml", "--url", url])
         .args(extra)
-        .current_dir(workspace())
-        .env("AGENT_HISTORY_DB", dir.join("history.sqlite3"))
-        .env("AGENT_DATA_DIR", dir)
-        .env_remove("OPENAI_API_KEY")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -2,33 +2,11 @@
 //! `--prices`, and `agent trace summarize` on a trace the CLI wrote, on hostile input, and on
 //! every recorded transcript of the Realtime spec folder.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
-};
+mod common;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_owned()
-}
+use common::{agent, text, workspace};
 
-fn agent(args: &[&str], data_dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_agent"))
-        .args(args)
-        .current_dir(workspace())
-        .env("AGENT_DATA_DIR", data_dir)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("AGENT_PRICES")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the agent binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use std::path::PathBuf;
 
 #[test]
 fn offline_run_ends_with_usage_cost_and_latency_and_its_trace_summarizes() {

@@ -2,32 +2,9 @@
 //! sample WAV and records the scripted answers, G.711 output, the transcription agent, and the
 //! message of a build without audio devices.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
-};
+mod common;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_owned()
-}
-
-fn agent(args: &[&str], data_dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_agent"))
-        .args(args)
-        .current_dir(workspace())
-        .env("AGENT_DATA_DIR", data_dir)
-        .env_remove("OPENAI_API_KEY")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the agent binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{agent, text, workspace};
 
 /// Milliseconds of scripted speech in one scenario of a scenario file: the scripted server
 /// speaks 60 ms per character of every `say`.
