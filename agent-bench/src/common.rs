@@ -113,7 +113,17 @@ pub fn rss_bytes() -> u64 {
 
 /// CPU seconds (user + system) of this process's children that have been waited for.
 pub fn children_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    stat_cpu_seconds("self", 13)
+}
+
+/// CPU seconds (user + system) used so far by process `pid` ("self" for this one).
+pub fn cpu_seconds(pid: &str) -> f64 {
+    stat_cpu_seconds(pid, 11)
+}
+
+/// Two adjacent tick counters of /proc/PID/stat, from `first` (0 = field 3), in seconds.
+fn stat_cpu_seconds(pid: &str, first: usize) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
     // Fields after the command name (which may hold spaces) start after the last ')'.
@@ -121,14 +131,14 @@ pub fn children_cpu_seconds() -> f64 {
         return 0.0;
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest[0] is field 3 (state); cutime and cstime are fields 16 and 17.
+    // rest[0] is field 3 (state): utime/stime are fields 14/15, cutime/cstime 16/17.
     let ticks = |i: usize| {
         fields
             .get(i)
             .and_then(|f| f.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    (ticks(13) + ticks(14)) / clock_ticks()
+    (ticks(first) + ticks(first + 1)) / clock_ticks()
 }
 
 fn clock_ticks() -> f64 {

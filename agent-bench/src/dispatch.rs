@@ -71,7 +71,6 @@ pub fn run(
                 calls,
                 interval: None,
                 gap: Duration::from_millis(1),
-                spin: std::env::var_os("BENCH_SPIN").is_some(),
             };
             // Serves until the process ends; the thread is detached.
             peer::serve(listener, config, peer_stats, go_rx).await;

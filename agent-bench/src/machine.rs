@@ -19,6 +19,9 @@ pub struct Machine {
     pub nofile: String,
     /// When the run started (UTC).
     pub date: String,
+    /// The 1/5/15-minute load averages when the run started (other work on the machine skews
+    /// timings; compare with the end of the run).
+    pub load_at_start: String,
 }
 
 impl Machine {
@@ -66,6 +69,15 @@ impl Machine {
             date: jiff::Timestamp::now()
                 .strftime("%Y-%m-%d %H:%M UTC")
                 .to_string(),
+            load_at_start: load_average(),
         }
     }
+}
+
+/// `/proc/loadavg`'s three load averages.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" / "))
+        .unwrap_or_else(|| "unknown".to_owned())
 }

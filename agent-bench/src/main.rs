@@ -49,6 +49,9 @@ struct Args {
     /// Do not run the 1,000–10,000 session benchmark.
     #[arg(long)]
     skip_scale: bool,
+    /// Session counts for the scale benchmark (default 1000,5000,10000; --quick: 100,500).
+    #[arg(long, value_delimiter = ',')]
+    sessions: Vec<usize>,
     /// Run only these benchmarks (comma-separated: decode, dispatch, concurrency, scale, sdk).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -83,12 +86,16 @@ fn main() -> anyhow::Result<()> {
     }
     let machine = machine::Machine::probe();
     let started = std::time::Instant::now();
-    let (turns, levels, load) = if args.quick {
+    let (turns, mut levels, load) = if args.quick {
         (1_000, vec![100, 500], Duration::from_secs(3))
     } else {
         (10_000, vec![1_000, 5_000, 10_000], Duration::from_secs(10))
     };
 
+    if !args.sessions.is_empty() {
+        levels = args.sessions.clone();
+        levels.sort_unstable();
+    }
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

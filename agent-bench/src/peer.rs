@@ -35,10 +35,6 @@ pub struct PeerConfig {
     /// Pause between the response's items and its `response.done`, so the measured interval
     /// starts with the client idle (as when a live response streams for a while).
     pub gap: Duration,
-    /// Busy-poll the socket while waiting for the client's `response.create`, so the peer's
-    /// own wake-up is not part of the measure (costs a core; only for the single-session
-    /// dispatch benchmark).
-    pub spin: bool,
 }
 
 /// What the peer measured.
@@ -106,11 +102,11 @@ async fn connection(
         return;
     }
     stats.ready.fetch_add(1, Ordering::Relaxed);
-    // Spread connections over the interval so a thousand sessions do not tick together.
-    if let Some(interval) = config.interval {
-        let offset = interval.mul_f64(fastrand::f64());
-        tokio::time::sleep(offset).await;
-    }
+    // Each connection ticks at its own phase of the interval, so a thousand sessions do not
+    // all take their turn at the same instant.
+    let phase = config
+        .interval
+        .map_or(Duration::ZERO, |i| i.mul_f64(fastrand::f64()));
     let mut turn = 0u64;
     let mut next_at = tokio::time::Instant::now();
     loop {
@@ -123,7 +119,7 @@ async fn connection(
                     _ => return,
                 },
             }
-            next_at = tokio::time::Instant::now();
+            next_at = tokio::time::Instant::now() + phase;
             continue;
         }
         if let Some(interval) = config.interval {
@@ -177,18 +173,7 @@ async fn connection(
         }
         let mut outputs = 0usize;
         let took = loop {
-            let frame = if config.spin {
-                loop {
-                    tokio::select! {
-                        biased;
-                        frame = ws.next() => break frame,
-                        () = tokio::task::yield_now() => {}
-                    }
-                }
-            } else {
-                ws.next().await
-            };
-            match frame {
+            match ws.next().await {
                 Some(Ok(Message::Text(text))) => {
                     if text.contains("function_call_output") {
                         outputs += 1;

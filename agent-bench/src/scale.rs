@@ -44,6 +44,10 @@ pub struct ScaleLevel {
     pub client_us: (f64, f64),
     /// Turns with incomplete outputs at the create (must be 0).
     pub anomalies: u64,
+    /// CPU cores this process (the sessions) used during the load phase.
+    pub client_cores: f64,
+    /// CPU cores the peer process used during the load phase.
+    pub peer_cores: f64,
 }
 
 struct PeerProcess {
@@ -151,11 +155,15 @@ pub fn run(levels: &[usize], load: Duration) -> anyhow::Result<Vec<ScaleLevel>> 
             o.clear();
         }
         peer.command("reset")?;
+        let peer_pid = peer.child.id().to_string();
+        let (client_cpu, peer_cpu) = (common::cpu_seconds("self"), common::cpu_seconds(&peer_pid));
         peer.command("go")?;
         let started = Instant::now();
         rt.block_on(async { tokio::time::sleep(load).await });
         let report = peer.command("report")?;
         result.load_secs = started.elapsed().as_secs_f64();
+        result.client_cores = (common::cpu_seconds("self") - client_cpu) / result.load_secs;
+        result.peer_cores = (common::cpu_seconds(&peer_pid) - peer_cpu) / result.load_secs;
         peer.command("stop")?;
         result.rss_loaded = common::rss_bytes();
         let us = |key: &str| report.get(key).and_then(Value::as_f64).unwrap_or(0.0);
@@ -234,7 +242,6 @@ pub fn serve_peer() -> anyhow::Result<()> {
         calls: 1,
         interval: Some(Duration::from_secs(1)),
         gap: Duration::from_millis(1),
-        spin: false,
     };
     rt.spawn(serve(listener, config, stats.clone(), go_rx));
     println!("port {port}");

@@ -123,6 +123,9 @@ pub fn effective_url(url: &str, model: &str) -> Result<url::Url, TransportError>
     Ok(parsed)
 }
 
+/// The WebSocket read buffer per connection (see [`connect`]).
+const READ_BUFFER: usize = 16 * 1024;
+
 /// Opens the WebSocket.
 pub async fn connect(options: &ConnectOptions) -> Result<WsStream, TransportError> {
     crate::tls::ensure_crypto_provider();
@@ -155,7 +158,11 @@ pub async fn connect(options: &ConnectOptions) -> Result<WsStream, TransportErro
         headers.insert(header_name, sensitive(header_value));
     }
 
-    let dial = tokio_tungstenite::connect_async_with_config(request, None, true);
+    // tungstenite zero-fills its whole read buffer before every read, so its 128 KiB default
+    // costs each read a 128 KiB memset and keeps 128 KiB resident per idle session. Realtime
+    // frames are small (an audio delta is about 6 KB); larger ones are read in several steps.
+    let config = tungstenite::protocol::WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    let dial = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
     match tokio::time::timeout(options.connect_timeout, dial).await {
         Err(_) => Err(TransportError::Timeout {
             url: shown,
