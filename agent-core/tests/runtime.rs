@@ -78,11 +78,7 @@ async fn calls_of_one_response_run_concurrently_then_one_create() {
         done_at < second_create_at,
         "response.create before response.done"
     );
-    assert!(
-        server.violations().await.is_empty(),
-        "{:?}",
-        server.violations().await
-    );
+    assert_no_violations(&server).await;
 
     let reply = reply_text(&events);
     assert_eq!(reply, "all three done");
@@ -198,11 +194,7 @@ async fn failures_become_error_outputs_and_the_session_goes_on() {
     let events = until_idle(&mut session).await;
     assert!(events.iter().any(|e| matches!(e,
         SessionEvent::ToolCallFinished { result: Ok(out), .. } if out == "count=3")));
-    assert!(
-        server.violations().await.is_empty(),
-        "{:?}",
-        server.violations().await
-    );
+    assert_no_violations(&server).await;
     validate_all(&server, Dialect::Ga).await;
     server.shutdown().await;
 }
@@ -237,11 +229,7 @@ async fn input_during_a_response_is_queued_not_lost() {
         .map(|e| e["item"]["content"][0]["text"].as_str().unwrap())
         .collect();
     assert_eq!(users, ["first", "second"]);
-    assert!(
-        server.violations().await.is_empty(),
-        "{:?}",
-        server.violations().await
-    );
+    assert_no_violations(&server).await;
     validate_all(&server, Dialect::Ga).await;
     server.shutdown().await;
 }
@@ -265,11 +253,7 @@ async fn beta_dialect_round_trip_is_schema_valid() {
     );
     let requests = server.requests().await;
     assert_eq!(requests[0].header("openai-beta"), Some("realtime=v1"));
-    assert!(
-        server.violations().await.is_empty(),
-        "{:?}",
-        server.violations().await
-    );
+    assert_no_violations(&server).await;
     let validated = validate_all(&server, Dialect::Beta).await;
     common::spec::report(format!(
         "runtime beta: validated {validated} client events (beta)"

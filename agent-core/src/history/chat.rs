@@ -435,7 +435,7 @@ fn text_parts(
             .collect(),
         other => Err(ChatConversionError::BadContent {
             index,
-            found: json_type(other),
+            found: crate::tool::kind_of(other),
         }),
     }
 }
@@ -523,22 +523,11 @@ fn tool_call(entry: &Value) -> Result<Item, String> {
         Some(other) => {
             return Err(format!(
                 "`function.arguments` must be a JSON string, not {}",
-                json_type(other)
+                crate::tool::kind_of(other)
             ));
         }
     };
     Ok(Item::function_call(id, name, arguments))
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

@@ -257,16 +257,7 @@ impl HistoryStore {
         let json = item_json(item);
         let path = self.path.clone();
         let fail = |e| HistoryError::from_sqlite(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(fail)?;
-        if !conversation_exists(&tx, conversation).map_err(fail)? {
-            return Err(HistoryError::UnknownConversation {
-                id: conversation.to_string(),
-                path,
-            });
-        }
+        let tx = begin_write(&mut self.conn, &path, conversation)?;
         let call_id = call_id(item);
         let mut existing: Option<i64> = tx
             .query_row(
@@ -339,16 +330,7 @@ impl HistoryStore {
         let json = item_json(item);
         let path = self.path.clone();
         let fail = |e| HistoryError::from_sqlite(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(fail)?;
-        if !conversation_exists(&tx, conversation).map_err(fail)? {
-            return Err(HistoryError::UnknownConversation {
-                id: conversation.to_string(),
-                path,
-            });
-        }
+        let tx = begin_write(&mut self.conn, &path, conversation)?;
         let seq: Option<i64> = tx
             .query_row(
                 "UPDATE items SET item = ?3, item_type = ?4, call_id = ?5, server_item_id = ?6
@@ -646,6 +628,26 @@ fn title_of(item: &Item) -> Option<String> {
 /// as 0 rather than wrapping.
 fn seq_from(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
+}
+
+/// An immediate (write-locking) transaction on `conversation`, which must exist: appends and
+/// replacements both start here.
+fn begin_write<'c>(
+    conn: &'c mut Connection,
+    path: &Path,
+    conversation: &ConversationId,
+) -> Result<rusqlite::Transaction<'c>, HistoryError> {
+    let fail = |e| HistoryError::from_sqlite(path, e);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(fail)?;
+    if !conversation_exists(&tx, conversation).map_err(fail)? {
+        return Err(HistoryError::UnknownConversation {
+            id: conversation.to_string(),
+            path: path.to_owned(),
+        });
+    }
+    Ok(tx)
 }
 
 #[cfg(test)]

@@ -78,7 +78,8 @@ fn strip_nulls(value: &mut Value) {
     }
 }
 
-fn kind_of(value: &Value) -> &'static str {
+/// "a string", "an object", ...: how an error message names a JSON value's type.
+pub(crate) fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -26,6 +26,7 @@ pub mod schema;
 use async_trait::async_trait;
 use serde_json::Value;
 
+pub(crate) use arguments::kind_of;
 pub use arguments::{deserialize_arguments, parse_arguments};
 pub use context::{ToolConfig, ToolContext};
 pub use env_template::{EnvTemplate, EnvTemplateError, MissingEnvVar};

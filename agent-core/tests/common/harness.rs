@@ -244,3 +244,9 @@ pub fn reply_text(events: &[SessionEvent]) -> String {
         })
         .collect()
 }
+
+/// Fails the test with the server's list when the client broke a protocol rule.
+pub async fn assert_no_violations(server: &ServerHandle) {
+    let violations = server.violations().await;
+    assert!(violations.is_empty(), "{violations:?}");
+}
