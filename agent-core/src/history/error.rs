@@ -1,6 +1,7 @@
 //! What can go wrong with the history store, each with what to do about it.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::ConversationId;
 
@@ -134,6 +135,59 @@ pub enum HistoryError {
         key: String,
     },
 
+    /// Another run holds the lease on the conversation, so this run may not write to it.
+    #[error(
+        "conversation `{id}` is in use by another run ({holder}) in the history database {}; \
+         its lease expires in {}. Wait for that run to end, or — if it crashed — for the lease \
+         to expire (a live run keeps renewing it), then resume again; or start a new \
+         conversation without --resume",
+        path.display(),
+        seconds(expires_in)
+    )]
+    ConversationInUse {
+        /// The conversation.
+        id: ConversationId,
+        /// Who holds the lease, as that run described itself (e.g. `pid 1234 on host x`).
+        holder: String,
+        /// How long until the lease expires unless its holder renews it.
+        expires_in: Duration,
+        /// The database file.
+        path: PathBuf,
+    },
+
+    /// This run's lease was taken over by another run, so its write was refused to keep the
+    /// two runs' items apart.
+    #[error(
+        "this run no longer holds the lease on conversation `{id}` in the history database {}: \
+         {}, so this write was refused (this run most likely stalled, or could not renew the \
+         lease, for longer than the lease lasts). End this run and resume the conversation \
+         (`agent run --resume {id}`) once the other run has ended",
+        path.display(),
+        match holder_now {
+            Some(holder) => format!("another run ({holder}) has taken it over"),
+            None => "another run took it over and has since let it go".to_owned(),
+        }
+    )]
+    LeaseLost {
+        /// The conversation.
+        id: ConversationId,
+        /// Who holds the lease now; `None` when the run that took it over has released it or
+        /// let it expire.
+        holder_now: Option<String>,
+        /// The database file.
+        path: PathBuf,
+    },
+
+    /// A tool call was recorded without a `call_id`, which is what makes it run only once.
+    #[error(
+        "cannot record a tool call of conversation `{conversation}` without a call_id: pass \
+         the call_id the model gave the call, which stays the same when the call is seen again"
+    )]
+    EmptyCallId {
+        /// The conversation.
+        conversation: ConversationId,
+    },
+
     /// A stored item is not valid JSON (the file was edited or damaged).
     #[error(
         "item {seq} of conversation `{conversation}` in {} is not valid JSON ({source}); \
@@ -173,6 +227,11 @@ pub enum HistoryError {
          in agent — please report it with the log"
     )]
     WriterGone,
+}
+
+/// A duration for a person: `12.3 s`.
+fn seconds(duration: &Duration) -> String {
+    format!("{:.1} s", duration.as_secs_f64())
 }
 
 impl HistoryError {

@@ -44,19 +44,55 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Leases: one run per conversation
+//!
+//! Two `agent run --resume ID` processes writing one conversation would interleave their
+//! items, and each would believe its own were stored. So a run takes a **lease** on the
+//! conversation first ([`HistoryStore::acquire_lease`]); a second run is refused with
+//! [`HistoryError::ConversationInUse`], which names the holder and when its lease expires.
+//!
+//! A lease is an expiry renewed on a heartbeat, not a lock: the runtime takes a 15 s lease
+//! and renews it every 5 s ([`HistoryStore::renew_lease`]), so a run that crashes or is
+//! killed holds its conversation for 15 s at most and nothing needs cleaning up. A run that
+//! stalls past its lease may be taken over; from then on its renewals and every write made
+//! under the lease ([`HistoryWriter::leased_conversation`], or the store's `*_leased`
+//! methods) fail with [`HistoryError::LeaseLost`], checked in the write's own transaction,
+//! so the two runs' items never mix.
+//!
+//! # Tool-call records: each call runs once
+//!
+//! A tool may have effects (a refund, an email), so a call must not run twice — not after a
+//! reconnect, and not after a crash and `--resume` either. The runtime records a call as
+//! started ([`HistoryStore::call_started`]) before the tool runs and as finished with its
+//! output ([`HistoryStore::call_finished`]) after. A resumed run asks before running a call:
+//!
+//! | recorded | [`CallRecordState`] | the runtime |
+//! | --- | --- | --- |
+//! | nothing | `New` | runs the tool |
+//! | started, not finished | `Started` | reports the call to the model as interrupted, does not run it |
+//! | finished | `Finished { output }` | reuses the stored output, does not run the tool |
+//!
+//! The start record is on every call's hot path, so it commits without an fsync: it reaches
+//! the write-ahead log, and so the OS, before the tool runs, which is what survives the
+//! process being killed. Calls and leases go with their conversation when it is deleted.
 
+mod calls;
 pub mod chat;
 mod error;
 mod id;
 mod jsonl;
+mod lease;
 mod path;
 mod schema;
 mod store;
 mod writer;
 
+pub use calls::{CallRecord, CallRecordState};
 pub use error::HistoryError;
 pub use id::{ConversationId, Timestamp};
 pub use jsonl::{JsonlError, from_jsonl, to_jsonl};
+pub use lease::Lease;
 pub use path::{HISTORY_DB_ENV, default_path};
 pub use store::{Appended, ConversationSummary, Durability, HistoryStore, OpenOptions, StoredItem};
 pub use writer::{ConversationWriter, HistoryWriter, Pending};

@@ -39,6 +39,26 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX items_by_call ON items (conversation_id, item_type, call_id)
         WHERE call_id IS NOT NULL;
     "#,
+    // 2: leases (one run writes a conversation at a time) and tool-call records (a call runs
+    // once, even across a crash and a resume).
+    r#"
+    CREATE TABLE leases (
+        conversation_id TEXT NOT NULL PRIMARY KEY REFERENCES conversations (id) ON DELETE CASCADE,
+        holder          TEXT NOT NULL,      -- the last run to take it, e.g. `pid 1234 on host x`
+        expires_at      INTEGER NOT NULL    -- ms since the Unix epoch; released = in the past
+    ) STRICT;
+
+    CREATE TABLE calls (
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        call_id         TEXT NOT NULL,
+        name            TEXT NOT NULL,      -- '' when only the finish was recorded
+        arguments       TEXT NOT NULL,
+        started_at      INTEGER NOT NULL,
+        finished_at     INTEGER,            -- NULL while the call runs (or if it was cut off)
+        output          TEXT,               -- set together with finished_at
+        PRIMARY KEY (conversation_id, call_id)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -74,4 +94,71 @@ pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<Migration> {
     }
     tx.commit()?;
     Ok(Migration::Current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{CallRecordState, ConversationId, HistoryStore};
+    use crate::protocol::Item;
+
+    /// A file written by the first release: only migration 1 ran.
+    fn version_1_file(path: &std::path::Path) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            r#"
+            INSERT INTO conversations (id, agent, model, created_at, updated_at, title)
+                VALUES ('conv_old', 'support', 'gpt-realtime', 1000, 2000, 'hi');
+            INSERT INTO items (conversation_id, seq, item_key, item_type, call_id,
+                               server_item_id, item, created_at)
+                VALUES ('conv_old', 1, 'local_000001', 'message', NULL, NULL,
+                        '{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"}]}',
+                        1000);
+            "#,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_version_1_file_upgrades_and_keeps_its_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite3");
+        version_1_file(&path);
+
+        let mut store = HistoryStore::open(&path).unwrap();
+        let id = ConversationId::new("conv_old");
+        let items = store.items(&id).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].item, Item::user_text("hi"));
+        assert_eq!(
+            store.conversation(&id).unwrap().title.as_deref(),
+            Some("hi")
+        );
+        // The new tables work on the old conversation.
+        assert_eq!(
+            store.call_started(&id, "c1", "f", "{}").unwrap(),
+            CallRecordState::New
+        );
+        store
+            .acquire_lease(&id, "run", std::time::Duration::from_secs(15))
+            .unwrap();
+        store
+            .append_leased(
+                &id,
+                Some("run"),
+                "call:c1",
+                &Item::function_call("c1", "f", "{}"),
+            )
+            .unwrap();
+        drop(store);
+
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, LATEST);
+        assert_eq!(LATEST, 2);
+    }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
+use super::lease;
 use super::schema::{self, Migration};
 use super::{ConversationId, HistoryError, Timestamp, default_path};
 use crate::protocol::{Item, Role};
@@ -116,7 +117,11 @@ impl OpenOptions {
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(fail)?;
         match schema::migrate(&mut conn).map_err(fail)? {
-            Migration::Current => Ok(HistoryStore { conn, path }),
+            Migration::Current => Ok(HistoryStore {
+                conn,
+                path,
+                durability: self.durability,
+            }),
             Migration::Newer(found) => Err(HistoryError::NewerSchema {
                 path,
                 found,
@@ -184,8 +189,11 @@ pub struct Appended {
 /// thread, or wrap calls in `tokio::task::spawn_blocking`.
 #[derive(Debug)]
 pub struct HistoryStore {
-    conn: Connection,
-    path: PathBuf,
+    pub(super) conn: Connection,
+    pub(super) path: PathBuf,
+    /// What every commit is synced for; call starts and lease writes relax it for their one
+    /// transaction (see [`HistoryStore::relaxed`]).
+    pub(super) durability: Durability,
 }
 
 impl HistoryStore {
@@ -209,14 +217,49 @@ impl HistoryStore {
         &self.path
     }
 
-    fn fail(&self, error: rusqlite::Error) -> HistoryError {
+    pub(super) fn fail(&self, error: rusqlite::Error) -> HistoryError {
         HistoryError::from_sqlite(&self.path, error)
     }
 
-    fn unknown(&self, id: &str) -> HistoryError {
+    pub(super) fn unknown(&self, id: &str) -> HistoryError {
         HistoryError::UnknownConversation {
             id: id.to_owned(),
             path: self.path.clone(),
+        }
+    }
+
+    /// Runs `work` (one small transaction) with `synchronous = NORMAL`, then restores the
+    /// store's [`Durability`].
+    ///
+    /// For writes that must outlive the process but not the machine: in WAL mode a NORMAL
+    /// commit has written its frames to the log with `write()` before it returns, so they are
+    /// in the OS page cache and survive the process being killed; only the fsync is skipped
+    /// (the next FULL commit or checkpoint syncs the whole log, these frames included). SQLite
+    /// refuses to change `synchronous` inside a transaction, so it is set around one; it is a
+    /// per-connection setting that touches no file, and other connections keep theirs.
+    pub(super) fn relaxed<T>(
+        &mut self,
+        work: impl FnOnce(&mut Self) -> Result<T, HistoryError>,
+    ) -> Result<T, HistoryError> {
+        if self.durability == Durability::ProcessCrash {
+            return work(self);
+        }
+        self.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| self.fail(e))?;
+        let result = work(self);
+        // A failed transaction was rolled back when it was dropped, so no transaction is open
+        // here and the restore cannot be refused for that reason.
+        let restored = self.conn.pragma_update(None, "synchronous", "FULL");
+        match restored {
+            Ok(()) => result,
+            Err(error) => {
+                // Never carry on silently with weaker durability than the store was opened
+                // with: the work's own error, or this one, reaches the caller.
+                let error = self.fail(error);
+                tracing::error!(%error, "could not restore synchronous = FULL on the history database");
+                result.and(Err(error))
+            }
         }
     }
 
@@ -249,6 +292,19 @@ impl HistoryStore {
         key: &str,
         item: &Item,
     ) -> Result<Appended, HistoryError> {
+        self.append_leased(conversation, None, key, item)
+    }
+
+    /// [`append`](Self::append) by the run that leased the conversation as `holder`: fails
+    /// with [`HistoryError::LeaseLost`], writing nothing, when another run has taken the lease
+    /// over (see [`acquire_lease`](Self::acquire_lease)). `None` writes without the check.
+    pub fn append_leased(
+        &mut self,
+        conversation: &ConversationId,
+        holder: Option<&str>,
+        key: &str,
+        item: &Item,
+    ) -> Result<Appended, HistoryError> {
         if key.is_empty() {
             return Err(HistoryError::EmptyKey {
                 item_type: item.item_type().to_owned(),
@@ -257,7 +313,7 @@ impl HistoryStore {
         let json = item_json(item);
         let path = self.path.clone();
         let fail = |e| HistoryError::from_sqlite(&path, e);
-        let tx = begin_write(&mut self.conn, &path, conversation)?;
+        let tx = begin_write(&mut self.conn, &path, conversation, holder)?;
         let call_id = call_id(item);
         let mut existing: Option<i64> = tx
             .query_row(
@@ -327,10 +383,22 @@ impl HistoryStore {
         key: &str,
         item: &Item,
     ) -> Result<u64, HistoryError> {
+        self.replace_leased(conversation, None, key, item)
+    }
+
+    /// [`replace`](Self::replace) under a lease, checked as in
+    /// [`append_leased`](Self::append_leased).
+    pub fn replace_leased(
+        &mut self,
+        conversation: &ConversationId,
+        holder: Option<&str>,
+        key: &str,
+        item: &Item,
+    ) -> Result<u64, HistoryError> {
         let json = item_json(item);
         let path = self.path.clone();
         let fail = |e| HistoryError::from_sqlite(&path, e);
-        let tx = begin_write(&mut self.conn, &path, conversation)?;
+        let tx = begin_write(&mut self.conn, &path, conversation, holder)?;
         let seq: Option<i64> = tx
             .query_row(
                 "UPDATE items SET item = ?3, item_type = ?4, call_id = ?5, server_item_id = ?6
@@ -560,7 +628,10 @@ fn insert_conversation(
     }
 }
 
-fn conversation_exists(conn: &Connection, id: &ConversationId) -> rusqlite::Result<bool> {
+pub(super) fn conversation_exists(
+    conn: &Connection,
+    id: &ConversationId,
+) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM conversations WHERE id = ?1)",
         [id.as_str()],
@@ -630,12 +701,14 @@ fn seq_from(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-/// An immediate (write-locking) transaction on `conversation`, which must exist: appends and
-/// replacements both start here.
-fn begin_write<'c>(
+/// An immediate (write-locking) transaction on `conversation`, which must exist, and — when
+/// `holder` is given — whose lease no other run has taken: every write to a conversation
+/// starts here, so the lease check and the write are one transaction.
+pub(super) fn begin_write<'c>(
     conn: &'c mut Connection,
     path: &Path,
     conversation: &ConversationId,
+    holder: Option<&str>,
 ) -> Result<rusqlite::Transaction<'c>, HistoryError> {
     let fail = |e| HistoryError::from_sqlite(path, e);
     let tx = conn
@@ -646,6 +719,9 @@ fn begin_write<'c>(
             id: conversation.to_string(),
             path: path.to_owned(),
         });
+    }
+    if let Some(holder) = holder {
+        lease::check_holder(&tx, path, conversation, holder)?;
     }
     Ok(tx)
 }

@@ -18,10 +18,14 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, mpsc};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::{Appended, ConversationId, HistoryError, HistoryStore, StoredItem};
+use super::{
+    Appended, CallRecord, CallRecordState, ConversationId, HistoryError, HistoryStore, Lease,
+    StoredItem,
+};
 use crate::protocol::Item;
 
 type Job = Box<dyn FnOnce(&mut WriterState) + Send>;
@@ -118,6 +122,99 @@ impl HistoryWriter {
         self.run(move |store| store.items(&conversation))
     }
 
+    /// Queues [`HistoryStore::acquire_lease`].
+    pub fn acquire_lease(
+        &self,
+        conversation: &ConversationId,
+        holder: &str,
+        ttl: Duration,
+    ) -> Pending<Lease> {
+        let (conversation, holder) = (conversation.clone(), holder.to_owned());
+        self.run(move |store| store.acquire_lease(&conversation, &holder, ttl))
+    }
+
+    /// Queues [`HistoryStore::renew_lease`]. Await it: a [`HistoryError::LeaseLost`] means
+    /// this run must stop writing the conversation.
+    pub fn renew_lease(
+        &self,
+        conversation: &ConversationId,
+        holder: &str,
+        ttl: Duration,
+    ) -> Pending<Lease> {
+        let (conversation, holder) = (conversation.clone(), holder.to_owned());
+        self.run(move |store| store.renew_lease(&conversation, &holder, ttl))
+    }
+
+    /// Queues [`HistoryStore::release_lease`], after every write queued before it.
+    pub fn release_lease(&self, conversation: &ConversationId, holder: &str) -> Pending<()> {
+        let (conversation, holder) = (conversation.clone(), holder.to_owned());
+        self.run(move |store| store.release_lease(&conversation, &holder))
+    }
+
+    /// Queues [`HistoryStore::call_started`]. Await it before running the tool: once it
+    /// resolves the record survives the process being killed.
+    pub fn call_started(
+        &self,
+        conversation: &ConversationId,
+        call_id: &str,
+        name: &str,
+        arguments: &str,
+    ) -> Pending<CallRecordState> {
+        self.call_started_leased(conversation, None, call_id, name, arguments)
+    }
+
+    /// Queues [`HistoryStore::call_finished`].
+    pub fn call_finished(
+        &self,
+        conversation: &ConversationId,
+        call_id: &str,
+        output: &str,
+    ) -> Pending<()> {
+        self.call_finished_leased(conversation, None, call_id, output)
+    }
+
+    /// The conversation's tool-call records, read after every write queued before this call.
+    pub fn calls(&self, conversation: &ConversationId) -> Pending<Vec<CallRecord>> {
+        let conversation = conversation.clone();
+        self.run(move |store| store.calls(&conversation))
+    }
+
+    fn call_started_leased(
+        &self,
+        conversation: &ConversationId,
+        holder: Option<&Arc<str>>,
+        call_id: &str,
+        name: &str,
+        arguments: &str,
+    ) -> Pending<CallRecordState> {
+        let (conversation, holder) = (conversation.clone(), holder.cloned());
+        let (call_id, name, arguments) =
+            (call_id.to_owned(), name.to_owned(), arguments.to_owned());
+        self.run(move |store| {
+            store.call_started_leased(
+                &conversation,
+                holder.as_deref(),
+                &call_id,
+                &name,
+                &arguments,
+            )
+        })
+    }
+
+    fn call_finished_leased(
+        &self,
+        conversation: &ConversationId,
+        holder: Option<&Arc<str>>,
+        call_id: &str,
+        output: &str,
+    ) -> Pending<()> {
+        let (conversation, holder) = (conversation.clone(), holder.cloned());
+        let (call_id, output) = (call_id.to_owned(), output.to_owned());
+        self.run(move |store| {
+            store.call_finished_leased(&conversation, holder.as_deref(), &call_id, &output)
+        })
+    }
+
     /// Resolves once everything queued before it is committed; fails with the first error of
     /// a write whose [`Pending`] was dropped since the last flush.
     pub fn flush(&self) -> Pending<()> {
@@ -135,6 +232,19 @@ impl HistoryWriter {
         ConversationWriter {
             writer: self.clone(),
             id,
+            holder: None,
+        }
+    }
+
+    /// A handle to one conversation whose every write checks, in its own transaction, that
+    /// `holder` still holds the lease (taken with [`acquire_lease`](Self::acquire_lease)):
+    /// once another run has taken the conversation over, writes fail with
+    /// [`HistoryError::LeaseLost`] instead of mixing two runs' items.
+    pub fn leased_conversation(&self, id: ConversationId, holder: &str) -> ConversationWriter {
+        ConversationWriter {
+            writer: self.clone(),
+            id,
+            holder: Some(holder.into()),
         }
     }
 }
@@ -145,6 +255,8 @@ impl HistoryWriter {
 pub struct ConversationWriter {
     writer: HistoryWriter,
     id: ConversationId,
+    /// The lease its writes are made under, if any.
+    holder: Option<Arc<str>>,
 }
 
 impl ConversationWriter {
@@ -158,16 +270,53 @@ impl ConversationWriter {
         &self.writer
     }
 
+    /// The lease holder its writes are checked against, when it was made by
+    /// [`HistoryWriter::leased_conversation`].
+    pub fn holder(&self) -> Option<&str> {
+        self.holder.as_deref()
+    }
+
     /// Queues an append (idempotent on `key`, and on `call_id` for calls and outputs); never
     /// blocks. Drop the result to fire and forget: a failure then surfaces in the log and in
     /// the next [`flush`](Self::flush).
     pub fn append(&self, key: &str, item: &Item) -> Pending<Appended> {
-        self.writer.append(&self.id, key, item)
+        let (id, holder) = (self.id.clone(), self.holder.clone());
+        let (key, item) = (key.to_owned(), item.clone());
+        self.writer
+            .run(move |store| store.append_leased(&id, holder.as_deref(), &key, &item))
     }
 
     /// Queues a replacement of the item stored under `key`; never blocks.
     pub fn replace(&self, key: &str, item: &Item) -> Pending<u64> {
-        self.writer.replace(&self.id, key, item)
+        let (id, holder) = (self.id.clone(), self.holder.clone());
+        let (key, item) = (key.to_owned(), item.clone());
+        self.writer
+            .run(move |store| store.replace_leased(&id, holder.as_deref(), &key, &item))
+    }
+
+    /// Queues [`HistoryStore::call_started`] for this conversation (under its lease, if
+    /// any). Await it before running the tool, and run the tool only on
+    /// [`CallRecordState::New`].
+    pub fn call_started(
+        &self,
+        call_id: &str,
+        name: &str,
+        arguments: &str,
+    ) -> Pending<CallRecordState> {
+        self.writer
+            .call_started_leased(&self.id, self.holder.as_ref(), call_id, name, arguments)
+    }
+
+    /// Queues [`HistoryStore::call_finished`] for this conversation (under its lease, if
+    /// any).
+    pub fn call_finished(&self, call_id: &str, output: &str) -> Pending<()> {
+        self.writer
+            .call_finished_leased(&self.id, self.holder.as_ref(), call_id, output)
+    }
+
+    /// This conversation's tool-call records; see [`HistoryWriter::calls`].
+    pub fn calls(&self) -> Pending<Vec<CallRecord>> {
+        self.writer.calls(&self.id)
     }
 
     /// See [`HistoryWriter::flush`].
@@ -289,6 +438,69 @@ mod tests {
         );
         assert!(awaited.await.is_err());
         writer.flush().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn leases_and_call_records_through_the_writer() {
+        let ttl = Duration::from_secs(15);
+        let writer = writer();
+        let id = writer.create_conversation("support", "m").await.unwrap();
+        let lease = writer.acquire_lease(&id, "run a", ttl).await.unwrap();
+        assert_eq!(lease.holder, "run a");
+        let error = writer.acquire_lease(&id, "run b", ttl).await.unwrap_err();
+        assert!(
+            matches!(error, HistoryError::ConversationInUse { .. }),
+            "{error}"
+        );
+        writer.renew_lease(&id, "run a", ttl).await.unwrap();
+
+        let conversation = writer.leased_conversation(id.clone(), "run a");
+        assert_eq!(conversation.holder(), Some("run a"));
+        let state = conversation.call_started("c1", "f", "{}").await.unwrap();
+        assert_eq!(state, CallRecordState::New);
+        conversation.call_finished("c1", "ok").await.unwrap();
+        assert_eq!(
+            writer.call_started(&id, "c1", "f", "{}").await.unwrap(),
+            CallRecordState::Finished {
+                output: "ok".to_owned()
+            }
+        );
+        writer.call_finished(&id, "c2", "late").await.unwrap();
+        let calls = conversation.calls().await.unwrap();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(writer.calls(&id).await.unwrap(), calls);
+        conversation
+            .append("call:c1", &Item::function_call("c1", "f", "{}"))
+            .await
+            .unwrap();
+
+        // Another run takes over once this one lets go; this handle's writes are refused.
+        writer.release_lease(&id, "run a").await.unwrap();
+        writer.acquire_lease(&id, "run b", ttl).await.unwrap();
+        for error in [
+            conversation
+                .append("k", &Item::user_text("x"))
+                .await
+                .unwrap_err(),
+            conversation
+                .replace("call:c1", &Item::user_text("x"))
+                .await
+                .unwrap_err(),
+            conversation
+                .call_started("c3", "f", "{}")
+                .await
+                .unwrap_err(),
+            conversation.call_finished("c1", "x").await.unwrap_err(),
+            writer.renew_lease(&id, "run a", ttl).await.unwrap_err(),
+        ] {
+            assert!(matches!(error, HistoryError::LeaseLost { .. }), "{error}");
+        }
+        // A fire-and-forget write through the session's sink surfaces at the next flush.
+        use crate::session::HistorySink;
+        HistorySink::append(&conversation, "k", &Item::user_text("x"));
+        let error = conversation.flush().await.unwrap_err();
+        assert!(matches!(error, HistoryError::LeaseLost { .. }), "{error}");
+        assert_eq!(writer.items(&id).await.unwrap().len(), 1);
     }
 
     #[test]
