@@ -213,6 +213,7 @@ impl Checker<'_> {
             );
         }
         self.check_limits(spec);
+        self.check_timeouts(spec);
         self.check_connection(spec);
         self.check_kind(spec);
         self.check_duplicate_tools(spec);
@@ -234,6 +235,35 @@ impl Checker<'_> {
             )
         };
         self.at(voice.span(), format!("unknown voice `{name}`"), hint);
+    }
+
+    /// Every wait is a positive, finite number of seconds (at most a day): a zero would fire at
+    /// once, and a NaN or a huge value would never fire.
+    fn check_timeouts(&mut self, spec: &AgentSpec) {
+        let t = &spec.timeouts;
+        let c = &spec.connection;
+        let waits = [
+            ("connect_secs", t.connect_secs, false),
+            ("session_ready_secs", t.session_ready_secs, false),
+            ("response_idle_secs", t.response_idle_secs, false),
+            ("cancel_secs", t.cancel_secs, false),
+            ("ping_secs", t.ping_secs, false),
+            ("dead_after_secs", t.dead_after_secs, false),
+            ("reconnect_window_secs", c.reconnect_window_secs, false),
+            ("reconnect_delay_secs", c.reconnect_delay_secs, true),
+            ("reconnect_max_delay_secs", c.reconnect_max_delay_secs, true),
+        ];
+        for (key, secs, zero_ok) in waits {
+            let positive = if zero_ok { secs >= 0.0 } else { secs > 0.0 };
+            if !(secs.is_finite() && positive && secs <= 86_400.0) {
+                let bound = if zero_ok { "0 or more" } else { "more than 0" };
+                self.at_key(
+                    key,
+                    format!("`{key}` is {secs}; it must be {bound} and at most 86400 (a day)"),
+                    format!("set a number of seconds, e.g. {key} = 5"),
+                );
+            }
+        }
     }
 
     fn check_limits(&mut self, spec: &AgentSpec) {

@@ -330,7 +330,8 @@ impl Agent {
             dialect: self.dialect(),
             api_key,
             headers,
-            connect_timeout: Duration::from_secs(15),
+            connect_timeout: secs(self.file.spec.timeouts.connect_secs),
+            max_message_bytes: crate::session::transport::DEFAULT_MAX_MESSAGE_BYTES,
         })
     }
 
@@ -370,16 +371,21 @@ impl Agent {
         overrides: &ConnectOverrides,
         observer: Option<Arc<dyn WireObserver>>,
     ) -> Result<SessionConfig, ConnectConfigError> {
+        let timeouts = &self.file.spec.timeouts;
+        let connection = &self.file.spec.connection;
         Ok(SessionConfig {
             agent: self.name().to_owned(),
             connect: self.connect_options(overrides)?,
             session: self.wire_session()?,
             tools: self.tools.clone(),
             tool_config: Arc::new(self.tool_config()),
-            tool_timeout: Duration::from_secs_f64(self.file.spec.tool_options.timeout_secs),
-            ready_timeout: Duration::from_secs(15),
+            tool_timeout: secs(self.file.spec.tool_options.timeout_secs),
+            ready_timeout: secs(timeouts.session_ready_secs),
             reconnect: ReconnectPolicy {
-                max_attempts: self.file.spec.connection.max_reconnect_attempts,
+                max_attempts: connection.max_reconnect_attempts,
+                base_delay: secs(connection.reconnect_delay_secs),
+                max_delay: secs(connection.reconnect_max_delay_secs),
+                window: secs(connection.reconnect_window_secs),
                 ..ReconnectPolicy::default()
             },
             max_session_age: self.max_session_age(),
@@ -393,6 +399,22 @@ impl Agent {
             observer,
             cost: Some(self.cost_settings()?),
             playback: crate::audio::PlaybackClock::default(),
+            deadlines: crate::session::ResponseDeadlines {
+                response_idle: secs(timeouts.response_idle_secs),
+                cancel_wait: secs(timeouts.cancel_secs),
+            },
+            keepalive: crate::session::Keepalive {
+                ping_every: secs(timeouts.ping_secs),
+                dead_after: secs(timeouts.dead_after_secs),
+            },
+            max_tool_rounds: self
+                .file
+                .spec
+                .limits
+                .max_tool_rounds
+                .unwrap_or(super::spec::DEFAULT_MAX_TOOL_ROUNDS),
+            event_buffer: crate::session::EventBuffer::default(),
+            prior_calls: Vec::new(),
         })
     }
 
@@ -489,4 +511,11 @@ fn turn_detection(spec: &TurnDetectionSpec) -> TurnDetection {
         }),
         TurnDetectionSpec::None => TurnDetection::Disabled,
     }
+}
+
+/// Seconds from an agent file as a duration. Loading already refused values that are not
+/// finite, negative or beyond a day; anything that slips through becomes a second rather than
+/// a panic.
+fn secs(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value).unwrap_or(Duration::from_secs(1))
 }

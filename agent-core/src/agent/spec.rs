@@ -89,6 +89,9 @@ pub struct AgentSpec {
     /// Session length and spending limits.
     #[serde(default)]
     pub limits: LimitsSpec,
+    /// How long each wait may take before the runtime acts (see `[timeouts]` in the README).
+    #[serde(default)]
+    pub timeouts: TimeoutsSpec,
 }
 
 fn default_model() -> String {
@@ -337,13 +340,40 @@ pub struct ConnectionSpec {
     /// Extra HTTP headers for the WebSocket upgrade; `${VAR}` reads an environment variable.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
-    /// Reconnect attempts after a dropped connection before giving up (0 disables).
+    /// New connections (reconnects after a drop, and rollovers) allowed within
+    /// `reconnect_window_secs` before the session gives up; only a completed response refills
+    /// the budget (0 disables reconnecting).
     #[serde(default = "default_reconnect_attempts")]
     pub max_reconnect_attempts: u32,
+    /// The sliding window `max_reconnect_attempts` is counted in, in seconds.
+    #[serde(default = "default_reconnect_window_secs")]
+    #[schemars(range(min = 0.001))]
+    pub reconnect_window_secs: f64,
+    /// The first delay before reconnecting, in seconds; it doubles with each attempt in the
+    /// window (with ±25% jitter).
+    #[serde(default = "default_reconnect_delay_secs")]
+    #[schemars(range(min = 0.0))]
+    pub reconnect_delay_secs: f64,
+    /// The longest delay between attempts, in seconds.
+    #[serde(default = "default_reconnect_max_delay_secs")]
+    #[schemars(range(min = 0.0))]
+    pub reconnect_max_delay_secs: f64,
 }
 
 fn default_reconnect_attempts() -> u32 {
     6
+}
+
+fn default_reconnect_window_secs() -> f64 {
+    60.0
+}
+
+fn default_reconnect_delay_secs() -> f64 {
+    0.25
+}
+
+fn default_reconnect_max_delay_secs() -> f64 {
+    8.0
 }
 
 impl Default for ConnectionSpec {
@@ -354,6 +384,9 @@ impl Default for ConnectionSpec {
             api_key_env: default_api_key_env(),
             headers: BTreeMap::new(),
             max_reconnect_attempts: default_reconnect_attempts(),
+            reconnect_window_secs: default_reconnect_window_secs(),
+            reconnect_delay_secs: default_reconnect_delay_secs(),
+            reconnect_max_delay_secs: default_reconnect_max_delay_secs(),
         }
     }
 }
@@ -394,4 +427,82 @@ pub struct LimitsSpec {
     /// relative to the agent file. `agent run --prices FILE` overrides it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_table: Option<String>,
+    /// Rounds of tool calls the model may make in one user turn; past it, the calls get an
+    /// error output and the turn ends with a message (0 = no limit). Defaults to 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tool_rounds: Option<u32>,
+}
+
+/// The default `max_tool_rounds`.
+pub const DEFAULT_MAX_TOOL_ROUNDS: u32 = 10;
+
+/// How long each wait may take, in seconds. Every default is what a live session needs; tests
+/// set them low.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsSpec {
+    /// Opening the connection (TCP, TLS and the WebSocket upgrade).
+    #[serde(default = "default_connect_secs")]
+    #[schemars(range(min = 0.001))]
+    pub connect_secs: f64,
+    /// The server confirming the session (`session.updated`).
+    #[serde(default = "default_session_ready_secs")]
+    #[schemars(range(min = 0.001))]
+    pub session_ready_secs: f64,
+    /// A response (or a `response.create`) that gets no event for this long is cancelled and
+    /// asked for once more; if that fails too, the turn fails with a message.
+    #[serde(default = "default_response_idle_secs")]
+    #[schemars(range(min = 0.001))]
+    pub response_idle_secs: f64,
+    /// How long a cancelled response may take to confirm (`response.done`) before the
+    /// connection is replaced.
+    #[serde(default = "default_cancel_secs")]
+    #[schemars(range(min = 0.001))]
+    pub cancel_secs: f64,
+    /// A ping goes out after this long without traffic.
+    #[serde(default = "default_ping_secs")]
+    #[schemars(range(min = 0.001))]
+    pub ping_secs: f64,
+    /// A connection with no frame at all (not even a pong) for this long is replaced; a write
+    /// that takes this long means the server stopped reading.
+    #[serde(default = "default_dead_after_secs")]
+    #[schemars(range(min = 0.001))]
+    pub dead_after_secs: f64,
+}
+
+impl Default for TimeoutsSpec {
+    fn default() -> Self {
+        TimeoutsSpec {
+            connect_secs: default_connect_secs(),
+            session_ready_secs: default_session_ready_secs(),
+            response_idle_secs: default_response_idle_secs(),
+            cancel_secs: default_cancel_secs(),
+            ping_secs: default_ping_secs(),
+            dead_after_secs: default_dead_after_secs(),
+        }
+    }
+}
+
+fn default_connect_secs() -> f64 {
+    15.0
+}
+
+fn default_session_ready_secs() -> f64 {
+    15.0
+}
+
+fn default_response_idle_secs() -> f64 {
+    30.0
+}
+
+fn default_cancel_secs() -> f64 {
+    5.0
+}
+
+fn default_ping_secs() -> f64 {
+    20.0
+}
+
+fn default_dead_after_secs() -> f64 {
+    60.0
 }

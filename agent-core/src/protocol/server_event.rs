@@ -818,6 +818,12 @@ pub struct ResponseDone {
     pub event_id: String,
     /// The final response with all output items.
     pub response: Response,
+    /// What was wrong with the event when it was only partly readable (a `usage` with
+    /// fractional or negative counts, an `output` that is not a list, an item that does not
+    /// decode): those parts are left out, and these notes say what was dropped. The id and
+    /// status are always read, so a malformed `response.done` still ends its response.
+    #[serde(skip)]
+    pub malformed: Vec<String>,
 }
 
 /// `response.function_call_arguments.done`: a function call's arguments are complete; the call can
@@ -1069,6 +1075,9 @@ impl ServerEvent {
     pub fn decode(text: &str) -> Result<ServerEvent, DecodeError> {
         let event_type = peek::event_type(text)?;
         match ServerEvent::decode_known(&event_type, text) {
+            Some(Err(source)) if event_type == "response.done" => {
+                super::lenient::response_done(text).ok_or_else(|| DecodeError::from_payload(&event_type, source)).map(ServerEvent::ResponseDone)
+            }
             Some(Ok(ServerEvent::TranscriptionSessionUpdated(mut event))) => {
                 // The legacy event's session has no `type`; it is a transcription session.
                 event.session.kind = SessionKind::Transcription;

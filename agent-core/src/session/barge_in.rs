@@ -43,6 +43,25 @@ pub enum Reaction {
     Send(Box<ClientEvent>),
 }
 
+/// Whether the server's turn detection starts a response by itself when the user stops
+/// speaking (`create_response`, on by default; never in a transcription session).
+pub fn server_creates_responses(session: &Session) -> bool {
+    if session.kind == SessionKind::Transcription {
+        return false;
+    }
+    match session
+        .audio
+        .as_ref()
+        .and_then(|a| a.input.as_ref())
+        .and_then(|i| i.turn_detection.as_ref())
+    {
+        Some(TurnDetection::ServerVad(vad)) => vad.create_response.unwrap_or(true),
+        Some(TurnDetection::SemanticVad(vad)) => vad.create_response.unwrap_or(true),
+        Some(TurnDetection::Disabled) => false,
+        None => true,
+    }
+}
+
 /// The barge-in state of one session: a playback tracker plus what the session's turn
 /// detection does by itself.
 #[derive(Debug, Clone)]

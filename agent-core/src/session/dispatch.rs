@@ -78,16 +78,49 @@ impl Dispatcher {
         }
     }
 
-    /// Starts `request` on its own task in `set`. `cancel` fires when its response is cancelled
+    /// Starts `request` on its own task in `set` and returns the task's id (a panic that
+    /// escapes the task is reported under it). `cancel` fires when its response is cancelled
     /// or the session ends; the tool sees it through its [`ToolContext`].
     pub fn spawn(
         &self,
         set: &mut JoinSet<CallOutcome>,
         request: CallRequest,
         cancel: CancellationToken,
-    ) {
+    ) -> tokio::task::Id {
         let this = self.clone();
-        set.spawn(async move { this.run(request, cancel).await });
+        set.spawn(async move { this.run(request, cancel).await })
+            .id()
+    }
+
+    /// Like [`spawn`](Self::spawn), but the tool starts only once `recorded` (the durable
+    /// "started" record of the call) resolved, or after `wait` at most: a call that runs must
+    /// have left a trace first, so a crash while it runs cannot make it run twice. A record
+    /// that fails or is late is logged and the tool runs anyway: losing the crash guarantee for
+    /// one call is better than refusing to answer.
+    pub fn spawn_recorded(
+        &self,
+        set: &mut JoinSet<CallOutcome>,
+        request: CallRequest,
+        cancel: CancellationToken,
+        recorded: super::log::DurableWrite,
+        wait: Duration,
+    ) -> tokio::task::Id {
+        let this = self.clone();
+        set.spawn(async move {
+            match tokio::time::timeout(wait, recorded).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(
+                    call_id = %request.call_id,
+                    "could not record that the call started ({error}); running it anyway"
+                ),
+                Err(_) => tracing::warn!(
+                    call_id = %request.call_id,
+                    "recording that the call started took over {wait:?}; running it anyway"
+                ),
+            }
+            this.run(request, cancel).await
+        })
+        .id()
     }
 
     /// Runs `request` to completion; never panics, whatever the tool does.
@@ -124,7 +157,8 @@ impl Dispatcher {
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+/// The text of a panic payload, when it is a string.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

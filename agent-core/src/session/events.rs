@@ -106,6 +106,18 @@ pub enum SessionEvent {
         /// The output the model read, or the error text it read instead.
         result: Result<String, String>,
     },
+    /// A function call the model made was answered without running its tool (see
+    /// [`NotRun`]); `output` is what the model reads.
+    ToolCallNotRun {
+        /// The model's id for the call.
+        call_id: String,
+        /// The tool's name.
+        name: String,
+        /// Why the tool did not run.
+        why: NotRun,
+        /// The output sent to the model.
+        output: String,
+    },
     /// A response ended.
     ResponseDone {
         /// The response's id.
@@ -135,6 +147,13 @@ pub enum SessionEvent {
     },
     /// A turn ended (the conversation went quiet, or the next turn began): its latencies.
     TurnLatency(TurnLatency),
+    /// The turn ended without a complete answer. The session goes on (queued input is sent),
+    /// but the app should tell the user: a run whose turns did not all complete is not a
+    /// success.
+    TurnFailed {
+        /// What went wrong, in words for the user.
+        failure: TurnFailure,
+    },
     /// Nothing is in flight: no response, no running tool, no queued input.
     Idle,
     /// The server reported an error. Fatal errors are followed by [`SessionEvent::Closed`].
@@ -201,4 +220,147 @@ pub enum CloseReason {
     },
     /// The spending limit was reached.
     BudgetExhausted,
+    /// The app stopped reading events: this many were waiting (see `EventBuffer`).
+    ConsumerTooSlow {
+        /// Events waiting for the app when the session gave up.
+        waiting: usize,
+    },
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::Requested => write!(f, "closed"),
+            CloseReason::Fatal {
+                code: Some(code),
+                message,
+            } => write!(f, "{message} ({code})"),
+            CloseReason::Fatal { code: None, message } => write!(f, "{message}"),
+            CloseReason::ConnectionLost { message } => write!(f, "connection lost: {message}"),
+            CloseReason::BudgetExhausted => write!(f, "the spending limit (max_cost_usd) was reached"),
+            CloseReason::ConsumerTooSlow { waiting } => write!(
+                f,
+                "event consumer too slow: {waiting} events were waiting to be read, so the session ended rather than drop any"
+            ),
+        }
+    }
+}
+
+/// Why a function call was answered without running its tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NotRun {
+    /// The call already ran (before a reconnect or a restart): its stored output was reused.
+    AlreadyRan,
+    /// The call started before the process stopped and never finished: it may or may not have
+    /// taken effect, so it is reported as interrupted instead of being run again.
+    Interrupted,
+    /// The turn had already used `max_tool_rounds` rounds of tool calls.
+    ToolRoundLimit,
+}
+
+/// Why a turn ended without a complete answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TurnFailure {
+    /// The server started no response, or stopped sending one, for `waited`, and asking again
+    /// did not help.
+    Stalled {
+        /// The deadline that passed (`response_idle_secs`).
+        waited: std::time::Duration,
+        /// Whether the response had started (`response.created` arrived).
+        started: bool,
+    },
+    /// The server answered `response.create` with an error.
+    Refused {
+        /// The server's error code.
+        code: Option<String>,
+        /// The server's message.
+        message: String,
+    },
+    /// The response ended with status `failed`.
+    Failed {
+        /// The error type and code the server gave, e.g. `server_error`.
+        reason: Option<String>,
+    },
+    /// The response ended with status `incomplete`: the answer is cut off.
+    Incomplete {
+        /// Why, e.g. `max_output_tokens` or `content_filter`.
+        reason: Option<String>,
+    },
+    /// The connection dropped during the response, and it could not be asked for again.
+    ConnectionLost {
+        /// Why the connection was replaced.
+        reason: String,
+    },
+    /// The model kept calling tools: `limit` rounds in one turn (`max_tool_rounds`).
+    ToolRounds {
+        /// The limit.
+        limit: u32,
+    },
+}
+
+impl std::fmt::Display for TurnFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TurnFailure::Stalled {
+                waited,
+                started: true,
+            } => write!(
+                f,
+                "the response stalled: the server sent nothing for {}, and asking again did not help",
+                secs(*waited)
+            ),
+            TurnFailure::Stalled {
+                waited,
+                started: false,
+            } => write!(
+                f,
+                "the server did not start a response within {}, and asking again did not help",
+                secs(*waited)
+            ),
+            TurnFailure::Refused {
+                code: Some(code),
+                message,
+            } => write!(f, "the server refused to respond ({code}): {message}"),
+            TurnFailure::Refused {
+                code: None,
+                message,
+            } => write!(f, "the server refused to respond: {message}"),
+            TurnFailure::Failed { reason } => write!(
+                f,
+                "the response failed{}",
+                reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ),
+            TurnFailure::Incomplete { reason } => write!(
+                f,
+                "the response was cut off{}",
+                reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ),
+            TurnFailure::ConnectionLost { reason } => write!(
+                f,
+                "the response was cut off ({reason}), and it had already been asked for again once"
+            ),
+            TurnFailure::ToolRounds { limit } => write!(
+                f,
+                "the model called tools {limit} rounds in a row without answering; the turn was stopped (max_tool_rounds = {limit})"
+            ),
+        }
+    }
+}
+
+/// A duration as seconds, e.g. `30 s` or `0.2 s`.
+fn secs(d: std::time::Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s} s")
+    }
 }

@@ -1,9 +1,19 @@
-//! The conversation as the client knows it: every completed item, in order, once.
+//! The conversation as the client knows it: every completed item, in the server's order, once.
 //!
 //! The server's conversation dies with its connection. This log is what the runtime replays into
 //! a new session after a reconnect or a rollover, and what it hands to a [`HistorySink`] for
 //! durable storage. Items are keyed so that an item seen twice (a replayed response, the same
 //! call in `response.output_item.done` and `response.done`) is kept once.
+//!
+//! # Order follows the server, not arrival
+//!
+//! Items complete in a different order than they enter the conversation: a spoken user turn's
+//! transcript can arrive after the answer to it, and a response's function calls are logged
+//! only once their tools finished. So an item takes its place when the server *announces* it
+//! (`response.output_item.added`, or `conversation.item.added` with its `previous_item_id`) as
+//! an empty slot, and is filled in when it completes. The sink receives items strictly in log
+//! order: an item waits until every slot before it is filled (or abandoned, for output the
+//! server never finished), so the durable history has the server's order too.
 
 use std::collections::HashSet;
 
@@ -15,21 +25,53 @@ use crate::protocol::{ContentPart, Item, MessageItem, Role};
 /// thread or channel).
 pub trait HistorySink: Send + Sync {
     /// `key` is stable across reconnects: a call id for function calls and their outputs, the
-    /// server's item id for assistant messages, a local sequence key for user input.
+    /// server's item id for assistant messages and spoken user turns, a local sequence key for
+    /// typed user input.
     fn append(&self, key: &str, item: &Item);
 
-    /// Replaces the item stored under `key` (an assistant reply truncated by a barge-in).
+    /// Replaces the item stored under `key` (an assistant reply truncated by a barge-in, a
+    /// spoken turn whose transcript arrived).
     fn replace(&self, key: &str, item: &Item) {
         let _ = (key, item);
     }
+
+    /// A tool call is about to run. The tool starts only once the returned write is durable
+    /// (or failed, or took longer than the runtime's deadline), so a process killed while the
+    /// tool runs leaves a record that it started: after a restart the call is reported to the
+    /// model as interrupted instead of being run a second time.
+    fn call_started(&self, call_id: &str, name: &str, arguments: &str) -> DurableWrite {
+        let _ = (call_id, name, arguments);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// A tool call finished with `output` (what the model reads): recorded together, so after
+    /// a restart the call never runs again and this output is reused.
+    fn call_finished(&self, call_id: &str, output: &str) {
+        let _ = (call_id, output);
+    }
+}
+
+/// A write that resolves once it is durable, or with why it could not be made.
+pub type DurableWrite =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
+/// One position in the log: a completed item, or a slot for an announced one.
+#[derive(Debug, Clone)]
+struct Entry {
+    key: String,
+    item: Option<Item>,
+    /// The server's id of the item, to place later items by `previous_item_id`.
+    server_id: Option<String>,
 }
 
 /// The ordered, de-duplicated conversation.
 #[derive(Debug, Default, Clone)]
 pub struct ConversationLog {
-    items: Vec<(String, Item)>,
+    entries: Vec<Entry>,
     keys: HashSet<String>,
     next_local: u64,
+    /// `entries[..settled]` are filled and were handed out by [`take_settled`](Self::take_settled).
+    settled: usize,
 }
 
 impl ConversationLog {
@@ -38,42 +80,129 @@ impl ConversationLog {
         Self::default()
     }
 
-    /// A log that starts with `items` (a resumed conversation), keyed in order.
+    /// A log that starts with `items` (a resumed conversation, already stored), keyed in order.
     pub fn from_items(items: impl IntoIterator<Item = (String, Item)>) -> Self {
         let mut log = Self::new();
         for (key, item) in items {
             log.push(key, item);
         }
+        log.settled = log.entries.len();
         log
     }
 
-    /// Adds `item` under `key` unless the key is already there. Returns whether it was added.
+    /// Adds `item` under `key` at the end unless the key is already there; fills the key's
+    /// slot if it has one. Returns whether the item was taken.
     pub fn push(&mut self, key: impl Into<String>, item: Item) -> bool {
         let key = key.into();
-        if !self.keys.insert(key.clone()) {
-            return false;
+        if let Some(entry) = self.entries.iter_mut().rev().find(|e| e.key == key) {
+            if entry.item.is_some() {
+                return false;
+            }
+            entry.server_id = entry.server_id.take().or_else(|| item.id().map(str::to_owned));
+            entry.item = Some(item);
+            return true;
         }
-        self.items.push((key, item));
+        self.keys.insert(key.clone());
+        self.entries.push(Entry {
+            key,
+            server_id: item.id().map(str::to_owned),
+            item: Some(item),
+        });
         true
     }
 
-    /// Replaces the item under `key`; returns whether it was there.
-    pub fn replace(&mut self, key: &str, item: Item) -> bool {
-        match self.items.iter_mut().find(|(k, _)| k == key) {
-            Some(entry) => {
-                entry.1 = item;
-                true
-            }
-            None => false,
+    /// Reserves the place of an announced item that has not completed: right after the item
+    /// whose server id is `after` (the event's `previous_item_id`) when the log holds it, at
+    /// the end otherwise. Does nothing when `key` is already there.
+    pub fn reserve(&mut self, key: impl Into<String>, server_id: Option<&str>, after: Option<&str>) {
+        let key = key.into();
+        if self.keys.contains(&key) {
+            return;
+        }
+        let at = after
+            .and_then(|after| {
+                self.entries
+                    .iter()
+                    .rposition(|e| e.server_id.as_deref() == Some(after))
+            })
+            .map_or(self.entries.len(), |i| (i + 1).max(self.settled));
+        self.keys.insert(key.clone());
+        self.entries.insert(
+            at,
+            Entry {
+                key,
+                item: None,
+                server_id: server_id.map(str::to_owned),
+            },
+        );
+    }
+
+    /// Adds `item` at its place in the server's order (see [`reserve`](Self::reserve)).
+    pub fn insert_after(&mut self, key: impl Into<String>, item: Item, after: Option<&str>) -> bool {
+        let key = key.into();
+        self.reserve(key.clone(), item.id(), after);
+        self.push(key, item)
+    }
+
+    /// Notes the server's id of the item under `key` (learned from `conversation.item.added`).
+    pub fn set_server_id(&mut self, key: &str, server_id: &str) {
+        if let Some(entry) = self.entries.iter_mut().rev().find(|e| e.key == key) {
+            entry.server_id = Some(server_id.to_owned());
         }
     }
 
-    /// The item under `key`.
-    pub fn get(&self, key: &str) -> Option<&Item> {
-        self.items
+    /// Removes the slot under `key` if it was never filled (output the server did not finish).
+    pub fn abandon(&mut self, key: &str) {
+        if let Some(i) = self
+            .entries
             .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, item)| item)
+            .rposition(|e| e.key == key && e.item.is_none())
+        {
+            self.entries.remove(i);
+            self.keys.remove(key);
+        }
+    }
+
+    /// Whether `key` is a slot still waiting for its item.
+    pub fn is_open(&self, key: &str) -> bool {
+        self.entries
+            .iter()
+            .rev()
+            .any(|e| e.key == key && e.item.is_none())
+    }
+
+    /// The completed items no earlier slot holds back, in order, not handed out before: what
+    /// goes to the durable store next.
+    pub fn take_settled(&mut self) -> Vec<(String, Item)> {
+        let mut out = Vec::new();
+        while let Some(entry) = self.entries.get(self.settled) {
+            let Some(item) = &entry.item else { break };
+            out.push((entry.key.clone(), item.clone()));
+            self.settled += 1;
+        }
+        out
+    }
+
+    /// Replaces the item under `key`. Returns `None` when the key is not logged, otherwise
+    /// whether the item had already been handed out by [`take_settled`](Self::take_settled)
+    /// (so a store must replace it too).
+    pub fn replace(&mut self, key: &str, item: Item) -> Option<bool> {
+        let index = self
+            .entries
+            .iter()
+            .rposition(|e| e.key == key && e.item.is_some())?;
+        let entry = &mut self.entries[index];
+        entry.item = Some(item);
+        Some(index < self.settled)
+    }
+
+    /// The item under `key`, once completed.
+    pub fn get(&self, key: &str) -> Option<&Item> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.key == key)
+            .and_then(|e| e.item.as_ref())
     }
 
     /// A fresh key for client-created input (user messages), unique within this log.
@@ -87,31 +216,85 @@ impl ConversationLog {
         }
     }
 
-    /// The items in order, with their keys.
-    pub fn entries(&self) -> &[(String, Item)] {
-        &self.items
+    /// The completed items in order, with their keys (slots left out).
+    pub fn entries(&self) -> Vec<(String, Item)> {
+        self.entries
+            .iter()
+            .filter_map(|e| e.item.as_ref().map(|item| (e.key.clone(), item.clone())))
+            .collect()
     }
 
-    /// The items in order.
+    /// The completed items in order.
     pub fn items(&self) -> impl Iterator<Item = &Item> {
-        self.items.iter().map(|(_, item)| item)
+        self.entries.iter().filter_map(|e| e.item.as_ref())
     }
 
-    /// Number of items.
+    /// Number of completed items.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.items().count()
     }
 
-    /// Whether the log is empty.
+    /// Whether the log holds no completed item.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len() == 0
     }
 
-    /// Whether `key` is already logged.
+    /// Whether `key` is logged (completed, or as a slot).
     pub fn contains(&self, key: &str) -> bool {
         self.keys.contains(key)
     }
 }
+
+/// Gives every function call of a resumed conversation that has no output one, so the model
+/// never sees a call left hanging and no call runs twice: the output an earlier run recorded
+/// when the call finished (see [`HistorySink::call_finished`]), otherwise (the process stopped
+/// while the tool ran, or before it started) an "interrupted" error. Returns what was added.
+pub(crate) fn reconcile_calls(
+    log: &mut ConversationLog,
+    prior: &[super::PriorCall],
+) -> Vec<super::SessionEvent> {
+    let answered: HashSet<String> = log
+        .items()
+        .filter_map(|item| match item {
+            Item::FunctionCallOutput(output) => Some(output.call_id.clone()),
+            _ => None,
+        })
+        .collect();
+    let hanging: Vec<(String, String)> = log
+        .items()
+        .filter_map(Item::as_function_call)
+        .filter(|call| !answered.contains(&call.call_id))
+        .map(|call| (call.call_id.clone(), call.name.clone()))
+        .collect();
+    let mut events = Vec::new();
+    for (call_id, name) in hanging {
+        let stored = prior
+            .iter()
+            .find(|p| p.call_id == call_id)
+            .and_then(|p| p.output.clone());
+        let (why, output) = match stored {
+            Some(output) => (super::NotRun::AlreadyRan, output),
+            None => (
+                super::NotRun::Interrupted,
+                crate::tool::ToolError::Interrupted { tool: name.clone() }.to_model_output(),
+            ),
+        };
+        log.push(
+            format!("output:{call_id}"),
+            Item::function_call_output(call_id.clone(), output.clone()),
+        );
+        events.push(super::SessionEvent::ToolCallNotRun {
+            call_id,
+            name,
+            why,
+            output,
+        });
+    }
+    events
+}
+
+/// What a replayed spoken turn says when it was never transcribed.
+pub const UNTRANSCRIBED: &str = "(the user spoke here; no transcript)";
 
 /// The item as it is replayed into a new session: server-assigned fields (id, status, object)
 /// removed, and audio replaced by its transcript, since the new session cannot reference audio
@@ -143,10 +326,14 @@ fn replay_message(message: &MessageItem) -> MessageItem {
         .content
         .iter()
         .filter_map(|part| match part {
-            ContentPart::InputAudio { transcript, .. } => transcript
-                .as_deref()
-                .filter(|t| !t.is_empty())
-                .map(ContentPart::input_text),
+            // A spoken turn without a transcript still happened: the model is told so rather
+            // than seeing its answer to nothing.
+            ContentPart::InputAudio { transcript, .. } => Some(ContentPart::input_text(
+                transcript
+                    .as_deref()
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or(UNTRANSCRIBED),
+            )),
             ContentPart::OutputAudio { transcript, .. } => transcript
                 .as_deref()
                 .filter(|t| !t.is_empty())
@@ -221,6 +408,63 @@ mod tests {
         let key = log.local_key();
         assert!(log.push(key, Item::user_text("hi")));
         assert_eq!(log.len(), 2);
+    }
+
+    #[test]
+    fn slots_keep_the_servers_order_and_hold_back_the_sink() {
+        let mut log = ConversationLog::new();
+        log.push("local_1", Item::user_text("hi"));
+        assert_eq!(log.take_settled().len(), 1);
+        // The response announces a message and a call; the call's output comes later.
+        log.reserve("item:m1", Some("m1"), None);
+        log.reserve("call:c1", Some("fc1"), None);
+        log.push("item:m1", Item::assistant_text("checking"));
+        assert_eq!(log.take_settled().len(), 1);
+        // The user speaks while the tool runs: placed after the call, held back by it.
+        let spoken = Item::user_text("also this");
+        assert!(log.insert_after("item:u2", spoken, Some("fc1")));
+        assert!(log.take_settled().is_empty());
+        log.push("call:c1", Item::function_call("c1", "f", "{}"));
+        log.push("output:c1", Item::function_call_output("c1", "ok"));
+        let keys: Vec<String> = log.take_settled().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["call:c1", "item:u2", "output:c1"]);
+        assert_eq!(log.len(), 5);
+    }
+
+    #[test]
+    fn abandoned_slots_release_what_follows() {
+        let mut log = ConversationLog::new();
+        log.reserve("item:m1", Some("m1"), None);
+        log.insert_after("item:u1", Item::user_text("x"), Some("m1"));
+        assert!(log.take_settled().is_empty());
+        assert!(log.is_open("item:m1"));
+        log.abandon("item:m1");
+        assert_eq!(log.take_settled().len(), 1);
+        assert!(!log.contains("item:m1"));
+        assert_eq!(log.replace("item:u1", Item::user_text("y")), Some(true));
+        assert_eq!(log.replace("nope", Item::user_text("y")), None);
+    }
+
+    #[test]
+    fn hanging_calls_of_a_resumed_conversation_get_an_output() {
+        let mut log = ConversationLog::from_items([
+            ("call:c1".to_owned(), Item::function_call("c1", "book", "{}")),
+            ("call:c2".to_owned(), Item::function_call("c2", "pay", "{}")),
+            ("call:c3".to_owned(), Item::function_call("c3", "ok", "{}")),
+            ("output:c3".to_owned(), Item::function_call_output("c3", "done")),
+        ]);
+        let prior = [super::super::PriorCall {
+            call_id: "c1".into(),
+            name: "book".into(),
+            output: Some("booked".into()),
+        }];
+        let added = reconcile_calls(&mut log, &prior);
+        assert_eq!(added.len(), 2);
+        let settled = log.take_settled();
+        assert_eq!(settled[0].1, Item::function_call_output("c1", "booked"));
+        let interrupted = serde_json::to_value(&settled[1].1).unwrap();
+        assert!(interrupted["output"].as_str().unwrap().contains("interrupted"));
+        assert!(reconcile_calls(&mut log, &prior).is_empty());
     }
 
     #[test]

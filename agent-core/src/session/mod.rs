@@ -8,6 +8,12 @@
 //! its own timeout, and each output goes back as a `function_call_output` with the same
 //! `call_id`. Then exactly one `response.create` follows — only after that response's
 //! `response.done`, and only when no other response is active (see [`sequencer`]).
+//!
+//! Every wait has a deadline and every retry a budget, so a broken or hostile server can
+//! neither hang a session nor make it loop: responses that stall are cancelled and asked for
+//! once more ([`watchdog`]), new connections come out of a [`ReconnectBudget`] that only a
+//! completed response refills, the model gets at most `max_tool_rounds` rounds of tool calls
+//! per turn, and a slow app never stops the socket from being read ([`outbox`]).
 
 mod accounting;
 pub mod barge_in;
@@ -15,19 +21,23 @@ pub mod compact;
 pub mod dispatch;
 mod events;
 pub mod log;
+pub mod outbox;
 pub mod reconnect;
 mod runner;
 pub mod secret;
 pub mod sequencer;
 pub mod transport;
+pub mod watchdog;
 
 use std::{sync::Arc, time::Duration};
 
 use tokio::sync::mpsc;
 
-pub use events::{CloseReason, SessionEvent};
-pub use log::{ConversationLog, HistorySink};
-pub use reconnect::ReconnectPolicy;
+pub use events::{CloseReason, NotRun, SessionEvent, TurnFailure};
+pub use log::{ConversationLog, DurableWrite, HistorySink};
+pub use outbox::EventBuffer;
+pub use reconnect::{ReconnectBudget, ReconnectPolicy};
+pub use watchdog::ResponseDeadlines;
 pub use secret::Secret;
 pub use transport::{ConnectOptions, TransportError};
 
@@ -103,6 +113,49 @@ pub struct SessionConfig {
     /// Where barge-in learns how much assistant audio was heard: the app's device reports, a
     /// real-time virtual speaker (the default), or "as received" (see [`barge_in`]).
     pub playback: crate::audio::PlaybackClock,
+    /// How long a response may go silent, and how long a cancel may take (see [`watchdog`]).
+    pub deadlines: ResponseDeadlines,
+    /// Pings on a quiet socket, and when silence means the connection is dead.
+    pub keepalive: Keepalive,
+    /// Rounds of tool calls the model may make in one user turn before the turn is stopped
+    /// (0 = no limit).
+    pub max_tool_rounds: u32,
+    /// How many events wait for the app before the session gives up on it (see [`outbox`]).
+    pub event_buffer: EventBuffer,
+    /// Calls an earlier run of this conversation recorded (a resumed conversation): a finished
+    /// one is never run again, a started one is reported as interrupted.
+    pub prior_calls: Vec<PriorCall>,
+}
+
+/// Keepalive: a ping after `ping_every` of quiet, and a connection that sent nothing at all
+/// (not even a pong) for `dead_after` counts as dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// How often a ping goes out when the socket is otherwise quiet.
+    pub ping_every: Duration,
+    /// How long without any frame before the connection is considered dead.
+    pub dead_after: Duration,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive {
+            ping_every: Duration::from_secs(20),
+            dead_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A tool call recorded by an earlier run of the conversation (see
+/// [`HistorySink::call_started`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriorCall {
+    /// The model's id for the call.
+    pub call_id: String,
+    /// The tool.
+    pub name: String,
+    /// Its output, when it finished; `None` when it started and never finished.
+    pub output: Option<String>,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -115,6 +168,8 @@ impl std::fmt::Debug for SessionConfig {
             .field("reconnect", &self.reconnect)
             .field("max_session_age", &self.max_session_age)
             .field("history", &self.history.len())
+            .field("deadlines", &self.deadlines)
+            .field("max_tool_rounds", &self.max_tool_rounds)
             .finish_non_exhaustive()
     }
 }
@@ -144,6 +199,10 @@ pub enum SessionError {
     /// The connection closed during setup.
     #[error("the connection closed during setup: {0}")]
     ConnectionLost(String),
+    /// The server closed the connection with a code that means "do not retry" (a policy or
+    /// authentication close).
+    #[error("{0}")]
+    Ended(String),
     /// The configuration cannot be expressed in the connection's dialect.
     #[error("cannot encode the session configuration: {0}")]
     Encode(#[source] EncodeError),
@@ -156,7 +215,7 @@ impl SessionError {
             SessionError::Transport(err) => err.is_retryable(),
             SessionError::NotReady { .. } | SessionError::ConnectionLost(_) => true,
             SessionError::Rejected { code, .. } => code.is_none(),
-            SessionError::Encode(_) => false,
+            SessionError::Encode(_) | SessionError::Ended(_) => false,
         }
     }
 
@@ -245,7 +304,8 @@ impl Session {
     /// A connection that fails for a retryable reason (network trouble, a drop during setup)
     /// is retried under the config's [`ReconnectPolicy`]. `config.history` is replayed first.
     pub async fn start(config: SessionConfig) -> Result<Session, SessionError> {
-        let log = ConversationLog::from_items(config.history.iter().cloned());
+        let mut log = ConversationLog::from_items(config.history.iter().cloned());
+        let reconciled = log::reconcile_calls(&mut log, &config.prior_calls);
         let mut attempt = 0;
         let (ws, (session_id, model)) = loop {
             match runner::establish(&config, &log).await {
@@ -259,23 +319,22 @@ impl Session {
                 Err(err) => return Err(err),
             }
         };
-        let (event_tx, event_rx) = mpsc::channel(256);
+        let (mut outbox, event_rx) = outbox::Outbox::new(config.event_buffer);
         let (command_tx, command_rx) = mpsc::channel(64);
-        let _ = event_tx
-            .send(SessionEvent::Ready {
-                session_id: session_id.clone(),
-                model,
-            })
-            .await;
+        // A fresh channel has room for this one.
+        let _ = outbox.push(SessionEvent::Ready {
+            session_id: session_id.clone(),
+            model,
+        });
         let runner = runner::Runner::new(
             config,
             ws,
             session_id.clone().unwrap_or_default(),
             log,
-            event_tx,
+            outbox,
             command_rx,
         );
-        tokio::spawn(runner.run());
+        tokio::spawn(runner.run(reconciled));
         Ok(Session {
             handle: SessionHandle {
                 commands: command_tx,

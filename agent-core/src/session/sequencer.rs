@@ -5,6 +5,12 @@
 //! finished tool when a response asked for several tools produces duplicate answers. This state
 //! machine decides, from what the server said and what the app asked for, when exactly one
 //! `response.create` may go out. It does no I/O, so every rule is unit-tested here.
+//!
+//! Not every finished tool asks for a follow-up: the calls of a response that was cancelled
+//! (the user spoke over it, or the app cancelled it) or failed still deliver their outputs, so
+//! the conversation stays consistent, but they never ask the model to go on. Nor does anything
+//! go out while the user is speaking; when the server's turn detection will answer the user by
+//! itself, the sequencer waits for that response instead of racing it.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -24,6 +30,9 @@ enum Slot {
     Idle,
     /// `response.create` was sent; `response.created` has not arrived yet.
     Requested,
+    /// The server's turn detection will start a response by itself (the user just stopped
+    /// speaking); nothing may be requested until it does or the expectation lapses.
+    Expected,
     /// The server is streaming this response.
     Active(String),
 }
@@ -42,6 +51,10 @@ pub struct Sequencer<I> {
     follow_up: bool,
     /// User input that arrived while the slot was busy, in arrival order.
     queue: VecDeque<I>,
+    /// Responses whose calls must not ask for a follow-up (cancelled, failed, over a limit).
+    no_follow_up: BTreeSet<String>,
+    /// The user is speaking (server VAD): nothing is requested until they stop.
+    speaking: bool,
 }
 
 impl<I> Default for Sequencer<I> {
@@ -52,6 +65,8 @@ impl<I> Default for Sequencer<I> {
             finished_with_calls: BTreeSet::new(),
             follow_up: false,
             queue: VecDeque::new(),
+            no_follow_up: BTreeSet::new(),
+            speaking: false,
         }
     }
 }
@@ -89,16 +104,71 @@ impl<I> Sequencer<I> {
         {
             self.slot = Slot::Idle;
         }
-        if self
-            .outstanding
-            .get(response_id)
-            .is_some_and(|calls| !calls.is_empty())
-        {
-            self.finished_with_calls.insert(response_id.to_owned());
-        } else if self.outstanding.remove(response_id).is_some() {
+        let suppressed = self.no_follow_up.contains(response_id);
+        match self.outstanding.get(response_id) {
+            // Its calls are still running: the follow-up waits for the last one.
+            Some(calls) if !calls.is_empty() => {
+                self.finished_with_calls.insert(response_id.to_owned());
+            }
             // All of its calls delivered their outputs while it was still streaming.
-            self.follow_up = true;
+            Some(_) => {
+                self.outstanding.remove(response_id);
+                self.no_follow_up.remove(response_id);
+                self.follow_up |= !suppressed;
+            }
+            None => {
+                self.no_follow_up.remove(response_id);
+            }
         }
+        self.next_steps()
+    }
+
+    /// The calls of `response_id` deliver their outputs without asking the model to go on: the
+    /// response was cancelled or failed, or it went over a limit. Call before its
+    /// [`response_done`](Self::response_done).
+    pub fn suppress_follow_up(&mut self, response_id: &str) {
+        self.no_follow_up.insert(response_id.to_owned());
+    }
+
+    /// The user started speaking: nothing is requested until they stop.
+    pub fn speech_started(&mut self) {
+        self.speaking = true;
+    }
+
+    /// The user stopped speaking. When the server answers by itself (`server_responds`: turn
+    /// detection with `create_response`), its response is awaited rather than raced.
+    pub fn speech_stopped(&mut self, server_responds: bool) -> Vec<Step<I>> {
+        self.speaking = false;
+        if server_responds && self.slot == Slot::Idle {
+            self.slot = Slot::Expected;
+        }
+        self.next_steps()
+    }
+
+    /// The response the server was expected to start did not come (an utterance too short to
+    /// answer, say): the slot is free again.
+    pub fn expectation_lapsed(&mut self) -> Vec<Step<I>> {
+        if self.slot == Slot::Expected {
+            self.slot = Slot::Idle;
+        }
+        self.next_steps()
+    }
+
+    /// The turn failed (a stalled or refused response): the pending request is dropped, and
+    /// calls still running deliver their outputs without a follow-up. Queued input goes on.
+    pub fn fail_turn(&mut self) -> Vec<Step<I>> {
+        if matches!(self.slot, Slot::Requested | Slot::Expected) {
+            self.slot = Slot::Idle;
+        }
+        self.follow_up = false;
+        let pending: Vec<String> = self.outstanding.keys().cloned().collect();
+        self.no_follow_up.extend(pending);
+        self.next_steps()
+    }
+
+    /// Asks for the response again (after a stalled one was cancelled), once the slot is free.
+    pub fn request_again(&mut self) -> Vec<Step<I>> {
+        self.follow_up = true;
         self.next_steps()
     }
 
@@ -110,7 +180,9 @@ impl<I> Sequencer<I> {
         calls.remove(call_id);
         if calls.is_empty() && self.finished_with_calls.remove(response_id) {
             self.outstanding.remove(response_id);
-            self.follow_up = true;
+            if !self.no_follow_up.remove(response_id) {
+                self.follow_up = true;
+            }
         }
         self.next_steps()
     }
@@ -128,12 +200,12 @@ impl<I> Sequencer<I> {
     /// The connection was replaced (reconnect or rollover): the response in flight is gone.
     ///
     /// A response that had started tool calls is treated as done, so its follow-up goes out
-    /// once the calls deliver. One that was cut off mid-stream is requested again if
-    /// `rerequest` allows; a `response.create` that was sent but not answered is sent again.
+    /// once the calls deliver. One that was cut off mid-stream, or a `response.create` that was
+    /// sent but not answered, is requested again if `rerequest` allows.
     pub fn connection_reset(&mut self, rerequest: bool) -> Vec<Step<I>> {
         match std::mem::replace(&mut self.slot, Slot::Idle) {
-            Slot::Idle => {}
-            Slot::Requested => self.follow_up = true,
+            Slot::Idle | Slot::Expected => {}
+            Slot::Requested => self.follow_up |= rerequest,
             Slot::Active(id) => {
                 if self.outstanding.get(&id).is_some_and(|c| !c.is_empty()) {
                     self.finished_with_calls.insert(id);
@@ -150,6 +222,7 @@ impl<I> Sequencer<I> {
     pub fn abandon(&mut self, response_id: &str) {
         self.outstanding.remove(response_id);
         self.finished_with_calls.remove(response_id);
+        self.no_follow_up.remove(response_id);
     }
 
     /// Whether nothing is in flight, queued or owed: a good moment to exit or roll over.
@@ -160,9 +233,24 @@ impl<I> Sequencer<I> {
             && self.queue.is_empty()
     }
 
-    /// Whether a response is active or requested.
+    /// Whether a response is active or requested (by us, or expected from the server).
     pub fn response_in_flight(&self) -> bool {
         self.slot != Slot::Idle
+    }
+
+    /// Whether our `response.create` is waiting for `response.created`.
+    pub fn create_pending(&self) -> bool {
+        self.slot == Slot::Requested
+    }
+
+    /// Whether the server's own response is expected (the user just stopped speaking).
+    pub fn response_expected(&self) -> bool {
+        self.slot == Slot::Expected
+    }
+
+    /// Whether the user is speaking.
+    pub fn user_speaking(&self) -> bool {
+        self.speaking
     }
 
     /// The id of the response being streamed, if any.
@@ -183,7 +271,7 @@ impl<I> Sequencer<I> {
     }
 
     fn next_steps(&mut self) -> Vec<Step<I>> {
-        if self.slot != Slot::Idle || self.calls_pending() {
+        if self.slot != Slot::Idle || self.calls_pending() || self.speaking {
             return Vec::new();
         }
         if self.follow_up {
@@ -319,10 +407,91 @@ mod tests {
     }
 
     #[test]
-    fn an_unanswered_create_is_sent_again() {
+    fn an_unanswered_create_is_sent_again_once() {
         let mut s = S::new();
         assert_eq!(s.submit("x").len(), 2);
-        assert_eq!(s.connection_reset(false), vec![Step::CreateResponse]);
+        assert_eq!(s.connection_reset(true), vec![Step::CreateResponse]);
+        assert_eq!(s.connection_reset(false), vec![]);
+        assert!(s.is_quiet());
+    }
+
+    #[test]
+    fn a_cancelled_responses_calls_never_ask_for_a_follow_up() {
+        let mut s = S::new();
+        s.submit("x");
+        s.response_created("r1");
+        s.call_started("r1", "c1");
+        s.call_started("r1", "c2");
+        assert_eq!(s.call_finished("r1", "c1"), vec![]);
+        s.suppress_follow_up("r1");
+        assert_eq!(s.response_done("r1"), vec![]);
+        assert_eq!(s.call_finished("r1", "c2"), vec![]);
+        assert!(s.is_quiet());
+        // Calls that all finished before the cancelled response was done: no follow-up either.
+        s.submit("y");
+        s.response_created("r2");
+        s.call_started("r2", "c3");
+        s.suppress_follow_up("r2");
+        assert_eq!(s.call_finished("r2", "c3"), vec![]);
+        assert_eq!(s.response_done("r2"), vec![]);
+        assert!(s.is_quiet());
+    }
+
+    #[test]
+    fn nothing_is_requested_while_the_user_speaks_and_the_servers_answer_is_awaited() {
+        let mut s = S::new();
+        s.submit("x");
+        s.response_created("r1");
+        s.call_started("r1", "c1");
+        s.response_done("r1");
+        s.speech_started();
+        // The tool finishes while the user is still talking: no create.
+        assert_eq!(s.call_finished("r1", "c1"), vec![]);
+        // The user stops; server VAD will answer, so the follow-up waits for that response.
+        assert_eq!(s.speech_stopped(true), vec![]);
+        assert!(s.response_expected());
+        s.response_created("vad");
+        assert_eq!(s.response_done("vad"), vec![Step::CreateResponse]);
+    }
+
+    #[test]
+    fn a_lapsed_expectation_frees_the_slot() {
+        let mut s = S::new();
+        s.speech_started();
+        assert_eq!(s.submit("typed"), vec![]);
+        assert_eq!(s.speech_stopped(true), vec![]);
+        assert_eq!(
+            s.expectation_lapsed(),
+            vec![Step::SendInput("typed"), Step::CreateResponse]
+        );
+    }
+
+    #[test]
+    fn a_failed_turn_drops_its_request_but_not_queued_input() {
+        let mut s = S::new();
+        s.submit("x");
+        s.submit("y");
+        assert!(s.create_pending());
+        assert_eq!(
+            s.fail_turn(),
+            vec![Step::SendInput("y"), Step::CreateResponse]
+        );
+        s.response_created("r2");
+        s.call_started("r2", "c1");
+        s.response_done("r2");
+        assert_eq!(s.fail_turn(), vec![]);
+        assert_eq!(s.call_finished("r2", "c1"), vec![]);
+        assert!(s.is_quiet());
+    }
+
+    #[test]
+    fn a_stalled_response_is_requested_again() {
+        let mut s = S::new();
+        s.submit("x");
+        s.response_created("r1");
+        s.suppress_follow_up("r1");
+        assert_eq!(s.response_done("r1"), vec![]);
+        assert_eq!(s.request_again(), vec![Step::CreateResponse]);
     }
 
     #[test]

@@ -33,7 +33,14 @@ pub struct ConnectOptions {
     pub headers: Vec<(String, Secret)>,
     /// How long the TCP + TLS + upgrade may take.
     pub connect_timeout: Duration,
+    /// The largest message (and frame) the server may send; a bigger one ends the connection
+    /// with a message that says so.
+    pub max_message_bytes: usize,
 }
+
+/// The default [`ConnectOptions::max_message_bytes`]: 16 MiB, well above any Realtime event
+/// (an audio delta is a few KB) and small enough that a runaway server cannot exhaust memory.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why a connection could not be opened. Messages never contain header values.
 #[derive(Debug, thiserror::Error)]
@@ -161,7 +168,10 @@ pub async fn connect(options: &ConnectOptions) -> Result<WsStream, TransportErro
     // tungstenite zero-fills its whole read buffer before every read, so its 128 KiB default
     // costs each read a 128 KiB memset and keeps 128 KiB resident per idle session. Realtime
     // frames are small (an audio delta is about 6 KB); larger ones are read in several steps.
-    let config = tungstenite::protocol::WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .max_message_size(Some(options.max_message_bytes))
+        .max_frame_size(Some(options.max_message_bytes));
     let dial = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
     match tokio::time::timeout(options.connect_timeout, dial).await {
         Err(_) => Err(TransportError::Timeout {
@@ -244,6 +254,7 @@ mod tests {
             api_key: Some(Secret::new("sk-should-not-leak")),
             headers: vec![("api-key".into(), Secret::new("also-secret"))],
             connect_timeout: Duration::from_secs(5),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         };
         let err = connect(&options).await.unwrap_err();
         assert!(err.is_retryable(), "{err}");

@@ -57,6 +57,23 @@ pub enum ToolError {
     /// ended before the tool finished.
     #[error("the call was cancelled before it finished")]
     Cancelled,
+    /// The call started before the program running it stopped (a crash, a kill) and never
+    /// finished. It may or may not have taken effect, so it is not run again by itself.
+    #[error(
+        "the call to `{tool}` was interrupted: the program running it stopped before it finished, so it may or may not have taken effect; do not assume either, check or ask the user before calling it again"
+    )]
+    Interrupted {
+        /// The tool that was running.
+        tool: String,
+    },
+    /// The turn already used the agent's `max_tool_rounds`.
+    #[error(
+        "not run: this turn already used {limit} rounds of tool calls (max_tool_rounds); answer the user with what you have"
+    )]
+    RoundLimit {
+        /// The limit.
+        limit: u32,
+    },
 }
 
 fn render_hint(suggestions: &[String], available: &[String]) -> String {
@@ -99,6 +116,8 @@ impl ToolError {
             ToolError::Panicked { .. } => "panicked",
             ToolError::UnknownTool { .. } => "unknown_tool",
             ToolError::Cancelled => "cancelled",
+            ToolError::Interrupted { .. } => "interrupted",
+            ToolError::RoundLimit { .. } => "round_limit",
         }
     }
 

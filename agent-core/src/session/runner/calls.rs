@@ -1,0 +1,266 @@
+//! Running the model's function calls, and sending their outputs.
+//!
+//! Each call runs at most once, across reconnects (the `executed` set) and across restarts
+//! (the calls an earlier run recorded). A call runs only after the durable record that it
+//! started, so a crash while it runs is found after a restart. Its output goes back once every
+//! call of its response finished and the response is done.
+
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Flow, Runner};
+use crate::{
+    protocol::{ClientEvent, Item, ItemStatus},
+    session::{
+        dispatch::{CallOutcome, CallRequest, panic_message},
+        events::{NotRun, SessionEvent},
+        log::for_replay,
+        sequencer::Step,
+    },
+    tool::ToolError,
+};
+
+use super::{Input, RECORD_WAIT};
+
+impl Runner {
+    /// Starts the call in `item` if it is a completed function call not seen before. A call
+    /// whose item did not complete (its response was cancelled first) does not run.
+    pub(super) async fn maybe_start_call(&mut self, response_id: &str, item: &Item) {
+        let Item::FunctionCall(call) = item else {
+            return;
+        };
+        if call
+            .status
+            .as_ref()
+            .is_some_and(|status| *status != ItemStatus::Completed)
+        {
+            return;
+        }
+        let call_id = call.call_id.clone();
+        if call_id.is_empty() {
+            self.warn(&format!(
+                "function call `{}` has no call_id; it cannot be answered",
+                call.name
+            ));
+            return;
+        }
+        if !self
+            .seen_calls
+            .insert((call_id.clone(), response_id.to_owned()))
+        {
+            return;
+        }
+        self.in_session.insert(call_id.clone());
+        let calls = self
+            .response_calls
+            .entry(response_id.to_owned())
+            .or_default();
+        let first_of_response = calls.order.is_empty();
+        if !calls.order.contains(&call_id) {
+            self.sequencer.call_started(response_id, &call_id);
+            calls.order.push(call_id.clone());
+            calls.items.insert(call_id.clone(), item.clone());
+        }
+        if first_of_response {
+            self.count_tool_round(response_id);
+        }
+        if !self.executed.insert(call_id.clone()) {
+            // The call already ran (a response replayed after a reconnect asks for it again):
+            // it does not run twice. This response waits for its output, or, when that was
+            // already delivered, gets its follow-up once it is done.
+            return;
+        }
+        let name = call.name.clone();
+        if self.over_limit.contains(response_id) {
+            let limit = self.config.max_tool_rounds;
+            let output = ToolError::RoundLimit { limit }.to_model_output();
+            self.answer_without_running(call_id, name, NotRun::ToolRoundLimit, output);
+            return;
+        }
+        if let Some(prior) = self.prior.remove(&call_id) {
+            let (why, output) = match prior {
+                Some(output) => (NotRun::AlreadyRan, output),
+                None => (
+                    NotRun::Interrupted,
+                    ToolError::Interrupted { tool: name.clone() }.to_model_output(),
+                ),
+            };
+            self.answer_without_running(call_id, name, why, output);
+            return;
+        }
+        let request = CallRequest {
+            response_id: response_id.to_owned(),
+            call_id: call_id.clone(),
+            name,
+            arguments: call.arguments.clone(),
+        };
+        let token = self
+            .response_tokens
+            .get(response_id)
+            .map(CancellationToken::child_token)
+            .unwrap_or_else(|| self.shutdown.child_token());
+        self.accounting.call_started(&call_id, &request.name);
+        self.emit(SessionEvent::ToolCallStarted {
+            call_id,
+            name: request.name.clone(),
+            arguments: request.arguments.clone(),
+        });
+        let task = match &self.config.history_sink {
+            Some(sink) => {
+                let recorded =
+                    sink.call_started(&request.call_id, &request.name, &request.arguments);
+                self.dispatcher.spawn_recorded(
+                    &mut self.calls,
+                    request.clone(),
+                    token,
+                    recorded,
+                    RECORD_WAIT,
+                )
+            }
+            None => self
+                .dispatcher
+                .spawn(&mut self.calls, request.clone(), token),
+        };
+        self.tasks.insert(task, (request, Instant::now()));
+    }
+
+    /// One more round of tool calls in this turn; past `max_tool_rounds` the response's calls
+    /// are answered without running, and the turn ends.
+    fn count_tool_round(&mut self, response_id: &str) {
+        let limit = self.config.max_tool_rounds;
+        if limit > 0 && self.tool_rounds >= limit {
+            self.over_limit.insert(response_id.to_owned());
+            self.sequencer.suppress_follow_up(response_id);
+        } else {
+            self.tool_rounds += 1;
+        }
+    }
+
+    /// Answers a call with `output` without running its tool: it is sent with the other
+    /// outputs of its response, and recorded as finished so it never runs later either.
+    fn answer_without_running(&mut self, call_id: String, name: String, why: NotRun, output: String) {
+        if why != NotRun::AlreadyRan
+            && let Some(sink) = &self.config.history_sink
+        {
+            sink.call_finished(&call_id, &output);
+        }
+        self.finished.insert(
+            call_id.clone(),
+            Item::function_call_output(call_id.clone(), output.clone()),
+        );
+        self.emit(SessionEvent::ToolCallNotRun {
+            call_id,
+            name,
+            why,
+            output,
+        });
+    }
+
+    /// A call task ended: with its outcome, or with a panic that escaped it (a `Drop` that
+    /// panicked during a timeout, say), which still answers the call.
+    pub(super) async fn on_call_joined(
+        &mut self,
+        joined: Result<(tokio::task::Id, CallOutcome), tokio::task::JoinError>,
+    ) -> Flow {
+        let outcome = match joined {
+            Ok((task, outcome)) => {
+                self.tasks.remove(&task);
+                outcome
+            }
+            Err(err) => {
+                let Some((request, started)) = self.tasks.remove(&err.id()) else {
+                    return Flow::Continue;
+                };
+                let result = if err.is_panic() {
+                    Err(ToolError::Panicked {
+                        message: panic_message(err.into_panic().as_ref()),
+                    })
+                } else {
+                    Err(ToolError::Cancelled)
+                };
+                CallOutcome {
+                    request,
+                    duration: started.elapsed(),
+                    result,
+                }
+            }
+        };
+        self.on_call_done(outcome).await
+    }
+
+    async fn on_call_done(&mut self, outcome: CallOutcome) -> Flow {
+        let output = outcome.output_text();
+        let CallOutcome {
+            request,
+            duration,
+            result,
+        } = outcome;
+        self.accounting.call_finished(&request.call_id);
+        if let Some(sink) = &self.config.history_sink {
+            sink.call_finished(&request.call_id, &output);
+        }
+        let item = Item::function_call_output(request.call_id.clone(), output.clone());
+        self.finished.insert(request.call_id.clone(), item);
+        self.emit(SessionEvent::ToolCallFinished {
+            call_id: request.call_id,
+            name: request.name,
+            arguments: request.arguments,
+            duration,
+            result: result.map_err(|_| output),
+        });
+        match self.flush_outputs().await {
+            Ok(steps) => self.apply(steps).await,
+            Err(flow) => flow,
+        }
+    }
+
+    /// Sends the outputs of every finished response whose calls have all finished, in call
+    /// order, and tells the sequencer; returns the sequencer's next steps.
+    pub(super) async fn flush_outputs(&mut self) -> Result<Vec<Step<Input>>, Flow> {
+        let ready: Vec<String> = self
+            .response_calls
+            .iter()
+            .filter(|(_, calls)| {
+                calls.done
+                    && calls
+                        .order
+                        .iter()
+                        .all(|c| self.delivered.contains(c) || self.finished.contains_key(c))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut steps = Vec::new();
+        for response_id in ready {
+            let Some(calls) = self.response_calls.remove(&response_id) else {
+                continue;
+            };
+            for call_id in &calls.order {
+                let Some(call) = calls.items.get(call_id) else {
+                    continue;
+                };
+                self.record(format!("call:{call_id}"), call.clone());
+                if self.in_session.insert(call_id.clone()) {
+                    // A call carried over from a cut response: the new session never saw it.
+                    self.send(ClientEvent::conversation_item_create(for_replay(call)))
+                        .await?;
+                }
+            }
+            for call_id in &calls.order {
+                if let Some(item) = self.finished.remove(call_id) {
+                    // Logged before it is sent: if the connection drops now, the replay
+                    // delivers it.
+                    self.record(format!("output:{call_id}"), item.clone());
+                    self.delivered.insert(call_id.clone());
+                    self.send(ClientEvent::conversation_item_create(item))
+                        .await?;
+                    self.accounting.output_sent(call_id);
+                }
+            }
+            for call_id in &calls.order {
+                steps.extend(self.sequencer.call_finished(&response_id, call_id));
+            }
+        }
+        Ok(steps)
+    }
+}

@@ -1,0 +1,55 @@
+//! What the loop does when the [`Watchdog`](crate::session::watchdog) finds something overdue.
+//!
+//! | overdue | what happens |
+//! | --- | --- |
+//! | `response.create` unanswered | the connection is replaced and the request sent again, once; then the turn fails |
+//! | a response sends nothing | it is cancelled; once its `response.done` arrives it is asked for again, once; then the turn fails |
+//! | that cancel is unanswered | the connection is replaced (a cut response is asked for again, once) |
+//! | the server's own response does not come | the slot is freed for queued input |
+
+use std::time::Instant;
+
+use super::{Flow, Runner};
+use crate::session::{
+    events::{SessionEvent, TurnFailure},
+    watchdog::Overdue,
+};
+
+impl Runner {
+    pub(super) async fn on_deadline(&mut self) -> Flow {
+        let now = Instant::now();
+        let Some(overdue) = self.watchdog.overdue(self.in_flight(), now) else {
+            return Flow::Continue;
+        };
+        let waited = self.watchdog.response_idle();
+        match overdue {
+            Overdue::CreateUnanswered => {
+                self.pending_create = None;
+                if self.rerequests < self.budget.policy().rerequest_cut_responses {
+                    // The server ignores us on this connection: a fresh one is the best chance.
+                    return Flow::Lost(format!(
+                        "the server did not answer response.create within {waited:?}"
+                    ));
+                }
+                self.watchdog.progress(now);
+                let steps = self.sequencer.fail_turn();
+                self.emit(SessionEvent::TurnFailed {
+                    failure: TurnFailure::Stalled {
+                        waited,
+                        started: false,
+                    },
+                });
+                self.apply(steps).await
+            }
+            Overdue::Stalled(response_id) => self.cancel_stalled(&response_id).await,
+            Overdue::CancelUnanswered(response_id) => Flow::Lost(format!(
+                "response {response_id} sent nothing for {waited:?}, and the server did not confirm its cancellation in time"
+            )),
+            Overdue::ExpectationLapsed => {
+                self.watchdog.progress(now);
+                let steps = self.sequencer.expectation_lapsed();
+                self.apply(steps).await
+            }
+        }
+    }
+}

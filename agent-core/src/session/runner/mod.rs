@@ -1,0 +1,385 @@
+//! The session loop: one task per session that owns the socket, the sequencer and the calls.
+//!
+//! Everything that touches a session's state happens on this one task, so there are no locks on
+//! the hot path: wire frames, app commands, finished tool calls and deadlines arrive through one
+//! `select!`. The loop never waits for the app (events go through the [`Outbox`]), so the socket
+//! is read, and pings answered, whatever the app does.
+//!
+//! - [`connection`]: connecting, configuring, replaying, and replacing a lost connection;
+//! - [`server_events`]: what each server event changes;
+//! - [`calls`]: running the model's function calls and sending their outputs;
+//! - [`input`]: the app's commands and the sequencer's steps;
+//! - [`deadlines`]: what happens when a response stalls.
+
+mod calls;
+mod connection;
+mod deadlines;
+mod input;
+mod server_events;
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, Instant},
+};
+
+use futures_util::StreamExt;
+use tokio::{sync::mpsc, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+pub(crate) use connection::establish;
+
+use super::{
+    Command, SessionConfig,
+    accounting::Accounting,
+    dispatch::{CallOutcome, CallRequest, Dispatcher},
+    events::{CloseReason, SessionEvent},
+    log::ConversationLog,
+    outbox::{Outbox, TooSlow},
+    reconnect::ReconnectBudget,
+    sequencer::Sequencer,
+    transport::WsStream,
+    watchdog::{InFlight, Watchdog},
+};
+use crate::protocol::Item;
+
+/// Input the app queued until the conversation is quiet.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A typed user message.
+    Text(String),
+    /// Commit the input audio buffer (push-to-talk).
+    CommitAudio,
+    /// Nothing to add: just ask for a response.
+    Respond,
+}
+
+/// How long a tool waits for the durable record that it started before it runs anyway.
+const RECORD_WAIT: Duration = Duration::from_secs(5);
+/// How long the session's last events may wait for the app once the session ended.
+const FINAL_EVENTS_WAIT: Duration = Duration::from_secs(5);
+
+pub(crate) struct Runner {
+    config: SessionConfig,
+    ws: WsStream,
+    outbox: Outbox,
+    /// Set when the app fell too far behind; the loop ends the session.
+    too_slow: Option<TooSlow>,
+    commands: mpsc::Receiver<Command>,
+    /// Commands that arrived while a connection was being replaced, handled after it.
+    deferred: Vec<Command>,
+    dispatcher: Dispatcher,
+    sequencer: Sequencer<Input>,
+    calls: JoinSet<CallOutcome>,
+    /// The running call of each task, so a panic that escapes a task still answers its call.
+    tasks: HashMap<tokio::task::Id, (CallRequest, Instant)>,
+    /// Every call id ever started (or answered without running), so a call runs at most once.
+    executed: HashSet<String>,
+    /// Calls an earlier run recorded: their output when they finished, `None` when not.
+    prior: HashMap<String, Option<String>>,
+    /// Every (call id, response id) pair seen, so one response's duplicate is ignored.
+    seen_calls: HashSet<(String, String)>,
+    /// The calls of each response, in the order the response listed them, until their
+    /// outputs are sent. A response's calls and outputs enter the conversation log together
+    /// (calls in their slots, then outputs in order) once it is done and every call finished,
+    /// so the conversation — and what is replayed or stored — is the same whichever tool
+    /// finishes first or wherever a connection drops.
+    response_calls: HashMap<String, ResponseCalls>,
+    /// Outputs of finished calls not yet sent.
+    finished: HashMap<String, Item>,
+    /// Call ids whose output has been sent.
+    delivered: HashSet<String>,
+    /// Call ids the server of the current connection knows (streamed or replayed to it).
+    in_session: HashSet<String>,
+    /// Calls of responses cut off by a drop, waiting for the response that replaces them.
+    carry_over: Vec<(String, Item)>,
+    /// Log slots of each response's output items, released if the server never finishes them.
+    response_slots: HashMap<String, Vec<String>>,
+    /// The conversation as completed so far, replayed after a reconnect or rollover.
+    log: ConversationLog,
+    /// When the current connection was configured, for rolling over before the server's limit.
+    connected_at: Instant,
+    /// Responses requested again after being cut off or stalling, since the last one that
+    /// completed.
+    rerequests: u32,
+    /// New connections allowed (see [`ReconnectBudget`]).
+    budget: ReconnectBudget,
+    /// Deadlines on the response in flight.
+    watchdog: Watchdog,
+    /// The `event_id` of our `response.create` awaiting `response.created`, to recognise an
+    /// `error` that answers it.
+    pending_create: Option<String>,
+    creates_sent: u64,
+    /// Rounds of tool calls in the current user turn.
+    tool_rounds: u32,
+    /// Responses over `max_tool_rounds`: their calls were not run, and the turn fails at done.
+    over_limit: HashSet<String>,
+    /// Per-response cancellation, a child of the session's token.
+    response_tokens: HashMap<String, CancellationToken>,
+    shutdown: CancellationToken,
+    last_frame: Instant,
+    was_busy: bool,
+    /// Usage, cost, budget and latency (see `accounting`).
+    accounting: Accounting,
+    /// Playback tracking and barge-in decisions (see `barge_in`).
+    barge_in: super::barge_in::BargeIn,
+    /// The server's turn detection answers the user by itself (`create_response`).
+    server_responds: bool,
+}
+
+impl Runner {
+    pub(crate) fn new(
+        config: SessionConfig,
+        ws: WsStream,
+        session_id: String,
+        log: ConversationLog,
+        outbox: Outbox,
+        commands: mpsc::Receiver<Command>,
+    ) -> Self {
+        let dispatcher = Dispatcher::new(
+            config.tools.clone(),
+            config.tool_config.clone(),
+            config.tool_timeout,
+            config.agent.clone(),
+            session_id,
+        );
+        let accounting = Accounting::new(&config);
+        let barge_in = super::barge_in::BargeIn::new(&config.session, config.playback.clone());
+        let prior = config
+            .prior_calls
+            .iter()
+            .map(|call| (call.call_id.clone(), call.output.clone()))
+            .collect();
+        let now = Instant::now();
+        let server_responds = super::barge_in::server_creates_responses(&config.session);
+        Runner {
+            server_responds,
+            accounting,
+            barge_in,
+            budget: ReconnectBudget::new(config.reconnect.clone()),
+            watchdog: Watchdog::new(config.deadlines, now),
+            config,
+            ws,
+            outbox,
+            too_slow: None,
+            commands,
+            deferred: Vec::new(),
+            dispatcher,
+            sequencer: Sequencer::new(),
+            calls: JoinSet::new(),
+            tasks: HashMap::new(),
+            executed: HashSet::new(),
+            prior,
+            seen_calls: HashSet::new(),
+            response_calls: HashMap::new(),
+            finished: HashMap::new(),
+            delivered: HashSet::new(),
+            in_session: HashSet::new(),
+            carry_over: Vec::new(),
+            response_slots: HashMap::new(),
+            log,
+            connected_at: now,
+            rerequests: 0,
+            pending_create: None,
+            creates_sent: 0,
+            tool_rounds: 0,
+            over_limit: HashSet::new(),
+            response_tokens: HashMap::new(),
+            shutdown: CancellationToken::new(),
+            last_frame: now,
+            was_busy: false,
+        }
+    }
+
+    /// Runs the session to its end. `reconciled` are the outputs a resumed conversation's
+    /// hanging calls were given before it was replayed.
+    pub(crate) async fn run(mut self, reconciled: Vec<SessionEvent>) {
+        // What a resumed conversation gained (outputs of hanging calls) goes to the store.
+        self.settle();
+        self.emit_all(reconciled);
+        let reason = loop {
+            let replaced = match self.run_loop().await {
+                Flow::Close(reason) => break reason,
+                Flow::Lost(why) => self.replace_connection(why, false).await,
+                Flow::Rollover(why) => self.replace_connection(why, true).await,
+                Flow::Continue => continue,
+            };
+            if let Err(reason) = replaced {
+                break reason;
+            }
+        };
+        self.shutdown.cancel();
+        self.calls.abort_all();
+        let _ = self.ws.close(None).await;
+        let closing = self.accounting.closing(&reason);
+        self.emit_all(closing);
+        self.outbox
+            .finish(SessionEvent::Closed { reason }, FINAL_EVENTS_WAIT)
+            .await;
+    }
+
+    async fn run_loop(&mut self) -> Flow {
+        let mut keepalive = tokio::time::interval(self.config.keepalive.ping_every);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        keepalive.reset();
+        // Commands that came in while the connection was being replaced.
+        for command in std::mem::take(&mut self.deferred) {
+            let flow = self.on_command(Some(command)).await;
+            if !matches!(flow, Flow::Continue) {
+                return flow;
+            }
+        }
+        loop {
+            // Frames queued outside the loop (a reconnect's replay of outputs) leave now.
+            if let Err(flow) = self.flush().await {
+                return flow;
+            }
+            let deadline = self.watchdog.next_deadline(self.in_flight());
+            let flow = tokio::select! {
+                frame = self.ws.next() => self.on_frame(frame).await,
+                command = self.commands.recv() => self.on_command(command).await,
+                Some(joined) = self.calls.join_next_with_id(), if !self.calls.is_empty() => {
+                    self.on_call_joined(joined).await
+                }
+                () = self.outbox.room(), if self.outbox.has_backlog() => {
+                    self.outbox.drain();
+                    Flow::Continue
+                }
+                () = sleep_until(deadline) => self.on_deadline().await,
+                _ = keepalive.tick() => self.on_keepalive().await,
+            };
+            // Everything this step queued (a response's outputs and its `response.create`)
+            // leaves in one write.
+            if let Err(lost) = self.flush().await
+                && matches!(flow, Flow::Continue)
+            {
+                return lost;
+            }
+            if !matches!(flow, Flow::Continue) {
+                return flow;
+            }
+            if let Some(slow) = self.too_slow {
+                return Flow::Close(slow.into());
+            }
+            self.report_idle();
+            if self.accounting.budget_exhausted() && self.quiet() {
+                return Flow::Close(CloseReason::BudgetExhausted);
+            }
+            if self.connected_at.elapsed() >= self.config.max_session_age && self.quiet() {
+                return Flow::Rollover("the session is near its time limit".into());
+            }
+        }
+    }
+
+    /// Nothing in flight, queued or running.
+    fn quiet(&self) -> bool {
+        self.sequencer.is_quiet() && self.calls.is_empty()
+    }
+
+    /// What the response slot holds, for the watchdog.
+    fn in_flight(&self) -> InFlight<'_> {
+        if let Some(id) = self.sequencer.active_response() {
+            InFlight::Active(id)
+        } else if self.sequencer.create_pending() {
+            InFlight::Requested
+        } else if self.sequencer.response_expected() {
+            InFlight::Expected
+        } else {
+            InFlight::Nothing
+        }
+    }
+
+    /// Adds a completed item to the conversation log (once per key) and hands what is now
+    /// settled to the history sink.
+    fn record(&mut self, key: String, item: Item) {
+        self.log.push(key, item);
+        self.settle();
+    }
+
+    /// Hands the items no open slot holds back any more to the history sink, in order.
+    fn settle(&mut self) {
+        let settled = self.log.take_settled();
+        if let Some(sink) = &self.config.history_sink {
+            for (key, item) in &settled {
+                sink.append(key, item);
+            }
+        }
+    }
+
+    /// Replaces a logged item, in the store too when it was already handed to it.
+    fn replace_item(&mut self, key: &str, item: Item) {
+        if self.log.replace(key, item.clone()) == Some(true)
+            && let Some(sink) = &self.config.history_sink
+        {
+            sink.replace(key, &item);
+        }
+    }
+
+    fn report_idle(&mut self) {
+        let quiet = self.quiet();
+        if quiet && self.was_busy {
+            let accounted = self.accounting.idle();
+            self.emit_all(accounted);
+            self.emit(SessionEvent::Idle);
+        }
+        self.was_busy = !quiet;
+    }
+
+    fn observe(&self, direction: super::Direction, text: &str) {
+        if let Some(observer) = &self.config.observer {
+            observer.frame(direction, text);
+        }
+    }
+
+    /// Something odd that does not stop the session: the app shows it (with `-v`), the log
+    /// keeps it at debug level.
+    fn warn(&mut self, message: &str) {
+        tracing::debug!("{message}");
+        self.emit(SessionEvent::Warning {
+            message: message.to_owned(),
+        });
+    }
+
+    fn emit_all(&mut self, events: Vec<SessionEvent>) {
+        for event in events {
+            self.emit(event);
+        }
+    }
+
+    /// Hands an event to the app without waiting (see [`Outbox`]).
+    fn emit(&mut self, event: SessionEvent) {
+        if let Err(slow) = self.outbox.push(event) {
+            self.too_slow.get_or_insert(slow);
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The function calls of one response, until their outputs are sent.
+#[derive(Debug, Default)]
+struct ResponseCalls {
+    /// Call ids in the order the response listed them.
+    order: Vec<String>,
+    /// The `function_call` items, by call id.
+    items: HashMap<String, Item>,
+    /// `response.done` arrived (or the response was cut off by a drop).
+    done: bool,
+}
+
+/// What the loop does after handling one input.
+pub(crate) enum Flow {
+    /// Carry on.
+    Continue,
+    /// End the session.
+    Close(CloseReason),
+    /// The connection is gone: reconnect and replay.
+    Lost(String),
+    /// Move to a fresh session at this quiet moment (time limit, expiry).
+    Rollover(String),
+}
