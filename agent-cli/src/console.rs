@@ -10,7 +10,7 @@ use std::{
 
 use agent_core::{
     cost::format_usd,
-    session::{CloseReason, SessionEvent},
+    session::{CloseReason, NotRun, SessionEvent},
 };
 
 /// The longest tool argument or result shown on one line.
@@ -91,6 +91,22 @@ impl Console {
                     ),
                 }
             }
+            SessionEvent::ToolCallNotRun {
+                name, why, output, ..
+            } => {
+                self.end_reply();
+                let why = match why {
+                    NotRun::AlreadyRan => "already ran before; its stored output was reused",
+                    NotRun::Interrupted => "was interrupted by a crash; not run again",
+                    NotRun::ToolRoundLimit => "not run: max_tool_rounds reached",
+                    _ => "not run",
+                };
+                println!("  ↺ {name} {why}: {}", shorten(output));
+            }
+            SessionEvent::TurnFailed { failure } => {
+                self.end_reply();
+                eprintln!("! the turn did not complete: {failure}");
+            }
             SessionEvent::ResponseDone { status, .. } => {
                 if status != "completed" {
                     self.end_reply();
@@ -160,19 +176,8 @@ impl Console {
             }
             SessionEvent::Closed { reason } => {
                 self.end_reply();
-                match reason {
-                    CloseReason::Requested => {}
-                    CloseReason::Fatal { code, message } => eprintln!(
-                        "session ended: {message}{}",
-                        code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default()
-                    ),
-                    CloseReason::ConnectionLost { message } => {
-                        eprintln!("session ended: connection lost: {message}")
-                    }
-                    CloseReason::BudgetExhausted => {
-                        eprintln!("session ended: the spending limit was reached")
-                    }
-                    other => eprintln!("session ended: {other:?}"),
+                if *reason != CloseReason::Requested {
+                    eprintln!("session ended: {reason}");
                 }
             }
             _ => {}

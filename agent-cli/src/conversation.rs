@@ -26,6 +26,11 @@ pub struct Conversation {
 /// How long one turn may take before the run gives up on it.
 pub const TURN_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// A turn ended without a complete answer; the session goes on.
+#[derive(Debug, thiserror::Error)]
+#[error("the turn did not complete: {0}")]
+pub struct TurnFailed(pub String);
+
 impl Conversation {
     /// Connects the agent and waits until the server confirmed its configuration.
     pub async fn start(
@@ -78,6 +83,7 @@ impl Conversation {
 
     async fn until_idle(&mut self) -> anyhow::Result<ObservedTurn> {
         let mut observed = ObservedTurn::default();
+        let failures_before = self.stats.turn_failures.len();
         loop {
             let Some(event) = self.session.events.recv().await else {
                 bail!("the session ended unexpectedly");
@@ -98,10 +104,15 @@ impl Conversation {
                     is_error: result.is_err(),
                     output: result.unwrap_or_else(|err| err),
                 }),
-                SessionEvent::Idle => return Ok(observed),
+                SessionEvent::Idle => {
+                    if let Some(failure) = self.stats.turn_failures.get(failures_before) {
+                        return Err(TurnFailed(failure.clone()).into());
+                    }
+                    return Ok(observed);
+                }
                 SessionEvent::Closed { reason } => {
                     self.closed = Some(reason.clone());
-                    bail!("the session ended: {reason:?}");
+                    bail!("the session ended: {reason}");
                 }
                 _ => {}
             }
@@ -127,13 +138,14 @@ impl Conversation {
         &mut self.session
     }
 
-    /// Closes the session, waits for it to wind down, and returns what it used.
-    pub async fn close(mut self) -> SessionStats {
+    /// Closes the session, waits (at most `within`) for it to wind down, and returns what it
+    /// used.
+    pub async fn close(mut self, within: Duration) -> SessionStats {
         if self.closed.is_some() {
             return self.stats;
         }
-        let _ = self.session.handle.close().await;
         let wait = async {
+            let _ = self.session.handle.close().await;
             while let Some(event) = self.session.events.recv().await {
                 let last = matches!(event, SessionEvent::Closed { .. });
                 self.render(&event);
@@ -142,7 +154,7 @@ impl Conversation {
                 }
             }
         };
-        let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+        let _ = tokio::time::timeout(within, wait).await;
         self.stats
     }
 }

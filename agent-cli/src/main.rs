@@ -12,6 +12,7 @@ mod console;
 mod conversation;
 mod persist;
 mod summary;
+mod terminal;
 mod transcript;
 mod voice;
 
@@ -25,6 +26,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// More output: warnings and per-response cost (-v), and the library's log at info (-v)
+    /// or debug (-vv) level. RUST_LOG overrides the log level.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,9 +54,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let verbose = cli.verbose > 0;
     let result = match cli.command {
-        Command::Run(args) => cmd::run::run(args),
-        Command::Test(args) => cmd::test::run(args),
+        Command::Run(args) => cmd::run::run(args, verbose),
+        Command::Test(args) => cmd::test::run(args, verbose),
         Command::Check(args) => cmd::check::run(args),
         Command::Schema => cmd::schema::run(),
         Command::Mock(args) => cmd::mock::run(args),
@@ -66,4 +73,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Sends the library's `tracing` output (retries, history and trace write errors) to stderr:
+/// warnings and errors by default, more with `-v`/`-vv`, or whatever `RUST_LOG` says.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
 }

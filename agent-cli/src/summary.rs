@@ -7,7 +7,7 @@
 use agent_core::{
     cost::{ChargeSource, CostReport, CostSettings, TokenCounts, UsageTotals, format_usd},
     latency::LatencySummary,
-    session::SessionEvent,
+    session::{CloseReason, SessionEvent},
 };
 
 /// What one session used and how fast it was.
@@ -19,6 +19,10 @@ pub struct SessionStats {
     pub latency: LatencySummary,
     /// The budget was reached.
     pub budget_exhausted: bool,
+    /// Why each turn that did not complete failed, in order.
+    pub turn_failures: Vec<String>,
+    /// Why the session ended, once it did.
+    pub closed: Option<CloseReason>,
 }
 
 impl SessionStats {
@@ -28,8 +32,21 @@ impl SessionStats {
             SessionEvent::Cost(report) => self.usage = report.session.clone(),
             SessionEvent::TurnLatency(turn) => self.latency.add(turn),
             SessionEvent::BudgetExhausted { .. } => self.budget_exhausted = true,
+            SessionEvent::TurnFailed { failure } => self.turn_failures.push(failure.to_string()),
+            SessionEvent::Closed { reason } => self.closed = Some(reason.clone()),
             _ => {}
         }
+    }
+
+    /// What keeps the session from counting as a success: its failed turns, and an end the
+    /// app did not ask for (the budget running out is a limit doing its job, not a failure).
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = self.turn_failures.clone();
+        match &self.closed {
+            None | Some(CloseReason::Requested | CloseReason::BudgetExhausted) => {}
+            Some(reason) => problems.push(format!("the session ended: {reason}")),
+        }
+        problems
     }
 }
 

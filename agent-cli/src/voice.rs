@@ -34,6 +34,7 @@ use crate::{
     audio_io::{self, AudioArgs, StreamOptions, WavSink},
     console::Console,
     conversation::{Conversation, TURN_TIMEOUT},
+    persist::{HistoryArgs, Persistence},
     summary::RunSummary,
     transcript::TranscriptView,
 };
@@ -62,6 +63,7 @@ pub async fn run(
     audio: &AudioArgs,
     observer: Option<Arc<dyn WireObserver>>,
     verbose: bool,
+    history: &HistoryArgs,
 ) -> anyhow::Result<ExitCode> {
     let transcription = agent.spec().kind == AgentKind::Transcription;
     if transcription && audio.output_audio.is_some() {
@@ -107,9 +109,16 @@ pub async fn run(
         output_format,
     };
     let mut summary = RunSummary::default();
+    let mut failed = Vec::new();
     match target {
         Target::Offline(scenarios) => {
-            for scenario in &scenarios {
+            for (scenario, skip, persistence) in
+                crate::persist::offline_plan(&scenarios, history, agent)?
+            {
+                let persistence = match persistence {
+                    Some(p) => Some(p),
+                    None => history.open(agent)?,
+                };
                 let server = ScriptedServer::start(ServerConfig::new(scenario.clone()))
                     .context("cannot start the scripted server on 127.0.0.1")?;
                 let overrides = ConnectOverrides {
@@ -117,16 +126,27 @@ pub async fn run(
                     key_optional: true,
                 };
                 println!("── scenario: {} ──", scenario.name);
-                let stats = setup
-                    .play(&overrides, Some(scenario), input.clone())
-                    .await?;
-                summary.add(&stats);
+                let played = setup
+                    .play(
+                        &overrides,
+                        Some(&scenario),
+                        skip,
+                        input.clone(),
+                        persistence.as_ref(),
+                    )
+                    .await;
                 server.shutdown().await;
+                let stats = finish(played, persistence, &mut failed).await?;
+                summary.add(&stats);
                 println!();
             }
         }
         Target::Live(overrides) => {
-            let stats = setup.play(&overrides, None, input).await?;
+            let persistence = history.open(agent)?;
+            let played = setup
+                .play(&overrides, None, 0, input, persistence.as_ref())
+                .await;
+            let stats = finish(played, persistence, &mut failed).await?;
             summary.add(&stats);
         }
     }
@@ -147,7 +167,30 @@ pub async fn run(
             summary.render(&agent.spec().model, &agent.cost_settings()?)
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(crate::cmd::run::report_failures(&failed))
+}
+
+/// Ends one played session: its history is flushed and released, and what kept it from
+/// succeeding is added to `failed`.
+async fn finish(
+    played: anyhow::Result<crate::summary::SessionStats>,
+    persistence: Option<Persistence>,
+    failed: &mut Vec<String>,
+) -> anyhow::Result<crate::summary::SessionStats> {
+    let stored = match persistence {
+        Some(p) => {
+            let id = p.id.clone();
+            p.finish(Duration::from_secs(10)).await?;
+            Some(id)
+        }
+        None => None,
+    };
+    let stats = played?;
+    failed.extend(stats.problems());
+    if let Some(id) = stored {
+        println!("(conversation stored as {id}; continue it with --resume {id})");
+    }
+    Ok(stats)
 }
 
 fn output_format(session: &agent_core::protocol::Session) -> AudioFormat {
@@ -231,21 +274,35 @@ impl Setup<'_> {
         }
     }
 
-    /// One session: scripted turns and audio, until done.
+    /// One session: scripted turns (from turn `skip`, for a resumed conversation) and audio,
+    /// until done; stored in `persistence` when there is one.
     async fn play(
         &self,
         overrides: &ConnectOverrides,
         scenario: Option<&Scenario>,
+        skip: usize,
         input: Option<WavAudio>,
+        persistence: Option<&Persistence>,
     ) -> anyhow::Result<crate::summary::SessionStats> {
-        let config = self.config(overrides)?;
+        let mut config = self.config(overrides)?;
+        if let Some(p) = persistence {
+            p.apply(&mut config);
+            if p.resumed_items() > 0 {
+                eprintln!(
+                    "resuming {}: {} item(s) restored, continuing at turn {}",
+                    p.id,
+                    p.resumed_items(),
+                    skip + 1
+                );
+            }
+        }
         let expect = Self::expect(&config);
         let format = input_format(&config);
         let console = (!self.transcription).then(|| Console::new(self.verbose));
         let mut conversation = Conversation::start_with(config, console).await?;
         conversation.tap = Some(self.tap());
         let turns = scenario.map(|s| s.turns.as_slice()).unwrap_or_default();
-        let mut next = 0;
+        let mut next = skip.min(turns.len());
         // The model speaks first: play those turns before any audio.
         while turns.get(next).is_some_and(|t| t.user.is_none()) {
             conversation.turn(None).await?;
@@ -302,7 +359,7 @@ impl Setup<'_> {
                 turns.len() - next
             );
         }
-        Ok(conversation.close().await)
+        Ok(conversation.close(std::time::Duration::from_secs(5)).await)
     }
 
     /// Feeds every event to the output file and, for transcription agents, the transcript.
@@ -330,15 +387,20 @@ impl Setup<'_> {
 /// Live runs go on with typed input after the audio (piped input works too): one turn per
 /// line, until the end of the input.
 async fn typed_turns(conversation: &mut Conversation) -> anyhow::Result<()> {
-    use tokio::io::AsyncBufReadExt as _;
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         eprintln!("type a message and press Enter; Ctrl-D to quit.");
     }
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    while let Some(line) = lines.next_line().await? {
+    let mut lines = crate::terminal::stdin_lines();
+    while let Some(line) = lines.recv().await {
         let line = line.trim();
         if !line.is_empty() {
-            conversation.turn(Some(line)).await?;
+            match conversation.turn(Some(line)).await {
+                // Counted in the session's stats; the conversation goes on.
+                Err(err) if err.is::<crate::conversation::TurnFailed>() => {}
+                other => {
+                    other?;
+                }
+            }
         }
     }
     Ok(())
@@ -387,7 +449,7 @@ pub async fn transcribe_scenario(
         }
     }));
     speak(&mut conversation, speech, options, expect).await?;
-    conversation.close().await;
+    conversation.close(std::time::Duration::from_secs(5)).await;
     let transcripts = transcripts
         .lock()
         .unwrap_or_else(|e| e.into_inner())

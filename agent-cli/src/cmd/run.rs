@@ -5,6 +5,7 @@ use std::{
     path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
+    time::Duration,
 };
 
 use agent_core::{
@@ -17,7 +18,6 @@ use agent_testkit::{
     server::{ScriptedServer, ServerConfig},
 };
 use anyhow::{Context, bail};
-use tokio::io::AsyncBufReadExt;
 
 use crate::{console::Console, conversation::Conversation, summary::RunSummary};
 
@@ -42,9 +42,6 @@ pub struct RunArgs {
     /// Include audio payloads in the trace.
     #[arg(long, requires = "trace")]
     pub trace_audio: bool,
-    /// Show warnings such as skipped malformed frames, and each response's tokens and cost.
-    #[arg(long, short)]
-    pub verbose: bool,
     /// A price table (TOML, like agent-core/prices.toml) merged over the published prices;
     /// overrides `price_table` under [limits].
     #[arg(long, value_name = "FILE.toml", env = "AGENT_PRICES")]
@@ -57,8 +54,15 @@ pub struct RunArgs {
     pub history: crate::persist::HistoryArgs,
 }
 
-/// Runs the agent.
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+/// How long closing down may take once the user pressed Ctrl-C: the session's goodbye and
+/// the history's last writes, so the process ends within about a second.
+const INTERRUPTED_CLOSE: Duration = Duration::from_millis(800);
+/// How long the history's last writes may take at the end of a normal run.
+const FINISH_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs the agent. Exit code 0 means every turn completed; any other code comes with the
+/// reason on stderr (130 after Ctrl-C).
+pub fn run(args: RunArgs, verbose: bool) -> anyhow::Result<ExitCode> {
     let mut agent = super::load_agent(&args.file)?;
     if let Some(prices) = &args.prices {
         let path = std::path::absolute(prices)
@@ -75,44 +79,45 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let runtime = super::runtime()?;
-    if args.audio.wanted() || agent.spec().kind == agent_core::agent::AgentKind::Transcription {
-        let target = if args.offline {
-            crate::voice::Target::Offline(load_scenarios(&args.file, args.scenario.as_deref())?)
+    let result = runtime.block_on(async {
+        if args.audio.wanted() || agent.spec().kind == agent_core::agent::AgentKind::Transcription {
+            let target = if args.offline {
+                crate::voice::Target::Offline(load_scenarios(&args.file, args.scenario.as_deref())?)
+            } else {
+                crate::voice::Target::Live(live_overrides(&args))
+            };
+            crate::voice::run(
+                &agent,
+                target,
+                &args.audio,
+                observer,
+                verbose,
+                &args.history,
+            )
+            .await
+        } else if args.offline {
+            let scenarios = load_scenarios(&args.file, args.scenario.as_deref())?;
+            offline(&agent, &scenarios, observer, verbose, &args.history).await
         } else {
-            crate::voice::Target::Live(ConnectOverrides {
-                key_optional: args.url.as_deref().is_some_and(is_loopback_url),
-                url: args.url.clone(),
-            })
-        };
-        return runtime.block_on(crate::voice::run(
-            &agent,
-            target,
-            &args.audio,
-            observer,
-            args.verbose,
-        ));
-    }
-    if args.offline {
-        let scenarios = load_scenarios(&args.file, args.scenario.as_deref())?;
-        runtime.block_on(offline(
-            &agent,
-            &scenarios,
-            observer,
-            args.verbose,
-            &args.history,
-        ))
-    } else {
-        let overrides = ConnectOverrides {
-            key_optional: args.url.as_deref().is_some_and(is_loopback_url),
-            url: args.url.clone(),
-        };
-        runtime.block_on(live(
-            &agent,
-            &overrides,
-            observer,
-            args.verbose,
-            &args.history,
-        ))
+            live(
+                &agent,
+                &live_overrides(&args),
+                observer,
+                verbose,
+                &args.history,
+            )
+            .await
+        }
+    });
+    // Nothing the run left behind (a stdin reader, a slow disk) may hold the process.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+fn live_overrides(args: &RunArgs) -> ConnectOverrides {
+    ConnectOverrides {
+        key_optional: args.url.as_deref().is_some_and(is_loopback_url),
+        url: args.url.clone(),
     }
 }
 
@@ -154,25 +159,13 @@ async fn offline(
     history: &crate::persist::HistoryArgs,
 ) -> anyhow::Result<ExitCode> {
     let mut summary = RunSummary::default();
-    // A resumed conversation continues the scenario it started, from its next turn.
-    let resumed = match &history.resume {
-        Some(_) => {
-            let persistence = history.open(agent)?;
-            let said = persistence
-                .as_ref()
-                .map(crate::persist::Persistence::resumed_user_texts)
-                .unwrap_or_default();
-            let (scenario, done) = crate::persist::continue_point(scenarios, &said)?;
-            Some((scenario, done, persistence))
-        }
-        None => None,
-    };
-    let plan: Vec<(Scenario, usize)> = match &resumed {
-        Some((scenario, done, _)) => vec![(scenario.clone(), *done)],
-        None => scenarios.iter().map(|s| (s.clone(), 0)).collect(),
-    };
-    let mut resumed_store = resumed.and_then(|(_, _, p)| p);
-    for (scenario, skip) in &plan {
+    let plan = crate::persist::offline_plan(scenarios, history, agent)?;
+    let mut failed = Vec::new();
+    for (scenario, skip, persistence) in plan {
+        let persistence = match persistence {
+            Some(p) => Some(p),
+            None => history.open(agent)?,
+        };
         let server = ScriptedServer::start(ServerConfig::new(scenario.clone()))
             .context("cannot start the scripted server on 127.0.0.1")?;
         let overrides = ConnectOverrides {
@@ -181,11 +174,6 @@ async fn offline(
         };
         let mut console = Console::new(verbose);
         console.note(&format!("── scenario: {} ──", scenario.name));
-        let persistence = match resumed_store.take() {
-            Some(p) => Some(p),
-            None if history.resume.is_some() => None,
-            None => history.open(agent)?,
-        };
         let mut config = agent.session_config(&overrides, observer.clone())?;
         if let Some(p) = &persistence {
             p.apply(&mut config);
@@ -199,20 +187,35 @@ async fn offline(
             }
         }
         let mut conversation = Conversation::start_with(config, Some(console)).await?;
-        for turn in scenario.turns.iter().skip(*skip) {
+        for (index, turn) in scenario.turns.iter().enumerate().skip(skip) {
             if conversation.stats.budget_exhausted {
                 if let Some(console) = &mut conversation.console {
                     console.note("(the budget is spent: the rest of this scenario is skipped)");
                 }
                 break;
             }
-            conversation.turn(turn.user.as_deref()).await?;
+            if let Err(err) = conversation.turn(turn.user.as_deref()).await {
+                // A failed turn is in the session's stats already; the scenario goes on.
+                if err
+                    .downcast_ref::<crate::conversation::TurnFailed>()
+                    .is_none()
+                {
+                    failed.push(format!(
+                        "scenario `{}`, turn {}: {err:#}",
+                        scenario.name,
+                        index + 1
+                    ));
+                    break;
+                }
+            }
         }
-        summary.add(&conversation.close().await);
+        let stats = conversation.close(Duration::from_secs(5)).await;
+        failed.extend(stats.problems());
+        summary.add(&stats);
         server.shutdown().await;
         if let Some(p) = persistence {
             let id = p.id.clone();
-            p.finish().await?;
+            p.finish(FINISH_WAIT).await?;
             println!("(conversation stored as {id}; continue it with --resume {id})");
         }
         println!();
@@ -221,7 +224,22 @@ async fn offline(
         "{}",
         summary.render(&agent.spec().model, &agent.cost_settings()?)
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(report_failures(&failed))
+}
+
+/// Prints why the run did not fully succeed; exit code 0 only when nothing failed.
+pub fn report_failures(failed: &[String]) -> ExitCode {
+    if failed.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "error: {} turn(s) or session(s) did not complete:",
+        failed.len()
+    );
+    for problem in failed {
+        eprintln!("  - {problem}");
+    }
+    ExitCode::FAILURE
 }
 
 async fn live(
@@ -240,81 +258,108 @@ async fn live(
             eprintln!("resuming {}: {} item(s) restored", p.id, p.resumed_items());
         }
     }
-    let mut conversation = Conversation::start_with(config, Some(Console::new(verbose))).await?;
+    let mut interrupts = crate::terminal::interrupts();
+    let conversation = tokio::select! {
+        started = Conversation::start_with(config, Some(Console::new(verbose))) => started?,
+        _ = interrupts.recv() => {
+            eprintln!("\ninterrupted while connecting");
+            if let Some(p) = persistence {
+                let _ = p.finish(INTERRUPTED_CLOSE).await;
+            }
+            return Ok(ExitCode::from(crate::terminal::INTERRUPTED));
+        }
+    };
     if interactive {
         eprintln!(
             "connected as `{}`. Type a message and press Enter; Ctrl-C or Ctrl-D to quit.",
             agent.name()
         );
     }
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let mut stdin_open = true;
-    let mut busy = false;
-    let mut failed = false;
-    loop {
-        let session = conversation.session_mut();
-        tokio::select! {
-            line = lines.next_line(), if stdin_open => match line {
-                Ok(Some(line)) => {
-                    let line = line.trim().to_owned();
-                    if line.is_empty() {
-                        continue;
-                    }
-                    busy = true;
-                    if session.handle.send_text(line).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(None) | Err(_) => {
-                    stdin_open = false;
-                    if !busy {
-                        break;
-                    }
-                }
-            },
-            event = session.events.recv() => {
-                let Some(event) = event else { break };
-                conversation.render(&event);
-                match event {
-                    SessionEvent::Idle => {
-                        busy = false;
-                        if !stdin_open {
-                            break;
-                        }
-                    }
-                    SessionEvent::Closed { reason } => {
-                        failed = !matches!(
-                            reason,
-                            agent_core::session::CloseReason::Requested
-                                | agent_core::session::CloseReason::BudgetExhausted
-                        );
-                        break;
-                    }
-                    _ => {}
-                }
-            },
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("\nclosing the session…");
-                break;
-            }
-        }
-    }
+    let mut conversation = conversation;
+    let lines = crate::terminal::stdin_lines();
+    let interrupted = converse(&mut conversation, lines, &mut interrupts).await;
+    let close_wait = if interrupted {
+        INTERRUPTED_CLOSE
+    } else {
+        Duration::from_secs(5)
+    };
+    let stats = conversation.close(close_wait).await;
+    let mut failed = stats.problems();
     let mut summary = RunSummary::default();
-    summary.add(&conversation.close().await);
+    summary.add(&stats);
     print!(
         "{}",
         summary.render(&agent.spec().model, &agent.cost_settings()?)
     );
     if let Some(p) = persistence {
         let id = p.id.clone();
-        p.finish().await?;
-        eprintln!("conversation stored as {id}; continue it with --resume {id}");
+        let wait = if interrupted {
+            INTERRUPTED_CLOSE
+        } else {
+            FINISH_WAIT
+        };
+        match p.finish(wait).await {
+            Ok(()) => eprintln!("conversation stored as {id}; continue it with --resume {id}"),
+            Err(err) => failed.push(format!("{err:#}")),
+        }
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    if interrupted {
+        eprintln!("interrupted: the run was stopped with Ctrl-C");
+        return Ok(ExitCode::from(crate::terminal::INTERRUPTED));
+    }
+    Ok(report_failures(&failed))
+}
+
+/// Sends each line of input as a user turn and renders the session until the input ends and
+/// the conversation is quiet, the session closes, or Ctrl-C. Returns whether it was Ctrl-C.
+async fn converse(
+    conversation: &mut Conversation,
+    mut lines: tokio::sync::mpsc::Receiver<String>,
+    interrupts: &mut tokio::sync::mpsc::Receiver<()>,
+) -> bool {
+    let mut stdin_open = true;
+    let mut busy = false;
+    loop {
+        let session = conversation.session_mut();
+        tokio::select! {
+            line = lines.recv(), if stdin_open => match line {
+                Some(line) => {
+                    let line = line.trim().to_owned();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    busy = true;
+                    if session.handle.send_text(line).await.is_err() {
+                        return false;
+                    }
+                }
+                None => {
+                    stdin_open = false;
+                    if !busy {
+                        return false;
+                    }
+                }
+            },
+            event = session.events.recv() => {
+                let Some(event) = event else { return false };
+                conversation.render(&event);
+                match event {
+                    SessionEvent::Idle => {
+                        busy = false;
+                        if !stdin_open {
+                            return false;
+                        }
+                    }
+                    SessionEvent::Closed { .. } => return false,
+                    _ => {}
+                }
+            },
+            _ = interrupts.recv() => {
+                eprintln!("\nclosing the session…");
+                return true;
+            }
+        }
+    }
 }
 
 /// Whether `url` points at this machine, where servers usually need no key.

@@ -16,13 +16,11 @@ pub struct TestArgs {
     /// Run only the scenario with this name.
     #[arg(long)]
     pub scenario: Option<String>,
-    /// Show the conversations, not only the results.
-    #[arg(long, short)]
-    pub verbose: bool,
 }
 
-/// Runs the scenarios; exit code 1 when any expectation fails.
-pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
+/// Runs the scenarios; exit code 1 when any expectation fails. `verbose` shows the
+/// conversations, not only the results.
+pub fn run(args: TestArgs, verbose: bool) -> anyhow::Result<ExitCode> {
     let agent = super::load_agent(&args.file)?;
     let scenarios = super::run::load_scenarios(&args.file, args.scenario.as_deref())?;
     let runtime = super::runtime()?;
@@ -40,8 +38,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
             if scenario.transcription {
                 // Spoken with synthetic speech; each turn's transcript must be its `user` text.
                 let (p, f) =
-                    crate::voice::check_transcription(&agent, &overrides, scenario, args.verbose)
-                        .await;
+                    crate::voice::check_transcription(&agent, &overrides, scenario, verbose).await;
                 passed += p;
                 failed += f;
                 for violation in server.violations().await {
@@ -51,7 +48,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
                 server.shutdown().await;
                 continue;
             }
-            let console = args.verbose.then(|| Console::new(true));
+            let console = verbose.then(|| Console::new(true));
             let mut conversation = Conversation::start(&agent, &overrides, None, console).await?;
             for (index, turn) in scenario.turns.iter().enumerate() {
                 let observed = match conversation.turn(turn.user.as_deref()).await {
@@ -79,7 +76,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            conversation.close().await;
+            conversation.close(std::time::Duration::from_secs(5)).await;
             let violations = server.violations().await;
             for violation in &violations {
                 failed += 1;

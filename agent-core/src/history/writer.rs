@@ -335,6 +335,22 @@ impl crate::session::HistorySink for ConversationWriter {
     fn replace(&self, key: &str, item: &Item) {
         drop(ConversationWriter::replace(self, key, item));
     }
+
+    /// Resolves once the "started" record is in SQLite's write-ahead log; a call that already
+    /// had a record (the same call seen again) is fine too.
+    fn call_started(
+        &self,
+        call_id: &str,
+        name: &str,
+        arguments: &str,
+    ) -> crate::session::DurableWrite {
+        let pending = ConversationWriter::call_started(self, call_id, name, arguments);
+        Box::pin(async move { pending.await.map(drop).map_err(|error| error.to_string()) })
+    }
+
+    fn call_finished(&self, call_id: &str, output: &str) {
+        drop(ConversationWriter::call_finished(self, call_id, output));
+    }
 }
 
 /// The result of a queued history operation: await it, or drop it to fire and forget.

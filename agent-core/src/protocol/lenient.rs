@@ -77,7 +77,9 @@ pub(crate) fn response_done(text: &str) -> Option<super::server_event::ResponseD
                     Some(parsed)
                 }
                 Err(error) => {
-                    malformed.push(format!("usage {usage} is not readable ({error}); its tokens are not counted"));
+                    malformed.push(format!(
+                        "usage {usage} is not readable ({error}); its tokens are not counted"
+                    ));
                     None
                 }
             }
@@ -91,13 +93,18 @@ pub(crate) fn response_done(text: &str) -> Option<super::server_event::ResponseD
             .filter_map(|(i, item)| match super::item::Item::deserialize(item) {
                 Ok(item) => Some(item),
                 Err(error) => {
-                    malformed.push(format!("output[{i}] is not an item ({error}); it was left out"));
+                    malformed.push(format!(
+                        "output[{i}] is not an item ({error}); it was left out"
+                    ));
                     None
                 }
             })
             .collect(),
         Some(other) => {
-            malformed.push(format!("output is {} instead of a list of items; it was left out", kind(other)));
+            malformed.push(format!(
+                "output is {} instead of a list of items; it was left out",
+                kind(other)
+            ));
             Vec::new()
         }
     };
@@ -166,7 +173,9 @@ mod tests {
     use super::*;
 
     fn done(response: Value) -> super::super::server_event::ResponseDone {
-        let text = serde_json::json!({"type": "response.done", "event_id": "e1", "response": response}).to_string();
+        let text =
+            serde_json::json!({"type": "response.done", "event_id": "e1", "response": response})
+                .to_string();
         match super::super::ServerEvent::decode(&text).unwrap() {
             super::super::ServerEvent::ResponseDone(done) => done,
             other => panic!("{other:?}"),
@@ -175,19 +184,38 @@ mod tests {
 
     #[test]
     fn a_malformed_response_done_keeps_its_id_and_status() {
-        let floats = done(serde_json::json!({"id": "r1", "status": "completed", "output": [],
-            "usage": {"total_tokens": 30.0, "input_tokens": 10.0, "output_tokens": 20.0}}));
+        let floats = done(
+            serde_json::json!({"id": "r1", "status": "completed", "output": [],
+            "usage": {"total_tokens": 30.0, "input_tokens": 10.0, "output_tokens": 20.0}}),
+        );
         assert_eq!(floats.response.id, "r1");
-        assert_eq!(floats.response.usage.as_ref().map(|u| u.input_tokens), Some(10));
+        assert_eq!(
+            floats.response.usage.as_ref().map(|u| u.input_tokens),
+            Some(10)
+        );
         assert_eq!(floats.malformed.len(), 3, "{:?}", floats.malformed);
-        assert!(floats.malformed.contains(&"usage.input_tokens is not an integer (10.0); read as 10".to_owned()));
+        assert!(
+            floats
+                .malformed
+                .contains(&"usage.input_tokens is not an integer (10.0); read as 10".to_owned())
+        );
 
-        let negative = done(serde_json::json!({"id": "r2", "status": "completed", "output": [],
-            "usage": {"total_tokens": 5, "input_tokens": -5, "output_tokens": 10}}));
-        assert_eq!(negative.response.usage.as_ref().map(|u| u.input_tokens), Some(0));
-        assert_eq!(negative.malformed, ["usage.input_tokens is negative (-5); counted as 0"]);
+        let negative = done(
+            serde_json::json!({"id": "r2", "status": "completed", "output": [],
+            "usage": {"total_tokens": 5, "input_tokens": -5, "output_tokens": 10}}),
+        );
+        assert_eq!(
+            negative.response.usage.as_ref().map(|u| u.input_tokens),
+            Some(0)
+        );
+        assert_eq!(
+            negative.malformed,
+            ["usage.input_tokens is negative (-5); counted as 0"]
+        );
 
-        let not_a_list = done(serde_json::json!({"id": "r3", "status": "cancelled", "output": "oops", "usage": "n/a"}));
+        let not_a_list = done(
+            serde_json::json!({"id": "r3", "status": "cancelled", "output": "oops", "usage": "n/a"}),
+        );
         assert_eq!(not_a_list.response.id, "r3");
         assert_eq!(
             not_a_list.response.status,

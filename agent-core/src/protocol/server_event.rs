@@ -1076,7 +1076,9 @@ impl ServerEvent {
         let event_type = peek::event_type(text)?;
         match ServerEvent::decode_known(&event_type, text) {
             Some(Err(source)) if event_type == "response.done" => {
-                super::lenient::response_done(text).ok_or_else(|| DecodeError::from_payload(&event_type, source)).map(ServerEvent::ResponseDone)
+                super::lenient::response_done(text)
+                    .ok_or_else(|| DecodeError::from_payload(&event_type, source))
+                    .map(ServerEvent::ResponseDone)
             }
             Some(Ok(ServerEvent::TranscriptionSessionUpdated(mut event))) => {
                 // The legacy event's session has no `type`; it is a transcription session.

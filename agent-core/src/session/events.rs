@@ -235,9 +235,14 @@ impl std::fmt::Display for CloseReason {
                 code: Some(code),
                 message,
             } => write!(f, "{message} ({code})"),
-            CloseReason::Fatal { code: None, message } => write!(f, "{message}"),
+            CloseReason::Fatal {
+                code: None,
+                message,
+            } => write!(f, "{message}"),
             CloseReason::ConnectionLost { message } => write!(f, "connection lost: {message}"),
-            CloseReason::BudgetExhausted => write!(f, "the spending limit (max_cost_usd) was reached"),
+            CloseReason::BudgetExhausted => {
+                write!(f, "the spending limit was reached (max_cost_usd)")
+            }
             CloseReason::ConsumerTooSlow { waiting } => write!(
                 f,
                 "event consumer too slow: {waiting} events were waiting to be read, so the session ended rather than drop any"

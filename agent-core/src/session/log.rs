@@ -98,7 +98,10 @@ impl ConversationLog {
             if entry.item.is_some() {
                 return false;
             }
-            entry.server_id = entry.server_id.take().or_else(|| item.id().map(str::to_owned));
+            entry.server_id = entry
+                .server_id
+                .take()
+                .or_else(|| item.id().map(str::to_owned));
             entry.item = Some(item);
             return true;
         }
@@ -114,7 +117,12 @@ impl ConversationLog {
     /// Reserves the place of an announced item that has not completed: right after the item
     /// whose server id is `after` (the event's `previous_item_id`) when the log holds it, at
     /// the end otherwise. Does nothing when `key` is already there.
-    pub fn reserve(&mut self, key: impl Into<String>, server_id: Option<&str>, after: Option<&str>) {
+    pub fn reserve(
+        &mut self,
+        key: impl Into<String>,
+        server_id: Option<&str>,
+        after: Option<&str>,
+    ) {
         let key = key.into();
         if self.keys.contains(&key) {
             return;
@@ -138,7 +146,12 @@ impl ConversationLog {
     }
 
     /// Adds `item` at its place in the server's order (see [`reserve`](Self::reserve)).
-    pub fn insert_after(&mut self, key: impl Into<String>, item: Item, after: Option<&str>) -> bool {
+    pub fn insert_after(
+        &mut self,
+        key: impl Into<String>,
+        item: Item,
+        after: Option<&str>,
+    ) -> bool {
         let key = key.into();
         self.reserve(key.clone(), item.id(), after);
         self.push(key, item)
@@ -448,10 +461,16 @@ mod tests {
     #[test]
     fn hanging_calls_of_a_resumed_conversation_get_an_output() {
         let mut log = ConversationLog::from_items([
-            ("call:c1".to_owned(), Item::function_call("c1", "book", "{}")),
+            (
+                "call:c1".to_owned(),
+                Item::function_call("c1", "book", "{}"),
+            ),
             ("call:c2".to_owned(), Item::function_call("c2", "pay", "{}")),
             ("call:c3".to_owned(), Item::function_call("c3", "ok", "{}")),
-            ("output:c3".to_owned(), Item::function_call_output("c3", "done")),
+            (
+                "output:c3".to_owned(),
+                Item::function_call_output("c3", "done"),
+            ),
         ]);
         let prior = [super::super::PriorCall {
             call_id: "c1".into(),
@@ -463,7 +482,12 @@ mod tests {
         let settled = log.take_settled();
         assert_eq!(settled[0].1, Item::function_call_output("c1", "booked"));
         let interrupted = serde_json::to_value(&settled[1].1).unwrap();
-        assert!(interrupted["output"].as_str().unwrap().contains("interrupted"));
+        assert!(
+            interrupted["output"]
+                .as_str()
+                .unwrap()
+                .contains("interrupted")
+        );
         assert!(reconcile_calls(&mut log, &prior).is_empty());
     }
 

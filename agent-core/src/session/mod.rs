@@ -37,9 +37,9 @@ pub use events::{CloseReason, NotRun, SessionEvent, TurnFailure};
 pub use log::{ConversationLog, DurableWrite, HistorySink};
 pub use outbox::EventBuffer;
 pub use reconnect::{ReconnectBudget, ReconnectPolicy};
-pub use watchdog::ResponseDeadlines;
 pub use secret::Secret;
 pub use transport::{ConnectOptions, TransportError};
+pub use watchdog::ResponseDeadlines;
 
 use crate::{
     protocol::{ClientEvent, EncodeError, Session as SessionConfigWire},

@@ -214,7 +214,11 @@ mod tests {
         let mut budget = ReconnectBudget::new(policy(1));
         let t = Instant::now();
         assert!(budget.take(t, false, 0.5).is_ok());
-        assert!(budget.take(t + Duration::from_secs(30), false, 0.5).is_err());
+        assert!(
+            budget
+                .take(t + Duration::from_secs(30), false, 0.5)
+                .is_err()
+        );
         assert!(budget.take(t + Duration::from_secs(61), false, 0.5).is_ok());
     }
 

@@ -163,7 +163,10 @@ mod tests {
         let t = Instant::now();
         let d = dog(t);
         assert_eq!(d.next_deadline(InFlight::Nothing), None);
-        assert_eq!(d.overdue(InFlight::Nothing, t + Duration::from_secs(99)), None);
+        assert_eq!(
+            d.overdue(InFlight::Nothing, t + Duration::from_secs(99)),
+            None
+        );
     }
 
     #[test]

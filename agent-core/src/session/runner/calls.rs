@@ -139,7 +139,13 @@ impl Runner {
 
     /// Answers a call with `output` without running its tool: it is sent with the other
     /// outputs of its response, and recorded as finished so it never runs later either.
-    fn answer_without_running(&mut self, call_id: String, name: String, why: NotRun, output: String) {
+    fn answer_without_running(
+        &mut self,
+        call_id: String,
+        name: String,
+        why: NotRun,
+        output: String,
+    ) {
         if why != NotRun::AlreadyRan
             && let Some(sink) = &self.config.history_sink
         {

@@ -383,10 +383,12 @@ pub(crate) async fn configure(
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Close(frame))) => {
                 return match frame {
-                    Some(f) if is_final_close(u16::from(f.code)) => Err(SessionError::Ended(format!(
-                        "the server ended the session (close code {}: {}); reconnecting would not help",
-                        f.code, f.reason
-                    ))),
+                    Some(f) if is_final_close(u16::from(f.code)) => {
+                        Err(SessionError::Ended(format!(
+                            "the server ended the session (close code {}: {}); reconnecting would not help",
+                            f.code, f.reason
+                        )))
+                    }
                     Some(f) => Err(SessionError::ConnectionLost(format!(
                         "closed by the server ({}: {})",
                         f.code, f.reason

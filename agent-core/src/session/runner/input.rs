@@ -6,12 +6,7 @@ use super::{Flow, Input, Runner};
 use crate::{
     latency::TurnStart,
     protocol::{ClientEvent, Item, SessionKind},
-    session::{
-        Command,
-        accounting::Sent,
-        events::CloseReason,
-        sequencer::Step,
-    },
+    session::{Command, accounting::Sent, events::CloseReason, sequencer::Step},
 };
 
 impl Runner {

@@ -194,7 +194,9 @@ impl Runner {
             return;
         };
         match &item {
-            Item::FunctionCall(call) => self.log.set_server_id(&format!("call:{}", call.call_id), &id),
+            Item::FunctionCall(call) => self
+                .log
+                .set_server_id(&format!("call:{}", call.call_id), &id),
             Item::FunctionCallOutput(output) => {
                 self.log
                     .set_server_id(&format!("output:{}", output.call_id), &id);
@@ -380,8 +382,8 @@ impl Runner {
         if fatal {
             return Flow::Close(CloseReason::Fatal { code, message });
         }
-        let answers_create = event.error.event_id.is_some()
-            && event.error.event_id == self.pending_create;
+        let answers_create =
+            event.error.event_id.is_some() && event.error.event_id == self.pending_create;
         if code.as_deref() == Some("conversation_already_has_active_response") {
             if answers_create {
                 self.pending_create = None;
@@ -433,7 +435,10 @@ impl Runner {
             "response {response_id} sent nothing for {waited:?}; cancelling it to ask again"
         ));
         self.watchdog.cancelled(response_id, Instant::now());
-        match self.send(ClientEvent::response_cancel_id(response_id)).await {
+        match self
+            .send(ClientEvent::response_cancel_id(response_id))
+            .await
+        {
             Ok(()) => Flow::Continue,
             Err(flow) => flow,
         }
