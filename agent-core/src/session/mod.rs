@@ -306,13 +306,16 @@ impl Session {
     pub async fn start(config: SessionConfig) -> Result<Session, SessionError> {
         let mut log = ConversationLog::from_items(config.history.iter().cloned());
         let reconciled = log::reconcile_calls(&mut log, &config.prior_calls);
-        let mut attempt = 0;
+        // The first connection's retries come out of the same budget as later reconnects.
+        let mut budget = ReconnectBudget::new(config.reconnect.clone());
         let (ws, (session_id, model)) = loop {
             match runner::establish(&config, &log).await {
                 Ok(established) => break established,
-                Err(err) if err.is_retryable() && attempt < config.reconnect.max_attempts => {
-                    attempt += 1;
-                    let delay = config.reconnect.delay(attempt, fastrand::f64());
+                Err(err) if err.is_retryable() => {
+                    let Ok(delay) = budget.take(std::time::Instant::now(), false, fastrand::f64())
+                    else {
+                        return Err(err);
+                    };
                     tracing::warn!("connecting failed ({err}); retrying in {delay:?}");
                     tokio::time::sleep(delay).await;
                 }
@@ -333,6 +336,7 @@ impl Session {
             log,
             outbox,
             command_rx,
+            budget,
         );
         tokio::spawn(runner.run(reconciled));
         Ok(Session {

@@ -38,6 +38,20 @@ pub enum Behaviour {
     Panic,
     /// Sums the integer argument `n` (schema: `n` integer).
     Count,
+    /// Sleeps for 30 s holding a guard whose `Drop` panics: the tool's timeout drops it, and
+    /// the panic escapes the tool's own `catch_unwind`.
+    PanicOnDrop,
+}
+
+/// Panics when dropped, like a buggy resource guard.
+struct DropBomb;
+
+impl Drop for DropBomb {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("boom in a Drop");
+        }
+    }
 }
 
 #[async_trait]
@@ -62,6 +76,11 @@ impl Tool for TestTool {
                 Ok(ToolOutput::text(format!("{} done", self.name)))
             }
             Behaviour::Panic => panic!("boom in {}", self.name),
+            Behaviour::PanicOnDrop => {
+                let _bomb = DropBomb;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Ok(ToolOutput::text("never"))
+            }
             Behaviour::Count => match args.get("n").and_then(Value::as_i64) {
                 Some(n) => Ok(ToolOutput::text(format!("count={n}"))),
                 None => Err(ToolError::invalid_arguments(
@@ -112,7 +131,8 @@ pub fn harness(extra_toml: &str) -> Harness {
             Behaviour::Sleep(Duration::from_secs(30)),
             schema.clone(),
         ),
-        ("panicky", Behaviour::Panic, schema),
+        ("panicky", Behaviour::Panic, schema.clone()),
+        ("drop_bomb", Behaviour::PanicOnDrop, schema),
         ("count", Behaviour::Count, count_schema),
     ];
     for (name, behaviour, schema) in tools {
@@ -128,7 +148,7 @@ pub fn harness(extra_toml: &str) -> Harness {
     }
     let text = format!(
         "name = \"test\"\ninstructions = \"test agent\"\n\
-         tools = [\"slow_a\", \"slow_b\", \"slow_c\", \"quick\", \"sleepy\", \"panicky\", \"count\"]\n\
+         tools = [\"slow_a\", \"slow_b\", \"slow_c\", \"quick\", \"sleepy\", \"panicky\", \"drop_bomb\", \"count\"]\n\
          {extra_toml}\n[tool_options]\ntimeout_secs = 0.5\n"
     );
     let agent = AgentFile::parse("test.toml", text)

@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::{Flow, Runner};
 use crate::{
-    protocol::{ClientEvent, ServerEvent},
+    protocol::{ClientEvent, ServerEvent, SessionKind},
     session::{
         Command, Direction, SessionConfig, SessionError,
         events::{CloseReason, SessionEvent, TurnFailure},
@@ -327,6 +327,10 @@ pub(crate) async fn establish(
 ) -> Result<(WsStream, (Option<String>, Option<String>)), SessionError> {
     let mut ws = transport::connect(&config.connect).await?;
     let ids = configure(&mut ws, config).await?;
+    if config.session.kind == SessionKind::Transcription {
+        // A transcription session has no conversation to restore: its items are transcripts.
+        return Ok((ws, ids));
+    }
     let entries = match config.compaction {
         Some(compaction) => compaction.apply(&log.entries()),
         None => log.entries(),

@@ -134,6 +134,7 @@ impl Runner {
         log: ConversationLog,
         outbox: Outbox,
         commands: mpsc::Receiver<Command>,
+        budget: ReconnectBudget,
     ) -> Self {
         let dispatcher = Dispatcher::new(
             config.tools.clone(),
@@ -155,7 +156,7 @@ impl Runner {
             server_responds,
             accounting,
             barge_in,
-            budget: ReconnectBudget::new(config.reconnect.clone()),
+            budget,
             watchdog: Watchdog::new(config.deadlines, now),
             config,
             ws,
