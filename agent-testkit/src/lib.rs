@@ -23,6 +23,6 @@ pub use scenario::{
 };
 pub use server::{
     AudioSettings, AuthCheck, CloseSpec, ConnectionFaults, ConnectionRequest, Dialect, DialectMode,
-    Direction, ErrorSpec, Faults, InjectedError, LoggedFrame, ReceivedEvent, ScriptScope,
-    ScriptedServer, ServerConfig, ServerHandle,
+    Direction, ErrorSpec, Faults, InjectedError, LoggedFrame, MalformedDone, ReceivedEvent,
+    ScriptScope, ScriptedServer, ServerConfig, ServerHandle,
 };

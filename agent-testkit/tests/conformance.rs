@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use agent_testkit::{
-    Direction, ModelStep, Scenario, ScriptedCall, ScriptedServer, ServerConfig, Turn,
+    ConnectionFaults, Direction, ErrorSpec, Faults, ModelStep, Scenario, ScriptedCall,
+    ScriptedServer, ServerConfig, Turn,
 };
 use base64::Engine as _;
 use common::Client;
@@ -191,4 +192,51 @@ async fn vad_and_barge_in_events_validate() {
         assert!(frames.iter().any(|f| f.contains("speech_started")));
         validate(&frames, if beta { "beta" } else { "ga" }, "barge-in");
     }
+}
+
+/// The hostile-server knobs that still send valid events (tool loops, failed creates, late
+/// transcripts, an oversized delta) send them in the official shapes.
+#[tokio::test]
+async fn hostile_knob_events_validate() {
+    let faults = ConnectionFaults::new()
+        .tool_loop("lookup_order")
+        .fail_response_create(ErrorSpec::server_error(), 1)
+        .oversized_frame_after(2, 4096);
+    let config = ServerConfig::new(scenario())
+        .late_transcription(true)
+        .faults(Faults::none().on_every_connection(faults));
+    let server = ScriptedServer::start(config).unwrap();
+    let mut c = Client::connect(&server.url()).await;
+    c.next_event().await;
+    c.send(
+        json!({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+            "turn_detection": null, "transcription": {"model": "whisper-1"}
+        }}}}),
+    )
+    .await;
+    c.until("session.updated").await;
+    c.send(json!({"type": "response.create"})).await;
+    c.until("error").await;
+    let silence = base64::engine::general_purpose::STANDARD.encode([0u8; 48 * 200]);
+    c.send(json!({"type": "input_audio_buffer.append", "audio": silence}))
+        .await;
+    c.send(json!({"type": "input_audio_buffer.commit"})).await;
+    c.send(json!({"type": "response.create"})).await;
+    let events = c
+        .until("conversation.item.input_audio_transcription.completed")
+        .await;
+    assert!(events.iter().any(|e| e["type"] == "response.done"));
+    c.send(json!({"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": "call_loop_0001", "output": "{}"}}))
+        .await;
+    c.until("conversation.item.done").await;
+    let frames: Vec<String> = server
+        .log()
+        .await
+        .into_iter()
+        .filter(|f| f.direction == Direction::FromServer)
+        .map(|f| f.raw)
+        .collect();
+    assert!(frames.iter().any(|f| f.contains("call_loop_0001")));
+    assert!(server.violations().await.is_empty());
+    validate(&frames, "ga", "hostile");
 }

@@ -34,7 +34,9 @@
 //!   `interrupt_response` is on), then `speech_stopped` after `silence_duration_ms` of silence,
 //!   commits, and answers when `create_response` is on (after the active response, if any).
 //!   With input transcription on, the transcript of a user audio item is the scripted turn's
-//!   `user` text (`...input_audio_transcription.delta` + `.completed`, with `usage` in GA).
+//!   `user` text (`...input_audio_transcription.delta` + `.completed`, with `usage` in GA), sent
+//!   right after the commit, or after the answer's `response.done` with
+//!   [`ServerConfig::late_transcription()`].
 //! - **scripted barge-in** (`barge_in_after_ms` on a model step): once that much of the step's
 //!   audio was sent, the server plays the user speaking the next turn: `speech_started`, a
 //!   `turn_detected` cancel when `interrupt_response` is on, then `speech_stopped`, the committed
@@ -73,17 +75,52 @@
 //!
 //! Every error answer to a client mistake is also recorded as a violation (see
 //! [`ServerHandle::violations`]), except the benign races `response_cancel_not_active` and an
-//! empty commit while server VAD is on.
+//! empty commit while server VAD is on. Client events are also counted per type
+//! ([`ServerHandle::count_received`]), even when frames are not recorded.
+//!
+//! Every `conversation.item.added` (GA) / `conversation.item.created` (beta) carries the
+//! `previous_item_id` of the item before it at the moment it is sent (user items, response
+//! output items and client-created items alike), so a client that places items by it rebuilds
+//! the server's conversation exactly.
+//!
+//! ## Faults
+//!
+//! [`ConnectionFaults`] (per connection, see [`Faults`]) breaks the server on purpose. Positions
+//! count the frames sent on the connection. Besides drops, resets, close codes, delays, injected
+//! errors, noise and malformed frames, the knobs for hostile servers are:
+//!
+//! - **`stall_after(n)`**: after `n` frames nothing more is sent (replies, streams and injected
+//!   frames alike), but the socket is still read: pings get pongs and client events are recorded
+//!   until the client closes.
+//! - **`stall_stream_after(n)`**: the active response (or the next one) stops streaming while
+//!   replies keep flowing; `response.cancel` ends it with status `cancelled` and later responses
+//!   stream normally.
+//! - **`fail_response_create(error, times)`**: the first `times` `response.create` get only an
+//!   `error` (echoing the client's `event_id`) and start nothing; not a violation.
+//! - **`malformed_response_done(kind)`**: every `response.done` gets float or negative token
+//!   counts, a non-list `output` or a non-object `usage` ([`MalformedDone`]); the response id,
+//!   status, conversation and script progress stay as they are.
+//! - **`drop_on_response_create()`**: a `response.create` drops the TCP connection before
+//!   `response.created`; nothing is marked played.
+//! - **`session_expired_on_request()`**: `session.update` works, every other client event gets
+//!   `session_expired` and a close 1000.
+//! - **`oversized_frame_after(n, bytes)`**: one valid event of exactly `bytes` bytes; the
+//!   server's writes have no size limit, so the client's read limit decides what happens.
+//! - **`tool_loop(name)`**: every response is a call of `name` with `{}` and a fresh
+//!   `call_loop_NNNN` id, ignoring the script; the call enters the conversation so its output is
+//!   accepted.
 
 mod audio;
 mod connection;
 mod conversation;
+mod fault_frames;
 mod faults;
 mod response;
 mod session;
 mod usage;
 mod wire;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -95,7 +132,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::scenario::Scenario;
 
-pub use faults::{CloseSpec, ConnectionFaults, ErrorSpec, Faults, InjectedError};
+pub use faults::{CloseSpec, ConnectionFaults, ErrorSpec, Faults, InjectedError, MalformedDone};
 
 /// Which protocol names the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -190,6 +227,9 @@ pub struct ServerConfig {
     pub model: String,
     /// Port on 127.0.0.1; 0 picks a free one (what tests want).
     pub port: u16,
+    /// Send input audio transcripts after the answer's `response.done` instead of right after
+    /// the commit; see [`ServerConfig::late_transcription()`].
+    pub late_transcription: bool,
 }
 
 impl Default for ServerConfig {
@@ -206,6 +246,7 @@ impl Default for ServerConfig {
             auth: AuthCheck::Off,
             model: "gpt-realtime".into(),
             port: 0,
+            late_transcription: false,
         }
     }
 }
@@ -270,6 +311,21 @@ impl ServerConfig {
     /// Sets the audio settings.
     pub fn audio(mut self, audio: AudioSettings) -> Self {
         self.audio = audio;
+        self
+    }
+
+    /// Turns late transcripts on or off (off by default).
+    ///
+    /// Live, the transcript of the user's audio often arrives after the model already answered,
+    /// and a client must still attach it to the right item. When on, the
+    /// `...input_audio_transcription.delta` / `.completed` events of a committed user audio item
+    /// are sent right after the `response.done` of the response that answers the turn (the
+    /// automatic one under server VAD, or the next one the client creates). When no response
+    /// picks them up (the next client event is not a `response.create`, or that create fails),
+    /// they go out with that client event; in a transcription session, at once. The user item
+    /// itself (`conversation.item.added` / `.created`) is still announced at commit time.
+    pub fn late_transcription(mut self, on: bool) -> Self {
+        self.late_transcription = on;
         self
     }
 }
@@ -368,6 +424,10 @@ pub(crate) struct Shared {
     violations: Mutex<Vec<String>>,
     requests: Mutex<Vec<ConnectionRequest>>,
     sent_counts: Mutex<Vec<usize>>,
+    /// Client events per `type`, kept even when frames are not recorded.
+    received_types: Mutex<HashMap<String, usize>>,
+    /// `tool_loop` calls handed out so far (call ids are never reused).
+    loop_calls: AtomicU64,
     pub(crate) progress: Arc<Mutex<ScriptProgress>>,
     /// One tone chunk per output format, shared by every connection.
     tones: Mutex<Vec<Arc<audio::ToneChunk>>>,
@@ -409,6 +469,8 @@ impl Shared {
             violations: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
             sent_counts: Mutex::new(Vec::new()),
+            received_types: Mutex::new(HashMap::new()),
+            loop_calls: AtomicU64::new(0),
             progress: Arc::new(Mutex::new(ScriptProgress::default())),
             tones: Mutex::new(Vec::new()),
         }
@@ -428,6 +490,23 @@ impl Shared {
     pub(crate) fn next_response_id(&self) -> String {
         let n = self.responses.fetch_add(1, Ordering::Relaxed) + 1;
         format!("resp_{n:04}")
+    }
+
+    /// The next `tool_loop` call id: `call_loop_0001`, `call_loop_0002`, ...
+    pub(crate) fn next_loop_call_id(&self) -> String {
+        let n = self.loop_calls.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("call_loop_{n:04}")
+    }
+
+    /// Counts one client event of type `kind`.
+    pub(crate) fn note_received(&self, kind: &str) {
+        let mut counts = lock(&self.received_types);
+        match counts.get_mut(kind) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(kind.to_string(), 1);
+            }
+        }
     }
 
     pub(crate) fn violation(&self, connection: usize, message: String) {
@@ -590,6 +669,15 @@ impl ServerHandle {
     /// How many TCP connections were accepted so far.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// How many client events of this `type` arrived so far, over all connections, counted
+    /// even when `record_frames` is off (frames that are not JSON or lack a `type` are not).
+    pub fn count_received(&self, event_type: &str) -> usize {
+        lock(&self.shared.received_types)
+            .get(event_type)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Stops accepting, closes every connection and waits until all tasks ended.

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::Dialect;
 use super::audio::{AudioFormat, ToneChunk};
+use super::faults::CloseSpec;
 use super::usage::{self, InputTokens};
 use super::wire::{self, Names};
 
@@ -38,6 +39,10 @@ pub(crate) enum Effect {
     },
     /// Not an event: the scripted user starts speaking now.
     BargeIn,
+    /// Not an event: end the TCP connection here, without a close frame (a fault).
+    DropConnection,
+    /// Not an event: send this close frame here and end the connection (a fault).
+    Close(CloseSpec),
 }
 
 /// An event waiting to be sent.
@@ -56,6 +61,11 @@ impl Outgoing {
             effect: Effect::None,
             delay: Duration::ZERO,
         }
+    }
+
+    /// A step that sends no frame but does something when its turn comes (see [`Effect`]).
+    pub(crate) fn action(effect: Effect) -> Self {
+        Self::with(Value::Null, effect)
     }
 
     fn with(value: Value, effect: Effect) -> Self {

@@ -22,7 +22,19 @@ impl Conn {
     }
 
     pub(super) fn on_client_event(&mut self, raw: &str) {
-        let event: Value = match serde_json::from_str(raw) {
+        let parsed = serde_json::from_str::<Value>(raw);
+        if let Some(kind) = parsed
+            .as_ref()
+            .ok()
+            .and_then(|e| e.get("type"))
+            .and_then(Value::as_str)
+        {
+            self.shared.note_received(kind);
+        }
+        if self.stalled {
+            return; // recorded and counted, never answered
+        }
+        let event = match parsed {
             Ok(v) => v,
             Err(e) => {
                 self.error(
@@ -54,8 +66,28 @@ impl Conn {
             );
             return;
         };
+        let setup = matches!(kind, "session.update" | "transcription_session.update");
+        if self.faults.session_expired_on_request && !setup {
+            self.reply(wire::error_event(&ErrorSpec::session_expired(), None));
+            self.replies.push_back(Outgoing::action(
+                Effect::Close(CloseSpec::session_expired()),
+            ));
+            return;
+        }
+        let creates = kind == "response.create";
+        if !creates {
+            self.release_unanswered_transcripts();
+        }
+        self.dispatch(kind, &event, eid);
+        if creates {
+            self.release_unanswered_transcripts();
+        }
+    }
+
+    /// Answers one well-formed client event.
+    fn dispatch(&mut self, kind: &str, event: &Value, eid: Option<&str>) {
         match kind {
-            "session.update" => self.on_session_update(&event, eid),
+            "session.update" => self.on_session_update(event, eid),
             "transcription_session.update" if self.dialect == Dialect::Beta => {
                 if let Some(update) = event.get("session") {
                     session::merge(&mut self.session, update);
@@ -63,7 +95,7 @@ impl Conn {
                 let s = self.session.clone();
                 self.reply(json!({"type": "transcription_session.updated", "session": s}));
             }
-            "input_audio_buffer.append" => self.on_append(&event, eid),
+            "input_audio_buffer.append" => self.on_append(event, eid),
             "input_audio_buffer.commit" => self.on_commit(eid),
             "input_audio_buffer.clear" => {
                 self.input_bytes = 0;
@@ -71,12 +103,12 @@ impl Conn {
                 self.vad_item = None;
                 self.reply(json!({"type": "input_audio_buffer.cleared"}));
             }
-            "conversation.item.create" => self.on_item_create(&event, eid),
-            "conversation.item.retrieve" => self.on_item_retrieve(&event, eid),
-            "conversation.item.delete" => self.on_item_delete(&event, eid),
-            "conversation.item.truncate" => self.on_truncate(&event, eid),
-            "response.create" => self.on_response_create(&event, eid),
-            "response.cancel" => self.on_response_cancel(&event, eid),
+            "conversation.item.create" => self.on_item_create(event, eid),
+            "conversation.item.retrieve" => self.on_item_retrieve(event, eid),
+            "conversation.item.delete" => self.on_item_delete(event, eid),
+            "conversation.item.truncate" => self.on_truncate(event, eid),
+            "response.create" => self.on_response_create(event, eid),
+            "response.cancel" => self.on_response_cancel(event, eid),
             "output_audio_buffer.clear" => {
                 let rid = self.active.as_ref().map(|a| a.id.clone());
                 self.reply(json!({"type": "output_audio_buffer.cleared", "response_id": rid}));

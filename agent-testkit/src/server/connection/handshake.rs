@@ -116,8 +116,13 @@ pub(super) fn choose_subprotocol(req: &Request) -> Option<String> {
 }
 
 /// Small buffers: thousands of idle test sessions should cost little memory.
+///
+/// Outgoing frames have no size limit (tungstenite checks sizes only on read, and the write
+/// buffer may grow to hold one big frame), so `oversized_frame_after` sends whatever size a test
+/// asks for and the client's read limit decides what happens.
 pub(super) fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(16 * 1024)
         .write_buffer_size(32 * 1024)
+        .max_write_buffer_size(usize::MAX)
 }

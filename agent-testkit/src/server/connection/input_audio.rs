@@ -92,7 +92,8 @@ impl Conn {
         self.commit_audio(ms);
     }
 
-    /// Adds a user audio item of `ms` milliseconds (a new turn) and transcribes it if asked to.
+    /// Adds a user audio item of `ms` milliseconds (a new turn) and transcribes it if asked to
+    /// (the transcript may be held back, see `late_transcripts`).
     pub(super) fn commit_audio(&mut self, ms: u64) {
         self.user_message(None);
         let turn = self.turn.unwrap_or(0);
@@ -123,54 +124,62 @@ impl Conn {
         );
         self.added_events(&item, prev);
         if let Some(model) = self.view().transcription_model() {
-            let transcript = self
-                .shared
-                .config
-                .scenario
-                .turns
-                .get(turn)
-                .and_then(|t| t.user.clone())
-                .unwrap_or_default();
-            for delta in wire::word_deltas(&transcript) {
-                self.reply(json!({
-                    "type": "conversation.item.input_audio_transcription.delta",
-                    "item_id": id,
-                    "content_index": 0,
-                    "delta": delta,
-                }));
-            }
-            let mut done = json!({
-                "type": "conversation.item.input_audio_transcription.completed",
+            self.transcribe(&id, turn, ms, &model);
+        }
+    }
+
+    /// Transcribes a committed user audio item as the scripted turn's `user` text: the item's
+    /// transcript is filled in, and the `.delta` / `.completed` events are sent or held back.
+    fn transcribe(&mut self, id: &str, turn: usize, ms: u64, model: &str) {
+        let transcript = self
+            .shared
+            .config
+            .scenario
+            .turns
+            .get(turn)
+            .and_then(|t| t.user.clone())
+            .unwrap_or_default();
+        let mut events = Vec::new();
+        for delta in wire::word_deltas(&transcript) {
+            events.push(json!({
+                "type": "conversation.item.input_audio_transcription.delta",
                 "item_id": id,
                 "content_index": 0,
-                "transcript": transcript,
-            });
-            if self.dialect == Dialect::Ga {
-                let usage = if model == "whisper-1" {
-                    json!({"type": "duration", "seconds": ms as f64 / 1000.0})
-                } else {
-                    let input = ms.div_ceil(100);
-                    let output = usage::text_tokens(transcript.len());
-                    json!({
-                        "type": "tokens",
-                        "input_tokens": input,
-                        "output_tokens": output,
-                        "total_tokens": input + output,
-                        "input_token_details": {"text_tokens": 0, "audio_tokens": input},
-                    })
-                };
-                if let Some(obj) = done.as_object_mut() {
-                    obj.insert("usage".into(), usage);
-                }
-            }
-            if let Some(entry) = self.conversation.get_mut(&id)
-                && let Some(part) = entry.item.pointer_mut("/content/0")
-                && let Some(obj) = part.as_object_mut()
-            {
-                obj.insert("transcript".into(), json!(transcript));
-            }
-            self.reply(done);
+                "delta": delta,
+            }));
         }
+        let mut done = json!({
+            "type": "conversation.item.input_audio_transcription.completed",
+            "item_id": id,
+            "content_index": 0,
+            "transcript": transcript,
+        });
+        if self.dialect == Dialect::Ga {
+            let usage = if model == "whisper-1" {
+                json!({"type": "duration", "seconds": ms as f64 / 1000.0})
+            } else {
+                let input = ms.div_ceil(100);
+                let output = usage::text_tokens(transcript.len());
+                json!({
+                    "type": "tokens",
+                    "input_tokens": input,
+                    "output_tokens": output,
+                    "total_tokens": input + output,
+                    "input_token_details": {"text_tokens": 0, "audio_tokens": input},
+                })
+            };
+            if let Some(obj) = done.as_object_mut() {
+                obj.insert("usage".into(), usage);
+            }
+        }
+        if let Some(entry) = self.conversation.get_mut(id)
+            && let Some(part) = entry.item.pointer_mut("/content/0")
+            && let Some(obj) = part.as_object_mut()
+        {
+            obj.insert("transcript".into(), json!(transcript));
+        }
+        events.push(done);
+        self.send_or_hold_transcript(events);
     }
 
     pub(super) fn vad_position(

@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::audio::{Vad, VadEvent, decode_base64};
 use super::conversation::{Conversation, Entry};
+use super::fault_frames;
 use super::faults::{CloseSpec, ConnectionFaults, ErrorSpec};
 use super::response::{ActiveResponse, Ctx, Effect, Outgoing, PlannedItem, PlannedKind};
 use super::session::{self, View};
@@ -32,9 +33,13 @@ mod client_events;
 mod handshake;
 mod input_audio;
 mod items;
+mod late_transcripts;
 mod responses;
+mod stalls;
 
 use handshake::{Handshake, choose_subprotocol, inspect, ws_config};
+use late_transcripts::HeldTranscript;
+use stalls::StreamStall;
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -127,6 +132,14 @@ struct Conn {
     /// Server VAD ended a turn while a response was active: answer once it is done.
     pending_auto_response: bool,
     deadline: Option<Instant>,
+    /// The `stall_after` fault fired: nothing more is sent on this connection.
+    stalled: bool,
+    /// The `stall_stream_after` fault: whose events are held back.
+    stream_stall: Option<StreamStall>,
+    /// `response.create` events answered with the `fail_response_create` error so far.
+    failed_creates: usize,
+    /// Transcription events held back by the server's `late_transcription` setting.
+    held_transcripts: Vec<HeldTranscript>,
 }
 
 impl Conn {
@@ -170,6 +183,10 @@ impl Conn {
             pending_barge_in: false,
             pending_auto_response: false,
             deadline: None,
+            stalled: false,
+            stream_stall: None,
+            failed_creates: 0,
+            held_transcripts: Vec::new(),
             shared,
         }
     }
@@ -200,7 +217,12 @@ impl Conn {
             };
             let mut ev = wire::error_event(&spec, None);
             self.stamp(&mut ev);
-            if self.send_text(&mut ws, ev.to_string()).await == Flow::Continue {
+            if self.send_text(&mut ws, ev.to_string()).await == Flow::Stop {
+                return;
+            }
+            if self.stalled {
+                self.stall(&mut ws).await;
+            } else {
                 close(
                     &mut ws,
                     &CloseSpec {
@@ -215,7 +237,11 @@ impl Conn {
         let created = json!({"type": "session.created", "session": self.session});
         self.replies.push_back(Outgoing::new(created));
         loop {
-            let has_next = !self.replies.is_empty() || !self.stream.is_empty();
+            if self.stalled {
+                self.stall(&mut ws).await;
+                return;
+            }
+            let has_next = !self.replies.is_empty() || self.stream_open();
             if !has_next {
                 if ws.flush().await.is_err() {
                     return;
@@ -254,7 +280,11 @@ impl Conn {
                 }
             }
             self.deadline = None;
-            let next = self.replies.pop_front().or_else(|| self.stream.pop_front());
+            let next = match self.replies.pop_front() {
+                Some(reply) => Some(reply),
+                None if self.stream_open() => self.stream.pop_front(),
+                None => None,
+            };
             if let Some(out) = next
                 && self.send_event(&mut ws, out).await == Flow::Stop
             {
@@ -267,7 +297,7 @@ impl Conn {
         let front = self
             .replies
             .front()
-            .or_else(|| self.stream.front())
+            .or_else(|| self.stream.front().filter(|_| self.stream_open()))
             .map_or(Duration::ZERO, |o| o.delay);
         self.shared.config.event_delay + self.faults.delay + front
     }
@@ -287,9 +317,24 @@ impl Conn {
     }
 
     async fn send_event(&mut self, ws: &mut Ws, mut out: Outgoing) -> Flow {
+        match &out.effect {
+            Effect::DropConnection => {
+                tracing::debug!(connection = self.index, "fault: drop on request");
+                drop_connection(ws).await;
+                return Flow::Stop;
+            }
+            Effect::Close(spec) => {
+                close(ws, spec).await;
+                return Flow::Stop;
+            }
+            _ => {}
+        }
         self.apply_effect(&out.effect, &mut out.value);
         if out.value.is_null() {
             return Flow::Continue; // an action, not a frame
+        }
+        if let Some(kind) = self.faults.malformed_response_done {
+            fault_frames::rewrite_response_done(kind, &mut out.value);
         }
         self.stamp(&mut out.value);
         if self.send_text(ws, out.value.to_string()).await == Flow::Stop {
@@ -313,8 +358,12 @@ impl Conn {
         }
     }
 
-    /// Sends one text frame, counts it, then applies the faults due at the new count.
+    /// Sends one text frame, counts it, then applies the faults due at the new count; a stalled
+    /// connection sends nothing.
     async fn send_text(&mut self, ws: &mut Ws, text: String) -> Flow {
+        if self.stalled {
+            return Flow::Continue;
+        }
         if !self.feed(ws, text).await {
             return Flow::Stop;
         }
@@ -350,6 +399,14 @@ impl Conn {
                 let _ = ws.get_ref().set_zero_linger();
                 return Flow::Stop;
             }
+            if self.faults.stall_stream_after == Some(n) {
+                self.arm_stream_stall();
+            }
+            if self.faults.stall_after == Some(n) {
+                tracing::debug!(connection = self.index, after = n, "fault: stall");
+                self.stalled = true;
+                return Flow::Continue;
+            }
             if let Some((at, spec)) = &self.faults.close_after
                 && *at == n
             {
@@ -373,6 +430,12 @@ impl Conn {
             for _ in 0..malformed {
                 self.event_seq += 1;
                 pending.push_back((wire::malformed_frame(self.event_seq), None));
+            }
+            if let Some((at, bytes)) = self.faults.oversized_frame_after
+                && at == n
+            {
+                self.event_seq += 1;
+                pending.push_back((fault_frames::oversized_event(bytes, self.event_seq), None));
             }
             let Some((text, then_close)) = pending.pop_front() else {
                 return Flow::Continue;
@@ -492,6 +555,7 @@ impl Conn {
                         lock(&self.progress).mark(t, s);
                     }
                     self.last_input_tokens = active.input.total();
+                    self.release_answered_transcripts(&active.id);
                 }
                 self.cancelling = false;
                 if self.pending_barge_in {
@@ -502,6 +566,8 @@ impl Conn {
                 }
             }
             Effect::BargeIn => self.barge_in(),
+            // Handled by `send_event` before any effect is applied.
+            Effect::DropConnection | Effect::Close(_) => {}
         }
     }
 

@@ -4,6 +4,19 @@ use super::*;
 
 impl Conn {
     pub(super) fn on_response_create(&mut self, event: &Value, eid: Option<&str>) {
+        if let Some((spec, times)) = &self.faults.fail_response_create
+            && self.failed_creates < *times
+        {
+            let spec = spec.clone();
+            self.failed_creates += 1;
+            self.error(spec, eid, false);
+            return;
+        }
+        if self.faults.drop_on_response_create {
+            self.replies
+                .push_back(Outgoing::action(Effect::DropConnection));
+            return;
+        }
         if self.view().is_transcription() {
             let spec = invalid_request(
                 "invalid_value",
@@ -69,7 +82,10 @@ impl Conn {
         if modalities.is_empty() {
             modalities = vec!["audio".into()];
         }
-        let (script, items, usage_override) = self.pick_step();
+        let (script, items, usage_override) = match self.faults.tool_loop.clone() {
+            Some(tool) => (None, vec![self.loop_call(tool)], None),
+            None => self.pick_step(),
+        };
         let barge_in_after_ms = script.and_then(|(t, s)| {
             self.shared
                 .config
@@ -97,8 +113,24 @@ impl Conn {
         };
         let ctx = self.ctx();
         self.stream.extend(ctx.plan(&active));
+        self.bind_held_transcripts(&active.id);
+        self.hold_if_stall_waits(&active.id);
         self.active = Some(active);
         self.cancelling = false;
+    }
+
+    /// The one output of a `tool_loop` response: a call of `tool` with `{}` and a call id that
+    /// the server never hands out twice.
+    fn loop_call(&mut self, tool: String) -> PlannedItem {
+        let call_id = self.shared.next_loop_call_id();
+        PlannedItem {
+            id: self.conversation.unique_id(&format!("item_{call_id}")),
+            kind: PlannedKind::Call {
+                name: tool,
+                call_id,
+                arguments: "{}".into(),
+            },
+        }
     }
 
     /// The step to play, its output items and its usage override.
@@ -226,6 +258,7 @@ impl Conn {
         self.stream.clear();
         self.stream.extend(created_unsent);
         self.stream.extend(closing);
+        self.release_stream_stall();
         self.cancelling = true;
     }
 }
