@@ -84,6 +84,27 @@ pub async fn start(agent: &Agent, url: &str) -> anyhow::Result<Session> {
         .with_context(|| format!("cannot start a session at {url}"))
 }
 
+/// Like [`start`], with the history `agent run` keeps by default: a SQLite store (power-loss
+/// durability) in a temporary folder, leased, with every call recorded before it runs. The
+/// folder lives as long as the process.
+pub async fn start_with_history(agent: &Agent, url: &str) -> anyhow::Result<Session> {
+    use agent_core::history::{HistoryStore, HistoryWriter};
+    let dir = tempfile::tempdir()?.keep();
+    let mut store = HistoryStore::open(dir.join("history.sqlite3"))?;
+    let id = store.create_conversation(agent.name(), &agent.spec().model)?;
+    store.acquire_lease(&id, "bench", Duration::from_secs(3600))?;
+    let writer = HistoryWriter::spawn(store)?;
+    let overrides = ConnectOverrides {
+        url: Some(url.to_owned()),
+        key_optional: true,
+    };
+    let mut config = agent.session_config(&overrides, None)?;
+    config.history_sink = Some(Arc::new(writer.leased_conversation(id, "bench")));
+    Session::start(config)
+        .await
+        .with_context(|| format!("cannot start a session at {url}"))
+}
+
 /// Turn latencies the sessions measured themselves, shared by drain tasks.
 pub type TurnLog = Arc<Mutex<Vec<TurnLatency>>>;
 

@@ -6,6 +6,10 @@
 //! The peer runs on its own thread and runtime; the client on a one-worker runtime, so the two
 //! sides do not steal each other's threads on a 2-core machine.
 //!
+//! With history on (`agent run`'s default: a SQLite store with power-loss durability), every
+//! call is recorded as started before its tool runs and every item is appended: the same
+//! measure shows what that costs.
+//!
 //! The same measure with a bare WebSocket client in place of the framework (it answers every
 //! `response.done` with prebuilt outputs and a `response.create`, parsing nothing) gives the
 //! floor: what loopback, the kernel and the peer cost by themselves on this machine.
@@ -37,6 +41,8 @@ pub struct DispatchResult {
     pub anomalies: u64,
     /// Measured with the bare client (the floor), not the framework.
     pub bare: bool,
+    /// The framework wrote history (items, and call records before each tool ran).
+    pub history: bool,
 }
 
 /// Which client answers the peer.
@@ -44,6 +50,8 @@ pub struct DispatchResult {
 pub enum Client {
     /// A session of this framework with one no-op tool.
     Framework,
+    /// The same, storing its history as `agent run` does by default.
+    FrameworkWithHistory,
     /// A bare WebSocket client: the floor.
     Bare,
 }
@@ -85,9 +93,13 @@ pub fn run(
     let result = rt.block_on(async {
         let url = format!("ws://{addr}/v1/realtime");
         let (session, drain) = match kind {
-            Client::Framework => {
+            Client::Framework | Client::FrameworkWithHistory => {
                 let agent = common::agent(&[("noop", Duration::ZERO)], false)?;
-                let session = common::start(&agent, &url).await?;
+                let session = if kind == Client::FrameworkWithHistory {
+                    common::start_with_history(&agent, &url).await?
+                } else {
+                    common::start(&agent, &url).await?
+                };
                 let drain = tokio::spawn(common::drain(session.events, log.clone()));
                 (Some(session.handle), drain)
             }
@@ -139,6 +151,7 @@ pub fn run(
         client,
         anomalies: stats.anomalies.load(Ordering::Relaxed),
         bare: kind == Client::Bare,
+        history: kind == Client::FrameworkWithHistory,
     })
 }
 

@@ -118,6 +118,13 @@ fn main() -> anyhow::Result<()> {
                 turns,
                 warmup,
             )?);
+            // Every item is fsynced with history on: fewer turns keep the run short.
+            results.push(dispatch::run(
+                dispatch::Client::FrameworkWithHistory,
+                calls,
+                (turns / 5).max(50),
+                warmup / 5,
+            )?);
             results.push(dispatch::run(dispatch::Client::Bare, calls, turns, warmup)?);
         }
         results

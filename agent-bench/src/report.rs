@@ -87,7 +87,7 @@ impl Report {
     fn summary(&self, md: &mut String) {
         let _ = writeln!(md, "## Targets\n");
         let _ = writeln!(md, "| target | result | |\n| --- | --- | --- |");
-        for d in self.dispatch.iter().filter(|d| !d.bare) {
+        for d in self.dispatch.iter().filter(|d| !d.bare && !d.history) {
             let p50 = pct(&d.server, 50.0);
             let p99 = pct(&d.server, 99.0);
             let _ = writeln!(
@@ -230,6 +230,8 @@ impl Report {
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 if d.bare {
                     "bare WebSocket (floor)"
+                } else if d.history {
+                    "this framework, history on"
                 } else {
                     "this framework"
                 },
@@ -244,7 +246,25 @@ impl Report {
             );
         }
         let _ = writeln!(md);
-        for d in self.dispatch.iter().filter(|d| !d.bare) {
+        for d in self.dispatch.iter().filter(|d| d.history) {
+            let off = self
+                .dispatch
+                .iter()
+                .find(|f| !f.bare && !f.history && f.calls == d.calls);
+            if let Some(off) = off {
+                let _ = writeln!(
+                    md,
+                    "- {} call(s), history on: p50 {} vs {} off. The difference is the SQLite \
+                     work on the session's path: each call's \"started\" record must be in the \
+                     write-ahead log before its tool runs (one small commit, no fsync), queued \
+                     behind the turn's item appends, which are fsynced on the writer thread.",
+                    d.calls,
+                    fmt_duration(pct(&d.server, 50.0)),
+                    fmt_duration(pct(&off.server, 50.0)),
+                );
+            }
+        }
+        for d in self.dispatch.iter().filter(|d| !d.bare && !d.history) {
             let floor = self
                 .dispatch
                 .iter()

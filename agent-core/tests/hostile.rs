@@ -13,13 +13,13 @@ use std::{
 use agent_core::{
     protocol::{Dialect, Item},
     session::{
-        CloseReason, EventBuffer, HistorySink, NotRun, PriorCall, ReconnectPolicy,
+        CloseReason, EventBuffer, HistorySink, Keepalive, NotRun, PriorCall, ReconnectPolicy,
         ResponseDeadlines, Session, SessionConfig, SessionEvent,
     },
 };
 use agent_testkit::{
     scenario::{ModelStep, Scenario, ScriptedCall, Turn},
-    server::{ServerConfig, ServerHandle},
+    server::{ConnectionFaults, ErrorSpec, Faults, MalformedDone, ServerConfig, ServerHandle},
 };
 use common::harness::*;
 use serde_json::json;
@@ -38,6 +38,13 @@ impl HistorySink for Captured {
             .lock()
             .unwrap()
             .push((key.to_owned(), item.clone()));
+    }
+
+    fn replace(&self, key: &str, item: &Item) {
+        let mut items = self.items.lock().unwrap();
+        if let Some(entry) = items.iter_mut().find(|(k, _)| k == key) {
+            entry.1 = item.clone();
+        }
     }
 
     fn call_started(&self, call_id: &str, _: &str, _: &str) -> agent_core::session::DurableWrite {
@@ -131,11 +138,17 @@ async fn a_slow_app_never_stalls_the_socket_and_loses_nothing() {
             backlog_events: 64,
             backlog_bytes: 1 << 20,
         };
+        // A connection silent for 200 ms counts as dead: only answered pings keep it alive.
+        c.keepalive = Keepalive {
+            ping_every: Duration::from_millis(50),
+            dead_after: Duration::from_millis(200),
+        };
     })
     .await;
     session.handle.send_text("talk").await.unwrap();
-    // The app does not read for a while; the session keeps reading the socket meanwhile.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The app does not read for a while; the session keeps reading the socket meanwhile,
+    // so the server's pongs keep the connection alive.
+    tokio::time::sleep(Duration::from_millis(700)).await;
     let events = collect(&mut session, Duration::from_secs(5)).await;
     let text: String = events
         .iter()
@@ -149,6 +162,12 @@ async fn a_slow_app_never_stalls_the_socket_and_loses_nothing() {
         events.len() < 200,
         "deltas were merged while the app was away: {} events",
         events.len()
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Reconnecting { .. })),
+        "{events:#?}"
     );
     assert_eq!(server.connections(), 1);
     assert_no_violations(&server).await;
@@ -180,9 +199,7 @@ async fn an_app_that_stops_reading_ends_the_session_rather_than_dropping_events(
         "{reason:?}"
     );
     assert!(
-        reason
-            .to_string()
-            .starts_with("event consumer too slow: "),
+        reason.to_string().starts_with("event consumer too slow: "),
         "{reason}"
     );
 }
@@ -238,7 +255,8 @@ async fn a_cancelled_responses_calls_are_answered_but_never_ask_for_more() {
             .await
             .expect("a call starts")
             .expect("session open");
-        let call_started = matches!(&event, SessionEvent::ToolCallStarted { name, .. } if name == "slow_a");
+        let call_started =
+            matches!(&event, SessionEvent::ToolCallStarted { name, .. } if name == "slow_a");
         events.push(event);
         if call_started {
             session.handle.cancel_response().await.unwrap();
@@ -246,9 +264,11 @@ async fn a_cancelled_responses_calls_are_answered_but_never_ask_for_more() {
         }
     }
     events.extend(collect(&mut session, Duration::from_secs(5)).await);
-    assert!(events.iter().any(
-        |e| matches!(e, SessionEvent::ResponseDone { status, .. } if status == "cancelled")
-    ));
+    assert!(
+        events.iter().any(
+            |e| matches!(e, SessionEvent::ResponseDone { status, .. } if status == "cancelled")
+        )
+    );
     // The output was the last frame sent: give the server a moment to read it.
     received_until(&server, |sent| !outputs(sent).is_empty()).await;
     // Nothing more is asked for, even after a while.
@@ -256,7 +276,11 @@ async fn a_cancelled_responses_calls_are_answered_but_never_ask_for_more() {
     let sent = received(&server).await;
     assert_eq!(count(&sent, "response.create"), 1, "{:?}", types(&sent));
     let outputs = outputs(&sent);
-    assert_eq!(outputs.len(), 1, "the call that ran is answered: {outputs:?}");
+    assert_eq!(
+        outputs.len(),
+        1,
+        "the call that ran is answered: {outputs:?}"
+    );
     assert_eq!(
         started(&h, &server).await.len(),
         1,
@@ -272,13 +296,22 @@ async fn a_cancelled_responses_calls_are_answered_but_never_ask_for_more() {
         .collect();
     let call_key = format!("call:{}", outputs[0].0);
     let output_key = format!("output:{}", outputs[0].0);
-    let call_at = keys.iter().position(|k| *k == call_key).expect("call logged");
-    let output_at = keys.iter().position(|k| *k == output_key).expect("output logged");
+    let call_at = keys
+        .iter()
+        .position(|k| *k == call_key)
+        .expect("call logged");
+    let output_at = keys
+        .iter()
+        .position(|k| *k == output_key)
+        .expect("output logged");
     assert!(call_at < output_at, "{keys:?}");
     // The conversation goes on normally.
     session.handle.send_text("thanks").await.unwrap();
     let events = collect(&mut session, Duration::from_secs(5)).await;
-    assert!(reply_text(&events).contains("You're welcome."), "{events:#?}");
+    assert!(
+        reply_text(&events).contains("You're welcome."),
+        "{events:#?}"
+    );
     assert_no_violations(&server).await;
     validate_all(&server, Dialect::Ga).await;
 }
@@ -331,7 +364,11 @@ async fn a_call_that_already_ran_before_a_restart_is_not_run_again() {
     assert_eq!(*captured.started.lock().unwrap(), ["call_0003"]);
     let finished = captured.finished.lock().unwrap().clone();
     assert!(finished.iter().any(|(id, _)| id == "call_0002"));
-    assert!(finished.iter().any(|(id, out)| id == "call_0003" && out.contains("quick")));
+    assert!(
+        finished
+            .iter()
+            .any(|(id, out)| id == "call_0003" && out.contains("quick"))
+    );
     assert_no_violations(&server).await;
 }
 
@@ -340,9 +377,8 @@ async fn a_resumed_conversation_with_a_hanging_call_replays_it_answered() {
     let h = harness("");
     let captured = Arc::new(Captured::default());
     let sink = captured.clone();
-    let scenario = Scenario::new("resume").turn(
-        Turn::user("next question").model(ModelStep::say("Here you go.")),
-    );
+    let scenario = Scenario::new("resume")
+        .turn(Turn::user("next question").model(ModelStep::say("Here you go.")));
     let begin = Instant::now();
     let (server, mut session) = start_with(&h, ServerConfig::new(scenario), |c| {
         fast(c);
@@ -371,10 +407,510 @@ async fn a_resumed_conversation_with_a_hanging_call_replays_it_answered() {
     // Replayed: the user message, the call, and its stored output, before the new turn.
     let sent = received(&server).await;
     let replayed = outputs(&sent);
-    assert_eq!(replayed, [("c_old".into(), "booked before the crash".into())]);
+    assert_eq!(
+        replayed,
+        [("c_old".into(), "booked before the crash".into())]
+    );
     // The store gains the output it was missing.
     let stored = captured.items.lock().unwrap().clone();
     assert_eq!(stored[0].0, "output:c_old");
     assert!(started(&h, &server).await.is_empty());
+    assert_no_violations(&server).await;
+}
+
+// ----- hostile servers: every case ends or recovers within its deadline, with bounded
+// connections, and says what happened -----------------------------------------------------
+
+/// A two-turn conversation: a question answered with text, then a thank-you.
+fn question() -> Scenario {
+    Scenario::new("question")
+        .turn(Turn::user("what is new?").model(ModelStep::say("Nothing much, all is well.")))
+        .turn(Turn::user("thanks").model(ModelStep::say("You're welcome.")))
+}
+
+/// Frames the server sends on a first connection before it starts streaming the first
+/// response's output: `session.created`, `session.updated`, the user item (added, done),
+/// `response.created`, the first output item (added, and its `conversation.item.added`).
+const MID_RESPONSE: usize = 7;
+
+async fn run_turn(
+    faults: Faults,
+    adjust: impl FnOnce(&mut SessionConfig),
+) -> (ServerHandle, Vec<SessionEvent>, Duration) {
+    run_until(faults, adjust, false).await
+}
+
+/// Like [`run_turn`], but waits past the turn for the session to close.
+async fn run_until_closed(
+    faults: Faults,
+    adjust: impl FnOnce(&mut SessionConfig),
+) -> (ServerHandle, Vec<SessionEvent>, Duration) {
+    run_until(faults, adjust, true).await
+}
+
+async fn run_until(
+    faults: Faults,
+    adjust: impl FnOnce(&mut SessionConfig),
+    until_closed: bool,
+) -> (ServerHandle, Vec<SessionEvent>, Duration) {
+    let h = harness("");
+    let config = ServerConfig::new(question()).faults(faults);
+    let (server, mut session) = start_with(&h, config, |c| {
+        fast(c);
+        adjust(c);
+    })
+    .await;
+    let began = Instant::now();
+    session.handle.send_text("what is new?").await.unwrap();
+    let mut events = collect(&mut session, Duration::from_secs(10)).await;
+    while until_closed && !matches!(events.last(), Some(SessionEvent::Closed { .. })) {
+        events.extend(collect(&mut session, Duration::from_secs(10)).await);
+    }
+    (server, events, began.elapsed())
+}
+
+fn turn_failures(events: &[SessionEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::TurnFailed { failure } => Some(failure.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn closed(events: &[SessionEvent]) -> Option<String> {
+    events.iter().find_map(|e| match e {
+        SessionEvent::Closed { reason } => Some(reason.to_string()),
+        _ => None,
+    })
+}
+
+fn warnings(events: &[SessionEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Warning { message } => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stall_that_still_answers_pings_is_cancelled_and_recovered_on_a_new_connection() {
+    let faults = Faults::none().on_connection(0, ConnectionFaults::new().stall_after(MID_RESPONSE));
+    let (server, events, took) = run_turn(faults, |_| {}).await;
+    assert_eq!(events.last(), Some(&SessionEvent::Idle), "{events:#?}");
+    assert_eq!(reply_text(&events), "Nothing much, all is well.");
+    assert!(turn_failures(&events).is_empty(), "{events:#?}");
+    assert!(
+        warnings(&events)
+            .iter()
+            .any(|w| w == "response resp_0001 sent nothing for 200 ms; cancelling it to ask again"),
+        "{:?}",
+        warnings(&events)
+    );
+    assert!(events.iter().any(|e| matches!(
+        e,
+        SessionEvent::Reconnecting { reason, .. }
+            if reason == "response resp_0001 sent nothing for 200 ms, and the server did not confirm its cancellation in time"
+    )));
+    assert_eq!(server.connections(), 2);
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_stall_on_every_connection_fails_the_turn_after_one_more_try() {
+    let faults =
+        Faults::none().on_every_connection(ConnectionFaults::new().stall_after(MID_RESPONSE));
+    let (server, events, took) = run_turn(faults, |_| {}).await;
+    assert_eq!(events.last(), Some(&SessionEvent::Idle), "{events:#?}");
+    assert_eq!(
+        turn_failures(&events),
+        [
+            "the response was cut off (response resp_0002 sent nothing for 200 ms, and the server did not confirm its cancellation in time), and it had already been asked for again once"
+        ]
+    );
+    assert!(server.connections() <= 3, "{}", server.connections());
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_stalled_stream_that_answers_the_cancel_is_asked_for_again_on_the_same_connection() {
+    let faults =
+        Faults::none().on_connection(0, ConnectionFaults::new().stall_stream_after(MID_RESPONSE));
+    let (server, events, took) = run_turn(faults, |_| {}).await;
+    assert_eq!(events.last(), Some(&SessionEvent::Idle), "{events:#?}");
+    assert!(reply_text(&events).ends_with("Nothing much, all is well."));
+    assert!(turn_failures(&events).is_empty(), "{events:#?}");
+    let statuses: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::ResponseDone { status, .. } => Some(status.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statuses, ["cancelled", "completed"]);
+    assert_eq!(server.connections(), 1);
+    assert_eq!(server.count_received("response.create"), 2);
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[tokio::test]
+async fn an_error_instead_of_a_response_fails_the_turn_with_the_servers_reason() {
+    let refusal = ErrorSpec::new(
+        "invalid_request_error",
+        "rate_limit_exceeded",
+        "Too many responses at once.",
+    );
+    let faults = Faults::none()
+        .on_every_connection(ConnectionFaults::new().fail_response_create(refusal, usize::MAX));
+    let (server, events, took) = run_turn(faults, |_| {}).await;
+    assert_eq!(events.last(), Some(&SessionEvent::Idle), "{events:#?}");
+    assert_eq!(
+        turn_failures(&events),
+        ["the server refused to respond (rate_limit_exceeded): Too many responses at once."]
+    );
+    assert_eq!(server.connections(), 1);
+    assert_eq!(server.count_received("response.create"), 1);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_create_that_is_never_answered_is_retried_once_then_fails_the_turn() {
+    // The server reads `response.create` and answers nothing at all, on every connection.
+    let faults = Faults::none().on_every_connection(ConnectionFaults::new().stall_after(4));
+    let (server, events, took) = run_turn(faults, |_| {}).await;
+    assert_eq!(events.last(), Some(&SessionEvent::Idle), "{events:#?}");
+    assert_eq!(
+        turn_failures(&events),
+        ["the server did not start a response within 200 ms, and asking again did not help"]
+    );
+    assert_eq!(server.connections(), 2);
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_malformed_response_done_still_ends_its_response() {
+    for kind in [
+        MalformedDone::FloatTokens,
+        MalformedDone::NegativeTokens,
+        MalformedDone::OutputNotList,
+        MalformedDone::UsageNotObject,
+    ] {
+        let faults = Faults::none()
+            .on_every_connection(ConnectionFaults::new().malformed_response_done(kind));
+        let (server, events, took) = run_turn(faults, |_| {}).await;
+        assert_eq!(
+            events.last(),
+            Some(&SessionEvent::Idle),
+            "{kind:?}: {events:#?}"
+        );
+        assert_eq!(
+            reply_text(&events),
+            "Nothing much, all is well.",
+            "{kind:?}"
+        );
+        let notes = warnings(&events);
+        assert!(
+            notes.iter().any(
+                |w| w.starts_with("a malformed response.done for resp_0001 was read in part: ")
+            ),
+            "{kind:?}: {notes:?}"
+        );
+        assert_eq!(server.connections(), 1, "{kind:?}");
+        assert!(took < Duration::from_secs(2), "{kind:?}: {took:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_drop_between_create_and_created_is_recovered_once() {
+    let faults = Faults::none().on_connection(0, ConnectionFaults::new().drop_on_response_create());
+    let (server, events, _) = run_turn(faults, |_| {}).await;
+    assert_eq!(reply_text(&events), "Nothing much, all is well.");
+    assert_eq!(server.connections(), 2);
+
+    let faults =
+        Faults::none().on_every_connection(ConnectionFaults::new().drop_on_response_create());
+    let (server, events, took) = run_turn(faults, |_| {}).await;
+    assert_eq!(events.last(), Some(&SessionEvent::Idle), "{events:#?}");
+    assert_eq!(
+        turn_failures(&events),
+        [
+            "the response was cut off (the connection dropped), and it had already been asked for again once"
+        ]
+    );
+    assert!(server.connections() <= 3, "{}", server.connections());
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[tokio::test]
+async fn connections_that_keep_dropping_exhaust_the_budget_however_often_the_handshake_works() {
+    // Every connection drops right after the setup: the handshake works every time.
+    let faults = Faults::none().on_every_connection(ConnectionFaults::new().drop_after(3));
+    let (server, events, took) = run_until_closed(faults, |c| c.reconnect.max_attempts = 3).await;
+    let reason = closed(&events).expect("the session ends");
+    assert!(
+        reason.starts_with("connection lost: gave up after 3 new connection(s) within 60 s without a completed response: "),
+        "{reason}"
+    );
+    assert_eq!(server.connections(), 4, "max_reconnect_attempts + 1");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[tokio::test]
+async fn session_expired_on_every_request_rolls_over_a_bounded_number_of_times() {
+    let faults =
+        Faults::none().on_every_connection(ConnectionFaults::new().session_expired_on_request());
+    let (server, events, took) = run_turn(faults, |_| {}).await;
+    let reason = closed(&events).expect("the session ends");
+    assert_eq!(
+        reason,
+        "connection lost: gave up after 2 new connection(s) within 60 s without a completed response: the server expired the session: Your session hit the maximum duration of 60 minutes."
+    );
+    let rollovers = events
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::RollingOver { .. }))
+        .count();
+    assert_eq!(rollovers, 2);
+    assert_eq!(server.connections(), 3);
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[tokio::test]
+async fn an_oversized_frame_is_reported_as_such_and_does_not_loop() {
+    let h = harness("");
+    let faults = Faults::none()
+        .on_every_connection(ConnectionFaults::new().oversized_frame_after(MID_RESPONSE, 300_000));
+    let config = ServerConfig::new(question()).faults(faults);
+    let (server, mut session) = start_with(&h, config, |c| {
+        fast(c);
+        c.connect.max_message_bytes = 100_000;
+    })
+    .await;
+    let began = Instant::now();
+    let too_big = "the server sent a message of 300000 bytes, over the 100000-byte limit (max_message_bytes); the connection cannot continue after it";
+    session.handle.send_text("what is new?").await.unwrap();
+    let events = collect(&mut session, Duration::from_secs(10)).await;
+    assert_eq!(
+        turn_failures(&events),
+        [format!(
+            "the response was cut off ({too_big}), and it had already been asked for again once"
+        )]
+    );
+    // The next turn meets the same frame; the budget is spent, so the session ends.
+    session.handle.send_text("thanks").await.unwrap();
+    let events = collect(&mut session, Duration::from_secs(10)).await;
+    let reason = closed(&events).expect("the session ends");
+    assert_eq!(
+        reason,
+        format!(
+            "connection lost: gave up after 2 new connection(s) within 60 s without a completed response: {too_big}"
+        )
+    );
+    assert_eq!(server.connections(), 3);
+    assert!(began.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_model_that_calls_tools_forever_is_stopped_after_max_tool_rounds() {
+    let h = harness("");
+    let faults = Faults::none().on_every_connection(ConnectionFaults::new().tool_loop("quick"));
+    let config = ServerConfig::new(question()).faults(faults);
+    let (server, mut session) = start_with(&h, config, |c| {
+        fast(c);
+        c.max_tool_rounds = 3;
+    })
+    .await;
+    let began = Instant::now();
+    session.handle.send_text("what is new?").await.unwrap();
+    let events = collect(&mut session, Duration::from_secs(10)).await;
+    assert_eq!(events.last(), Some(&SessionEvent::Idle), "{events:#?}");
+    assert_eq!(
+        turn_failures(&events),
+        [
+            "the model called tools 3 rounds in a row without answering; the turn was stopped (max_tool_rounds = 3)"
+        ]
+    );
+    // The first request and three follow-ups; the fourth round's call is answered, not run.
+    assert_eq!(server.count_received("response.create"), 4);
+    assert_eq!(started(&h, &server).await.len(), 3);
+    let sent = received_until(&server, |sent| outputs(sent).len() == 4).await;
+    let last = outputs(&sent).pop().unwrap();
+    assert!(last.1.contains("max_tool_rounds"), "{last:?}");
+    assert!(events.iter().any(|e| matches!(
+        e,
+        SessionEvent::ToolCallNotRun {
+            why: NotRun::ToolRoundLimit,
+            ..
+        }
+    )));
+    assert_eq!(server.connections(), 1);
+    assert!(began.elapsed() < Duration::from_secs(3));
+}
+
+// ----- voice: barge-in over running tools, and the order of spoken turns -----------------------
+
+/// Half a second of tone and a second of silence at 24 kHz: one utterance for the server's VAD.
+fn utterance() -> Vec<i16> {
+    let rate = 24_000usize;
+    let mut samples: Vec<i16> = (0..rate / 2)
+        .map(|i| (8000.0 * (i as f64 * 440.0 * std::f64::consts::TAU / rate as f64).sin()) as i16)
+        .collect();
+    samples.extend(std::iter::repeat_n(0, rate));
+    samples
+}
+
+async fn speak(session: &Session) {
+    for event in agent_core::audio::AppendChunker::default().chunks(&utterance()) {
+        session.handle.send_event(event).await.unwrap();
+    }
+}
+
+/// Events until `done` holds for one of them, within five seconds.
+async fn until(session: &mut Session, done: impl Fn(&SessionEvent) -> bool) -> Vec<SessionEvent> {
+    let mut events = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(event) = session.events.recv().await {
+            let last = done(&event);
+            events.push(event);
+            if last {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out; events so far: {events:#?}"));
+    events
+}
+
+const SPEAKING: &str = "output_modalities = [\"audio\"]\n\
+    [turn_detection]\ntype = \"server_vad\"\n\
+    [transcription]\nmodel = \"gpt-4o-mini-transcribe\"\n";
+
+#[tokio::test]
+async fn a_barge_in_over_a_running_tool_never_asks_for_a_response_itself() {
+    let h = harness(SPEAKING);
+    let scenario = Scenario::new("barge-in over a tool")
+        .turn(
+            Turn::user("Book a table.").model(
+                ModelStep::say("Booking it now; one moment please while I check the tables.")
+                    .call(ScriptedCall::new("slow_a", json!({})))
+                    .calls_first()
+                    .barge_in_after_ms(200),
+            ),
+        )
+        .turn(Turn::user("Actually, make it two.").model(ModelStep::say("Sure, two it is.")));
+    let (server, mut session) = start_with(&h, ServerConfig::new(scenario), |c| {
+        fast(c);
+        c.deadlines.response_idle = Duration::from_secs(2);
+        c.playback = agent_core::audio::PlaybackClock::immediate();
+    })
+    .await;
+    session.handle.send_text("Book a table.").await.unwrap();
+    let mut events = until(
+        &mut session,
+        |e| matches!(e, SessionEvent::ResponseDone { status, .. } if status == "completed"),
+    )
+    .await;
+    // The tool finishes after the user spoke over the answer: its output goes out, nothing more.
+    events.extend(
+        until(&mut session, |e| {
+            matches!(e, SessionEvent::ToolCallFinished { .. })
+        })
+        .await,
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let transcript: String = events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::TranscriptDelta { delta, .. } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(transcript.ends_with("Sure, two it is."), "{transcript:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Interrupted { .. }))
+    );
+    assert_eq!(
+        server.count_received("response.create"),
+        1,
+        "only the typed turn asked; the spoken one was answered by the server's VAD"
+    );
+    assert_eq!(outputs(&received(&server).await).len(), 1);
+    assert_no_violations(&server).await;
+}
+
+/// The keys the history received, in order, and the user's spoken item.
+fn spoken_history(captured: &Captured) -> (Vec<String>, Option<Item>) {
+    let items = captured.items.lock().unwrap().clone();
+    let spoken = items
+        .iter()
+        .find(|(k, _)| k == "item:item_t0_user")
+        .map(|(_, item)| item.clone());
+    (items.into_iter().map(|(k, _)| k).collect(), spoken)
+}
+
+#[tokio::test]
+async fn a_transcript_that_comes_after_the_reply_still_puts_the_question_first() {
+    let h = harness(SPEAKING);
+    let captured = Arc::new(Captured::default());
+    let sink = captured.clone();
+    let scenario = Scenario::new("late transcript")
+        .turn(Turn::user("What time is it?").model(ModelStep::say("It is noon.")));
+    let config = ServerConfig::new(scenario).late_transcription(true);
+    let (server, mut session) = start_with(&h, config, |c| {
+        fast(c);
+        c.history_sink = Some(sink);
+        c.playback = agent_core::audio::PlaybackClock::immediate();
+    })
+    .await;
+    speak(&session).await;
+    let events = until(&mut session, |e| {
+        matches!(e, SessionEvent::UserTranscript { .. })
+    })
+    .await;
+    let done_at = events
+        .iter()
+        .position(|e| matches!(e, SessionEvent::ResponseDone { .. }))
+        .expect("answered");
+    let transcript_at = events
+        .iter()
+        .position(|e| matches!(e, SessionEvent::UserTranscript { .. }))
+        .unwrap();
+    assert!(
+        done_at < transcript_at,
+        "the server sent the transcript late"
+    );
+    let (keys, spoken) = spoken_history(&captured);
+    assert_eq!(keys, ["item:item_t0_user", "item:item_t0s0o0"]);
+    let spoken = serde_json::to_value(spoken.unwrap()).unwrap();
+    assert_eq!(spoken["content"][0]["transcript"], "What time is it?");
+    assert_no_violations(&server).await;
+}
+
+#[tokio::test]
+async fn spoken_turns_are_logged_without_transcription_too() {
+    let h = harness("output_modalities = [\"text\"]\n[turn_detection]\ntype = \"server_vad\"\n");
+    let captured = Arc::new(Captured::default());
+    let sink = captured.clone();
+    let scenario = Scenario::new("no transcription")
+        .turn(Turn::user("What time is it?").model(ModelStep::say("It is noon.")));
+    let (server, mut session) = start_with(&h, ServerConfig::new(scenario), |c| {
+        fast(c);
+        c.history_sink = Some(sink);
+    })
+    .await;
+    speak(&session).await;
+    until(&mut session, |e| matches!(e, SessionEvent::Idle)).await;
+    let (keys, spoken) = spoken_history(&captured);
+    assert_eq!(keys, ["item:item_t0_user", "item:item_t0s0o0"]);
+    let replayed = agent_core::session::log::for_replay(&spoken.unwrap());
+    assert_eq!(
+        agent_core::session::log::message_text(&replayed).as_deref(),
+        Some(agent_core::session::log::UNTRANSCRIBED)
+    );
     assert_no_violations(&server).await;
 }

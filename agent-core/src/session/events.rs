@@ -314,7 +314,7 @@ impl std::fmt::Display for TurnFailure {
             } => write!(
                 f,
                 "the response stalled: the server sent nothing for {}, and asking again did not help",
-                secs(*waited)
+                human(*waited)
             ),
             TurnFailure::Stalled {
                 waited,
@@ -322,7 +322,7 @@ impl std::fmt::Display for TurnFailure {
             } => write!(
                 f,
                 "the server did not start a response within {}, and asking again did not help",
-                secs(*waited)
+                human(*waited)
             ),
             TurnFailure::Refused {
                 code: Some(code),
@@ -360,12 +360,15 @@ impl std::fmt::Display for TurnFailure {
     }
 }
 
-/// A duration as seconds, e.g. `30 s` or `0.2 s`.
-fn secs(d: std::time::Duration) -> String {
+/// A duration as people read it in messages: `200 ms`, `5 s`, `1.5 s`.
+pub(crate) fn human(d: std::time::Duration) -> String {
+    if d < std::time::Duration::from_secs(1) {
+        return format!("{} ms", d.as_millis());
+    }
     let s = d.as_secs_f64();
     if s.fract() == 0.0 {
         format!("{s:.0} s")
     } else {
-        format!("{s} s")
+        format!("{:.1} s", s)
     }
 }

@@ -27,6 +27,8 @@
 //!   barge_in_after_ms = 400             # optional: the user starts speaking (the next turn's
 //!                                       # `user` text) once this much audio was sent; needs
 //!                                       # server VAD in the session (see `server` docs)
+//!   calls_first = false                 # optional: stream the calls before `say` (the model
+//!                                       # calls a tool, then talks while it runs)
 //!   usage = { input_tokens = 900 }      # optional: merged over the computed `usage` object
 //!
 //!   [[scenario.turn.model]]             # played on the next response.create, once the outputs
@@ -232,6 +234,9 @@ pub struct ModelStep {
     /// Scripted barge-in: the user starts speaking once this much of the step's audio was sent
     /// (0 = before any audio; past the end = after `response.done`), saying the next turn.
     pub barge_in_after_ms: Option<u32>,
+    /// Stream the function calls before the message (the model calls a tool, then talks while
+    /// it runs), instead of after it.
+    pub calls_first: bool,
 }
 
 impl ModelStep {
@@ -266,6 +271,12 @@ impl ModelStep {
     /// Scripts a barge-in after `ms` of this step's audio.
     pub fn barge_in_after_ms(mut self, ms: u32) -> Self {
         self.barge_in_after_ms = Some(ms);
+        self
+    }
+
+    /// Streams the calls before the message.
+    pub fn calls_first(mut self) -> Self {
+        self.calls_first = true;
         self
     }
 }

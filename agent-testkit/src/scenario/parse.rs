@@ -117,6 +117,8 @@ struct RawStep {
     #[serde(default)]
     barge_in_after_ms: Option<u32>,
     #[serde(default)]
+    calls_first: bool,
+    #[serde(default)]
     usage: Option<Spanned<Value>>,
 }
 
@@ -384,6 +386,7 @@ fn convert_turn(
             audio_ms: step.audio_ms,
             usage,
             barge_in_after_ms: step.barge_in_after_ms,
+            calls_first: step.calls_first,
         });
     }
     let mut expect = Vec::new();

@@ -12,7 +12,7 @@ use crate::{
     protocol::{ClientEvent, ServerEvent, SessionKind},
     session::{
         Command, Direction, SessionConfig, SessionError,
-        events::{CloseReason, SessionEvent, TurnFailure},
+        events::{CloseReason, SessionEvent, TurnFailure, human},
         log::{ConversationLog, for_replay},
         reconnect::is_final_close,
         sequencer::Step,
@@ -41,8 +41,9 @@ impl Runner {
                 Err(spent) => {
                     return Err(CloseReason::ConnectionLost {
                         message: format!(
-                            "gave up after {} new connection(s) within {:?} without a completed response: {reason}",
-                            spent.attempts, spent.window
+                            "gave up after {} new connection(s) within {} without a completed response: {reason}",
+                            spent.attempts,
+                            human(spent.window)
                         ),
                     });
                 }
@@ -184,7 +185,8 @@ impl Runner {
         let dead_after = self.config.keepalive.dead_after;
         if self.last_frame.elapsed() > dead_after {
             return Flow::Lost(format!(
-                "no data from the server for {dead_after:?}, not even an answer to a ping"
+                "no data from the server for {}, not even an answer to a ping",
+                human(dead_after)
             ));
         }
         match self.write(Message::Ping(Vec::new().into())).await {
@@ -199,7 +201,7 @@ impl Runner {
     ) -> Flow {
         self.last_frame = Instant::now();
         let text = match frame {
-            None => return Flow::Lost("the connection closed".into()),
+            None => return Flow::Lost("the connection dropped".into()),
             Some(Err(err)) => return Flow::Lost(describe(&err)),
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Close(frame))) => {
@@ -277,7 +279,10 @@ impl Runner {
 }
 
 fn stopped_reading(after: Duration) -> String {
-    format!("the server stopped reading: a write did not complete within {after:?}")
+    format!(
+        "the server stopped reading: a write did not complete within {}",
+        human(after)
+    )
 }
 
 /// Runs `work` unless a `Close` command (or the end of every handle) comes first; other
@@ -313,6 +318,12 @@ pub(super) fn describe(err: &tungstenite::Error) -> String {
         tungstenite::Error::Utf8(_) => {
             "the server sent a text frame that is not valid UTF-8".to_owned()
         }
+        tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        )
+        | tungstenite::Error::ConnectionClosed
+        | tungstenite::Error::AlreadyClosed => "the connection dropped".to_owned(),
+        tungstenite::Error::Io(io) => format!("the connection failed ({io})"),
         tungstenite::Error::Protocol(problem) => {
             format!("the server broke the WebSocket protocol ({problem})")
         }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::{Flow, Runner};
 use crate::session::{
-    events::{SessionEvent, TurnFailure},
+    events::{SessionEvent, TurnFailure, human},
     watchdog::Overdue,
 };
 
@@ -28,7 +28,8 @@ impl Runner {
                 if self.rerequests < self.budget.policy().rerequest_cut_responses {
                     // The server ignores us on this connection: a fresh one is the best chance.
                     return Flow::Lost(format!(
-                        "the server did not answer response.create within {waited:?}"
+                        "the server did not answer response.create within {}",
+                        human(waited)
                     ));
                 }
                 self.watchdog.progress(now);
@@ -43,7 +44,8 @@ impl Runner {
             }
             Overdue::Stalled(response_id) => self.cancel_stalled(&response_id).await,
             Overdue::CancelUnanswered(response_id) => Flow::Lost(format!(
-                "response {response_id} sent nothing for {waited:?}, and the server did not confirm its cancellation in time"
+                "response {response_id} sent nothing for {}, and the server did not confirm its cancellation in time",
+                human(waited)
             )),
             Overdue::ExpectationLapsed => {
                 self.watchdog.progress(now);

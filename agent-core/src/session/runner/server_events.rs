@@ -9,7 +9,7 @@ use crate::{
         ClientEvent, ContentPart, ErrorEvent, Item, Response, Role, ServerEvent, error_codes,
     },
     session::{
-        events::{CloseReason, SessionEvent, TurnFailure},
+        events::{CloseReason, SessionEvent, TurnFailure, human},
         log::truncated,
     },
 };
@@ -432,7 +432,8 @@ impl Runner {
     pub(super) async fn cancel_stalled(&mut self, response_id: &str) -> Flow {
         let waited = self.watchdog.response_idle();
         self.warn(&format!(
-            "response {response_id} sent nothing for {waited:?}; cancelling it to ask again"
+            "response {response_id} sent nothing for {}; cancelling it to ask again",
+            human(waited)
         ));
         self.watchdog.cancelled(response_id, Instant::now());
         match self

@@ -192,17 +192,24 @@ impl Conn {
         let Some(step) = turns.get(t).and_then(|tt| tt.model.get(s)) else {
             return (None, Vec::new(), None);
         };
-        let mut items = Vec::new();
+        let mut message = Vec::new();
+        let mut calls = Vec::new();
         let mut o = 0;
-        if let Some(text) = &step.say {
-            items.push(PlannedItem {
-                id: self.conversation.unique_id(&format!("item_t{t}s{s}o{o}")),
+        let mut next_id = |conversation: &mut super::Conversation| {
+            let id = conversation.unique_id(&format!("item_t{t}s{s}o{o}"));
+            o += 1;
+            id
+        };
+        // Output indexes follow the order the items are streamed in.
+        let say_first = !step.calls_first;
+        if say_first && let Some(text) = &step.say {
+            message.push(PlannedItem {
+                id: next_id(&mut self.conversation),
                 kind: PlannedKind::Message {
                     text: text.clone(),
                     audio_ms: step.audio_ms,
                 },
             });
-            o += 1;
         }
         for (j, call) in step.calls.iter().enumerate() {
             let call_id = shared
@@ -212,16 +219,29 @@ impl Conn {
                 .and_then(|x| x.get(j))
                 .cloned()
                 .unwrap_or_else(|| format!("call_t{t}s{s}c{j}"));
-            items.push(PlannedItem {
-                id: self.conversation.unique_id(&format!("item_t{t}s{s}o{o}")),
+            calls.push(PlannedItem {
+                id: next_id(&mut self.conversation),
                 kind: PlannedKind::Call {
                     name: call.name.clone(),
                     call_id,
                     arguments: call.arguments_string(),
                 },
             });
-            o += 1;
         }
+        if !say_first && let Some(text) = &step.say {
+            message.push(PlannedItem {
+                id: next_id(&mut self.conversation),
+                kind: PlannedKind::Message {
+                    text: text.clone(),
+                    audio_ms: step.audio_ms,
+                },
+            });
+        }
+        let items = if say_first {
+            message.into_iter().chain(calls).collect()
+        } else {
+            calls.into_iter().chain(message).collect()
+        };
         (Some((t, s)), items, step.usage.clone())
     }
 
