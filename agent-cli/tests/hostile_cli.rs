@@ -501,35 +501,27 @@ fn audio_runs_store_their_history_and_resume() {
     )
     .unwrap();
     // The longer scenario first: a resume continues the first scenario that fits.
+    let turns = [
+        ("What's the status of order A1003?", "It is on its way."),
+        ("Thanks.", "You're welcome."),
+        ("Bye.", "Goodbye."),
+    ];
+    let scenario = |name: &str, count: usize| {
+        let mut toml = format!("[[scenario]]\nname = \"{name}\"\n");
+        for (user, say) in &turns[..count] {
+            toml.push_str(&format!(
+                "[[scenario.turn]]\nuser = \"{user}\"\n[[scenario.turn.model]]\nsay = \"{say}\"\n"
+            ));
+        }
+        toml
+    };
     std::fs::write(
         dir.path().join("spoken.scenarios.toml"),
-        r#"
-[[scenario]]
-name = "three turns"
-[[scenario.turn]]
-user = "What's the status of order A1003?"
-  [[scenario.turn.model]]
-  say = "It is on its way."
-[[scenario.turn]]
-user = "Thanks."
-  [[scenario.turn.model]]
-  say = "You're welcome."
-[[scenario.turn]]
-user = "Bye."
-  [[scenario.turn.model]]
-  say = "Goodbye."
-
-[[scenario]]
-name = "two turns"
-[[scenario.turn]]
-user = "What's the status of order A1003?"
-  [[scenario.turn.model]]
-  say = "It is on its way."
-[[scenario.turn]]
-user = "Thanks."
-  [[scenario.turn.model]]
-  say = "You're welcome."
-"#,
+        format!(
+            "{}\n{}",
+            scenario("three turns", 3),
+            scenario("two turns", 2)
+        ),
     )
     .unwrap();
     let wav = common::workspace().join("agents/audio/question.wav");

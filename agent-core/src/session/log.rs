@@ -69,6 +69,9 @@ struct Entry {
 pub struct ConversationLog {
     entries: Vec<Entry>,
     keys: HashSet<String>,
+    /// Keys of slots not filled yet: most pushes are new keys, and this keeps them from
+    /// scanning the log.
+    open: HashSet<String>,
     next_local: u64,
     /// `entries[..settled]` are filled and were handed out by [`take_settled`](Self::take_settled).
     settled: usize,
@@ -94,15 +97,17 @@ impl ConversationLog {
     /// slot if it has one. Returns whether the item was taken.
     pub fn push(&mut self, key: impl Into<String>, item: Item) -> bool {
         let key = key.into();
-        if let Some(entry) = self.entries.iter_mut().rev().find(|e| e.key == key) {
-            if entry.item.is_some() {
+        if self.keys.contains(&key) {
+            if !self.open.remove(&key) {
                 return false;
             }
-            entry.server_id = entry
-                .server_id
-                .take()
-                .or_else(|| item.id().map(str::to_owned));
-            entry.item = Some(item);
+            if let Some(entry) = self.entries.iter_mut().rev().find(|e| e.key == key) {
+                entry.server_id = entry
+                    .server_id
+                    .take()
+                    .or_else(|| item.id().map(str::to_owned));
+                entry.item = Some(item);
+            }
             return true;
         }
         self.keys.insert(key.clone());
@@ -135,6 +140,7 @@ impl ConversationLog {
             })
             .map_or(self.entries.len(), |i| (i + 1).max(self.settled));
         self.keys.insert(key.clone());
+        self.open.insert(key.clone());
         self.entries.insert(
             at,
             Entry {
@@ -159,6 +165,9 @@ impl ConversationLog {
 
     /// Notes the server's id of the item under `key` (learned from `conversation.item.added`).
     pub fn set_server_id(&mut self, key: &str, server_id: &str) {
+        if !self.keys.contains(key) {
+            return;
+        }
         if let Some(entry) = self.entries.iter_mut().rev().find(|e| e.key == key) {
             entry.server_id = Some(server_id.to_owned());
         }
@@ -166,22 +175,22 @@ impl ConversationLog {
 
     /// Removes the slot under `key` if it was never filled (output the server did not finish).
     pub fn abandon(&mut self, key: &str) {
+        if !self.open.remove(key) {
+            return;
+        }
         if let Some(i) = self
             .entries
             .iter()
             .rposition(|e| e.key == key && e.item.is_none())
         {
             self.entries.remove(i);
-            self.keys.remove(key);
         }
+        self.keys.remove(key);
     }
 
     /// Whether `key` is a slot still waiting for its item.
     pub fn is_open(&self, key: &str) -> bool {
-        self.entries
-            .iter()
-            .rev()
-            .any(|e| e.key == key && e.item.is_none())
+        self.open.contains(key)
     }
 
     /// The completed items no earlier slot holds back, in order, not handed out before: what
@@ -200,6 +209,9 @@ impl ConversationLog {
     /// whether the item had already been handed out by [`take_settled`](Self::take_settled)
     /// (so a store must replace it too).
     pub fn replace(&mut self, key: &str, item: Item) -> Option<bool> {
+        if !self.keys.contains(key) {
+            return None;
+        }
         let index = self
             .entries
             .iter()
@@ -211,6 +223,9 @@ impl ConversationLog {
 
     /// The item under `key`, once completed.
     pub fn get(&self, key: &str) -> Option<&Item> {
+        if !self.keys.contains(key) {
+            return None;
+        }
         self.entries
             .iter()
             .rev()
@@ -244,7 +259,7 @@ impl ConversationLog {
 
     /// Number of completed items.
     pub fn len(&self) -> usize {
-        self.items().count()
+        self.entries.len() - self.open.len()
     }
 
     /// Whether the log holds no completed item.

@@ -145,6 +145,13 @@ impl<I> Sequencer<I> {
         self.next_steps()
     }
 
+    /// The input audio buffer was committed or cleared: whatever the user said is over, even
+    /// if no `speech_stopped` said so.
+    pub fn input_ended(&mut self) -> Vec<Step<I>> {
+        self.speaking = false;
+        self.next_steps()
+    }
+
     /// The response the server was expected to start did not come (an utterance too short to
     /// answer, say): the slot is free again.
     pub fn expectation_lapsed(&mut self) -> Vec<Step<I>> {
@@ -203,6 +210,8 @@ impl<I> Sequencer<I> {
     /// once the calls deliver. One that was cut off mid-stream, or a `response.create` that was
     /// sent but not answered, is requested again if `rerequest` allows.
     pub fn connection_reset(&mut self, rerequest: bool) -> Vec<Step<I>> {
+        // The new connection's VAD has heard nothing yet.
+        self.speaking = false;
         match std::mem::replace(&mut self.slot, Slot::Idle) {
             Slot::Idle | Slot::Expected => {}
             Slot::Requested => self.follow_up |= rerequest,
@@ -452,6 +461,26 @@ mod tests {
         assert!(s.response_expected());
         s.response_created("vad");
         assert_eq!(s.response_done("vad"), vec![Step::CreateResponse]);
+    }
+
+    #[test]
+    fn speech_that_never_stops_cannot_hold_the_queue_forever() {
+        let mut s = S::new();
+        s.speech_started();
+        assert_eq!(s.submit("typed"), vec![]);
+        // The buffer was committed without a speech_stopped (or the connection dropped).
+        assert_eq!(
+            s.input_ended(),
+            vec![Step::SendInput("typed"), Step::CreateResponse]
+        );
+        s.response_created("r1");
+        s.response_done("r1");
+        s.speech_started();
+        s.submit("again");
+        assert_eq!(
+            s.connection_reset(true),
+            vec![Step::SendInput("again"), Step::CreateResponse]
+        );
     }
 
     #[test]

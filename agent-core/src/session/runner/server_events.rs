@@ -113,7 +113,15 @@ impl Runner {
                     audio_end_ms: e.audio_end_ms,
                 });
                 self.watchdog.progress(Instant::now());
+                // The user said something: a new turn, whose tool rounds start from zero.
+                self.tool_rounds = 0;
                 let steps = self.sequencer.speech_stopped(self.server_responds);
+                return self.apply(steps).await;
+            }
+            ServerEvent::InputAudioBufferCommitted(_) | ServerEvent::InputAudioBufferCleared(_)
+                if self.sequencer.user_speaking() =>
+            {
+                let steps = self.sequencer.input_ended();
                 return self.apply(steps).await;
             }
             ServerEvent::ResponseOutputItemDone(e) => {
