@@ -155,6 +155,7 @@ impl Conversation {
             }
         };
         let _ = tokio::time::timeout(within, wait).await;
+        self.stats.unclean_end = self.stats.closed.is_none();
         self.stats
     }
 }

@@ -2,7 +2,9 @@
 //! `--resume ID` continues a stored one in a new session.
 //!
 //! Items go to the SQLite history store through a writer thread (the session loop never waits
-//! on the disk); the store is flushed before the process exits. A run holds a lease on its
+//! on the disk); the store is flushed before the process exits, and after Ctrl-C in a text run.
+//! (Ctrl-C in an audio run ends the process at once: what was committed stays, what was still
+//! queued for the writer is lost.) A run holds a lease on its
 //! conversation, renewed by a heartbeat, so a second run that resumes it meanwhile is refused
 //! with a clear error instead of silently losing items; a crashed run's lease expires within
 //! [`LEASE_TTL`]. Tool calls are recorded as started before they run and as finished with their

@@ -23,6 +23,9 @@ pub struct SessionStats {
     pub turn_failures: Vec<String>,
     /// Why the session ended, once it did.
     pub closed: Option<CloseReason>,
+    /// The session's events stopped without a `Closed` event (its task died, or it did not
+    /// wind down in time).
+    pub unclean_end: bool,
 }
 
 impl SessionStats {
@@ -45,6 +48,9 @@ impl SessionStats {
         match &self.closed {
             None | Some(CloseReason::Requested | CloseReason::BudgetExhausted) => {}
             Some(reason) => problems.push(format!("the session ended: {reason}")),
+        }
+        if self.unclean_end {
+            problems.push("the session stopped without saying why".to_owned());
         }
         problems
     }

@@ -54,9 +54,10 @@ pub struct RunArgs {
     pub history: crate::persist::HistoryArgs,
 }
 
-/// How long closing down may take once the user pressed Ctrl-C: the session's goodbye and
-/// the history's last writes, so the process ends within about a second.
-const INTERRUPTED_CLOSE: Duration = Duration::from_millis(800);
+/// How long each of the two steps of closing down may take once the user pressed Ctrl-C (the
+/// session's goodbye, then the history's last writes), so that with the runtime's shutdown the
+/// process ends within a second.
+const INTERRUPTED_CLOSE: Duration = Duration::from_millis(350);
 /// How long the history's last writes may take at the end of a normal run.
 const FINISH_WAIT: Duration = Duration::from_secs(10);
 
@@ -319,6 +320,9 @@ async fn converse(
 ) -> bool {
     let mut stdin_open = true;
     let mut busy = false;
+    // An `Idle` already on its way when a line is sent belongs to the turn before: only one
+    // that follows a sign of the new turn counts.
+    let mut awaiting_turn = false;
     loop {
         let session = conversation.session_mut();
         tokio::select! {
@@ -329,6 +333,7 @@ async fn converse(
                         continue;
                     }
                     busy = true;
+                    awaiting_turn = true;
                     if session.handle.send_text(line).await.is_err() {
                         return false;
                     }
@@ -344,7 +349,10 @@ async fn converse(
                 let Some(event) = event else { return false };
                 conversation.render(&event);
                 match event {
-                    SessionEvent::Idle => {
+                    SessionEvent::ResponseStarted { .. } | SessionEvent::TurnFailed { .. } => {
+                        awaiting_turn = false;
+                    }
+                    SessionEvent::Idle if !awaiting_turn => {
                         busy = false;
                         if !stdin_open {
                             return false;

@@ -254,9 +254,14 @@ impl Checker<'_> {
             ("reconnect_max_delay_secs", c.reconnect_max_delay_secs, true),
         ];
         for (key, secs, zero_ok) in waits {
-            let positive = if zero_ok { secs >= 0.0 } else { secs > 0.0 };
+            // A wait under a millisecond would round to nothing and fire (or tick) at once.
+            let positive = if zero_ok { secs >= 0.0 } else { secs >= 0.001 };
             if !(secs.is_finite() && positive && secs <= 86_400.0) {
-                let bound = if zero_ok { "0 or more" } else { "more than 0" };
+                let bound = if zero_ok {
+                    "0 or more"
+                } else {
+                    "at least 0.001"
+                };
                 self.at_key(
                     key,
                     format!("`{key}` is {secs}; it must be {bound} and at most 86400 (a day)"),

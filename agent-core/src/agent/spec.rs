@@ -459,7 +459,7 @@ pub struct TimeoutsSpec {
     #[serde(default = "default_cancel_secs")]
     #[schemars(range(min = 0.001))]
     pub cancel_secs: f64,
-    /// A ping goes out after this long without traffic.
+    /// How often a ping goes out, so a dead connection is noticed.
     #[serde(default = "default_ping_secs")]
     #[schemars(range(min = 0.001))]
     pub ping_secs: f64,

@@ -288,6 +288,11 @@ pub enum TurnFailure {
         /// The error type and code the server gave, e.g. `server_error`.
         reason: Option<String>,
     },
+    /// The server cancelled the response though neither the user nor the app asked it to.
+    Cancelled {
+        /// The reason the server gave, if any.
+        reason: Option<String>,
+    },
     /// The response ended with status `incomplete`: the answer is cut off.
     Incomplete {
         /// Why, e.g. `max_output_tokens` or `content_filter`.
@@ -335,6 +340,14 @@ impl std::fmt::Display for TurnFailure {
             TurnFailure::Failed { reason } => write!(
                 f,
                 "the response failed{}",
+                reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ),
+            TurnFailure::Cancelled { reason } => write!(
+                f,
+                "the server cancelled the response{}",
                 reason
                     .as_deref()
                     .map(|r| format!(" ({r})"))

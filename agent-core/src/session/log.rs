@@ -188,6 +188,15 @@ impl ConversationLog {
         self.keys.remove(key);
     }
 
+    /// Removes every slot still waiting (the session ended): what follows them is released.
+    pub fn abandon_open(&mut self) {
+        let open = std::mem::take(&mut self.open);
+        self.entries.retain(|e| e.item.is_some());
+        for key in open {
+            self.keys.remove(&key);
+        }
+    }
+
     /// Whether `key` is a slot still waiting for its item.
     pub fn is_open(&self, key: &str) -> bool {
         self.open.contains(key)

@@ -127,11 +127,11 @@ pub struct SessionConfig {
     pub prior_calls: Vec<PriorCall>,
 }
 
-/// Keepalive: a ping after `ping_every` of quiet, and a connection that sent nothing at all
-/// (not even a pong) for `dead_after` counts as dropped.
+/// Keepalive: a ping every `ping_every`, and a connection that sent nothing at all (not even
+/// a pong) for `dead_after` counts as dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Keepalive {
-    /// How often a ping goes out when the socket is otherwise quiet.
+    /// How often a ping goes out.
     pub ping_every: Duration,
     /// How long without any frame before the connection is considered dead.
     pub dead_after: Duration,

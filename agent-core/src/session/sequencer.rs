@@ -99,9 +99,10 @@ impl<I> Sequencer<I> {
 
     /// The server finished a response (completed, cancelled, failed or incomplete).
     pub fn response_done(&mut self, response_id: &str) -> Vec<Step<I>> {
-        if matches!(&self.slot, Slot::Active(id) if id == response_id)
-            || self.slot == Slot::Requested
-        {
+        // Only the active response's end frees the slot: a `response.done` for another (a
+        // duplicate, one we never saw start) must not let a second `response.create` out while
+        // ours is still pending.
+        if matches!(&self.slot, Slot::Active(id) if id == response_id) {
             self.slot = Slot::Idle;
         }
         let suppressed = self.no_follow_up.contains(response_id);
@@ -197,8 +198,10 @@ impl<I> Sequencer<I> {
     /// Our `response.create` was refused because a response is already active (for example one
     /// the server's VAD started). The request stays pending until that response is done.
     pub fn create_refused(&mut self) -> Vec<Step<I>> {
+        // No `response.created` was seen: the active response is one we do not know; it is
+        // awaited like one the server's turn detection starts, for a bounded while.
         if self.slot == Slot::Requested {
-            self.slot = Slot::Idle;
+            self.slot = Slot::Expected;
         }
         self.follow_up = true;
         self.next_steps()

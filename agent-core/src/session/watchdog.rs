@@ -10,7 +10,9 @@
 //! - a `response.cancel` whose `response.done` did not come within `cancel_wait`: the server is
 //!   not listening, and the connection is replaced;
 //! - the response the server's own turn detection was expected to start, which did not come
-//!   within `cancel_wait` (the server starts it at once when it starts it at all).
+//!   within `cancel_wait` (the server starts it at once when it starts it at all);
+//! - a user who started speaking, by the server's VAD, and never stopped within
+//!   `response_idle`: nothing is held back for them any longer.
 //!
 //! It does no I/O and reads no clock: the runner passes `now`, so every rule is tested here.
 
@@ -59,6 +61,8 @@ pub(crate) enum Overdue {
     CancelUnanswered(String),
     /// The server's own response did not come.
     ExpectationLapsed,
+    /// The server said the user started speaking and never said they stopped.
+    SpeechLapsed,
 }
 
 /// The deadlines of one session's response slot.
@@ -69,6 +73,8 @@ pub(crate) struct Watchdog {
     progress_at: Instant,
     /// A stalled response we cancelled, and when its `response.done` is due.
     cancelling: Option<(String, Instant)>,
+    /// When the user started speaking, until they stop.
+    speech_since: Option<Instant>,
 }
 
 impl Watchdog {
@@ -77,7 +83,18 @@ impl Watchdog {
             limits,
             progress_at: now,
             cancelling: None,
+            speech_since: None,
         }
+    }
+
+    /// The user started speaking (or still is) at `now`.
+    pub(crate) fn speech(&mut self, now: Instant) {
+        self.speech_since = Some(now);
+    }
+
+    /// The user's speech is over (stopped, committed, cleared, or given up on).
+    pub(crate) fn speech_over(&mut self) {
+        self.speech_since = None;
     }
 
     /// Something happened for the response in flight (or a request went out).
@@ -104,6 +121,7 @@ impl Watchdog {
     /// The connection was replaced: nothing of the old one is awaited any more.
     pub(crate) fn reset(&mut self, now: Instant) {
         self.cancelling = None;
+        self.speech_since = None;
         self.progress_at = now;
     }
 
@@ -114,33 +132,44 @@ impl Watchdog {
 
     /// When the next deadline falls, if anything is in flight.
     pub(crate) fn next_deadline(&self, in_flight: InFlight<'_>) -> Option<Instant> {
-        if let Some((_, due)) = &self.cancelling {
-            return Some(*due);
-        }
-        match in_flight {
-            InFlight::Nothing => None,
-            InFlight::Expected => Some(self.progress_at + self.limits.cancel_wait),
-            InFlight::Requested | InFlight::Active(_) => {
+        let speech = self.speech_since.map(|at| at + self.limits.response_idle);
+        let response = match (&self.cancelling, in_flight) {
+            (Some((_, due)), _) => Some(*due),
+            (None, InFlight::Nothing) => None,
+            (None, InFlight::Expected) => Some(self.progress_at + self.limits.cancel_wait),
+            (None, InFlight::Requested | InFlight::Active(_)) => {
                 Some(self.progress_at + self.limits.response_idle)
             }
+        };
+        match (speech, response) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
     /// What is overdue at `now`, if anything.
     pub(crate) fn overdue(&self, in_flight: InFlight<'_>, now: Instant) -> Option<Overdue> {
         if let Some((id, due)) = &self.cancelling {
-            return (now >= *due).then(|| Overdue::CancelUnanswered(id.clone()));
+            if now >= *due {
+                return Some(Overdue::CancelUnanswered(id.clone()));
+            }
+        } else if in_flight != InFlight::Nothing {
+            let due = match in_flight {
+                InFlight::Expected => self.progress_at + self.limits.cancel_wait,
+                _ => self.progress_at + self.limits.response_idle,
+            };
+            if now >= due {
+                return Some(match in_flight {
+                    InFlight::Requested => Overdue::CreateUnanswered,
+                    InFlight::Expected => Overdue::ExpectationLapsed,
+                    InFlight::Active(id) => Overdue::Stalled(id.to_owned()),
+                    InFlight::Nothing => return None,
+                });
+            }
         }
-        let due = self.next_deadline(in_flight)?;
-        if now < due {
-            return None;
-        }
-        match in_flight {
-            InFlight::Nothing => None,
-            InFlight::Requested => Some(Overdue::CreateUnanswered),
-            InFlight::Expected => Some(Overdue::ExpectationLapsed),
-            InFlight::Active(id) => Some(Overdue::Stalled(id.to_owned())),
-        }
+        self.speech_since
+            .filter(|at| now >= *at + self.limits.response_idle)
+            .map(|_| Overdue::SpeechLapsed)
     }
 }
 
@@ -193,6 +222,27 @@ mod tests {
             d.overdue(InFlight::Expected, t + Duration::from_secs(26)),
             Some(Overdue::ExpectationLapsed)
         );
+    }
+
+    #[test]
+    fn speech_that_never_stops_lapses() {
+        let t = Instant::now();
+        let mut d = dog(t);
+        d.speech(t);
+        assert_eq!(
+            d.next_deadline(InFlight::Nothing),
+            Some(t + Duration::from_secs(30))
+        );
+        assert_eq!(
+            d.overdue(InFlight::Nothing, t + Duration::from_secs(29)),
+            None
+        );
+        assert_eq!(
+            d.overdue(InFlight::Nothing, t + Duration::from_secs(30)),
+            Some(Overdue::SpeechLapsed)
+        );
+        d.speech_over();
+        assert_eq!(d.next_deadline(InFlight::Nothing), None);
     }
 
     #[test]

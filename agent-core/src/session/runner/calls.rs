@@ -237,35 +237,38 @@ impl Runner {
             .map(|(id, _)| id.clone())
             .collect();
         let mut steps = Vec::new();
+        let mut wire = Vec::new();
         for response_id in ready {
             let Some(calls) = self.response_calls.remove(&response_id) else {
                 continue;
             };
+            // The log and the sequencer learn everything first, and only then do the frames go
+            // out: if a write fails halfway, the replay on the next connection carries what
+            // did not leave, and no call is left waiting for an output that never comes.
             for call_id in &calls.order {
                 let Some(call) = calls.items.get(call_id) else {
                     continue;
                 };
                 self.record(format!("call:{call_id}"), call.clone());
                 if self.in_session.insert(call_id.clone()) {
-                    // A call carried over from a cut response: the new session never saw it.
-                    self.send(ClientEvent::conversation_item_create(for_replay(call)))
-                        .await?;
+                    // A call of a response cut off by a drop: the new session never saw it.
+                    wire.push(ClientEvent::conversation_item_create(for_replay(call)));
                 }
             }
             for call_id in &calls.order {
                 if let Some(item) = self.finished.remove(call_id) {
-                    // Logged before it is sent: if the connection drops now, the replay
-                    // delivers it.
                     self.record(format!("output:{call_id}"), item.clone());
                     self.delivered.insert(call_id.clone());
-                    self.send(ClientEvent::conversation_item_create(item))
-                        .await?;
+                    wire.push(ClientEvent::conversation_item_create(item));
                     self.accounting.output_sent(call_id);
                 }
             }
             for call_id in &calls.order {
                 steps.extend(self.sequencer.call_finished(&response_id, call_id));
             }
+        }
+        for event in wire {
+            self.send(event).await?;
         }
         Ok(steps)
     }

@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// How long closing a connection we are leaving may take.
-const CLOSE_WAIT: Duration = Duration::from_secs(1);
+pub(super) const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 impl Runner {
     /// Opens a new connection, configures it and replays the conversation, after a drop
@@ -112,73 +112,60 @@ impl Runner {
         // Audio items of the old connection cannot be truncated on the new one.
         self.barge_in.connection_reset();
         let policy = self.budget.policy().clone();
-        let rerequest = self.rerequests < policy.rerequest_cut_responses;
+        let active = self.sequencer.active_response().map(str::to_owned);
+        // A response we cancelled ourselves (the user spoke over it, the app asked) is not
+        // asked for again just because the connection dropped before its end.
+        let ours = active
+            .as_ref()
+            .is_some_and(|id| self.cancelled_by_us.contains(id));
+        let rerequest = self.rerequests < policy.rerequest_cut_responses && !ours;
         let cut = self.sequencer.response_in_flight() && !self.sequencer.response_expected();
-        let cut_had_calls = self
-            .sequencer
-            .active_response()
+        let cut_had_calls = active
+            .as_ref()
             .is_some_and(|id| self.response_calls.contains_key(id));
         self.in_session = self
             .log
             .items()
             .filter_map(|item| item.as_function_call().map(|c| c.call_id.clone()))
             .collect();
-        // Responses cut off by the drop will not send `response.done`. With a re-request,
-        // their calls move to the response that replaces them (a call that already ran does
-        // not run again); otherwise they finish on their own.
-        let cut_ids: Vec<String> = self
-            .response_calls
-            .iter()
-            .filter(|(_, calls)| !calls.done)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in cut_ids {
-            if rerequest {
-                if let Some(mut calls) = self.response_calls.remove(&id) {
-                    for call_id in calls.order {
-                        if let Some(item) = calls.items.remove(&call_id)
-                            && !self.carry_over.iter().any(|(c, _)| *c == call_id)
-                        {
-                            self.carry_over.push((call_id, item));
-                        }
-                    }
-                }
-                self.sequencer.abandon(&id);
-            } else if let Some(calls) = self.response_calls.get_mut(&id) {
-                calls.done = true;
-            }
+        // Responses cut off by the drop will not send `response.done`. Their calls that
+        // completed finish on their own: their items and outputs go out on the new connection
+        // and then the model is asked to go on, so it sees what already ran instead of being
+        // asked the same question again (which could run a side effect twice under a new
+        // call id). Only a cut response without calls is asked for again.
+        for calls in self.response_calls.values_mut() {
+            calls.done = true;
         }
-        // Output the old connection never finished leaves the log; calls keep their slots.
+        // Output the old connection never finished leaves the log; calls that are running or
+        // finished keep their slots.
         for (_, keys) in std::mem::take(&mut self.response_slots) {
             for key in keys {
-                if !key.starts_with("call:") {
+                let running = key
+                    .strip_prefix("call:")
+                    .is_some_and(|call_id| self.executed.contains(call_id));
+                if !running {
                     self.log.abandon(&key);
                 }
             }
         }
         self.settle();
+        if let Some(id) = active.as_ref().filter(|_| ours) {
+            self.sequencer.suppress_follow_up(id);
+        }
         let mut steps = self.sequencer.connection_reset(rerequest);
-        if cut && steps.iter().any(|s| matches!(s, Step::CreateResponse)) {
+        if cut && !cut_had_calls && steps.iter().any(|s| matches!(s, Step::CreateResponse)) {
             self.rerequests += 1;
         }
-        if cut && !rerequest && !cut_had_calls {
-            self.emit(SessionEvent::TurnFailed {
-                failure: TurnFailure::ConnectionLost {
-                    reason: why.to_owned(),
-                },
-            });
+        if cut && !rerequest && !cut_had_calls && !ours {
+            steps.extend(self.fail_turn(TurnFailure::ConnectionLost {
+                reason: why.to_owned(),
+            }));
         }
         self.emit(SessionEvent::Reconnected {
             replayed_items: self.log.len(),
             rollover,
         });
-        match self.flush_outputs().await {
-            Ok(more) => {
-                steps.extend(more);
-                self.apply(steps).await
-            }
-            Err(flow) => flow,
-        }
+        self.flush_and_apply(steps).await
     }
 
     pub(super) async fn on_keepalive(&mut self) -> Flow {

@@ -6,12 +6,13 @@
 //! | a response sends nothing | it is cancelled; once its `response.done` arrives it is asked for again, once; then the turn fails |
 //! | that cancel is unanswered | the connection is replaced (a cut response is asked for again, once) |
 //! | the server's own response does not come | the slot is freed for queued input |
+//! | the user "speaks" for longer than `response_idle` without a stop | queued input goes on |
 
 use std::time::Instant;
 
 use super::{Flow, Runner};
 use crate::session::{
-    events::{SessionEvent, TurnFailure, human},
+    events::{TurnFailure, human},
     watchdog::Overdue,
 };
 
@@ -33,20 +34,22 @@ impl Runner {
                     ));
                 }
                 self.watchdog.progress(now);
-                let steps = self.sequencer.fail_turn();
-                self.emit(SessionEvent::TurnFailed {
-                    failure: TurnFailure::Stalled {
-                        waited,
-                        started: false,
-                    },
+                let steps = self.fail_turn(TurnFailure::Stalled {
+                    waited,
+                    started: false,
                 });
-                self.apply(steps).await
+                self.flush_and_apply(steps).await
             }
             Overdue::Stalled(response_id) => self.cancel_stalled(&response_id).await,
             Overdue::CancelUnanswered(response_id) => Flow::Lost(format!(
                 "response {response_id} sent nothing for {}, and the server did not confirm its cancellation in time",
                 human(waited)
             )),
+            Overdue::SpeechLapsed => {
+                self.watchdog.speech_over();
+                let steps = self.sequencer.input_ended();
+                self.apply(steps).await
+            }
             Overdue::ExpectationLapsed => {
                 self.watchdog.progress(now);
                 let steps = self.sequencer.expectation_lapsed();

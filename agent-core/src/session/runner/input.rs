@@ -42,6 +42,9 @@ impl Runner {
             Command::Cancel => {
                 let target = self.sequencer.active_response().map(str::to_owned);
                 if target.is_some() || self.sequencer.create_pending() {
+                    if let Some(id) = &target {
+                        self.cancelled_by_us.insert(id.clone());
+                    }
                     let event = match target {
                         Some(id) => ClientEvent::response_cancel_id(id),
                         None => ClientEvent::response_cancel(),

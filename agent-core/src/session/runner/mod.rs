@@ -90,8 +90,8 @@ pub(crate) struct Runner {
     delivered: HashSet<String>,
     /// Call ids the server of the current connection knows (streamed or replayed to it).
     in_session: HashSet<String>,
-    /// Calls of responses cut off by a drop, waiting for the response that replaces them.
-    carry_over: Vec<(String, Item)>,
+    /// Responses we asked the server to cancel (barge-in, the app): never asked for again.
+    cancelled_by_us: HashSet<String>,
     /// Log slots of each response's output items, released if the server never finishes them.
     response_slots: HashMap<String, Vec<String>>,
     /// The conversation as completed so far, replayed after a reconnect or rollover.
@@ -175,7 +175,7 @@ impl Runner {
             finished: HashMap::new(),
             delivered: HashSet::new(),
             in_session: HashSet::new(),
-            carry_over: Vec::new(),
+            cancelled_by_us: HashSet::new(),
             response_slots: HashMap::new(),
             log,
             connected_at: now,
@@ -210,7 +210,10 @@ impl Runner {
         };
         self.shutdown.cancel();
         self.calls.abort_all();
-        let _ = self.ws.close(None).await;
+        let _ = tokio::time::timeout(connection::CLOSE_WAIT, self.ws.close(None)).await;
+        // Output the server never finished no longer holds back what follows it.
+        self.log.abandon_open();
+        self.settle();
         let closing = self.accounting.closing(&reason);
         self.emit_all(closing);
         self.outbox
@@ -219,11 +222,18 @@ impl Runner {
     }
 
     async fn run_loop(&mut self) -> Flow {
-        let mut keepalive = tokio::time::interval(self.config.keepalive.ping_every);
+        let every = self
+            .config
+            .keepalive
+            .ping_every
+            .max(Duration::from_millis(1));
+        let mut keepalive = tokio::time::interval(every);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         keepalive.reset();
-        // Commands that came in while the connection was being replaced.
-        for command in std::mem::take(&mut self.deferred) {
+        // Commands that came in while the connection was being replaced, in order; if one
+        // fails, the rest wait for the next connection.
+        while !self.deferred.is_empty() {
+            let command = self.deferred.remove(0);
             let flow = self.on_command(Some(command)).await;
             if !matches!(flow, Flow::Continue) {
                 return flow;
@@ -274,6 +284,28 @@ impl Runner {
     /// Nothing in flight, queued or running.
     fn quiet(&self) -> bool {
         self.sequencer.is_quiet() && self.calls.is_empty()
+    }
+
+    /// Ends the current turn without a complete answer: the app is told why, and the request
+    /// in flight is dropped (calls still running deliver their outputs, without a follow-up).
+    fn fail_turn(
+        &mut self,
+        failure: super::events::TurnFailure,
+    ) -> Vec<super::sequencer::Step<Input>> {
+        self.emit(SessionEvent::TurnFailed { failure });
+        self.sequencer.fail_turn()
+    }
+
+    /// Sends the outputs that are ready, then puts `steps` and whatever the sequencer now
+    /// allows on the wire.
+    async fn flush_and_apply(&mut self, mut steps: Vec<super::sequencer::Step<Input>>) -> Flow {
+        match self.flush_outputs().await {
+            Ok(more) => {
+                steps.extend(more);
+                self.apply(steps).await
+            }
+            Err(flow) => flow,
+        }
     }
 
     /// What the response slot holds, for the watchdog.

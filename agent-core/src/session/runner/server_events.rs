@@ -99,6 +99,7 @@ impl Runner {
             }
             ServerEvent::InputAudioBufferSpeechStarted(e) => {
                 self.sequencer.speech_started();
+                self.watchdog.speech(Instant::now());
                 self.emit(SessionEvent::SpeechStarted {
                     item_id: e.item_id,
                     audio_start_ms: e.audio_start_ms,
@@ -113,6 +114,7 @@ impl Runner {
                     audio_end_ms: e.audio_end_ms,
                 });
                 self.watchdog.progress(Instant::now());
+                self.watchdog.speech_over();
                 // The user said something: a new turn, whose tool rounds start from zero.
                 self.tool_rounds = 0;
                 let steps = self.sequencer.speech_stopped(self.server_responds);
@@ -121,6 +123,7 @@ impl Runner {
             ServerEvent::InputAudioBufferCommitted(_) | ServerEvent::InputAudioBufferCleared(_)
                 if self.sequencer.user_speaking() =>
             {
+                self.watchdog.speech_over();
                 let steps = self.sequencer.input_ended();
                 return self.apply(steps).await;
             }
@@ -160,14 +163,6 @@ impl Runner {
         self.sequencer.response_created(&id);
         self.response_tokens
             .insert(id.clone(), self.shutdown.child_token());
-        if !self.carry_over.is_empty() {
-            let calls = self.response_calls.entry(id.clone()).or_default();
-            for (call_id, item) in self.carry_over.drain(..) {
-                self.sequencer.call_started(&id, &call_id);
-                calls.order.push(call_id.clone());
-                calls.items.insert(call_id, item);
-            }
-        }
         self.emit(SessionEvent::ResponseStarted { response_id: id });
     }
 
@@ -196,7 +191,8 @@ impl Runner {
 
     /// An item entered the server's conversation. A spoken user turn is logged now, at its
     /// place (`previous_item_id`), and its transcript filled in when it arrives; the server
-    /// ids of items we created are noted so later items can be placed after them.
+    /// ids of calls and outputs are noted so later items can be placed after them (a spoken
+    /// turn after an item whose id the log does not know goes at the end).
     fn on_item_added(&mut self, item: Item, previous: Option<&str>) {
         let Some(id) = item.id().map(str::to_owned) else {
             return;
@@ -270,7 +266,10 @@ impl Runner {
             .as_ref()
             .map(|s| s.as_str().to_owned())
             .unwrap_or_else(|| "completed".to_owned());
-        let stalled = self.watchdog.done(&id);
+        // A response we cancelled because it stalled; one that says it completed anyway is
+        // taken at its word and not asked for again.
+        let stalled = self.watchdog.done(&id) && status != "completed";
+        let ours = self.cancelled_by_us.remove(&id);
         if let Some(token) = self.response_tokens.remove(&id)
             && status == "cancelled"
         {
@@ -310,6 +309,9 @@ impl Runner {
             }
         } else {
             let details = response.status_details.as_ref();
+            let reason = details
+                .and_then(|d| d.reason.as_ref())
+                .map(|r| r.as_str().to_owned());
             match status.as_str() {
                 "failed" => Some(TurnFailure::Failed {
                     reason: details.and_then(|d| d.error.as_ref()).map(|e| {
@@ -320,11 +322,12 @@ impl Runner {
                             .join(": ")
                     }),
                 }),
-                "incomplete" => Some(TurnFailure::Incomplete {
-                    reason: details
-                        .and_then(|d| d.reason.as_ref())
-                        .map(|r| r.as_str().to_owned()),
-                }),
+                "incomplete" => Some(TurnFailure::Incomplete { reason }),
+                // The user speaking over it, or our own cancel, is how conversations go; a
+                // cancel nobody here asked for is not.
+                "cancelled" if !ours && reason.as_deref() != Some("turn_detected") => {
+                    Some(TurnFailure::Cancelled { reason })
+                }
                 _ => None,
             }
         };
@@ -336,14 +339,9 @@ impl Runner {
             });
         }
         if let Some(failure) = failure {
-            steps.extend(self.sequencer.fail_turn());
-            self.emit(SessionEvent::TurnFailed { failure });
+            steps.extend(self.fail_turn(failure));
         }
-        match self.flush_outputs().await {
-            Ok(more) => steps.extend(more),
-            Err(flow) => return flow,
-        }
-        self.apply(steps).await
+        self.flush_and_apply(steps).await
     }
 
     /// The response is done: slots of output it announced but never finished are filled from
@@ -390,25 +388,36 @@ impl Runner {
         if fatal {
             return Flow::Close(CloseReason::Fatal { code, message });
         }
-        let answers_create =
-            event.error.event_id.is_some() && event.error.event_id == self.pending_create;
-        if code.as_deref() == Some("conversation_already_has_active_response") {
-            if answers_create {
-                self.pending_create = None;
+        // The error answers our pending `response.create` when it names it. A server that does
+        // not echo event ids gets the benefit of the doubt only for the one error that can only
+        // be about a create; anything else unanswered is left to the watchdog.
+        let already_active = code.as_deref() == Some("conversation_already_has_active_response");
+        let answers_create = match &event.error.event_id {
+            Some(id) => self.pending_create.as_ref() == Some(id),
+            None => already_active && self.sequencer.create_pending(),
+        };
+        if !answers_create {
+            return Flow::Continue;
+        }
+        self.pending_create = None;
+        if already_active {
+            if self.sequencer.active_response().is_some() {
+                // The usual race: the server's turn detection started a response first. Ours
+                // goes out again once that one is done.
+                let steps = self.sequencer.create_refused();
+                return self.apply(steps).await;
             }
-            let steps = self.sequencer.create_refused();
-            return self.apply(steps).await;
+            // A response we have not seen is active: wait for it (or a short while), once.
+            if self.rerequests < self.budget.policy().rerequest_cut_responses {
+                self.rerequests += 1;
+                self.watchdog.progress(Instant::now());
+                let steps = self.sequencer.create_refused();
+                return self.apply(steps).await;
+            }
         }
-        if answers_create {
-            // The server will not start this response: the request is over, and so is the turn.
-            self.pending_create = None;
-            let steps = self.sequencer.fail_turn();
-            self.emit(SessionEvent::TurnFailed {
-                failure: TurnFailure::Refused { code, message },
-            });
-            return self.apply(steps).await;
-        }
-        Flow::Continue
+        // The server will not start this response: the request is over, and so is the turn.
+        let steps = self.fail_turn(TurnFailure::Refused { code, message });
+        self.flush_and_apply(steps).await
     }
 
     /// The user started speaking: stop playback, cancel and truncate as `barge_in` decides.
@@ -427,6 +436,9 @@ impl Runner {
                     audio_end_ms,
                 }),
                 crate::session::barge_in::Reaction::Send(event) => {
+                    if let (ClientEvent::ResponseCancel(_), Some(id)) = (event.as_ref(), &active) {
+                        self.cancelled_by_us.insert(id.clone());
+                    }
                     if let Err(flow) = self.send(*event).await {
                         return flow;
                     }
