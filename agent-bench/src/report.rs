@@ -256,8 +256,10 @@ impl Report {
                     md,
                     "- {} call(s), history on: p50 {} vs {} off. The difference is the SQLite \
                      work on the session's path: each call's \"started\" record must be in the \
-                     write-ahead log before its tool runs (one small commit, no fsync), queued \
-                     behind the turn's item appends, which are fsynced on the writer thread.",
+                     write-ahead log before its tool runs (one small commit, no fsync), and the \
+                     writer thread runs it after the turn's item appends, each of which is its \
+                     own fsynced commit today; batching those commits (group commit) is what \
+                     would take most of this away.",
                     d.calls,
                     fmt_duration(pct(&d.server, 50.0)),
                     fmt_duration(pct(&off.server, 50.0)),

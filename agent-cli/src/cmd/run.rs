@@ -260,7 +260,7 @@ async fn live(
         }
     }
     let mut interrupts = crate::terminal::interrupts();
-    let conversation = tokio::select! {
+    let mut conversation = tokio::select! {
         started = Conversation::start_with(config, Some(Console::new(verbose))) => started?,
         _ = interrupts.recv() => {
             eprintln!("\ninterrupted while connecting");
@@ -276,7 +276,6 @@ async fn live(
             agent.name()
         );
     }
-    let mut conversation = conversation;
     let lines = crate::terminal::stdin_lines();
     let interrupted = converse(&mut conversation, lines, &mut interrupts).await;
     let close_wait = if interrupted {

@@ -198,10 +198,12 @@ impl Runner {
         self.settle();
         self.emit_all(reconciled);
         let reason = loop {
+            // Replacing a connection (dialling, TLS, the handshake) is a large future; boxed, it
+            // takes memory only while it runs, not in every idle session.
             let replaced = match self.run_loop().await {
                 Flow::Close(reason) => break reason,
-                Flow::Lost(why) => self.replace_connection(why, false).await,
-                Flow::Rollover(why) => self.replace_connection(why, true).await,
+                Flow::Lost(why) => Box::pin(self.replace_connection(why, false)).await,
+                Flow::Rollover(why) => Box::pin(self.replace_connection(why, true)).await,
                 Flow::Continue => continue,
             };
             if let Err(reason) = replaced {
