@@ -77,6 +77,7 @@ pub async fn start(agent: &Agent, url: &str) -> anyhow::Result<Session> {
     let overrides = ConnectOverrides {
         url: Some(url.to_owned()),
         key_optional: true,
+        ..Default::default()
     };
     let config = agent.session_config(&overrides, None)?;
     Session::start(config)
@@ -97,6 +98,7 @@ pub async fn start_with_history(agent: &Agent, url: &str) -> anyhow::Result<Sess
     let overrides = ConnectOverrides {
         url: Some(url.to_owned()),
         key_optional: true,
+        ..Default::default()
     };
     let mut config = agent.session_config(&overrides, None)?;
     config.history_sink = Some(Arc::new(writer.leased_conversation(id, "bench")));

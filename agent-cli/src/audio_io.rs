@@ -64,6 +64,9 @@ impl WavSink {
     pub fn create(path: &std::path::Path, format: AudioFormat) -> anyhow::Result<WavSink> {
         let writer = WavWriter::create(path, format.sample_rate())
             .with_context(|| "cannot write --output-audio".to_owned())?;
+        // The recording is the conversation: owner-only, like traces and the history.
+        agent_core::private_file::restrict(path)
+            .with_context(|| format!("cannot restrict {} to its owner", path.display()))?;
         Ok(WavSink {
             writer,
             format,

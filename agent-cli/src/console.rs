@@ -21,6 +21,8 @@ const SHORT: usize = 160;
 pub struct Console {
     /// A reply is being streamed and the line is still open.
     in_reply: bool,
+    /// Scrubs secrets from the streamed reply.
+    stream: agent_core::redact::StreamScrubber,
     /// Show warnings (malformed frames, unknown events).
     pub verbose: bool,
 }
@@ -30,6 +32,7 @@ impl Console {
     pub fn new(verbose: bool) -> Self {
         Console {
             in_reply: false,
+            stream: agent_core::redact::StreamScrubber::new(),
             verbose,
         }
     }
@@ -37,13 +40,13 @@ impl Console {
     /// Prints what the user said.
     pub fn user(&mut self, text: &str) {
         self.end_reply();
-        println!("you › {text}");
+        crate::output::outln!("you › {text}");
     }
 
     /// Prints a line that is not part of the conversation, e.g. a scenario header.
     pub fn note(&mut self, text: &str) {
         self.end_reply();
-        println!("{text}");
+        crate::output::outln!("{text}");
     }
 
     /// Renders one event.
@@ -51,25 +54,27 @@ impl Console {
         match event {
             SessionEvent::TextDelta { delta, .. } | SessionEvent::TranscriptDelta { delta, .. } => {
                 if !self.in_reply {
-                    print!("assistant › ");
+                    crate::output::out!("assistant › ");
                     self.in_reply = true;
                 }
-                print!("{delta}");
+                // A secret can be split across deltas: the scrubber holds back what could be
+                // the start of one.
+                print!("{}", self.stream.push(delta));
                 let _ = io::stdout().flush();
             }
             SessionEvent::UserTranscript { text, .. } => {
                 self.end_reply();
-                println!("you (spoken) › {}", text.trim());
+                crate::output::outln!("you (spoken) › {}", text.trim());
             }
             SessionEvent::Interrupted { audio_end_ms, .. } => {
                 self.end_reply();
-                println!("  (interrupted: you heard {audio_end_ms} ms of that)");
+                crate::output::outln!("  (interrupted: you heard {audio_end_ms} ms of that)");
             }
             SessionEvent::ToolCallStarted {
                 name, arguments, ..
             } => {
                 self.end_reply();
-                println!("  → {name}({})", shorten(arguments));
+                crate::output::outln!("  → {name}({})", shorten(arguments));
             }
             SessionEvent::ToolCallFinished {
                 name,
@@ -79,12 +84,12 @@ impl Console {
             } => {
                 self.end_reply();
                 match result {
-                    Ok(output) => println!(
+                    Ok(output) => crate::output::outln!(
                         "  ← {name} {}: {}",
                         format_duration(*duration),
                         shorten(output)
                     ),
-                    Err(error) => println!(
+                    Err(error) => crate::output::outln!(
                         "  ✗ {name} {}: {}",
                         format_duration(*duration),
                         shorten(error)
@@ -101,16 +106,16 @@ impl Console {
                     NotRun::ToolRoundLimit => "not run: max_tool_rounds reached",
                     _ => "not run",
                 };
-                println!("  ↺ {name} {why}: {}", shorten(output));
+                crate::output::outln!("  ↺ {name} {why}: {}", shorten(output));
             }
             SessionEvent::TurnFailed { failure } => {
                 self.end_reply();
-                eprintln!("! the turn did not complete: {failure}");
+                crate::output::errln!("! the turn did not complete: {failure}");
             }
             SessionEvent::ResponseDone { status, .. } => {
                 if status != "completed" {
                     self.end_reply();
-                    println!("  (response {status})");
+                    crate::output::outln!("  (response {status})");
                 }
                 self.end_reply();
             }
@@ -122,7 +127,7 @@ impl Console {
                 self.end_reply();
                 let code = code.as_deref().unwrap_or("error");
                 let kind = if *fatal { "fatal error" } else { "error" };
-                eprintln!("! {kind} ({code}): {message}");
+                crate::output::errln!("! {kind} ({code}): {message}");
             }
             SessionEvent::Reconnecting {
                 attempt,
@@ -131,31 +136,33 @@ impl Console {
                 reason,
             } => {
                 self.end_reply();
-                eprintln!(
+                crate::output::errln!(
                     "… connection lost ({reason}); reconnecting in {} (attempt {attempt}/{max_attempts})",
                     format_duration(*delay)
                 );
             }
             SessionEvent::RollingOver { reason } => {
                 self.end_reply();
-                eprintln!("… {reason}: moving to a fresh session");
+                crate::output::errln!("… {reason}: moving to a fresh session");
             }
             SessionEvent::Reconnected {
                 replayed_items,
                 rollover,
             } if self.verbose || !*rollover => {
-                eprintln!("… reconnected; {replayed_items} item(s) of the conversation restored");
+                crate::output::errln!(
+                    "… reconnected; {replayed_items} item(s) of the conversation restored"
+                );
             }
             SessionEvent::Cost(report) if self.verbose => {
                 self.end_reply();
-                println!("  {}", crate::summary::cost_line(report));
+                crate::output::outln!("  {}", crate::summary::cost_line(report));
             }
             SessionEvent::BudgetWarning {
                 spent_usd,
                 limit_usd,
             } => {
                 self.end_reply();
-                eprintln!(
+                crate::output::errln!(
                     "! budget: {} of ${limit_usd:.2} spent (80% reached)",
                     format_usd(*spent_usd)
                 );
@@ -165,19 +172,19 @@ impl Console {
                 limit_usd,
             } => {
                 self.end_reply();
-                eprintln!(
+                crate::output::errln!(
                     "! budget reached: {} of ${limit_usd:.2} spent; the current answer finishes, then the session ends",
                     format_usd(*spent_usd)
                 );
             }
             SessionEvent::Warning { message } if self.verbose => {
                 self.end_reply();
-                eprintln!("warning: {message}");
+                crate::output::errln!("warning: {message}");
             }
             SessionEvent::Closed { reason } => {
                 self.end_reply();
                 if *reason != CloseReason::Requested {
-                    eprintln!("session ended: {reason}");
+                    crate::output::errln!("session ended: {reason}");
                 }
             }
             _ => {}
@@ -186,7 +193,7 @@ impl Console {
 
     fn end_reply(&mut self) {
         if self.in_reply {
-            println!();
+            println!("{}", self.stream.finish());
             self.in_reply = false;
         }
     }

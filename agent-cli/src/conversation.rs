@@ -48,7 +48,7 @@ impl Conversation {
         config: SessionConfig,
         console: Option<Console>,
     ) -> anyhow::Result<Self> {
-        let url = config.connect.url.clone();
+        let url = agent_core::redact::redact_url(&config.connect.url);
         let session = Session::start(config)
             .await
             .with_context(|| format!("could not start a session at {url}"))?;

@@ -4,6 +4,8 @@
 //! `agent-core` (wire, tools, runtime), `agent-tools` (built-in tools) and `agent-testkit`
 //! (the scripted server behind `--offline` and `agent test`).
 
+#[macro_use]
+mod output;
 #[cfg(feature = "audio-device")]
 mod audio_device;
 mod audio_io;
@@ -69,7 +71,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            output::errln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }
@@ -87,7 +89,7 @@ fn init_logging(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(output::ScrubbedStderr)
         .with_target(false)
         .without_time()
         .try_init();

@@ -42,7 +42,7 @@ pub fn interrupts() -> mpsc::Receiver<()> {
             if presses == 1 {
                 let _ = tx.try_send(());
             } else {
-                eprintln!("\ninterrupted again: exiting now");
+                crate::output::errln!("\ninterrupted again: exiting now");
                 std::process::exit(i32::from(INTERRUPTED));
             }
         }

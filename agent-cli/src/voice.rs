@@ -124,8 +124,9 @@ pub async fn run(
                 let overrides = ConnectOverrides {
                     url: Some(server.url()),
                     key_optional: true,
+                    ..Default::default()
                 };
-                println!("── scenario: {} ──", scenario.name);
+                crate::output::outln!("── scenario: {} ──", scenario.name);
                 let played = setup
                     .play(
                         &overrides,
@@ -138,7 +139,7 @@ pub async fn run(
                 server.shutdown().await;
                 let stats = finish(played, persistence, &mut failed).await?;
                 summary.add(&stats);
-                println!();
+                crate::output::outln!();
             }
         }
         Target::Live(overrides) => {
@@ -154,7 +155,7 @@ pub async fn run(
         let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
         sink.finish()?;
         if let Some(path) = &audio.output_audio {
-            println!(
+            crate::output::outln!(
                 "wrote {} ms of assistant audio to {}",
                 sink.duration_ms(),
                 path.display()
@@ -162,7 +163,7 @@ pub async fn run(
         }
     }
     if !transcription {
-        print!(
+        crate::output::out!(
             "{}",
             summary.render(&agent.spec().model, &agent.cost_settings()?)
         );
@@ -188,7 +189,7 @@ async fn finish(
     let stats = played?;
     failed.extend(stats.problems());
     if let Some(id) = stored {
-        println!("(conversation stored as {id}; continue it with --resume {id})");
+        crate::output::outln!("(conversation stored as {id}; continue it with --resume {id})");
     }
     Ok(stats)
 }
@@ -288,7 +289,7 @@ impl Setup<'_> {
         if let Some(p) = persistence {
             p.apply(&mut config);
             if p.resumed_items() > 0 {
-                eprintln!(
+                crate::output::errln!(
                     "resuming {}: {} item(s) restored, continuing at turn {}",
                     p.id,
                     p.resumed_items(),
@@ -354,7 +355,7 @@ impl Setup<'_> {
                 conversation.turn(turn.user.as_deref()).await?;
             }
         } else if next < turns.len() && scenario.is_some() {
-            println!(
+            crate::output::outln!(
                 "({} scripted turn(s) were not spoken by the audio)",
                 turns.len() - next
             );
@@ -376,7 +377,7 @@ impl Setup<'_> {
                 let text = view.show(event);
                 if !text.is_empty() {
                     use std::io::Write as _;
-                    print!("{text}");
+                    crate::output::out!("{text}");
                     let _ = std::io::stdout().flush();
                 }
             }
@@ -388,7 +389,7 @@ impl Setup<'_> {
 /// line, until the end of the input.
 async fn typed_turns(conversation: &mut Conversation) -> anyhow::Result<()> {
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        eprintln!("type a message and press Enter; Ctrl-D to quit.");
+        crate::output::errln!("type a message and press Enter; Ctrl-D to quit.");
     }
     let mut lines = crate::terminal::stdin_lines();
     while let Some(line) = lines.recv().await {
@@ -445,7 +446,7 @@ pub async fn transcribe_scenario(
                 .push(text.clone());
         }
         if let Some(view) = &mut view {
-            print!("{}", view.show(event));
+            crate::output::out!("{}", view.show(event));
         }
     }));
     speak(&mut conversation, speech, options, expect).await?;
@@ -468,7 +469,7 @@ pub async fn check_transcription(
     let transcripts = match transcribe_scenario(agent, overrides, scenario, verbose).await {
         Ok(t) => t,
         Err(err) => {
-            println!("  ✗ the audio could not be transcribed: {err:#}");
+            crate::output::outln!("  ✗ the audio could not be transcribed: {err:#}");
             return (0, scenario.turns.len().max(1));
         }
     };
@@ -478,11 +479,11 @@ pub async fn check_transcription(
         match transcripts.get(index) {
             Some(got) if got.trim() == expected.trim() => {
                 passed += 1;
-                println!("  ✓ turn {}: transcribed as {expected:?}", index + 1);
+                crate::output::outln!("  ✓ turn {}: transcribed as {expected:?}", index + 1);
             }
             got => {
                 failed += 1;
-                println!(
+                crate::output::outln!(
                     "  ✗ turn {}: transcribed as {got:?}\n      expected {expected:?}",
                     index + 1
                 );

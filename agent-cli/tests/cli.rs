@@ -161,6 +161,8 @@ fn live_mode_against_a_loopback_server_with_piped_input_and_a_redacted_trace() {
             "agents/support.toml",
             "--url",
             &server.url(),
+            // A loopback --url gets the key only when asked.
+            "--send-key",
             "--trace",
         ])
         .arg(&trace)

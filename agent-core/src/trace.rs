@@ -20,7 +20,8 @@ use crate::session::{Direction, WireObserver};
 /// The replacement for every secret.
 pub const REDACTED: &str = "[redacted]";
 
-/// Writes a trace file as a session runs.
+/// Writes a trace file as a session runs. The file is readable by its owner only: it holds the
+/// conversation.
 #[derive(Debug)]
 pub struct TraceWriter {
     out: Mutex<BufWriter<File>>,
@@ -32,7 +33,7 @@ impl TraceWriter {
     /// Creates (or truncates) `path`. Audio payloads are written only if `include_audio`.
     pub fn create(path: impl AsRef<Path>, include_audio: bool) -> io::Result<Self> {
         Ok(TraceWriter {
-            out: Mutex::new(BufWriter::new(File::create(path)?)),
+            out: Mutex::new(BufWriter::new(crate::private_file::create(path.as_ref())?)),
             started: Instant::now(),
             include_audio,
         })
@@ -57,9 +58,11 @@ impl TraceWriter {
         let Ok(mut out) = self.out.lock() else {
             return;
         };
+        // Known secret values go whatever field they hide in (a key the server echoed back).
+        let text = crate::redact::scrub(&line.to_string()).into_owned();
         // A trace must never take the session down: I/O errors are logged, not raised.
-        let result = serde_json::to_writer(&mut *out, &line)
-            .map_err(io::Error::from)
+        let result = out
+            .write_all(text.as_bytes())
             .and_then(|()| out.write_all(b"\n"))
             .and_then(|()| out.flush());
         if let Err(err) = result {

@@ -39,6 +39,7 @@ async fn start(
     let overrides = ConnectOverrides {
         url: Some(server.url()),
         key_optional: true,
+        ..Default::default()
     };
     let mut config = agent.session_config(&overrides, None).unwrap();
     config.playback = clock;
@@ -428,6 +429,7 @@ async fn the_history_keeps_only_what_the_user_heard() {
     let overrides = ConnectOverrides {
         url: Some(server.url()),
         key_optional: true,
+        ..Default::default()
     };
     let stored = std::sync::Arc::new(Stored::default());
     let mut config = agent.session_config(&overrides, None).unwrap();

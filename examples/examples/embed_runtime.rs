@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
     let overrides = ConnectOverrides {
         url: Some(server.url()),
         key_optional: true,
+        ..Default::default()
     };
 
     // 3. Start the session and talk to it.

@@ -41,8 +41,8 @@ pub fn run(args: MockArgs) -> anyhow::Result<ExitCode> {
             });
         let server = ScriptedServer::start(config)
             .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
-        println!("{}", server.url());
-        eprintln!(
+        crate::output::outln!("{}", server.url());
+        crate::output::errln!(
             "serving scenario `{}` ({} turn(s)); connect with: agent run {} --url {}\nCtrl-C to stop.",
             scenario.name,
             scenario.turns.len(),
@@ -51,7 +51,7 @@ pub fn run(args: MockArgs) -> anyhow::Result<ExitCode> {
         );
         tokio::signal::ctrl_c().await?;
         for violation in server.violations().await {
-            eprintln!("client mistake: {violation}");
+            crate::output::errln!("client mistake: {violation}");
         }
         server.shutdown().await;
         anyhow::Ok(())

@@ -36,6 +36,10 @@ pub struct RunArgs {
     /// Connect to this Realtime-compatible WebSocket URL instead of the agent file's.
     #[arg(long, conflicts_with = "offline")]
     pub url: Option<String>,
+    /// Send the API key and `[connection.headers]` to a --url on this machine too. Without it
+    /// a loopback test server never receives them.
+    #[arg(long, requires = "url")]
+    pub send_key: bool,
     /// Write every wire event, both directions, to this JSONL file (secrets redacted).
     #[arg(long, value_name = "FILE.jsonl")]
     pub trace: Option<PathBuf>,
@@ -117,8 +121,12 @@ pub fn run(args: RunArgs, verbose: bool) -> anyhow::Result<ExitCode> {
 
 fn live_overrides(args: &RunArgs) -> ConnectOverrides {
     ConnectOverrides {
-        key_optional: args.url.as_deref().is_some_and(is_loopback_url),
+        key_optional: args
+            .url
+            .as_deref()
+            .is_some_and(agent_core::session::transport::is_loopback_url),
         url: args.url.clone(),
+        send_key: args.send_key,
     }
 }
 
@@ -172,6 +180,7 @@ async fn offline(
         let overrides = ConnectOverrides {
             url: Some(server.url()),
             key_optional: true,
+            ..Default::default()
         };
         let mut console = Console::new(verbose);
         console.note(&format!("── scenario: {} ──", scenario.name));
@@ -217,11 +226,11 @@ async fn offline(
         if let Some(p) = persistence {
             let id = p.id.clone();
             p.finish(FINISH_WAIT).await?;
-            println!("(conversation stored as {id}; continue it with --resume {id})");
+            crate::output::outln!("(conversation stored as {id}; continue it with --resume {id})");
         }
-        println!();
+        crate::output::outln!();
     }
-    print!(
+    crate::output::out!(
         "{}",
         summary.render(&agent.spec().model, &agent.cost_settings()?)
     );
@@ -233,12 +242,12 @@ pub fn report_failures(failed: &[String]) -> ExitCode {
     if failed.is_empty() {
         return ExitCode::SUCCESS;
     }
-    eprintln!(
+    crate::output::errln!(
         "error: {} turn(s) or session(s) did not complete:",
         failed.len()
     );
     for problem in failed {
-        eprintln!("  - {problem}");
+        crate::output::errln!("  - {problem}");
     }
     ExitCode::FAILURE
 }
@@ -256,14 +265,14 @@ async fn live(
     if let Some(p) = &persistence {
         p.apply(&mut config);
         if p.resumed_items() > 0 {
-            eprintln!("resuming {}: {} item(s) restored", p.id, p.resumed_items());
+            crate::output::errln!("resuming {}: {} item(s) restored", p.id, p.resumed_items());
         }
     }
     let mut interrupts = crate::terminal::interrupts();
     let mut conversation = tokio::select! {
         started = Conversation::start_with(config, Some(Console::new(verbose))) => started?,
         _ = interrupts.recv() => {
-            eprintln!("\ninterrupted while connecting");
+            crate::output::errln!("\ninterrupted while connecting");
             if let Some(p) = persistence {
                 let _ = p.finish(INTERRUPTED_CLOSE).await;
             }
@@ -271,7 +280,7 @@ async fn live(
         }
     };
     if interactive {
-        eprintln!(
+        crate::output::errln!(
             "connected as `{}`. Type a message and press Enter; Ctrl-C or Ctrl-D to quit.",
             agent.name()
         );
@@ -287,7 +296,7 @@ async fn live(
     let mut failed = stats.problems();
     let mut summary = RunSummary::default();
     summary.add(&stats);
-    print!(
+    crate::output::out!(
         "{}",
         summary.render(&agent.spec().model, &agent.cost_settings()?)
     );
@@ -299,12 +308,14 @@ async fn live(
             FINISH_WAIT
         };
         match p.finish(wait).await {
-            Ok(()) => eprintln!("conversation stored as {id}; continue it with --resume {id}"),
+            Ok(()) => {
+                crate::output::errln!("conversation stored as {id}; continue it with --resume {id}")
+            }
             Err(err) => failed.push(format!("{err:#}")),
         }
     }
     if interrupted {
-        eprintln!("interrupted: the run was stopped with Ctrl-C");
+        crate::output::errln!("interrupted: the run was stopped with Ctrl-C");
         return Ok(ExitCode::from(crate::terminal::INTERRUPTED));
     }
     Ok(report_failures(&failed))
@@ -362,37 +373,9 @@ async fn converse(
                 }
             },
             _ = interrupts.recv() => {
-                eprintln!("\nclosing the session…");
+                crate::output::errln!("\nclosing the session…");
                 return true;
             }
         }
-    }
-}
-
-/// Whether `url` points at this machine, where servers usually need no key.
-fn is_loopback_url(url: &str) -> bool {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .is_some_and(|host| {
-            host == "localhost"
-                || host
-                    .trim_matches(['[', ']'])
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_urls_need_no_key() {
-        assert!(is_loopback_url("ws://127.0.0.1:9000/v1/realtime"));
-        assert!(is_loopback_url("ws://localhost:9000"));
-        assert!(is_loopback_url("ws://[::1]:9000"));
-        assert!(!is_loopback_url("wss://api.openai.com/v1/realtime"));
-        assert!(!is_loopback_url("not a url"));
     }
 }

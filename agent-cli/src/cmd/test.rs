@@ -28,12 +28,13 @@ pub fn run(args: TestArgs, verbose: bool) -> anyhow::Result<ExitCode> {
         let mut passed = 0usize;
         let mut failed = 0usize;
         for scenario in &scenarios {
-            println!("scenario `{}`", scenario.name);
+            crate::output::outln!("scenario `{}`", scenario.name);
             let server = ScriptedServer::start(ServerConfig::new(scenario.clone()))
                 .context("cannot start the scripted server on 127.0.0.1")?;
             let overrides = ConnectOverrides {
                 url: Some(server.url()),
                 key_optional: true,
+                ..Default::default()
             };
             if scenario.transcription {
                 // Spoken with synthetic speech; each turn's transcript must be its `user` text.
@@ -43,7 +44,7 @@ pub fn run(args: TestArgs, verbose: bool) -> anyhow::Result<ExitCode> {
                 failed += f;
                 for violation in server.violations().await {
                     failed += 1;
-                    println!("  ✗ protocol: {violation}");
+                    crate::output::outln!("  ✗ protocol: {violation}");
                 }
                 server.shutdown().await;
                 continue;
@@ -54,7 +55,7 @@ pub fn run(args: TestArgs, verbose: bool) -> anyhow::Result<ExitCode> {
                 let observed = match conversation.turn(turn.user.as_deref()).await {
                     Ok(observed) => observed,
                     Err(err) => {
-                        println!("  ✗ turn {}: {err:#}", index + 1);
+                        crate::output::outln!("  ✗ turn {}: {err:#}", index + 1);
                         failed += turn.expect.len().max(1);
                         break;
                     }
@@ -63,11 +64,15 @@ pub fn run(args: TestArgs, verbose: bool) -> anyhow::Result<ExitCode> {
                     match expectation.check(&observed) {
                         Ok(()) => {
                             passed += 1;
-                            println!("  ✓ turn {}: {}", index + 1, expectation.description());
+                            crate::output::outln!(
+                                "  ✓ turn {}: {}",
+                                index + 1,
+                                expectation.description()
+                            );
                         }
                         Err(why) => {
                             failed += 1;
-                            println!(
+                            crate::output::outln!(
                                 "  ✗ turn {}: {}\n      {why}",
                                 index + 1,
                                 expectation.description()
@@ -80,13 +85,13 @@ pub fn run(args: TestArgs, verbose: bool) -> anyhow::Result<ExitCode> {
             let violations = server.violations().await;
             for violation in &violations {
                 failed += 1;
-                println!("  ✗ protocol: {violation}");
+                crate::output::outln!("  ✗ protocol: {violation}");
             }
             server.shutdown().await;
         }
         anyhow::Ok((passed, failed))
     })?;
-    println!("\n{passed} passed, {failed} failed");
+    crate::output::outln!("\n{passed} passed, {failed} failed");
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -296,6 +296,15 @@ impl Checker<'_> {
     fn check_connection(&mut self, spec: &AgentSpec) {
         if let Some(url) = &spec.connection.url {
             match url::Url::parse(url.get_ref()) {
+                Ok(_) if crate::session::transport::is_insecure_remote(url.get_ref())
+                    && !spec.connection.allow_insecure =>
+                {
+                    self.at(
+                        url.span(),
+                        "`url` is ws:// to another machine: the API key and the conversation would travel unencrypted".to_owned(),
+                        "use wss://, or set allow_insecure = true under [connection] if this network is trusted".to_owned(),
+                    )
+                }
                 Ok(parsed) if matches!(parsed.scheme(), "ws" | "wss") => {}
                 Ok(parsed) => self.at(
                     url.span(),
@@ -309,6 +318,34 @@ impl Checker<'_> {
                     "write a full URL, e.g. wss://api.openai.com/v1/realtime".to_owned(),
                 ),
             }
+        }
+        match (spec.connection.auth, &spec.connection.auth_header) {
+            (super::spec::AuthScheme::Header, None) => self.at_key(
+                "auth",
+                "`auth = \"header\"` needs `auth_header`, the header that carries the key"
+                    .to_owned(),
+                "add e.g. auth_header = \"api-key\" under [connection]".to_owned(),
+            ),
+            (super::spec::AuthScheme::Header, Some(name))
+                if tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(
+                    name.as_bytes(),
+                )
+                .is_err() =>
+            {
+                self.at_key(
+                    "auth_header",
+                    format!("`auth_header` is `{name}`, not a valid HTTP header name"),
+                    "use a header name such as api-key".to_owned(),
+                )
+            }
+            (super::spec::AuthScheme::Bearer | super::spec::AuthScheme::None, Some(_)) => self
+                .at_key(
+                    "auth_header",
+                    "`auth_header` is set, but `auth` is not \"header\"".to_owned(),
+                    "set auth = \"header\" to send the key in that header, or remove auth_header"
+                        .to_owned(),
+                ),
+            _ => {}
         }
         let env = &spec.connection.api_key_env;
         if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {

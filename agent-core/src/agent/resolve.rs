@@ -7,14 +7,14 @@ use super::{
     diagnostic::{AgentError, Diagnostic, closest},
     load::AgentFile,
     spec::{
-        AgentKind, AgentSpec, AudioFormatName, DEFAULT_URL, DialectName, Eagerness, MaxTokens,
-        Modality, NoiseReduction, TurnDetectionSpec,
+        AgentKind, AgentSpec, AudioFormatName, AuthScheme, DEFAULT_URL, DialectName, Eagerness,
+        MaxTokens, Modality, NoiseReduction, TurnDetectionSpec,
     },
 };
 use crate::{
     cost::{CostSettings, PriceError, PriceTable},
     protocol::{self, AudioFormat, Dialect, Session, ToolChoice, ToolDefinition, TurnDetection},
-    session::{ConnectOptions, ReconnectPolicy, Secret, SessionConfig, WireObserver},
+    session::{ConnectOptions, ReconnectPolicy, Secret, SessionConfig, WireObserver, transport},
     tool::{EnvTemplate, HttpTool, McpToolSpec, ToolConfig, ToolRegistry},
 };
 
@@ -44,6 +44,10 @@ pub struct ConnectOverrides {
     pub url: Option<String>,
     /// Connect without an API key when none is set (loopback servers, `--offline`).
     pub key_optional: bool,
+    /// Send the key (and `[connection.headers]`) to an override URL on this machine too
+    /// (`--send-key`). Without it a test server on loopback never receives them: they belong
+    /// to the endpoint the agent file names.
+    pub send_key: bool,
 }
 
 /// Why an agent cannot connect as configured.
@@ -63,6 +67,14 @@ pub enum ConnectConfigError {
     /// An MCP server's declaration cannot be sent (e.g. a `${VAR}` in its headers is not set).
     #[error("{0}")]
     Mcp(String),
+    /// `ws://` to another machine without `allow_insecure`.
+    #[error(
+        "{url} is ws:// to another machine: the API key and the conversation would travel unencrypted; use wss://, or set allow_insecure = true under [connection] if the network is trusted"
+    )]
+    Insecure {
+        /// The URL, credentials removed.
+        url: String,
+    },
     /// A `${VAR}` in a connection header is malformed or not set.
     #[error("connection header `{header}`: {problem}")]
     HeaderTemplate {
@@ -116,6 +128,7 @@ impl AgentFile {
             }
         }
         for http in &self.spec.http_tools {
+            register_header_secrets(http.headers.values());
             let result = HttpTool::new(http.clone())
                 .map_err(|err| err.to_string())
                 .and_then(|tool| {
@@ -132,6 +145,7 @@ impl AgentFile {
             }
         }
         for mcp in &self.spec.mcp_servers {
+            register_header_secrets(mcp.headers.values().chain(&mcp.authorization));
             if let Err(message) = mcp.validate().and_then(|()| match mcp.missing_env_vars() {
                 missing if missing.is_empty() => Ok(()),
                 missing => Err(format!(
@@ -303,17 +317,38 @@ impl Agent {
             .clone()
             .or_else(|| conn.url.as_ref().map(|u| u.get_ref().clone()))
             .unwrap_or_else(|| DEFAULT_URL.to_owned());
-        let api_key = std::env::var(&conn.api_key_env)
-            .ok()
-            .map(Secret::new)
-            .filter(|key| !key.is_empty());
-        if api_key.is_none() && !overrides.key_optional {
-            return Err(ConnectConfigError::MissingApiKey {
-                variable: conn.api_key_env.clone(),
+        if transport::is_insecure_remote(&url) && !conn.allow_insecure {
+            return Err(ConnectConfigError::Insecure {
+                url: crate::redact::redact_url(&url),
             });
         }
+        // Credentials go where the agent file points; a loopback URL given instead (a test
+        // server) gets them only when asked.
+        let test_server =
+            overrides.url.is_some() && transport::is_loopback_url(&url) && !overrides.send_key;
+        let send_credentials = !test_server;
+        let api_key = match conn.auth {
+            AuthScheme::None => None,
+            AuthScheme::Bearer | AuthScheme::Header if !send_credentials => None,
+            AuthScheme::Bearer | AuthScheme::Header => {
+                let key = std::env::var(&conn.api_key_env)
+                    .ok()
+                    .filter(|key| !key.trim().is_empty())
+                    .map(Secret::new);
+                if key.is_none() && !overrides.key_optional {
+                    return Err(ConnectConfigError::MissingApiKey {
+                        variable: conn.api_key_env.clone(),
+                    });
+                }
+                key
+            }
+        };
+        let api_key_header = match conn.auth {
+            AuthScheme::Header => conn.auth_header.clone(),
+            AuthScheme::Bearer | AuthScheme::None => None,
+        };
         let mut headers = Vec::with_capacity(conn.headers.len());
-        for (name, template) in &conn.headers {
+        for (name, template) in conn.headers.iter().filter(|_| send_credentials) {
             let header_error = |problem: String| ConnectConfigError::HeaderTemplate {
                 header: name.clone(),
                 problem,
@@ -329,6 +364,7 @@ impl Agent {
             model: self.file.spec.model.clone(),
             dialect: self.dialect(),
             api_key,
+            api_key_header,
             headers,
             connect_timeout: secs(self.file.spec.timeouts.connect_secs),
             max_message_bytes: crate::session::transport::DEFAULT_MAX_MESSAGE_BYTES,
@@ -518,4 +554,15 @@ fn turn_detection(spec: &TurnDetectionSpec) -> TurnDetection {
 /// a panic.
 fn secs(value: f64) -> Duration {
     Duration::try_from_secs_f64(value).unwrap_or(Duration::from_secs(1))
+}
+
+/// Expands `${ENV}` header templates once, now, so their values are known secrets (scrubbed
+/// from all output, see [`crate::redact`]) before a server or a model can echo them, not only
+/// from the first call that sends them. Errors are reported elsewhere; here they are ignored.
+fn register_header_secrets<'a>(templates: impl Iterator<Item = &'a String>) {
+    for template in templates {
+        if let Ok(parsed) = EnvTemplate::parse(template) {
+            let _ = parsed.expand();
+        }
+    }
 }

@@ -337,6 +337,18 @@ pub struct ConnectionSpec {
     /// The environment variable that holds the API key.
     #[serde(default = "default_api_key_env")]
     pub api_key_env: String,
+    /// How the key is sent: `bearer` (`Authorization: Bearer KEY`, the default), `header` (the
+    /// key as the value of `auth_header`, e.g. Azure's `api-key`), or `none` (no key is read or
+    /// sent; `[connection.headers]` may carry credentials instead).
+    #[serde(default)]
+    pub auth: AuthScheme,
+    /// The header that carries the key when `auth = "header"`, e.g. `api-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_header: Option<String>,
+    /// Allow `ws://` (unencrypted) to a host other than this machine. Off by default: the key
+    /// and the whole conversation would cross the network in clear text.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure: bool,
     /// Extra HTTP headers for the WebSocket upgrade; `${VAR}` reads an environment variable.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
@@ -382,6 +394,9 @@ impl Default for ConnectionSpec {
             url: None,
             dialect: DialectName::Ga,
             api_key_env: default_api_key_env(),
+            auth: AuthScheme::default(),
+            auth_header: None,
+            allow_insecure: false,
             headers: BTreeMap::new(),
             max_reconnect_attempts: default_reconnect_attempts(),
             reconnect_window_secs: default_reconnect_window_secs(),
@@ -393,6 +408,19 @@ impl Default for ConnectionSpec {
 
 fn default_api_key_env() -> String {
     DEFAULT_API_KEY_ENV.to_owned()
+}
+
+/// How the API key reaches the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthScheme {
+    /// `Authorization: Bearer KEY` (OpenAI).
+    #[default]
+    Bearer,
+    /// The key as the value of the header named by `auth_header` (Azure's `api-key`).
+    Header,
+    /// No key: the server needs none, or `[connection.headers]` carry the credentials.
+    None,
 }
 
 /// The protocol dialect, as named in agent files.

@@ -106,7 +106,7 @@ impl HistoryStore {
                             conversation.as_str(),
                             call_id,
                             name,
-                            arguments,
+                            crate::redact::scrub(arguments),
                             Timestamp::now().as_millis()
                         ],
                     )
@@ -161,7 +161,7 @@ impl HistoryStore {
                 conversation.as_str(),
                 call_id,
                 Timestamp::now().as_millis(),
-                output
+                crate::redact::scrub(output)
             ],
         )
         .map_err(fail)?;

@@ -82,6 +82,10 @@ impl OpenOptions {
                 source,
             })?;
         }
+        make_private(&path).map_err(|source| HistoryError::CreateDir {
+            path: path.clone(),
+            source,
+        })?;
         let conn = Connection::open(&path).map_err(|e| HistoryError::from_sqlite(&path, e))?;
         self.prepare(conn, path)
     }
@@ -657,11 +661,34 @@ fn touch(
 /// The GA JSON of an item. Serializing an `Item` cannot fail (every field is a string, a
 /// number or already a `Value`), so a failure would be a bug; it is stored as `null` rather
 /// than losing the row, and reads back as an unknown item.
+/// The item as stored: GA JSON, with every known secret value scrubbed (a key the server
+/// echoed back, a token the model repeated).
 pub(crate) fn item_json(item: &Item) -> String {
-    serde_json::to_string(item).unwrap_or_else(|error| {
+    let json = serde_json::to_string(item).unwrap_or_else(|error| {
         tracing::error!(%error, "could not serialize a conversation item; storing null");
         "null".to_owned()
-    })
+    });
+    crate::redact::scrub(&json).into_owned()
+}
+
+/// The database holds conversations: owner-only, and so are the `-wal` and `-shm` files
+/// SQLite creates beside it (they take the database's permissions). A new database starts as
+/// an empty file created with mode 0600; an existing one, and its companions, are tightened.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    if !path.exists() {
+        crate::private_file::create(path)?;
+        return Ok(());
+    }
+    crate::private_file::restrict(path)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut companion = path.as_os_str().to_owned();
+        companion.push(suffix);
+        let companion = Path::new(&companion);
+        if companion.exists() {
+            crate::private_file::restrict(companion)?;
+        }
+    }
+    Ok(())
 }
 
 /// The `call_id` that makes a call or its output unique within a conversation.

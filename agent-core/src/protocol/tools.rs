@@ -70,7 +70,9 @@ pub struct FunctionTool {
 }
 
 /// A remote MCP server offered to the model (GA).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Its `Debug` shows `authorization` and the header values as `[redacted]`: they are tokens.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct McpTool {
     /// Label identifying the server in tool calls.
     pub server_label: String,
@@ -104,6 +106,34 @@ pub struct McpTool {
     /// Load the tool list only when first needed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defer_loading: Option<bool>,
+}
+
+impl std::fmt::Debug for McpTool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = crate::redact::REDACTED;
+        let headers = self.headers.as_ref().map(|headers| {
+            headers
+                .keys()
+                .map(|name| (name.as_str(), redacted))
+                .collect::<BTreeMap<_, _>>()
+        });
+        f.debug_struct("McpTool")
+            .field("server_label", &self.server_label)
+            .field("server_url", &self.server_url)
+            .field("connector_id", &self.connector_id)
+            .field("tunnel_id", &self.tunnel_id)
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| redacted),
+            )
+            .field("server_description", &self.server_description)
+            .field("headers", &headers)
+            .field("allowed_tools", &self.allowed_tools)
+            .field("allowed_callers", &self.allowed_callers)
+            .field("require_approval", &self.require_approval)
+            .field("defer_loading", &self.defer_loading)
+            .finish()
+    }
 }
 
 /// `allowed_tools` of an MCP tool: a list of names or a filter.
@@ -288,6 +318,39 @@ impl<'de> Deserialize<'de> for ToolChoice {
                 Ok(ToolChoice::Mcp { server_label, name })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_mcp_tokens_and_header_values() {
+        let tool = McpTool {
+            server_label: "crm".into(),
+            authorization: Some("oauth-token-value".into()),
+            headers: Some(BTreeMap::from([(
+                "X-Key".to_owned(),
+                "header-secret".to_owned(),
+            )])),
+            ..McpTool::default()
+        };
+        let shown = format!(
+            "{:?}",
+            crate::protocol::Session {
+                tools: Some(vec![ToolDefinition::Mcp(tool)]),
+                ..Default::default()
+            }
+        );
+        assert!(
+            !shown.contains("oauth-token-value") && !shown.contains("header-secret"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("X-Key") && shown.contains("[redacted]"),
+            "{shown}"
+        );
     }
 }
 

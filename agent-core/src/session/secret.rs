@@ -10,9 +10,12 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
-    /// Wraps a secret value.
+    /// Wraps a secret value, and registers it to be scrubbed from everything the process
+    /// writes (see [`crate::redact`]).
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        let value = value.into();
+        crate::redact::register_secret(&value);
+        Secret(value)
     }
 
     /// The secret itself, for the one place it is sent.

@@ -27,8 +27,10 @@ pub struct ConnectOptions {
     pub model: String,
     /// Which protocol dialect to speak; beta adds `OpenAI-Beta: realtime=v1`.
     pub dialect: Dialect,
-    /// Sent as `Authorization: Bearer ...` when present.
+    /// Sent as `Authorization: Bearer ...` (or in `api_key_header`) when present.
     pub api_key: Option<Secret>,
+    /// The header that carries `api_key` as is, instead of `Authorization: Bearer`.
+    pub api_key_header: Option<String>,
     /// Extra headers (already expanded), e.g. Azure's `api-key`.
     pub headers: Vec<(String, Secret)>,
     /// How long the TCP + TLS + upgrade may take.
@@ -108,16 +110,36 @@ impl TransportError {
     }
 }
 
+/// Whether `url` names this machine (`localhost`, 127.0.0.0/8, `::1`): where test servers run,
+/// and where `ws://` crosses no network.
+pub fn is_loopback_url(url: &str) -> bool {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .is_some_and(|host| {
+            host == "localhost"
+                || host
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
+}
+
+/// Whether `url` is unencrypted `ws://` to another machine.
+pub fn is_insecure_remote(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.scheme() == "ws") && !is_loopback_url(url)
+}
+
 /// The URL actually dialled: `model=` added unless the URL already selects a model or an Azure
 /// deployment.
 pub fn effective_url(url: &str, model: &str) -> Result<url::Url, TransportError> {
     let mut parsed = url::Url::parse(url).map_err(|err| TransportError::InvalidUrl {
-        url: url.to_owned(),
+        url: crate::redact::redact_url(url),
         reason: err.to_string(),
     })?;
     if !matches!(parsed.scheme(), "ws" | "wss") {
         return Err(TransportError::InvalidUrl {
-            url: url.to_owned(),
+            url: crate::redact::redact_url(url),
             reason: "the scheme must be ws:// or wss://".to_owned(),
         });
     }
@@ -137,7 +159,7 @@ const READ_BUFFER: usize = 16 * 1024;
 pub async fn connect(options: &ConnectOptions) -> Result<WsStream, TransportError> {
     crate::tls::ensure_crypto_provider();
     let url = effective_url(&options.url, &options.model)?;
-    let shown = url.to_string();
+    let shown = crate::redact::redact_url(url.as_str());
     let mut request =
         url.as_str()
             .into_client_request()
@@ -147,12 +169,24 @@ pub async fn connect(options: &ConnectOptions) -> Result<WsStream, TransportErro
             })?;
     let headers = request.headers_mut();
     if let Some(key) = &options.api_key {
-        let value = HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
-            TransportError::InvalidHeader {
-                name: "Authorization".to_owned(),
+        match &options.api_key_header {
+            None => {
+                let value =
+                    HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
+                        TransportError::InvalidHeader {
+                            name: "Authorization".to_owned(),
+                        }
+                    })?;
+                headers.insert(tungstenite::http::header::AUTHORIZATION, sensitive(value));
             }
-        })?;
-        headers.insert(tungstenite::http::header::AUTHORIZATION, sensitive(value));
+            Some(name) => {
+                let invalid = || TransportError::InvalidHeader { name: name.clone() };
+                let header_name = tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| invalid())?;
+                let value = HeaderValue::from_str(key.expose()).map_err(|_| invalid())?;
+                headers.insert(header_name, sensitive(value));
+            }
+        }
     }
     if options.dialect == Dialect::Beta {
         headers.insert("OpenAI-Beta", HeaderValue::from_static("realtime=v1"));
@@ -231,6 +265,18 @@ mod tests {
     }
 
     #[test]
+    fn loopback_and_insecure_urls() {
+        assert!(is_loopback_url("ws://127.0.0.1:9000/v1/realtime"));
+        assert!(is_loopback_url("ws://localhost:9000"));
+        assert!(is_loopback_url("ws://[::1]:9000"));
+        assert!(!is_loopback_url("wss://api.openai.com/v1/realtime"));
+        assert!(!is_loopback_url("not a url"));
+        assert!(is_insecure_remote("ws://10.0.0.5/v1/realtime"));
+        assert!(!is_insecure_remote("ws://127.0.0.1/v1/realtime"));
+        assert!(!is_insecure_remote("wss://10.0.0.5/v1/realtime"));
+    }
+
+    #[test]
     fn rejects_non_websocket_urls() {
         assert!(matches!(
             effective_url("https://api.openai.com/v1/realtime", "m"),
@@ -252,6 +298,7 @@ mod tests {
             model: "m".into(),
             dialect: Dialect::Ga,
             api_key: Some(Secret::new("sk-should-not-leak")),
+            api_key_header: None,
             headers: vec![("api-key".into(), Secret::new("also-secret"))],
             connect_timeout: Duration::from_secs(5),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,

@@ -90,9 +90,19 @@ impl EnvTemplate {
         })
     }
 
-    /// Expands the template from the process environment.
+    /// Expands the template from the process environment. Every value read from the
+    /// environment is registered as a secret (see [`crate::redact`]): these templates fill
+    /// headers and tokens.
     pub fn expand(&self) -> Result<String, MissingEnvVar> {
-        self.expand_with(|name| std::env::var(name).ok())
+        let expanded = self.expand_with(|name| {
+            let value = std::env::var(name).ok()?;
+            crate::redact::register_secret(&value);
+            Some(value)
+        })?;
+        if self.parts.iter().any(|p| matches!(p, Part::Var(_))) {
+            crate::redact::register_secret(&expanded);
+        }
+        Ok(expanded)
     }
 
     /// Expands the template with `lookup` (tests, or a secret store).

@@ -172,6 +172,7 @@ pub async fn start_with(
     let overrides = ConnectOverrides {
         url: Some(server.url()),
         key_optional: true,
+        ..Default::default()
     };
     let mut session_config = harness.agent.session_config(&overrides, None).unwrap();
     adjust(&mut session_config);

@@ -6,7 +6,6 @@
 //! Windows). Each line is one JSON ticket; appends from concurrent calls never interleave.
 
 use std::{
-    fs::OpenOptions,
     io::Write,
     path::{Path, PathBuf},
     sync::{
@@ -185,11 +184,9 @@ fn append(path: &Path, ticket: &Ticket) -> Result<(), ToolError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io_error)?;
     }
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io_error)?;
+    // Tickets quote the customer: owner-only, and scrubbed of any secret the model repeated.
+    let mut file = agent_core::private_file::append(path).map_err(io_error)?;
+    let line = agent_core::redact::scrub(&line);
     // One write call per line: O_APPEND keeps lines from other processes whole.
     file.write_all(line.as_bytes()).map_err(io_error)?;
     file.flush().map_err(io_error)

@@ -1,0 +1,330 @@
+//! The standing secret-leak test: a hostile server echoes the API key and every configured
+//! secret back — in an error, in the model's text, in a tool's arguments — and the run's
+//! stdout, stderr and every file it wrote (trace, history database and its WAL, tickets, the
+//! history export) must contain none of them. Extend `SECRETS` with each new kind of secret.
+//!
+//! Also: `ws://` to another machine is refused unless the agent file allows it, a loopback test
+//! server gets no key unless asked, and Azure-style `api-key` header auth works without a
+//! bearer key.
+
+mod common;
+
+use std::{
+    io::Write,
+    path::Path,
+    process::{Output, Stdio},
+};
+
+use agent_testkit::{
+    scenario::{ModelStep, Scenario, ScriptedCall, Turn},
+    server::{ConnectionFaults, ErrorSpec, Faults, ScriptedServer, ServerConfig, ServerHandle},
+};
+use common::text;
+use serde_json::json;
+
+/// The secrets of the run, by the environment variable that holds each.
+const SECRETS: [(&str, &str); 4] = [
+    ("OPENAI_API_KEY", "sk-leaktest-AAAA1111BBBB2222CCCC"),
+    ("LEAK_CONNECTION_HEADER", "hdr-secret-DDDD3333EEEE"),
+    ("LEAK_HTTP_TOOL_TOKEN", "tool-token-FFFF4444GGGG"),
+    ("LEAK_MCP_TOKEN", "mcp-oauth-HHHH5555IIII"),
+];
+
+fn start(runtime: &tokio::runtime::Runtime, config: ServerConfig) -> ServerHandle {
+    runtime
+        .block_on(async { ScriptedServer::start(config) })
+        .unwrap()
+}
+
+/// Everything the secrets could hide in, as text.
+fn leaks(haystack: &str) -> Vec<&'static str> {
+    SECRETS
+        .iter()
+        .map(|(_, value)| *value)
+        .filter(|value| haystack.contains(value))
+        .collect()
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn run(dir: &Path, args: &[&str], input: &str) -> Output {
+    let mut command = common::command(args, dir);
+    for (name, value) in SECRETS {
+        command.env(name, value);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn secrets_echoed_by_the_server_reach_no_output_and_no_file() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let all: Vec<&str> = SECRETS.iter().map(|(_, v)| *v).collect();
+    let echo = all.join(" and ");
+    let scenario = Scenario::new("echo").turn(
+        Turn::user("hi")
+            .model(
+                ModelStep::say(format!("Your secrets are {echo}."))
+                    .call(ScriptedCall::new(
+                        "create_ticket",
+                        json!({"subject": "Leak", "description": format!("The customer said {echo}"), "priority": "normal"}),
+                    )),
+            )
+            .model(ModelStep::say(format!("Ticket filed with {echo}."))),
+    );
+    // The server also puts every secret in an error message, right after the setup.
+    let error = ErrorSpec::new(
+        "invalid_request_error",
+        "echo",
+        &format!("Bad request: {echo}"),
+    );
+    let server = start(
+        &runtime,
+        ServerConfig::new(scenario).faults(
+            Faults::none().on_every_connection(ConnectionFaults::new().error_after(2, error)),
+        ),
+    );
+    let agent = dir.path().join("leaky.toml");
+    std::fs::write(
+        &agent,
+        format!(
+            r#"name = "leaky"
+instructions = "test"
+tools = ["create_ticket"]
+
+[connection]
+url = "{url}"
+headers = {{ X-Extra = "${{LEAK_CONNECTION_HEADER}}" }}
+
+[[http_tools]]
+name = "crm"
+description = "Looks a customer up."
+url = "https://crm.example.invalid/customers"
+headers = {{ X-Api-Key = "${{LEAK_HTTP_TOOL_TOKEN}}" }}
+
+[[mcp_servers]]
+server_label = "docs"
+server_url = "https://mcp.example.invalid/sse"
+authorization = "${{LEAK_MCP_TOKEN}}"
+"#,
+            url = server.url()
+        ),
+    )
+    .unwrap();
+    let trace = dir.path().join("trace.jsonl");
+    let out = run(
+        dir.path(),
+        &[
+            "run",
+            agent.to_str().unwrap(),
+            "--trace",
+            trace.to_str().unwrap(),
+            "--trace-audio",
+            "-vv",
+        ],
+        "hi\n",
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    // The run really saw the echoes: the reply and the error are shown, redacted.
+    assert!(
+        stdout.contains("Your secrets are [redacted]"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("Bad request: [redacted]"), "{stderr}");
+    // The key went where it belongs: the agent file's URL.
+    let requests = runtime.block_on(server.requests());
+    assert!(requests[0].has_authorization, "{requests:?}");
+
+    let export = run(dir.path(), &["history", "export", "latest"], "");
+    let show = run(dir.path(), &["history", "show", "latest", "--full"], "");
+    let mut found = Vec::new();
+    for (what, haystack) in [
+        ("stdout", stdout.clone()),
+        ("stderr", stderr.clone()),
+        ("history export", text(&export.stdout)),
+        ("history show", text(&show.stdout)),
+    ] {
+        for leak in leaks(&haystack) {
+            found.push(format!("{what}: {leak}"));
+        }
+    }
+    let files = files_under(dir.path());
+    assert!(
+        files.iter().any(|f| f.ends_with("tickets.jsonl")),
+        "a ticket was written: {files:?}"
+    );
+    assert!(
+        files.iter().any(|f| f.ends_with("history.sqlite3")),
+        "{files:?}"
+    );
+    for file in &files {
+        if file == &agent {
+            continue; // the agent file names the variables, never their values
+        }
+        let bytes = std::fs::read(file).unwrap();
+        for leak in leaks(&String::from_utf8_lossy(&bytes)) {
+            found.push(format!("{}: {leak}", file.display()));
+        }
+    }
+    assert!(found.is_empty(), "secrets leaked: {found:#?}");
+    // Every file that holds the conversation is its owner's only.
+    #[cfg(unix)]
+    for file in files.iter().filter(|f| *f != &agent) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}", file.display());
+    }
+    runtime.block_on(server.shutdown());
+}
+
+#[test]
+fn ws_to_another_machine_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = dir.path().join("remote.toml");
+    std::fs::write(
+        &agent,
+        "name = \"remote\"\ninstructions = \"x\"\n[connection]\nurl = \"ws://192.0.2.10/v1/realtime\"\n",
+    )
+    .unwrap();
+    let check = run(dir.path(), &["check", agent.to_str().unwrap()], "");
+    let stderr = text(&check.stderr);
+    assert!(!check.status.success());
+    assert!(
+        stderr.contains("`url` is ws:// to another machine: the API key and the conversation would travel unencrypted"),
+        "{stderr}"
+    );
+    let run_out = run(dir.path(), &["run", agent.to_str().unwrap()], "hi\n");
+    assert!(!run_out.status.success());
+    assert!(
+        text(&run_out.stderr).contains("ws:// to another machine"),
+        "{}",
+        text(&run_out.stderr)
+    );
+    // --url too, even when the file is fine.
+    let fine = dir.path().join("fine.toml");
+    std::fs::write(&fine, "name = \"fine\"\ninstructions = \"x\"\n").unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "run",
+            fine.to_str().unwrap(),
+            "--url",
+            "ws://192.0.2.10/v1/realtime",
+        ],
+        "hi\n",
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr)
+            .contains("ws://192.0.2.10/v1/realtime?model=gpt-realtime is ws:// to another machine")
+            || text(&out.stderr)
+                .contains("ws://192.0.2.10/v1/realtime is ws:// to another machine"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Opting in passes the check.
+    std::fs::write(
+        &agent,
+        "name = \"remote\"\ninstructions = \"x\"\n[connection]\nurl = \"ws://192.0.2.10/v1/realtime\"\nallow_insecure = true\n",
+    )
+    .unwrap();
+    let check = run(dir.path(), &["check", agent.to_str().unwrap()], "");
+    assert!(check.status.success(), "{}", text(&check.stderr));
+}
+
+fn question() -> Scenario {
+    Scenario::new("q").turn(Turn::user("hi").model(ModelStep::say("hello")))
+}
+
+#[test]
+fn a_loopback_test_server_gets_no_key_unless_asked() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fine = dir.path().join("fine.toml");
+    std::fs::write(&fine, "name = \"fine\"\ninstructions = \"x\"\n").unwrap();
+    for send_key in [false, true] {
+        let server = start(&runtime, ServerConfig::new(question()));
+        let url = server.url();
+        let mut args = vec![
+            "run",
+            fine.to_str().unwrap(),
+            "--url",
+            url.as_str(),
+            "--no-history",
+        ];
+        if send_key {
+            args.push("--send-key");
+        }
+        let out = run(dir.path(), &args, "hi\n");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let requests = runtime.block_on(server.requests());
+        assert_eq!(requests[0].has_authorization, send_key, "{requests:?}");
+        runtime.block_on(server.shutdown());
+    }
+}
+
+#[test]
+fn azure_style_header_auth_needs_no_bearer_key() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&runtime, ServerConfig::new(question()));
+    let agent = dir.path().join("azure.toml");
+    // The key travels in `api-key`, from its own variable; OPENAI_API_KEY plays no part.
+    std::fs::write(
+        &agent,
+        format!(
+            "name = \"azure\"\ninstructions = \"x\"\n[connection]\nurl = \"{}\"\nauth = \"header\"\nauth_header = \"api-key\"\napi_key_env = \"LEAK_CONNECTION_HEADER\"\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &["run", agent.to_str().unwrap(), "--no-history"],
+        "hi\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let requests = runtime.block_on(server.requests());
+    assert_eq!(requests[0].header("api-key"), Some("[redacted]"));
+    assert_eq!(requests[0].header("authorization"), None);
+    // With no scheme at all, nothing is required or sent.
+    let none = dir.path().join("none.toml");
+    std::fs::write(
+        &none,
+        format!(
+            "name = \"none\"\ninstructions = \"x\"\n[connection]\nurl = \"{}\"\nauth = \"none\"\napi_key_env = \"SURELY_UNSET_VARIABLE\"\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &["run", none.to_str().unwrap(), "--no-history"],
+        "hi\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    runtime.block_on(server.shutdown());
+}
