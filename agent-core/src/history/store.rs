@@ -972,6 +972,27 @@ mod tests {
 
     /// What a crash leaves behind: commits in the write-ahead log, never checkpointed into the
     /// main file, and a connection that was never closed. Everything committed must be there.
+    #[cfg(unix)]
+    #[test]
+    fn the_database_and_its_wal_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let (_dir, path) = temp_db();
+        let mut store = fast().open(&path).unwrap();
+        let id = store.create_conversation("a", "m").unwrap();
+        store.append(&id, "k", &Item::user_text("private")).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        for suffix in ["-wal", "-shm"] {
+            let companion = PathBuf::from(format!("{}{suffix}", path.display()));
+            assert_eq!(mode(&companion), 0o600, "{}", companion.display());
+        }
+        // A database created elsewhere with looser permissions is tightened on open.
+        drop(store);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _store = fast().open(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+    }
+
     #[test]
     fn committed_items_survive_an_unclosed_connection() {
         let (_dir, path) = temp_db();
