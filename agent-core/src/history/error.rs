@@ -33,6 +33,14 @@ pub enum HistoryError {
         source: std::io::Error,
     },
 
+    /// The path exists but is not a regular file (a directory, device or FIFO, which SQLite
+    /// could block on or scribble over).
+    #[error("{error}; pass --db PATH (or set AGENT_HISTORY_DB) to use a database file")]
+    NotAFile {
+        /// What the path is instead (shown in the message, so not chained).
+        error: crate::fs_limits::ReadError,
+    },
+
     /// The file exists but is not a SQLite database, or its pages are damaged.
     #[error(
         "the history database {} is corrupt or not a SQLite file ({source}); move it aside \
