@@ -175,7 +175,10 @@ fn holder() -> String {
 fn host_name() -> String {
     std::env::var("HOSTNAME")
         .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .or_else(|| {
+            let file = std::path::Path::new("/etc/hostname");
+            agent_core::fs_limits::read_text(file, 4096, "host name file").ok()
+        })
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "this host".to_owned())

@@ -107,6 +107,34 @@ fn check_reports_file_line_col_and_close_tool_names() {
 }
 
 #[test]
+fn check_locates_invalid_utf8_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("latin1.toml");
+    std::fs::write(&file, b"name = \"x\"\ninstructions = \"Caf\xE9\"\n").unwrap();
+    let out = agent(&["check", file.to_str().unwrap()], dir.path());
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    let location = format!("{}:2:20: agent file is not valid UTF-8", file.display());
+    assert!(stderr.contains(&location), "{stderr}");
+    assert_eq!(stderr.matches("not valid UTF-8").count(), 1, "{stderr}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn check_refuses_a_device_as_instructions_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("zero.toml");
+    std::fs::write(&file, "name = \"x\"\ninstructions_file = \"/dev/zero\"\n").unwrap();
+    let out = agent(&["check", file.to_str().unwrap()], dir.path());
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("zero.toml:2:21: instructions file /dev/zero is a character device"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn check_prints_the_session_update() {
     let data = tempfile::tempdir().unwrap();
     let out = agent(&["check", "agents/support.toml"], data.path());

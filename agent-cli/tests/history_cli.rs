@@ -323,3 +323,55 @@ fn unknown_ids_and_missing_databases_are_clear() {
     );
     assert!(!output.status.success());
 }
+
+#[test]
+fn import_refuses_what_is_not_an_export() {
+    let f = fixture();
+    let db = f.db.to_str().expect("path");
+    let before = ok(&["list"], &f.db);
+    let cases = [
+        ("foo.jsonl", "{\"foo\":1}\n", "line 1: it has no `type`"),
+        ("empty.jsonl", "", "the file is empty"),
+        (
+            "web.jsonl",
+            "{\"type\":\"web_search_call\",\"id\":\"ws_1\"}\n",
+            "item type `web_search_call` cannot be replayed",
+        ),
+        (
+            "roles.json",
+            "[{\"role\": \"wizard\", \"content\": \"hi\"}]",
+            "role `wizard`",
+        ),
+        ("none.json", "[]", "nothing to import"),
+    ];
+    for (name, content, expected) in cases {
+        let file = f.db.with_file_name(name);
+        std::fs::write(&file, content).expect("write file");
+        let output = agent(
+            &[
+                "history",
+                "--db",
+                db,
+                "import",
+                file.to_str().expect("path"),
+            ],
+            None,
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name} was imported");
+        assert!(
+            stderr.contains(&format!("cannot import {}", file.display())),
+            "{stderr}"
+        );
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+    }
+    // A directory is not read at all.
+    let output = agent(&["history", "--db", db, "import", "/"], None);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is a directory, not a regular file"),
+        "{stderr}"
+    );
+    assert_eq!(ok(&["list"], &f.db), before, "nothing was stored");
+}

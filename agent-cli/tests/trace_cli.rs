@@ -110,7 +110,21 @@ fn trace_summarize_counts_unknown_and_malformed_lines_without_failing() {
 
     let missing = agent(&["trace", "summarize", "/nonexistent.jsonl"], dir.path());
     assert!(!missing.status.success());
-    assert!(text(&missing.stderr).contains("cannot open the trace /nonexistent.jsonl"));
+    let stderr = text(&missing.stderr);
+    assert!(
+        stderr.contains("cannot read trace file /nonexistent.jsonl"),
+        "{stderr}"
+    );
+    // A device never ends: it is refused, not streamed.
+    if cfg!(target_os = "linux") {
+        let device = agent(&["trace", "summarize", "/dev/zero"], dir.path());
+        assert!(!device.status.success());
+        let stderr = text(&device.stderr);
+        assert!(
+            stderr.contains("trace file /dev/zero is a character device, not a regular file"),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use crate::{
     cost::{CostMeter, PriceTable, UsageTotals},
+    fs_limits::MAX_TRACE_LINE_BYTES,
     latency::{LatencySummary, LatencyTracker, TurnLatency, TurnStart},
     protocol::{ServerEvent, TranscriptionUsage, Usage},
 };
@@ -134,17 +135,22 @@ impl TraceSummarizer {
         }
     }
 
-    /// Reads every line of `reader`. Only I/O errors fail; bad lines are counted.
-    pub fn read(mut self, mut reader: impl BufRead) -> io::Result<TraceSummary> {
+    /// Reads every line of `reader`. Only I/O errors fail; bad lines are counted, and so are
+    /// lines over [`MAX_TRACE_LINE_BYTES`], which are skipped without being held in memory.
+    pub fn read(self, reader: impl BufRead) -> io::Result<TraceSummary> {
+        self.read_lines_of_at_most(reader, MAX_TRACE_LINE_BYTES)
+    }
+
+    fn read_lines_of_at_most(
+        mut self,
+        mut reader: impl BufRead,
+        max: u64,
+    ) -> io::Result<TraceSummary> {
         let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            if reader.read_until(b'\n', &mut buf)? == 0 {
-                break;
-            }
+        while let Some(fits) = next_line(&mut reader, &mut buf, max)? {
             match std::str::from_utf8(&buf) {
-                Ok(line) => self.line(line),
-                Err(_) => {
+                Ok(line) if fits => self.line(line),
+                _ => {
                     self.summary.lines += 1;
                     self.malformed();
                 }
@@ -449,6 +455,39 @@ fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
     value.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
+/// Reads the next line (with its `\n`) into `buf`, keeping at most `max` bytes of it: `None` at
+/// the end, `Some(false)` for a longer line (its rest is skipped, `buf` left empty).
+fn next_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: u64) -> io::Result<Option<bool>> {
+    buf.clear();
+    let mut fits = true;
+    let mut started = false;
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        if chunk.is_empty() {
+            return Ok(started.then_some(fits));
+        }
+        started = true;
+        let (used, ends) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(newline) => (newline + 1, true),
+            None => (chunk.len(), false),
+        };
+        if fits && (buf.len() + used) as u64 <= max {
+            buf.extend_from_slice(&chunk[..used]);
+        } else {
+            fits = false;
+            buf.clear();
+        }
+        reader.consume(used);
+        if ends {
+            return Ok(Some(fits));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,5 +598,18 @@ mod tests {
             .read(bytes)
             .unwrap();
         assert_eq!((s.lines, s.malformed, s.events), (2, 1, 1));
+    }
+
+    #[test]
+    fn lines_over_the_limit_are_skipped_not_held() {
+        let event = "{\"type\":\"session.created\",\"session\":{}}\n";
+        let long = format!("{{\"type\":\"x\",\"pad\":\"{}\"}}\n", "y".repeat(100));
+        let text = format!("{long}{event}{}", long.trim_end());
+        // A reader handing out 7 bytes at a time, so lines span many buffers.
+        let reader = io::BufReader::with_capacity(7, text.as_bytes());
+        let s = TraceSummarizer::new(PriceTable::shared(), None)
+            .read_lines_of_at_most(reader, event.len() as u64)
+            .unwrap();
+        assert_eq!((s.lines, s.malformed, s.events), (3, 2, 1));
     }
 }

@@ -12,7 +12,7 @@ use std::{
 
 use agent_core::{
     protocol::{Dialect, Item},
-    session::{HistorySink, ReconnectPolicy, SessionEvent},
+    session::{HistorySink, ReconnectPolicy, SessionEvent, compact},
 };
 use agent_testkit::{
     scenario::{ModelStep, Scenario, ScriptedCall, Turn},
@@ -339,16 +339,19 @@ async fn compaction_folds_old_turns_when_replaying() {
         .filter(|v| v["type"] == "conversation.item.create")
         .map(|v| v["item"].clone())
         .collect();
-    // A summary of turn one, turn two verbatim, then the new message.
-    assert_eq!(items.len(), 4, "{items:#?}");
+    // A note, a summary of turn one, turn two verbatim, then the new message.
+    assert_eq!(items.len(), 5, "{items:#?}");
     assert_eq!(items[0]["role"], "system");
-    let summary = items[0]["content"][0]["text"].as_str().unwrap();
+    assert_eq!(items[0]["content"][0]["text"], compact::SUMMARY_NOTE);
+    // The quotes go in the user role, never the system role.
+    assert_eq!(items[1]["role"], "user");
+    let summary = items[1]["content"][0]["text"].as_str().unwrap();
     assert!(
-        summary.contains("User: one") && summary.contains("Assistant: answer one"),
+        summary.contains("User: \"one\"") && summary.contains("Assistant: \"answer one\""),
         "{summary}"
     );
-    assert_eq!(items[1]["content"][0]["text"], "two");
-    assert_eq!(items[3]["content"][0]["text"], "three");
+    assert_eq!(items[2]["content"][0]["text"], "two");
+    assert_eq!(items[4]["content"][0]["text"], "three");
     validate_all(&server, Dialect::Ga).await;
     server.shutdown().await;
 }

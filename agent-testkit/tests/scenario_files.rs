@@ -43,7 +43,7 @@ fn parse_errors_carry_line_and_column() {
 #[test]
 fn missing_file_says_what_to_do() {
     let err = ScenarioFile::load("/nonexistent/agent.scenarios.toml").unwrap_err();
-    assert!(matches!(err, ScenarioError::Io { .. }));
+    assert!(matches!(err, ScenarioError::Read { .. }));
     assert!(
         err.to_string()
             .contains("/nonexistent/agent.scenarios.toml"),

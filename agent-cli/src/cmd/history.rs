@@ -62,7 +62,8 @@ pub enum HistoryCommand {
         format: ExportFormat,
     },
     /// Store a conversation from a file written by `export` (either format) and print its id,
-    /// for `agent run --resume ID`.
+    /// for `agent run --resume ID`. Anything else is refused with the reason: other JSON, items
+    /// a session cannot replay, unknown roles, empty files, files over 64 MiB.
     Import {
         /// A JSON array of Chat Completions messages, or Realtime items one per line.
         file: PathBuf,
@@ -125,10 +126,8 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
             }
         }
         HistoryCommand::Import { file, agent, model } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let items =
-                parse_import(&text).with_context(|| format!("cannot import {}", file.display()))?;
+            let items = history::read_import(&file)
+                .with_context(|| format!("cannot import {}", file.display()))?;
             let id = open(&path)?.import(&agent, &model, &items)?;
             format!("{id}\n")
         }
@@ -157,17 +156,6 @@ fn load(path: &Path, query: &str) -> anyhow::Result<(ConversationSummary, Vec<St
     let store = open(path)?;
     let id = store.resolve(query)?;
     Ok((store.conversation(&id)?, store.items(&id)?))
-}
-
-/// A JSON array is Chat Completions messages; anything else is JSON Lines of items.
-fn parse_import(text: &str) -> anyhow::Result<Vec<Item>> {
-    if text.trim_start().starts_with('[') {
-        let messages: Vec<serde_json::Value> =
-            serde_json::from_str(text).context("not a JSON array of messages")?;
-        Ok(chat::from_chat_messages(&messages)?)
-    } else {
-        Ok(history::from_jsonl(text)?)
-    }
 }
 
 /// The `list` table.
@@ -397,15 +385,5 @@ mod tests {
         assert_eq!(lines[6], "you (spoken) › [audio]");
         let full = transcript(&summary(), &items, true);
         assert!(full.contains(&"x".repeat(500)));
-    }
-
-    #[test]
-    fn imports_either_format() {
-        let chat = r#"[{"role": "user", "content": "hi"}]"#;
-        assert_eq!(parse_import(chat).unwrap(), vec![Item::user_text("hi")]);
-        let jsonl = history::to_jsonl(&[Item::user_text("hi")]);
-        assert_eq!(parse_import(&jsonl).unwrap(), vec![Item::user_text("hi")]);
-        let error = parse_import(r#"[{"role": "wizard"}]"#).unwrap_err();
-        assert!(format!("{error:#}").contains("role `wizard`"), "{error:#}");
     }
 }

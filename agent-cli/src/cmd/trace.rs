@@ -73,8 +73,9 @@ pub fn summarize_file(
     prices: Arc<PriceTable>,
     model: Option<String>,
 ) -> anyhow::Result<TraceSummary> {
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("cannot open the trace {}", path.display()))?;
+    // Traces are streamed (each line held at most `MAX_TRACE_LINE_BYTES`), but only from a
+    // regular file: a device or FIFO could feed it forever or block.
+    let file = agent_core::fs_limits::open_regular(path, "trace file")?;
     TraceSummarizer::new(prices, model)
         .read(BufReader::new(file))
         .with_context(|| format!("cannot read the trace {}", path.display()))

@@ -71,14 +71,10 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
 /// Everything wrong with an agent file.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// The file could not be read.
-    #[error("cannot read agent file {}: {source}; check the path", path.display())]
-    Read {
-        /// The path that failed.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// The file could not be read: missing, not a regular file, too large or not UTF-8. The
+    /// message names the file (and, for bad UTF-8, the line and column) once.
+    #[error(transparent)]
+    Read(#[from] crate::fs_limits::ReadError),
     /// The file is not valid TOML or does not match the agent file's shape; or it does but
     /// names things that do not exist. All problems found are listed.
     #[error("{}", render(.0))]
@@ -90,7 +86,7 @@ impl AgentError {
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
             AgentError::Invalid(d) => d,
-            AgentError::Read { .. } => &[],
+            AgentError::Read(_) => &[],
         }
     }
 }

@@ -11,6 +11,7 @@ use super::{
     diagnostic::{AgentError, Diagnostic, closest},
     spec::{AgentKind, AgentSpec, Modality},
 };
+use crate::fs_limits;
 
 /// Voices the Realtime API ships with. Other names are rejected with a suggestion, since a typo
 /// here otherwise only shows up as a server error after connecting.
@@ -35,10 +36,7 @@ impl AgentFile {
     /// Reads and checks the agent file at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, AgentError> {
         let path = path.as_ref();
-        let source = std::fs::read_to_string(path).map_err(|source| AgentError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let source = fs_limits::read_text(path, fs_limits::MAX_AGENT_FILE_BYTES, "agent file")?;
         Self::parse(path, source)
     }
 
@@ -427,15 +425,10 @@ impl Checker<'_> {
             (None, Some(file)) => {
                 let base = self.path.parent().unwrap_or(Path::new("."));
                 let full = base.join(file.get_ref());
-                match std::fs::read_to_string(&full) {
+                match read_instructions(&full) {
                     Ok(text) => Some(text),
-                    Err(err) => {
-                        self.at(
-                            file.span(),
-                            format!("cannot read `{}`: {err}", full.display()),
-                            "the path is relative to the agent file; check that it exists"
-                                .to_owned(),
-                        );
+                    Err((message, hint)) => {
+                        self.at(file.span(), message, hint);
                         None
                     }
                 }
@@ -443,6 +436,23 @@ impl Checker<'_> {
             (None, None) => None,
         }
     }
+}
+
+/// Reads an `instructions_file` (regular files only, at most
+/// [`fs_limits::MAX_INSTRUCTIONS_BYTES`]); on failure, the message and a hint for the diagnostic.
+fn read_instructions(path: &Path) -> Result<String, (String, String)> {
+    fs_limits::read_text(path, fs_limits::MAX_INSTRUCTIONS_BYTES, "instructions file").map_err(
+        |err| {
+            let hint = match &err {
+                fs_limits::ReadError::Io { .. } => "the path is relative to the agent file",
+                fs_limits::ReadError::TooLarge { .. } => {
+                    "instructions are sent with every session; keep them short"
+                }
+                _ => "point `instructions_file` at a text file",
+            };
+            (err.to_string(), hint.to_owned())
+        },
+    )
 }
 
 #[cfg(test)]
@@ -534,6 +544,103 @@ mod tests {
         let d = first_error("name = \"x\"\ninstructions_file = \"nope.md\"\n");
         assert_eq!((d.line, d.column), (2, 21));
         assert!(d.message.contains("nope.md"));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_device_as_instructions_file_is_refused_at_once() {
+        let d = first_error("name = \"x\"\ninstructions_file = \"/dev/zero\"\n");
+        assert_eq!((d.line, d.column), (2, 21));
+        assert!(
+            d.message.contains("/dev/zero") && d.message.contains("a character device"),
+            "{}",
+            d.message
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_as_instructions_file_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        match std::process::Command::new("mkfifo")
+            .arg(dir.path().join("prompt.md"))
+            .status()
+        {
+            Ok(status) if status.success() => {}
+            _ => {
+                println!("skipped: mkfifo is not available");
+                return;
+            }
+        }
+        let agent = dir.path().join("agent.toml");
+        // Opening a FIFO that has no writer blocks: a regression fails here instead of hanging.
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = send.send(AgentFile::parse(
+                agent,
+                "name = \"x\"\ninstructions_file = \"prompt.md\"\n".to_owned(),
+            ));
+        });
+        let error = receive
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a FIFO must be refused, not opened")
+            .unwrap_err();
+        let d = &error.diagnostics()[0];
+        assert!(
+            d.message
+                .contains("a FIFO (named pipe), not a regular file"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn instructions_over_the_limit_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let limit = fs_limits::MAX_INSTRUCTIONS_BYTES as usize;
+        std::fs::write(dir.path().join("prompt.md"), "x".repeat(limit + 1)).unwrap();
+        let agent = dir.path().join("agent.toml");
+        let text = "name = \"x\"\ninstructions_file = \"prompt.md\"\n";
+        let error = AgentFile::parse(&agent, text.to_owned()).unwrap_err();
+        let d = &error.diagnostics()[0];
+        assert!(
+            d.message.contains("prompt.md") && d.message.contains("larger than 1 MiB"),
+            "{d}"
+        );
+        std::fs::write(dir.path().join("prompt.md"), "x".repeat(limit)).unwrap();
+        let file = AgentFile::parse(&agent, text.to_owned()).unwrap();
+        assert_eq!(file.instructions.map(|i| i.len()), Some(limit));
+    }
+
+    #[test]
+    fn an_agent_file_over_the_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        let mut text = "name = \"x\"\n".to_owned();
+        text.push_str(&"#".repeat(fs_limits::MAX_AGENT_FILE_BYTES as usize));
+        std::fs::write(&path, text).unwrap();
+        let error = AgentFile::load(&path).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                AgentError::Read(fs_limits::ReadError::TooLarge { .. })
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_in_an_agent_file_is_located_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, b"name = \"x\"\nvoice = \"ma\xFFrin\"\n").unwrap();
+        let error = AgentFile::load(&path).unwrap_err();
+        let shown = error.to_string();
+        let location = format!("{}:2:12: ", path.display());
+        assert!(shown.starts_with(&location), "{shown}");
+        assert!(shown.contains("0xFF at offset 22"), "{shown}");
+        assert_eq!(shown.matches("not valid UTF-8").count(), 1, "{shown}");
+        // Nothing is chained below it, so `{:#}` and error reporters print it once.
+        assert!(std::error::Error::source(&error).is_none(), "{error:?}");
     }
 
     #[test]

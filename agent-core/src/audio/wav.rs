@@ -11,6 +11,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use crate::fs_limits::{MAX_WAV_SAMPLES, MAX_WAV_SECONDS, ReadError, open_regular};
+
 /// A whole WAV file in memory, as interleaved 16-bit samples.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WavAudio {
@@ -37,7 +39,30 @@ impl WavAudio {
 /// Why a WAV file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum WavError {
-    /// The file could not be opened or created.
+    /// The input file could not be read: missing, or not a regular file.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The input is longer than [`MAX_WAV_SECONDS`] (or holds more than [`MAX_WAV_SAMPLES`]),
+    /// so it is refused before it is decoded into memory.
+    #[error(
+        "{path} holds {minutes} minutes of {channels}-channel audio at {rate} Hz; audio input \
+         takes at most {} minutes (and no more samples than an hour of 48 kHz stereo), so cut \
+         it (`sox IN OUT.wav trim 0 3600`) or downmix and resample it \
+         (`sox IN -c 1 -r 24000 OUT.wav`) first",
+        MAX_WAV_SECONDS / 60,
+        path = path.display()
+    )]
+    TooLong {
+        /// The file.
+        path: PathBuf,
+        /// Its length as its header declares it, in whole minutes (rounded up).
+        minutes: u64,
+        /// Its sample rate.
+        rate: u32,
+        /// Its channel count.
+        channels: u16,
+    },
+    /// The output file could not be created.
     #[error("cannot open {path}: {source}")]
     Io {
         /// The file.
@@ -67,28 +92,73 @@ pub enum WavError {
     },
 }
 
-/// Reads a whole WAV file.
+/// Reads a whole WAV file: a regular file of at most [`MAX_WAV_SECONDS`] of audio.
 pub fn read_wav(path: impl AsRef<Path>) -> Result<WavAudio, WavError> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|source| WavError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    read_wav_from(BufReader::new(file)).map_err(|message| WavError::Format {
-        path: path.to_owned(),
-        message,
+    let file = open_regular(path, "WAV file")?;
+    decode(BufReader::new(file)).map_err(|problem| match problem {
+        Problem::Format(message) => WavError::Format {
+            path: path.to_owned(),
+            message,
+        },
+        Problem::TooLong {
+            minutes,
+            rate,
+            channels,
+        } => WavError::TooLong {
+            path: path.to_owned(),
+            minutes,
+            rate,
+            channels,
+        },
     })
 }
 
-/// Reads a WAV stream; the error is the decoder's message.
+/// Reads a WAV stream of at most [`MAX_WAV_SECONDS`] of audio; the error is the decoder's
+/// message.
 pub fn read_wav_from(reader: impl Read) -> Result<WavAudio, String> {
-    let mut wav = hound::WavReader::new(reader).map_err(|e| e.to_string())?;
+    decode(reader).map_err(|problem| match problem {
+        Problem::Format(message) => message,
+        Problem::TooLong {
+            minutes,
+            rate,
+            channels,
+        } => format!(
+            "{minutes} minutes of {channels}-channel audio at {rate} Hz, over the limit of {} \
+             minutes (and of an hour of 48 kHz stereo samples)",
+            MAX_WAV_SECONDS / 60
+        ),
+    })
+}
+
+/// Why a WAV stream was not decoded.
+enum Problem {
+    Format(String),
+    TooLong {
+        minutes: u64,
+        rate: u32,
+        channels: u16,
+    },
+}
+
+fn decode(reader: impl Read) -> Result<WavAudio, Problem> {
+    let mut wav = hound::WavReader::new(reader).map_err(|e| Problem::Format(e.to_string()))?;
     let spec = wav.spec();
     if spec.channels == 0 || spec.sample_rate == 0 {
-        return Err(format!(
+        return Err(Problem::Format(format!(
             "{} channels at {} Hz",
             spec.channels, spec.sample_rate
-        ));
+        )));
+    }
+    // The header says how much follows: a file too long to hold is refused before decoding.
+    let frames = u64::from(wav.duration());
+    let rate = u64::from(spec.sample_rate);
+    if frames > rate * MAX_WAV_SECONDS || u64::from(wav.len()) > MAX_WAV_SAMPLES {
+        return Err(Problem::TooLong {
+            minutes: frames.div_ceil(rate * 60),
+            rate: spec.sample_rate,
+            channels: spec.channels,
+        });
     }
     let samples: Vec<i16> = match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Float, 32) => wav
@@ -107,9 +177,13 @@ pub fn read_wav_from(reader: impl Read) -> Result<WavAudio, String> {
                 .map(|s| s.map(|v| (v >> shift) as i16))
                 .collect::<Result<_, _>>()
         }
-        (format, bits) => return Err(format!("{bits}-bit {format:?} samples are not supported")),
+        (format, bits) => {
+            return Err(Problem::Format(format!(
+                "{bits}-bit {format:?} samples are not supported"
+            )));
+        }
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| Problem::Format(e.to_string()))?;
     Ok(WavAudio {
         sample_rate: spec.sample_rate,
         channels: spec.channels,
@@ -361,7 +435,43 @@ mod tests {
         assert!(err.contains("16-bit PCM WAV"), "{err}");
         assert!(matches!(
             read_wav(dir.path().join("missing.wav")),
-            Err(WavError::Io { .. })
+            Err(WavError::Read(ReadError::Io { .. }))
         ));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn devices_are_not_read_as_audio() {
+        let err = read_wav("/dev/zero").unwrap_err();
+        assert!(
+            matches!(err, WavError::Read(ReadError::NotRegular { .. })),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn audio_over_an_hour_is_refused_before_decoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.wav");
+        // A header that declares an hour and a second at 8 kHz, followed by a few samples.
+        let declared = 8_000 * (MAX_WAV_SECONDS + 1);
+        let mut bytes = header(8_000, declared).to_vec();
+        bytes.extend_from_slice(&[0; 64]);
+        std::fs::write(&path, bytes).unwrap();
+        let err = read_wav(&path).unwrap_err();
+        assert!(
+            matches!(err, WavError::TooLong { minutes: 61, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("61 minutes of 1-channel audio at 8000 Hz; audio input takes at most 60"),
+            "{err}"
+        );
+        // An hour exactly passes the limit, and fails only because its samples are missing.
+        let mut bytes = header(8_000, 8_000 * MAX_WAV_SECONDS).to_vec();
+        bytes.extend_from_slice(&[0; 64]);
+        std::fs::write(&path, bytes).unwrap();
+        assert!(matches!(read_wav(&path), Err(WavError::Format { .. })));
     }
 }

@@ -15,6 +15,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use super::tokens::{TokenCounts, TranscriptionCounts};
+use crate::fs_limits::{MAX_PRICE_TABLE_BYTES, ReadError, read_text};
 
 /// The compiled-in table's text, so tools can print or diff it.
 pub const BUILTIN_PRICES_TOML: &str = include_str!("../../prices.toml");
@@ -85,16 +86,13 @@ pub struct TranscriptionPrices {
 /// Why a price table could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PriceError {
-    /// The file could not be read.
+    /// The file could not be read: missing, not a regular file, too large or not UTF-8.
     #[error(
-        "cannot read the price table {path}: {source}; check the path given with --prices or `price_table` under [limits]"
+        "{error} (the price table comes from --prices, AGENT_PRICES or `price_table` under [limits])"
     )]
-    Io {
-        /// The path as given.
-        path: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+    Read {
+        /// What went wrong, with the path (shown in the message, so not chained).
+        error: ReadError,
     },
     /// The file is not a price table.
     #[error(
@@ -166,10 +164,8 @@ impl PriceTable {
     /// Reads and checks a table file.
     pub fn load(path: impl AsRef<Path>) -> Result<PriceTable, PriceError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| PriceError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = read_text(path, MAX_PRICE_TABLE_BYTES, "price table")
+            .map_err(|error| PriceError::Read { error })?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
@@ -441,6 +437,28 @@ audio_out = 0
             .unwrap_err()
             .to_string();
         assert!(err.contains("--prices"), "{err}");
+    }
+
+    #[test]
+    fn price_tables_are_read_within_a_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prices.toml");
+        let mut text = "[models.x]\n".to_owned();
+        text.push_str(&"#".repeat(MAX_PRICE_TABLE_BYTES as usize));
+        std::fs::write(&path, text).unwrap();
+        let err = PriceTable::load(&path).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                PriceError::Read {
+                    error: ReadError::TooLarge { .. }
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("prices.toml"), "{err}");
+        let err = PriceTable::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("a directory, not a regular file"), "{err}");
     }
 
     #[test]

@@ -33,6 +33,28 @@ pub enum HistoryError {
         source: std::io::Error,
     },
 
+    /// The path exists but is not a regular file (a directory, device or FIFO, which SQLite
+    /// could block on or scribble over).
+    #[error("{error}; pass --db PATH (or set AGENT_HISTORY_DB) to use a database file")]
+    NotAFile {
+        /// What the path is instead (shown in the message, so not chained).
+        error: crate::fs_limits::ReadError,
+    },
+
+    /// The database file could not be created owner-only, or tightened to it.
+    #[error(
+        "cannot make the history database {} readable by its owner only ({source}); check that \
+         you own the file and its folder, or pass --db PATH to use another file",
+        path.display()
+    )]
+    Permissions {
+        /// The database file.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The file exists but is not a SQLite database, or its pages are damaged.
     #[error(
         "the history database {} is corrupt or not a SQLite file ({source}); move it aside \

@@ -9,7 +9,8 @@
 //! - [`HistoryWriter`]: the store on its own thread, for async code that must not wait for
 //!   the disk; [`ConversationWriter`] is one conversation's handle to it.
 //! - [`chat`]: conversion to and from Chat Completions messages; [`to_jsonl`] and
-//!   [`from_jsonl`]: the lossless line-per-item format.
+//!   [`from_jsonl`]: the lossless line-per-item format; [`read_import`]: either format back,
+//!   refusing anything that is not an export a session can replay.
 //!
 //! # Item keys: how appends stay idempotent
 //!
@@ -81,6 +82,7 @@ mod calls;
 pub mod chat;
 mod error;
 mod id;
+mod import;
 mod jsonl;
 mod lease;
 mod path;
@@ -91,7 +93,8 @@ mod writer;
 pub use calls::{CallRecord, CallRecordState};
 pub use error::HistoryError;
 pub use id::{ConversationId, Timestamp};
-pub use jsonl::{JsonlError, from_jsonl, to_jsonl};
+pub use import::{ImportError, parse_import, read_import};
+pub use jsonl::{JsonlError, REPLAYABLE_ITEM_TYPES, from_jsonl, to_jsonl};
 pub use lease::Lease;
 pub use path::{HISTORY_DB_ENV, default_path};
 pub use store::{Appended, ConversationSummary, Durability, HistoryStore, OpenOptions, StoredItem};

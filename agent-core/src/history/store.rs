@@ -82,7 +82,12 @@ impl OpenOptions {
                 source,
             })?;
         }
-        make_private(&path).map_err(|source| HistoryError::CreateDir {
+        if path.exists() {
+            // Only a regular file: SQLite would block reading a FIFO, or write to a device.
+            crate::fs_limits::check_regular(&path, "history database")
+                .map_err(|error| HistoryError::NotAFile { error })?;
+        }
+        make_private(&path).map_err(|source| HistoryError::Permissions {
             path: path.clone(),
             source,
         })?;
@@ -1058,10 +1063,32 @@ mod tests {
         assert!(error.to_string().contains("--db PATH"), "{error}");
         // A path that is a folder, not a file.
         let error = HistoryStore::open(dir.path()).unwrap_err();
-        assert!(
-            matches!(error, HistoryError::Unwritable { .. }),
-            "{error:?}"
-        );
+        assert!(matches!(error, HistoryError::NotAFile { .. }), "{error:?}");
+        assert!(error.to_string().contains("is a directory"), "{error}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite3");
+        match std::process::Command::new("mkfifo").arg(&path).status() {
+            Ok(status) if status.success() => {}
+            _ => {
+                println!("skipped: mkfifo is not available");
+                return;
+            }
+        }
+        // SQLite blocks reading a FIFO: a regression fails here instead of hanging.
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = send.send(HistoryStore::open(&path).err().map(|e| e.to_string()));
+        });
+        let error = receive
+            .recv_timeout(Duration::from_secs(30))
+            .expect("opening a FIFO must not block")
+            .expect("a FIFO is refused");
+        assert!(error.contains("a FIFO (named pipe)"), "{error}");
     }
 
     #[test]

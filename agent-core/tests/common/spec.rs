@@ -2,7 +2,10 @@
 //!
 //! Reusable by any test in the workspace: include it with
 //! `#[path = "../../agent-core/tests/common/spec.rs"] mod spec;` (adjust the path) or copy it.
-//! It needs `agent-core`, `jsonschema` and `serde_json` as (dev-)dependencies, and nothing else.
+//! It needs `jsonschema` and `serde_json` as (dev-)dependencies, and a `Dialect` enum with `Ga`
+//! and `Beta` variants in the including module (`use super::Dialect`): agent-core's tests
+//! re-export `agent_core::protocol::Dialect`, agent-testkit's use `agent_testkit::Dialect`, so
+//! the testkit (which must not depend on agent-core) validates with the same code.
 //!
 //! ```ignore
 //! let Some(spec) = spec::spec() else { return }; // prints one "skipped" line when missing
@@ -30,8 +33,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use agent_core::protocol::Dialect;
 use serde_json::{Value, json};
+
+use super::Dialect;
 
 /// Which side sends an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -208,7 +212,7 @@ impl Spec {
         let event_type = event.get("type").and_then(Value::as_str).unwrap_or("");
         let Some(name) = self.schema_for(dialect, direction, event_type) else {
             return Err(format!(
-                "no {dialect} {direction:?} event schema for type {event_type:?}"
+                "no {dialect:?} {direction:?} event schema for type {event_type:?}"
             ));
         };
         let schemas = self.schemas(dialect);
@@ -231,7 +235,7 @@ impl Spec {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(format!("{name} ({dialect}): {}", errors.join("; ")))
+            Err(format!("{name} ({dialect:?}): {}", errors.join("; ")))
         }
     }
 

@@ -79,6 +79,10 @@ use serde_json::Value;
 pub use expect::{ObservedCall, ObservedTurn, check_turn};
 pub use parse::{ScenarioDiagnostic, ScenarioError};
 
+/// The largest scenario file [`ScenarioFile::load`] reads. Scenarios are hand-written scripts of
+/// a few KiB; the limit only keeps a wrong path (a log, a device) from filling memory.
+pub const MAX_SCENARIO_FILE_BYTES: u64 = 4 << 20;
+
 /// A 1-based position in a scenario file, so reports can point at the scenario or expectation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Location {
@@ -98,13 +102,12 @@ pub struct ScenarioFile {
 }
 
 impl ScenarioFile {
-    /// Reads and validates a scenario file; errors name `file:line:col`.
+    /// Reads and validates a scenario file; errors name `file:line:col`. Only a regular file
+    /// of at most [`MAX_SCENARIO_FILE_BYTES`] is read.
     pub fn load(path: impl AsRef<Path>) -> Result<ScenarioFile, ScenarioError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = agent_fs_limits::read_text(path, MAX_SCENARIO_FILE_BYTES, "scenario file")
+            .map_err(|error| ScenarioError::Read { error })?;
         Self::from_str(&text, &path.display().to_string())
     }
 
@@ -379,5 +382,49 @@ impl Expectation {
     pub fn with_output_is_error(mut self, is_error: bool) -> Self {
         self.output_is_error = Some(is_error);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_device_is_not_read_as_a_scenario_file() {
+        let err = ScenarioFile::load("/dev/zero").unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ScenarioError::Read {
+                    error: agent_fs_limits::ReadError::NotRegular { .. }
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("/dev/zero is a character device"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_scenario_file_over_the_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.scenarios.toml");
+        let mut text = "[[scenario]]\nname = \"x\"\n".to_owned();
+        text.push_str(&"#".repeat(MAX_SCENARIO_FILE_BYTES as usize));
+        std::fs::write(&path, text).unwrap();
+        let err = ScenarioFile::load(&path).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ScenarioError::Read {
+                    error: agent_fs_limits::ReadError::TooLarge { .. }
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("larger than 4 MiB"), "{err}");
     }
 }

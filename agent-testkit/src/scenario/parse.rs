@@ -12,16 +12,11 @@ use super::{Expectation, Location, ModelStep, Scenario, ScenarioFile, ScriptedCa
 /// Why a scenario file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    /// The file could not be read.
-    #[error(
-        "cannot read scenario file {path}: {source}; check the path (scenario files sit beside the agent file, named NAME.scenarios.toml)"
-    )]
-    Io {
-        /// The path as given.
-        path: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+    /// The file could not be read: missing, not a regular file, too large or not UTF-8.
+    #[error("{error} (scenario files sit beside the agent file, named NAME.scenarios.toml)")]
+    Read {
+        /// What went wrong, with the path (shown in the message, so not chained).
+        error: agent_fs_limits::ReadError,
     },
     /// The file is not valid TOML or does not have the scenario shape; every problem is listed.
     #[error("{}", render(.0))]
@@ -32,7 +27,7 @@ impl ScenarioError {
     /// The individual problems (empty for I/O errors), e.g. for editor integration.
     pub fn diagnostics(&self) -> &[ScenarioDiagnostic] {
         match self {
-            ScenarioError::Io { .. } => &[],
+            ScenarioError::Read { .. } => &[],
             ScenarioError::Invalid(d) => d,
         }
     }
