@@ -5,8 +5,10 @@
 //! `Tool` implementation and submits it to `inventory`; [`ToolRegistry::from_inventory`]
 //! collects them. Plugins and tests add tools at run time with [`ToolRegistry::register`].
 //!
-//! A call flows: the model's argument string → [`ToolRegistry::invoke`] (JSON check) →
-//! [`Tool::call`] (typed deserialization; errors name the argument) → a [`ToolOutput`] or a
+//! A call flows: the model's argument string → [`ToolRegistry::invoke`] (JSON check, then the
+//! tool's own schema: ranges, enums, patterns, required and unknown properties, through an
+//! [`ArgumentValidator`] compiled once per tool) → [`Tool::call`] (typed deserialization; errors
+//! name the argument) → a [`ToolOutput`] or a
 //! [`ToolError`] whose [`ToolError::to_model_output`] the model reads. Per-agent settings reach
 //! tools through [`ToolContext::setting`], [`ToolContext::data_dir`] and
 //! [`ToolContext::extension`] (see [`ToolConfig`]).
@@ -22,6 +24,7 @@ mod mcp;
 mod output;
 mod registry;
 pub mod schema;
+mod validate;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -35,6 +38,7 @@ pub use http::{HttpMethod, HttpTool, HttpToolError, HttpToolSpec};
 pub use mcp::{McpApproval, McpToolSpec};
 pub use output::ToolOutput;
 pub use registry::{ToolDescription, ToolRegistration, ToolRegistry, is_valid_name};
+pub use validate::ArgumentValidator;
 
 /// A function the model can call.
 ///
