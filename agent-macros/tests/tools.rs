@@ -117,6 +117,7 @@ fn tools_register_with_names_and_sources() {
     let names = registry.names();
     for name in [
         "get_weather",
+        "greet_with",
         "say-hello",
         "noop",
         "picky",
@@ -340,6 +341,37 @@ async fn arguments_outside_the_advertised_schema_never_reach_the_function() {
         1,
         "the function ran with invalid arguments"
     );
+}
+
+/// `[tool_config.greet_with]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GreetSettings {
+    /// What to say before the name.
+    pub greeting: String,
+}
+
+/// Greets with the agent's configured greeting.
+#[tool(settings = GreetSettings)]
+fn greet_with(name: String, ctx: ToolContext) -> Result<String, ToolError> {
+    let settings: Option<GreetSettings> = ctx.setting("greet_with")?;
+    let greeting = settings.map_or_else(|| "hello".to_owned(), |s| s.greeting);
+    Ok(format!("{greeting} {name}"))
+}
+
+#[test]
+fn declared_settings_are_checked_and_others_accept_anything() {
+    let registry = registry();
+    let tool = registry.get("greet_with").unwrap();
+    tool.check_settings(&json!({"greeting": "hi"})).unwrap();
+    let err = tool.check_settings(&json!({"greting": "hi"})).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("greting"));
+    assert!(err.message.contains("unknown field `greting`"), "{err}");
+    let err = tool.check_settings(&json!({"greeting": 3})).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("greeting"));
+    // Without `settings = ...`, a tool accepts any table.
+    let noop = registry.get("noop").unwrap();
+    noop.check_settings(&json!({"anything": 1})).unwrap();
 }
 
 #[tokio::test]

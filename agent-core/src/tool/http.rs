@@ -37,8 +37,8 @@ use serde_json::{Map, Value};
 
 use self::url_template::{FillError, UrlTemplate, scalar_text};
 use super::{
-    ArgumentValidator, EnvTemplate, Tool, ToolContext, ToolError, ToolOutput, arguments,
-    is_valid_name, schema,
+    ArgumentValidator, EnvTemplate, SettingsError, Tool, ToolContext, ToolError, ToolOutput,
+    arguments, is_valid_name, schema,
 };
 
 /// The default time limit of one call.
@@ -319,6 +319,12 @@ impl Tool for HttpTool {
 
     fn parameters(&self, strict: bool) -> &Value {
         if strict { &self.strict } else { &self.relaxed }
+    }
+
+    /// An HTTP tool is configured entirely in its `[[http_tools]]` entry, so any
+    /// `[tool_config.NAME]` setting for it is a mistake.
+    fn check_settings(&self, settings: &Value) -> Result<(), SettingsError> {
+        super::settings::no_settings(&self.spec.name, settings)
     }
 
     async fn call(&self, args: Value, ctx: ToolContext) -> Result<ToolOutput, ToolError> {

@@ -24,6 +24,7 @@ mod mcp;
 mod output;
 mod registry;
 pub mod schema;
+mod settings;
 mod validate;
 
 use async_trait::async_trait;
@@ -38,6 +39,7 @@ pub use http::{HttpMethod, HttpTool, HttpToolError, HttpToolSpec};
 pub use mcp::{McpApproval, McpToolSpec};
 pub use output::ToolOutput;
 pub use registry::{ToolDescription, ToolRegistration, ToolRegistry, is_valid_name};
+pub use settings::{SettingsError, check_settings_as};
 pub use validate::ArgumentValidator;
 
 /// A function the model can call.
@@ -57,6 +59,18 @@ pub trait Tool: Send + Sync + 'static {
     fn parameters(&self, strict: bool) -> &Value;
 
     /// Runs the tool. `args` is the JSON object the model sent (already checked to be an
-    /// object, with `null`s removed when it came through [`ToolRegistry::invoke`]).
+    /// object, with `null`s removed, and checked against [`Tool::parameters`] when it came
+    /// through [`ToolRegistry::invoke`]).
     async fn call(&self, args: Value, ctx: ToolContext) -> Result<ToolOutput, ToolError>;
+
+    /// Checks the agent file's `[tool_config.NAME]` table for this tool (as JSON) when the file
+    /// loads, so a misspelled or mistyped setting fails `agent check` instead of the first call.
+    ///
+    /// The default accepts anything, for tools that read no settings or read them loosely.
+    /// `#[tool(settings = MySettings)]` generates a check that deserializes into `MySettings`
+    /// (see [`check_settings_as`]).
+    fn check_settings(&self, settings: &Value) -> Result<(), SettingsError> {
+        let _ = settings;
+        Ok(())
+    }
 }
