@@ -304,6 +304,7 @@ fn forecast(
     airport: Option<String>,
 ) -> u8 {
     FORECAST_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let _ = airport;
     days
 }
 

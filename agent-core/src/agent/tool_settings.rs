@@ -25,13 +25,19 @@ struct Located {
     tool_config: BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, IgnoredAny>>,
 }
 
+/// Where one table is written: its name, and each of its keys.
+struct Place<'a> {
+    name: Range<usize>,
+    keys: BTreeMap<&'a str, Range<usize>>,
+}
+
 impl Located {
     fn parse(source: &str) -> Self {
         toml::from_str(source).unwrap_or_default()
     }
 
-    /// The span of the table's name, and of each of its keys.
-    fn table(&self, name: &str) -> Option<(Range<usize>, BTreeMap<&str, Range<usize>>)> {
+    /// Where the table called `name` is written.
+    fn table(&self, name: &str) -> Option<Place<'_>> {
         let (key, table) = self
             .tool_config
             .iter()
@@ -40,7 +46,10 @@ impl Located {
             .keys()
             .map(|k| (k.get_ref().as_str(), k.span()))
             .collect();
-        Some((key.span(), keys))
+        Some(Place {
+            name: key.span(),
+            keys,
+        })
     }
 }
 
@@ -58,9 +67,13 @@ impl AgentFile {
         let located = Located::parse(&self.source);
         let mut problems = Vec::new();
         for (name, table) in &self.spec.tool_config {
-            let (name_span, keys) = located
-                .table(name)
-                .unwrap_or_else(|| (self.table_span(name), BTreeMap::new()));
+            let Place {
+                name: name_span,
+                keys,
+            } = located.table(name).unwrap_or_else(|| Place {
+                name: self.table_span(name),
+                keys: BTreeMap::new(),
+            });
             let Some(tool) = tools.get(name) else {
                 problems.push(self.diagnostic(
                     name_span,
@@ -198,12 +211,12 @@ mod tests {
     fn tables_and_keys_are_located() {
         let source = "name = \"x\"\n[tool_config.http_get]\nallow_hosts = []\n\n[tool_config]\ncurrent_time = { timezone = \"UTC\" }\n";
         let located = Located::parse(source);
-        let (span, keys) = located.table("http_get").unwrap();
-        assert_eq!(&source[span], "http_get");
-        assert_eq!(&source[keys["allow_hosts"].clone()], "allow_hosts");
-        let (span, keys) = located.table("current_time").unwrap();
-        assert_eq!(&source[span], "current_time");
-        assert_eq!(&source[keys["timezone"].clone()], "timezone");
+        let place = located.table("http_get").unwrap();
+        assert_eq!(&source[place.name], "http_get");
+        assert_eq!(&source[place.keys["allow_hosts"].clone()], "allow_hosts");
+        let place = located.table("current_time").unwrap();
+        assert_eq!(&source[place.name], "current_time");
+        assert_eq!(&source[place.keys["timezone"].clone()], "timezone");
         assert!(located.table("absent").is_none());
     }
 
