@@ -1,7 +1,7 @@
-//! Parsing `#[tool(name = "...", description = "...", crate = "...")]`.
+//! Parsing `#[tool(name = "...", description = "...", settings = Type, crate = "...")]`.
 
 use proc_macro2::{Span, TokenStream};
-use syn::{LitStr, Path, meta::ParseNestedMeta, parse::Parser};
+use syn::{LitStr, Path, Type, meta::ParseNestedMeta, parse::Parser, spanned::Spanned};
 
 use crate::classify::Ctxt;
 
@@ -14,6 +14,8 @@ pub struct ToolArgs {
     pub description: Option<LitStr>,
     /// `crate = "..."`, parsed as a path.
     pub krate: Option<Path>,
+    /// `settings = Type`: what the agent's `[tool_config.NAME]` table deserializes into.
+    pub settings: Option<Type>,
 }
 
 /// Parses the attribute's tokens; problems go to `cx` and parsing continues where it can.
@@ -47,8 +49,30 @@ fn parse_one(meta: &ParseNestedMeta<'_>, args: &mut ToolArgs, cx: &mut Ctxt) -> 
             }
             Ok(())
         }
+        "settings" => {
+            let value = meta.value()?;
+            if value.peek(LitStr) {
+                let lit: LitStr = value.parse()?;
+                cx.error(
+                    lit.span(),
+                    "`settings` takes a type, not a string: write `settings = MySettings`",
+                );
+                return Ok(());
+            }
+            let ty: Type = value.parse().map_err(|err| {
+                syn::Error::new(
+                    err.span(),
+                    "`settings` takes a type, like `settings = MySettings`",
+                )
+            })?;
+            if args.settings.is_some() {
+                cx.error(ty.span(), "`settings` is given twice");
+            }
+            args.settings = Some(ty);
+            Ok(())
+        }
         _ => Err(meta.error(
-            "unknown #[tool] argument; expected `name = \"...\"`, `description = \"...\"` or `crate = \"...\"`",
+            "unknown #[tool] argument; expected `name = \"...\"`, `description = \"...\"`, `settings = Type` or `crate = \"...\"`",
         )),
     }
 }

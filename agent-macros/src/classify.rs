@@ -55,6 +55,8 @@ pub struct ToolFn {
     pub ret: Return,
     /// The path to agent-core.
     pub krate: Path,
+    /// The type its settings table deserializes into, from `settings = Type`.
+    pub settings: Option<Type>,
 }
 
 /// One parameter.
@@ -131,6 +133,7 @@ pub fn classify(args: ToolArgs, mut item: ItemFn, cx: &mut Ctxt) -> ToolFn {
         params,
         ret,
         krate,
+        settings: args.settings,
     }
 }
 

@@ -40,6 +40,7 @@ fn generate(tool: &ToolFn) -> TokenStream {
         params,
         ret,
         krate,
+        settings,
     } = tool;
     let private = quote!(#krate::__private);
     let support = quote!(#private::tool);
@@ -79,6 +80,18 @@ fn generate(tool: &ToolFn) -> TokenStream {
             }
         }
     };
+
+    let check_settings = settings.as_ref().map(|ty| {
+        let check = quote_spanned!(ty.span()=> #support::check_settings::<#ty>(__agent_settings));
+        quote! {
+            fn check_settings(
+                &self,
+                __agent_settings: &#private::serde_json::Value,
+            ) -> ::core::result::Result<(), #support::SettingsError> {
+                #check
+            }
+        }
+    });
 
     let body = if item.sig.asyncness.is_some() {
         quote! {
@@ -137,6 +150,8 @@ fn generate(tool: &ToolFn) -> TokenStream {
                     )?;
                     #body
                 }
+
+                #check_settings
             }
 
             fn __agent_construct() -> ::std::sync::Arc<dyn #support::Tool> {

@@ -37,7 +37,15 @@ use proc_macro::TokenStream;
 ///
 /// - `name = "..."` overrides the tool name (the function's name by default);
 /// - `description = "..."` overrides the description (the doc comment by default);
+/// - `settings = Type` declares the type of the agent file's `[tool_config.NAME]` table, so the
+///   loader checks it when the agent file loads (`agent check` reports a misspelled key with
+///   its line and column); `Type` must implement `Deserialize` and should use
+///   `#[serde(deny_unknown_fields)]`. The tool reads it with `ctx.setting::<Type>("NAME")`;
 /// - `crate = "..."` sets the path to agent-core (`::agent_core` by default).
+///
+/// Calls through the registry are checked against the schema the tool advertises (ranges from
+/// `#[schemars(range(...))]`, enums, patterns, lengths, required and unknown properties)
+/// before the function runs, so the function never sees arguments its schema rules out.
 ///
 /// Parameters must be owned types implementing `Deserialize` + `JsonSchema`; `Option<T>`
 /// parameters are optional; one parameter may be `ToolContext`, which is not part of the schema.

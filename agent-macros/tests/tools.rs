@@ -117,6 +117,7 @@ fn tools_register_with_names_and_sources() {
     let names = registry.names();
     for name in [
         "get_weather",
+        "greet_with",
         "say-hello",
         "noop",
         "picky",
@@ -238,23 +239,28 @@ async fn calls_convert_outputs_and_errors() {
 #[tokio::test]
 async fn bad_arguments_name_the_field_and_the_expectation() {
     let registry = registry();
+    // The schema is checked before deserialization, so these messages come from it.
     let cases = [
         (
             r#"{"place":{"city":"Oslo"},"days":9000}"#,
-            "argument `days`: invalid value: integer `9000`, expected u8",
+            "argument `days`: 9000 is greater than the maximum of 7",
         ),
         (
             r#"{"place":{"city":5},"days":1}"#,
-            "argument `place.city`: invalid type: integer `5`, expected a string",
+            "argument `place.city`: 5 is not of type \"string\"",
         ),
         (
             r#"{"place":{"city":"x"},"days":1,"unit":"kelvin"}"#,
-            "argument `unit`: unknown variant `kelvin`, expected `celsius` or `fahrenheit`",
+            "argument `unit`: \"kelvin\" is not allowed; use one of \"celsius\", \"fahrenheit\"",
         ),
-        (r#"{"place":{"city":"x"}}"#, "missing field `days`"),
+        (r#"{"place":{"city":"x"}}"#, "missing argument `days`"),
         (
             r#"{"place":{"city":"x"},"days":1,"hours":2}"#,
-            "unknown field `hours`",
+            "unknown argument `hours`",
+        ),
+        (
+            r#"{"place":{"city":"x","zip":1},"days":1}"#,
+            "unknown argument `place.zip`",
         ),
         (r#"{"place":"#, "not valid JSON"),
     ];
@@ -282,6 +288,91 @@ async fn bad_arguments_name_the_field_and_the_expectation() {
                 .contains("\"kind\":\"invalid_arguments\"")
         );
     }
+}
+
+/// Counts its runs, to prove that arguments outside the schema never reach the function.
+static FORECAST_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A forecast for the next few days.
+#[tool]
+fn forecast(
+    /// How many days ahead; at most a week.
+    #[schemars(range(max = 7))]
+    days: u8,
+    /// Three capital letters, like OSL.
+    #[schemars(regex(pattern = r"^[A-Z]{3}$"))]
+    airport: Option<String>,
+) -> u8 {
+    FORECAST_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let _ = airport;
+    days
+}
+
+#[tokio::test]
+async fn arguments_outside_the_advertised_schema_never_reach_the_function() {
+    let registry = registry();
+    let ok = registry
+        .invoke("forecast", r#"{"days":7,"airport":null}"#, ctx())
+        .await
+        .unwrap();
+    assert_eq!(ok.as_str(), "7");
+    for (args, want) in [
+        (
+            r#"{"days":30}"#,
+            "argument `days`: 30 is greater than the maximum of 7",
+        ),
+        (
+            r#"{"days":1,"airport":"Oslo"}"#,
+            "argument `airport`: \"Oslo\" does not match",
+        ),
+    ] {
+        let err = registry.invoke("forecast", args, ctx()).await.unwrap_err();
+        let ToolError::InvalidArguments { message, .. } = &err else {
+            panic!("{args}: {err:?}");
+        };
+        assert!(message.contains(want), "{args}: `{message}` lacks `{want}`");
+        assert!(
+            err.to_model_output()
+                .contains("\"kind\":\"invalid_arguments\""),
+            "{err:?}"
+        );
+    }
+    assert_eq!(
+        FORECAST_RUNS.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the function ran with invalid arguments"
+    );
+}
+
+/// `[tool_config.greet_with]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GreetSettings {
+    /// What to say before the name.
+    pub greeting: String,
+}
+
+/// Greets with the agent's configured greeting.
+#[tool(settings = GreetSettings)]
+fn greet_with(name: String, ctx: ToolContext) -> Result<String, ToolError> {
+    let settings: Option<GreetSettings> = ctx.setting("greet_with")?;
+    let greeting = settings.map_or_else(|| "hello".to_owned(), |s| s.greeting);
+    Ok(format!("{greeting} {name}"))
+}
+
+#[test]
+fn declared_settings_are_checked_and_others_accept_anything() {
+    let registry = registry();
+    let tool = registry.get("greet_with").unwrap();
+    tool.check_settings(&json!({"greeting": "hi"})).unwrap();
+    let err = tool.check_settings(&json!({"greting": "hi"})).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("greting"));
+    assert!(err.message.contains("unknown field `greting`"), "{err}");
+    let err = tool.check_settings(&json!({"greeting": 3})).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("greeting"));
+    // Without `settings = ...`, a tool accepts any table.
+    let noop = registry.get("noop").unwrap();
+    noop.check_settings(&json!({"anything": 1})).unwrap();
 }
 
 #[tokio::test]

@@ -1,8 +1,9 @@
 //! `http_get`: fetches a web page or API response from a host the agent allows.
 //!
-//! Settings (`[tool_config.http_get]`):
+//! Settings (`[tool_config.http_get]`, checked when the agent file loads: unknown keys, wrong
+//! types, malformed hosts and out-of-range timeouts fail `agent check`):
 //! - `allow_hosts`: the [`HostAllowlist`]; empty (the default) denies everything;
-//! - `timeout_secs` (default 10) and `max_response_bytes` (default 64 KiB).
+//! - `timeout_secs` (default 10, at most 300) and `max_response_bytes` (default 64 KiB).
 //!
 //! SSRF protection: the URL's host must match the allowlist; the name is resolved once, every
 //! resolved address is checked, and the connection is pinned to the checked addresses (so DNS
@@ -18,7 +19,7 @@ use agent_core::tool::{
     http::{HttpResponseSummary, read_response, request_error},
 };
 use agent_macros::tool;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, de::Error as _};
 
 use crate::net_policy::{HostAllowlist, Match, is_special_address};
 
@@ -30,23 +31,42 @@ const DEFAULT_TIMEOUT_SECS: f64 = 10.0;
 const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
 const MAX_REDIRECTS: usize = 5;
 
-/// `[tool_config.http_get]`.
+/// `[tool_config.http_get]`. Deserializing checks the values too, so the loader reports a
+/// malformed host or timeout with the file's line and column.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpGetSettings {
     /// Hosts the tool may reach; see [`HostAllowlist`].
-    #[serde(default)]
+    #[serde(default, deserialize_with = "allow_hosts")]
     pub allow_hosts: Vec<String>,
-    /// The time limit of one call, redirects included, in seconds.
+    /// The time limit of one call, redirects included, in seconds (more than 0, at most 300).
+    #[serde(default, deserialize_with = "timeout_secs")]
+    #[schemars(range(min = 0.001, max = 300))]
     pub timeout_secs: Option<f64>,
     /// How much of the body the model reads.
     pub max_response_bytes: Option<usize>,
 }
 
+fn allow_hosts<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let hosts = Vec::<String>::deserialize(deserializer)?;
+    HostAllowlist::parse(&hosts).map_err(D::Error::custom)?;
+    Ok(hosts)
+}
+
+fn timeout_secs<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    let secs = f64::deserialize(deserializer)?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 300.0) {
+        return Err(D::Error::custom(format!(
+            "{secs} is not between 0 and 300 seconds"
+        )));
+    }
+    Ok(Some(secs))
+}
+
 /// Fetches a URL with HTTP GET and returns the status and the (possibly truncated) body. Only
 /// hosts this agent allows can be reached; use it for public web pages and APIs the
 /// instructions mention.
-#[tool]
+#[tool(settings = HttpGetSettings)]
 pub async fn http_get(
     /// The full http:// or https:// URL to fetch.
     url: String,
@@ -229,6 +249,45 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
+    }
+
+    #[test]
+    fn settings_are_checked_when_the_agent_loads() {
+        let registry = crate::registry().unwrap();
+        let tool = registry.get(NAME).unwrap();
+        tool.check_settings(&json!({"allow_hosts": ["example.com", "*.example.org", "127.0.0.1"], "timeout_secs": 5, "max_response_bytes": 100}))
+            .unwrap();
+        let cases = [
+            (
+                json!({"allowed_hosts": ["example.com"]}),
+                "allowed_hosts",
+                "unknown field `allowed_hosts`",
+            ),
+            (json!({"bogus": 1}), "bogus", "unknown field `bogus`"),
+            (
+                json!({"allow_hosts": "example.com"}),
+                "allow_hosts",
+                "invalid type",
+            ),
+            (
+                json!({"allow_hosts": ["exa mple.com"]}),
+                "allow_hosts",
+                "is not a host name",
+            ),
+            (
+                json!({"timeout_secs": 0}),
+                "timeout_secs",
+                "between 0 and 300",
+            ),
+        ];
+        for (settings, field, want) in cases {
+            let err = tool.check_settings(&settings).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some(field), "{settings}: {err}");
+            assert!(
+                err.message.contains(want),
+                "{settings}: `{err}` lacks `{want}`"
+            );
+        }
     }
 
     #[tokio::test]

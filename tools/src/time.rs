@@ -1,24 +1,35 @@
 //! `current_time`: what time it is, where.
 //!
-//! Settings (`[tool_config.current_time]`): `timezone`, the zone used when the model gives none
-//! (defaults to the machine's zone).
+//! Settings (`[tool_config.current_time]`, checked when the agent file loads): `timezone`, the
+//! zone used when the model gives none (defaults to the machine's zone).
 
 use agent_core::tool::{ToolContext, ToolError};
 use agent_macros::tool;
 use jiff::{Timestamp, tz::TimeZone};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, de::Error as _};
 
 link_anchor!();
 
 /// The settings key and tool name.
 pub const NAME: &str = "current_time";
 
-/// `[tool_config.current_time]`.
+/// `[tool_config.current_time]`. Deserializing resolves the zone, so the loader reports an
+/// unknown one with the file's line and column.
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimeSettings {
     /// The IANA zone used when the model names none.
+    #[serde(default, deserialize_with = "known_zone")]
     pub timezone: Option<String>,
+}
+
+fn known_zone<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let wanted = String::deserialize(deserializer)?;
+    match resolve_zone(&wanted) {
+        Ok(_) => Ok(Some(wanted)),
+        Err(ToolError::InvalidArguments { message, .. }) => Err(D::Error::custom(message)),
+        Err(other) => Err(D::Error::custom(other)),
+    }
 }
 
 /// What the model reads.
@@ -38,7 +49,7 @@ pub struct CurrentTime {
 
 /// The current date and time. Use it whenever the answer depends on today's date or the time
 /// of day, or when the user asks what time it is somewhere.
-#[tool]
+#[tool(settings = TimeSettings)]
 pub fn current_time(
     /// An IANA time zone such as "Europe/Paris" or "America/New_York"; the agent's default
     /// zone when omitted.
@@ -130,6 +141,24 @@ mod tests {
         assert_eq!(resolve_zone("new york").unwrap().0, "America/New_York");
         assert_eq!(resolve_zone("europe/berlin").unwrap().0, "Europe/Berlin");
         assert_eq!(resolve_zone("UTC").unwrap().0, "UTC");
+    }
+
+    #[test]
+    fn settings_are_checked_when_the_agent_loads() {
+        let registry = crate::registry().unwrap();
+        let tool = registry.get(NAME).unwrap();
+        tool.check_settings(&json!({"timezone": "Asia/Tokyo"}))
+            .unwrap();
+        tool.check_settings(&json!({})).unwrap();
+        let err = tool
+            .check_settings(&json!({"time_zone": "UTC"}))
+            .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("time_zone"), "{err}");
+        let err = tool
+            .check_settings(&json!({"timezone": "Mars/Olympus_Mons"}))
+            .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("timezone"), "{err}");
+        assert!(err.message.contains("unknown time zone"), "{err}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use agent_core::protocol::ClientEvent;
+use agent_core::{agent::AgentError, protocol::ClientEvent};
 
 /// Arguments of `agent check`.
 #[derive(Debug, clap::Args)]
@@ -12,8 +12,16 @@ pub struct CheckArgs {
 }
 
 /// Checks the file and prints the `session.update` it would send.
+///
+/// Beyond loading (which already checks keys, tools and `[tool_config.NAME]` settings), this
+/// reports tools whose schema strict mode cannot express when `tool_options.strict` is on: the
+/// server would reject them, so they are errors here.
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let agent = super::load_agent(&args.file)?;
+    let problems = agent.strict_mode_problems();
+    if !problems.is_empty() {
+        return Err(AgentError::Invalid(problems).into());
+    }
     let event = ClientEvent::session_update(agent.session());
     let value = event.to_value(agent.dialect())?;
     println!("{}", serde_json::to_string_pretty(&value)?);

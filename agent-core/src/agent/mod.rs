@@ -13,5 +13,7 @@ pub use diagnostic::{AgentError, Diagnostic, closest, line_col};
 pub use load::{AgentFile, VOICES};
 pub use spec::*;
 mod resolve;
+mod strict;
+mod tool_settings;
 
 pub use resolve::{Agent, ConnectConfigError, ConnectOverrides};

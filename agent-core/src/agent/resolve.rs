@@ -162,15 +162,7 @@ impl AgentFile {
             }
         }
         self.check_choice(&tools, &mut problems);
-        for key in self.spec.tool_config.keys() {
-            if tools.get(key).is_none() {
-                problems.push(self.diagnostic_at_key(
-                    &format!("[tool_config.{key}]"),
-                    format!("`tool_config.{key}` configures a tool this agent does not use"),
-                    Some(format!("add `{key}` to `tools`, or remove the table")),
-                ));
-            }
-        }
+        problems.extend(self.check_tool_config(&tools, registry));
         if problems.is_empty() {
             Ok(Agent {
                 file: self,

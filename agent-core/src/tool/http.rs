@@ -12,34 +12,34 @@
 //! parameters = { type = "object", properties = { city = { type = "string" }, units = { type = "string", enum = ["metric", "imperial"] } }, required = ["city"] }
 //! ```
 //!
+//! Arguments are checked against the whole `parameters` schema before anything is sent.
 //! `{param}` placeholders in the URL's path or query are filled from the arguments,
-//! percent-encoded (so `a/b` cannot escape its path segment); placeholders in the scheme, host
-//! or port are rejected, so the model cannot choose where the request goes. Arguments not used
-//! by the URL become query parameters for `GET` and `DELETE`, and a JSON body otherwise.
-//! Header values may use `${ENV_VAR}`, expanded at call time; values are never logged or shown.
-//! Redirects are followed only within the same host. The model reads
+//! percent-encoded; placeholders in the scheme, host or port are rejected, so the model cannot
+//! choose where the request goes, and a value in the path can never add, remove or climb a
+//! segment (see `url_template`: `/`, `\`, `?`, `#` and `%` are encoded, `.` and `..` refused).
+//! Arguments not used by the URL become query parameters for `GET` and `DELETE`, and a JSON
+//! body otherwise. Header values may use `${ENV_VAR}`, expanded at call time; values are never
+//! logged or shown. Redirects are followed only within the URL's origin (scheme, host and
+//! port); any other is refused with an error (see `redirect`). The model reads
 //! `{"status": 200, "body": ..., "truncated": false}`: the body as JSON when the response is
 //! complete JSON, as text otherwise, cut at `max_response_bytes`.
 
 use std::{collections::BTreeMap, fmt, time::Duration};
 
+mod redirect;
+mod url_template;
+
 use async_trait::async_trait;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use self::url_template::{FillError, UrlTemplate, scalar_text};
 use super::{
-    EnvTemplate, Tool, ToolContext, ToolError, ToolOutput, arguments, is_valid_name, schema,
+    ArgumentValidator, EnvTemplate, SettingsError, Tool, ToolContext, ToolError, ToolOutput,
+    arguments, is_valid_name, schema,
 };
-
-/// Characters left as they are in a filled placeholder (RFC 3986 "unreserved").
-const PLACEHOLDER_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 /// The default time limit of one call.
 pub const DEFAULT_TIMEOUT_SECS: f64 = 10.0;
@@ -151,21 +151,16 @@ pub struct HttpToolError {
     pub problem: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum UrlPart {
-    Literal(String),
-    Placeholder(String),
-}
-
 /// A [`Tool`] that calls an HTTP endpoint, built from an [`HttpToolSpec`].
 pub struct HttpTool {
     spec: HttpToolSpec,
-    url: Vec<UrlPart>,
+    url: UrlTemplate,
     headers: Vec<(HeaderName, EnvTemplate)>,
     strict: Value,
     relaxed: Value,
-    /// The declared schema, compiled once: arguments are checked against all of it.
-    validator: jsonschema::Validator,
+    /// The declared schema, compiled once: arguments are checked against all of it (the same
+    /// check [`super::ToolRegistry::invoke`] makes, repeated so a direct `call` is safe too).
+    validator: ArgumentValidator,
     timeout: Duration,
     client: reqwest::Client,
 }
@@ -218,18 +213,16 @@ impl HttpTool {
         }
         let relaxed = schema::normalize(spec.parameters.clone(), false);
         let strict = schema::normalize(spec.parameters.clone(), true);
-        let validator = jsonschema::validator_for(&relaxed)
-            .map_err(|err| fail(format!("`parameters` is not a valid JSON Schema: {err}")))?;
-        let url = parse_url_template(&spec.url).map_err(&fail)?;
+        let validator =
+            ArgumentValidator::new(&relaxed).map_err(|err| fail(format!("`parameters`: {err}")))?;
+        let url = UrlTemplate::parse(&spec.url).map_err(&fail)?;
         let declared: Vec<&String> = relaxed
             .get("properties")
             .and_then(Value::as_object)
             .map(|p| p.keys().collect())
             .unwrap_or_default();
-        for part in &url {
-            if let UrlPart::Placeholder(name) = part
-                && !declared.contains(&name)
-            {
+        for name in url.placeholders() {
+            if !declared.iter().any(|d| *d == name) {
                 return Err(fail(format!(
                     "the URL uses `{{{name}}}`, but `parameters` has no property `{name}`"
                 )));
@@ -248,7 +241,7 @@ impl HttpTool {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .no_proxy()
-            .redirect(same_host_redirects())
+            .redirect(redirect::same_origin_only())
             .build()
             .map_err(|err| fail(format!("cannot build an HTTP client: {err}")))?;
         Ok(HttpTool {
@@ -277,25 +270,10 @@ impl HttpTool {
     }
 
     fn build_url(&self, args: &mut Map<String, Value>) -> Result<reqwest::Url, ToolError> {
-        let mut url = String::new();
-        for part in &self.url {
-            match part {
-                UrlPart::Literal(text) => url.push_str(text),
-                UrlPart::Placeholder(name) => {
-                    let value = args.remove(name).ok_or_else(|| {
-                        self.invalid(format!("missing argument `{name}` (it is part of the URL)"))
-                    })?;
-                    let text = scalar_text(&value).ok_or_else(|| {
-                        self.invalid(format!(
-                            "argument `{name}` must be a string, number or boolean (it is part of the URL)"
-                        ))
-                    })?;
-                    url.extend(utf8_percent_encode(&text, PLACEHOLDER_ENCODE));
-                }
-            }
-        }
-        let mut url = reqwest::Url::parse(&url)
-            .map_err(|err| ToolError::failed(format!("the filled-in URL is invalid: {err}")))?;
+        let mut url = self.url.fill(args).map_err(|err| match err {
+            FillError::Argument(message) => self.invalid(message),
+            FillError::Url(message) => ToolError::failed(message),
+        })?;
         if !self.spec.method.sends_body() && !args.is_empty() {
             let mut query = url.query_pairs_mut();
             for (name, value) in args.iter() {
@@ -327,38 +305,6 @@ impl HttpTool {
             schema::describe_expected(&self.relaxed),
         )
     }
-
-    /// Checks the arguments against the declared schema: required and unknown properties get
-    /// their own plain messages, then the full JSON Schema (types, enums, ranges, nesting).
-    fn check_arguments(&self, args: &Map<String, Value>) -> Result<(), ToolError> {
-        if let Some(required) = self.relaxed.get("required").and_then(Value::as_array) {
-            for name in required.iter().filter_map(Value::as_str) {
-                if !args.contains_key(name) {
-                    return Err(self.invalid(format!("missing argument `{name}`")));
-                }
-            }
-        }
-        if let Some(properties) = self.relaxed.get("properties").and_then(Value::as_object)
-            && self.relaxed.get("additionalProperties") == Some(&Value::Bool(false))
-            && let Some(unknown) = args.keys().find(|k| !properties.contains_key(*k))
-        {
-            return Err(self.invalid(format!("unknown argument `{unknown}`")));
-        }
-        let instance = Value::Object(args.clone());
-        if let Some(error) = self.validator.iter_errors(&instance).next() {
-            let path = error.instance_path().to_string();
-            let at = if path.is_empty() {
-                "the arguments".to_owned()
-            } else {
-                format!(
-                    "argument `{}`",
-                    path.trim_start_matches('/').replace('/', ".")
-                )
-            };
-            return Err(self.invalid(format!("{at}: {error}")));
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -375,12 +321,18 @@ impl Tool for HttpTool {
         if strict { &self.strict } else { &self.relaxed }
     }
 
+    /// An HTTP tool is configured entirely in its `[[http_tools]]` entry, so any
+    /// `[tool_config.NAME]` setting for it is a mistake.
+    fn check_settings(&self, settings: &Value) -> Result<(), SettingsError> {
+        super::settings::no_settings(&self.spec.name, settings)
+    }
+
     async fn call(&self, args: Value, ctx: ToolContext) -> Result<ToolOutput, ToolError> {
         let args = arguments::check_object(&self.spec.name, args, &self.relaxed)?;
+        self.validator.check(&self.spec.name, &args)?;
         let Value::Object(mut args) = args else {
             return Err(self.invalid("the arguments must be a JSON object".into()));
         };
-        self.check_arguments(&args)?;
         let url = self.build_url(&mut args)?;
         let mut headers = HeaderMap::new();
         for (name, template) in &self.headers {
@@ -431,97 +383,6 @@ pub fn request_error(err: &reqwest::Error, timeout: Duration) -> ToolError {
         source = inner.source();
     }
     ToolError::failed(message)
-}
-
-fn same_host_redirects() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
-        let same_host = attempt
-            .previous()
-            .first()
-            .is_some_and(|first| first.host_str() == attempt.url().host_str());
-        if attempt.previous().len() > 5 {
-            attempt.error("more than 5 redirects")
-        } else if same_host {
-            attempt.follow()
-        } else {
-            attempt.stop()
-        }
-    })
-}
-
-fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn parse_url_template(template: &str) -> Result<Vec<UrlPart>, String> {
-    let scheme_end = template
-        .find("://")
-        .ok_or_else(|| format!("the URL `{template}` has no scheme; start it with https://"))?;
-    let authority_start = scheme_end + 3;
-    let path_start = template[authority_start..]
-        .find(['/', '?', '#'])
-        .map_or(template.len(), |i| authority_start + i);
-    let mut parts = Vec::new();
-    let mut rest = template;
-    let mut offset = 0;
-    while let Some(open) = rest.find(['{', '}']) {
-        if rest.as_bytes()[open] == b'}' {
-            return Err(format!(
-                "the URL has a `}}` without `{{` at byte {}",
-                offset + open
-            ));
-        }
-        let Some(close) = rest[open..].find('}') else {
-            return Err(format!(
-                "the URL has a `{{` without `}}` at byte {}",
-                offset + open
-            ));
-        };
-        let name = &rest[open + 1..open + close];
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
-                "`{{{name}}}` in the URL is not a placeholder; use `{{parameter_name}}`"
-            ));
-        }
-        if offset + open < path_start {
-            return Err(format!(
-                "`{{{name}}}` is in the URL's scheme, host or port; placeholders may only appear in the path or query, so the model cannot choose where requests go"
-            ));
-        }
-        if open > 0 {
-            parts.push(UrlPart::Literal(rest[..open].to_owned()));
-        }
-        parts.push(UrlPart::Placeholder(name.to_owned()));
-        offset += open + close + 1;
-        rest = &rest[open + close + 1..];
-    }
-    if !rest.is_empty() {
-        parts.push(UrlPart::Literal(rest.to_owned()));
-    }
-    let sample: String = parts
-        .iter()
-        .map(|part| match part {
-            UrlPart::Literal(text) => text.as_str(),
-            UrlPart::Placeholder(_) => "x",
-        })
-        .collect();
-    let parsed = reqwest::Url::parse(&sample)
-        .map_err(|err| format!("the URL `{template}` is invalid: {err}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!(
-            "the URL must be http or https, not `{}`",
-            parsed.scheme()
-        ));
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err("the URL may not hold credentials; use a header with ${ENV_VAR}".into());
-    }
-    Ok(parts)
 }
 
 /// What the model reads about an HTTP response.
@@ -613,6 +474,7 @@ fn render_body(body: &[u8], content_type: Option<&str>, truncated: bool) -> Valu
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::sync::{Arc, Mutex};
     use tokio::{
         io::{AsyncReadExt, AsyncWriteExt},
         net::TcpListener,
@@ -749,6 +611,146 @@ mod tests {
         );
         assert!(request.to_ascii_lowercase().contains("x-home: h="));
         assert!(request.ends_with(r#"{"units":"metric"}"#), "{request}");
+    }
+
+    /// A loopback server that answers request `i` with `responses[i]` (the last one for every
+    /// request after), one request per connection, and records each request it received.
+    async fn serve_all(responses: Vec<String>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        tokio::spawn(async move {
+            for i in 0.. {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !String::from_utf8_lossy(&request).contains("\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                log.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&request).into_owned());
+                let response = responses.get(i).or(responses.last()).unwrap();
+                socket.write_all(response.as_bytes()).await.ok();
+                socket.shutdown().await.ok();
+            }
+        });
+        (format!("http://{addr}"), seen)
+    }
+
+    fn ok_response() -> String {
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".into()
+    }
+
+    fn redirect_to(location: &str) -> String {
+        format!(
+            "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+    }
+
+    fn keyed_spec(url: &str, parameter: &str) -> HttpToolSpec {
+        let mut spec: HttpToolSpec = serde_json::from_value(json!({
+            "name": "get_profile",
+            "description": "A user's profile.",
+            "url": url,
+            "parameters": {"type": "object", "properties": {parameter: {"type": "string"}}, "required": [parameter]},
+        }))
+        .unwrap();
+        spec.headers.insert("X-Api-Key".into(), "tok-secret".into());
+        spec
+    }
+
+    fn request_path(request: &str) -> &str {
+        request.split(' ').nth(1).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn path_placeholders_cannot_change_the_path() {
+        let (base, seen) = serve_all(vec![ok_response()]).await;
+        let tool = HttpTool::new(keyed_spec(
+            &format!("{base}/api/v1/users/{{id}}/profile"),
+            "id",
+        ))
+        .unwrap();
+        for bad in ["..", ".", "%2e%2e", "%2E.", ".%2e", "%2e", ""] {
+            let err = tool
+                .call(json!({ "id": bad }), ToolContext::standalone())
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), "invalid_arguments", "{bad}: {err}");
+            assert!(err.to_string().contains("argument `id`"), "{bad}: {err}");
+        }
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "{:?}",
+            seen.lock().unwrap()
+        );
+
+        let out = tool
+            .call(json!({"id": "a/b\\c?d#e%f"}), ToolContext::standalone())
+            .await
+            .unwrap();
+        assert!(out.as_str().contains("\"status\":200"), "{}", out.as_str());
+        let out = tool
+            .call(json!({"id": "../admin"}), ToolContext::standalone())
+            .await
+            .unwrap();
+        assert!(out.as_str().contains("\"status\":200"), "{}", out.as_str());
+        let seen = seen.lock().unwrap();
+        let paths: Vec<&str> = seen.iter().map(|r| request_path(r)).collect();
+        assert_eq!(
+            paths,
+            [
+                "/api/v1/users/a%2Fb%5Cc%3Fd%23e%25f/profile",
+                "/api/v1/users/..%2Fadmin/profile"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn redirects_to_another_origin_are_refused_and_leak_no_header() {
+        let (other, other_seen) = serve_all(vec![ok_response()]).await;
+        // Same host, another port: a different origin.
+        let (base, seen) = serve_all(vec![redirect_to(&format!("{other}/leak"))]).await;
+        let tool = HttpTool::new(keyed_spec(&format!("{base}/users/{{id}}"), "id")).unwrap();
+        let err = tool
+            .call(json!({"id": "7"}), ToolContext::standalone())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), "failed", "{err}");
+        assert!(err.to_string().contains("another origin"), "{err}");
+        assert!(err.to_string().contains(&other), "{err}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert!(
+            other_seen.lock().unwrap().is_empty(),
+            "the other origin received: {:?}",
+            other_seen.lock().unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn redirects_within_the_origin_are_followed() {
+        let (base, seen) = serve_all(vec![redirect_to("/users/8"), ok_response()]).await;
+        let tool = HttpTool::new(keyed_spec(&format!("{base}/users/{{id}}"), "id")).unwrap();
+        let out = tool
+            .call(json!({"id": "7"}), ToolContext::standalone())
+            .await
+            .unwrap();
+        assert!(out.as_str().contains("\"status\":200"), "{}", out.as_str());
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(request_path(&seen[1]), "/users/8");
+        assert!(
+            seen[1]
+                .to_ascii_lowercase()
+                .contains("x-api-key: tok-secret")
+        );
     }
 
     #[tokio::test]

@@ -4,11 +4,12 @@
 use std::{any::Any, fmt::Display, sync::OnceLock};
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 pub use super::{
-    Tool, ToolContext, ToolError, ToolOutput, ToolRegistration, arguments::deserialize_arguments,
+    SettingsError, Tool, ToolContext, ToolError, ToolOutput, ToolRegistration,
+    arguments::deserialize_arguments,
 };
 
 /// Both schemas of one tool, each computed on first use.
@@ -84,6 +85,28 @@ impl<E: Display + 'static> ToolFailure for E {
             },
         }
     }
+}
+
+/// What `#[tool(settings = T)]` may name: a type the settings table deserializes into.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the settings type of a #[tool]: it does not implement `serde::Deserialize`",
+    label = "the agent file's `[tool_config.NAME]` table is deserialized into this type",
+    note = "derive `Deserialize` with `#[serde(deny_unknown_fields)]`, so misspelled settings are reported when the agent file loads"
+)]
+pub trait ToolSettings {
+    /// Checks a settings table (see [`super::check_settings_as`]).
+    fn check(settings: &Value) -> Result<(), SettingsError>;
+}
+
+impl<T: DeserializeOwned> ToolSettings for T {
+    fn check(settings: &Value) -> Result<(), SettingsError> {
+        super::check_settings_as::<T>(settings)
+    }
+}
+
+/// The settings check of a tool declared with `#[tool(settings = T)]`.
+pub fn check_settings<T: ToolSettings>(settings: &Value) -> Result<(), SettingsError> {
+    T::check(settings)
 }
 
 /// Output of a tool that returned `T`.

@@ -5,8 +5,10 @@
 //! `Tool` implementation and submits it to `inventory`; [`ToolRegistry::from_inventory`]
 //! collects them. Plugins and tests add tools at run time with [`ToolRegistry::register`].
 //!
-//! A call flows: the model's argument string → [`ToolRegistry::invoke`] (JSON check) →
-//! [`Tool::call`] (typed deserialization; errors name the argument) → a [`ToolOutput`] or a
+//! A call flows: the model's argument string → [`ToolRegistry::invoke`] (JSON check, then the
+//! tool's own schema: ranges, enums, patterns, required and unknown properties, through an
+//! [`ArgumentValidator`] compiled once per tool) → [`Tool::call`] (typed deserialization; errors
+//! name the argument) → a [`ToolOutput`] or a
 //! [`ToolError`] whose [`ToolError::to_model_output`] the model reads. Per-agent settings reach
 //! tools through [`ToolContext::setting`], [`ToolContext::data_dir`] and
 //! [`ToolContext::extension`] (see [`ToolConfig`]).
@@ -22,6 +24,8 @@ mod mcp;
 mod output;
 mod registry;
 pub mod schema;
+mod settings;
+mod validate;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -35,6 +39,8 @@ pub use http::{HttpMethod, HttpTool, HttpToolError, HttpToolSpec};
 pub use mcp::{McpApproval, McpToolSpec};
 pub use output::ToolOutput;
 pub use registry::{ToolDescription, ToolRegistration, ToolRegistry, is_valid_name};
+pub use settings::{SettingsError, check_settings_as};
+pub use validate::ArgumentValidator;
 
 /// A function the model can call.
 ///
@@ -53,6 +59,18 @@ pub trait Tool: Send + Sync + 'static {
     fn parameters(&self, strict: bool) -> &Value;
 
     /// Runs the tool. `args` is the JSON object the model sent (already checked to be an
-    /// object, with `null`s removed when it came through [`ToolRegistry::invoke`]).
+    /// object, with `null`s removed, and checked against [`Tool::parameters`] when it came
+    /// through [`ToolRegistry::invoke`]).
     async fn call(&self, args: Value, ctx: ToolContext) -> Result<ToolOutput, ToolError>;
+
+    /// Checks the agent file's `[tool_config.NAME]` table for this tool (as JSON) when the file
+    /// loads, so a misspelled or mistyped setting fails `agent check` instead of the first call.
+    ///
+    /// The default accepts anything, for tools that read no settings or read them loosely.
+    /// `#[tool(settings = MySettings)]` generates a check that deserializes into `MySettings`
+    /// (see [`check_settings_as`]).
+    fn check_settings(&self, settings: &Value) -> Result<(), SettingsError> {
+        let _ = settings;
+        Ok(())
+    }
 }

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    RegistryError, Tool, ToolContext, ToolError, ToolOutput, arguments, macro_support, schema,
+    ArgumentValidator, RegistryError, Tool, ToolContext, ToolError, ToolOutput, arguments,
+    macro_support, schema,
 };
 
 /// A tool submitted to `inventory` by `#[tool]`; collected by [`ToolRegistry::from_inventory`].
@@ -56,6 +57,8 @@ pub struct ToolDescription {
 struct Entry {
     tool: Arc<dyn Tool>,
     source: String,
+    /// The tool's schema, compiled when it was registered; every call is checked against it.
+    validator: Arc<ArgumentValidator>,
 }
 
 /// Tools by name. Cheap to clone (tools are shared `Arc`s).
@@ -118,7 +121,24 @@ impl ToolRegistry {
                 second_source: source,
             });
         }
-        self.tools.insert(name, Entry { tool, source });
+        let validator = match ArgumentValidator::new(parameters) {
+            Ok(validator) => Arc::new(validator),
+            Err(problem) => {
+                return Err(RegistryError::InvalidSchema {
+                    name,
+                    origin: source,
+                    problem,
+                });
+            }
+        };
+        self.tools.insert(
+            name,
+            Entry {
+                tool,
+                source,
+                validator,
+            },
+        );
         Ok(())
     }
 
@@ -224,8 +244,11 @@ impl ToolRegistry {
 
     /// Calls the tool `name` with the model's argument string.
     ///
-    /// Never panics: unknown names, arguments that are not a JSON object, a tool's panic and
-    /// cancellation all come back as [`ToolError`]s. If `ctx` is cancelled first (the user
+    /// The arguments are checked against the tool's own schema before it runs (see
+    /// [`ArgumentValidator`]), so a tool never sees values its schema rules out.
+    ///
+    /// Never panics: unknown names, arguments that are not a JSON object or break the schema, a
+    /// tool's panic and cancellation all come back as [`ToolError`]s. If `ctx` is cancelled first (the user
     /// interrupted), the call is dropped — or, when already cancelled, never started — and the
     /// result is [`ToolError::Cancelled`].
     pub async fn invoke(
@@ -234,14 +257,16 @@ impl ToolRegistry {
         arguments_json: &str,
         ctx: ToolContext,
     ) -> Result<ToolOutput, ToolError> {
-        let Some(tool) = self.get(name) else {
+        let Some(entry) = self.tools.get(name) else {
             return Err(ToolError::UnknownTool {
                 name: name.to_owned(),
                 available: self.names(),
                 suggestions: self.suggest(name),
             });
         };
+        let tool = Arc::clone(&entry.tool);
         let args = arguments::parse_arguments(tool.name(), arguments_json, tool.parameters(false))?;
+        entry.validator.check(tool.name(), &args)?;
         let token = ctx.token().clone();
         if token.is_cancelled() {
             return Err(ToolError::Cancelled);
@@ -461,6 +486,106 @@ mod tests {
                 )
                 .await,
             Err(ToolError::Cancelled)
+        );
+    }
+
+    /// A tool whose schema has a range, an enum and a pattern, and that counts its calls: the
+    /// registry must refuse arguments outside the schema before the tool runs.
+    struct Forecast {
+        schema: Value,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Tool for Forecast {
+        fn name(&self) -> &str {
+            "forecast"
+        }
+        fn description(&self) -> &str {
+            "Forecast."
+        }
+        fn parameters(&self, _strict: bool) -> &Value {
+            &self.schema
+        }
+        async fn call(&self, _args: Value, _ctx: ToolContext) -> Result<ToolOutput, ToolError> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(ToolOutput::text("sunny"))
+        }
+    }
+
+    #[tokio::test]
+    async fn invoke_checks_arguments_against_the_tools_schema() {
+        let tool = Arc::new(Forecast {
+            schema: json!({
+                "type": "object",
+                "properties": {
+                    "days": {"type": "integer", "minimum": 1, "maximum": 7},
+                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+                    "airport": {"type": "string", "pattern": "^[A-Z]{3}$"}
+                },
+                "required": ["days"],
+                "additionalProperties": false
+            }),
+            calls: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let mut registry = ToolRegistry::new();
+        registry.register(tool.clone(), "test").unwrap();
+        let ctx = ToolContext::standalone;
+        let ok = registry
+            .invoke(
+                "forecast",
+                r#"{"days":7,"unit":"celsius","airport":"OSL"}"#,
+                ctx(),
+            )
+            .await;
+        assert_eq!(ok.unwrap().as_str(), "sunny");
+        // Strict mode's nulls mean "absent" and pass.
+        let ok = registry
+            .invoke(
+                "forecast",
+                r#"{"days":1,"unit":null,"airport":null}"#,
+                ctx(),
+            )
+            .await;
+        assert!(ok.is_ok(), "{ok:?}");
+        for (args, want) in [
+            (
+                r#"{"days":30}"#,
+                "argument `days`: 30 is greater than the maximum of 7",
+            ),
+            (r#"{"days":1,"unit":"kelvin"}"#, "argument `unit`"),
+            (
+                r#"{"days":1,"airport":"Oslo"}"#,
+                "argument `airport`: \"Oslo\" does not match",
+            ),
+            (r#"{"unit":"celsius"}"#, "missing argument `days`"),
+            (r#"{"days":1,"hours":2}"#, "unknown argument `hours`"),
+        ] {
+            let err = registry.invoke("forecast", args, ctx()).await.unwrap_err();
+            let ToolError::InvalidArguments {
+                message, expected, ..
+            } = &err
+            else {
+                panic!("{args}: {err:?}");
+            };
+            assert!(message.contains(want), "{args}: `{message}` lacks `{want}`");
+            assert!(expected.contains("days: integer (1..=7)"), "{expected}");
+        }
+        assert_eq!(tool.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn unusable_schemas_are_refused_at_registration() {
+        let mut registry = ToolRegistry::new();
+        let tool: Arc<dyn Tool> = Arc::new(Echo {
+            name: "broken",
+            schema: json!({"type": "object", "properties": {"a": {"type": 12}}}),
+        });
+        let err = registry.register(tool, "test").unwrap_err();
+        assert!(
+            matches!(err, RegistryError::InvalidSchema { .. })
+                && err.to_string().contains("not a valid JSON Schema"),
+            "{err}"
         );
     }
 

@@ -180,7 +180,7 @@ fn inline_refs(
 }
 
 /// Calls `f` on every direct subschema of `node`.
-fn for_each_subschema(node: &mut Value, f: &mut dyn FnMut(&mut Value)) {
+pub(crate) fn for_each_subschema(node: &mut Value, f: &mut dyn FnMut(&mut Value)) {
     let Value::Object(map) = node else { return };
     for (key, value) in map.iter_mut() {
         match key.as_str() {
@@ -323,7 +323,7 @@ fn require_all(map: &mut Map<String, Value>) {
     map.insert("required".into(), Value::Array(all));
 }
 
-fn accepts_null(map: &Map<String, Value>) -> bool {
+pub(crate) fn accepts_null(map: &Map<String, Value>) -> bool {
     if type_names(map).contains(&"null") {
         return true;
     }

@@ -58,6 +58,21 @@ async fn unit_return(#[schemars(range(min = 1, max = 3))] level: u8) {
     let _ = level;
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GreetingSettings {
+    #[allow(dead_code)]
+    greeting: Option<String>,
+}
+
+/// Declares the type of its `[tool_config.greet]` table.
+#[tool(settings = GreetingSettings)]
+fn greet(name: String, ctx: ToolContext) -> Result<String, ToolError> {
+    let settings: Option<GreetingSettings> = ctx.setting("greet")?;
+    let greeting = settings.and_then(|s| s.greeting).unwrap_or_else(|| "hello".into());
+    Ok(format!("{greeting} {name}"))
+}
+
 mod reexport {
     pub use agent_core as core_again;
 }
@@ -71,5 +86,5 @@ fn via_reexport(r#type: String) -> String {
 fn main() {
     assert_eq!(add(1, 2), 3);
     assert_eq!(count_words(vec!["a".into(), String::new()], &ToolContext::standalone()).ok(), Some(1));
-    let _ = (file_ticket, nothing, opaque, unit_return, via_reexport);
+    let _ = (file_ticket, nothing, opaque, unit_return, via_reexport, greet);
 }

@@ -1,0 +1,99 @@
+//! `agent check` catches, before any session, what used to fail only when the model called a
+//! tool: misspelled or mistyped `[tool_config.NAME]` settings, tables for tools the agent does
+//! not have, and tool schemas that strict mode cannot express.
+
+mod common;
+
+use common::{agent, text};
+
+/// Writes `source` as `agent.toml` in a fresh folder and runs `agent check` on it.
+fn check(source: &str) -> (Option<i32>, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agent.toml");
+    std::fs::write(&file, source).unwrap();
+    let out = agent(&["check", file.to_str().unwrap()], dir.path());
+    (out.status.code(), text(&out.stderr), dir)
+}
+
+#[test]
+fn misspelled_settings_fail_with_line_column_and_a_suggestion() {
+    let (code, stderr, _dir) = check(
+        "name = \"fetcher\"\ntools = [\"http_get\", \"current_time\"]\n\n[tool_config.http_get]\nallowed_hosts = [\"example.com\"]\nbogus = 1\n\n[tool_config.curent_time]\ntimezone = \"UTC\"\n",
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    for expected in [
+        "agent.toml:5:1: `[tool_config.http_get]`: unknown field `allowed_hosts`",
+        "hint: did you mean `allow_hosts`?",
+        "agent.toml:6:1: `[tool_config.http_get]`: unknown field `bogus`",
+        "agent.toml:8:14: `[tool_config.curent_time]` configures `curent_time`, which is not one of this agent's tools",
+        "did you mean `[tool_config.current_time]`?",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn setting_values_are_checked_too() {
+    let (code, stderr, _dir) = check(
+        "name = \"fetcher\"\ntools = [\"http_get\", \"current_time\"]\n[tool_config.http_get]\nallow_hosts = [\"exa mple.com\"]\ntimeout_secs = 0\n[tool_config.current_time]\ntimezone = \"Mars/Olympus_Mons\"\n",
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    for expected in [
+        "agent.toml:4:1: `[tool_config.http_get]`: `allow_hosts`: `exa mple.com` is not a host name",
+        "agent.toml:7:1: `[tool_config.current_time]`: `timezone`: unknown time zone `Mars/Olympus_Mons`",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+
+    let (code, stderr, _dir) = check(
+        "name = \"fetcher\"\ntools = [\"http_get\"]\n[tool_config.http_get]\nallow_hosts = [\"example.com\"]\ntimeout_secs = 5\n",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+const MAP_TOOL: &str = r#"
+[[http_tools]]
+name = "tag_order"
+description = "Tags an order."
+url = "http://127.0.0.1:9/orders/{order_id}"
+method = "POST"
+parameters = { type = "object", properties = { order_id = { type = "string" }, labels = { type = "object", additionalProperties = { type = "string" } } }, required = ["order_id", "labels"] }
+"#;
+
+#[test]
+fn strict_mode_problems_are_errors() {
+    let (code, stderr, _dir) = check(&format!("name = \"tagger\"\n{MAP_TOOL}"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("agent.toml:4:8: tool `tag_order` cannot be used in strict mode: /properties/labels: `additionalProperties` must be false"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("strict = false"), "{stderr}");
+    assert!(!stderr.contains(": ok"), "{stderr}");
+
+    let (code, stderr, _dir) = check(&format!(
+        "name = \"tagger\"\n[tool_options]\nstrict = false\n{MAP_TOOL}"
+    ));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains(": ok"), "{stderr}");
+}
+
+#[test]
+fn http_tools_take_no_settings() {
+    let (code, stderr, _dir) = check(&format!(
+        "name = \"tagger\"\n[tool_options]\nstrict = false\n[tool_config.tag_order]\nretries = 3\n{MAP_TOOL}"
+    ));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "agent.toml:5:1: `[tool_config.tag_order]`: tool `tag_order` takes no settings"
+        ),
+        "{stderr}"
+    );
+}

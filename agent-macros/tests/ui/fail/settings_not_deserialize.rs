@@ -1,0 +1,14 @@
+use agent_macros::tool;
+
+struct Settings {
+    #[allow(dead_code)]
+    greeting: String,
+}
+
+/// The settings type must be `Deserialize`.
+#[tool(settings = Settings)]
+fn greet(name: String) -> String {
+    name
+}
+
+fn main() {}
