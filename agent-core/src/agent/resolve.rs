@@ -145,7 +145,14 @@ impl AgentFile {
             }
         }
         for mcp in &self.spec.mcp_servers {
-            register_header_secrets(mcp.headers.values().chain(&mcp.authorization));
+            register_header_secrets(mcp.headers.values());
+            // A token is a secret even when written into the file as is.
+            if let Some(token) = &mcp.authorization
+                && let Ok(template) = EnvTemplate::parse(token)
+                && let Ok(expanded) = template.expand()
+            {
+                crate::redact::register_secret(&expanded);
+            }
             if let Err(message) = mcp.validate().and_then(|()| match mcp.missing_env_vars() {
                 missing if missing.is_empty() => Ok(()),
                 missing => Err(format!(
