@@ -62,7 +62,10 @@ fn record(unobserved: &Unobserved, error: HistoryError) {
 }
 
 fn take(unobserved: &Unobserved) -> Option<HistoryError> {
-    unobserved.lock().unwrap_or_else(PoisonError::into_inner).take()
+    unobserved
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
 }
 
 /// What the writer thread owns.
@@ -179,15 +182,17 @@ impl HistoryWriter {
         let (reply, receiver) = oneshot::channel();
         let job: Job = Box::new(move |store: &mut HistoryStore| {
             let result = work(store);
-            Box::new(move |state: &mut WriterState, failed: Option<&CommitFailed>| {
-                let result = match failed {
-                    Some(failed) if result.is_ok() => Err(failed.error(&state.store)),
-                    _ => result,
-                };
-                if let Err(Err(error)) = reply.send(result) {
-                    record(&state.unobserved, error);
-                }
-            })
+            Box::new(
+                move |state: &mut WriterState, failed: Option<&CommitFailed>| {
+                    let result = match failed {
+                        Some(failed) if result.is_ok() => Err(failed.error(&state.store)),
+                        _ => result,
+                    };
+                    if let Err(Err(error)) = reply.send(result) {
+                        record(&state.unobserved, error);
+                    }
+                },
+            )
         });
         // If the thread is gone the job, and with it `reply`, is dropped: the receiver then
         // reports `WriterGone`.
@@ -683,7 +688,10 @@ mod tests {
         let grouped = writer.run(|store| Ok(store.grouped));
         drop(release);
 
-        assert!(grouped.await.unwrap(), "queued writes ran in one group commit");
+        assert!(
+            grouped.await.unwrap(),
+            "queued writes ran in one group commit"
+        );
         assert!(first.await.unwrap().inserted);
         assert!(matches!(
             unknown.await.unwrap_err(),
@@ -724,4 +732,3 @@ mod tests {
         assert_eq!(reader.calls(&id).unwrap().len(), 3);
     }
 }
-
