@@ -13,12 +13,12 @@ use super::{Flow, Runner};
 use crate::{
     protocol::{ClientEvent, FunctionCallItem, Item, ItemStatus},
     session::{
-        dispatch::{CallOutcome, CallRequest, panic_message},
+        dispatch::{CallOutcome, CallRequest},
         events::{NotRun, SessionEvent},
         log::for_replay,
         sequencer::Step,
     },
-    tool::ToolError,
+    tool::{ToolError, macro_support::panic_message},
 };
 
 use super::{Input, RECORD_WAIT};
