@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what several of them share.
 
 pub mod check;
+pub mod completions;
 pub mod history;
 pub mod mock;
 pub mod run;

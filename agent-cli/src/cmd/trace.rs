@@ -59,10 +59,10 @@ fn summarize(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
     });
     for (index, path) in args.files.iter().enumerate() {
         if index > 0 {
-            println!();
+            crate::output::outln!();
         }
         let summary = summarize_file(path, prices.clone(), args.model.clone())?;
-        print!("{}", render(path, &summary));
+        crate::output::out!("{}", render(path, &summary));
     }
     Ok(ExitCode::SUCCESS)
 }
