@@ -7,6 +7,7 @@ pub mod mock;
 pub mod run;
 pub mod schema;
 pub mod test;
+pub mod to_scenario;
 pub mod tools;
 pub mod trace;
 

@@ -30,6 +30,8 @@ pub struct TraceArgs {
 enum TraceCommand {
     /// Print event counts, turns, tool calls, latency percentiles, tokens and cost.
     Summarize(SummarizeArgs),
+    /// Turn a recorded session into a scenarios file for `agent test`.
+    ToScenario(super::to_scenario::ToScenarioArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -49,6 +51,7 @@ struct SummarizeArgs {
 pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         TraceCommand::Summarize(args) => summarize(args),
+        TraceCommand::ToScenario(args) => super::to_scenario::run(args),
     }
 }
 
