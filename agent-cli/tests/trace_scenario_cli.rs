@@ -4,83 +4,27 @@
 
 mod common;
 
-use std::{
-    io::{BufRead, BufReader, Write},
-    path::Path,
-    process::{Child, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
-};
+use std::{path::Path, time::Duration};
 
 use agent_testkit::scenario::ScenarioFile;
-use common::{agent, command, text, workspace};
+use common::{Mock, agent, agent_with_input, text, workspace};
 
 /// How long any one process here may take.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// `agent mock agents/support.toml`, killed when dropped.
-struct Mock(Child);
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_mock(dir: &Path) -> (Mock, String) {
-    let mut child = command(&["mock", "agents/support.toml"], dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("agent mock runs");
-    let stdout = child.stdout.take().expect("stdout");
-    let mock = Mock(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let url = rx.recv_timeout(LIMIT).expect("agent mock prints its URL");
-    assert!(url.starts_with("ws://"), "{url:?}");
-    (mock, url.trim().to_owned())
-}
-
 /// `agent run --url URL --trace TRACE` with the user's lines piped in.
 fn record(url: &str, lines: &[String], trace: &Path, dir: &Path) {
-    let mut child = command(
-        &[
-            "run",
-            "agents/support.toml",
-            "--url",
-            url,
-            "--no-history",
-            "--trace",
-            trace.to_str().expect("UTF-8 path"),
-        ],
-        dir,
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("agent run runs");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all((lines.join("\n") + "\n").as_bytes())
-        .expect("write");
-    drop(stdin);
-    let began = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if began.elapsed() > LIMIT {
-            let _ = child.kill();
-            panic!("agent run did not end within {LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("output");
+    let trace = trace.to_str().expect("UTF-8 path");
+    let args = [
+        "run",
+        "agents/support.toml",
+        "--url",
+        url,
+        "--no-history",
+        "--trace",
+        trace,
+    ];
+    let out = agent_with_input(&args, &(lines.join("\n") + "\n"), dir, LIMIT);
     assert!(
         out.status.success(),
         "{}\n{}",
@@ -94,7 +38,8 @@ fn recorded_sessions_replay_as_passing_tests() {
     let dir = tempfile::tempdir().expect("temp dir");
     let scenarios = ScenarioFile::load(workspace().join("agents/support.scenarios.toml"))
         .expect("the support scenarios load");
-    let (_mock, url) = start_mock(dir.path());
+    let mock = Mock::start(&[], dir.path(), LIMIT);
+    let url = mock.url.clone();
     // The mock serves the scenarios one per connection, in file order: record each.
     for (index, scenario) in scenarios.scenarios.iter().enumerate() {
         let lines: Vec<String> = scenario

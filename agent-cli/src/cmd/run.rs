@@ -137,7 +137,7 @@ pub fn load_scenarios(agent_file: &Path, only: Option<&str>) -> anyhow::Result<V
 
 /// Loads the scenarios of the file at `path`, or only the one called `only`.
 pub fn load_scenarios_from(path: &Path, only: Option<&str>) -> anyhow::Result<Vec<Scenario>> {
-    let file = ScenarioFile::load(&path).with_context(|| {
+    let file = ScenarioFile::load(path).with_context(|| {
         format!(
             "offline runs play scenarios from {}; create it (see agents/support.scenarios.toml)",
             path.display()

@@ -41,7 +41,7 @@ impl AgentFile {
 
 /// File order: by line and column, the same place once per message.
 fn sort(problems: &mut Vec<Diagnostic>) {
-    problems.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+    problems.sort_by_key(|d| (d.line, d.column));
     problems.dedup_by(|a, b| (a.line, a.column, &a.message) == (b.line, b.column, &b.message));
 }
 

@@ -11,9 +11,6 @@ use crate::{
     session::events::{CloseReason, SessionEvent, TurnFailure},
 };
 
-/// The error a `response.create` gets while another response is active.
-const ALREADY_ACTIVE: &str = "conversation_already_has_active_response";
-
 impl Runner {
     pub(super) async fn on_error(&mut self, event: ErrorEvent) -> Flow {
         let code = event.error.code.clone();
@@ -30,7 +27,8 @@ impl Runner {
         if fatal {
             return Flow::Close(CloseReason::Fatal { code, message });
         }
-        let already_active = code.as_deref() == Some(ALREADY_ACTIVE);
+        let already_active =
+            code.as_deref() == Some(error_codes::CONVERSATION_ALREADY_HAS_ACTIVE_RESPONSE);
         let answers = answers_create(
             event.error.event_id.as_deref(),
             self.pending_create.as_deref(),
