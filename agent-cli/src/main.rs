@@ -50,8 +50,10 @@ enum Command {
     Tools(cmd::tools::ToolsArgs),
     /// Stored conversations: `agent history list`, `show ID`, `export ID`, `import FILE`.
     History(cmd::history::HistoryArgs),
-    /// Read trace files: `agent trace summarize FILE.jsonl`.
+    /// Read trace files: `agent trace summarize FILE.jsonl`, `agent trace to-scenario FILE.jsonl`.
     Trace(cmd::trace::TraceArgs),
+    /// Print a shell completion script: `agent completions bash|zsh|fish`.
+    Completions(cmd::completions::CompletionsArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +69,9 @@ fn main() -> ExitCode {
         Command::Tools(args) => cmd::tools::run(args),
         Command::History(args) => cmd::history::run(args),
         Command::Trace(args) => cmd::trace::run(args),
+        Command::Completions(args) => {
+            cmd::completions::run(args, <Cli as clap::CommandFactory>::command())
+        }
     };
     match result {
         Ok(code) => code,

@@ -132,8 +132,12 @@ fn live_overrides(args: &RunArgs) -> ConnectOverrides {
 
 /// The scenarios beside `agent_file`, optionally only the one named `only`.
 pub fn load_scenarios(agent_file: &Path, only: Option<&str>) -> anyhow::Result<Vec<Scenario>> {
-    let path = ScenarioFile::beside(agent_file);
-    let file = ScenarioFile::load(&path).with_context(|| {
+    load_scenarios_from(&ScenarioFile::beside(agent_file), only)
+}
+
+/// Loads the scenarios of the file at `path`, or only the one called `only`.
+pub fn load_scenarios_from(path: &Path, only: Option<&str>) -> anyhow::Result<Vec<Scenario>> {
+    let file = ScenarioFile::load(path).with_context(|| {
         format!(
             "offline runs play scenarios from {}; create it (see agents/support.scenarios.toml)",
             path.display()

@@ -1119,7 +1119,7 @@ mod tests {
             message.contains("corrupt or not a SQLite file"),
             "{message}"
         );
-        assert!(message.contains("--db"), "{message}");
+        assert!(message.contains("--history-db"), "{message}");
     }
 
     #[test]
@@ -1130,7 +1130,7 @@ mod tests {
         // A folder that cannot exist: its parent is a file.
         let error = HistoryStore::open(file.join("history.sqlite3")).unwrap_err();
         assert!(matches!(error, HistoryError::CreateDir { .. }), "{error:?}");
-        assert!(error.to_string().contains("--db PATH"), "{error}");
+        assert!(error.to_string().contains("--history-db PATH"), "{error}");
         // A path that is a folder, not a file.
         let error = HistoryStore::open(dir.path()).unwrap_err();
         assert!(matches!(error, HistoryError::NotAFile { .. }), "{error:?}");
