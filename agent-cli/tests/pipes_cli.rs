@@ -75,3 +75,48 @@ fn every_printing_command_ends_quietly_on_a_closed_pipe() {
         );
     }
 }
+
+/// A session must not end abruptly when its reader goes away: the run closes as on Ctrl-C,
+/// its history is written, and only then does it exit with 141.
+#[test]
+fn a_session_whose_stdout_closes_keeps_its_history() {
+    use std::io::Write as _;
+    let mock_dir = tempfile::tempdir().expect("temp dir");
+    let mock = common::Mock::start(&[], mock_dir.path(), DEADLINE);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = command(
+        &["run", "agents/support.toml", "--url", &mock.url],
+        dir.path(),
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("the agent binary runs");
+    drop(child.stdout.take());
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"Hi! Where is my order A1001?\n")
+        .expect("write");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(started.elapsed() < DEADLINE, "the run did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(stdin);
+    let output = child.wait_with_output().expect("output");
+    let stderr = text(&output.stderr);
+    assert_eq!(status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("conversation stored as"), "{stderr}");
+    let listed = common::agent(&["history", "list", "--json"], dir.path());
+    let listing = text(&listed.stdout);
+    assert!(
+        listing.contains("conv_"),
+        "{listing}\n{}",
+        text(&listed.stderr)
+    );
+}

@@ -280,7 +280,7 @@ async fn live(
             if let Some(p) = persistence {
                 let _ = p.finish(INTERRUPTED_CLOSE).await;
             }
-            return Ok(ExitCode::from(crate::terminal::INTERRUPTED));
+            return Ok(interrupted_exit());
         }
     };
     if interactive {
@@ -319,10 +319,18 @@ async fn live(
         }
     }
     if interrupted {
-        crate::output::errln!("interrupted: the run was stopped with Ctrl-C");
-        return Ok(ExitCode::from(crate::terminal::INTERRUPTED));
+        return Ok(interrupted_exit());
     }
     Ok(report_failures(&failed))
+}
+
+/// The exit status of a run that Ctrl-C, or a closed stdout, ended.
+fn interrupted_exit() -> ExitCode {
+    if crate::output::stdout_closed() {
+        return ExitCode::from(crate::output::CLOSED_STDOUT_EXIT);
+    }
+    crate::output::errln!("interrupted: the run was stopped with Ctrl-C");
+    ExitCode::from(crate::terminal::INTERRUPTED)
 }
 
 /// Sends each line of input as a user turn and renders the session until the input ends and
