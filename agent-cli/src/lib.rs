@@ -69,6 +69,9 @@ enum Command {
     History(cmd::history::HistoryArgs),
     /// Read trace files: `agent trace summarize FILE.jsonl`.
     Trace(cmd::trace::TraceArgs),
+    /// Start something new: `agent new tool NAME` (a tool crate and a binary with it in),
+    /// `agent new agent NAME` (an agent file and its scenarios).
+    New(cmd::new::NewArgs),
 }
 
 /// Runs the `agent` command line with the process's arguments, then exits the process with the
@@ -92,6 +95,7 @@ fn run() -> ExitCode {
         Command::Tools(args) => cmd::tools::run(args),
         Command::History(args) => cmd::history::run(args),
         Command::Trace(args) => cmd::trace::run(args),
+        Command::New(args) => cmd::new::run(args),
     };
     match result {
         Ok(code) => code,
