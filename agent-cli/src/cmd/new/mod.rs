@@ -3,7 +3,7 @@
 //! `new tool` writes a folder that builds on its own (its own `[workspace]`):
 //!
 //! - the tool crate: `Cargo.toml` (agent-tool only), `src/lib.rs` with one `#[tool]` function
-//!   and its unit test, a `README.md`;
+//!   and its unit test, a `README.md` and a `.gitignore`;
 //! - `agent/`, the user's binary: `use TOOL_CRATE as _; fn main() { agent_cli::main() }`, which
 //!   is the `agent` command line with the tool linked in;
 //! - `agents/NAME.toml` and its scenarios, which call the tool, so `agent test` has something to
@@ -109,6 +109,7 @@ fn new_tool(args: NewToolArgs) -> anyhow::Result<()> {
             "README.md",
             render(include_str!("templates/tool_README.md"), &vars),
         ),
+        (".gitignore", include_str!("templates/gitignore").to_owned()),
         (
             "agent/Cargo.toml",
             render(include_str!("templates/bin_Cargo.toml"), &vars),

@@ -34,13 +34,13 @@ pub fn {{function}}(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{{function}} as greet;
 
     // A tool stays a normal function, so it is tested like one.
     #[test]
     fn greets_by_name() {
-        assert_eq!({{function}}("Ada".into(), None).unwrap(), "Hello, Ada!");
-        assert_eq!({{function}}(" Ada ".into(), Some(true)).unwrap(), "HELLO, ADA!");
-        assert!({{function}}("  ".into(), None).is_err());
+        assert_eq!(greet("Ada".into(), None).unwrap(), "Hello, Ada!");
+        assert_eq!(greet(" Ada ".into(), Some(true)).unwrap(), "HELLO, ADA!");
+        assert!(greet("  ".into(), None).is_err());
     }
 }
