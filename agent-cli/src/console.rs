@@ -3,10 +3,7 @@
 //! Replies stream in as they arrive; tool calls show their arguments, a short result and how
 //! long they took. Only this module writes conversation output, so the format is one place.
 
-use std::{
-    io::{self, Write},
-    time::Duration,
-};
+use std::time::Duration;
 
 use agent_core::{
     cost::format_usd,
@@ -59,8 +56,7 @@ impl Console {
                 }
                 // A secret can be split across deltas: the scrubber holds back what could be
                 // the start of one.
-                print!("{}", self.stream.push(delta));
-                let _ = io::stdout().flush();
+                crate::output::stdout(&self.stream.push(delta));
             }
             SessionEvent::UserTranscript { text, .. } => {
                 self.end_reply();
@@ -193,7 +189,7 @@ impl Console {
 
     fn end_reply(&mut self) {
         if self.in_reply {
-            println!("{}", self.stream.finish());
+            crate::output::stdout(&(self.stream.finish() + "\n"));
             self.in_reply = false;
         }
     }

@@ -67,8 +67,10 @@ enum Command {
     Tools(cmd::tools::ToolsArgs),
     /// Stored conversations: `agent history list`, `show ID`, `export ID`, `import FILE`.
     History(cmd::history::HistoryArgs),
-    /// Read trace files: `agent trace summarize FILE.jsonl`.
+    /// Read trace files: `agent trace summarize FILE.jsonl`, `agent trace to-scenario FILE.jsonl`.
     Trace(cmd::trace::TraceArgs),
+    /// Print a shell completion script: `agent completions bash|zsh|fish`.
+    Completions(cmd::completions::CompletionsArgs),
     /// Start something new: `agent new tool NAME` (a tool crate and a binary with it in),
     /// `agent new agent NAME` (an agent file and its scenarios).
     New(cmd::new::NewArgs),
@@ -95,6 +97,9 @@ fn run() -> ExitCode {
         Command::Tools(args) => cmd::tools::run(args),
         Command::History(args) => cmd::history::run(args),
         Command::Trace(args) => cmd::trace::run(args),
+        Command::Completions(args) => {
+            cmd::completions::run(args, <Cli as clap::CommandFactory>::command())
+        }
         Command::New(args) => cmd::new::run(args),
     };
     match result {

@@ -33,8 +33,12 @@ pub const INTERRUPTED: u8 = 130;
 
 /// Ctrl-C presses. The first arrives on the returned channel, so the run can close the session
 /// and print its summary; a second one exits at once, whatever the run is waiting for.
+///
+/// A closed stdout arrives on the same channel (see `output::on_closed_stdout`): the run ends as
+/// on Ctrl-C, writing its history first, and exits with 141 instead of 130.
 pub fn interrupts() -> mpsc::Receiver<()> {
     let (tx, rx) = mpsc::channel(1);
+    crate::output::on_closed_stdout(tx.clone());
     tokio::spawn(async move {
         let mut presses = 0u32;
         while tokio::signal::ctrl_c().await.is_ok() {

@@ -93,7 +93,7 @@ pub async fn run(
     } else {
         PlaybackClock::real_time()
     };
-    let output_format = output_format(&agent.session());
+    let output_format = agent.session().output_format().unwrap_or_default();
     let sink = match &audio.output_audio {
         Some(path) => Some(Arc::new(Mutex::new(WavSink::create(path, output_format)?))),
         None => None,
@@ -194,25 +194,6 @@ async fn finish(
     Ok(stats)
 }
 
-fn output_format(session: &agent_core::protocol::Session) -> AudioFormat {
-    session
-        .audio
-        .as_ref()
-        .and_then(|a| a.output.as_ref())
-        .and_then(|o| o.format)
-        .unwrap_or_default()
-}
-
-fn input_format(config: &SessionConfig) -> AudioFormat {
-    config
-        .session
-        .audio
-        .as_ref()
-        .and_then(|a| a.input.as_ref())
-        .and_then(|i| i.format)
-        .unwrap_or_default()
-}
-
 /// What every session of the run shares.
 struct Setup<'a> {
     agent: &'a Agent,
@@ -254,7 +235,7 @@ impl Setup<'_> {
     }
 
     fn expect(config: &SessionConfig) -> Expect {
-        let input = config.session.audio.as_ref().and_then(|a| a.input.as_ref());
+        let input = config.session.audio_input();
         let detection = input.and_then(|i| i.turn_detection.clone());
         let realtime = config.session.kind == SessionKind::Realtime;
         let push_to_talk = matches!(detection, Some(TurnDetection::Disabled));
@@ -298,7 +279,7 @@ impl Setup<'_> {
             }
         }
         let expect = Self::expect(&config);
-        let format = input_format(&config);
+        let format = config.session.input_format().unwrap_or_default();
         let console = (!self.transcription).then(|| Console::new(self.verbose));
         let mut conversation = Conversation::start_with(config, console).await?;
         conversation.tap = Some(self.tap());
@@ -376,9 +357,7 @@ impl Setup<'_> {
             if let Some(view) = &mut view {
                 let text = view.show(event);
                 if !text.is_empty() {
-                    use std::io::Write as _;
                     crate::output::out!("{text}");
-                    let _ = std::io::stdout().flush();
                 }
             }
         })
@@ -419,7 +398,7 @@ pub async fn transcribe_scenario(
     config.playback = PlaybackClock::immediate();
     let expect = Setup::expect(&config);
     let options = StreamOptions {
-        format: input_format(&config),
+        format: config.session.input_format().unwrap_or_default(),
         chunk_ms: 20,
         pace: false,
         trailing_silence_ms: if expect.push_to_talk {

@@ -97,3 +97,30 @@ fn http_tools_take_no_settings() {
         "{stderr}"
     );
 }
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    // A bad voice and a bad timeout (the file's own checks), an unknown tool (resolution), a
+    // misspelled setting (settings) and a map-typed HTTP tool (strict mode): five stages' worth.
+    let (code, stderr, _dir) = check(&format!(
+        "name = \"many\"\nvoice = \"marine\"\ntools = [\"lookup_ordr\", \"current_time\"]\n\
+         [timeouts]\nconnect_secs = -1\n[tool_config.current_time]\ntimezon = \"UTC\"\n{MAP_TOOL}"
+    ));
+    assert_eq!(code, Some(1), "{stderr}");
+    for expected in [
+        "agent.toml:2:9: ",
+        "did you mean marin",
+        "agent.toml:3:10: unknown tool `lookup_ordr`",
+        "did you mean `lookup_order`?",
+        "agent.toml:5:",
+        "connect_secs",
+        "agent.toml:7:1: `[tool_config.current_time]`: unknown field `timezon`",
+        "tool `tag_order` cannot be used in strict mode",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains(": ok"), "{stderr}");
+}

@@ -253,3 +253,26 @@ fn live_mode_against_a_loopback_server_with_piped_input_and_a_redacted_trace() {
     assert!(!text(&out.stderr).contains(secret));
     runtime.block_on(server.shutdown());
 }
+
+#[test]
+fn completions_are_written_for_bash_zsh_and_fish() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for shell in ["bash", "zsh", "fish"] {
+        let output = common::agent(&["completions", shell], dir.path());
+        assert!(
+            output.status.success(),
+            "{shell}: {}",
+            common::text(&output.stderr)
+        );
+        let script = common::text(&output.stdout);
+        assert!(script.len() > 200, "{shell}: a script, not {script:?}");
+        assert!(script.contains("agent"), "{shell}: {script}");
+        // The subcommands are in it.
+        assert!(
+            script.contains("history") && script.contains("mock"),
+            "{shell}"
+        );
+    }
+    let unknown = common::agent(&["completions", "tcsh"], dir.path());
+    assert!(!unknown.status.success());
+}

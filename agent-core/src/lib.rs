@@ -18,6 +18,7 @@
 pub mod agent;
 pub mod audio;
 pub mod cost;
+pub mod data_dir;
 pub mod fs_limits;
 pub mod history;
 pub mod latency;

@@ -6,11 +6,15 @@
 //! is replaced by `"[redacted]"` before it reaches the disk.
 
 use std::{
-    fs::File,
     io::{self, BufWriter, Write},
     path::Path,
-    sync::Mutex,
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc::{self, Receiver, SyncSender, TrySendError},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use serde_json::{Map, Value, json};
@@ -20,53 +24,114 @@ use crate::session::{Direction, WireObserver};
 /// The replacement for every secret.
 pub const REDACTED: &str = "[redacted]";
 
+/// How many records may wait for the trace thread. Past it records are dropped (and counted in
+/// the trace) rather than making the session wait for a slow disk.
+const QUEUE: usize = 8192;
+
+/// How long [`TraceWriter::flush`] waits for the trace thread.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
+
+/// One record on its way to the trace thread, as cheap as possible to make on the session
+/// task: the frame's text is copied, and parsing, redaction and the write happen on the thread.
+enum Record {
+    Frame {
+        ts_ms: u64,
+        t_ms: f64,
+        direction: Direction,
+        text: String,
+    },
+    Note {
+        ts_ms: u64,
+        t_ms: f64,
+        kind: String,
+        data: Value,
+    },
+    /// Answers once everything queued before it is written and flushed.
+    Flush(SyncSender<()>),
+}
+
 /// Writes a trace file as a session runs. The file is readable by its owner only: it holds the
 /// conversation.
+///
+/// The session task only timestamps each frame and queues a copy; a thread named
+/// `agent-trace` parses, redacts and writes it, so tracing costs the session little and a slow
+/// disk never delays it. If the disk falls more than 8192 records behind, records are dropped
+/// and a `trace_dropped` note says how many. Dropping the writer (or [`TraceWriter::flush`])
+/// writes everything still queued.
 #[derive(Debug)]
 pub struct TraceWriter {
-    out: Mutex<BufWriter<File>>,
+    records: Option<SyncSender<Record>>,
+    thread: Option<JoinHandle<()>>,
+    dropped: Arc<AtomicU64>,
     started: Instant,
-    include_audio: bool,
 }
 
 impl TraceWriter {
     /// Creates (or truncates) `path`. Audio payloads are written only if `include_audio`.
     pub fn create(path: impl AsRef<Path>, include_audio: bool) -> io::Result<Self> {
+        let out = BufWriter::new(crate::private_file::create(path.as_ref())?);
+        Self::with_output(out, include_audio)
+    }
+
+    /// A writer whose thread writes to `out`.
+    fn with_output(out: impl Write + Send + 'static, include_audio: bool) -> io::Result<Self> {
+        let (records, queue) = mpsc::sync_channel(QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let counter = dropped.clone();
+        let thread = std::thread::Builder::new()
+            .name("agent-trace".to_owned())
+            .spawn(move || write_records(queue, out, include_audio, &counter))?;
         Ok(TraceWriter {
-            out: Mutex::new(BufWriter::new(crate::private_file::create(path.as_ref())?)),
+            records: Some(records),
+            thread: Some(thread),
+            dropped,
             started: Instant::now(),
-            include_audio,
         })
     }
 
     /// Writes a record that is not a wire frame, e.g. a usage or latency summary.
     pub fn note(&self, kind: &str, data: Value) {
-        self.write_line(json!({
-            "ts_ms": unix_ms(),
-            "t_ms": self.elapsed_ms(),
-            "dir": "local",
-            "kind": kind,
-            "data": data,
-        }));
+        self.send(Record::Note {
+            ts_ms: unix_ms(),
+            t_ms: self.elapsed_ms(),
+            kind: kind.to_owned(),
+            data,
+        });
+    }
+
+    /// Waits (at most five seconds) until everything queued so far is on disk.
+    pub fn flush(&self) {
+        let (done, finished) = mpsc::sync_channel(1);
+        if let Some(records) = &self.records
+            && records.send(Record::Flush(done)).is_ok()
+            && finished.recv_timeout(FLUSH_DEADLINE).is_err()
+        {
+            tracing::warn!("the trace file did not flush within {FLUSH_DEADLINE:?}");
+        }
+    }
+
+    fn send(&self, record: Record) {
+        let Some(records) = &self.records else {
+            return;
+        };
+        if let Err(TrySendError::Full(_)) = records.try_send(record) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn elapsed_ms(&self) -> f64 {
         (self.started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
     }
+}
 
-    fn write_line(&self, line: Value) {
-        let Ok(mut out) = self.out.lock() else {
-            return;
-        };
-        // Known secret values go whatever field they hide in (a key the server echoed back).
-        let text = crate::redact::scrub(&line.to_string()).into_owned();
-        // A trace must never take the session down: I/O errors are logged, not raised.
-        let result = out
-            .write_all(text.as_bytes())
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush());
-        if let Err(err) = result {
-            tracing::warn!("could not write the trace: {err}");
+impl Drop for TraceWriter {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has written what is queued.
+        drop(self.records.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::warn!("the trace thread panicked; the trace file may be incomplete");
         }
     }
 }
@@ -77,19 +142,95 @@ impl WireObserver for TraceWriter {
     }
 
     fn frame(&self, direction: Direction, text: &str) {
-        let event = match serde_json::from_str::<Value>(text) {
-            Ok(mut value) => {
-                redact(&mut value, self.include_audio);
-                value
+        self.send(Record::Frame {
+            ts_ms: unix_ms(),
+            t_ms: self.elapsed_ms(),
+            direction,
+            text: text.to_owned(),
+        });
+    }
+}
+
+/// The trace thread: writes each record as one line, flushing whenever the queue is empty, so
+/// the file is readable as the session runs and complete when the writer is dropped.
+fn write_records(
+    queue: Receiver<Record>,
+    mut out: impl Write,
+    include_audio: bool,
+    dropped: &AtomicU64,
+) {
+    let mut failed = false;
+    while let Ok(first) = queue.recv() {
+        let mut next = Some(first);
+        while let Some(record) = next {
+            let lost = dropped.swap(0, Ordering::Relaxed);
+            if lost > 0 {
+                let line = json!({
+                    "ts_ms": unix_ms(), "dir": "local", "kind": "trace_dropped",
+                    "data": {"records": lost},
+                });
+                write_line(&mut out, &line, &mut failed);
             }
-            Err(_) => json!({ "unparsed_frame_bytes": text.len() }),
-        };
-        self.write_line(json!({
-            "ts_ms": unix_ms(),
-            "t_ms": self.elapsed_ms(),
-            "dir": direction.as_str(),
-            "event": event,
-        }));
+            match record {
+                Record::Frame {
+                    ts_ms,
+                    t_ms,
+                    direction,
+                    text,
+                } => {
+                    let event = match serde_json::from_str::<Value>(&text) {
+                        Ok(mut value) => {
+                            redact(&mut value, include_audio);
+                            value
+                        }
+                        Err(_) => json!({ "unparsed_frame_bytes": text.len() }),
+                    };
+                    let line = json!({
+                        "ts_ms": ts_ms, "t_ms": t_ms, "dir": direction.as_str(), "event": event,
+                    });
+                    write_line(&mut out, &line, &mut failed);
+                }
+                Record::Note {
+                    ts_ms,
+                    t_ms,
+                    kind,
+                    data,
+                } => {
+                    let line = json!({
+                        "ts_ms": ts_ms, "t_ms": t_ms, "dir": "local", "kind": kind, "data": data,
+                    });
+                    write_line(&mut out, &line, &mut failed);
+                }
+                Record::Flush(done) => {
+                    flush(&mut out, &mut failed);
+                    let _ = done.send(());
+                }
+            }
+            next = queue.try_recv().ok();
+        }
+        flush(&mut out, &mut failed);
+    }
+}
+
+fn write_line(out: &mut impl Write, line: &Value, failed: &mut bool) {
+    // Known secret values go whatever field they hide in (a key the server echoed back).
+    let text = crate::redact::scrub(&line.to_string()).into_owned();
+    let result = out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.write_all(b"\n"));
+    report(result, failed);
+}
+
+fn flush(out: &mut impl Write, failed: &mut bool) {
+    report(out.flush(), failed);
+}
+
+/// A trace must never take the session down: the first I/O error is logged, not raised.
+fn report(result: io::Result<()>, failed: &mut bool) {
+    if let Err(err) = result
+        && !std::mem::replace(failed, true)
+    {
+        tracing::warn!("could not write the trace: {err}");
     }
 }
 
@@ -230,6 +371,7 @@ mod tests {
         writer.frame(Direction::Sent, r#"{"type":"response.create"}"#);
         writer.frame(Direction::Received, "not json");
         writer.note("usage", json!({"total_tokens": 3}));
+        writer.flush();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<Value> = text
             .lines()
@@ -240,5 +382,67 @@ mod tests {
         assert_eq!(lines[0]["event"]["type"], "response.create");
         assert_eq!(lines[1]["event"]["unparsed_frame_bytes"], 8);
         assert_eq!(lines[2]["kind"], "usage");
+    }
+
+    /// Output that blocks its first write until released: a disk that has stalled.
+    struct StalledDisk {
+        release: Option<std::sync::mpsc::Receiver<()>>,
+        written: Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl Write for StalledDisk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if let Some(release) = self.release.take() {
+                let _ = release.recv_timeout(Duration::from_secs(10));
+            }
+            self.written.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_disk_never_blocks_the_session_and_drops_are_counted() {
+        let (release, stalled) = std::sync::mpsc::channel();
+        let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let disk = StalledDisk {
+            release: Some(stalled),
+            written: written.clone(),
+        };
+        let writer = TraceWriter::with_output(disk, false).unwrap();
+        // Far more frames than the queue holds: none of these calls may wait for the disk
+        // (if one did, this loop would never end, as the disk is released only after it).
+        let frames = QUEUE + 500;
+        for n in 0..frames {
+            writer.frame(Direction::Received, &format!(r#"{{"type":"x","n":{n}}}"#));
+        }
+        release.send(()).unwrap();
+        drop(writer);
+        let text = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let dropped: u64 = lines
+            .iter()
+            .filter(|l| l["kind"] == "trace_dropped")
+            .map(|l| l["data"]["records"].as_u64().unwrap())
+            .sum();
+        let kept = lines.iter().filter(|l| l["dir"] == "received").count();
+        assert!(dropped >= 499, "{dropped} dropped");
+        assert_eq!(
+            kept as u64 + dropped,
+            frames as u64,
+            "every frame written or counted"
+        );
+        // What was kept is in order.
+        let order: Vec<u64> = lines
+            .iter()
+            .filter_map(|l| l["event"]["n"].as_u64())
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]));
     }
 }

@@ -1,4 +1,4 @@
-//! Parsing `#[tool(name = "...", description = "...", settings = Type, crate = "...")]`.
+//! Parsing `#[tool(name = "...", description = "...", settings = Type, deterministic, crate = "...")]`.
 
 use proc_macro2::{Span, TokenStream};
 use syn::{LitStr, Path, Type, meta::ParseNestedMeta, parse::Parser, spanned::Spanned};
@@ -16,6 +16,8 @@ pub struct ToolArgs {
     pub krate: Option<Path>,
     /// `settings = Type`: what the agent's `[tool_config.NAME]` table deserializes into.
     pub settings: Option<Type>,
+    /// `deterministic`: the same arguments always give the same output.
+    pub deterministic: bool,
 }
 
 /// Parses the attribute's tokens; problems go to `cx` and parsing continues where it can.
@@ -71,8 +73,18 @@ fn parse_one(meta: &ParseNestedMeta<'_>, args: &mut ToolArgs, cx: &mut Ctxt) -> 
             args.settings = Some(ty);
             Ok(())
         }
+        "deterministic" => {
+            if meta.input.peek(syn::Token![=]) {
+                return Err(meta.error("`deterministic` is a flag: write `#[tool(deterministic)]`"));
+            }
+            if args.deterministic {
+                cx.error(meta.path.span(), "`deterministic` is given twice");
+            }
+            args.deterministic = true;
+            Ok(())
+        }
         _ => Err(meta.error(
-            "unknown #[tool] argument; expected `name = \"...\"`, `description = \"...\"`, `settings = Type` or `crate = \"...\"`",
+            "unknown #[tool] argument; expected `name = \"...\"`, `description = \"...\"`, `settings = Type`, `deterministic` or `crate = \"...\"`",
         )),
     }
 }

@@ -57,6 +57,8 @@ pub struct ToolFn {
     pub krate: Path,
     /// The type its settings table deserializes into, from `settings = Type`.
     pub settings: Option<Type>,
+    /// `deterministic`: the same arguments always give the same output.
+    pub deterministic: bool,
 }
 
 /// One parameter.
@@ -134,6 +136,7 @@ pub fn classify(args: ToolArgs, mut item: ItemFn, cx: &mut Ctxt) -> ToolFn {
         ret,
         krate,
         settings: args.settings,
+        deterministic: args.deterministic,
     }
 }
 

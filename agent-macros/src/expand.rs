@@ -41,6 +41,7 @@ fn generate(tool: &ToolFn) -> TokenStream {
         ret,
         krate,
         settings,
+        deterministic,
     } = tool;
     let private = quote!(#krate::__private);
     let support = quote!(#private::tool);
@@ -152,6 +153,10 @@ fn generate(tool: &ToolFn) -> TokenStream {
                 }
 
                 #check_settings
+
+                fn deterministic(&self) -> bool {
+                    #deterministic
+                }
             }
 
             fn __agent_construct() -> ::std::sync::Arc<dyn #support::Tool> {

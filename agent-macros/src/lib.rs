@@ -44,6 +44,9 @@ use proc_macro::TokenStream;
 ///   loader checks it when the agent file loads (`agent check` reports a misspelled key with
 ///   its line and column); `Type` must implement `Deserialize` and should use
 ///   `#[serde(deny_unknown_fields)]`. The tool reads it with `ctx.setting::<Type>("NAME")`;
+/// - `deterministic` says the same arguments always give the same output (a lookup in fixed
+///   data, a calculation; not the clock, the network, or a tool that creates something), so
+///   `agent trace to-scenario` expects its recorded output verbatim;
 /// - `crate = "..."` sets the path to agent-tool (`::agent_tool` by default; `"agent_core"`
 ///   works as well, since agent-core re-exports it).
 ///

@@ -375,6 +375,20 @@ fn declared_settings_are_checked_and_others_accept_anything() {
     noop.check_settings(&json!({"anything": 1})).unwrap();
 }
 
+/// Doubles a number: the same argument always gives the same output.
+#[tool(deterministic)]
+fn double(n: i64) -> i64 {
+    n * 2
+}
+
+#[test]
+fn deterministic_is_declared_and_defaults_to_false() {
+    let registry = registry();
+    assert!(registry.get("double").unwrap().deterministic());
+    assert!(!registry.get("greet_with").unwrap().deterministic());
+    assert!(!registry.get("noop").unwrap().deterministic());
+}
+
 #[tokio::test]
 async fn panics_become_errors() {
     let err = registry()

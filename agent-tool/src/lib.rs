@@ -92,6 +92,14 @@ pub trait Tool: Send + Sync + 'static {
         let _ = settings;
         Ok(())
     }
+
+    /// Whether the same arguments always give the same output (a lookup in fixed data, a
+    /// calculation), unlike the clock, the network or a tool that creates something. `agent
+    /// trace to-scenario` expects a recorded output verbatim only from such tools. The default
+    /// is `false`; `#[tool(deterministic)]` says `true`.
+    fn deterministic(&self) -> bool {
+        false
+    }
 }
 
 /// Re-exports used by code that `#[tool]` generates. Not a public API: it may change at any time.

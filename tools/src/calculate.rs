@@ -13,7 +13,7 @@ link_anchor!();
 /// arithmetic instead of computing in your head. Supports + - * / % (remainder), ^ (power),
 /// parentheses, decimals, and the functions sqrt, abs, round, floor, ceil, ln, log10, exp, sin,
 /// cos, tan, min, max and the constants pi and e.
-#[tool]
+#[tool(deterministic)]
 pub fn calculate(
     /// The expression, e.g. "(12.5 * 4) / 3" or "2 ^ 10 - sqrt(16)".
     expression: String,

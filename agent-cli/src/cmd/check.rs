@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use agent_core::{agent::AgentError, protocol::ClientEvent};
+use agent_core::{agent::AgentFile, protocol::ClientEvent};
 
 /// Arguments of `agent check`.
 #[derive(Debug, clap::Args)]
@@ -13,19 +13,16 @@ pub struct CheckArgs {
 
 /// Checks the file and prints the `session.update` it would send.
 ///
-/// Beyond loading (which already checks keys, tools and `[tool_config.NAME]` settings), this
-/// reports tools whose schema strict mode cannot express when `tool_options.strict` is on: the
-/// server would reject them, so they are errors here.
+/// Every problem is reported at once, each at its `file:line:col`: after the file parses, its
+/// own checks, tool resolution (with "did you mean"), `[tool_config.NAME]` settings and the
+/// tools strict mode cannot express (errors here, since the server would reject them) all run.
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let agent = super::load_agent(&args.file)?;
-    let problems = agent.strict_mode_problems();
-    if !problems.is_empty() {
-        return Err(AgentError::Invalid(problems).into());
-    }
+    let registry = agent_tools::registry()?;
+    let agent = AgentFile::check_all(&args.file, &registry)?;
     let event = ClientEvent::session_update(agent.session());
     let value = event.to_value(agent.dialect())?;
-    println!("{}", serde_json::to_string_pretty(&value)?);
-    eprintln!(
+    crate::output::outln!("{}", serde_json::to_string_pretty(&value)?);
+    crate::output::errln!(
         "{}: ok — agent `{}`, {} tool(s), {:?} dialect",
         args.file.display(),
         agent.name(),

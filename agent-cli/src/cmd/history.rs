@@ -6,7 +6,6 @@
 
 use std::{
     collections::HashMap,
-    io::Write,
     path::{Path, PathBuf},
     process::ExitCode,
 };
@@ -28,7 +27,13 @@ const TITLE_WIDTH: usize = 60;
 pub struct HistoryArgs {
     /// The history database [default: $AGENT_HISTORY_DB, else
     /// $XDG_DATA_HOME/agent/history.sqlite3, else ~/.local/share/agent/history.sqlite3].
-    #[arg(long, value_name = "PATH", global = true)]
+    /// Named like `agent run --history-db`, so a hint names one flag for both; `--db` also works.
+    #[arg(
+        long = "history-db",
+        visible_alias = "db",
+        value_name = "PATH",
+        global = true
+    )]
     pub db: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
@@ -132,11 +137,9 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
             format!("{id}\n")
         }
     };
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        // `agent history export ID | head` closes the pipe early; that is not an error.
-        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
-        _ => Ok(ExitCode::SUCCESS),
-    }
+    // A closed pipe (`agent history export ID | head`) ends the program quietly.
+    crate::output::stdout(&text);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn open(path: &Path) -> anyhow::Result<HistoryStore> {
@@ -149,7 +152,7 @@ fn load(path: &Path, query: &str) -> anyhow::Result<(ConversationSummary, Vec<St
     if !path.exists() {
         anyhow::bail!(
             "no conversation `{query}`: there is no history database at {} yet (run an agent \
-             first, or pass --db PATH)",
+             first, or pass --history-db PATH)",
             path.display()
         );
     }

@@ -1,12 +1,14 @@
 //! One module per subcommand, plus what several of them share.
 
 pub mod check;
+pub mod completions;
 pub mod history;
 pub mod mock;
 pub mod new;
 pub mod run;
 pub mod schema;
 pub mod test;
+pub mod to_scenario;
 pub mod tools;
 pub mod trace;
 

@@ -132,8 +132,12 @@ fn live_overrides(args: &RunArgs) -> ConnectOverrides {
 
 /// The scenarios beside `agent_file`, optionally only the one named `only`.
 pub fn load_scenarios(agent_file: &Path, only: Option<&str>) -> anyhow::Result<Vec<Scenario>> {
-    let path = ScenarioFile::beside(agent_file);
-    let file = ScenarioFile::load(&path).with_context(|| {
+    load_scenarios_from(&ScenarioFile::beside(agent_file), only)
+}
+
+/// Loads the scenarios of the file at `path`, or only the one called `only`.
+pub fn load_scenarios_from(path: &Path, only: Option<&str>) -> anyhow::Result<Vec<Scenario>> {
+    let file = ScenarioFile::load(path).with_context(|| {
         format!(
             "offline runs play scenarios from {}; create it (see agents/support.scenarios.toml)",
             path.display()
@@ -276,7 +280,7 @@ async fn live(
             if let Some(p) = persistence {
                 let _ = p.finish(INTERRUPTED_CLOSE).await;
             }
-            return Ok(ExitCode::from(crate::terminal::INTERRUPTED));
+            return Ok(interrupted_exit());
         }
     };
     if interactive {
@@ -315,10 +319,18 @@ async fn live(
         }
     }
     if interrupted {
-        crate::output::errln!("interrupted: the run was stopped with Ctrl-C");
-        return Ok(ExitCode::from(crate::terminal::INTERRUPTED));
+        return Ok(interrupted_exit());
     }
     Ok(report_failures(&failed))
+}
+
+/// The exit status of a run that Ctrl-C, or a closed stdout, ended.
+fn interrupted_exit() -> ExitCode {
+    if crate::output::stdout_closed() {
+        return ExitCode::from(crate::output::CLOSED_STDOUT_EXIT);
+    }
+    crate::output::errln!("interrupted: the run was stopped with Ctrl-C");
+    ExitCode::from(crate::terminal::INTERRUPTED)
 }
 
 /// Sends each line of input as a user turn and renders the session until the input ends and

@@ -7,6 +7,6 @@ use agent_core::agent::AgentSpec;
 /// Prints the schema.
 pub fn run() -> anyhow::Result<ExitCode> {
     let schema = schemars::schema_for!(AgentSpec);
-    println!("{}", serde_json::to_string_pretty(&schema)?);
+    crate::output::outln!("{}", serde_json::to_string_pretty(&schema)?);
     Ok(ExitCode::SUCCESS)
 }

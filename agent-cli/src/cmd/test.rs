@@ -16,13 +16,19 @@ pub struct TestArgs {
     /// Run only the scenario with this name.
     #[arg(long)]
     pub scenario: Option<String>,
+    /// Read the scenarios from this file instead (e.g. one `agent trace to-scenario` wrote).
+    #[arg(long, value_name = "FILE")]
+    pub scenarios: Option<PathBuf>,
 }
 
 /// Runs the scenarios; exit code 1 when any expectation fails. `verbose` shows the
 /// conversations, not only the results.
 pub fn run(args: TestArgs, verbose: bool) -> anyhow::Result<ExitCode> {
     let agent = super::load_agent(&args.file)?;
-    let scenarios = super::run::load_scenarios(&args.file, args.scenario.as_deref())?;
+    let scenarios = match &args.scenarios {
+        Some(path) => super::run::load_scenarios_from(path, args.scenario.as_deref())?,
+        None => super::run::load_scenarios(&args.file, args.scenario.as_deref())?,
+    };
     let runtime = super::runtime()?;
     let (passed, failed) = runtime.block_on(async {
         let mut passed = 0usize;

@@ -4,7 +4,7 @@
 //! parameters schema (strict mode by default, as agents use it unless
 //! `tool_options.strict = false`).
 
-use std::{io::Write, process::ExitCode};
+use std::process::ExitCode;
 
 use agent_core::tool::{ToolDescription, schema};
 
@@ -28,11 +28,9 @@ pub fn run(args: ToolsArgs) -> anyhow::Result<ExitCode> {
     } else {
         human(&definitions, |name| registry.source(name))
     };
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        // `agent tools | head` closes the pipe early; that is not an error.
-        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
-        _ => Ok(ExitCode::SUCCESS),
-    }
+    // A closed pipe (`agent tools | head`) ends the program quietly.
+    crate::output::stdout(&text);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The human listing: name, source, description, then one line per parameter.

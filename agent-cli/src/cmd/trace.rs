@@ -30,6 +30,8 @@ pub struct TraceArgs {
 enum TraceCommand {
     /// Print event counts, turns, tool calls, latency percentiles, tokens and cost.
     Summarize(SummarizeArgs),
+    /// Turn a recorded session into a scenarios file for `agent test`.
+    ToScenario(super::to_scenario::ToScenarioArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -49,6 +51,7 @@ struct SummarizeArgs {
 pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         TraceCommand::Summarize(args) => summarize(args),
+        TraceCommand::ToScenario(args) => super::to_scenario::run(args),
     }
 }
 
@@ -59,10 +62,10 @@ fn summarize(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
     });
     for (index, path) in args.files.iter().enumerate() {
         if index > 0 {
-            println!();
+            crate::output::outln!();
         }
         let summary = summarize_file(path, prices.clone(), args.model.clone())?;
-        print!("{}", render(path, &summary));
+        crate::output::out!("{}", render(path, &summary));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -43,3 +43,77 @@ pub fn agent(args: &[&str], dir: &Path) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// A running `agent mock agents/support.toml ARGS`, killed when dropped.
+pub struct Mock {
+    child: std::process::Child,
+    /// The URL it printed.
+    pub url: String,
+}
+
+impl Mock {
+    /// Starts it with its data in `dir` and waits (within `limit`) for the URL it prints.
+    pub fn start(args: &[&str], dir: &Path, limit: std::time::Duration) -> Mock {
+        use std::io::BufRead as _;
+        let mut full = vec!["mock", "agents/support.toml"];
+        full.extend_from_slice(args);
+        let mut child = command(&full, dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("agent mock runs");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let mut mock = Mock {
+            child,
+            url: String::new(),
+        };
+        match rx.recv_timeout(limit) {
+            Ok(line) if line.starts_with("ws://") => mock.url = line.trim().to_owned(),
+            other => panic!("agent mock printed no URL: {other:?}"),
+        }
+        mock
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `agent ARGS` with `input` piped in, its output collected; killed (failing the test) past
+/// `limit`.
+pub fn agent_with_input(
+    args: &[&str],
+    input: &str,
+    dir: &Path,
+    limit: std::time::Duration,
+) -> Output {
+    use std::io::Write as _;
+    let mut child = command(args, dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the agent binary runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write");
+    drop(stdin);
+    let began = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if began.elapsed() > limit {
+            let _ = child.kill();
+            panic!("`agent {}` did not end within {limit:?}", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}

@@ -100,44 +100,34 @@ fn render(diagnostics: &[Diagnostic]) -> String {
 }
 
 /// Up to three candidates closest to `name`, best first: used so an unknown name comes with a
-/// "did you mean" that points at what exists.
+/// "did you mean" that points at what exists. This is the one rule for every such hint (tool
+/// names, `[tool_config.NAME]` tables, settings keys, voices).
+///
+/// Case is ignored. A candidate is close when one name contains the other (`ticket` →
+/// `create_ticket`; a candidate shorter than three letters must match whole), or when the edit
+/// distance is at most a third of the longer name, and never less than two.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let lower = name.to_lowercase();
+    let wanted = name.to_lowercase();
     let mut scored: Vec<(usize, &str)> = candidates
         .into_iter()
-        .filter_map(|c| {
-            let cl = c.to_lowercase();
-            let distance = edit_distance(&lower, &cl);
-            let related = cl.contains(&lower) || lower.contains(&cl);
-            let limit = (lower.chars().count().max(3)) / 2;
-            (related || distance <= limit).then_some((if related { 0 } else { distance }, c))
+        .filter_map(|candidate| {
+            let lower = candidate.to_lowercase();
+            let distance = strsim::levenshtein(&wanted, &lower);
+            let longer = wanted.chars().count().max(lower.chars().count());
+            let related = !wanted.is_empty()
+                && (lower.contains(&wanted)
+                    || (wanted.contains(&lower) && lower.chars().count() >= 3));
+            let near = distance <= (longer / 3).max(2);
+            (related || near).then_some((if related { 0 } else { distance }, candidate))
         })
         .collect();
     scored.sort();
+    scored.dedup();
     scored
         .into_iter()
         .take(3)
         .map(|(_, c)| c.to_owned())
         .collect()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(cur).min(row[j])
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
@@ -165,5 +155,7 @@ mod tests {
         assert_eq!(closest("lookup_ordr", names), vec!["lookup_order"]);
         assert_eq!(closest("ticket", names), vec!["create_ticket"]);
         assert!(closest("zzzzzzzz", names).is_empty());
+        assert_eq!(closest("Current_Tme", names), vec!["current_time"]);
+        assert!(closest("", names).is_empty());
     }
 }

@@ -42,7 +42,21 @@ impl AgentFile {
 
     /// Checks `source` as if read from `path` (relative `instructions_file`s resolve against it).
     pub fn parse(path: impl Into<PathBuf>, source: String) -> Result<Self, AgentError> {
-        let path = path.into();
+        let (file, problems) = Self::parse_collecting(path.into(), source)?;
+        if problems.is_empty() {
+            Ok(file)
+        } else {
+            Err(AgentError::Invalid(problems))
+        }
+    }
+
+    /// Parses `source` and checks it; a file that parses comes back with every problem the
+    /// checks found, so later checks (tools, settings) can add theirs. Only a syntax or
+    /// schema error, which leaves nothing to check, is an error here.
+    pub(super) fn parse_collecting(
+        path: PathBuf,
+        source: String,
+    ) -> Result<(Self, Vec<Diagnostic>), AgentError> {
         let spec: AgentSpec = match toml::from_str(&source) {
             Ok(spec) => spec,
             Err(err) => {
@@ -61,15 +75,14 @@ impl AgentFile {
         };
         checker.check(&spec);
         let instructions = checker.instructions(&spec);
-        if !checker.problems.is_empty() {
-            return Err(AgentError::Invalid(checker.problems));
-        }
-        Ok(AgentFile {
+        let problems = checker.problems;
+        let file = AgentFile {
             path,
             source,
             spec,
             instructions,
-        })
+        };
+        Ok((file, problems))
     }
 
     /// A diagnostic pointing at `span` in this file.

@@ -3,8 +3,10 @@
 //! Loading has two steps. [`AgentFile::load`] parses and checks everything the file can say
 //! about itself (syntax, keys, voices, limits, URLs); [`AgentFile::resolve`] then looks its
 //! tools up in a [`crate::tool::ToolRegistry`]. Every problem names `file:line:col`, says what
-//! is wrong and what to do, and all problems are reported at once.
+//! is wrong and what to do, and all problems of a stage are reported at once;
+//! [`AgentFile::check_all`] (`agent check`) runs every stage and reports all of them together.
 
+mod check;
 mod diagnostic;
 mod load;
 mod spec;

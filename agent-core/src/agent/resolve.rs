@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use super::{
-    diagnostic::{AgentError, Diagnostic, closest},
+    diagnostic::{AgentError, Diagnostic},
     load::AgentFile,
     spec::{
         AgentKind, AgentSpec, AudioFormatName, AuthScheme, DEFAULT_URL, DialectName, Eagerness,
@@ -89,6 +89,16 @@ impl AgentFile {
     /// Resolves every tool name against `registry` and builds the agent's own tool set. Unknown
     /// names come with the closest registered names.
     pub fn resolve(self, registry: &ToolRegistry) -> Result<Agent, AgentError> {
+        let (agent, problems) = self.resolve_collecting(registry);
+        if problems.is_empty() {
+            Ok(agent)
+        } else {
+            Err(AgentError::Invalid(problems))
+        }
+    }
+
+    /// Resolves as far as possible: the agent with the tools that resolved, and every problem.
+    pub(super) fn resolve_collecting(self, registry: &ToolRegistry) -> (Agent, Vec<Diagnostic>) {
         let mut problems: Vec<Diagnostic> = Vec::new();
         let mut tools = ToolRegistry::new();
         for name in &self.spec.tools {
@@ -100,11 +110,7 @@ impl AgentFile {
                     }
                 }
                 None => {
-                    let mut near = registry.suggest(tool_name);
-                    if near.is_empty() {
-                        let names = registry.names();
-                        near = closest(tool_name, names.iter().map(String::as_str));
-                    }
+                    let near = registry.suggest(tool_name);
                     let hint = if near.is_empty() {
                         format!(
                             "registered tools: {}; `agent tools` lists them with their schemas",
@@ -170,14 +176,11 @@ impl AgentFile {
         }
         self.check_choice(&tools, &mut problems);
         problems.extend(self.check_tool_config(&tools, registry));
-        if problems.is_empty() {
-            Ok(Agent {
-                file: self,
-                tools: Arc::new(tools),
-            })
-        } else {
-            Err(AgentError::Invalid(problems))
-        }
+        let agent = Agent {
+            file: self,
+            tools: Arc::new(tools),
+        };
+        (agent, problems)
     }
 
     fn check_choice(&self, tools: &ToolRegistry, problems: &mut Vec<Diagnostic>) {

@@ -156,11 +156,7 @@ fn unknown_tool_hint(name: &str, tools: &ToolRegistry, registry: &ToolRegistry) 
     if registry.contains(name) {
         return format!("add `{name}` to `tools`, or remove the table");
     }
-    let mut near = tools.suggest(name);
-    if near.is_empty() {
-        let names = tools.names();
-        near = closest(name, names.iter().map(String::as_str));
-    }
+    let near = tools.suggest(name);
     if !near.is_empty() {
         let options: Vec<String> = near
             .iter()

@@ -83,7 +83,7 @@ impl HistoryStore {
         self.relaxed(|store| {
             let path = store.path.clone();
             let fail = |e| HistoryError::from_sqlite(&path, e);
-            let tx = begin_write(&mut store.conn, &path, conversation, holder)?;
+            let tx = begin_write(&mut store.conn, store.grouped, &path, conversation, holder)?;
             let recorded: Option<(bool, Option<String>)> = tx
                 .query_row(
                     "SELECT finished_at IS NOT NULL, output FROM calls
@@ -149,7 +149,7 @@ impl HistoryStore {
         }
         let path = self.path.clone();
         let fail = |e| HistoryError::from_sqlite(&path, e);
-        let tx = begin_write(&mut self.conn, &path, conversation, holder)?;
+        let tx = begin_write(&mut self.conn, self.grouped, &path, conversation, holder)?;
         tx.execute(
             "INSERT INTO calls
                  (conversation_id, call_id, name, arguments, started_at, finished_at, output)

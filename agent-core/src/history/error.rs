@@ -14,15 +14,16 @@ use super::ConversationId;
 pub enum HistoryError {
     /// No location for the default database could be derived from the environment.
     #[error(
-        "cannot find a place for the history database: none of AGENT_HISTORY_DB, XDG_DATA_HOME \
-         or HOME is set; set AGENT_HISTORY_DB or pass --db PATH"
+        "cannot find a place for the history database: AGENT_HISTORY_DB is not set and there is \
+         no home directory (HOME) for the user data folder; set AGENT_HISTORY_DB or pass \
+         --history-db PATH"
     )]
     NoDataDir,
 
     /// The folder that should hold the database could not be created.
     #[error(
         "cannot create the folder for the history database {}: {source}; \
-         pass --db PATH (or set AGENT_HISTORY_DB) to use a writable location",
+         pass --history-db PATH (or set AGENT_HISTORY_DB) to use a writable location",
         path.display()
     )]
     CreateDir {
@@ -35,7 +36,7 @@ pub enum HistoryError {
 
     /// The path exists but is not a regular file (a directory, device or FIFO, which SQLite
     /// could block on or scribble over).
-    #[error("{error}; pass --db PATH (or set AGENT_HISTORY_DB) to use a database file")]
+    #[error("{error}; pass --history-db PATH (or set AGENT_HISTORY_DB) to use a database file")]
     NotAFile {
         /// What the path is instead (shown in the message, so not chained).
         error: crate::fs_limits::ReadError,
@@ -44,7 +45,7 @@ pub enum HistoryError {
     /// The database file could not be created owner-only, or tightened to it.
     #[error(
         "cannot make the history database {} readable by its owner only ({source}); check that \
-         you own the file and its folder, or pass --db PATH to use another file",
+         you own the file and its folder, or pass --history-db PATH to use another file",
         path.display()
     )]
     Permissions {
@@ -58,7 +59,7 @@ pub enum HistoryError {
     /// The file exists but is not a SQLite database, or its pages are damaged.
     #[error(
         "the history database {} is corrupt or not a SQLite file ({source}); move it aside \
-         (a new one is created in its place) or pass --db PATH to use another file",
+         (a new one is created in its place) or pass --history-db PATH to use another file",
         path.display()
     )]
     Corrupt {
@@ -72,7 +73,7 @@ pub enum HistoryError {
     /// Another connection held a lock for longer than the busy timeout.
     #[error(
         "the history database {} is locked by another process ({source}); wait for it to \
-         finish, or pass --db PATH to use another file",
+         finish, or pass --history-db PATH to use another file",
         path.display()
     )]
     Locked {
@@ -86,7 +87,7 @@ pub enum HistoryError {
     /// The file or its folder cannot be opened or written.
     #[error(
         "cannot write the history database {} ({source}); check that the file and its \
-         folder are writable and the disk is not full, or pass --db PATH",
+         folder are writable and the disk is not full, or pass --history-db PATH",
         path.display()
     )]
     Unwritable {
@@ -100,7 +101,7 @@ pub enum HistoryError {
     /// The database was written by a newer version of this program.
     #[error(
         "the history database {} has schema version {found}, but this build knows versions \
-         up to {supported}; upgrade `agent`, or pass --db PATH to use another file",
+         up to {supported}; upgrade `agent`, or pass --history-db PATH to use another file",
         path.display()
     )]
     NewerSchema {

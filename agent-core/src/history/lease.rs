@@ -107,7 +107,7 @@ impl HistoryStore {
         self.relaxed(|store| {
             let path = store.path.clone();
             let fail = |e| HistoryError::from_sqlite(&path, e);
-            let tx = begin_write(&mut store.conn, &path, conversation, None)?;
+            let tx = begin_write(&mut store.conn, store.grouped, &path, conversation, None)?;
             if let Some(row) = read(&tx, conversation).map_err(fail)?
                 && row.holder != holder
                 && row.expires_at > now.as_millis()
@@ -136,7 +136,13 @@ impl HistoryStore {
         self.relaxed(|store| {
             let path = store.path.clone();
             let fail = |e| HistoryError::from_sqlite(&path, e);
-            let tx = begin_write(&mut store.conn, &path, conversation, Some(holder))?;
+            let tx = begin_write(
+                &mut store.conn,
+                store.grouped,
+                &path,
+                conversation,
+                Some(holder),
+            )?;
             let lease = write(&tx, conversation, holder, ttl, now).map_err(fail)?;
             tx.commit().map_err(fail)?;
             Ok(lease)

@@ -1,7 +1,4 @@
 //! Where the history database lives when no path is given.
-//!
-//! Written by hand rather than with a directories crate: the rule is three environment
-//! variables long, and spelling it out keeps it the same on every platform and easy to test.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -11,93 +8,56 @@ use super::HistoryError;
 /// The environment variable that overrides the default database path.
 pub const HISTORY_DB_ENV: &str = "AGENT_HISTORY_DB";
 
-/// The default database file: `$AGENT_HISTORY_DB`, else
-/// `$XDG_DATA_HOME/agent/history.sqlite3`, else `~/.local/share/agent/history.sqlite3`
-/// (on Windows, `%LOCALAPPDATA%\agent\history.sqlite3` when `HOME` is not set).
-///
-/// Empty variables count as unset, and a relative `XDG_DATA_HOME` is ignored, as the XDG
-/// specification asks.
+/// The database file's name inside the user data directory.
+const FILE_NAME: &str = "history.sqlite3";
+
+/// The default database file: `$AGENT_HISTORY_DB` (an empty value counts as unset), else
+/// `history.sqlite3` in the per-user data directory ([`crate::data_dir::user_data_dir`]:
+/// `$XDG_DATA_HOME/agent`, else `~/.local/share/agent`; `%APPDATA%\agent` on Windows).
 pub fn default_path() -> Result<PathBuf, HistoryError> {
-    default_path_from(|name| std::env::var_os(name))
+    default_path_from(
+        std::env::var_os(HISTORY_DB_ENV),
+        crate::data_dir::user_data_dir(),
+    )
 }
 
-/// [`default_path`] over an arbitrary environment, so the rule can be tested without touching
-/// the process environment.
-pub(crate) fn default_path_from(
-    env: impl Fn(&str) -> Option<OsString>,
+/// [`default_path`] from the variable's value and the data directory, so the rule can be
+/// tested without touching the process environment.
+fn default_path_from(
+    explicit: Option<OsString>,
+    data_dir: Option<PathBuf>,
 ) -> Result<PathBuf, HistoryError> {
-    let var = |name: &str| env(name).filter(|value| !value.is_empty());
-    if let Some(path) = var(HISTORY_DB_ENV) {
+    if let Some(path) = explicit.filter(|value| !value.is_empty()) {
         return Ok(PathBuf::from(path));
     }
-    let file = |dir: PathBuf| dir.join("agent").join("history.sqlite3");
-    if let Some(data) = var("XDG_DATA_HOME").map(PathBuf::from)
-        && data.is_absolute()
-    {
-        return Ok(file(data));
-    }
-    if let Some(home) = var("HOME") {
-        return Ok(file(PathBuf::from(home).join(".local").join("share")));
-    }
-    if cfg!(windows)
-        && let Some(local) = var("LOCALAPPDATA")
-    {
-        return Ok(file(PathBuf::from(local)));
-    }
-    Err(HistoryError::NoDataDir)
+    data_dir
+        .map(|dir| dir.join(FILE_NAME))
+        .ok_or(HistoryError::NoDataDir)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn path_with(vars: &[(&str, &str)]) -> Result<PathBuf, HistoryError> {
-        default_path_from(|name| {
-            vars.iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| OsString::from(value))
-        })
-    }
-
     #[test]
     fn explicit_variable_wins() {
-        let path = path_with(&[
-            ("AGENT_HISTORY_DB", "/tmp/h.db"),
-            ("XDG_DATA_HOME", "/data"),
-            ("HOME", "/home/u"),
-        ]);
+        let path = default_path_from(Some("/tmp/h.db".into()), Some("/data/agent".into()));
         assert_eq!(path.unwrap(), PathBuf::from("/tmp/h.db"));
     }
 
     #[test]
-    fn xdg_then_home() {
-        assert_eq!(
-            path_with(&[("XDG_DATA_HOME", "/data"), ("HOME", "/home/u")]).unwrap(),
-            PathBuf::from("/data/agent/history.sqlite3")
-        );
-        for vars in [
-            &[("HOME", "/home/u")][..],
-            &[("XDG_DATA_HOME", "relative/dir"), ("HOME", "/home/u")],
-            &[
-                ("AGENT_HISTORY_DB", ""),
-                ("XDG_DATA_HOME", ""),
-                ("HOME", "/home/u"),
-            ],
-        ] {
+    fn otherwise_the_user_data_directory() {
+        for explicit in [None, Some(OsString::new())] {
             assert_eq!(
-                path_with(vars).unwrap(),
-                PathBuf::from("/home/u/.local/share/agent/history.sqlite3"),
-                "{vars:?}"
+                default_path_from(explicit, Some("/data/agent".into())).unwrap(),
+                PathBuf::from("/data/agent/history.sqlite3")
             );
         }
     }
 
     #[test]
     fn nothing_set_is_a_clear_error() {
-        if cfg!(windows) {
-            return;
-        }
-        let err = path_with(&[]).unwrap_err();
+        let err = default_path_from(None, None).unwrap_err();
         assert!(err.to_string().contains("AGENT_HISTORY_DB"), "{err}");
     }
 }

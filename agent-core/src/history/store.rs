@@ -130,6 +130,7 @@ impl OpenOptions {
                 conn,
                 path,
                 durability: self.durability,
+                grouped: false,
             }),
             Migration::Newer(found) => Err(HistoryError::NewerSchema {
                 path,
@@ -203,6 +204,9 @@ pub struct HistoryStore {
     /// What every commit is synced for; call starts and lease writes relax it for their one
     /// transaction (see [`HistoryStore::relaxed`]).
     pub(super) durability: Durability,
+    /// Whether the writer thread has opened a group commit (see [`HistoryStore::begin_group`]):
+    /// each write is then a savepoint inside it instead of its own transaction.
+    pub(super) grouped: bool,
 }
 
 impl HistoryStore {
@@ -250,7 +254,9 @@ impl HistoryStore {
         &mut self,
         work: impl FnOnce(&mut Self) -> Result<T, HistoryError>,
     ) -> Result<T, HistoryError> {
-        if self.durability == Durability::ProcessCrash {
+        // Inside a group commit the batch commits with the store's durability, which is at
+        // least as strong; `synchronous` cannot change inside a transaction anyway.
+        if self.durability == Durability::ProcessCrash || self.grouped {
             return work(self);
         }
         self.conn
@@ -278,9 +284,7 @@ impl HistoryStore {
         agent: &str,
         model: &str,
     ) -> Result<ConversationId, HistoryError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        let tx = write_tx(&mut self.conn, self.grouped)
             .map_err(|e| HistoryError::from_sqlite(&self.path, e))?;
         let id = insert_conversation(&tx, agent, model)
             .map_err(|e| HistoryError::from_sqlite(&self.path, e))?;
@@ -322,7 +326,7 @@ impl HistoryStore {
         let json = item_json(item);
         let path = self.path.clone();
         let fail = |e| HistoryError::from_sqlite(&path, e);
-        let tx = begin_write(&mut self.conn, &path, conversation, holder)?;
+        let tx = begin_write(&mut self.conn, self.grouped, &path, conversation, holder)?;
         let call_id = call_id(item);
         let mut existing: Option<i64> = tx
             .query_row(
@@ -407,7 +411,7 @@ impl HistoryStore {
         let json = item_json(item);
         let path = self.path.clone();
         let fail = |e| HistoryError::from_sqlite(&path, e);
-        let tx = begin_write(&mut self.conn, &path, conversation, holder)?;
+        let tx = begin_write(&mut self.conn, self.grouped, &path, conversation, holder)?;
         let seq: Option<i64> = tx
             .query_row(
                 "UPDATE items SET item = ?3, item_type = ?4, call_id = ?5, server_item_id = ?6
@@ -449,10 +453,7 @@ impl HistoryStore {
     ) -> Result<ConversationId, HistoryError> {
         let path = self.path.clone();
         let fail = |e| HistoryError::from_sqlite(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(fail)?;
+        let tx = write_tx(&mut self.conn, self.grouped).map_err(fail)?;
         let id = insert_conversation(&tx, agent, model).map_err(fail)?;
         let now = Timestamp::now().as_millis();
         let mut seq: i64 = 0;
@@ -733,19 +734,88 @@ fn seq_from(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
+/// One write: its own `BEGIN IMMEDIATE` transaction, or a savepoint inside the writer thread's
+/// group commit. Either way a failed write rolls back alone (dropping it rolls back) and the
+/// rest of a batch is unaffected.
+pub(super) enum WriteTx<'c> {
+    /// A transaction of its own, committed (and synced) by [`WriteTx::commit`].
+    Own(rusqlite::Transaction<'c>),
+    /// A savepoint in an open group commit: [`WriteTx::commit`] releases it, and the batch's
+    /// `COMMIT` makes it durable.
+    Nested(rusqlite::Savepoint<'c>),
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            WriteTx::Own(tx) => tx,
+            WriteTx::Nested(savepoint) => savepoint,
+        }
+    }
+}
+
+impl WriteTx<'_> {
+    /// Commits the transaction, or releases the savepoint into the open batch.
+    pub(super) fn commit(self) -> rusqlite::Result<()> {
+        match self {
+            WriteTx::Own(tx) => tx.commit(),
+            WriteTx::Nested(savepoint) => savepoint.commit(),
+        }
+    }
+}
+
+/// Starts one write on `conn`: a savepoint when a group commit is open, else an immediate
+/// (write-locking) transaction.
+pub(super) fn write_tx(conn: &mut Connection, grouped: bool) -> rusqlite::Result<WriteTx<'_>> {
+    if grouped {
+        conn.savepoint().map(WriteTx::Nested)
+    } else {
+        conn.transaction_with_behavior(TransactionBehavior::Immediate)
+            .map(WriteTx::Own)
+    }
+}
+
+impl HistoryStore {
+    /// Opens a group commit: until [`end_group`](Self::end_group), every write is a savepoint
+    /// in one `BEGIN IMMEDIATE` transaction, so a batch of writes costs one commit (and one
+    /// fsync) instead of one each. Used by the [`HistoryWriter`](super::HistoryWriter)'s
+    /// thread for whatever is queued at once.
+    pub(super) fn begin_group(&mut self) -> Result<(), HistoryError> {
+        debug_assert!(!self.grouped, "group commits do not nest");
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.fail(e))?;
+        self.grouped = true;
+        Ok(())
+    }
+
+    /// Commits the open group. On failure everything in it is rolled back, and the error is
+    /// SQLite's report, for the writer to give every write of the batch.
+    pub(super) fn end_group(&mut self) -> rusqlite::Result<()> {
+        self.grouped = false;
+        let committed = self.conn.execute_batch("COMMIT");
+        if committed.is_err() && !self.conn.is_autocommit() {
+            // Leave no transaction open, so the next write can start its own.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        committed
+    }
+}
+
 /// An immediate (write-locking) transaction on `conversation`, which must exist, and — when
 /// `holder` is given — whose lease no other run has taken: every write to a conversation
 /// starts here, so the lease check and the write are one transaction.
 pub(super) fn begin_write<'c>(
     conn: &'c mut Connection,
+    grouped: bool,
     path: &Path,
     conversation: &ConversationId,
     holder: Option<&str>,
-) -> Result<rusqlite::Transaction<'c>, HistoryError> {
+) -> Result<WriteTx<'c>, HistoryError> {
     let fail = |e| HistoryError::from_sqlite(path, e);
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(fail)?;
+    let tx = write_tx(conn, grouped).map_err(fail)?;
     if !conversation_exists(&tx, conversation).map_err(fail)? {
         return Err(HistoryError::UnknownConversation {
             id: conversation.to_string(),
@@ -1049,7 +1119,7 @@ mod tests {
             message.contains("corrupt or not a SQLite file"),
             "{message}"
         );
-        assert!(message.contains("--db"), "{message}");
+        assert!(message.contains("--history-db"), "{message}");
     }
 
     #[test]
@@ -1060,7 +1130,7 @@ mod tests {
         // A folder that cannot exist: its parent is a file.
         let error = HistoryStore::open(file.join("history.sqlite3")).unwrap_err();
         assert!(matches!(error, HistoryError::CreateDir { .. }), "{error:?}");
-        assert!(error.to_string().contains("--db PATH"), "{error}");
+        assert!(error.to_string().contains("--history-db PATH"), "{error}");
         // A path that is a folder, not a file.
         let error = HistoryStore::open(dir.path()).unwrap_err();
         assert!(matches!(error, HistoryError::NotAFile { .. }), "{error:?}");

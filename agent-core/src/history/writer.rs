@@ -7,6 +7,15 @@
 //! order they were queued, which keeps a conversation's items in order and makes
 //! [`HistoryWriter::flush`] a barrier for everything queued before it.
 //!
+//! **Group commit.** Whatever is queued when the thread picks up work (up to 256
+//! jobs) runs as one batch: one `BEGIN IMMEDIATE`, each write a savepoint of its own (a failed
+//! write rolls back alone), one `COMMIT`. A batch costs one commit and one fsync, however many
+//! items it holds, and batches form by themselves under load: what arrives while a commit is
+//! syncing waits for the next. Every reply is sent only after its batch committed, so a
+//! resolved [`Pending`] still means "on disk" (a call's start record is durable before its tool
+//! runs). What a crash can lose is bounded by the batch being written: the items whose
+//! `Pending` had not resolved.
+//!
 //! Every call returns a [`Pending`] that can be awaited for the result or dropped. A failed
 //! write nobody awaited is logged (`tracing::error!`) and the first such error is returned by
 //! the next [`flush`](HistoryWriter::flush), so errors are never lost silently. The thread
@@ -16,7 +25,7 @@
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -28,13 +37,102 @@ use super::{
 };
 use crate::protocol::Item;
 
-type Job = Box<dyn FnOnce(&mut WriterState) + Send>;
+/// The most jobs one group commit takes; more wait for the next batch, so one huge burst
+/// cannot hold the write lock (and every reply) for long.
+const MAX_BATCH: usize = 256;
+
+/// One queued piece of work: it runs against the store and returns what to do once its batch
+/// is committed (send its reply).
+type Job = Box<dyn FnOnce(&mut HistoryStore) -> Reply + Send>;
+
+/// Sends a job's result, given how its batch's commit went.
+type Reply = Box<dyn FnOnce(&mut WriterState, Option<&CommitFailed>) + Send>;
+
+/// The first error of a write whose [`Pending`] was dropped, kept for the next flush. Shared:
+/// the writer thread records a failure whose `Pending` was dropped before the reply was sent,
+/// and the `Pending`'s `Drop` records one whose reply arrived but was never read.
+type Unobserved = Arc<Mutex<Option<HistoryError>>>;
+
+fn record(unobserved: &Unobserved, error: HistoryError) {
+    tracing::error!(%error, "a history write failed");
+    unobserved
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_or_insert(error);
+}
+
+fn take(unobserved: &Unobserved) -> Option<HistoryError> {
+    unobserved
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+}
 
 /// What the writer thread owns.
 struct WriterState {
     store: HistoryStore,
-    /// The first error of a write whose [`Pending`] was dropped, kept for the next flush.
-    unobserved: Option<HistoryError>,
+    unobserved: Unobserved,
+}
+
+/// A batch whose `COMMIT` failed: nothing in it was stored.
+struct CommitFailed(rusqlite::Error);
+
+impl CommitFailed {
+    /// The failure as each job of the batch reports it.
+    fn error(&self, store: &HistoryStore) -> HistoryError {
+        let copy = match &self.0 {
+            rusqlite::Error::SqliteFailure(code, message) => {
+                rusqlite::Error::SqliteFailure(*code, message.clone())
+            }
+            other => rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                Some(other.to_string()),
+            ),
+        };
+        HistoryError::from_sqlite(store.path(), copy)
+    }
+}
+
+impl WriterState {
+    /// Serves the queue until every handle is dropped, one batch at a time.
+    fn serve(mut self, queue: mpsc::Receiver<Job>) {
+        while let Ok(first) = queue.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.run_batch(batch);
+        }
+        if let Some(error) = take(&self.unobserved) {
+            tracing::error!(%error, "history writer stopped with an unreported error");
+        }
+    }
+
+    /// Runs `batch` in one group commit (or alone, when it is one job or the group cannot be
+    /// opened), then sends every reply.
+    fn run_batch(&mut self, batch: Vec<Job>) {
+        let grouped = batch.len() > 1
+            && match self.store.begin_group() {
+                Ok(()) => true,
+                Err(error) => {
+                    // Each write then tries on its own and reports its own error.
+                    tracing::debug!(%error, "history group commit not opened");
+                    false
+                }
+            };
+        let replies: Vec<Reply> = batch.into_iter().map(|job| job(&mut self.store)).collect();
+        let failed = if grouped {
+            self.store.end_group().err().map(CommitFailed)
+        } else {
+            None
+        };
+        for reply in replies {
+            reply(self, failed.as_ref());
+        }
+    }
 }
 
 /// A handle to a [`HistoryStore`] running on its own thread. Cheap to clone; all clones feed
@@ -43,6 +141,7 @@ struct WriterState {
 pub struct HistoryWriter {
     jobs: mpsc::Sender<Job>,
     path: Arc<Path>,
+    unobserved: Unobserved,
 }
 
 impl HistoryWriter {
@@ -50,22 +149,23 @@ impl HistoryWriter {
     pub fn spawn(store: HistoryStore) -> Result<Self, HistoryError> {
         let path: Arc<Path> = store.path().into();
         let (jobs, queue) = mpsc::channel::<Job>();
+        let unobserved = Unobserved::default();
+        let shared = unobserved.clone();
         std::thread::Builder::new()
             .name("agent-history".to_owned())
             .spawn(move || {
-                let mut state = WriterState {
+                WriterState {
                     store,
-                    unobserved: None,
-                };
-                for job in queue {
-                    job(&mut state);
+                    unobserved: shared,
                 }
-                if let Some(error) = state.unobserved {
-                    tracing::error!(%error, "history writer stopped with an unreported error");
-                }
+                .serve(queue);
             })
             .map_err(HistoryError::Thread)?;
-        Ok(HistoryWriter { jobs, path })
+        Ok(HistoryWriter {
+            jobs,
+            path,
+            unobserved,
+        })
     }
 
     /// The database file.
@@ -80,17 +180,27 @@ impl HistoryWriter {
         F: FnOnce(&mut HistoryStore) -> Result<T, HistoryError> + Send + 'static,
     {
         let (reply, receiver) = oneshot::channel();
-        let job: Job = Box::new(move |state: &mut WriterState| {
-            let result = work(&mut state.store);
-            if let Err(Err(error)) = reply.send(result) {
-                tracing::error!(%error, "a history write failed");
-                state.unobserved.get_or_insert(error);
-            }
+        let job: Job = Box::new(move |store: &mut HistoryStore| {
+            let result = work(store);
+            Box::new(
+                move |state: &mut WriterState, failed: Option<&CommitFailed>| {
+                    let result = match failed {
+                        Some(failed) if result.is_ok() => Err(failed.error(&state.store)),
+                        _ => result,
+                    };
+                    if let Err(Err(error)) = reply.send(result) {
+                        record(&state.unobserved, error);
+                    }
+                },
+            )
         });
         // If the thread is gone the job, and with it `reply`, is dropped: the receiver then
         // reports `WriterGone`.
         let _ = self.jobs.send(job);
-        Pending { receiver }
+        Pending {
+            receiver,
+            unobserved: self.unobserved.clone(),
+        }
     }
 
     /// Queues [`HistoryStore::create_conversation`].
@@ -219,12 +329,18 @@ impl HistoryWriter {
     /// a write whose [`Pending`] was dropped since the last flush.
     pub fn flush(&self) -> Pending<()> {
         let (reply, receiver) = oneshot::channel();
-        let job: Job = Box::new(move |state: &mut WriterState| {
-            let result = state.unobserved.take().map_or(Ok(()), Err);
-            let _ = reply.send(result);
+        let job: Job = Box::new(move |_: &mut HistoryStore| {
+            // Replies run in queue order, so every earlier write's failure is recorded by now.
+            Box::new(move |state: &mut WriterState, _: Option<&CommitFailed>| {
+                let result = take(&state.unobserved).map_or(Ok(()), Err);
+                let _ = reply.send(result);
+            })
         });
         let _ = self.jobs.send(job);
-        Pending { receiver }
+        Pending {
+            receiver,
+            unobserved: self.unobserved.clone(),
+        }
     }
 
     /// A handle that appends to one conversation, for a session to hold.
@@ -357,6 +473,16 @@ impl crate::session::HistorySink for ConversationWriter {
 #[derive(Debug)]
 pub struct Pending<T> {
     receiver: oneshot::Receiver<Result<T, HistoryError>>,
+    unobserved: Unobserved,
+}
+
+impl<T> Drop for Pending<T> {
+    fn drop(&mut self) {
+        // The reply may have arrived before the caller dropped this without reading it.
+        if let Ok(Err(error)) = self.receiver.try_recv() {
+            record(&self.unobserved, error);
+        }
+    }
 }
 
 impl<T> Future for Pending<T> {
@@ -530,5 +656,79 @@ mod tests {
             Ok(())
         }));
         assert_eq!(finished.recv().unwrap(), 1);
+    }
+
+    /// Blocks the writer thread until the returned sender is dropped or sent to, so a test can
+    /// queue a burst that then runs as one batch.
+    fn hold(writer: &HistoryWriter) -> std::sync::mpsc::Sender<()> {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        drop(writer.run(move |_| {
+            let _ = held.recv_timeout(Duration::from_secs(10));
+            Ok(())
+        }));
+        release
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_one_group_commit_and_a_failed_write_rolls_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        let store = OpenOptions::new().open(&path).unwrap();
+        let writer = HistoryWriter::spawn(store).unwrap();
+        let id = writer.create_conversation("support", "m").await.unwrap();
+        let conversation = writer.conversation(id.clone());
+
+        let release = hold(&writer);
+        let first = conversation.append("a", &Item::user_text("a"));
+        let unknown = writer
+            .conversation(ConversationId::new("conv_missing"))
+            .append("x", &Item::user_text("lost"));
+        let empty_key = conversation.append("", &Item::user_text("refused"));
+        let last = conversation.append("b", &Item::user_text("b"));
+        let grouped = writer.run(|store| Ok(store.grouped));
+        drop(release);
+
+        assert!(
+            grouped.await.unwrap(),
+            "queued writes ran in one group commit"
+        );
+        assert!(first.await.unwrap().inserted);
+        assert!(matches!(
+            unknown.await.unwrap_err(),
+            HistoryError::UnknownConversation { .. }
+        ));
+        assert!(matches!(
+            empty_key.await.unwrap_err(),
+            HistoryError::EmptyKey { .. }
+        ));
+        assert_eq!(last.await.unwrap().seq, 2);
+        // A lone job runs in its own transaction, as before.
+        assert!(!writer.run(|store| Ok(store.grouped)).await.unwrap());
+
+        // Once a reply arrived, the batch is committed: another connection sees it.
+        let reader = HistoryStore::open(&path).unwrap();
+        let items = reader.items(&id).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[1].item, Item::user_text("b"));
+    }
+
+    #[tokio::test]
+    async fn call_records_in_a_batch_are_durable_when_their_reply_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        let writer = HistoryWriter::spawn(OpenOptions::new().open(&path).unwrap()).unwrap();
+        let id = writer.create_conversation("support", "m").await.unwrap();
+        let conversation = writer.conversation(id.clone());
+        let release = hold(&writer);
+        let starts: Vec<_> = (0..3)
+            .map(|n| conversation.call_started(&format!("call_{n}"), "lookup", "{}"))
+            .collect();
+        drop(release);
+        for start in starts {
+            assert_eq!(start.await.unwrap(), CallRecordState::New);
+        }
+        // Read by a second connection, as a process resuming after a kill would.
+        let reader = HistoryStore::open(&path).unwrap();
+        assert_eq!(reader.calls(&id).unwrap().len(), 3);
     }
 }

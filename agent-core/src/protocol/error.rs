@@ -29,6 +29,17 @@ pub enum DecodeError {
          does not speak the Realtime protocol"
     )]
     MissingType,
+    /// The object has more than one `type` key, and they disagree.
+    #[error(
+        "the event has more than one `type` field (`{first}` and `{last}`); a frame that names \
+         two types could be read as either, so it is refused"
+    )]
+    DuplicateType {
+        /// The `type` read first.
+        first: String,
+        /// The `type` a JSON object keeps (the last one).
+        last: String,
+    },
     /// A known event type whose fields do not match the protocol.
     #[error(
         "the `{event_type}` event does not match the protocol ({source}); check that the \

@@ -1087,8 +1087,17 @@ impl ServerEvent {
             }
             Some(parsed) => parsed.map_err(|source| DecodeError::from_payload(&event_type, source)),
             None => {
-                let raw =
+                let raw: Value =
                     serde_json::from_str(text).map_err(|source| DecodeError::NotJson { source })?;
+                // With duplicate keys the parsed object keeps the last `type`; routing read the
+                // first. Passing such a frame on as this type would let it act as the other.
+                let kept = raw.get("type").and_then(Value::as_str).unwrap_or_default();
+                if kept != event_type {
+                    return Err(DecodeError::DuplicateType {
+                        first: event_type.into_owned(),
+                        last: kept.to_owned(),
+                    });
+                }
                 Ok(ServerEvent::Unknown(UnknownEvent {
                     event_type: event_type.into_owned(),
                     raw,
@@ -1221,6 +1230,20 @@ mod tests {
         };
         assert_eq!(unknown.raw, raw);
         assert_eq!(event.to_value(Dialect::Ga).unwrap(), raw);
+    }
+
+    /// Found by fuzzing (fuzz/artifacts/server_event/): an unknown first `type` and a known
+    /// second one made an `Unknown` event whose raw JSON was the known event, missing its fields.
+    #[test]
+    fn two_disagreeing_types_are_refused() {
+        let text = r#"{"type": "x.unknown", "type": "response.mcp_call_arguments.delta", "response_id": "r"}"#;
+        let err = ServerEvent::decode(text).unwrap_err();
+        assert!(
+            matches!(&err, DecodeError::DuplicateType { first, last } if first == "x.unknown" && last == "response.mcp_call_arguments.delta"),
+            "{err:?}"
+        );
+        let same = r#"{"type": "x.unknown", "type": "x.unknown"}"#;
+        assert!(ServerEvent::decode(same).unwrap().is_unknown());
     }
 
     #[test]

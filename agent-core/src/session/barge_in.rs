@@ -49,21 +49,12 @@ pub fn server_creates_responses(session: &Session) -> bool {
     if session.kind == SessionKind::Transcription {
         return false;
     }
-    match turn_detection(session) {
+    match session.turn_detection() {
         Some(TurnDetection::ServerVad(vad)) => vad.create_response.unwrap_or(true),
         Some(TurnDetection::SemanticVad(vad)) => vad.create_response.unwrap_or(true),
         Some(TurnDetection::Disabled) => false,
         None => true,
     }
-}
-
-/// The session's turn detection, when it sets one (unset means the server's default, VAD).
-fn turn_detection(session: &Session) -> Option<&TurnDetection> {
-    session
-        .audio
-        .as_ref()
-        .and_then(|a| a.input.as_ref())
-        .and_then(|i| i.turn_detection.as_ref())
 }
 
 /// The barge-in state of one session: a playback tracker plus what the session's turn
@@ -83,13 +74,8 @@ impl BargeIn {
     /// Barge-in handling for `session` (formats, modalities, turn detection as configured),
     /// with played time from `clock`.
     pub fn new(session: &Session, clock: PlaybackClock) -> Self {
-        let output_format = session
-            .audio
-            .as_ref()
-            .and_then(|a| a.output.as_ref())
-            .and_then(|o| o.format)
-            .unwrap_or_default();
-        let server_interrupts = match turn_detection(session) {
+        let output_format = session.output_format().unwrap_or_default();
+        let server_interrupts = match session.turn_detection() {
             Some(TurnDetection::ServerVad(vad)) => vad.interrupt_response.unwrap_or(true),
             Some(TurnDetection::SemanticVad(vad)) => vad.interrupt_response.unwrap_or(true),
             // No VAD: no speech_started either. Unset: the server default (server VAD) applies.

@@ -4,13 +4,10 @@
 //! the model reads, so the conversation goes on. Nothing here knows the wire.
 
 use std::{
-    any::Any,
-    panic::AssertUnwindSafe,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use futures_util::FutureExt;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -133,9 +130,10 @@ impl Dispatcher {
             cancel.clone(),
         )
         .with_config(self.config.clone());
+        // `invoke` turns the tool's panic into an error itself; a panic that escapes anyway (a
+        // `Drop` during the timeout) ends the task and is answered by the runner.
         let call = self.tools.invoke(&request.name, &request.arguments, ctx);
-        let guarded = AssertUnwindSafe(call).catch_unwind();
-        let result = match tokio::time::timeout(self.timeout, guarded).await {
+        let result = match tokio::time::timeout(self.timeout, call).await {
             Err(_) => {
                 // Tell a cooperative tool to stop; its late result is discarded.
                 cancel.cancel();
@@ -143,27 +141,13 @@ impl Dispatcher {
                     after: self.timeout,
                 })
             }
-            Ok(Err(panic)) => Err(ToolError::Panicked {
-                message: panic_message(panic.as_ref()),
-            }),
-            Ok(Ok(Ok(output))) => Ok(output.into_string()),
-            Ok(Ok(Err(err))) => Err(err),
+            Ok(Ok(output)) => Ok(output.into_string()),
+            Ok(Err(err)) => Err(err),
         };
         CallOutcome {
             request,
             duration: started.elapsed(),
             result,
         }
-    }
-}
-
-/// The text of a panic payload, when it is a string.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "the tool panicked".to_owned()
     }
 }

@@ -35,7 +35,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use self::url_template::{FillError, UrlTemplate, scalar_text};
+use self::url_template::scalar_text;
+pub use self::url_template::{FillError, UrlTemplate};
 use super::{
     ArgumentValidator, EnvTemplate, SettingsError, Tool, ToolContext, ToolError, ToolOutput,
     check_object, is_valid_name, no_settings, schema,

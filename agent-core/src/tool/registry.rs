@@ -166,28 +166,9 @@ impl ToolRegistry {
     }
 
     /// The registered names closest to `name` (typos, case, a missing prefix), best first; at
-    /// most three.
+    /// most three. The rule is [`closest`](crate::agent::closest)'s, shared by every hint.
     pub fn suggest(&self, name: &str) -> Vec<String> {
-        let wanted = name.to_lowercase();
-        let mut scored: Vec<(usize, &str)> = self
-            .tools
-            .keys()
-            .map(String::as_str)
-            .filter_map(|candidate| {
-                let lower = candidate.to_lowercase();
-                let distance = edit_distance(&wanted, &lower);
-                let limit = (wanted.chars().count().max(lower.chars().count()) / 3).max(2);
-                let related = !wanted.is_empty()
-                    && (lower.contains(&wanted) || (wanted.contains(&lower) && lower.len() >= 3));
-                (distance <= limit || related).then_some((distance, candidate))
-            })
-            .collect();
-        scored.sort();
-        scored
-            .into_iter()
-            .take(3)
-            .map(|(_, name)| name.to_owned())
-            .collect()
+        crate::agent::closest(name, self.tools.keys().map(String::as_str))
     }
 
     /// The definitions to send in `session.update`, in name order.
@@ -260,20 +241,6 @@ impl fmt::Debug for ToolRegistry {
             .entries(self.tools.iter().map(|(name, entry)| (name, &entry.source)))
             .finish()
     }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 #[cfg(test)]

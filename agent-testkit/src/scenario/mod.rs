@@ -71,6 +71,7 @@
 
 mod expect;
 mod parse;
+mod record;
 
 use std::path::{Path, PathBuf};
 
@@ -78,6 +79,7 @@ use serde_json::Value;
 
 pub use expect::{ObservedCall, ObservedTurn, check_turn};
 pub use parse::{ScenarioDiagnostic, ScenarioError};
+pub use record::{Recording, WriteOptions};
 
 /// The largest scenario file [`ScenarioFile::load`] reads. Scenarios are hand-written scripts of
 /// a few KiB; the limit only keeps a wrong path (a log, a device) from filling memory.

@@ -115,6 +115,7 @@ mod connection;
 mod conversation;
 mod fault_frames;
 mod faults;
+mod playlist;
 mod response;
 mod session;
 mod usage;
@@ -133,6 +134,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::scenario::Scenario;
 
 pub use faults::{CloseSpec, ConnectionFaults, ErrorSpec, Faults, InjectedError, MalformedDone};
+pub use playlist::{PlaylistHandle, PlaylistServer};
 
 /// Which protocol names the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -549,21 +551,11 @@ impl ScriptedServer {
     ///
     /// The server runs until the handle is shut down or dropped.
     pub fn start(config: ServerConfig) -> std::io::Result<ServerHandle> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            std::io::Error::other(
-                "ScriptedServer::start needs a running Tokio runtime; call it inside #[tokio::main] or #[tokio::test]",
-            )
-        })?;
-        let std_listener = std::net::TcpListener::bind(("127.0.0.1", config.port))?;
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
-        let listener = {
-            let _guard = runtime.enter();
-            tokio::net::TcpListener::from_std(std_listener)?
-        };
+        let (listener, addr) = bind(config.port)?;
+        let runtime = tokio::runtime::Handle::current();
         let shared = Arc::new(Shared::new(config));
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = runtime.spawn(accept_loop(listener, Arc::clone(&shared), stop_rx));
+        let task = runtime.spawn(accept_loop(listener, vec![Arc::clone(&shared)], stop_rx));
         Ok(ServerHandle {
             addr,
             shared,
@@ -573,21 +565,40 @@ impl ScriptedServer {
     }
 }
 
+/// Binds 127.0.0.1:`port` (0 = a free port) inside the current Tokio runtime.
+fn bind(port: u16) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+        std::io::Error::other(
+            "a scripted server needs a running Tokio runtime; start it inside #[tokio::main] or #[tokio::test]",
+        )
+    })?;
+    let std_listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let _guard = runtime.enter();
+    Ok((tokio::net::TcpListener::from_std(std_listener)?, addr))
+}
+
+/// Accepts connections until stopped. Connection `k` is served by `servers[k % len]`, with
+/// that server's own connection index (so each server counts its connections from 0).
 async fn accept_loop(
     listener: tokio::net::TcpListener,
-    shared: Arc<Shared>,
+    servers: Vec<Arc<Shared>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tasks = JoinSet::new();
+    let mut accepted_so_far = 0usize;
     loop {
         tokio::select! {
             () = stopped(&mut stop) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let shared = &servers[accepted_so_far % servers.len()];
+                    accepted_so_far += 1;
                     let index = shared.connections.fetch_add(1, Ordering::SeqCst);
                     tracing::debug!(index, %peer, "scripted server: connection");
                     let _ = stream.set_nodelay(true);
-                    tasks.spawn(connection::serve(stream, index, Arc::clone(&shared)));
+                    tasks.spawn(connection::serve(stream, index, Arc::clone(shared)));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "scripted server: accept failed");

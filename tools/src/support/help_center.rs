@@ -61,7 +61,7 @@ fn articles() -> &'static [Article] {
 /// Searches the help center (returns, shipping, payments, cancellations, accounts, damaged
 /// items, contact hours) and returns the 3 best articles with a snippet each. Answer policy
 /// questions from the best article and say which one you used.
-#[tool]
+#[tool(deterministic)]
 pub fn search_help_center(
     /// What the customer wants to know, in a few words, e.g. "return policy".
     query: String,

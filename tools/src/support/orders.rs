@@ -20,7 +20,7 @@ fn orders() -> &'static [Value] {
 /// Looks up an order by its id and returns its status (processing, shipped, delivered,
 /// cancelled or returned), items, total, and delivery or refund details. Call it for any
 /// question about an order; never guess an order's status.
-#[tool]
+#[tool(deterministic)]
 pub fn lookup_order(
     /// The order id as the customer says it, e.g. "A1001".
     order_id: String,

@@ -2,8 +2,9 @@
 //!
 //! The data directory is, in order: the `AGENT_DATA_DIR` environment variable, the agent's
 //! data directory ([`ToolContext::data_dir`], set from the agent file), or the per-user data
-//! directory (`$XDG_DATA_HOME/agent`, else `~/.local/share/agent`; `%APPDATA%\agent` on
-//! Windows). Each line is one JSON ticket; appends from concurrent calls never interleave.
+//! directory ([`agent_core::data_dir::user_data_dir`]: `$XDG_DATA_HOME/agent`, else
+//! `~/.local/share/agent`; `%APPDATA%\agent` on Windows), the same one the history database
+//! uses. Each line is one JSON ticket; appends from concurrent calls never interleave.
 
 use std::{
     io::Write,
@@ -136,25 +137,11 @@ pub fn data_dir(agent_dir: Option<&Path>) -> Result<PathBuf, ToolError> {
     if let Some(dir) = agent_dir {
         return Ok(dir.to_owned());
     }
-    user_data_dir().ok_or_else(|| {
+    agent_core::data_dir::user_data_dir().ok_or_else(|| {
         ToolError::failed(format!(
-            "no data directory for tickets: set {DATA_DIR_ENV}, or HOME so ~/.local/share/agent can be used"
+            "no data directory for tickets: set {DATA_DIR_ENV}, or HOME so the user data folder can be used"
         ))
     })
-}
-
-fn user_data_dir() -> Option<PathBuf> {
-    let non_empty = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if cfg!(windows) {
-        return non_empty("APPDATA").map(|dir| dir.join("agent"));
-    }
-    non_empty("XDG_DATA_HOME")
-        .map(|dir| dir.join("agent"))
-        .or_else(|| non_empty("HOME").map(|home| home.join(".local/share/agent")))
 }
 
 /// `T-<unix millis>-<n>`: unique within the process (the counter) and across restarts (the
@@ -265,7 +252,7 @@ mod tests {
             data_dir(Some(Path::new("/srv/agent"))).unwrap(),
             PathBuf::from("/srv/agent")
         );
-        if let Some(user) = user_data_dir() {
+        if let Some(user) = agent_core::data_dir::user_data_dir() {
             assert_eq!(data_dir(None).unwrap(), user);
             assert!(user.ends_with("agent"));
         }

@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Flow, Runner};
 use crate::{
-    protocol::{ClientEvent, Item, ItemStatus},
+    protocol::{ClientEvent, FunctionCallItem, Item, ItemStatus},
     session::{
-        dispatch::{CallOutcome, CallRequest, panic_message},
+        dispatch::{CallOutcome, CallRequest},
         events::{NotRun, SessionEvent},
         log::for_replay,
         sequencer::Step,
@@ -27,15 +27,38 @@ impl Runner {
     /// Starts the call in `item` if it is a completed function call not seen before. A call
     /// whose item did not complete (its response was cancelled first) does not run.
     pub(super) async fn maybe_start_call(&mut self, response_id: &str, item: &Item) {
-        let Item::FunctionCall(call) = item else {
+        let Some(call) = self.register_call(response_id, item) else {
             return;
+        };
+        if self.answer_early(response_id, &call.call_id, &call.name) {
+            return;
+        }
+        self.spawn_call(CallRequest {
+            response_id: response_id.to_owned(),
+            call_id: call.call_id.clone(),
+            name: call.name.clone(),
+            arguments: call.arguments.clone(),
+        });
+    }
+
+    /// Notes a completed function call under its response. Returns it when it has never run:
+    /// a call runs at most once, even when a response replayed after a reconnect asks for it
+    /// again (that response then waits for its output, or, when that was already delivered,
+    /// gets its follow-up once it is done).
+    fn register_call<'a>(
+        &mut self,
+        response_id: &str,
+        item: &'a Item,
+    ) -> Option<&'a FunctionCallItem> {
+        let Item::FunctionCall(call) = item else {
+            return None;
         };
         if call
             .status
             .as_ref()
             .is_some_and(|status| *status != ItemStatus::Completed)
         {
-            return;
+            return None;
         }
         let call_id = call.call_id.clone();
         if call_id.is_empty() {
@@ -43,13 +66,13 @@ impl Runner {
                 "function call `{}` has no call_id; it cannot be answered",
                 call.name
             ));
-            return;
+            return None;
         }
         if !self
             .seen_calls
             .insert((call_id.clone(), response_id.to_owned()))
         {
-            return;
+            return None;
         }
         self.in_session.insert(call_id.clone());
         let calls = self
@@ -65,44 +88,46 @@ impl Runner {
         if first_of_response {
             self.count_tool_round(response_id);
         }
-        if !self.executed.insert(call_id.clone()) {
-            // The call already ran (a response replayed after a reconnect asks for it again):
-            // it does not run twice. This response waits for its output, or, when that was
-            // already delivered, gets its follow-up once it is done.
-            return;
-        }
-        let name = call.name.clone();
+        self.executed.insert(call_id).then_some(call)
+    }
+
+    /// Answers a call without running it when its response is over the tool-round limit, or
+    /// when an earlier run recorded it (its stored output, or "interrupted"). Returns whether
+    /// it did.
+    fn answer_early(&mut self, response_id: &str, call_id: &str, name: &str) -> bool {
+        let (call_id, name) = (call_id.to_owned(), name.to_owned());
         if self.over_limit.contains(response_id) {
             let limit = self.config.max_tool_rounds;
             let output = ToolError::RoundLimit { limit }.to_model_output();
             self.answer_without_running(call_id, name, NotRun::ToolRoundLimit, output);
-            return;
+            return true;
         }
-        if let Some(prior) = self.prior.remove(&call_id) {
-            let (why, output) = match prior {
-                Some(output) => (NotRun::AlreadyRan, output),
-                None => (
-                    NotRun::Interrupted,
-                    ToolError::Interrupted { tool: name.clone() }.to_model_output(),
-                ),
-            };
-            self.answer_without_running(call_id, name, why, output);
-            return;
-        }
-        let request = CallRequest {
-            response_id: response_id.to_owned(),
-            call_id: call_id.clone(),
-            name,
-            arguments: call.arguments.clone(),
+        let Some(prior) = self.prior.remove(&call_id) else {
+            return false;
         };
+        let (why, output) = match prior {
+            Some(output) => (NotRun::AlreadyRan, output),
+            None => (
+                NotRun::Interrupted,
+                ToolError::Interrupted { tool: name.clone() }.to_model_output(),
+            ),
+        };
+        self.answer_without_running(call_id, name, why, output);
+        true
+    }
+
+    /// Runs a call on its own task, with the cancellation of its response; when there is a
+    /// history store, only after the durable record that it started (or [`RECORD_WAIT`]).
+    fn spawn_call(&mut self, request: CallRequest) {
         let token = self
             .response_tokens
-            .get(response_id)
+            .get(&request.response_id)
             .map(CancellationToken::child_token)
             .unwrap_or_else(|| self.shutdown.child_token());
-        self.accounting.call_started(&call_id, &request.name);
+        self.accounting
+            .call_started(&request.call_id, &request.name);
         self.emit(SessionEvent::ToolCallStarted {
-            call_id,
+            call_id: request.call_id.clone(),
             name: request.name.clone(),
             arguments: request.arguments.clone(),
         });
@@ -179,9 +204,7 @@ impl Runner {
                     return Flow::Continue;
                 };
                 let result = if err.is_panic() {
-                    Err(ToolError::Panicked {
-                        message: panic_message(err.into_panic().as_ref()),
-                    })
+                    Err(ToolError::from_panic(err.into_panic().as_ref()))
                 } else {
                     Err(ToolError::Cancelled)
                 };
@@ -228,11 +251,7 @@ impl Runner {
             .response_calls
             .iter()
             .filter(|(_, calls)| {
-                calls.done
-                    && calls
-                        .order
-                        .iter()
-                        .all(|c| self.delivered.contains(c) || self.finished.contains_key(c))
+                calls.ready(|c| self.delivered.contains(c) || self.finished.contains_key(c))
             })
             .map(|(id, _)| id.clone())
             .collect();

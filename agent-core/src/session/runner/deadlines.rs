@@ -11,9 +11,12 @@
 use std::time::Instant;
 
 use super::{Flow, Runner};
-use crate::session::{
-    events::{TurnFailure, human},
-    watchdog::Overdue,
+use crate::{
+    protocol::ClientEvent,
+    session::{
+        events::{TurnFailure, human},
+        watchdog::Overdue,
+    },
 };
 
 impl Runner {
@@ -55,6 +58,23 @@ impl Runner {
                 let steps = self.sequencer.expectation_lapsed();
                 self.apply(steps).await
             }
+        }
+    }
+
+    /// Cancels a response that sent nothing for too long, and starts waiting for its end.
+    async fn cancel_stalled(&mut self, response_id: &str) -> Flow {
+        let waited = self.watchdog.response_idle();
+        self.warn(&format!(
+            "response {response_id} sent nothing for {}; cancelling it to ask again",
+            human(waited)
+        ));
+        self.watchdog.cancelled(response_id, Instant::now());
+        match self
+            .send(ClientEvent::response_cancel_id(response_id))
+            .await
+        {
+            Ok(()) => Flow::Continue,
+            Err(flow) => flow,
         }
     }
 }

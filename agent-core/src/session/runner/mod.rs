@@ -5,17 +5,31 @@
 //! `select!`. The loop never waits for the app (events go through the [`Outbox`]), so the socket
 //! is read, and pings answered, whatever the app does.
 //!
-//! - [`connection`]: connecting, configuring, replaying, and replacing a lost connection;
-//! - [`server_events`]: what each server event changes;
+//! Each file holds one concern:
+//!
+//! - [`server_events`]: event routing, which handler each server event goes to;
+//! - [`items`]: where each item takes its place in the conversation log;
+//! - [`speech`]: the user's spoken turns, and barge-in;
+//! - [`responses`]: a response's end, and how it ends the turn;
+//! - [`errors`]: `error` events, and refused requests;
 //! - [`calls`]: running the model's function calls and sending their outputs;
 //! - [`input`]: the app's commands and the sequencer's steps;
-//! - [`deadlines`]: what happens when a response stalls.
+//! - [`deadlines`]: what happens when a response stalls;
+//! - [`wire`]: frames in and out of the current connection;
+//! - [`setup`]: connecting, configuring and replaying a connection;
+//! - [`connection`]: replacing a connection that was lost or is about to expire.
 
 mod calls;
 mod connection;
 mod deadlines;
+mod errors;
 mod input;
+mod items;
+mod responses;
 mod server_events;
+mod setup;
+mod speech;
+mod wire;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -26,7 +40,7 @@ use futures_util::StreamExt;
 use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use connection::establish;
+pub(crate) use setup::establish;
 
 use super::{
     Command, SessionConfig,
@@ -407,6 +421,14 @@ struct ResponseCalls {
     done: bool,
 }
 
+impl ResponseCalls {
+    /// The response is done and every call has an output (`answered` says which do): the
+    /// outputs can go out together.
+    fn ready(&self, answered: impl Fn(&str) -> bool) -> bool {
+        self.done && self.order.iter().all(|call_id| answered(call_id))
+    }
+}
+
 /// What the loop does after handling one input.
 pub(crate) enum Flow {
     /// Carry on.
@@ -417,4 +439,28 @@ pub(crate) enum Flow {
     Lost(String),
     /// Move to a fresh session at this quiet moment (time limit, expiry).
     Rollover(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ResponseCalls;
+
+    #[test]
+    fn a_response_s_outputs_wait_for_its_end_and_every_call() {
+        let mut calls = ResponseCalls {
+            order: vec!["a".into(), "b".into()],
+            ..ResponseCalls::default()
+        };
+        assert!(!calls.ready(|_| true), "not done yet");
+        calls.done = true;
+        assert!(!calls.ready(|id| id == "a"), "b is still running");
+        assert!(calls.ready(|_| true));
+        assert!(
+            ResponseCalls {
+                done: true,
+                ..ResponseCalls::default()
+            }
+            .ready(|_| false)
+        );
+    }
 }

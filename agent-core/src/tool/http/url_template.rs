@@ -33,7 +33,7 @@ enum Part {
 
 /// A parsed URL template.
 #[derive(Debug, Clone)]
-pub(super) struct UrlTemplate {
+pub struct UrlTemplate {
     parts: Vec<Part>,
     /// The byte where the path starts; nothing before it is a placeholder, so the offset is the
     /// same in every filled URL.
@@ -44,7 +44,7 @@ pub(super) struct UrlTemplate {
 
 /// Why a template could not be filled.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum FillError {
+pub enum FillError {
     /// An argument cannot be used; the message names it, for the model to correct.
     Argument(String),
     /// The filled URL is unusable for another reason.
@@ -53,7 +53,7 @@ pub(super) enum FillError {
 
 impl UrlTemplate {
     /// Parses `template`; the error says what an agent author must fix.
-    pub(super) fn parse(template: &str) -> Result<Self, String> {
+    pub fn parse(template: &str) -> Result<Self, String> {
         let scheme_end = template
             .find("://")
             .ok_or_else(|| format!("the URL `{template}` has no scheme; start it with https://"))?;
@@ -104,15 +104,20 @@ impl UrlTemplate {
         if !rest.is_empty() {
             parts.push(Part::Literal(rest.to_owned()));
         }
-        let sample: String = parts
-            .iter()
-            .map(|part| match part {
-                Part::Literal(text) => text.as_str(),
-                Part::Placeholder { .. } => "x",
-            })
-            .collect();
-        let parsed = reqwest::Url::parse(&sample)
-            .map_err(|err| format!("the URL `{template}` is invalid: {err}"))?;
+        if template[authority_start..path_start].trim().is_empty() {
+            return Err(format!("the URL `{template}` has no host"));
+        }
+        let parsed =
+            sample(&parts, "x").map_err(|err| format!("the URL `{template}` is invalid: {err}"))?;
+        // The URL parser forgives a lot (`http:///host/`, tabs, backslashes), so where the path
+        // starts is checked on the parsed result too: filled two ways, the origin must not move.
+        let other =
+            sample(&parts, "y").map_err(|err| format!("the URL `{template}` is invalid: {err}"))?;
+        if other.origin() != parsed.origin() {
+            return Err(format!(
+                "a placeholder in `{template}` would be read as part of the host; placeholders may only appear in the path or query"
+            ));
+        }
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(format!(
                 "the URL must be http or https, not `{}`",
@@ -130,7 +135,7 @@ impl UrlTemplate {
     }
 
     /// The names of its placeholders, in order.
-    pub(super) fn placeholders(&self) -> impl Iterator<Item = &str> {
+    pub fn placeholders(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|part| match part {
             Part::Placeholder { name, .. } => Some(name.as_str()),
             Part::Literal(_) => None,
@@ -138,7 +143,7 @@ impl UrlTemplate {
     }
 
     /// Fills every placeholder, removing the arguments it used from `args`.
-    pub(super) fn fill(&self, args: &mut Map<String, Value>) -> Result<reqwest::Url, FillError> {
+    pub fn fill(&self, args: &mut Map<String, Value>) -> Result<reqwest::Url, FillError> {
         let mut url = String::new();
         let mut in_path: Vec<(Range<usize>, &str)> = Vec::new();
         for part in &self.parts {
@@ -214,6 +219,18 @@ impl UrlTemplate {
     }
 }
 
+/// The template with every placeholder replaced by `filler`, parsed.
+fn sample(parts: &[Part], filler: &str) -> Result<reqwest::Url, url::ParseError> {
+    let text: String = parts
+        .iter()
+        .map(|part| match part {
+            Part::Literal(text) => text.as_str(),
+            Part::Placeholder { .. } => filler,
+        })
+        .collect();
+    reqwest::Url::parse(&text)
+}
+
 /// Whether `text` is `.` or `..`, as written or after percent-decoding.
 fn is_dot_segment(text: &str) -> bool {
     let mut current = text.to_owned();
@@ -260,6 +277,22 @@ mod tests {
     }
 
     const PROFILE: &str = "http://127.0.0.1:9/api/v1/users/{id}/profile";
+
+    /// Found by fuzzing (fuzz/artifacts/http_url/): with three slashes the URL parser reads
+    /// the first path segment as the host, so `{a}` chose the host.
+    #[test]
+    fn a_placeholder_can_never_reach_the_host() {
+        for template in [
+            "http:///items+{a}/x",
+            "https:// /{a}",
+            "http://{a}.example.com/",
+            "http://example.com{a}/",
+        ] {
+            let err = UrlTemplate::parse(template).unwrap_err();
+            assert!(err.contains("host"), "{template}: {err}");
+        }
+        assert!(UrlTemplate::parse("http://example.com/{a}").is_ok());
+    }
 
     #[test]
     fn dot_values_cannot_climb_the_path() {

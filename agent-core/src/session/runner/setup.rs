@@ -1,0 +1,121 @@
+//! Setting up a connection before the loop runs on it: connect, send `session.update` and wait
+//! for `session.updated`, then replay the conversation. Used for the first connection and for
+//! every replacement.
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::wire::{describe, final_close};
+use crate::{
+    protocol::{ClientEvent, ServerEvent, SessionKind},
+    session::{
+        Direction, SessionConfig, SessionError,
+        log::{ConversationLog, for_replay},
+        reconnect::is_final_close,
+        transport::{self, WsStream},
+    },
+};
+
+/// The session id and model `session.updated` (or `session.created`) reported.
+type SessionIds = (Option<String>, Option<String>);
+
+/// Connects, configures the session and replays `log` into it.
+pub(crate) async fn establish(
+    config: &SessionConfig,
+    log: &ConversationLog,
+) -> Result<(WsStream, SessionIds), SessionError> {
+    let mut ws = transport::connect(&config.connect).await?;
+    let ids = configure(&mut ws, config).await?;
+    if config.session.kind == SessionKind::Transcription {
+        // A transcription session has no conversation to restore: its items are transcripts.
+        return Ok((ws, ids));
+    }
+    let entries = match config.compaction {
+        Some(compaction) => compaction.apply(&log.entries()),
+        None => log.entries(),
+    };
+    for (_, item) in &entries {
+        let event = ClientEvent::conversation_item_create(for_replay(item));
+        send_during_setup(&mut ws, config, &event).await?;
+    }
+    Ok((ws, ids))
+}
+
+/// Sends one event before the session loop runs (setup and replay), traced like any other.
+async fn send_during_setup(
+    ws: &mut WsStream,
+    config: &SessionConfig,
+    event: &ClientEvent,
+) -> Result<(), SessionError> {
+    let text = event
+        .encode(config.connect.dialect)
+        .map_err(SessionError::Encode)?;
+    if let Some(observer) = &config.observer {
+        observer.frame(Direction::Sent, &text);
+    }
+    let wait = config.ready_timeout;
+    match tokio::time::timeout(wait, ws.send(Message::Text(text.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(SessionError::ConnectionLost(describe(&err))),
+        Err(_) => Err(SessionError::NotReady { after: wait }),
+    }
+}
+
+/// Sends `session.update` and waits for `session.updated`, reporting a server error verbatim.
+async fn configure(ws: &mut WsStream, config: &SessionConfig) -> Result<SessionIds, SessionError> {
+    let update = ClientEvent::session_update(config.session.clone());
+    send_during_setup(ws, config, &update).await?;
+    let deadline = tokio::time::Instant::now() + config.ready_timeout;
+    let mut session_id = None;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .map_err(|_| SessionError::NotReady {
+                after: config.ready_timeout,
+            })?;
+        let Some(text) = setup_text(frame)? else {
+            continue;
+        };
+        if let Some(observer) = &config.observer {
+            observer.frame(Direction::Received, text.as_str());
+        }
+        match ServerEvent::decode(text.as_str()) {
+            Ok(ServerEvent::SessionCreated(e)) => session_id = e.session.id.clone(),
+            Ok(ServerEvent::SessionUpdated(e)) => {
+                let model = e.session.model.clone();
+                return Ok((e.session.id.clone().or(session_id), model));
+            }
+            Ok(ServerEvent::Error(e)) => {
+                return Err(SessionError::Rejected {
+                    code: e.error.code,
+                    message: e.error.message,
+                });
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!("skipped a server frame during setup: {err}"),
+        }
+    }
+}
+
+/// The text of a frame read during setup: `None` for frames to skip, an error when the
+/// connection ended.
+fn setup_text(
+    frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+) -> Result<Option<tokio_tungstenite::tungstenite::Utf8Bytes>, SessionError> {
+    match frame {
+        None => Err(SessionError::ConnectionLost(
+            "the server closed the connection".into(),
+        )),
+        Some(Err(err)) => Err(SessionError::ConnectionLost(describe(&err))),
+        Some(Ok(Message::Text(text))) => Ok(Some(text)),
+        Some(Ok(Message::Close(frame))) => Err(match frame {
+            Some(f) if is_final_close(u16::from(f.code)) => SessionError::Ended(final_close(&f)),
+            Some(f) => SessionError::ConnectionLost(format!(
+                "closed by the server ({}: {})",
+                f.code, f.reason
+            )),
+            None => SessionError::ConnectionLost("closed by the server".into()),
+        }),
+        Some(Ok(_)) => Ok(None),
+    }
+}
