@@ -99,6 +99,8 @@ fn every_flag_the_sources_mention_exists() {
         &["trace", "summarize"],
         &["trace", "to-scenario"],
         &["completions"],
+        &["new", "tool"],
+        &["new", "agent"],
     ] {
         helps.push_str(&help(args));
     }

@@ -1,11 +1,14 @@
 //! The core of the Realtime agent framework: everything that knows the wire.
 //!
 //! `agent-core` holds the typed OpenAI Realtime protocol (GA and the beta dialect that Azure
-//! OpenAI and many compatible servers still speak), the [`tool::Tool`] trait and its registry,
-//! PCM16 audio helpers, and — as the runtime lands — agent definitions, the session runtime and
-//! its transports. The terminal belongs to `agent-cli`; the `#[tool]` macro lives in
-//! `agent-macros` and reaches serde, schemars and inventory through [`__private`], so a crate
-//! that defines tools depends on `agent-core` and `agent-macros` only.
+//! OpenAI and many compatible servers still speak), the tool registry with its argument
+//! validation, HTTP and MCP plugin tools, agent definitions, the session runtime and its
+//! transports, audio, history, usage and cost. The terminal belongs to `agent-cli`.
+//!
+//! The tool layer ([`tool::Tool`], its context, output, errors and schemas) is the small
+//! `agent-tool` crate, re-exported as [`tool`]: a crate that only defines tools depends on
+//! `agent-tool` and compiles none of the runtime. `#[tool(crate = "agent_core")]` still works
+//! for code that names only this crate, through [`__private`].
 //!
 //! Modules stay small and say what they hold; library errors are `thiserror` enums whose
 //! messages say what went wrong and what to do about it. Nothing here panics on input.
@@ -28,15 +31,7 @@ pub mod tool;
 pub mod trace;
 pub mod trace_summary;
 
-/// Re-exports used by code that `#[tool]` generates. Not a public API: it may change at any time.
+/// Re-exports used by code that `#[tool(crate = "agent_core")]` generates: agent-tool's. Not a
+/// public API: it may change at any time.
 #[doc(hidden)]
-pub mod __private {
-    /// Helpers the generated `Tool` implementations call.
-    pub use crate::tool::macro_support as tool;
-    pub use async_trait;
-    pub use inventory;
-    pub use schemars;
-    pub use serde;
-    pub use serde_json;
-    pub use tokio;
-}
+pub use agent_tool::__private;

@@ -47,7 +47,7 @@ fn parse_one(meta: &ParseNestedMeta<'_>, args: &mut ToolArgs, cx: &mut Ctxt) -> 
                         cx.error(lit.span(), "`crate` is given twice");
                     }
                 }
-                Err(_) => cx.error(lit.span(), "`crate` must be a path, like \"::agent_core\""),
+                Err(_) => cx.error(lit.span(), "`crate` must be a path, like \"::agent_tool\""),
             }
             Ok(())
         }
@@ -105,5 +105,5 @@ fn set_once(
 
 /// The default crate path.
 pub fn default_crate() -> Path {
-    syn::parse_quote_spanned!(Span::call_site()=> ::agent_core)
+    syn::parse_quote_spanned!(Span::call_site()=> ::agent_tool)
 }

@@ -142,7 +142,7 @@ pub fn classify(args: ToolArgs, mut item: ItemFn, cx: &mut Ctxt) -> ToolFn {
 
 fn check_signature(item: &ItemFn, cx: &mut Ctxt) {
     let sig = &item.sig;
-    if let Some(token) = &sig.unsafety {
+    if let syn::Safety::Unsafe(token) = &sig.safety {
         cx.spanned(
             token,
             "a #[tool] function cannot be `unsafe`: the model calls it with any arguments",

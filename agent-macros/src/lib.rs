@@ -1,8 +1,10 @@
 //! The `#[tool]` attribute: turns a plain Rust function into a tool the model can call.
 //!
+//! Tool crates use it through `agent-tool`, which re-exports it beside everything the generated
+//! code needs:
+//!
 //! ```ignore
-//! use agent_core::tool::ToolContext;
-//! use agent_macros::tool;
+//! use agent_tool::{ToolContext, tool};
 //!
 //! /// Current weather for a city.
 //! #[tool]
@@ -18,9 +20,10 @@
 //! The function stays an ordinary function. Next to it, inside `const _: () = { ... };`, the
 //! macro emits a `#[derive(Deserialize, JsonSchema)]` struct of the parameters (doc comments
 //! become property descriptions; `#[schemars(...)]` and `#[serde(...)]` on a parameter move to
-//! its field), a type implementing `agent_core::tool::Tool`, and an `inventory` registration.
-//! Generated code reaches its dependencies only through `::agent_core::__private`; a crate that
-//! re-exports agent-core elsewhere says so with `#[tool(crate = "path::to::agent_core")]`.
+//! its field), a type implementing `agent_tool::Tool`, and an `inventory` registration.
+//! Generated code reaches its dependencies only through `::agent_tool::__private`; a crate that
+//! reaches agent-tool by another path says so with `#[tool(crate = "path::to::agent_tool")]`
+//! (`agent_core` works too: it re-exports agent-tool).
 //!
 //! The crate is split like serde_derive: `attr` parses the attribute, `classify` checks the
 //! signature and collects *every* error at its exact span, `expand` generates code. When there
@@ -44,7 +47,8 @@ use proc_macro::TokenStream;
 /// - `deterministic` says the same arguments always give the same output (a lookup in fixed
 ///   data, a calculation; not the clock, the network, or a tool that creates something), so
 ///   `agent trace to-scenario` expects its recorded output verbatim;
-/// - `crate = "..."` sets the path to agent-core (`::agent_core` by default).
+/// - `crate = "..."` sets the path to agent-tool (`::agent_tool` by default; `"agent_core"`
+///   works as well, since agent-core re-exports it).
 ///
 /// Calls through the registry are checked against the schema the tool advertises (ranges from
 /// `#[schemars(range(...))]`, enums, patterns, lengths, required and unknown properties)

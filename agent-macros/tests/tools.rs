@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use agent_core::tool::{ToolContext, ToolError, ToolRegistry};
-use agent_macros::tool;
+use agent_core::tool::ToolRegistry;
+use agent_tool::{ToolContext, ToolError, tool};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -180,7 +180,7 @@ fn schema_is_exact() {
         }),
         "{strict:#}"
     );
-    agent_core::tool::schema::check_strict(strict).unwrap();
+    agent_tool::schema::check_strict(strict).unwrap();
     // Computed once: the same allocation every time.
     assert!(std::ptr::eq(strict, tool.parameters(true)));
     let relaxed = tool.parameters(false);

@@ -6,8 +6,7 @@
 //! the model gets, and it runs when called through the registry the way the runtime calls it —
 //! with a JSON argument string, bad arguments becoming an error the model can read.
 
-use agent_core::tool::{ToolContext, ToolError};
-use agent_macros::tool;
+use agent_tool::{ToolContext, ToolError, tool};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -130,10 +129,8 @@ mod tests {
         assert!(registry.contains("calculate"));
         let source = registry.source("shipping_quote").unwrap();
         assert!(source.contains("custom_tool"), "{source}");
-        agent_core::tool::schema::check_strict(
-            registry.get("shipping_quote").unwrap().parameters(true),
-        )
-        .unwrap();
+        agent_tool::schema::check_strict(registry.get("shipping_quote").unwrap().parameters(true))
+            .unwrap();
     }
 
     #[tokio::test]

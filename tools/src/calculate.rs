@@ -2,7 +2,7 @@
 
 mod expression;
 
-use agent_macros::tool;
+use agent_tool::tool;
 use serde_json::{Value, json};
 
 pub use expression::{CalcError, MAX_DEPTH, MAX_LENGTH, evaluate};

@@ -14,11 +14,8 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use agent_core::tool::{
-    ToolContext, ToolError,
-    http::{HttpResponseSummary, read_response, request_error},
-};
-use agent_macros::tool;
+use agent_core::tool::http::{HttpResponseSummary, read_response, request_error};
+use agent_tool::{ToolContext, ToolError, tool};
 use serde::{Deserialize, Deserializer, de::Error as _};
 
 use crate::net_policy::{HostAllowlist, Match, is_special_address};
@@ -213,7 +210,7 @@ async fn check_url(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agent_core::tool::ToolConfig;
+    use agent_tool::ToolConfig;
     use serde_json::json;
     use std::sync::Arc;
     use tokio::{

@@ -13,7 +13,7 @@
 //! cannot. Per-agent settings arrive through [`ToolContext::setting`], keyed by tool name (the
 //! agent file's `[tool_config.<tool>]` tables); each tool documents its own.
 //!
-//! [`ToolContext::setting`]: agent_core::tool::ToolContext::setting
+//! [`ToolContext::setting`]: agent_tool::ToolContext::setting
 //! [`lookup_order`]: support::lookup_order
 //! [`search_help_center`]: support::search_help_center
 
@@ -84,7 +84,7 @@ pub fn link() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agent_core::tool::schema;
+    use agent_tool::schema;
 
     #[test]
     fn every_builtin_registers_with_a_strict_schema() {

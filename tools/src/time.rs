@@ -3,8 +3,7 @@
 //! Settings (`[tool_config.current_time]`, checked when the agent file loads): `timezone`, the
 //! zone used when the model gives none (defaults to the machine's zone).
 
-use agent_core::tool::{ToolContext, ToolError};
-use agent_macros::tool;
+use agent_tool::{ToolContext, ToolError, tool};
 use jiff::{Timestamp, tz::TimeZone};
 use serde::{Deserialize, Deserializer, Serialize, de::Error as _};
 
@@ -123,7 +122,7 @@ fn resolve_zone(wanted: &str) -> Result<(String, TimeZone), ToolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agent_core::tool::ToolConfig;
+    use agent_tool::ToolConfig;
     use serde_json::json;
     use std::sync::Arc;
 

@@ -39,7 +39,7 @@ use self::url_template::scalar_text;
 pub use self::url_template::{FillError, UrlTemplate};
 use super::{
     ArgumentValidator, EnvTemplate, SettingsError, Tool, ToolContext, ToolError, ToolOutput,
-    arguments, is_valid_name, schema,
+    check_object, is_valid_name, no_settings, schema,
 };
 
 /// The default time limit of one call.
@@ -325,11 +325,11 @@ impl Tool for HttpTool {
     /// An HTTP tool is configured entirely in its `[[http_tools]]` entry, so any
     /// `[tool_config.NAME]` setting for it is a mistake.
     fn check_settings(&self, settings: &Value) -> Result<(), SettingsError> {
-        super::settings::no_settings(&self.spec.name, settings)
+        no_settings(&self.spec.name, settings)
     }
 
     async fn call(&self, args: Value, ctx: ToolContext) -> Result<ToolOutput, ToolError> {
-        let args = arguments::check_object(&self.spec.name, args, &self.relaxed)?;
+        let args = check_object(&self.spec.name, args, &self.relaxed)?;
         self.validator.check(&self.spec.name, &args)?;
         let Value::Object(mut args) = args else {
             return Err(self.invalid("the arguments must be a JSON object".into()));

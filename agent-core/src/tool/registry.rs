@@ -7,39 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    ArgumentValidator, RegistryError, Tool, ToolContext, ToolError, ToolOutput, arguments,
-    macro_support, schema,
+    ArgumentValidator, RegistryError, Tool, ToolContext, ToolError, ToolOutput, ToolRegistration,
+    is_valid_name, parse_arguments, schema,
 };
-
-/// A tool submitted to `inventory` by `#[tool]`; collected by [`ToolRegistry::from_inventory`].
-#[derive(Debug)]
-pub struct ToolRegistration {
-    constructor: fn() -> Arc<dyn Tool>,
-    source: &'static str,
-}
-
-impl ToolRegistration {
-    /// A registration; `source` says where the tool is defined (`crate::module (file:line)`),
-    /// so a duplicate-name error can name both places.
-    pub const fn new(constructor: fn() -> Arc<dyn Tool>, source: &'static str) -> Self {
-        ToolRegistration {
-            constructor,
-            source,
-        }
-    }
-
-    /// A fresh instance of the tool.
-    pub fn construct(&self) -> Arc<dyn Tool> {
-        (self.constructor)()
-    }
-
-    /// Where the tool is defined.
-    pub fn source(&self) -> &'static str {
-        self.source
-    }
-}
-
-inventory::collect!(ToolRegistration);
 
 /// A tool as the model sees it: what `agent tools --json` prints, and what the runtime turns
 /// into a `session.update` function tool.
@@ -79,15 +49,16 @@ impl ToolRegistry {
     /// Every tool that `#[tool]` submitted in any crate linked into this program.
     ///
     /// A crate's submissions are only linked if the program uses the crate; the built-in tools
-    /// are reached through `agent_tools::registry()`, which makes that impossible to get wrong.
+    /// are reached through `agent_tools::registry()`, which makes that impossible to get wrong,
+    /// and a binary names a tool crate it only depends on with `use my_tools as _;`.
     pub fn from_inventory() -> Result<Self, RegistryError> {
         let mut registry = ToolRegistry::new();
         let mut registrations: Vec<&ToolRegistration> =
             inventory::iter::<ToolRegistration>.into_iter().collect();
         // Link order is arbitrary; sort so duplicate errors read the same on every run.
-        registrations.sort_by_key(|r| r.source);
+        registrations.sort_by_key(|r| r.source());
         for registration in registrations {
-            registry.register(registration.construct(), registration.source)?;
+            registry.register(registration.construct(), registration.source())?;
         }
         Ok(registry)
     }
@@ -246,7 +217,7 @@ impl ToolRegistry {
             });
         };
         let tool = Arc::clone(&entry.tool);
-        let args = arguments::parse_arguments(tool.name(), arguments_json, tool.parameters(false))?;
+        let args = parse_arguments(tool.name(), arguments_json, tool.parameters(false))?;
         entry.validator.check(tool.name(), &args)?;
         let token = ctx.token().clone();
         if token.is_cancelled() {
@@ -258,9 +229,7 @@ impl ToolRegistry {
             () = token.cancelled() => Err(ToolError::Cancelled),
             result = call => match result {
                 Ok(result) => result,
-                Err(panic) => Err(ToolError::Panicked {
-                    message: macro_support::panic_message(panic.as_ref()),
-                }),
+                Err(panic) => Err(ToolError::from_panic(panic.as_ref())),
             },
         }
     }
@@ -272,14 +241,6 @@ impl fmt::Debug for ToolRegistry {
             .entries(self.tools.iter().map(|(name, entry)| (name, &entry.source)))
             .finish()
     }
-}
-
-/// Whether the Realtime API accepts `name` as a function name.
-pub fn is_valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]

@@ -8,8 +8,7 @@
 
 use std::{collections::BTreeSet, sync::OnceLock};
 
-use agent_core::tool::ToolError;
-use agent_macros::tool;
+use agent_tool::{ToolError, tool};
 use serde::{Deserialize, Serialize};
 
 link_anchor!();

@@ -2,8 +2,7 @@
 
 use std::sync::OnceLock;
 
-use agent_core::tool::ToolError;
-use agent_macros::tool;
+use agent_tool::{ToolError, tool};
 use serde_json::Value;
 
 link_anchor!();

@@ -15,8 +15,7 @@ use std::{
     },
 };
 
-use agent_core::tool::{ToolContext, ToolError};
-use agent_macros::tool;
+use agent_tool::{ToolContext, ToolError, tool};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -182,14 +181,14 @@ fn append(path: &Path, ticket: &Ticket) -> Result<(), ToolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agent_core::tool::ToolConfig;
+    use agent_tool::ToolConfig;
     use std::{collections::BTreeSet, sync::Arc};
     use tokio_util_free::token;
 
     mod tokio_util_free {
         /// A cancelled context without naming tokio-util in this crate's manifest.
-        pub fn token() -> agent_core::tool::ToolContext {
-            let ctx = agent_core::tool::ToolContext::standalone();
+        pub fn token() -> agent_tool::ToolContext {
+            let ctx = agent_tool::ToolContext::standalone();
             ctx.token().cancel();
             ctx
         }

@@ -18,7 +18,7 @@ use crate::{
         log::for_replay,
         sequencer::Step,
     },
-    tool::{ToolError, macro_support::panic_message},
+    tool::ToolError,
 };
 
 use super::{Input, RECORD_WAIT};
@@ -204,9 +204,7 @@ impl Runner {
                     return Flow::Continue;
                 };
                 let result = if err.is_panic() {
-                    Err(ToolError::Panicked {
-                        message: panic_message(err.into_panic().as_ref()),
-                    })
+                    Err(ToolError::from_panic(err.into_panic().as_ref()))
                 } else {
                     Err(ToolError::Cancelled)
                 };

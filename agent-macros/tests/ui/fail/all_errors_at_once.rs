@@ -1,4 +1,4 @@
-use agent_macros::tool;
+use agent_tool::tool;
 
 // One function, four problems: all are reported, and `bad` is still emitted, so the call in
 // `main` does not add a "cannot find function" error.

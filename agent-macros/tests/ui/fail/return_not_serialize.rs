@@ -1,4 +1,4 @@
-use agent_macros::tool;
+use agent_tool::tool;
 
 struct Opaque;
 

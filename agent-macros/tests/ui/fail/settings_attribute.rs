@@ -1,4 +1,4 @@
-use agent_macros::tool;
+use agent_tool::tool;
 
 #[derive(serde::Deserialize)]
 struct Settings {}

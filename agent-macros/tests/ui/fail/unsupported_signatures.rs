@@ -1,5 +1,5 @@
-use agent_core::tool::ToolContext;
-use agent_macros::tool;
+use agent_tool::ToolContext;
+use agent_tool::tool;
 
 /// Generic.
 #[tool]

@@ -1,7 +1,7 @@
 //! Every supported signature shape compiles, and the function stays callable.
 
-use agent_core::tool::{ToolContext, ToolError};
-use agent_macros::tool;
+use agent_tool::{ToolContext, ToolError};
+use agent_tool::tool;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -74,17 +74,23 @@ fn greet(name: String, ctx: ToolContext) -> Result<String, ToolError> {
 }
 
 mod reexport {
-    pub use agent_core as core_again;
+    pub use agent_tool as tool_again;
 }
 
-/// The crate path can be overridden for crates that re-export agent-core.
-#[tool(crate = "crate::reexport::core_again")]
+/// The crate path can be overridden for crates that reach agent-tool by another path.
+#[tool(crate = "crate::reexport::tool_again")]
 fn via_reexport(r#type: String) -> String {
     r#type
+}
+
+/// Code that names only agent-core keeps working: it re-exports agent-tool.
+#[tool(crate = "agent_core")]
+fn via_agent_core(text: String) -> String {
+    text
 }
 
 fn main() {
     assert_eq!(add(1, 2), 3);
     assert_eq!(count_words(vec!["a".into(), String::new()], &ToolContext::standalone()).ok(), Some(1));
-    let _ = (file_ticket, nothing, opaque, unit_return, via_reexport, greet);
+    let _ = (file_ticket, nothing, opaque, unit_return, via_reexport, via_agent_core, greet);
 }

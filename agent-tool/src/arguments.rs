@@ -31,7 +31,8 @@ pub fn parse_arguments(
     check_object(tool, value, parameters)
 }
 
-/// Checks that `value` is an object and strips its nulls.
+/// Checks that `value` is an object and strips its nulls (strict mode's "absent"); an error
+/// says what `parameters` expects. For hand-written tools whose arguments arrive as a `Value`.
 pub fn check_object(tool: &str, mut value: Value, parameters: &Value) -> Result<Value, ToolError> {
     if !value.is_object() {
         return Err(ToolError::invalid_arguments(
@@ -79,7 +80,7 @@ fn strip_nulls(value: &mut Value) {
 }
 
 /// "a string", "an object", ...: how an error message names a JSON value's type.
-pub(crate) fn kind_of(value: &Value) -> &'static str {
+pub fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -179,8 +179,9 @@ fn inline_refs(
     for_each_subschema(node, &mut |sub| inline_refs(sub, defs, stack, recursive));
 }
 
-/// Calls `f` on every direct subschema of `node`.
-pub(crate) fn for_each_subschema(node: &mut Value, f: &mut dyn FnMut(&mut Value)) {
+/// Calls `f` on every direct subschema of `node` (properties, items, branches, definitions), for
+/// code that rewrites a schema recursively.
+pub fn for_each_subschema(node: &mut Value, f: &mut dyn FnMut(&mut Value)) {
     let Value::Object(map) = node else { return };
     for (key, value) in map.iter_mut() {
         match key.as_str() {
@@ -323,7 +324,9 @@ fn require_all(map: &mut Map<String, Value>) {
     map.insert("required".into(), Value::Array(all));
 }
 
-pub(crate) fn accepts_null(map: &Map<String, Value>) -> bool {
+/// Whether a schema node accepts `null`: a `null` type, a `null` in its `enum`, or an `anyOf`
+/// branch that does (how strict mode marks a parameter optional).
+pub fn accepts_null(map: &Map<String, Value>) -> bool {
     if type_names(map).contains(&"null") {
         return true;
     }

@@ -74,8 +74,9 @@ fn unknown_field(message: &str) -> Option<&str> {
         .and_then(|rest| rest.split('`').next())
 }
 
-/// A settings check for a tool that reads no settings: any key is a mistake.
-pub(crate) fn no_settings(tool: &str, settings: &Value) -> Result<(), SettingsError> {
+/// A settings check for a tool that reads no settings: any key is a mistake. Hand-written tools
+/// call it from [`super::Tool::check_settings`].
+pub fn no_settings(tool: &str, settings: &Value) -> Result<(), SettingsError> {
     match settings.as_object().and_then(|table| table.keys().next()) {
         None => Ok(()),
         Some(key) => Err(SettingsError::at(

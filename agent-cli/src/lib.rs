@@ -3,6 +3,23 @@
 //! Only this crate knows about the terminal. Everything it does is a thin layer over
 //! `agent-core` (wire, tools, runtime), `agent-tools` (built-in tools) and `agent-testkit`
 //! (the scripted server behind `--offline` and `agent test`).
+//!
+//! It is a library with one public function, [`main`], so that a program of yours can be the
+//! `agent` command with your own tools in it. Tools register through `inventory` when they are
+//! linked, so a binary that links your tool crates and calls [`main`] lists them in `agent
+//! tools` and runs them in `agent run`, `agent test` and `agent mock`, beside the built-ins:
+//!
+//! ```ignore
+//! // src/main.rs of your binary crate; `my_tools` is your crate of `#[tool]` functions.
+//! use my_tools as _; // links the crate even though nothing in it is called by name
+//!
+//! fn main() {
+//!     agent_cli::main()
+//! }
+//! ```
+//!
+//! The `use my_tools as _;` matters: a dependency that the code never names is not linked, and
+//! its tools would silently be missing. `agent new tool NAME` writes such a binary for you.
 
 #[macro_use]
 mod output;
@@ -54,9 +71,20 @@ enum Command {
     Trace(cmd::trace::TraceArgs),
     /// Print a shell completion script: `agent completions bash|zsh|fish`.
     Completions(cmd::completions::CompletionsArgs),
+    /// Start something new: `agent new tool NAME` (a tool crate and a binary with it in),
+    /// `agent new agent NAME` (an agent file and its scenarios).
+    New(cmd::new::NewArgs),
 }
 
-fn main() -> ExitCode {
+/// Runs the `agent` command line with the process's arguments, then exits the process with the
+/// command's status: 0 when it succeeded, 1 on a failure (the reason is on stderr), 130 after
+/// Ctrl-C. Every `#[tool]` linked into the program is available to the commands.
+pub fn main() -> ! {
+    let code = run();
+    std::process::exit(exit_status(code))
+}
+
+fn run() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let verbose = cli.verbose > 0;
@@ -72,6 +100,7 @@ fn main() -> ExitCode {
         Command::Completions(args) => {
             cmd::completions::run(args, <Cli as clap::CommandFactory>::command())
         }
+        Command::New(args) => cmd::new::run(args),
     };
     match result {
         Ok(code) => code,
@@ -80,6 +109,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The number behind an [`ExitCode`], which std keeps opaque (and `ExitCode::exit_process` is
+/// unstable); the commands only use `0..=255`, so one of them matches.
+fn exit_status(code: ExitCode) -> i32 {
+    (0..=u8::MAX)
+        .find(|n| ExitCode::from(*n) == code)
+        .map_or(1, i32::from)
 }
 
 /// Sends the library's `tracing` output (retries, history and trace write errors) to stderr:
@@ -98,4 +135,16 @@ fn init_logging(verbose: u8) {
         .with_target(false)
         .without_time()
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_keep_their_number() {
+        assert_eq!(exit_status(ExitCode::SUCCESS), 0);
+        assert_eq!(exit_status(ExitCode::FAILURE), 1);
+        assert_eq!(exit_status(ExitCode::from(terminal::INTERRUPTED)), 130);
+    }
 }

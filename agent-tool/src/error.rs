@@ -4,7 +4,7 @@
 //! `function_call_output` the model reads ([`ToolError::to_model_output`]) so it can correct
 //! its arguments, pick another tool or tell the user.
 
-use std::time::Duration;
+use std::{any::Any, time::Duration};
 
 use serde_json::{Value, json};
 
@@ -107,6 +107,19 @@ impl ToolError {
         }
     }
 
+    /// The error for a tool that panicked, from the panic's payload (as `catch_unwind` or a
+    /// task's `JoinError` hands it over): its message when the payload is a string.
+    pub fn from_panic(payload: &(dyn Any + Send)) -> Self {
+        let message = if let Some(text) = payload.downcast_ref::<&str>() {
+            (*text).to_owned()
+        } else if let Some(text) = payload.downcast_ref::<String>() {
+            text.clone()
+        } else {
+            "the tool panicked".to_owned()
+        };
+        ToolError::Panicked { message }
+    }
+
     /// A stable, machine-readable name for the variant (`invalid_arguments`, `timeout`, ...).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -146,7 +159,7 @@ impl ToolError {
     }
 }
 
-/// Why a tool could not be added to a [`super::ToolRegistry`].
+/// Why a tool could not be added to a registry (agent-core's `ToolRegistry`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegistryError {
@@ -233,5 +246,21 @@ mod tests {
         );
         let out: Value = serde_json::from_str(&unknown.to_model_output()).unwrap();
         assert_eq!(out["did_you_mean"], json!(["calculate"]));
+    }
+
+    #[test]
+    fn panics_keep_their_message() {
+        let text = std::panic::catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+        assert_eq!(
+            ToolError::from_panic(text.as_ref()),
+            ToolError::Panicked {
+                message: "boom 1".into()
+            }
+        );
+        let other = std::panic::catch_unwind(|| std::panic::panic_any(7u8)).unwrap_err();
+        assert_eq!(
+            ToolError::from_panic(other.as_ref()).to_string(),
+            "the tool crashed: the tool panicked"
+        );
     }
 }
