@@ -18,6 +18,7 @@ pub mod cost;
 pub mod fs_limits;
 pub mod history;
 pub mod latency;
+pub mod mcp;
 pub mod private_file;
 pub mod protocol;
 pub mod redact;
