@@ -67,7 +67,13 @@ pub(crate) async fn connect(spec: &McpClientSpec, base: &Path) -> Result<Connect
         let service = match service {
             Ok(service) => service,
             Err(err) => {
-                // A process that failed its handshake is usually exiting: let its last words in.
+                // A process that failed its handshake is usually exiting: let its status and
+                // last words in.
+                if state.ended().is_none()
+                    && let Some(status) = state.exit_within(STDERR_WAIT).await
+                {
+                    state.set_ended(format!("it exited ({status})"));
+                }
                 state.stderr_read(STDERR_WAIT).await;
                 return Err(startup_error(spec, &state, &error_chain(&err)));
             }

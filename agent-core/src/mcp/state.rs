@@ -31,6 +31,8 @@ pub(crate) struct ServerState {
     first_junk: Mutex<Option<String>>,
     /// Whether a process's stderr is still being read (false for HTTP servers).
     stderr_open: tokio::sync::watch::Sender<bool>,
+    /// A process's exit status, once it exited.
+    exit: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl ServerState {
@@ -43,7 +45,20 @@ impl ServerState {
             junk: AtomicUsize::new(0),
             first_junk: Mutex::new(None),
             stderr_open: tokio::sync::watch::Sender::new(false),
+            exit: tokio::sync::watch::Sender::new(None),
         }
+    }
+
+    /// The process exited with this status (`exit status: 3`).
+    pub(crate) fn set_exit(&self, status: String) {
+        self.exit.send_replace(Some(status));
+    }
+
+    /// The process's exit status, waiting at most `within` for it.
+    pub(crate) async fn exit_within(&self, within: std::time::Duration) -> Option<String> {
+        let mut exit = self.exit.subscribe();
+        let _ = tokio::time::timeout(within, exit.wait_for(Option::is_some)).await;
+        self.exit.borrow().clone()
     }
 
     /// A process's stderr is being read from now on.

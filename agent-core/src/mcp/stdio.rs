@@ -31,7 +31,7 @@ use rmcp::{
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     process::{ChildStderr, ChildStdin, ChildStdout},
-    sync::Mutex,
+    sync::{Mutex, oneshot},
 };
 
 use super::{
@@ -53,11 +53,13 @@ pub(crate) struct StdioTransport {
     discarding: bool,
     max_line: usize,
     stdin: Arc<Mutex<Option<ChildStdin>>>,
-    child: ChildGuard,
+    /// Sending (or dropping) it makes the supervisor kill the process group.
+    kill: Option<oneshot::Sender<()>>,
     state: Arc<ServerState>,
 }
 
-/// Kills the child's process group when dropped, whatever happened before.
+/// Kills the child's process group when dropped, whatever happened before (also when the
+/// runtime that ran its supervisor is gone).
 struct ChildGuard(Option<Box<dyn ChildWrapper>>);
 
 impl Drop for ChildGuard {
@@ -136,15 +138,49 @@ pub(crate) fn spawn(
         state.stderr_opened();
         tokio::spawn(collect_stderr(stderr, state.clone()));
     }
+    let (kill, killed) = oneshot::channel();
+    tokio::spawn(supervise(guard, killed, state.clone()));
     Ok(StdioTransport {
         stdout: BufReader::new(stdout),
         line: Vec::new(),
         discarding: false,
         max_line,
         stdin: Arc::new(Mutex::new(Some(stdin))),
-        child: guard,
+        kill: Some(kill),
         state,
     })
+}
+
+/// Owns the process: records its exit status as soon as it exits (whoever notices the end
+/// first, reading or writing, can then say why), and kills its process group when asked, when
+/// the transport is dropped, or once the leader exited (anything it left behind).
+async fn supervise(
+    mut guard: ChildGuard,
+    mut killed: oneshot::Receiver<()>,
+    state: Arc<ServerState>,
+) {
+    let Some(child) = guard.0.as_mut() else {
+        return;
+    };
+    let exited = tokio::select! {
+        biased;
+        status = child.wait() => Some(status),
+        _ = &mut killed => None,
+    };
+    let status = match exited {
+        Some(status) => status,
+        None => {
+            let _ = child.start_kill();
+            tokio::time::timeout(EXIT_GRACE, child.wait())
+                .await
+                .unwrap_or_else(|_| Err(io::Error::other("it did not die")))
+        }
+    };
+    let _ = child.start_kill();
+    state.set_exit(match status {
+        Ok(status) => status.to_string(),
+        Err(err) => format!("its status is unknown: {err}"),
+    });
 }
 
 /// A command with a path separator is taken relative to the server's working directory, on
@@ -232,15 +268,15 @@ impl StdioTransport {
 
     /// Why the process ended, once its stdout closed: its exit status, if it comes soon.
     async fn exit_reason(&mut self, error: Option<io::Error>) -> String {
-        let status = match &mut self.child.0 {
-            Some(child) => tokio::time::timeout(EXIT_GRACE, child.wait()).await,
-            None => return "it was shut down".to_owned(),
-        };
+        if self.kill.is_none() {
+            return "it was shut down".to_owned();
+        }
+        let status = self.state.exit_within(EXIT_GRACE).await;
         self.state.stderr_read(EXIT_GRACE).await;
         match (status, error) {
-            (Ok(Ok(status)), _) => format!("it exited ({status})"),
-            (_, Some(err)) => format!("reading its output failed: {err}"),
-            _ => "it closed its standard output".to_owned(),
+            (Some(status), _) => format!("it exited ({status})"),
+            (None, Some(err)) => format!("reading its output failed: {err}"),
+            (None, None) => "it closed its standard output".to_owned(),
         }
     }
 }
@@ -311,17 +347,75 @@ impl Transport<RoleClient> for StdioTransport {
         if let Ok(mut stdin) = tokio::time::timeout(EXIT_GRACE, self.stdin.lock()).await {
             stdin.take();
         }
-        // The child stays in its guard until it is dead, so a close that is itself cancelled
-        // still kills it.
-        if let Some(child) = &mut self.child.0 {
-            let exited = tokio::time::timeout(EXIT_GRACE, child.wait()).await;
-            let _ = child.start_kill();
-            if exited.is_err() {
-                let _ = tokio::time::timeout(EXIT_GRACE, child.wait()).await;
-            }
-            self.child.0 = None;
+        // The kill switch is dropped if this is cancelled: the group is killed then too.
+        if self.kill.is_some() {
             self.state.set_ended("it was shut down".to_owned());
+            self.state.exit_within(EXIT_GRACE).await;
+            if let Some(kill) = self.kill.take() {
+                let _ = kill.send(());
+            }
+            self.state.exit_within(EXIT_GRACE).await;
         }
         Ok(())
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn shell(script: &str) -> McpClientSpec {
+        toml::from_str(&format!(
+            "name = \"sh\"\ncommand = \"sh\"\nargs = [\"-c\", {}]",
+            serde_json::to_string(script).unwrap()
+        ))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn oversized_and_junk_lines_are_skipped_and_remembered() {
+        let state = Arc::new(ServerState::new("sh"));
+        let script = "head -c 300 /dev/zero | tr '\\0' x; echo; echo 'log line'; \
+             echo '{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}'; \
+             echo 'bye' >&2; exit 4";
+        let mut transport = spawn(&shell(script), Path::new("/"), state.clone(), 100).unwrap();
+        let message = transport
+            .receive()
+            .await
+            .expect("the valid line after the junk");
+        let text = serde_json::to_string(&message).unwrap();
+        assert!(text.contains("notifications/tools/list_changed"), "{text}");
+        assert!(transport.receive().await.is_none(), "then the end");
+        assert_eq!(state.ended().as_deref(), Some("it exited (exit status: 4)"));
+        let details = state.details();
+        assert!(
+            details.contains("2 message(s) that were skipped")
+                && details.contains("a message over the 100-byte limit: `xxx")
+                && details.contains("its last words on stderr: `bye`"),
+            "{details}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sends_reach_the_process_and_close_kills_it() {
+        let state = Arc::new(ServerState::new("sh"));
+        // Echoes its input back: what we send arrives as one line.
+        let mut transport =
+            spawn(&shell("exec cat"), Path::new("/"), state.clone(), 1 << 20).unwrap();
+        let notification: TxJsonRpcMessage<RoleClient> = serde_json::from_value(
+            serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        )
+        .unwrap();
+        transport.send(notification).await.unwrap();
+        transport.line.clear();
+        assert!(matches!(transport.read_line().await, LineRead::Line));
+        assert!(String::from_utf8_lossy(&transport.line).contains("notifications/initialized"));
+        transport.close().await.unwrap();
+        assert_eq!(state.ended().as_deref(), Some("it was shut down"));
+        // `cat` exits by itself once its input closes.
+        assert_eq!(
+            state.exit_within(Duration::ZERO).await.as_deref(),
+            Some("exit status: 0")
+        );
     }
 }
