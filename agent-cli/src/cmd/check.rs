@@ -15,9 +15,14 @@ pub struct CheckArgs {
 ///
 /// Beyond loading (which already checks keys, tools and `[tool_config.NAME]` settings), this
 /// reports tools whose schema strict mode cannot express when `tool_options.strict` is on: the
-/// server would reject them, so they are errors here.
+/// server would reject them, so they are errors here. The agent's `[[mcp_clients]]` are
+/// connected, so their tools are checked and shown too.
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let agent = super::load_agent(&args.file)?;
+    let mut agent = super::load_agent(&args.file)?;
+    // MCP servers are started (and stopped) to learn their tools: part of what is sent.
+    let runtime = super::runtime()?;
+    let mcp = runtime.block_on(agent.connect_mcp())?;
+    runtime.block_on(mcp.shutdown());
     let problems = agent.strict_mode_problems();
     if !problems.is_empty() {
         return Err(AgentError::Invalid(problems).into());

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod history;
 pub mod mock;
+pub mod mock_mcp;
 pub mod run;
 pub mod schema;
 pub mod test;
