@@ -174,6 +174,13 @@ async fn calls_are_validated_bounded_and_mapped_when_the_server_misbehaves() {
         .unwrap_err();
     assert!(err.to_string().contains("maximum of 60000"), "{err}");
     assert!(!mcp.methods().contains(&"tools/call".to_owned()));
+    // The schema allows it, the server refuses it (-32602): the model can correct itself.
+    let err = invoke(&agent, "text_upper", json!({})).await.unwrap_err();
+    assert!(
+        matches!(&err, ToolError::InvalidArguments { message, .. }
+            if message.contains("the MCP server refused them: `text` is required")),
+        "{err:?}"
+    );
     assert_eq!(
         invoke(&agent, "sleep", json!({"ms": 0}))
             .await

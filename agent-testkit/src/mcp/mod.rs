@@ -18,7 +18,7 @@
 //! | --- | --- | --- |
 //! | `echo` | `text: string` | the text `echo: TEXT` |
 //! | `add` | `a, b: number` | the sum as text, and `structuredContent: {"sum": ...}` |
-//! | `text.upper` | `text: string` | the text in capitals (a name with a dot) |
+//! | `text.upper` | `text?: string` | the text in capitals (a name with a dot; its schema leaves `text` optional, the server requires it: error -32602 without) |
 //! | `fail` | `reason?: string` | `isError: true` with the reason |
 //! | `sleep` | `ms: integer` | `slept MS ms` after that long |
 //! | `whoami` | none | over HTTP the request's headers, over stdio the environment, one `NAME=value` a line |
@@ -126,7 +126,7 @@ impl McpServer {
         let mut tools = vec![
             json!({"name": "echo", "description": "Echoes the text back.", "inputSchema": text("What to echo.")}),
             json!({"name": "add", "description": "Adds two numbers.", "inputSchema": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}, "required": ["a", "b"]}, "outputSchema": {"type": "object", "properties": {"sum": {"type": "number"}}}}),
-            json!({"name": "text.upper", "title": "Upper case", "inputSchema": text("The text.")}),
+            json!({"name": "text.upper", "title": "Upper case", "inputSchema": {"type": "object", "properties": {"text": {"type": "string", "description": "The text."}}}}),
             json!({"name": "fail", "description": "Always fails.", "inputSchema": {"type": "object", "properties": {"reason": {"type": "string"}}}}),
             json!({"name": "sleep", "description": "Waits, then answers.", "inputSchema": {"type": "object", "properties": {"ms": {"type": "integer", "minimum": 0, "maximum": 60000}}, "required": ["ms"]}}),
             json!({"name": "whoami", "description": "What the server sees of its caller.", "inputSchema": none}),
