@@ -170,7 +170,9 @@ impl Agent {
                 .servers
                 .push((spec.name().to_owned(), connected.service));
         }
-        self.tools = Arc::new(registry);
+        if problems.is_empty() {
+            self.tools = Arc::new(registry);
+        }
         (clients, problems)
     }
 

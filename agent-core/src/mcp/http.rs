@@ -4,7 +4,7 @@
 //! - Headers and the bearer token are expanded from `${ENV}` here (their values are registered
 //!   as secrets) and marked sensitive, so reqwest never prints them.
 //! - Redirects are not followed: an endpoint that moved is an error naming the status, and the
-//!   token never reaches another server.
+//!   token never reaches another server. A server on this machine is reached without a proxy.
 //! - Bodies and server-sent events are limited to [`super::spec::MAX_MESSAGE_BYTES`], and
 //!   reconnecting a dropped event stream has a budget (three tries, backing off to 4 s) instead
 //!   of rmcp's default of trying forever.
@@ -49,9 +49,15 @@ pub(crate) fn transport(
         headers.insert(name, value);
     }
     crate::tls::ensure_crypto_provider();
-    let client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(connect_timeout)
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(reqwest::redirect::Policy::none());
+    if crate::session::transport::is_loopback_url(&url) {
+        // A server on this machine is never reached through a proxy (HTTP_PROXY and the like
+        // are honoured for the others).
+        builder = builder.no_proxy();
+    }
+    let client = builder
         .build()
         .map_err(|err| fail(format!("cannot build an HTTP client: {err}")))?;
     let mut retry = ExponentialBackoff::default();
