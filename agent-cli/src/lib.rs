@@ -63,7 +63,11 @@ enum Command {
     Schema,
     /// Serve an agent's scenarios on 127.0.0.1 for any Realtime client (`agent run --url`).
     Mock(cmd::mock::MockArgs),
-    /// List every registered tool with its description and exact JSON schema.
+    /// Serve a small MCP server (stdio, or HTTP on 127.0.0.1) to try `[[mcp_clients]]` with.
+    #[command(name = "mock-mcp")]
+    MockMcp(cmd::mock_mcp::MockMcpArgs),
+    /// List every registered tool (or an agent's, MCP servers' included) with its description
+    /// and exact JSON schema.
     Tools(cmd::tools::ToolsArgs),
     /// Stored conversations: `agent history list`, `show ID`, `export ID`, `import FILE`.
     History(cmd::history::HistoryArgs),
@@ -94,6 +98,7 @@ fn run() -> ExitCode {
         Command::Check(args) => cmd::check::run(args),
         Command::Schema => cmd::schema::run(),
         Command::Mock(args) => cmd::mock::run(args),
+        Command::MockMcp(args) => cmd::mock_mcp::run(args),
         Command::Tools(args) => cmd::tools::run(args),
         Command::History(args) => cmd::history::run(args),
         Command::Trace(args) => cmd::trace::run(args),

@@ -16,6 +16,7 @@ use std::{
 };
 
 use agent_testkit::{
+    mcp::{McpHttpServer, McpServer},
     scenario::{ModelStep, Scenario, ScriptedCall, Turn},
     server::{ConnectionFaults, ErrorSpec, Faults, ScriptedServer, ServerConfig, ServerHandle},
 };
@@ -23,11 +24,14 @@ use common::text;
 use serde_json::json;
 
 /// The secrets of the run, by the environment variable that holds each.
-const SECRETS: [(&str, &str); 4] = [
+const SECRETS: [(&str, &str); 7] = [
     ("OPENAI_API_KEY", "sk-leaktest-AAAA1111BBBB2222CCCC"),
     ("LEAK_CONNECTION_HEADER", "hdr-secret-DDDD3333EEEE"),
     ("LEAK_HTTP_TOOL_TOKEN", "tool-token-FFFF4444GGGG"),
     ("LEAK_MCP_TOKEN", "mcp-oauth-HHHH5555IIII"),
+    ("LEAK_MCP_CLIENT_HEADER", "mcp-client-hdr-JJJJ6666KKKK"),
+    ("LEAK_MCP_CLIENT_TOKEN", "mcp-client-bearer-LLLL7777"),
+    ("LEAK_MCP_STDIO_ENV", "mcp-stdio-env-MMMM8888NNNN"),
 ];
 
 fn start(runtime: &tokio::runtime::Runtime, config: ServerConfig) -> ServerHandle {
@@ -91,7 +95,11 @@ fn secrets_echoed_by_the_server_reach_no_output_and_no_file() {
                     .call(ScriptedCall::new(
                         "create_ticket",
                         json!({"subject": "Leak", "description": format!("The customer said {echo}"), "priority": "normal"}),
-                    )),
+                    ))
+                    // MCP servers the framework calls echo what they were given: the HTTP
+                    // one its headers and token, the stdio one its environment.
+                    .call(ScriptedCall::new("remote_whoami", json!({})))
+                    .call(ScriptedCall::new("local_whoami", json!({}))),
             )
             .model(ModelStep::say(format!("Ticket filed with {echo}."))),
     );
@@ -107,6 +115,9 @@ fn secrets_echoed_by_the_server_reach_no_output_and_no_file() {
             Faults::none().on_every_connection(ConnectionFaults::new().error_after(2, error)),
         ),
     );
+    let mcp = runtime
+        .block_on(async { McpHttpServer::start(McpServer::default(), 0) })
+        .unwrap();
     let agent = dir.path().join("leaky.toml");
     std::fs::write(
         &agent,
@@ -129,8 +140,26 @@ headers = {{ X-Api-Key = "${{LEAK_HTTP_TOOL_TOKEN}}" }}
 server_label = "docs"
 server_url = "https://mcp.example.invalid/sse"
 authorization = "${{LEAK_MCP_TOKEN}}"
+
+[[mcp_clients]]
+name = "remote"
+url = "{mcp_url}"
+prefix = "remote_"
+tools = ["whoami"]
+headers = {{ X-Api-Key = "${{LEAK_MCP_CLIENT_HEADER}}" }}
+bearer_token = "${{LEAK_MCP_CLIENT_TOKEN}}"
+
+[[mcp_clients]]
+name = "local"
+command = {agent_bin}
+args = ["mock-mcp"]
+prefix = "local_"
+tools = ["whoami"]
+env = {{ SECRET_FOR_SERVER = "${{LEAK_MCP_STDIO_ENV}}" }}
 "#,
-            url = server.url()
+            url = server.url(),
+            mcp_url = mcp.url(),
+            agent_bin = serde_json::to_string(env!("CARGO_BIN_EXE_agent")).unwrap(),
         ),
     )
     .unwrap();
@@ -157,6 +186,21 @@ authorization = "${{LEAK_MCP_TOKEN}}"
     // The key went where it belongs: the agent file's URL.
     let requests = runtime.block_on(server.requests());
     assert!(requests[0].has_authorization, "{requests:?}");
+    // The MCP server got its header and token, and the calls' echoes were recorded.
+    let mcp_requests = mcp.requests();
+    assert!(
+        mcp_requests
+            .iter()
+            .any(|r| r.header("x-api-key") == Some(SECRETS[4].1)
+                && r.header("authorization") == Some(&format!("Bearer {}", SECRETS[5].1))),
+        "{mcp_requests:?}"
+    );
+    let trace_text = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        trace_text.contains("x-api-key: [redacted]")
+            && trace_text.contains("SECRET_FOR_SERVER=[redacted]"),
+        "the MCP echoes are in the trace, redacted"
+    );
 
     let export = run(dir.path(), &["history", "export", "latest"], "");
     let show = run(dir.path(), &["history", "show", "latest", "--full"], "");
@@ -198,6 +242,7 @@ authorization = "${{LEAK_MCP_TOKEN}}"
         assert_eq!(mode, 0o600, "{} is {mode:o}", file.display());
     }
     runtime.block_on(server.shutdown());
+    runtime.block_on(mcp.shutdown());
 }
 
 #[test]

@@ -22,6 +22,7 @@ pub mod data_dir;
 pub mod fs_limits;
 pub mod history;
 pub mod latency;
+pub mod mcp;
 pub mod private_file;
 pub mod protocol;
 pub mod redact;

@@ -11,9 +11,13 @@
 //! Scenarios live in TOML files beside agent files; [`scenario`] documents the format and checks
 //! the expectations a run must meet.
 //!
+//! [`mcp`] is the other side of the Model Context Protocol: a small MCP server over stdio or
+//! streamable HTTP, with fault knobs, for the framework's `[[mcp_clients]]`.
+//!
 //! The wire is handled as `serde_json::Value` on purpose: a test server must be able to send
 //! unknown fields, nulls, beta names and broken frames that a typed protocol would refuse.
 
+pub mod mcp;
 pub mod scenario;
 pub mod server;
 

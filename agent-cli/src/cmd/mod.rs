@@ -4,6 +4,7 @@ pub mod check;
 pub mod completions;
 pub mod history;
 pub mod mock;
+pub mod mock_mcp;
 pub mod new;
 pub mod run;
 pub mod schema;

@@ -84,6 +84,8 @@ pub fn run(args: RunArgs, verbose: bool) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let runtime = super::runtime()?;
+    // The agent's MCP servers start with the run and stop with it; their tools join its own.
+    let mcp = runtime.block_on(agent.connect_mcp())?;
     let result = runtime.block_on(async {
         if args.audio.wanted() || agent.spec().kind == agent_core::agent::AgentKind::Transcription {
             let target = if args.offline {
@@ -114,6 +116,7 @@ pub fn run(args: RunArgs, verbose: bool) -> anyhow::Result<ExitCode> {
             .await
         }
     });
+    runtime.block_on(mcp.shutdown());
     // Nothing the run left behind (a stdin reader, a slow disk) may hold the process.
     runtime.shutdown_timeout(Duration::from_millis(200));
     result

@@ -24,13 +24,15 @@ pub struct TestArgs {
 /// Runs the scenarios; exit code 1 when any expectation fails. `verbose` shows the
 /// conversations, not only the results.
 pub fn run(args: TestArgs, verbose: bool) -> anyhow::Result<ExitCode> {
-    let agent = super::load_agent(&args.file)?;
+    let mut agent = super::load_agent(&args.file)?;
     let scenarios = match &args.scenarios {
         Some(path) => super::run::load_scenarios_from(path, args.scenario.as_deref())?,
         None => super::run::load_scenarios(&args.file, args.scenario.as_deref())?,
     };
     let runtime = super::runtime()?;
-    let (passed, failed) = runtime.block_on(async {
+    // The agent's MCP servers serve every scenario of the run; they stop with it.
+    let mcp = runtime.block_on(agent.connect_mcp())?;
+    let outcome = runtime.block_on(async {
         let mut passed = 0usize;
         let mut failed = 0usize;
         for scenario in &scenarios {
@@ -96,7 +98,9 @@ pub fn run(args: TestArgs, verbose: bool) -> anyhow::Result<ExitCode> {
             server.shutdown().await;
         }
         anyhow::Ok((passed, failed))
-    })?;
+    });
+    runtime.block_on(mcp.shutdown());
+    let (passed, failed) = outcome?;
     crate::output::outln!("\n{passed} passed, {failed} failed");
     Ok(if failed == 0 {
         ExitCode::SUCCESS

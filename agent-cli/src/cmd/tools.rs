@@ -1,16 +1,21 @@
-//! `agent tools [--json] [--relaxed]`: list the registered tools.
+//! `agent tools [--agent FILE] [--json] [--relaxed]`: list the registered tools, or one agent's.
 //!
 //! The listing shows exactly what the model is sent: each tool's name, description and
 //! parameters schema (strict mode by default, as agents use it unless
-//! `tool_options.strict = false`).
+//! `tool_options.strict = false`). With `--agent`, the agent's own tools: those it names, its
+//! HTTP tools, and the tools of its `[[mcp_clients]]` servers, which are started to list them.
 
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
 
 use agent_core::tool::{ToolDescription, schema};
 
 /// Arguments of `agent tools`.
 #[derive(Debug, clap::Args)]
 pub struct ToolsArgs {
+    /// List this agent file's tools (its MCP servers' included) instead of every registered
+    /// tool; the schemas are as strict as the agent's `tool_options.strict`.
+    #[arg(long, value_name = "FILE")]
+    pub agent: Option<PathBuf>,
     /// Print machine-readable JSON instead of a human listing.
     #[arg(long)]
     pub json: bool,
@@ -21,8 +26,18 @@ pub struct ToolsArgs {
 
 /// Lists the tools.
 pub fn run(args: ToolsArgs) -> anyhow::Result<ExitCode> {
-    let registry = agent_tools::registry()?;
-    let definitions = registry.definitions(!args.relaxed);
+    let (registry, strict) = match &args.agent {
+        Some(file) => {
+            let mut agent = super::load_agent(file)?;
+            let runtime = super::runtime()?;
+            let mcp = runtime.block_on(agent.connect_mcp())?;
+            runtime.block_on(mcp.shutdown());
+            let strict = agent.spec().tool_options.strict;
+            ((*agent.tools).clone(), strict)
+        }
+        None => (agent_tools::registry()?, true),
+    };
+    let definitions = registry.definitions(strict && !args.relaxed);
     let text = if args.json {
         serde_json::to_string_pretty(&definitions)? + "\n"
     } else {

@@ -373,7 +373,11 @@ impl Checker<'_> {
         if spec.kind != AgentKind::Transcription {
             return;
         }
-        if !spec.tools.is_empty() || !spec.http_tools.is_empty() || !spec.mcp_servers.is_empty() {
+        if !spec.tools.is_empty()
+            || !spec.http_tools.is_empty()
+            || !spec.mcp_servers.is_empty()
+            || !spec.mcp_clients.is_empty()
+        {
             self.at_key(
                 "tools",
                 "a transcription agent does not answer, so it cannot call tools".into(),

@@ -23,8 +23,11 @@ use crate::{
 pub struct Agent {
     /// The checked file.
     pub file: AgentFile,
-    /// Exactly the tools this agent may call.
+    /// Exactly the tools this agent may call (with its MCP servers' tools once
+    /// [`Agent::connect_mcp`] ran).
     pub tools: Arc<ToolRegistry>,
+    /// Whether [`Agent::connect_mcp`] added the `[[mcp_clients]]` tools.
+    pub(crate) mcp_attached: bool,
 }
 
 impl std::fmt::Debug for Agent {
@@ -67,6 +70,14 @@ pub enum ConnectConfigError {
     /// An MCP server's declaration cannot be sent (e.g. a `${VAR}` in its headers is not set).
     #[error("{0}")]
     Mcp(String),
+    /// The agent declares `[[mcp_clients]]` whose tools were never connected.
+    #[error(
+        "the agent declares MCP servers ({servers}) that are not connected: call Agent::connect_mcp before starting a session, and keep what it returns while the session runs"
+    )]
+    McpNotConnected {
+        /// The servers' names.
+        servers: String,
+    },
     /// `ws://` to another machine without `allow_insecure`.
     #[error(
         "{url} is ws:// to another machine: the API key and the conversation would travel unencrypted; use wss://, or set allow_insecure = true under [connection] if the network is trusted"
@@ -174,11 +185,13 @@ impl AgentFile {
                 ));
             }
         }
+        problems.extend(crate::mcp::check_declarations(&self));
         self.check_choice(&tools, &mut problems);
         problems.extend(self.check_tool_config(&tools, registry));
         let agent = Agent {
             file: self,
             tools: Arc::new(tools),
+            mcp_attached: false,
         };
         (agent, problems)
     }
@@ -187,6 +200,10 @@ impl AgentFile {
         let choice = &self.spec.tool_options.choice;
         let name = choice.get_ref().as_str();
         if matches!(name, "auto" | "none" | "required") || tools.get(name).is_some() {
+            return;
+        }
+        if !self.spec.mcp_clients.is_empty() {
+            // It may name an MCP tool: checked when the servers are connected.
             return;
         }
         problems.push(self.diagnostic(
@@ -411,6 +428,18 @@ impl Agent {
     ) -> Result<SessionConfig, ConnectConfigError> {
         let timeouts = &self.file.spec.timeouts;
         let connection = &self.file.spec.connection;
+        if !self.mcp_attached && !self.file.spec.mcp_clients.is_empty() {
+            return Err(ConnectConfigError::McpNotConnected {
+                servers: self
+                    .file
+                    .spec
+                    .mcp_clients
+                    .iter()
+                    .map(|s| format!("`{}`", s.name()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
         Ok(SessionConfig {
             agent: self.name().to_owned(),
             connect: self.connect_options(overrides)?,

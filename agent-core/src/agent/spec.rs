@@ -10,7 +10,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::tool::{HttpToolSpec, McpToolSpec};
+use crate::{
+    mcp::McpClientSpec,
+    tool::{HttpToolSpec, McpToolSpec},
+};
 
 /// The default model when an agent file does not name one.
 pub const DEFAULT_MODEL: &str = "gpt-realtime";
@@ -76,6 +79,10 @@ pub struct AgentSpec {
     /// Hosted MCP servers whose tools the model may call directly.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mcp_servers: Vec<McpToolSpec>,
+    /// MCP servers the framework starts or reaches and calls itself (stdio or streamable
+    /// HTTP); their tools join the agent's tools.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_clients: Vec<McpClientSpec>,
     /// The longest answer, in tokens, or `"inf"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_tokens: Option<MaxTokens>,

@@ -35,11 +35,20 @@ impl Agent {
             .collect()
     }
 
-    /// Where the tool called `name` is named: its entry in `tools`, or its `[[http_tools]]`
-    /// declaration.
+    /// Where the tool called `name` is named: its entry in `tools`, its `[[http_tools]]`
+    /// declaration, or the `[[mcp_clients]]` server it comes from.
     fn tool_span(&self, name: &str) -> Range<usize> {
         if let Some(listed) = self.spec().tools.iter().find(|t| t.get_ref() == name) {
             return listed.span();
+        }
+        if let Some(source) = self.tools.source(name)
+            && let Some(server) = self
+                .spec()
+                .mcp_clients
+                .iter()
+                .find(|s| source.starts_with(&format!("MCP server `{}` ", s.name())))
+        {
+            return server.name.span();
         }
         let source = &self.file.source;
         let quoted = format!("\"{name}\"");
