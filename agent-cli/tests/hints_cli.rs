@@ -91,6 +91,7 @@ fn every_flag_the_sources_mention_exists() {
         &["check"],
         &["schema"],
         &["mock"],
+        &["mock-mcp"],
         &["tools"],
         &["history", "list"],
         &["history", "show"],

@@ -1091,11 +1091,13 @@ impl ServerEvent {
                     serde_json::from_str(text).map_err(|source| DecodeError::NotJson { source })?;
                 // With duplicate keys the parsed object keeps the last `type`; routing read the
                 // first. Passing such a frame on as this type would let it act as the other.
-                let kept = raw.get("type").and_then(Value::as_str).unwrap_or_default();
-                if kept != event_type {
+                let kept = raw.get("type");
+                if kept.and_then(Value::as_str) != Some(&*event_type) {
                     return Err(DecodeError::DuplicateType {
                         first: event_type.into_owned(),
-                        last: kept.to_owned(),
+                        last: kept
+                            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                            .unwrap_or_default(),
                     });
                 }
                 Ok(ServerEvent::Unknown(UnknownEvent {
@@ -1242,6 +1244,9 @@ mod tests {
             matches!(&err, DecodeError::DuplicateType { first, last } if first == "x.unknown" && last == "response.mcp_call_arguments.delta"),
             "{err:?}"
         );
+        // Found by fuzzing too: a second `type` that is not a string.
+        let err = ServerEvent::decode(r#"{"type": "", "type": 5}"#).unwrap_err();
+        assert!(matches!(err, DecodeError::DuplicateType { .. }), "{err:?}");
         let same = r#"{"type": "x.unknown", "type": "x.unknown"}"#;
         assert!(ServerEvent::decode(same).unwrap().is_unknown());
     }
