@@ -13,12 +13,15 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
 };
 
-use common::{agent, text, workspace};
+use common::{agent, output_with_input, text, workspace};
+
+/// How long one `run` of the user's binary against the mock may take: it ends after one reply.
+const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The target directory this test was built into: `CARGO_TARGET_DIR` when set, else the parent
 /// of the `tmp` folder cargo gives integration tests.
@@ -141,20 +144,8 @@ fn check_tool_crate(crate_dir: &Path, bin: &str, tool: &str, agent_file: &str, u
     let url = url.trim();
     assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
     let mut run = user_binary(bin, crate_dir, data.path());
-    let mut child = run
-        .args(["run", agent_file, "--url", url])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{user}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    run.args(["run", agent_file, "--url", url]);
+    let out = output_with_input(run, &format!("{user}\n"), RUN_LIMIT);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(stdout.contains(&format!("→ {tool}(")), "{stdout}");

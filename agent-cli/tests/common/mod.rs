@@ -97,13 +97,19 @@ pub fn agent_with_input(
     dir: &Path,
     limit: std::time::Duration,
 ) -> Output {
+    output_with_input(command(args, dir), input, limit)
+}
+
+/// Runs `command` (any program: the `agent` binary or a user's own) with `input` piped in and
+/// its output collected; killed (failing the test) past `limit`.
+pub fn output_with_input(mut command: Command, input: &str, limit: std::time::Duration) -> Output {
     use std::io::Write as _;
-    let mut child = command(args, dir)
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the agent binary runs");
+        .expect("the program runs");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(input.as_bytes()).expect("write");
     drop(stdin);
@@ -111,7 +117,7 @@ pub fn agent_with_input(
     while child.try_wait().expect("wait").is_none() {
         if began.elapsed() > limit {
             let _ = child.kill();
-            panic!("`agent {}` did not end within {limit:?}", args.join(" "));
+            panic!("`{command:?}` did not end within {limit:?}");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
