@@ -293,21 +293,94 @@ pub fn percentile(sorted: &[Duration], pct: f64) -> Duration {
         .unwrap_or_default()
 }
 
-/// Many turns' latencies, for an end-of-run summary.
+/// How many samples of one measure a [`Samples`] keeps: every one up to this, then a uniform
+/// sample of this many. 512 durations are 8 KB, and give the median and the 95th percentile
+/// within a percent or two over any number of turns.
+pub const SAMPLES_KEPT: usize = 512;
+
+/// The samples of one measure over a run of any length, in bounded memory: all of them up to
+/// [`SAMPLES_KEPT`], then a uniform random subset of that size (reservoir sampling), with the
+/// exact count and maximum beside it. A session that runs for days keeps 8 KB per measure.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Samples {
+    kept: Vec<Duration>,
+    seen: usize,
+    max: Duration,
+    /// The reservoir's random state (splitmix64): deterministic, so runs compare.
+    state: u64,
+}
+
+impl Samples {
+    /// Adds one sample.
+    pub fn push(&mut self, sample: Duration) {
+        self.seen += 1;
+        self.max = self.max.max(sample);
+        if self.kept.len() < SAMPLES_KEPT {
+            self.kept.push(sample);
+            return;
+        }
+        // Algorithm R: the n-th sample replaces a kept one with probability kept/n.
+        let slot = self.next_random() % self.seen as u64;
+        if let Some(kept) = usize::try_from(slot)
+            .ok()
+            .and_then(|slot| self.kept.get_mut(slot))
+        {
+            *kept = sample;
+        }
+    }
+
+    fn next_random(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// The samples kept: every one, in order, while no more than [`SAMPLES_KEPT`] were seen.
+    pub fn kept(&self) -> &[Duration] {
+        &self.kept
+    }
+
+    /// How many samples were seen.
+    pub fn count(&self) -> usize {
+        self.seen
+    }
+
+    /// The percentiles (estimated from the kept samples past [`SAMPLES_KEPT`]), with the exact
+    /// count and maximum; `None` when empty.
+    pub fn stats(&self) -> Option<LatencyStats> {
+        LatencyStats::of(&self.kept).map(|stats| LatencyStats {
+            count: self.seen,
+            max: self.max,
+            ..stats
+        })
+    }
+}
+
+impl Extend<Duration> for Samples {
+    fn extend<T: IntoIterator<Item = Duration>>(&mut self, samples: T) {
+        for sample in samples {
+            self.push(sample);
+        }
+    }
+}
+
+/// Many turns' latencies, for an end-of-run summary, in bounded memory (see [`Samples`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LatencySummary {
     /// Turns seen.
     pub turns: usize,
     /// End of user turn → first delta, per turn.
-    pub first_delta: Vec<Duration>,
+    pub first_delta: Samples,
     /// End of user turn → first audio, per turn with audio.
-    pub first_audio: Vec<Duration>,
+    pub first_audio: Samples,
     /// Every tool round trip.
-    pub tool_round_trips: Vec<Duration>,
+    pub tool_round_trips: Samples,
     /// Round trips by tool name.
-    pub by_tool: std::collections::BTreeMap<String, Vec<Duration>>,
+    pub by_tool: std::collections::BTreeMap<String, Samples>,
     /// Every framework overhead sample.
-    pub overhead: Vec<Duration>,
+    pub overhead: Samples,
 }
 
 impl LatencySummary {
@@ -318,27 +391,34 @@ impl LatencySummary {
         self.first_audio.extend(turn.first_audio);
         for tool in &turn.tools {
             self.tool_round_trips.push(tool.round_trip);
-            self.by_tool
-                .entry(tool.name.clone())
-                .or_default()
-                .push(tool.round_trip);
+            match self.by_tool.get_mut(&tool.name) {
+                Some(samples) => samples.push(tool.round_trip),
+                None => {
+                    let mut samples = Samples::default();
+                    samples.push(tool.round_trip);
+                    self.by_tool.insert(tool.name.clone(), samples);
+                }
+            }
         }
         self.overhead.extend(turn.overhead.iter().copied());
     }
 
-    /// Adds another summary's samples.
+    /// Adds another summary's samples (its kept ones).
     pub fn merge(&mut self, other: &LatencySummary) {
         self.turns += other.turns;
-        self.first_delta.extend(&other.first_delta);
-        self.first_audio.extend(&other.first_audio);
-        self.tool_round_trips.extend(&other.tool_round_trips);
+        self.first_delta
+            .extend(other.first_delta.kept().iter().copied());
+        self.first_audio
+            .extend(other.first_audio.kept().iter().copied());
+        self.tool_round_trips
+            .extend(other.tool_round_trips.kept().iter().copied());
         for (name, samples) in &other.by_tool {
             self.by_tool
                 .entry(name.clone())
                 .or_default()
-                .extend(samples);
+                .extend(samples.kept().iter().copied());
         }
-        self.overhead.extend(&other.overhead);
+        self.overhead.extend(other.overhead.kept().iter().copied());
     }
 
     /// Whether nothing was measured.
@@ -349,8 +429,8 @@ impl LatencySummary {
     /// Printable lines: one per measure that has samples, with p50/p95/max.
     pub fn lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        let mut add = |label: &str, samples: &[Duration]| {
-            if let Some(s) = LatencyStats::of(samples) {
+        let mut add = |label: &str, samples: &Samples| {
+            if let Some(s) = samples.stats() {
                 lines.push(format!(
                     "{label:<34} p50 {:>9}  p95 {:>9}  max {:>9}  (n={})",
                     format_latency(s.p50),
@@ -449,6 +529,30 @@ fn from_ms(ms: f64) -> Duration {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn samples_stay_bounded_and_keep_the_exact_count_and_max() {
+        let mut samples = Samples::default();
+        for n in 1..=100u64 {
+            samples.push(Duration::from_millis(n));
+        }
+        // Below the cap every sample is kept, in order: exact percentiles.
+        assert_eq!(samples.kept().len(), 100);
+        let stats = samples.stats().unwrap();
+        assert_eq!(stats.p50, Duration::from_millis(50));
+        assert_eq!((stats.count, stats.max), (100, Duration::from_millis(100)));
+        // Past it, memory stays put and the estimate stays close.
+        for n in 101..=100_000u64 {
+            samples.push(Duration::from_micros(n * 1000 % 1_000_000 + 1));
+        }
+        assert_eq!(samples.kept().len(), SAMPLES_KEPT);
+        let stats = samples.stats().unwrap();
+        assert_eq!(stats.count, 100_000);
+        assert_eq!(stats.max, Duration::from_micros(999_001));
+        let p50 = stats.p50.as_secs_f64();
+        assert!((0.40..0.60).contains(&p50), "p50 {p50} of a uniform 0..1 s");
+        assert!(Samples::default().stats().is_none());
+    }
     use super::*;
 
     fn ms(n: u64) -> Duration {

@@ -564,9 +564,9 @@ mod tests {
         assert_eq!(s.tool_calls.len(), 1);
         assert_eq!(s.tool_calls[0].duration, Some(Duration::from_millis(5)));
         assert!(s.timestamps);
-        assert_eq!(s.latency.first_delta, vec![Duration::from_millis(20)]);
+        assert_eq!(s.latency.first_delta.kept(), [Duration::from_millis(20)]);
         // Derived from the wire: the last output sent (36 ms) → the create (36.5 ms).
-        assert_eq!(s.latency.overhead, vec![Duration::from_micros(500)]);
+        assert_eq!(s.latency.overhead.kept(), [Duration::from_micros(500)]);
         assert_eq!(s.priced_as.as_deref(), Some("gpt-realtime"));
         assert_eq!(s.usage.responses, 2);
         // 2 × (1000 × $4 + 100 × $16) / 1M

@@ -47,9 +47,14 @@ impl HistorySink for Captured {
         }
     }
 
-    fn call_started(&self, call_id: &str, _: &str, _: &str) -> agent_core::session::DurableWrite {
+    fn call_started(
+        &self,
+        call_id: &str,
+        _: &str,
+        _: &str,
+    ) -> agent_core::session::DurableWrite<agent_core::session::CallStart> {
         self.started.lock().unwrap().push(call_id.to_owned());
-        Box::pin(std::future::ready(Ok(())))
+        Box::pin(std::future::ready(Ok(agent_core::session::CallStart::New)))
     }
 
     fn call_finished(&self, call_id: &str, output: &str) {

@@ -25,6 +25,7 @@
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -179,6 +180,16 @@ impl HistoryWriter {
         T: Send + 'static,
         F: FnOnce(&mut HistoryStore) -> Result<T, HistoryError> + Send + 'static,
     {
+        self.run_counted(work, None)
+    }
+
+    /// Like [`run`](Self::run); once the batch committed, `counted` learns whether the write
+    /// is durable (replies run in queue order, so it counts in order).
+    fn run_counted<T, F>(&self, work: F, counted: Option<Arc<DurableCount>>) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut HistoryStore) -> Result<T, HistoryError> + Send + 'static,
+    {
         let (reply, receiver) = oneshot::channel();
         let job: Job = Box::new(move |store: &mut HistoryStore| {
             let result = work(store);
@@ -188,6 +199,9 @@ impl HistoryWriter {
                         Some(failed) if result.is_ok() => Err(failed.error(&state.store)),
                         _ => result,
                     };
+                    if let Some(counted) = &counted {
+                        counted.note(result.is_ok());
+                    }
                     if let Err(Err(error)) = reply.send(result) {
                         record(&state.unobserved, error);
                     }
@@ -349,6 +363,7 @@ impl HistoryWriter {
             writer: self.clone(),
             id,
             holder: None,
+            durable: Arc::default(),
         }
     }
 
@@ -361,6 +376,7 @@ impl HistoryWriter {
             writer: self.clone(),
             id,
             holder: Some(holder.into()),
+            durable: Arc::default(),
         }
     }
 }
@@ -373,6 +389,26 @@ pub struct ConversationWriter {
     id: ConversationId,
     /// The lease its writes are made under, if any.
     holder: Option<Arc<str>>,
+    /// How many of the appends made through the session sink committed (shared by clones).
+    durable: Arc<DurableCount>,
+}
+
+/// Appends that committed, counted in queue order; the first failure stops the count, so
+/// "the first `n` appends are durable" stays true.
+#[derive(Debug, Default)]
+struct DurableCount {
+    count: AtomicU64,
+    stopped: AtomicBool,
+}
+
+impl DurableCount {
+    fn note(&self, durable: bool) {
+        if !durable {
+            self.stopped.store(true, Ordering::Release);
+        } else if !self.stopped.load(Ordering::Acquire) {
+            self.count.fetch_add(1, Ordering::Release);
+        }
+    }
 }
 
 impl ConversationWriter {
@@ -445,23 +481,49 @@ impl ConversationWriter {
 /// waiting. A failed append is logged and returned by the next [`ConversationWriter::flush`].
 impl crate::session::HistorySink for ConversationWriter {
     fn append(&self, key: &str, item: &Item) {
-        drop(ConversationWriter::append(self, key, item));
+        let (id, holder) = (self.id.clone(), self.holder.clone());
+        let (key, item) = (key.to_owned(), item.clone());
+        drop(self.writer.run_counted(
+            move |store| store.append_leased(&id, holder.as_deref(), &key, &item),
+            Some(self.durable.clone()),
+        ));
+    }
+
+    fn durable_appends(&self) -> Option<u64> {
+        Some(self.durable.count.load(Ordering::Acquire))
+    }
+
+    /// Reads after every write queued before it, so what was appended is there.
+    fn load(&self) -> crate::session::DurableWrite<Vec<(String, Item)>> {
+        let pending = self.writer.items(&self.id);
+        Box::pin(async move {
+            let items = pending.await.map_err(|error| error.to_string())?;
+            Ok(items.into_iter().map(StoredItem::into_keyed).collect())
+        })
     }
 
     fn replace(&self, key: &str, item: &Item) {
         drop(ConversationWriter::replace(self, key, item));
     }
 
-    /// Resolves once the "started" record is in SQLite's write-ahead log; a call that already
-    /// had a record (the same call seen again) is fine too.
+    /// Resolves once the "started" record is in SQLite's write-ahead log, with what the store
+    /// already knew about the call (an earlier run's record: then the tool does not run).
     fn call_started(
         &self,
         call_id: &str,
         name: &str,
         arguments: &str,
-    ) -> crate::session::DurableWrite {
+    ) -> crate::session::DurableWrite<crate::session::CallStart> {
+        use crate::session::CallStart;
         let pending = ConversationWriter::call_started(self, call_id, name, arguments);
-        Box::pin(async move { pending.await.map(drop).map_err(|error| error.to_string()) })
+        Box::pin(async move {
+            match pending.await {
+                Ok(CallRecordState::New) => Ok(CallStart::New),
+                Ok(CallRecordState::Started) => Ok(CallStart::Started),
+                Ok(CallRecordState::Finished { output }) => Ok(CallStart::Finished { output }),
+                Err(error) => Err(error.to_string()),
+            }
+        })
     }
 
     fn call_finished(&self, call_id: &str, output: &str) {

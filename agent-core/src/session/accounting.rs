@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::{CloseReason, SessionConfig, SessionEvent, WireObserver};
 use crate::{
     cost::{BudgetEvent, ChargeSource, CostMeter, CostReport, format_usd},
-    latency::{LatencyStats, LatencySummary, LatencyTracker, TurnStart},
+    latency::{LatencySummary, LatencyTracker, Samples, TurnStart},
     protocol::{TranscriptionUsage, Usage},
 };
 
@@ -255,8 +255,9 @@ impl Accounting {
         let turn = self.latency.finish(self.now());
         let events = self.turn_events(turn);
         if self.observer.is_some() {
-            let stats = |samples: &[Duration]| {
-                LatencyStats::of(samples)
+            let stats = |samples: &Samples| {
+                samples
+                    .stats()
                     .and_then(|s| serde_json::to_value(s).ok())
                     .unwrap_or(Value::Null)
             };

@@ -35,9 +35,32 @@ pub struct CallOutcome {
     pub duration: Duration,
     /// The output the model will read, or why there is none.
     pub result: Result<String, ToolError>,
+    /// Set when the tool did not run because the store already knew the call: `result` then
+    /// holds the earlier run's output, or the "interrupted" error.
+    pub not_run: Option<super::NotRun>,
 }
 
 impl CallOutcome {
+    /// A call the store already knew: its earlier output, or "interrupted" when it started
+    /// and never finished. The tool does not run.
+    fn known(request: CallRequest, known: super::CallStart) -> CallOutcome {
+        let (why, result) = match known {
+            super::CallStart::Finished { output } => (super::NotRun::AlreadyRan, Ok(output)),
+            super::CallStart::Started | super::CallStart::New => (
+                super::NotRun::Interrupted,
+                Err(ToolError::Interrupted {
+                    tool: request.name.clone(),
+                }),
+            ),
+        };
+        CallOutcome {
+            request,
+            duration: Duration::ZERO,
+            result,
+            not_run: Some(why),
+        }
+    }
+
     /// The text sent back as the `function_call_output`: the output, or a readable error.
     pub fn output_text(&self) -> String {
         match &self.result {
@@ -93,19 +116,22 @@ impl Dispatcher {
     /// "started" record of the call) resolved, or after `wait` at most: a call that runs must
     /// have left a trace first, so a crash while it runs cannot make it run twice. A record
     /// that fails or is late is logged and the tool runs anyway: losing the crash guarantee for
-    /// one call is better than refusing to answer.
+    /// one call is better than refusing to answer. A record the store already had (an earlier
+    /// run's, or a call id the session no longer holds in memory) answers the call without
+    /// running the tool again.
     pub fn spawn_recorded(
         &self,
         set: &mut JoinSet<CallOutcome>,
         request: CallRequest,
         cancel: CancellationToken,
-        recorded: super::log::DurableWrite,
+        recorded: super::DurableWrite<super::CallStart>,
         wait: Duration,
     ) -> tokio::task::Id {
         let this = self.clone();
         set.spawn(async move {
             match tokio::time::timeout(wait, recorded).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(super::CallStart::New)) => {}
+                Ok(Ok(known)) => return CallOutcome::known(request, known),
                 Ok(Err(error)) => tracing::warn!(
                     call_id = %request.call_id,
                     "could not record that the call started ({error}); running it anyway"
@@ -148,6 +174,7 @@ impl Dispatcher {
             request,
             duration: started.elapsed(),
             result,
+            not_run: None,
         }
     }
 }

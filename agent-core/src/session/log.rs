@@ -1,7 +1,7 @@
 //! The conversation as the client knows it: every completed item, in the server's order, once.
 //!
 //! The server's conversation dies with its connection. This log is what the runtime replays into
-//! a new session after a reconnect or a rollover, and what it hands to a [`HistorySink`] for
+//! a new session after a reconnect or a rollover, and what it hands to a [`HistorySink`](super::HistorySink) for
 //! durable storage. Items are keyed so that an item seen twice (a replayed response, the same
 //! call in `response.output_item.done` and `response.done`) is kept once.
 //!
@@ -15,45 +15,9 @@
 //! order: an item waits until every slot before it is filled (or abandoned, for output the
 //! server never finished), so the durable history has the server's order too.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
 use crate::protocol::{ContentPart, Item, MessageItem, Role};
-
-/// Receives each item as it completes, e.g. to append it to a durable store.
-///
-/// Called on the session's task: implementations must not block (hand the item to a writer
-/// thread or channel).
-pub trait HistorySink: Send + Sync {
-    /// `key` is stable across reconnects: a call id for function calls and their outputs, the
-    /// server's item id for assistant messages and spoken user turns, a local sequence key for
-    /// typed user input.
-    fn append(&self, key: &str, item: &Item);
-
-    /// Replaces the item stored under `key` (an assistant reply truncated by a barge-in, a
-    /// spoken turn whose transcript arrived).
-    fn replace(&self, key: &str, item: &Item) {
-        let _ = (key, item);
-    }
-
-    /// A tool call is about to run. The tool starts only once the returned write is durable
-    /// (or failed, or took longer than the runtime's deadline), so a process killed while the
-    /// tool runs leaves a record that it started: after a restart the call is reported to the
-    /// model as interrupted instead of being run a second time.
-    fn call_started(&self, call_id: &str, name: &str, arguments: &str) -> DurableWrite {
-        let _ = (call_id, name, arguments);
-        Box::pin(std::future::ready(Ok(())))
-    }
-
-    /// A tool call finished with `output` (what the model reads): recorded together, so after
-    /// a restart the call never runs again and this output is reused.
-    fn call_finished(&self, call_id: &str, output: &str) {
-        let _ = (call_id, output);
-    }
-}
-
-/// A write that resolves once it is durable, or with why it could not be made.
-pub type DurableWrite =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
 
 /// One position in the log: a completed item, or a slot for an announced one.
 #[derive(Debug, Clone)]
@@ -65,17 +29,37 @@ struct Entry {
 }
 
 /// The ordered, de-duplicated conversation.
+///
+/// # Bounded memory
+///
+/// With a sink that reports durable appends (see [`HistorySink::durable_appends`](super::HistorySink::durable_appends)), items
+/// the store holds leave memory once [`LOG_WINDOW`] newer ones are settled
+/// ([`evict_durable`](Self::evict_durable)); positions stay absolute, so `settled` and
+/// `evicted` count from the conversation's first item. A replay reads them back
+/// ([`with_stored`](Self::with_stored)). Without such a sink nothing leaves.
 #[derive(Debug, Default, Clone)]
 pub struct ConversationLog {
-    entries: Vec<Entry>,
+    /// The items still in memory: positions `evicted..`.
+    entries: VecDeque<Entry>,
+    /// Keys of the entries in memory.
     keys: HashSet<String>,
     /// Keys of slots not filled yet: most pushes are new keys, and this keeps them from
     /// scanning the log.
     open: HashSet<String>,
     next_local: u64,
-    /// `entries[..settled]` are filled and were handed out by [`take_settled`](Self::take_settled).
+    /// Positions `..settled` are filled and were handed out by
+    /// [`take_settled`](Self::take_settled).
     settled: usize,
+    /// Positions `..durable_base` were already stored when the log was made (a resumed
+    /// conversation): the sink's appends count from there.
+    durable_base: usize,
+    /// Items that left memory because the store holds them: positions `..evicted`.
+    evicted: usize,
 }
+
+/// How many settled items stay in memory once the store holds them: enough for everything a
+/// session still changes (a truncated reply, a late transcript, a duplicate announcement).
+pub const LOG_WINDOW: usize = 64;
 
 impl ConversationLog {
     /// An empty log.
@@ -90,7 +74,13 @@ impl ConversationLog {
             log.push(key, item);
         }
         log.settled = log.entries.len();
+        log.durable_base = log.settled;
         log
+    }
+
+    /// The in-memory index of absolute position `at`.
+    fn index(&self, at: usize) -> usize {
+        at - self.evicted
     }
 
     /// Adds `item` under `key` at the end unless the key is already there; fills the key's
@@ -111,7 +101,7 @@ impl ConversationLog {
             return true;
         }
         self.keys.insert(key.clone());
-        self.entries.push(Entry {
+        self.entries.push_back(Entry {
             key,
             server_id: item.id().map(str::to_owned),
             item: Some(item),
@@ -132,13 +122,14 @@ impl ConversationLog {
         if self.keys.contains(&key) {
             return;
         }
+        let first_unsettled = self.index(self.settled);
         let at = after
             .and_then(|after| {
                 self.entries
                     .iter()
                     .rposition(|e| e.server_id.as_deref() == Some(after))
             })
-            .map_or(self.entries.len(), |i| (i + 1).max(self.settled));
+            .map_or(self.entries.len(), |i| (i + 1).max(first_unsettled));
         self.keys.insert(key.clone());
         self.open.insert(key.clone());
         self.entries.insert(
@@ -206,7 +197,7 @@ impl ConversationLog {
     /// goes to the durable store next.
     pub fn take_settled(&mut self) -> Vec<(String, Item)> {
         let mut out = Vec::new();
-        while let Some(entry) = self.entries.get(self.settled) {
+        while let Some(entry) = self.entries.get(self.index(self.settled)) {
             let Some(item) = &entry.item else { break };
             out.push((entry.key.clone(), item.clone()));
             self.settled += 1;
@@ -214,7 +205,56 @@ impl ConversationLog {
         out
     }
 
-    /// Replaces the item under `key`. Returns `None` when the key is not logged, otherwise
+    /// Lets settled items the store holds leave memory: `durable_appends` of the items handed
+    /// out since the log was made are durable (see [`HistorySink::durable_appends`](super::HistorySink::durable_appends)), and the
+    /// newest [`LOG_WINDOW`] settled items stay. A spoken turn still waiting for its
+    /// transcript stays a while longer (up to four windows), so the transcript can fill it in.
+    /// Returns how many items left.
+    pub fn evict_durable(&mut self, durable_appends: u64) -> usize {
+        let durable = usize::try_from(durable_appends)
+            .unwrap_or(usize::MAX)
+            .saturating_add(self.durable_base)
+            .min(self.settled);
+        let mut left = 0;
+        while self.evicted < durable.saturating_sub(LOG_WINDOW) {
+            let Some(front) = self.entries.front() else {
+                break;
+            };
+            let behind = durable - self.evicted;
+            if awaits_transcript(front.item.as_ref()) && behind < 4 * LOG_WINDOW {
+                break;
+            }
+            if let Some(entry) = self.entries.pop_front() {
+                self.keys.remove(&entry.key);
+            }
+            self.evicted += 1;
+            left += 1;
+        }
+        left
+    }
+
+    /// How many items left memory for the store (see [`evict_durable`](Self::evict_durable)).
+    pub fn evicted(&self) -> usize {
+        self.evicted
+    }
+
+    /// The whole conversation for a replay: `stored` (every item the store holds, in order,
+    /// read back because some left memory) followed by the items in memory it does not hold
+    /// yet. Keys the store already has are taken from the store, once.
+    pub fn with_stored(&self, stored: Vec<(String, Item)>) -> Vec<(String, Item)> {
+        let known: HashSet<&str> = stored.iter().map(|(key, _)| key.as_str()).collect();
+        let newer: Vec<(String, Item)> = self
+            .entries
+            .iter()
+            .filter(|e| !known.contains(e.key.as_str()))
+            .filter_map(|e| e.item.as_ref().map(|item| (e.key.clone(), item.clone())))
+            .collect();
+        let mut all = stored;
+        all.extend(newer);
+        all
+    }
+
+    /// Replaces the item under `key`. Returns `None` when the key is not in memory, otherwise
     /// whether the item had already been handed out by [`take_settled`](Self::take_settled)
     /// (so a store must replace it too).
     pub fn replace(&mut self, key: &str, item: Item) -> Option<bool> {
@@ -225,12 +265,12 @@ impl ConversationLog {
             .entries
             .iter()
             .rposition(|e| e.key == key && e.item.is_some())?;
-        let entry = &mut self.entries[index];
-        entry.item = Some(item);
-        Some(index < self.settled)
+        let settled = index < self.index(self.settled);
+        self.entries[index].item = Some(item);
+        Some(settled)
     }
 
-    /// The item under `key`, once completed.
+    /// The item under `key`, once completed and while in memory.
     pub fn get(&self, key: &str) -> Option<&Item> {
         if !self.keys.contains(key) {
             return None;
@@ -253,22 +293,20 @@ impl ConversationLog {
         }
     }
 
-    /// The completed items in order, with their keys (slots left out).
+    /// The completed items in memory, in order, with their keys (slots left out). When items
+    /// left memory, a replay needs [`with_stored`](Self::with_stored) instead.
     pub fn entries(&self) -> Vec<(String, Item)> {
-        self.entries
-            .iter()
-            .filter_map(|e| e.item.as_ref().map(|item| (e.key.clone(), item.clone())))
-            .collect()
+        self.with_stored(Vec::new())
     }
 
-    /// The completed items in order.
+    /// The completed items in memory, in order.
     pub fn items(&self) -> impl Iterator<Item = &Item> {
         self.entries.iter().filter_map(|e| e.item.as_ref())
     }
 
-    /// Number of completed items.
+    /// Number of completed items, those that left memory included.
     pub fn len(&self) -> usize {
-        self.entries.len() - self.open.len()
+        self.evicted + self.entries.len() - self.open.len()
     }
 
     /// Whether the log holds no completed item.
@@ -276,15 +314,24 @@ impl ConversationLog {
         self.len() == 0
     }
 
-    /// Whether `key` is logged (completed, or as a slot).
+    /// Whether `key` is in memory (completed, or as a slot).
     pub fn contains(&self, key: &str) -> bool {
         self.keys.contains(key)
     }
 }
 
+/// A spoken user turn whose transcript has not arrived: it will still change.
+fn awaits_transcript(item: Option<&Item>) -> bool {
+    item.and_then(Item::as_message).is_some_and(|message| {
+        message.content.iter().any(|part| {
+            matches!(part, ContentPart::InputAudio { transcript, .. } if transcript.is_none())
+        })
+    })
+}
+
 /// Gives every function call of a resumed conversation that has no output one, so the model
 /// never sees a call left hanging and no call runs twice: the output an earlier run recorded
-/// when the call finished (see [`HistorySink::call_finished`]), otherwise (the process stopped
+/// when the call finished (see [`HistorySink::call_finished`](super::HistorySink::call_finished)), otherwise (the process stopped
 /// while the tool ran, or before it started) an "interrupted" error. Returns what was added.
 pub(crate) fn reconcile_calls(
     log: &mut ConversationLog,
@@ -435,6 +482,72 @@ pub fn message_text(item: &Item) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    /// A conversation of `turns` user messages, each settled (handed to a store).
+    fn settled_log(turns: usize) -> ConversationLog {
+        let mut log = ConversationLog::new();
+        for n in 0..turns {
+            log.push(format!("local_{n}"), Item::user_text(n.to_string()));
+        }
+        assert_eq!(log.take_settled().len(), turns);
+        log
+    }
+
+    #[test]
+    fn durable_items_leave_memory_past_the_window() {
+        let mut log = settled_log(200);
+        // Nothing is durable yet: nothing leaves.
+        assert_eq!(log.evict_durable(0), 0);
+        // 150 are durable: all but the newest LOG_WINDOW of those leave.
+        assert_eq!(log.evict_durable(150), 150 - LOG_WINDOW);
+        assert_eq!(log.evicted(), 150 - LOG_WINDOW);
+        assert_eq!(log.len(), 200, "the count includes what left");
+        assert!(!log.contains("local_0"));
+        assert!(log.get("local_0").is_none());
+        assert!(log.contains("local_199"));
+        assert_eq!(log.entries().len(), 200 - log.evicted());
+        // A replay puts the stored items back in front, each key once.
+        let stored: Vec<(String, Item)> = (0..150)
+            .map(|n| (format!("local_{n}"), Item::user_text(n.to_string())))
+            .collect();
+        let replay = log.with_stored(stored);
+        assert_eq!(replay.len(), 200);
+        assert!(
+            replay
+                .iter()
+                .enumerate()
+                .all(|(n, (key, _))| *key == format!("local_{n}"))
+        );
+        // Items handed out later still settle at their absolute positions.
+        log.push("local_200", Item::user_text("200"));
+        assert_eq!(log.take_settled().len(), 1);
+        assert_eq!(log.replace("local_200", Item::user_text("x")), Some(true));
+    }
+
+    #[test]
+    fn a_resumed_conversation_is_durable_from_the_start() {
+        let items = (0..100).map(|n| (format!("local_{n}"), Item::user_text(n.to_string())));
+        let mut log = ConversationLog::from_items(items);
+        assert_eq!(log.evict_durable(0), 100 - LOG_WINDOW);
+    }
+
+    #[test]
+    fn a_spoken_turn_waiting_for_its_transcript_stays_a_while() {
+        let mut log = ConversationLog::new();
+        log.push("item:u1", Item::user_audio("AAAA").with_id("u1"));
+        for n in 0..(2 * LOG_WINDOW) {
+            log.push(format!("local_{n}"), Item::user_text(n.to_string()));
+        }
+        log.take_settled();
+        assert_eq!(log.evict_durable(u64::MAX), 0, "held for its transcript");
+        assert!(log.get("item:u1").is_some());
+        for n in 0..(4 * LOG_WINDOW) {
+            log.push(format!("more_{n}"), Item::user_text(n.to_string()));
+        }
+        log.take_settled();
+        assert!(log.evict_durable(u64::MAX) > 0, "not forever");
+        assert!(!log.contains("item:u1"));
+    }
     use super::*;
 
     #[test]

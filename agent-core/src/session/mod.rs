@@ -22,10 +22,12 @@ pub mod dispatch;
 mod events;
 pub mod log;
 pub mod outbox;
+mod recent;
 pub mod reconnect;
 mod runner;
 pub mod secret;
 pub mod sequencer;
+mod sink;
 pub mod transport;
 pub mod watchdog;
 
@@ -34,10 +36,11 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::mpsc;
 
 pub use events::{CloseReason, NotRun, SessionEvent, TurnFailure};
-pub use log::{ConversationLog, DurableWrite, HistorySink};
+pub use log::{ConversationLog, LOG_WINDOW};
 pub use outbox::EventBuffer;
 pub use reconnect::{ReconnectBudget, ReconnectPolicy};
 pub use secret::Secret;
+pub use sink::{CallStart, DurableWrite, HistorySink};
 pub use transport::{ConnectOptions, TransportError};
 pub use watchdog::ResponseDeadlines;
 
@@ -303,13 +306,16 @@ impl Session {
     ///
     /// A connection that fails for a retryable reason (network trouble, a drop during setup)
     /// is retried under the config's [`ReconnectPolicy`]. `config.history` is replayed first.
-    pub async fn start(config: SessionConfig) -> Result<Session, SessionError> {
-        let mut log = ConversationLog::from_items(config.history.iter().cloned());
+    pub async fn start(mut config: SessionConfig) -> Result<Session, SessionError> {
+        // The log holds the resumed conversation from here on (and lets it leave memory once
+        // the store holds it): the config, which lives as long as the session, does not.
+        let mut log = ConversationLog::from_items(std::mem::take(&mut config.history));
         let reconciled = log::reconcile_calls(&mut log, &config.prior_calls);
+        let conversation = log.entries();
         // The first connection's retries come out of the same budget as later reconnects.
         let mut budget = ReconnectBudget::new(config.reconnect.clone());
         let (ws, (session_id, model)) = loop {
-            match runner::establish(&config, &log).await {
+            match runner::establish(&config, &conversation).await {
                 Ok(established) => break established,
                 Err(err) if err.is_retryable() => {
                     let Ok(delay) = budget.take(std::time::Instant::now(), false, fastrand::f64())
@@ -322,6 +328,7 @@ impl Session {
                 Err(err) => return Err(err),
             }
         };
+        drop(conversation);
         let (mut outbox, event_rx) = outbox::Outbox::new(config.event_buffer);
         let (command_tx, command_rx) = mpsc::channel(64);
         // A fresh channel has room for this one.

@@ -32,8 +32,8 @@ pub(crate) fn input_tokens(conversation: &Conversation, view: &session::View<'_>
         text: text_tokens(view.prompt_chars()),
         audio: 0,
     };
-    for entry in conversation.entries() {
-        tokens.text += 4 + text_tokens(item_text_chars(&entry.item));
+    for (entry, chars) in conversation.with_text_chars() {
+        tokens.text += 4 + text_tokens(chars);
         tokens.audio += entry.input_audio_ms.div_ceil(100);
         if let Some(ms) = entry.audio_ms_sent {
             tokens.audio += ms.div_ceil(50);
@@ -42,7 +42,7 @@ pub(crate) fn input_tokens(conversation: &Conversation, view: &session::View<'_>
     tokens
 }
 
-fn item_text_chars(item: &Value) -> usize {
+pub(crate) fn item_text_chars(item: &Value) -> usize {
     let mut chars = 0;
     for key in ["arguments", "output", "name"] {
         chars += item.get(key).and_then(Value::as_str).map_or(0, str::len);

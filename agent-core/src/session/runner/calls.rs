@@ -68,13 +68,10 @@ impl Runner {
             ));
             return None;
         }
-        if !self
-            .seen_calls
-            .insert((call_id.clone(), response_id.to_owned()))
-        {
+        if !self.seen_calls.insert((&call_id, response_id)) {
             return None;
         }
-        self.in_session.insert(call_id.clone());
+        self.in_session.insert(&call_id);
         let calls = self
             .response_calls
             .entry(response_id.to_owned())
@@ -88,7 +85,7 @@ impl Runner {
         if first_of_response {
             self.count_tool_round(response_id);
         }
-        self.executed.insert(call_id).then_some(call)
+        self.executed.insert(&call_id).then_some(call)
     }
 
     /// Answers a call without running it when its response is over the tool-round limit, or
@@ -212,6 +209,7 @@ impl Runner {
                     request,
                     duration: started.elapsed(),
                     result,
+                    not_run: None,
                 }
             }
         };
@@ -224,20 +222,26 @@ impl Runner {
             request,
             duration,
             result,
+            not_run,
         } = outcome;
         self.accounting.call_finished(&request.call_id);
-        if let Some(sink) = &self.config.history_sink {
-            sink.call_finished(&request.call_id, &output);
+        if let Some(why) = not_run {
+            // The store knew the call (an earlier run, or an id this session let go of).
+            self.answer_without_running(request.call_id, request.name, why, output);
+        } else {
+            if let Some(sink) = &self.config.history_sink {
+                sink.call_finished(&request.call_id, &output);
+            }
+            let item = Item::function_call_output(request.call_id.clone(), output.clone());
+            self.finished.insert(request.call_id.clone(), item);
+            self.emit(SessionEvent::ToolCallFinished {
+                call_id: request.call_id,
+                name: request.name,
+                arguments: request.arguments,
+                duration,
+                result: result.map_err(|_| output),
+            });
         }
-        let item = Item::function_call_output(request.call_id.clone(), output.clone());
-        self.finished.insert(request.call_id.clone(), item);
-        self.emit(SessionEvent::ToolCallFinished {
-            call_id: request.call_id,
-            name: request.name,
-            arguments: request.arguments,
-            duration,
-            result: result.map_err(|_| output),
-        });
         match self.flush_outputs().await {
             Ok(steps) => self.apply(steps).await,
             Err(flow) => flow,
@@ -269,7 +273,7 @@ impl Runner {
                     continue;
                 };
                 self.record(format!("call:{call_id}"), call.clone());
-                if self.in_session.insert(call_id.clone()) {
+                if self.in_session.insert(call_id) {
                     // A call of a response cut off by a drop: the new session never saw it.
                     wire.push(ClientEvent::conversation_item_create(for_replay(call)));
                 }
@@ -277,7 +281,7 @@ impl Runner {
             for call_id in &calls.order {
                 if let Some(item) = self.finished.remove(call_id) {
                     self.record(format!("output:{call_id}"), item.clone());
-                    self.delivered.insert(call_id.clone());
+                    self.delivered.insert(call_id);
                     wire.push(ClientEvent::conversation_item_create(item));
                     self.accounting.output_sent(call_id);
                 }

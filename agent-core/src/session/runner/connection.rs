@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Flow, Runner, setup::establish};
+use crate::protocol::Item;
 use crate::session::{
     Command,
     events::{CloseReason, SessionEvent, TurnFailure, human},
@@ -32,9 +33,9 @@ impl Runner {
             if self.closed_while(tokio::time::sleep(delay)).await.is_none() {
                 return Err(CloseReason::Requested);
             }
+            let conversation = self.conversation_for_replay().await;
             let established = {
-                let (config, log) = (&self.config, &self.log);
-                let attempt = establish(config, log);
+                let attempt = establish(&self.config, &conversation);
                 match close_requested(&mut self.commands, &mut self.deferred, attempt).await {
                     Some(result) => result,
                     None => return Err(CloseReason::Requested),
@@ -59,6 +60,29 @@ impl Runner {
                 Err(err) => reason = err.to_string(),
             }
         }
+    }
+
+    /// The whole conversation, for a replay: read back from the history store when older
+    /// items left memory. A store that cannot be read within the setup deadline costs the new
+    /// session the older part of the conversation (the store still holds it), which the app
+    /// is warned about; the session goes on with what memory holds.
+    async fn conversation_for_replay(&mut self) -> Vec<(String, Item)> {
+        let sink = match &self.config.history_sink {
+            Some(sink) if self.log.evicted() > 0 => sink.clone(),
+            _ => return self.log.entries(),
+        };
+        let wait = self.config.ready_timeout;
+        let why = match tokio::time::timeout(wait, sink.load()).await {
+            Ok(Ok(stored)) => return self.log.with_stored(stored),
+            Ok(Err(error)) => error,
+            Err(_) => format!("no answer within {}", human(wait)),
+        };
+        self.warn(&format!(
+            "could not read the conversation back from the history store ({why}); the new \
+             session gets only the last {} items",
+            self.log.len() - self.log.evicted()
+        ));
+        self.log.entries()
     }
 
     /// Takes one new connection out of the budget and tells the app; returns how long to wait
@@ -151,11 +175,17 @@ impl Runner {
     /// old connection never finished leaves the log; calls running or finished keep their
     /// slots.
     fn settle_cut_responses(&mut self) {
-        self.in_session = self
+        // The new session knows what was replayed: every call in the log (those that left
+        // memory were done long ago, and only running calls are asked about).
+        self.in_session.clear();
+        let replayed: Vec<String> = self
             .log
             .items()
             .filter_map(|item| item.as_function_call().map(|c| c.call_id.clone()))
             .collect();
+        for call_id in &replayed {
+            self.in_session.insert(call_id);
+        }
         for calls in self.response_calls.values_mut() {
             calls.done = true;
         }

@@ -49,6 +49,7 @@ use super::{
     events::{CloseReason, SessionEvent},
     log::ConversationLog,
     outbox::{Outbox, TooSlow},
+    recent::RecentIds,
     reconnect::ReconnectBudget,
     sequencer::Sequencer,
     transport::WsStream,
@@ -67,6 +68,9 @@ pub(crate) enum Input {
     Respond,
 }
 
+/// How many recent call ids the session keeps in memory when a history store answers for
+/// older ones.
+const CALLS_WINDOW: usize = 256;
 /// How long a tool waits for the durable record that it started before it runs anyway.
 const RECORD_WAIT: Duration = Duration::from_secs(5);
 /// How long the session's last events may wait for the app once the session ended.
@@ -86,12 +90,14 @@ pub(crate) struct Runner {
     calls: JoinSet<CallOutcome>,
     /// The running call of each task, so a panic that escapes a task still answers its call.
     tasks: HashMap<tokio::task::Id, (CallRequest, Instant)>,
-    /// Every call id ever started (or answered without running), so a call runs at most once.
-    executed: HashSet<String>,
+    /// Call ids started (or answered without running), so a call runs at most once: every
+    /// one without a history store; with one, the recent ones, the store answering for the
+    /// rest (see [`HistorySink::call_started`](crate::session::HistorySink::call_started)).
+    executed: RecentIds,
     /// Calls an earlier run recorded: their output when they finished, `None` when not.
     prior: HashMap<String, Option<String>>,
-    /// Every (call id, response id) pair seen, so one response's duplicate is ignored.
-    seen_calls: HashSet<(String, String)>,
+    /// Recent (call id, response id) pairs seen, so one response's duplicate is ignored.
+    seen_calls: RecentIds,
     /// The calls of each response, in the order the response listed them, until their
     /// outputs are sent. A response's calls and outputs enter the conversation log together
     /// (calls in their slots, then outputs in order) once it is done and every call finished,
@@ -100,10 +106,10 @@ pub(crate) struct Runner {
     response_calls: HashMap<String, ResponseCalls>,
     /// Outputs of finished calls not yet sent.
     finished: HashMap<String, Item>,
-    /// Call ids whose output has been sent.
-    delivered: HashSet<String>,
-    /// Call ids the server of the current connection knows (streamed or replayed to it).
-    in_session: HashSet<String>,
+    /// Call ids whose output has been sent (bounded like `executed`).
+    delivered: RecentIds,
+    /// Recent call ids the server of the current connection knows (streamed or replayed).
+    in_session: RecentIds,
     /// Responses we asked the server to cancel (barge-in, the app): never asked for again.
     cancelled_by_us: HashSet<String>,
     /// Log slots of each response's output items, released if the server never finishes them.
@@ -159,11 +165,28 @@ impl Runner {
         );
         let accounting = Accounting::new(&config);
         let barge_in = super::barge_in::BargeIn::new(&config.session, config.playback.clone());
-        let prior = config
-            .prior_calls
-            .iter()
-            .map(|call| (call.call_id.clone(), call.output.clone()))
-            .collect();
+        // A store that reads back answers for every call it recorded (see `spawn_call`), so
+        // the prior calls need not stay in memory; nor do the ids of calls long done.
+        let store_answers = config
+            .history_sink
+            .as_ref()
+            .is_some_and(|sink| sink.durable_appends().is_some());
+        let prior = if store_answers {
+            HashMap::new()
+        } else {
+            config
+                .prior_calls
+                .iter()
+                .map(|call| (call.call_id.clone(), call.output.clone()))
+                .collect()
+        };
+        let calls_window = || {
+            if store_answers {
+                RecentIds::bounded(CALLS_WINDOW)
+            } else {
+                RecentIds::unbounded()
+            }
+        };
         let now = Instant::now();
         let server_responds = super::barge_in::server_creates_responses(&config.session);
         Runner {
@@ -182,13 +205,13 @@ impl Runner {
             sequencer: Sequencer::new(),
             calls: JoinSet::new(),
             tasks: HashMap::new(),
-            executed: HashSet::new(),
+            executed: calls_window(),
             prior,
-            seen_calls: HashSet::new(),
+            seen_calls: RecentIds::bounded(CALLS_WINDOW),
             response_calls: HashMap::new(),
             finished: HashMap::new(),
-            delivered: HashSet::new(),
-            in_session: HashSet::new(),
+            delivered: calls_window(),
+            in_session: RecentIds::bounded(CALLS_WINDOW),
             cancelled_by_us: HashSet::new(),
             response_slots: HashMap::new(),
             log,
@@ -344,12 +367,16 @@ impl Runner {
         self.settle();
     }
 
-    /// Hands the items no open slot holds back any more to the history sink, in order.
+    /// Hands the items no open slot holds back any more to the history sink, in order, and
+    /// lets the items the store holds leave memory (see [`ConversationLog::evict_durable`]).
     fn settle(&mut self) {
         let settled = self.log.take_settled();
         if let Some(sink) = &self.config.history_sink {
             for (key, item) in &settled {
                 sink.append(key, item);
+            }
+            if let Some(durable) = sink.durable_appends() {
+                self.log.evict_durable(durable);
             }
         }
     }

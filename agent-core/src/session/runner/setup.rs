@@ -7,10 +7,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::wire::{describe, final_close};
 use crate::{
-    protocol::{ClientEvent, ServerEvent, SessionKind},
+    protocol::{ClientEvent, Item, ServerEvent, SessionKind},
     session::{
         Direction, SessionConfig, SessionError,
-        log::{ConversationLog, for_replay},
+        log::for_replay,
         reconnect::is_final_close,
         transport::{self, WsStream},
     },
@@ -19,10 +19,11 @@ use crate::{
 /// The session id and model `session.updated` (or `session.created`) reported.
 type SessionIds = (Option<String>, Option<String>);
 
-/// Connects, configures the session and replays `log` into it.
+/// Connects, configures the session and replays `conversation` (every item, in order) into
+/// it.
 pub(crate) async fn establish(
     config: &SessionConfig,
-    log: &ConversationLog,
+    conversation: &[(String, Item)],
 ) -> Result<(WsStream, SessionIds), SessionError> {
     let mut ws = transport::connect(&config.connect).await?;
     let ids = configure(&mut ws, config).await?;
@@ -30,11 +31,15 @@ pub(crate) async fn establish(
         // A transcription session has no conversation to restore: its items are transcripts.
         return Ok((ws, ids));
     }
+    let compacted;
     let entries = match config.compaction {
-        Some(compaction) => compaction.apply(&log.entries()),
-        None => log.entries(),
+        Some(compaction) => {
+            compacted = compaction.apply(conversation);
+            &compacted[..]
+        }
+        None => conversation,
     };
-    for (_, item) in &entries {
+    for (_, item) in entries {
         let event = ClientEvent::conversation_item_create(for_replay(item));
         send_during_setup(&mut ws, config, &event).await?;
     }

@@ -1,0 +1,81 @@
+//! Where a session's conversation goes for keeps, and where it comes back from.
+//!
+//! A [`HistorySink`] receives every completed item and every tool call's start and finish. A
+//! sink that can also say which appends are durable and read the conversation back lets the
+//! session keep only a recent window in memory: older items are read back from the store when
+//! a new connection must replay them, and a call id that left the in-memory window is checked
+//! against the store's call records before its tool runs. So a session's memory stays bounded
+//! however long it runs, and nothing is forgotten, only moved.
+
+use std::{future::Future, pin::Pin};
+
+use crate::protocol::Item;
+
+/// Receives each item as it completes, e.g. to append it to a durable store.
+///
+/// Called on the session's task: implementations must not block (hand the item to a writer
+/// thread or channel).
+pub trait HistorySink: Send + Sync {
+    /// `key` is stable across reconnects: a call id for function calls and their outputs, the
+    /// server's item id for assistant messages and spoken user turns, a local sequence key for
+    /// typed user input.
+    fn append(&self, key: &str, item: &Item);
+
+    /// Replaces the item stored under `key` (an assistant reply truncated by a barge-in, a
+    /// spoken turn whose transcript arrived).
+    fn replace(&self, key: &str, item: &Item) {
+        let _ = (key, item);
+    }
+
+    /// A tool call is about to run. The tool starts only once the returned write is durable
+    /// (or failed, or took longer than the runtime's deadline), so a process killed while the
+    /// tool runs leaves a record that it started: after a restart the call is reported to the
+    /// model as interrupted instead of being run a second time.
+    ///
+    /// The answer says whether the store already knew the call (an earlier run, or a call id
+    /// the session no longer holds in memory): then the tool does not run again.
+    fn call_started(&self, call_id: &str, name: &str, arguments: &str) -> DurableWrite<CallStart> {
+        let _ = (call_id, name, arguments);
+        Box::pin(std::future::ready(Ok(CallStart::New)))
+    }
+
+    /// A tool call finished with `output` (what the model reads): recorded together, so after
+    /// a restart the call never runs again and this output is reused.
+    fn call_finished(&self, call_id: &str, output: &str) {
+        let _ = (call_id, output);
+    }
+
+    /// How many of the items [`append`](Self::append)ed so far are durable, counted in append
+    /// order from the first; a failed append stops the count there. `None` (the default) when
+    /// the sink cannot tell or cannot [`load`](Self::load): the session then keeps the whole
+    /// conversation in memory.
+    fn durable_appends(&self) -> Option<u64> {
+        None
+    }
+
+    /// Reads the stored conversation back, every item in order with its key, for a replay into
+    /// a new connection. Only called when [`durable_appends`](Self::durable_appends) answers.
+    fn load(&self) -> DurableWrite<Vec<(String, Item)>> {
+        Box::pin(std::future::ready(Err(
+            "this history sink cannot read the conversation back".to_owned(),
+        )))
+    }
+}
+
+/// What the store knew about a call when its start was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallStart {
+    /// Never seen: recorded now; the tool runs.
+    New,
+    /// Started before and never finished (an earlier run died while it ran): reported to the
+    /// model as interrupted, not run again.
+    Started,
+    /// Finished before: this output is reused, the tool does not run again.
+    Finished {
+        /// The output recorded with the finish.
+        output: String,
+    },
+}
+
+/// A store operation that resolves once it is durable (or read), or with why it could not be.
+pub type DurableWrite<T = ()> = Pin<Box<dyn Future<Output = Result<T, String>> + Send>>;
