@@ -38,6 +38,48 @@ pub struct ServeOptions {
     pub drain_timeout: Option<Duration>,
 }
 
+/// The secrets the server holds, read by the embedding program: [`Secrets::from_env`] reads
+/// them from the variables `serve.toml`'s `[secrets]` names.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    /// Twilio's auth token, needed when a route answers Twilio calls.
+    pub twilio_auth_token: Option<Secret>,
+}
+
+impl Secrets {
+    /// Reads each secret the configuration needs from its environment variable.
+    pub fn from_env(config: &ServeConfig) -> Result<Secrets, ServeError> {
+        if !answers_twilio(config) {
+            return Ok(Secrets::default());
+        }
+        let variable = &config.secrets.twilio_auth_token_env;
+        match std::env::var(variable) {
+            Ok(value) if !value.trim().is_empty() => Ok(Secrets {
+                twilio_auth_token: Some(Secret::new(value)),
+            }),
+            _ => Err(missing_twilio_token(config)),
+        }
+    }
+}
+
+fn answers_twilio(config: &ServeConfig) -> bool {
+    config
+        .routes
+        .iter()
+        .any(|r| !r.numbers.is_empty() || r.path.is_some())
+}
+
+fn missing_twilio_token(config: &ServeConfig) -> ServeError {
+    ServeError::MissingSecret {
+        variable: config.secrets.twilio_auth_token_env.clone(),
+        key: "twilio_auth_token_env",
+        why: "the server checks every Twilio request's signature with it; export it (Twilio console → Account → Auth Token)",
+    }
+}
+
+/// How often expired stream tokens are dropped.
+const TOKEN_SWEEP: Duration = Duration::from_millis(250);
+
 /// The default time calls get to finish when the server shuts down.
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
 
@@ -53,9 +95,29 @@ impl Server {
     /// reads the secrets and binds the listen address. Every check that can fail does so here,
     /// before any call is taken.
     pub async fn bind(
+        config: ServeConfig,
+        registry: &ToolRegistry,
+        secrets: Secrets,
+        options: ServeOptions,
+    ) -> Result<Server, ServeError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        Self::with_listener(config, registry, secrets, options, listener).await
+    }
+
+    /// Like [`Server::bind`], on a listener the caller bound (e.g. on port 0, to learn the
+    /// port before writing `public_base_url`).
+    pub async fn with_listener(
         mut config: ServeConfig,
         registry: &ToolRegistry,
+        secrets: Secrets,
         options: ServeOptions,
+        listener: TcpListener,
     ) -> Result<Server, ServeError> {
         if let Some(url) = &options.realtime_url {
             if !url.starts_with("ws://") && !url.starts_with("wss://") {
@@ -74,15 +136,10 @@ impl Server {
             url,
             send_key: false,
         };
-        let twilio_auth_token = twilio_token(&config)?;
+        if answers_twilio(&config) && secrets.twilio_auth_token.is_none() {
+            return Err(missing_twilio_token(&config));
+        }
         let (agents, mcp) = load_agents(&config, registry, &overrides).await?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
         let state = AppState {
             capacity: Capacity::new(config.max_calls),
             tokens: StreamTokens::new(config.limits.stream_token_ttl),
@@ -90,7 +147,7 @@ impl Server {
             agents,
             mcp: Mutex::new(mcp),
             overrides,
-            twilio_auth_token,
+            twilio_auth_token: secrets.twilio_auth_token,
             calls: TaskTracker::new(),
             hang_up: CancellationToken::new(),
             config,
@@ -123,9 +180,15 @@ impl Server {
         let router = crate::router::router(state.clone());
         let header_timeout = state.config.limits.request_timeout;
         tokio::pin!(shutdown);
+        // Expired stream tokens give their call slots back even when no request comes.
+        let mut sweep = tokio::time::interval(TOKEN_SWEEP);
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
+                _ = sweep.tick() => {
+                    state.tokens.prune(std::time::Instant::now());
+                    continue;
+                }
                 () = &mut shutdown => break,
             };
             let stream = match accepted {
@@ -176,26 +239,6 @@ async fn drain_calls(state: &AppState, drain: Duration) {
     }
     for clients in state.mcp.lock().await.drain(..) {
         clients.shutdown().await;
-    }
-}
-
-/// Twilio's auth token, required when any route answers Twilio calls.
-fn twilio_token(config: &ServeConfig) -> Result<Option<Secret>, ServeError> {
-    let needed = config
-        .routes
-        .iter()
-        .any(|r| !r.numbers.is_empty() || r.path.is_some());
-    if !needed {
-        return Ok(None);
-    }
-    let variable = &config.secrets.twilio_auth_token_env;
-    match std::env::var(variable) {
-        Ok(value) if !value.trim().is_empty() => Ok(Some(Secret::new(value))),
-        _ => Err(ServeError::MissingSecret {
-            variable: variable.clone(),
-            key: "twilio_auth_token_env",
-            why: "the server checks every Twilio request's signature with it; export it (Twilio console → Account → Auth Token)",
-        }),
     }
 }
 

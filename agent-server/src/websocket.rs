@@ -28,25 +28,19 @@ pub struct Upgrade {
 
 impl Upgrade {
     /// Checks the request's handshake headers: the `101 Switching Protocols` answer and the
-    /// upgrade, or a plain `400` when the request is not a WebSocket handshake.
+    /// upgrade, or why the request is no WebSocket handshake (for a `400`).
     pub fn from_request(
         request: &mut Request<Body>,
-    ) -> Result<(Response<Body>, Upgrade), Response<Body>> {
+    ) -> Result<(Response<Body>, Upgrade), &'static str> {
         let headers = request.headers();
-        let key = handshake_key(headers).ok_or_else(|| {
-            let mut response = Response::new(Body::from("a WebSocket handshake is required\n"));
-            *response.status_mut() = StatusCode::BAD_REQUEST;
-            response
-        })?;
-        let on_upgrade = request
-            .extensions_mut()
-            .remove::<OnUpgrade>()
-            .ok_or_else(|| {
-                let mut response =
-                    Response::new(Body::from("this connection cannot be upgraded\n"));
-                *response.status_mut() = StatusCode::BAD_REQUEST;
-                response
-            })?;
+        let key = handshake_key(headers).ok_or(
+            "a WebSocket handshake is required
+",
+        )?;
+        let on_upgrade = request.extensions_mut().remove::<OnUpgrade>().ok_or(
+            "this connection cannot be upgraded
+",
+        )?;
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let h = response.headers_mut();

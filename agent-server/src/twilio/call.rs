@@ -263,7 +263,7 @@ impl Call {
     fn malformed(&mut self, what: &str) {
         self.malformed += 1;
         let n = self.malformed;
-        if n <= MALFORMED_LOGGED || n % 100 == 0 {
+        if n <= MALFORMED_LOGGED || n.is_multiple_of(100) {
             tracing::warn!(call_sid = %self.call_sid, "skipped a malformed Twilio message ({n} so far): {what}");
         }
     }

@@ -7,7 +7,12 @@
 
 use std::{sync::Arc, time::Instant};
 
-use axum::{body::Body, extract::State, http::Request, response::Response};
+use axum::{
+    body::Body,
+    extract::State,
+    http::Request,
+    response::{IntoResponse as _, Response},
+};
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio_tungstenite::tungstenite::{
     Message,
@@ -28,7 +33,7 @@ use crate::{
 pub async fn upgrade(State(state): State<Arc<AppState>>, mut request: Request<Body>) -> Response {
     let (response, upgrade) = match Upgrade::from_request(&mut request) {
         Ok(pair) => pair,
-        Err(refusal) => return refusal,
+        Err(why) => return (axum::http::StatusCode::BAD_REQUEST, why).into_response(),
     };
     let tracked = state.clone();
     tracked
