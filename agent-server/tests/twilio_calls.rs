@@ -430,3 +430,11 @@ async fn oversized_and_slow_requests_are_refused() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     h.stop().await;
 }
+
+#[test]
+fn the_example_serve_toml_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../agents/serve.toml");
+    let config = agent_server::ServeConfig::load(&path).unwrap();
+    assert_eq!(config.route_for_number("+15550100"), Some(0));
+    assert!(config.routes[0].agent_path.ends_with("support.toml"));
+}
