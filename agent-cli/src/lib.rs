@@ -1,8 +1,8 @@
 //! `agent`: run, test, check and inspect Realtime voice agents defined in TOML files.
 //!
 //! Only this crate knows about the terminal. Everything it does is a thin layer over
-//! `agent-core` (wire, tools, runtime), `agent-tools` (built-in tools) and `agent-testkit`
-//! (the scripted server behind `--offline` and `agent test`).
+//! `agent-core` (wire, tools, runtime), `agent-tools` (built-in tools), `agent-server` (`agent
+//! serve`) and `agent-testkit` (the scripted server behind `--offline` and `agent test`).
 //!
 //! It is a library with one public function, [`main`], so that a program of yours can be the
 //! `agent` command with your own tools in it. Tools register through `inventory` when they are
@@ -61,6 +61,8 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Print the JSON Schema of agent files, for editor completion.
     Schema,
+    /// Answer phone calls (Twilio Media Streams) with the agents serve.toml routes to.
+    Serve(cmd::serve::ServeArgs),
     /// Serve an agent's scenarios on 127.0.0.1 for any Realtime client (`agent run --url`).
     Mock(cmd::mock::MockArgs),
     /// Serve a small MCP server (stdio, or HTTP on 127.0.0.1) to try `[[mcp_clients]]` with.
@@ -97,6 +99,7 @@ fn run() -> ExitCode {
         Command::Test(args) => cmd::test::run(args, verbose),
         Command::Check(args) => cmd::check::run(args),
         Command::Schema => cmd::schema::run(),
+        Command::Serve(args) => cmd::serve::run(args),
         Command::Mock(args) => cmd::mock::run(args),
         Command::MockMcp(args) => cmd::mock_mcp::run(args),
         Command::Tools(args) => cmd::tools::run(args),

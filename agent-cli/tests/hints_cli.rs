@@ -81,6 +81,7 @@ fn every_flag_the_sources_mention_exists() {
         "agent-cli/src",
         "tools/src",
         "agent-testkit/src",
+        "agent-server/src",
     ] {
         flags_in(&workspace().join(dir), &mut flags);
     }
@@ -92,6 +93,7 @@ fn every_flag_the_sources_mention_exists() {
         &["schema"],
         &["mock"],
         &["mock-mcp"],
+        &["serve"],
         &["tools"],
         &["history", "list"],
         &["history", "show"],

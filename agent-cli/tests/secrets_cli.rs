@@ -34,6 +34,10 @@ const SECRETS: [(&str, &str); 7] = [
     ("LEAK_MCP_STDIO_ENV", "mcp-stdio-env-MMMM8888NNNN"),
 ];
 
+/// `agent serve`'s secret, beside the others (`agent run` never reads it, so it is not in
+/// [`SECRETS`], whose values a run is asked to recognise).
+const TWILIO_AUTH_TOKEN: (&str, &str) = ("TWILIO_AUTH_TOKEN", "twilio-leaktest-PPPP9999QQQQ");
+
 fn start(runtime: &tokio::runtime::Runtime, config: ServerConfig) -> ServerHandle {
     runtime
         .block_on(async { ScriptedServer::start(config) })
@@ -371,5 +375,168 @@ fn azure_style_header_auth_needs_no_bearer_key() {
         "hi\n",
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
+    runtime.block_on(server.shutdown());
+}
+
+/// `agent serve` with the Twilio auth token: callers put the token everywhere they can (as the
+/// signature, the CallSid, a stream token, the body of malformed messages), and neither an
+/// HTTP answer, a stream frame nor the server's log (at -vv) shows it.
+#[test]
+fn agent_serve_keeps_the_twilio_token_out_of_answers_and_logs() {
+    use agent_testkit::twilio::{CallerStep, FakeTwilio, Signing, StreamStart, Twiml, http};
+    use std::io::BufRead as _;
+    use std::time::Duration;
+
+    let (_, token) = TWILIO_AUTH_TOKEN;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = Scenario::new("greet")
+        .turn(Turn::model_first().model(ModelStep::say("Hello.").audio_ms(300)));
+    let server = start(&runtime, ServerConfig::new(scenario));
+    std::fs::write(
+        dir.path().join("phone.toml"),
+        "name = \"phone\"\ninstructions = \"Greet.\"\noutput_modalities = [\"audio\"]\n",
+    )
+    .unwrap();
+    let public = "https://voice.example.invalid";
+    std::fs::write(
+        dir.path().join("serve.toml"),
+        format!("listen = \"127.0.0.1:0\"\npublic_base_url = \"{public}\"\n[[route]]\nagent = \"phone.toml\"\nnumbers = [\"+15550100\"]\n"),
+    )
+    .unwrap();
+    let config = dir.path().join("serve.toml");
+    let url = server.url();
+    let mut command = common::command(
+        &[
+            "-vv",
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--url",
+            &url,
+            "--drain-secs",
+            "1",
+        ],
+        dir.path(),
+    );
+    for (name, value) in SECRETS.iter().chain([&TWILIO_AUTH_TOKEN]) {
+        command.env(name, value);
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let first = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("agent serve started");
+    let addr: std::net::SocketAddr = first
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    let twilio = FakeTwilio::new(addr, public, token);
+    let stream_url = format!("ws://{addr}/twilio/media-stream");
+    let mut seen = String::new();
+    runtime.block_on(async {
+        let params = [("CallSid", token), ("From", token), ("To", "+15550100")];
+        for signing in [Signing::WrongToken, Signing::Missing, Signing::Valid] {
+            let answer = twilio
+                .voice("/twilio/voice", &params, signing)
+                .await
+                .unwrap();
+            seen.push_str(&format!("{answer:?}"));
+        }
+        let answer = http::request(
+            addr,
+            "POST",
+            "/twilio/voice",
+            &[("x-twilio-signature", token)],
+            token.as_bytes(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        seen.push_str(&format!("{answer:?}"));
+        let forged = StreamStart::new("CA1", [("token".to_owned(), token.to_owned())].into());
+        let record = twilio
+            .stream(&stream_url, forged, &[], Duration::from_secs(10))
+            .await
+            .unwrap();
+        seen.push_str(&format!("{record:?}"));
+        let params = [
+            ("CallSid", "CA2"),
+            ("From", "+15550111"),
+            ("To", "+15550100"),
+        ];
+        let answer = twilio
+            .voice("/twilio/voice", &params, Signing::Valid)
+            .await
+            .unwrap();
+        let Twiml::Connect { parameters, .. } = answer.twiml else {
+            panic!("{answer:?}")
+        };
+        let script = [
+            CallerStep::Raw(format!(r#"{{"event":"{token}"}}"#)),
+            CallerStep::Raw(token.to_owned()),
+            CallerStep::Raw(format!(
+                r#"{{"event":"media","media":{{"payload":"{token}"}}}}"#
+            )),
+            CallerStep::WaitHeard {
+                ms: 300,
+                within: Duration::from_secs(10),
+            },
+            CallerStep::HangUp,
+        ];
+        let record = twilio
+            .stream(
+                &stream_url,
+                StreamStart::new("CA2", parameters),
+                &script,
+                Duration::from_secs(20),
+            )
+            .await
+            .unwrap();
+        assert!(record.heard_ms() >= 300, "{record:?}");
+        seen.push_str(&format!("{record:?}"));
+    });
+    // SIGTERM, as a process manager stops it; the server drains and exits.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let rest: Vec<String> = lines.try_iter().collect();
+    let logs = format!("{first}\n{}\n{}", rest.join("\n"), text(&out.stderr));
+    assert!(
+        logs.contains("refused a media stream"),
+        "the log is at -vv: {logs}"
+    );
+    assert!(logs.contains("malformed Twilio message"), "{logs}");
+    assert_eq!(leaks(&logs), Vec::<&str>::new(), "{logs}");
+    assert_eq!(leaks(&seen), Vec::<&str>::new(), "{seen}");
+    assert!(
+        !logs.contains(token),
+        "the Twilio token is in the log: {logs}"
+    );
+    assert!(
+        !seen.contains(token),
+        "the Twilio token is in an answer: {seen}"
+    );
     runtime.block_on(server.shutdown());
 }

@@ -14,12 +14,17 @@
 //! [`mcp`] is the other side of the Model Context Protocol: a small MCP server over stdio or
 //! streamable HTTP, with fault knobs, for the framework's `[[mcp_clients]]`.
 //!
+//! [`twilio`] is the phone network's side of `agent serve`: a fake Twilio that signs its voice
+//! webhook, streams a caller's μ-law in real time, plays the server's audio, echoes marks and
+//! honours `clear`.
+//!
 //! The wire is handled as `serde_json::Value` on purpose: a test server must be able to send
 //! unknown fields, nulls, beta names and broken frames that a typed protocol would refuse.
 
 pub mod mcp;
 pub mod scenario;
 pub mod server;
+pub mod twilio;
 
 pub use scenario::{
     Expectation, Location, ModelStep, ObservedCall, ObservedTurn, Scenario, ScenarioDiagnostic,

@@ -113,6 +113,12 @@ impl ToolContext {
     pub fn data_dir(&self) -> Option<&Path> {
         self.config.data_dir()
     }
+
+    /// The phone call this session answers (caller, callee, the call's parameters), when it
+    /// runs under `agent serve`; `None` in a terminal session.
+    pub fn phone_call(&self) -> Option<&crate::PhoneCall> {
+        self.config.extension::<crate::PhoneCall>()
+    }
 }
 
 impl fmt::Debug for ToolContext {

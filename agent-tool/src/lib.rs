@@ -43,6 +43,7 @@ mod error;
 #[doc(hidden)]
 pub mod macro_support;
 mod output;
+mod phone;
 mod registration;
 pub mod schema;
 mod settings;
@@ -55,6 +56,7 @@ pub use arguments::{check_object, deserialize_arguments, kind_of, parse_argument
 pub use context::{ToolConfig, ToolContext};
 pub use error::{RegistryError, ToolError};
 pub use output::ToolOutput;
+pub use phone::PhoneCall;
 pub use registration::{ToolRegistration, is_valid_name};
 pub use settings::{SettingsError, check_settings_as, no_settings};
 /// The cancellation signal a [`ToolContext`] carries (tokio-util's), for tools that hand it to

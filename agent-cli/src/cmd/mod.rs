@@ -8,6 +8,7 @@ pub mod mock_mcp;
 pub mod new;
 pub mod run;
 pub mod schema;
+pub mod serve;
 pub mod test;
 pub mod to_scenario;
 pub mod tools;

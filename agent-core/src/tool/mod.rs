@@ -26,7 +26,7 @@ mod registry;
 mod validate;
 
 pub use agent_tool::{
-    RegistryError, SettingsError, Tool, ToolConfig, ToolContext, ToolError, ToolOutput,
+    PhoneCall, RegistryError, SettingsError, Tool, ToolConfig, ToolContext, ToolError, ToolOutput,
     ToolRegistration, check_object, check_settings_as, deserialize_arguments, is_valid_name,
     kind_of, no_settings, parse_arguments, schema,
 };

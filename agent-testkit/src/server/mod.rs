@@ -110,7 +110,7 @@
 //!   `call_loop_NNNN` id, ignoring the script; the call enters the conversation so its output is
 //!   accepted.
 
-mod audio;
+pub(crate) mod audio;
 mod connection;
 mod conversation;
 mod fault_frames;

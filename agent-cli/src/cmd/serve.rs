@@ -1,0 +1,68 @@
+//! `agent serve`: answer phone calls with the agents `serve.toml` routes to (agent-server).
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use agent_server::{Secrets, ServeConfig, ServeOptions, Server};
+use anyhow::{Context, bail};
+
+/// Arguments of `agent serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The server's configuration: listen address, public URL, routes, limits, secrets.
+    #[arg(long, default_value = "serve.toml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Connect every call's session to this Realtime-compatible WebSocket instead of the
+    /// agent files' (e.g. `agent mock`'s); a URL on this machine gets no API key.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// OpenAI's REST base, for SIP call control (the SIP path is not served yet).
+    #[arg(long, value_name = "URL")]
+    pub api_base: Option<String>,
+    /// Seconds running calls get to finish after Ctrl-C or SIGTERM before they are hung up.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub drain_secs: f64,
+}
+
+/// Serves until Ctrl-C or SIGTERM, then drains.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if !(args.drain_secs.is_finite() && args.drain_secs >= 0.0) {
+        bail!("--drain-secs must be a number of seconds, 0 or more");
+    }
+    let config = ServeConfig::load(&args.config)?;
+    let secrets = Secrets::from_env(&config)?;
+    let registry = agent_tools::registry()?;
+    let options = ServeOptions {
+        realtime_url: args.url,
+        api_base: args.api_base,
+        drain_timeout: Some(Duration::from_secs_f64(args.drain_secs)),
+    };
+    let runtime = super::runtime()?;
+    runtime.block_on(async {
+        let server = Server::bind(config, &registry, secrets, options).await?;
+        let addr = server
+            .local_addr()
+            .context("cannot read the listening address")?;
+        crate::output::outln!("agent serve: listening on http://{addr}");
+        server.run(shutdown_signal()).await;
+        crate::output::errln!("agent serve: stopped");
+        Ok::<_, anyhow::Error>(())
+    })?;
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, or SIGTERM where there is one (how process managers stop a server).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,284 @@
+//! Starting the server: agents loaded and checked, secrets read, the socket bound; then the
+//! accept loop and the drain.
+//!
+//! The accept loop is hyper-util's HTTP/1 connection with a header-read timeout, so a client
+//! that opens a connection and sends nothing (or a byte a minute) holds only its own socket
+//! until the deadline, never a worker.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use agent_core::{
+    agent::{Agent, AgentFile, AgentKind, ConnectOverrides, DEFAULT_API_KEY_ENV},
+    session::{Secret, transport::is_loopback_url},
+    tool::ToolRegistry,
+};
+use axum::{body::Body, http::Request};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
+use tokio::{net::TcpListener, sync::Mutex};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower::ServiceExt as _;
+
+use crate::{
+    capacity::Capacity, config::ServeConfig, error::ServeError, spend::SpendLedger,
+    state::AppState, twilio::tokens::StreamTokens,
+};
+
+/// What the command line adds to `serve.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// `--url`: the Realtime WebSocket every call connects to.
+    pub realtime_url: Option<String>,
+    /// `--api-base`: OpenAI's REST base.
+    pub api_base: Option<String>,
+    /// How long running calls may go on after a shutdown was asked for.
+    pub drain_timeout: Option<Duration>,
+}
+
+/// The secrets the server holds, read by the embedding program: [`Secrets::from_env`] reads
+/// them from the variables `serve.toml`'s `[secrets]` names.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    /// Twilio's auth token, needed when a route answers Twilio calls.
+    pub twilio_auth_token: Option<Secret>,
+}
+
+impl Secrets {
+    /// Reads each secret the configuration needs from its environment variable.
+    pub fn from_env(config: &ServeConfig) -> Result<Secrets, ServeError> {
+        if !answers_twilio(config) {
+            return Ok(Secrets::default());
+        }
+        let variable = &config.secrets.twilio_auth_token_env;
+        match std::env::var(variable) {
+            Ok(value) if !value.trim().is_empty() => Ok(Secrets {
+                twilio_auth_token: Some(Secret::new(value)),
+            }),
+            _ => Err(missing_twilio_token(config)),
+        }
+    }
+}
+
+fn answers_twilio(config: &ServeConfig) -> bool {
+    config
+        .routes
+        .iter()
+        .any(|r| !r.numbers.is_empty() || r.path.is_some())
+}
+
+fn missing_twilio_token(config: &ServeConfig) -> ServeError {
+    ServeError::MissingSecret {
+        variable: config.secrets.twilio_auth_token_env.clone(),
+        key: "twilio_auth_token_env",
+        why: "the server checks every Twilio request's signature with it; export it (Twilio console → Account → Auth Token)",
+    }
+}
+
+/// How often expired stream tokens are dropped.
+const TOKEN_SWEEP: Duration = Duration::from_millis(250);
+
+/// The default time calls get to finish when the server shuts down.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
+
+/// A bound server, ready to run.
+pub struct Server {
+    state: Arc<AppState>,
+    listener: TcpListener,
+    drain: Duration,
+}
+
+impl Server {
+    /// Loads every route's agent (tools resolved against `registry`, MCP servers started),
+    /// reads the secrets and binds the listen address. Every check that can fail does so here,
+    /// before any call is taken.
+    pub async fn bind(
+        config: ServeConfig,
+        registry: &ToolRegistry,
+        secrets: Secrets,
+        options: ServeOptions,
+    ) -> Result<Server, ServeError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        Self::with_listener(config, registry, secrets, options, listener).await
+    }
+
+    /// Like [`Server::bind`], on a listener the caller bound (e.g. on port 0, to learn the
+    /// port before writing `public_base_url`).
+    pub async fn with_listener(
+        mut config: ServeConfig,
+        registry: &ToolRegistry,
+        secrets: Secrets,
+        options: ServeOptions,
+        listener: TcpListener,
+    ) -> Result<Server, ServeError> {
+        if let Some(url) = &options.realtime_url {
+            if !url.starts_with("ws://") && !url.starts_with("wss://") {
+                return Err(ServeError::BadRealtimeUrl {
+                    url: agent_core::redact::redact_url(url),
+                });
+            }
+            config.realtime_url = Some(url.clone());
+        }
+        if let Some(base) = &options.api_base {
+            config.api_base = Some(base.trim_end_matches('/').to_owned());
+        }
+        let url = config.realtime_url.clone();
+        let overrides = ConnectOverrides {
+            key_optional: url.as_deref().is_some_and(is_loopback_url),
+            url,
+            send_key: false,
+        };
+        if answers_twilio(&config) && secrets.twilio_auth_token.is_none() {
+            return Err(missing_twilio_token(&config));
+        }
+        let (agents, mcp) = load_agents(&config, registry, &overrides).await?;
+        let state = AppState {
+            capacity: Capacity::new(config.max_calls),
+            tokens: StreamTokens::new(config.limits.stream_token_ttl),
+            spend: SpendLedger::new(config.routes.len()),
+            agents,
+            mcp: Mutex::new(mcp),
+            overrides,
+            twilio_auth_token: secrets.twilio_auth_token,
+            calls: TaskTracker::new(),
+            hang_up: CancellationToken::new(),
+            config,
+        };
+        Ok(Server {
+            state: Arc::new(state),
+            listener,
+            drain: options.drain_timeout.unwrap_or(DEFAULT_DRAIN),
+        })
+    }
+
+    /// The address it listens on (with the port the system picked for port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state, to watch calls and capacity.
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then drains: no new calls, `/readyz` says so,
+    /// running calls get the drain time to finish and are then hung up.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Server {
+            state,
+            listener,
+            drain,
+        } = self;
+        let router = crate::router::router(state.clone());
+        let header_timeout = state.config.limits.request_timeout;
+        tokio::pin!(shutdown);
+        // Expired stream tokens give their call slots back even when no request comes.
+        let mut sweep = tokio::time::interval(TOKEN_SWEEP);
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = sweep.tick() => {
+                    state.tokens.prune(std::time::Instant::now());
+                    continue;
+                }
+                () = &mut shutdown => break,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!("accepting a connection failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let service = TowerToHyperService::new(
+                router
+                    .clone()
+                    .map_request(|request: Request<Incoming>| request.map(Body::new)),
+            );
+            tokio::spawn(async move {
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades();
+                if let Err(err) = connection.await {
+                    tracing::debug!("connection ended: {err}");
+                }
+            });
+        }
+        drop(listener);
+        drain_calls(&state, drain).await;
+    }
+}
+
+/// Refuses new calls, waits up to `drain` for running ones, then hangs up the rest.
+async fn drain_calls(state: &AppState, drain: Duration) {
+    state.capacity.start_draining();
+    state.calls.close();
+    let running = state.calls.len();
+    if running > 0 {
+        tracing::info!("draining: waiting up to {drain:?} for {running} call(s)");
+    }
+    if tokio::time::timeout(drain, state.calls.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain time over: hanging up {} call(s)", state.calls.len());
+        state.hang_up.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), state.calls.wait()).await;
+    }
+    for clients in state.mcp.lock().await.drain(..) {
+        clients.shutdown().await;
+    }
+}
+
+/// Each route's agent, resolved and checked to be able to start a phone session.
+async fn load_agents(
+    config: &ServeConfig,
+    registry: &ToolRegistry,
+    overrides: &ConnectOverrides,
+) -> Result<(Vec<Agent>, Vec<agent_core::mcp::McpClients>), ServeError> {
+    let mut agents = Vec::with_capacity(config.routes.len());
+    let mut mcp = Vec::new();
+    for route in &config.routes {
+        let path = route.agent_path.clone();
+        let agent_error = |source| ServeError::Agent {
+            path: path.clone(),
+            source,
+        };
+        let mut agent = AgentFile::load(&path)
+            .and_then(|file| file.resolve(registry))
+            .map_err(agent_error)?;
+        if agent.spec().kind == AgentKind::Transcription {
+            return Err(ServeError::AgentCannotAnswer {
+                path,
+                why: "a transcription agent never answers, so it cannot take calls; route a realtime agent".into(),
+            });
+        }
+        // The server's [secrets] decide where the key comes from, unless the agent file
+        // names a variable of its own.
+        if agent.file.spec.connection.api_key_env == DEFAULT_API_KEY_ENV {
+            agent.file.spec.connection.api_key_env = config.secrets.openai_api_key_env.clone();
+        }
+        mcp.push(agent.connect_mcp().await.map_err(agent_error)?);
+        // A missing key or an insecure URL fails now, not on the first call.
+        agent
+            .session_config(overrides, None)
+            .map_err(|source| ServeError::Connect {
+                path: path.clone(),
+                source,
+            })?;
+        agents.push(agent);
+    }
+    Ok((agents, mcp))
+}

@@ -1,0 +1,38 @@
+//! What every request and call shares: one `Arc` of typed handles.
+
+use agent_core::{
+    agent::{Agent, ConnectOverrides},
+    mcp::McpClients,
+    session::Secret,
+};
+use tokio::sync::Mutex;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    capacity::Capacity, config::ServeConfig, spend::SpendLedger, twilio::tokens::StreamTokens,
+};
+
+/// The server's shared state.
+#[derive(Debug)]
+pub struct AppState {
+    /// The checked `serve.toml`.
+    pub config: ServeConfig,
+    /// Each route's agent, by route index.
+    pub agents: Vec<Agent>,
+    /// The agents' MCP servers, kept running while the server runs.
+    pub mcp: Mutex<Vec<McpClients>>,
+    /// Where the Realtime sessions connect, beyond what the agent files say.
+    pub overrides: ConnectOverrides,
+    /// Twilio's auth token, when a route answers Twilio calls.
+    pub twilio_auth_token: Option<Secret>,
+    /// Call slots and the draining flag.
+    pub capacity: Capacity,
+    /// Stream tokens handed out by `/twilio/voice`.
+    pub tokens: StreamTokens,
+    /// Today's spend per route.
+    pub spend: SpendLedger,
+    /// Every running call's task, to wait for them when draining.
+    pub calls: TaskTracker,
+    /// Fires when the drain time is over: running calls end.
+    pub hang_up: CancellationToken,
+}

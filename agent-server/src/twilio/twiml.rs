@@ -1,0 +1,85 @@
+//! The TwiML answers to `/twilio/voice`: connect a bidirectional media stream, or reject.
+
+use std::fmt::Write as _;
+
+/// The content type of TwiML answers.
+pub const CONTENT_TYPE: &str = "text/xml; charset=utf-8";
+
+/// `<Connect><Stream url=...>` with one `<Parameter>` per pair, so Twilio opens the media
+/// stream and hands the parameters back in `start.customParameters`.
+pub fn connect_stream(url: &str, parameters: &[(&str, &str)]) -> String {
+    let mut xml = String::with_capacity(256);
+    xml.push_str(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url=""#);
+    xml.push_str(&escape(url));
+    xml.push_str(r#"">"#);
+    for (name, value) in parameters {
+        let _ = write!(
+            xml,
+            r#"<Parameter name="{}" value="{}"/>"#,
+            escape(name),
+            escape(value)
+        );
+    }
+    xml.push_str("</Stream></Connect></Response>");
+    xml
+}
+
+/// Why a call is refused: `busy` (at capacity, draining, over budget) or `rejected` (no agent
+/// answers this number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// The caller hears a busy signal.
+    Busy,
+    /// The call is refused outright.
+    Rejected,
+}
+
+/// `<Reject reason="..."/>`: the call is refused without being answered (and not billed).
+pub fn reject(reason: RejectReason) -> String {
+    let reason = match reason {
+        RejectReason::Busy => "busy",
+        RejectReason::Rejected => "rejected",
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><Response><Reject reason="{reason}"/></Response>"#
+    )
+}
+
+/// Escapes text for an XML attribute value.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_escapes_what_it_quotes() {
+        let xml = connect_stream(
+            "wss://voice.example.com/twilio/media-stream",
+            &[("token", "a\"b<c&")],
+        );
+        assert_eq!(
+            xml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect><Stream url=\"wss://voice.example.com/twilio/media-stream\"><Parameter name=\"token\" value=\"a&quot;b&lt;c&amp;\"/></Stream></Connect></Response>"
+        );
+    }
+
+    #[test]
+    fn reject_names_its_reason() {
+        assert!(reject(RejectReason::Busy).contains(r#"<Reject reason="busy"/>"#));
+        assert!(reject(RejectReason::Rejected).contains(r#"<Reject reason="rejected"/>"#));
+    }
+}

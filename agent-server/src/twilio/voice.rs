@@ -1,0 +1,157 @@
+//! `POST /twilio/voice`: Twilio asks what to do with an incoming call.
+//!
+//! The signature is checked first, over `public_base_url` and the request's path, so nothing
+//! about an unsigned request is believed. Then the route picks the agent, the capacity and
+//! spend checks may refuse the call as busy, and the answer connects a media stream with a
+//! one-time token for this `CallSid`.
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    body::Bytes,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+};
+
+use super::{
+    signature,
+    tokens::{PendingCall, TOKEN_PARAMETER},
+    twiml::{self, RejectReason},
+};
+use crate::{spend::utc_day, state::AppState};
+
+/// The header Twilio signs its requests with.
+pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
+
+/// `POST /twilio/voice`: the agent is picked by the called number.
+pub async fn answer(
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(&state, &uri, &headers, &body, None)
+}
+
+/// `POST /twilio/voice/{route}`: the route's agent answers, whatever the number.
+pub async fn answer_route(
+    State(state): State<Arc<AppState>>,
+    Path(route): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(&state, &uri, &headers, &body, Some(&route))
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    (status, text).into_response()
+}
+
+fn twiml(xml: String) -> Response {
+    ([(header::CONTENT_TYPE, twiml::CONTENT_TYPE)], xml).into_response()
+}
+
+fn handle(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    route_path: Option<&str>,
+) -> Response {
+    let Some(token) = &state.twilio_auth_token else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "no route of this server answers Twilio calls\n",
+        );
+    };
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let url = format!("{}{path}", state.config.public_base_url);
+    let signed = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|sig| signature::verify(token.expose(), &url, &params, sig));
+    if !signed {
+        tracing::warn!(
+            path = uri.path(),
+            "refused a Twilio request whose X-Twilio-Signature is missing or wrong (is public_base_url the URL Twilio calls?)"
+        );
+        return plain(
+            StatusCode::FORBIDDEN,
+            "invalid or missing X-Twilio-Signature\n",
+        );
+    }
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(call_sid) = param("CallSid").filter(|sid| valid_sid(sid)) else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "the request has no valid CallSid\n",
+        );
+    };
+    let to = param("To").unwrap_or_default();
+    let route = match route_path {
+        Some(path) => state.config.route_for_path(path),
+        None => state.config.route_for_number(to),
+    };
+    let Some(route) = route else {
+        tracing::info!(
+            call_sid,
+            "no route for this call's number or path: rejected"
+        );
+        return twiml(twiml::reject(RejectReason::Rejected));
+    };
+    let cap = state.config.routes[route].max_cost_usd_per_day;
+    if state
+        .spend
+        .over(route, cap, utc_day(std::time::SystemTime::now()))
+    {
+        tracing::warn!(
+            call_sid,
+            route,
+            "the route's daily spend cap is reached: busy"
+        );
+        return twiml(twiml::reject(RejectReason::Busy));
+    }
+    let now = Instant::now();
+    state.tokens.prune(now);
+    let Some(slot) = state.capacity.try_take() else {
+        tracing::warn!(call_sid, "at capacity or draining: busy");
+        return twiml(twiml::reject(RejectReason::Busy));
+    };
+    let pending = PendingCall {
+        call_sid: call_sid.to_owned(),
+        route,
+        from: param("From").unwrap_or_default().to_owned(),
+        to: to.to_owned(),
+        slot,
+    };
+    match state.tokens.issue(pending, now) {
+        Ok(token) => {
+            tracing::info!(
+                call_sid,
+                route,
+                "call accepted; waiting for its media stream"
+            );
+            twiml(twiml::connect_stream(
+                &state.config.media_stream_url(),
+                &[(TOKEN_PARAMETER, &token)],
+            ))
+        }
+        Err(err) => {
+            tracing::error!("{err}");
+            plain(StatusCode::SERVICE_UNAVAILABLE, "try again later\n")
+        }
+    }
+}
+
+/// A Twilio SID: letters and digits, at most 64 of them.
+pub fn valid_sid(sid: &str) -> bool {
+    !sid.is_empty() && sid.len() <= 64 && sid.bytes().all(|b| b.is_ascii_alphanumeric())
+}

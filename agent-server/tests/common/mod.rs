@@ -1,0 +1,178 @@
+//! The harness of the end-to-end tests: `agent serve` on loopback, the scripted Realtime
+//! server as the model, the fake Twilio as the phone network, and a tool that reports the
+//! call it serves.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+#[path = "../../../agent-core/tests/common/spec.rs"]
+pub mod spec;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use agent_core::{session::Secret, tool::ToolRegistry};
+use agent_server::{AppState, Secrets, ServeConfig, ServeOptions, Server};
+pub use agent_testkit::Dialect;
+use agent_testkit::{
+    Scenario,
+    server::{ScriptScope, ScriptedServer, ServerConfig, ServerHandle},
+    twilio::FakeTwilio,
+};
+use agent_tool::{ToolContext, tool};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// Twilio's auth token in the tests.
+pub const AUTH_TOKEN: &str = "twilio-test-token-7f3a9c";
+/// The number the agent answers.
+pub const NUMBER: &str = "+15550100";
+/// The caller.
+pub const CALLER: &str = "+15550111";
+
+/// Looks up an order for the caller on the line: its output names the caller's number and the
+/// call's parameters, so a test sees what reached the tool through `ToolContext`.
+#[tool]
+async fn caller_lookup(
+    /// The order id.
+    order_id: String,
+    ctx: ToolContext,
+) -> String {
+    match ctx.phone_call() {
+        Some(call) => format!(
+            "order {order_id} shipped; caller {} called {} over {} (call {}), parameters: {:?}",
+            call.from, call.to, call.transport, call.call_id, call.parameters
+        ),
+        None => format!("order {order_id} shipped; no phone call in the context"),
+    }
+}
+
+const AGENT: &str = r#"
+name = "phone"
+instructions = "You answer the phone for a shop. Greet the caller first."
+output_modalities = ["audio"]
+tools = ["caller_lookup"]
+
+[turn_detection]
+type = "server_vad"
+silence_duration_ms = 200
+"#;
+
+/// How the server under test is set up.
+pub struct Options {
+    /// `max_calls`.
+    pub max_calls: usize,
+    /// Extra lines under `[limits]`.
+    pub limits: &'static str,
+    /// One scripted conversation per connection (several calls) or one shared.
+    pub scope: ScriptScope,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_calls: 4,
+            limits: "",
+            scope: ScriptScope::PerConnection,
+        }
+    }
+}
+
+/// A running `agent serve` with its peers.
+pub struct Harness {
+    /// The model's side.
+    pub scripted: ServerHandle,
+    /// The phone network's side.
+    pub twilio: FakeTwilio,
+    /// The server's state, to watch its calls.
+    pub state: Arc<AppState>,
+    /// Where the server listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// Starts everything; the scripted server plays `scenario`.
+    pub async fn start(scenario: Scenario, options: Options) -> Harness {
+        let scripted =
+            ScriptedServer::start(ServerConfig::new(scenario).script_scope(options.scope))
+                .expect("scripted server");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Twilio knows the server by a name, not by the address it connects to, so a
+        // signature over the Host header's URL does not match.
+        let base = format!("http://localhost:{}", addr.port());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("phone.toml"), AGENT).unwrap();
+        let serve_toml = format!(
+            "listen = \"{addr}\"\npublic_base_url = \"{base}\"\nmax_calls = {}\n\n[limits]\n{}\n\n[[route]]\nagent = \"phone.toml\"\nnumbers = [\"{NUMBER}\"]\npath = \"shop\"\n",
+            options.max_calls, options.limits
+        );
+        let path = dir.path().join("serve.toml");
+        std::fs::write(&path, &serve_toml).unwrap();
+        let config = ServeConfig::load(&path).unwrap();
+        let registry = ToolRegistry::from_inventory().unwrap();
+        let secrets = Secrets {
+            twilio_auth_token: Some(Secret::new(AUTH_TOKEN)),
+        };
+        let serve_options = ServeOptions {
+            realtime_url: Some(scripted.url()),
+            drain_timeout: Some(Duration::from_secs(2)),
+            ..ServeOptions::default()
+        };
+        let server = Server::with_listener(config, &registry, secrets, serve_options, listener)
+            .await
+            .unwrap();
+        let state = server.state();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        Harness {
+            twilio: FakeTwilio::new(addr, &base, AUTH_TOKEN),
+            scripted,
+            state,
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Waits (10 s at most) until no call holds a slot.
+    pub async fn until_no_calls(&self) {
+        let wait = async {
+            while self.state.capacity.in_use() > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("the calls' slots came back");
+    }
+
+    /// Stops the server (draining) and the scripted server.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("the server stopped")
+                .unwrap();
+        }
+        self.scripted.shutdown().await;
+    }
+
+    /// Every client event the scripted server received validates against the spec.
+    pub async fn assert_client_events_conform(&self) {
+        let Some(spec) = spec::spec() else { return };
+        let received = self.scripted.received().await;
+        assert!(!received.is_empty());
+        for event in received {
+            if let Err(err) = spec.validate_client_text(Dialect::Ga, &event.raw) {
+                panic!("a client event does not conform: {err}\n{}", event.raw);
+            }
+        }
+    }
+}
