@@ -482,6 +482,7 @@ impl Agent {
                 .unwrap_or(super::spec::DEFAULT_MAX_TOOL_ROUNDS),
             event_buffer: crate::session::EventBuffer::default(),
             prior_calls: Vec::new(),
+            ownership: crate::session::Ownership::default(),
         })
     }
 

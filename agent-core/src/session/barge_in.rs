@@ -68,6 +68,9 @@ pub struct BargeIn {
     speaks: bool,
     /// Responses being cancelled because of a barge-in: their audio is no longer played.
     silenced: VecDeque<String>,
+    /// The platform plays the audio (a platform-held session): it stops its own playback, so
+    /// nothing is truncated, and a cancel of ours comes with `output_audio_buffer.clear`.
+    platform_plays: bool,
 }
 
 impl BargeIn {
@@ -92,7 +95,15 @@ impl BargeIn {
             server_interrupts,
             speaks,
             silenced: VecDeque::new(),
+            platform_plays: false,
         }
+    }
+
+    /// The same handling for a session whose audio the platform holds, or not (see
+    /// [`Ownership`](crate::session::Ownership)).
+    pub fn with_ownership(mut self, ownership: crate::session::Ownership) -> Self {
+        self.platform_plays = ownership.is_platform_held();
+        self
     }
 
     /// The playback tracker, e.g. to show received versus played.
@@ -142,13 +153,23 @@ impl BargeIn {
         {
             if !self.server_interrupts {
                 sends.push(Reaction::Send(Box::new(ClientEvent::response_cancel())));
+                if self.platform_plays {
+                    let clear = ClientEvent::output_audio_buffer_clear();
+                    sends.push(Reaction::Send(Box::new(clear)));
+                }
             }
             if self.silenced.len() == SILENCED_KEPT {
                 self.silenced.pop_front();
             }
             self.silenced.push_back(response_id.to_owned());
         }
-        for (item, played, received) in self.tracker.unfinished(now) {
+        // The platform knows what the caller heard; a truncate from our position would be wrong.
+        let unfinished = if self.platform_plays {
+            Vec::new()
+        } else {
+            self.tracker.unfinished(now)
+        };
+        for (item, played, received) in unfinished {
             if received == 0 {
                 continue;
             }
@@ -295,6 +316,23 @@ mod tests {
                 truncate("b", 0)
             ]
         );
+    }
+
+    #[test]
+    fn platform_held_sessions_never_truncate_and_clear_what_they_cancel() {
+        let t0 = Instant::now();
+        let platform = crate::session::Ownership::platform_held();
+        let mut b = BargeIn::new(&session(Some(false), true), PlaybackClock::real_time())
+            .with_ownership(platform);
+        b.on_audio("r1", "a", 0, CHUNK * 10, t0);
+        let r = b.on_speech_started(Some("r1"), t0 + 300 * MS);
+        let clear = Reaction::Send(Box::new(ClientEvent::output_audio_buffer_clear()));
+        assert_eq!(r, vec![cancel(), clear]);
+        // With interrupt_response on, the platform cuts its own answer: nothing to send.
+        let mut b =
+            BargeIn::new(&session(None, true), PlaybackClock::real_time()).with_ownership(platform);
+        b.on_audio("r1", "a", 0, CHUNK * 10, t0);
+        assert_eq!(b.on_speech_started(Some("r1"), t0 + 300 * MS), vec![]);
     }
 
     #[test]

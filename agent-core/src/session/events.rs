@@ -188,6 +188,19 @@ pub enum SessionEvent {
         /// Whether this was a planned rollover rather than a recovery from a drop.
         rollover: bool,
     },
+    /// The caller pressed a phone key (`input_audio_buffer.dtmf_event_received`, on SIP calls).
+    Dtmf {
+        /// The key: `0`-`9`, `*`, `#` or `A`-`D`.
+        digit: String,
+        /// Unix time the platform received it, in seconds.
+        received_at: i64,
+    },
+    /// A platform-held session nears its time limit: warn the caller, then transfer or say
+    /// goodbye; the session closes with [`CloseReason::SessionLimit`] at the limit. Sent once.
+    SessionLimitNear {
+        /// Time left before the session closes.
+        remaining: Duration,
+    },
     /// Something odd that did not stop the session (a malformed frame, an unknown event...).
     Warning {
         /// What happened.
@@ -220,6 +233,9 @@ pub enum CloseReason {
     },
     /// The spending limit was reached.
     BudgetExhausted,
+    /// A platform-held session (a SIP or WebRTC call) reached its time limit: it cannot roll
+    /// over, since a new session would be a new call.
+    SessionLimit,
     /// The app stopped reading events: this many were waiting (see `EventBuffer`).
     ConsumerTooSlow {
         /// Events waiting for the app when the session gave up.
@@ -243,6 +259,10 @@ impl std::fmt::Display for CloseReason {
             CloseReason::BudgetExhausted => {
                 write!(f, "the spending limit was reached (max_cost_usd)")
             }
+            CloseReason::SessionLimit => write!(
+                f,
+                "the call reached its time limit (max_session_minutes); a platform-held session cannot roll over"
+            ),
             CloseReason::ConsumerTooSlow { waiting } => write!(
                 f,
                 "event consumer too slow: {waiting} events were waiting to be read, so the session ended rather than drop any"

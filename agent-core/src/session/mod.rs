@@ -22,6 +22,7 @@ pub mod dispatch;
 mod events;
 pub mod log;
 pub mod outbox;
+pub mod ownership;
 mod recent;
 pub mod reconnect;
 mod runner;
@@ -38,6 +39,7 @@ use tokio::sync::mpsc;
 pub use events::{CloseReason, NotRun, SessionEvent, TurnFailure};
 pub use log::{ConversationLog, LOG_WINDOW};
 pub use outbox::EventBuffer;
+pub use ownership::{Ownership, PlatformHeld};
 pub use reconnect::{ReconnectBudget, ReconnectPolicy};
 pub use secret::Secret;
 pub use sink::{CallStart, DurableWrite, HistorySink};
@@ -128,6 +130,9 @@ pub struct SessionConfig {
     /// Calls an earlier run of this conversation recorded (a resumed conversation): a finished
     /// one is never run again, a started one is reported as interrupted.
     pub prior_calls: Vec<PriorCall>,
+    /// Who holds the conversation and the audio: us (replay, rollover, truncate) or the
+    /// platform of a SIP or WebRTC call (see [`ownership`]).
+    pub ownership: Ownership,
 }
 
 /// Keepalive: a ping every `ping_every`, and a connection that sent nothing at all (not even
@@ -173,6 +178,7 @@ impl std::fmt::Debug for SessionConfig {
             .field("history", &self.history.len())
             .field("deadlines", &self.deadlines)
             .field("max_tool_rounds", &self.max_tool_rounds)
+            .field("ownership", &self.ownership)
             .finish_non_exhaustive()
     }
 }

@@ -130,8 +130,8 @@ pub fn is_insecure_remote(url: &str) -> bool {
     url::Url::parse(url).is_ok_and(|u| u.scheme() == "ws") && !is_loopback_url(url)
 }
 
-/// The URL actually dialled: `model=` added unless the URL already selects a model or an Azure
-/// deployment.
+/// The URL actually dialled: `model=` added unless the URL already selects a model, an Azure
+/// deployment or a call (a sideband `?call_id=` attaches to a call whose model the accept chose).
 pub fn effective_url(url: &str, model: &str) -> Result<url::Url, TransportError> {
     let mut parsed = url::Url::parse(url).map_err(|err| TransportError::InvalidUrl {
         url: crate::redact::redact_url(url),
@@ -145,7 +145,7 @@ pub fn effective_url(url: &str, model: &str) -> Result<url::Url, TransportError>
     }
     let selects_model = parsed
         .query_pairs()
-        .any(|(k, _)| k == "model" || k == "deployment");
+        .any(|(k, _)| k == "model" || k == "deployment" || k == "call_id");
     if !selects_model && !model.is_empty() {
         parsed.query_pairs_mut().append_pair("model", model);
     }
@@ -262,6 +262,12 @@ mod tests {
         )
         .unwrap();
         assert!(!u.as_str().contains("model="));
+        let u = effective_url("wss://api.openai.com/v1/realtime?call_id=rtc_1", "m").unwrap();
+        assert_eq!(
+            u.as_str(),
+            "wss://api.openai.com/v1/realtime?call_id=rtc_1",
+            "a sideband's call chose its model at accept"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Flow, Runner, setup::establish};
+use super::{Flow, Runner, platform::establish_again};
 use crate::protocol::Item;
 use crate::session::{
     Command,
@@ -35,7 +35,7 @@ impl Runner {
             }
             let conversation = self.conversation_for_replay().await;
             let established = {
-                let attempt = establish(&self.config, &conversation);
+                let attempt = establish_again(&self.config, &conversation);
                 match close_requested(&mut self.commands, &mut self.deferred, attempt).await {
                     Some(result) => result,
                     None => return Err(CloseReason::Requested),
@@ -67,6 +67,9 @@ impl Runner {
     /// session the older part of the conversation (the store still holds it), which the app
     /// is warned about; the session goes on with what memory holds.
     async fn conversation_for_replay(&mut self) -> Vec<(String, Item)> {
+        if !self.config.ownership.replays() {
+            return Vec::new(); // the platform still holds the conversation
+        }
         let sink = match &self.config.history_sink {
             Some(sink) if self.log.evicted() > 0 => sink.clone(),
             _ => return self.log.entries(),
@@ -126,7 +129,10 @@ impl Runner {
     /// The bookkeeping after a new connection is configured and replayed into.
     async fn reconnected(&mut self, rollover: bool, why: &str) -> Flow {
         let now = Instant::now();
-        self.connected_at = now;
+        // A platform-held call's time limit counts from its start, not from this attach.
+        if self.config.ownership.replays() {
+            self.connected_at = now;
+        }
         self.last_frame = now;
         self.watchdog.reset(now);
         self.pending_create = None;
@@ -148,8 +154,13 @@ impl Runner {
                 reason: why.to_owned(),
             }));
         }
+        let replayed_items = if self.config.ownership.replays() {
+            self.log.len()
+        } else {
+            0
+        };
         self.emit(SessionEvent::Reconnected {
-            replayed_items: self.log.len(),
+            replayed_items,
             rollover,
         });
         self.flush_and_apply(steps).await
@@ -164,7 +175,11 @@ impl Runner {
             cut: self.sequencer.response_in_flight() && !self.sequencer.response_expected(),
             had_calls: active.is_some_and(|id| self.response_calls.contains_key(id)),
             ours,
-            rerequest: self.rerequests < self.budget.policy().rerequest_cut_responses && !ours,
+            // On a platform-held call the platform may still be playing the response the
+            // sideband lost: asking again would answer twice.
+            rerequest: self.rerequests < self.budget.policy().rerequest_cut_responses
+                && !ours
+                && self.config.ownership.replays(),
         }
     }
 

@@ -52,6 +52,12 @@ impl Runner {
                     if let Err(flow) = self.send(event).await {
                         return flow;
                     }
+                    // The platform plays the audio: what it queued of the answer goes too.
+                    if self.config.ownership.is_platform_held()
+                        && let Err(flow) = self.send(ClientEvent::output_audio_buffer_clear()).await
+                    {
+                        return flow;
+                    }
                 }
                 Flow::Continue
             }

@@ -17,7 +17,8 @@
 //! - [`deadlines`]: what happens when a response stalls;
 //! - [`wire`]: frames in and out of the current connection;
 //! - [`setup`]: connecting, configuring and replaying a connection;
-//! - [`connection`]: replacing a connection that was lost or is about to expire.
+//! - [`connection`]: replacing a connection that was lost or is about to expire;
+//! - [`platform`]: what differs when the platform holds the call (re-attach, the time limit).
 
 mod calls;
 mod connection;
@@ -25,6 +26,7 @@ mod deadlines;
 mod errors;
 mod input;
 mod items;
+mod platform;
 mod responses;
 mod server_events;
 mod setup;
@@ -144,6 +146,8 @@ pub(crate) struct Runner {
     barge_in: super::barge_in::BargeIn,
     /// The server's turn detection answers the user by itself (`create_response`).
     server_responds: bool,
+    /// A platform-held session told the app its time limit is near (see `platform`).
+    limit_warned: bool,
 }
 
 impl Runner {
@@ -164,7 +168,8 @@ impl Runner {
             session_id,
         );
         let accounting = Accounting::new(&config);
-        let barge_in = super::barge_in::BargeIn::new(&config.session, config.playback.clone());
+        let barge_in = super::barge_in::BargeIn::new(&config.session, config.playback.clone())
+            .with_ownership(config.ownership);
         // A store that reads back answers for every call it recorded (see `spawn_call`), so
         // the prior calls need not stay in memory; nor do the ids of calls long done.
         let store_answers = config
@@ -225,6 +230,7 @@ impl Runner {
             shutdown: CancellationToken::new(),
             last_frame: now,
             was_busy: false,
+            limit_warned: false,
         }
     }
 
@@ -314,7 +320,11 @@ impl Runner {
             if self.accounting.budget_exhausted() && self.quiet() {
                 return Flow::Close(CloseReason::BudgetExhausted);
             }
-            if self.connected_at.elapsed() >= self.config.max_session_age && self.quiet() {
+            if self.config.ownership.is_platform_held() {
+                if let Some(flow) = self.platform_time_limit() {
+                    return flow;
+                }
+            } else if self.connected_at.elapsed() >= self.config.max_session_age && self.quiet() {
                 return Flow::Rollover("the session is near its time limit".into());
             }
         }

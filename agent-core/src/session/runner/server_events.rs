@@ -73,6 +73,10 @@ impl Runner {
             ServerEvent::ResponseOutputItemDone(e) => {
                 self.on_output_item_done(&e.response_id, &e.item).await;
             }
+            ServerEvent::InputAudioBufferDtmfEventReceived(e) => self.emit(SessionEvent::Dtmf {
+                digit: e.event,
+                received_at: e.received_at,
+            }),
             ServerEvent::ResponseDone(e) => return self.on_response_done(e).await,
             ServerEvent::Error(e) => return self.on_error(e).await,
             ServerEvent::Unknown(e) => {

@@ -1,0 +1,53 @@
+//! What differs when the platform holds the call (a SIP or WebRTC call attached by the
+//! sideband; see [`Ownership`](crate::session::Ownership)): a lost sideband re-attaches to the
+//! same call without `session.update` or replay, and the call ends at its time limit instead
+//! of rolling over.
+
+use super::{Flow, Runner, setup::establish};
+use crate::{
+    protocol::Item,
+    session::{
+        SessionConfig, SessionError,
+        events::{CloseReason, SessionEvent},
+        transport::{self, WsStream},
+    },
+};
+
+/// The session id and model a new connection reported (none on a re-attach).
+type SessionIds = (Option<String>, Option<String>);
+
+/// A connection to replace a lost one: configured and replayed into when we hold the
+/// conversation, re-attached as it is when the platform holds it.
+pub(super) async fn establish_again(
+    config: &SessionConfig,
+    conversation: &[(String, Item)],
+) -> Result<(WsStream, SessionIds), SessionError> {
+    if config.ownership.replays() {
+        return establish(config, conversation).await;
+    }
+    // The call's session is still configured (the loop never changes it after the first
+    // attach), so the sideband is ready as soon as it is open.
+    let ws = transport::connect(&config.connect).await?;
+    Ok((ws, (None, None)))
+}
+
+impl Runner {
+    /// A platform-held call near its time limit warns the app once; at the limit it ends.
+    /// The age counts from the first attach: re-attaching does not restart the call's clock.
+    pub(super) fn platform_time_limit(&mut self) -> Option<Flow> {
+        let age = self.connected_at.elapsed();
+        let limit = self.config.max_session_age;
+        if age >= limit {
+            return Some(Flow::Close(CloseReason::SessionLimit));
+        }
+        let warn_at = self.config.ownership.warn_at(limit)?;
+        if age >= warn_at && !self.limit_warned {
+            self.limit_warned = true;
+            tracing::info!("the call nears its time limit");
+            self.emit(SessionEvent::SessionLimitNear {
+                remaining: limit.saturating_sub(age),
+            });
+        }
+        None
+    }
+}
