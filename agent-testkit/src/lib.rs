@@ -14,6 +14,10 @@
 //! [`mcp`] is the other side of the Model Context Protocol: a small MCP server over stdio or
 //! streamable HTTP, with fault knobs, for the framework's `[[mcp_clients]]`.
 //!
+//! [`platform`] is the OpenAI platform's side of a SIP call: signed `realtime.call.incoming`
+//! webhooks, the call-control REST endpoints, and sidebands attached by call id that play the
+//! scenario and keep the call's conversation across reconnects.
+//!
 //! [`twilio`] is the phone network's side of `agent serve`: a fake Twilio that signs its voice
 //! webhook, streams a caller's μ-law in real time, plays the server's audio, echoes marks and
 //! honours `clear`.
@@ -22,6 +26,7 @@
 //! unknown fields, nulls, beta names and broken frames that a typed protocol would refuse.
 
 pub mod mcp;
+pub mod platform;
 pub mod scenario;
 pub mod server;
 pub mod twilio;

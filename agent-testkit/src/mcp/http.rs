@@ -171,11 +171,14 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     tasks.shutdown().await;
 }
 
-/// A parsed request.
-struct Request {
-    method: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+/// A parsed request (the fake platform's REST side reads its requests the same way).
+pub(crate) struct Request {
+    pub(crate) method: String,
+    /// The request target, query included.
+    pub(crate) path: String,
+    /// Header names (lower case) and values.
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 async fn serve(mut stream: TcpStream, shared: &Shared) {
@@ -263,7 +266,7 @@ async fn json_reply(stream: &mut TcpStream, extra: &[(&str, &str)], body: &str) 
     respond(stream, 200, "OK", &headers, body.as_bytes()).await;
 }
 
-async fn respond(
+pub(crate) async fn respond(
     stream: &mut TcpStream,
     status: u16,
     reason: &str,
@@ -285,7 +288,7 @@ async fn respond(
 
 /// Reads one request: the head (at most 64 KiB), then a body of `Content-Length` bytes (at
 /// most 16 MiB). `None` when the client closed first or sent something that is not HTTP.
-async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
+pub(crate) async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
     let mut buffer = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -310,6 +313,7 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>
         return Ok(None);
     }
     let method = parsed.method.unwrap_or("").to_owned();
+    let path = parsed.path.unwrap_or("").to_owned();
     let headers: Vec<(String, String)> = parsed
         .headers
         .iter()
@@ -339,6 +343,7 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>
     body.truncate(length);
     Ok(Some(Request {
         method,
+        path,
         headers,
         body,
     }))

@@ -27,7 +27,7 @@
 //! | `crash` | none | the server dies mid-call (stdio: exits with status 3; HTTP: drops the connection and stops listening) |
 //! | `garbage` | none | a reply that is not JSON |
 
-mod http;
+pub(crate) mod http;
 mod stdio;
 
 use std::time::Duration;

@@ -111,13 +111,14 @@
 //!   accepted.
 
 pub(crate) mod audio;
+pub mod calls;
 mod connection;
 mod conversation;
 mod fault_frames;
 mod faults;
 mod playlist;
 mod response;
-mod session;
+pub(crate) mod session;
 mod usage;
 mod wire;
 
@@ -232,6 +233,9 @@ pub struct ServerConfig {
     /// Send input audio transcripts after the answer's `response.done` instead of right after
     /// the commit; see [`ServerConfig::late_transcription()`].
     pub late_transcription: bool,
+    /// The calls of a fake platform, when this server is its sideband: a connection with
+    /// `?call_id=` attaches to one of them (see [`calls`]).
+    pub calls: Option<Arc<calls::PlatformCalls>>,
 }
 
 impl Default for ServerConfig {
@@ -249,6 +253,7 @@ impl Default for ServerConfig {
             model: "gpt-realtime".into(),
             port: 0,
             late_transcription: false,
+            calls: None,
         }
     }
 }
@@ -313,6 +318,14 @@ impl ServerConfig {
     /// Sets the audio settings.
     pub fn audio(mut self, audio: AudioSettings) -> Self {
         self.audio = audio;
+        self
+    }
+
+    /// Serves the sidebands of `calls`: a connection with `?call_id=` attaches to that call
+    /// (refused with 404 unless it was accepted and still runs), starts from its session and
+    /// conversation, and gets no audio deltas.
+    pub fn platform_calls(mut self, calls: Arc<calls::PlatformCalls>) -> Self {
+        self.calls = Some(calls);
         self
     }
 

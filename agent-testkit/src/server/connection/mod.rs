@@ -35,6 +35,7 @@ mod input_audio;
 mod items;
 mod late_transcripts;
 mod responses;
+mod sideband;
 mod stalls;
 
 use handshake::{Handshake, choose_subprotocol, inspect, ws_config};
@@ -54,9 +55,18 @@ enum Flow {
 pub(crate) async fn serve(stream: TcpStream, index: usize, shared: Arc<Shared>) {
     let mut handshake = None;
     let auth = shared.config.auth.clone();
+    let calls = shared.config.calls.clone();
     #[allow(clippy::result_large_err)] // the signature is tungstenite's handshake `Callback`
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         handshake = Some(inspect(req, &auth));
+        // A sideband attaches only to a call the platform accepted and still holds.
+        if let (Some(calls), Some(call_id)) = (&calls, sideband::call_id_of(req.uri().query()))
+            && !calls.may_attach(&call_id)
+        {
+            let mut refused = ErrorResponse::new(Some(format!("no active call {call_id}")));
+            *refused.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
+            return Err(refused);
+        }
         if let Some(proto) = choose_subprotocol(req)
             && let Ok(v) = HeaderValue::from_str(&proto)
         {
@@ -95,8 +105,21 @@ pub(crate) async fn serve(stream: TcpStream, index: usize, shared: Arc<Shared>) 
         has_authorization: handshake.has_authorization,
         dialect,
     });
+    let call_id = sideband::call_id_of(handshake.query.as_deref());
+    let attached = match (&shared.config.calls, &call_id) {
+        (Some(calls), Some(id)) => match calls.attach(id) {
+            Some(attached) => Some(attached),
+            None => return, // the call ended during the handshake
+        },
+        _ => None,
+    };
     let mut conn = Conn::new(index, shared, dialect, &handshake);
+    if let (Some(id), Some(attached)) = (call_id, attached) {
+        conn.attach(id, attached);
+    }
     conn.run(ws, handshake.auth_ok).await;
+    // The sideband ended without the call ending it: the call keeps its state, or ends.
+    conn.detach(true);
 }
 
 /// One connection's state.
@@ -140,6 +163,10 @@ struct Conn {
     failed_creates: usize,
     /// Transcription events held back by the server's `late_transcription` setting.
     held_transcripts: Vec<HeldTranscript>,
+    /// The platform call this sideband is attached to (see `sideband`).
+    call_id: Option<String>,
+    /// What the test makes the caller do on this sideband's call.
+    control: Option<tokio::sync::mpsc::UnboundedReceiver<crate::server::calls::CallControl>>,
 }
 
 impl Conn {
@@ -187,6 +214,8 @@ impl Conn {
             stream_stall: None,
             failed_creates: 0,
             held_transcripts: Vec::new(),
+            call_id: None,
+            control: None,
             shared,
         }
     }
@@ -246,8 +275,8 @@ impl Conn {
                 if ws.flush().await.is_err() {
                     return;
                 }
-                let msg = ws.next().await;
-                if self.on_frame(msg) == Flow::Stop {
+                let input = self.next_input(&mut ws).await;
+                if self.on_input(input, &mut ws).await == Flow::Stop {
                     let _ = ws.flush().await;
                     return;
                 }
@@ -268,8 +297,8 @@ impl Conn {
                         return;
                     }
                     tokio::select! {
-                        msg = ws.next() => {
-                            if self.on_frame(msg) == Flow::Stop {
+                        input = self.next_input(&mut ws) => {
+                            if self.on_input(input, &mut ws).await == Flow::Stop {
                                 let _ = ws.flush().await;
                                 return;
                             }
@@ -330,8 +359,8 @@ impl Conn {
             _ => {}
         }
         self.apply_effect(&out.effect, &mut out.value);
-        if out.value.is_null() {
-            return Flow::Continue; // an action, not a frame
+        if out.value.is_null() || self.withheld(&out.value) {
+            return Flow::Continue; // an action, or audio a sideband does not carry
         }
         if let Some(kind) = self.faults.malformed_response_done {
             fault_frames::rewrite_response_done(kind, &mut out.value);

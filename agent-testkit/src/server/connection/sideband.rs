@@ -1,0 +1,129 @@
+//! A sideband: a connection attached to a platform call by `?call_id=` (see
+//! [`PlatformCalls`](crate::server::calls::PlatformCalls)). It starts from the call's session
+//! and conversation, hands them back when it ends, carries no audio (the call's media path
+//! does), and plays what the test makes the caller do.
+
+use super::*;
+use crate::server::calls::{Attached, CallControl, Saved};
+
+/// What the loop waits for next on a connection.
+pub(super) enum Input {
+    /// A client frame (or the end of the connection).
+    Frame(Option<Result<Message, WsError>>),
+    /// A control for this sideband's call (`None`: the platform let go of it).
+    Control(Option<CallControl>),
+}
+
+impl Conn {
+    /// Starts this sideband from the call: where the last sideband left it, else from the
+    /// session the accept asked for.
+    pub(super) fn attach(&mut self, call_id: String, attached: Attached) {
+        if let Some(saved) = attached.saved {
+            self.session = saved.session;
+            self.conversation = saved.conversation;
+            self.turn = saved.turn;
+            self.input_ms_total = saved.input_ms_total;
+            self.progress = saved.progress;
+        } else if let Some(accepted) = &attached.accepted {
+            session::merge(&mut self.session, accepted);
+        }
+        self.conversation_id = format!("conv_{call_id}");
+        self.control = Some(attached.control);
+        self.call_id = Some(call_id);
+    }
+
+    /// Hands the call's state back to the platform, once; `dropped` when the connection ended
+    /// without the call ending.
+    pub(super) fn detach(&mut self, dropped: bool) {
+        let (Some(call_id), Some(calls)) = (self.call_id.take(), self.shared.config.calls.clone())
+        else {
+            return;
+        };
+        self.control = None;
+        let saved = Saved {
+            session: self.session.clone(),
+            conversation: std::mem::take(&mut self.conversation),
+            turn: self.turn,
+            input_ms_total: self.input_ms_total,
+            progress: Arc::clone(&self.progress),
+        };
+        calls.detach(&call_id, saved, dropped);
+    }
+
+    /// The next client frame or, on a sideband, the next control of its call.
+    pub(super) async fn next_input(&mut self, ws: &mut Ws) -> Input {
+        match &mut self.control {
+            None => Input::Frame(ws.next().await),
+            Some(control) => tokio::select! {
+                msg = ws.next() => Input::Frame(msg),
+                control = control.recv() => Input::Control(control),
+            },
+        }
+    }
+
+    /// Handles one input of [`Conn::next_input`].
+    pub(super) async fn on_input(&mut self, input: Input, ws: &mut Ws) -> Flow {
+        match input {
+            Input::Frame(msg) => self.on_frame(msg),
+            Input::Control(Some(control)) => self.on_control(control, ws).await,
+            Input::Control(None) => {
+                self.control = None;
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn on_control(&mut self, control: CallControl, ws: &mut Ws) -> Flow {
+        match control {
+            CallControl::CallerSpeaks => {
+                self.barge_in();
+                Flow::Continue
+            }
+            CallControl::Dtmf(digit) => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                self.reply(json!({
+                    "type": "input_audio_buffer.dtmf_event_received",
+                    "event": digit,
+                    "received_at": now,
+                }));
+                Flow::Continue
+            }
+            CallControl::DropSideband => {
+                tracing::debug!(connection = self.index, "platform: sideband dropped");
+                self.detach(true);
+                drop_connection(ws).await;
+                Flow::Stop
+            }
+            CallControl::End => {
+                self.detach(false);
+                let spec = CloseSpec {
+                    code: 1000,
+                    reason: "call ended".into(),
+                };
+                close(ws, &spec).await;
+                Flow::Stop
+            }
+        }
+    }
+
+    /// Audio stays on the call's media path: a sideband gets no audio deltas (the response is
+    /// played all the same, and its items keep their audio length).
+    pub(super) fn withheld(&self, value: &Value) -> bool {
+        self.call_id.is_some()
+            && matches!(
+                value.get("type").and_then(Value::as_str),
+                Some("response.output_audio.delta" | "response.audio.delta")
+            )
+    }
+}
+
+/// The `call_id` of a sideband's upgrade request, if any.
+pub(super) fn call_id_of(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| *k == "call_id")
+        .map(|(_, v)| v.to_owned())
+}
