@@ -49,6 +49,18 @@ pub enum ServeError {
         /// What needs it.
         why: &'static str,
     },
+    /// The webhook secret is not a Standard Webhooks secret.
+    #[error("the environment variable `{variable}` does not hold a webhook secret: {source}")]
+    BadWebhookSecret {
+        /// The variable.
+        variable: String,
+        /// What is wrong.
+        #[source]
+        source: crate::sip::signature::BadWebhookSecret,
+    },
+    /// The HTTP client for the platform's REST API cannot be built.
+    #[error("cannot set up the HTTP client for the OpenAI platform: {0}")]
+    HttpClient(String),
     /// `--url` is not a WebSocket URL.
     #[error("--url {url} is not a ws:// or wss:// URL")]
     BadRealtimeUrl {

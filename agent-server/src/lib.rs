@@ -7,7 +7,9 @@
 //!
 //! Transports so far: Twilio Media Streams ([`twilio`]): a signed voice webhook answered with
 //! TwiML, a media stream admitted by a one-time token, μ-law passed through as `audio/pcmu`,
-//! marks for playback and `clear` for barge-in.
+//! marks for playback and `clear` for barge-in. OpenAI SIP ([`sip`]): a signed webhook, an
+//! accept through the platform's REST API ([`platform`]), and the session loop attached to the
+//! call by the sideband, in platform-held mode.
 //!
 //! The server is an axum [`Router`](axum::Router) plus tower layers (tracing, a limit on
 //! requests in flight, a request timeout, a body limit) in [`router`], over one `Arc` of typed
@@ -22,8 +24,10 @@ pub mod config;
 mod error;
 mod health;
 pub mod phone_session;
+pub mod platform;
 pub mod router;
 mod server;
+pub mod sip;
 pub mod spend;
 mod state;
 pub mod twilio;

@@ -37,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/twilio/voice", post(twilio::voice::answer))
         .route("/twilio/voice/{route}", post(twilio::voice::answer_route))
         .route("/twilio/media-stream", get(twilio::media_stream::upgrade))
+        .route("/openai/webhook", post(crate::sip::webhook::receive))
         .with_state(state)
         .layer(layers)
 }

@@ -23,8 +23,14 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::ServiceExt as _;
 
 use crate::{
-    capacity::Capacity, config::ServeConfig, error::ServeError, spend::SpendLedger,
-    state::AppState, twilio::tokens::StreamTokens,
+    capacity::Capacity,
+    config::ServeConfig,
+    error::ServeError,
+    platform::Platform,
+    sip::{SipState, seen::SeenIds, signature::WebhookSecret},
+    spend::SpendLedger,
+    state::AppState,
+    twilio::tokens::StreamTokens,
 };
 
 /// What the command line adds to `serve.toml`.
@@ -44,22 +50,86 @@ pub struct ServeOptions {
 pub struct Secrets {
     /// Twilio's auth token, needed when a route answers Twilio calls.
     pub twilio_auth_token: Option<Secret>,
+    /// The platform's webhook secret (`whsec_...`), needed when a route answers SIP users.
+    pub openai_webhook_secret: Option<Secret>,
+    /// The API key for the platform's call-control REST API (SIP calls); a REST base on this
+    /// machine (a test platform) needs none.
+    pub openai_api_key: Option<Secret>,
 }
 
 impl Secrets {
     /// Reads each secret the configuration needs from its environment variable.
     pub fn from_env(config: &ServeConfig) -> Result<Secrets, ServeError> {
-        if !answers_twilio(config) {
-            return Ok(Secrets::default());
+        let read = |variable: &str| {
+            std::env::var(variable)
+                .ok()
+                .filter(|value| !value.trim().is_empty())
+                .map(Secret::new)
+        };
+        let mut secrets = Secrets::default();
+        if answers_twilio(config) {
+            secrets.twilio_auth_token = read(&config.secrets.twilio_auth_token_env);
+            if secrets.twilio_auth_token.is_none() {
+                return Err(missing_twilio_token(config));
+            }
         }
-        let variable = &config.secrets.twilio_auth_token_env;
-        match std::env::var(variable) {
-            Ok(value) if !value.trim().is_empty() => Ok(Secrets {
-                twilio_auth_token: Some(Secret::new(value)),
-            }),
-            _ => Err(missing_twilio_token(config)),
+        if answers_sip(config) {
+            secrets.openai_webhook_secret = read(&config.secrets.openai_webhook_secret_env);
+            if secrets.openai_webhook_secret.is_none() {
+                return Err(missing_webhook_secret(config));
+            }
+            secrets.openai_api_key = read(&config.secrets.openai_api_key_env);
         }
+        Ok(secrets)
     }
+}
+
+fn answers_sip(config: &ServeConfig) -> bool {
+    config.routes.iter().any(|r| !r.sip_users.is_empty())
+}
+
+fn missing_webhook_secret(config: &ServeConfig) -> ServeError {
+    ServeError::MissingSecret {
+        variable: config.secrets.openai_webhook_secret_env.clone(),
+        key: "openai_webhook_secret_env",
+        why: "the server checks every OpenAI webhook's signature with it; export the project's webhook signing secret (whsec_...)",
+    }
+}
+
+/// The OpenAI REST base when neither serve.toml nor `--api-base` sets one.
+pub const DEFAULT_API_BASE: &str = "https://api.openai.com";
+
+/// The SIP path's state, when a route answers SIP users: the webhook secret checked, the
+/// platform's client built (with the key, which only a REST base on this machine may lack).
+fn sip_state(config: &ServeConfig, secrets: &Secrets) -> Result<Option<SipState>, ServeError> {
+    if !answers_sip(config) {
+        return Ok(None);
+    }
+    let variable = &config.secrets.openai_webhook_secret_env;
+    let text = secrets
+        .openai_webhook_secret
+        .as_ref()
+        .ok_or_else(|| missing_webhook_secret(config))?;
+    let secret =
+        WebhookSecret::parse(text.expose()).map_err(|source| ServeError::BadWebhookSecret {
+            variable: variable.clone(),
+            source,
+        })?;
+    let api_base = config.api_base.as_deref().unwrap_or(DEFAULT_API_BASE);
+    if secrets.openai_api_key.is_none() && !is_loopback_url(api_base) {
+        return Err(ServeError::MissingSecret {
+            variable: config.secrets.openai_api_key_env.clone(),
+            key: "openai_api_key_env",
+            why: "SIP calls are accepted, transferred and hung up through the OpenAI API with it",
+        });
+    }
+    let platform = Platform::new(api_base, secrets.openai_api_key.clone())
+        .map_err(|err| ServeError::HttpClient(err.to_string()))?;
+    Ok(Some(SipState {
+        secret,
+        seen: SeenIds::default(),
+        platform,
+    }))
 }
 
 fn answers_twilio(config: &ServeConfig) -> bool {
@@ -139,6 +209,7 @@ impl Server {
         if answers_twilio(&config) && secrets.twilio_auth_token.is_none() {
             return Err(missing_twilio_token(&config));
         }
+        let sip = sip_state(&config, &secrets)?;
         let (agents, mcp) = load_agents(&config, registry, &overrides).await?;
         let state = AppState {
             capacity: Capacity::new(config.max_calls),
@@ -150,6 +221,7 @@ impl Server {
             twilio_auth_token: secrets.twilio_auth_token,
             calls: TaskTracker::new(),
             hang_up: CancellationToken::new(),
+            sip,
             config,
         };
         Ok(Server {

@@ -35,4 +35,6 @@ pub struct AppState {
     pub calls: TaskTracker,
     /// Fires when the drain time is over: running calls end.
     pub hang_up: CancellationToken,
+    /// The SIP path, when a route answers SIP users.
+    pub sip: Option<crate::sip::SipState>,
 }

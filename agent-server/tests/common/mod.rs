@@ -113,6 +113,7 @@ impl Harness {
         let registry = ToolRegistry::from_inventory().unwrap();
         let secrets = Secrets {
             twilio_auth_token: Some(Secret::new(AUTH_TOKEN)),
+            ..Secrets::default()
         };
         let serve_options = ServeOptions {
             realtime_url: Some(scripted.url()),
