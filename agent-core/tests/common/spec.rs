@@ -239,6 +239,37 @@ impl Spec {
         }
     }
 
+    /// Validates `value` against the named schema (`$defs` key), e.g. a REST body such as
+    /// `RealtimeCallRejectRequest`.
+    pub fn validate_named(
+        &self,
+        dialect: Dialect,
+        name: &str,
+        value: &Value,
+        mode: Mode,
+    ) -> Result<(), String> {
+        let map = self.schemas(dialect).compiled(mode);
+        let pointer = format!("#/$defs/{name}");
+        let validator = map
+            .get(&pointer)
+            .ok_or_else(|| format!("no validator compiled for {pointer}"))?;
+        let errors: Vec<String> = validator
+            .iter_errors(value)
+            .take(5)
+            .map(|e| {
+                format!(
+                    "at /{}: {e}",
+                    e.instance_path().as_str().trim_start_matches('/')
+                )
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{name} ({dialect:?}): {}", errors.join("; ")))
+        }
+    }
+
     /// The lines of a JSONL file in the spec folder, numbered from 1, blank lines skipped.
     pub fn jsonl(&self, relative: &str) -> Vec<(usize, String)> {
         let path = self.dir.join(relative);

@@ -40,7 +40,8 @@ pub enum CallState {
     Transferred(String),
     /// Hung up through REST.
     HungUp,
-    /// Ended by the platform (a dropped sideband under [`SidebandDrop::CallEnds`]).
+    /// Ended by the caller, or by the platform (a dropped sideband under
+    /// [`SidebandDrop::CallEnds`]).
     Ended,
 }
 
@@ -147,6 +148,13 @@ impl PlatformCalls {
             .is_some_and(|tx| tx.send(control).is_ok())
     }
 
+    /// The caller hangs up: the call ends and its sideband is closed (1000); `false` when the
+    /// call was not running.
+    pub fn caller_hangs_up(&self, call_id: &str) -> bool {
+        self.end(call_id, CallState::Ended, &[CallState::Accepted])
+            .is_ok()
+    }
+
     /// Answers an incoming call with `session`; `Err` says why the platform refuses.
     pub(crate) fn accept(&self, call_id: &str, session: Value) -> Result<(), &'static str> {
         let mut calls = lock(&self.calls);
@@ -169,7 +177,13 @@ impl PlatformCalls {
         let mut calls = lock(&self.calls);
         let call = calls.get_mut(call_id).ok_or("no such call")?;
         if !expected.contains(&call.state) {
-            return Err("the call is not in a state that allows this");
+            // A call that is over is gone, as far as the API is concerned.
+            let over = !matches!(call.state, CallState::Incoming | CallState::Accepted);
+            return Err(if over {
+                "no such call"
+            } else {
+                "the call is not in a state that allows this"
+            });
         }
         call.state = state;
         if let Some(tx) = call.control.take() {

@@ -1,0 +1,232 @@
+//! The harness of the SIP tests: `agent serve` on loopback with a route for the SIP user
+//! `support`, and the fake OpenAI platform (webhooks, call-control REST, sidebands) as the
+//! other side.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use agent_core::{session::Secret, tool::ToolRegistry};
+use agent_server::{AppState, Secrets, ServeConfig, ServeOptions, Server};
+use agent_testkit::{
+    Scenario,
+    platform::{CallRequest, FakePlatform, IncomingCall, SidebandDrop, WebhookSigning},
+    server::{ServerConfig, ServerHandle},
+    twilio::http::HttpAnswer,
+};
+use serde_json::Value;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// The project's webhook secret in the tests.
+pub const WEBHOOK_SECRET: &str = "whsec_c2lwLXRlc3Qtd2ViaG9vay1zZWNyZXQtMDEyMzQ1Njc4OQ==";
+/// The API key the platform's REST side requires.
+pub const API_KEY: &str = "sk-sip-test-key-0123456789abcdef";
+/// The SIP user the agent answers.
+pub const USER: &str = "support";
+/// The caller.
+pub const CALLER: &str = "+15550111";
+/// Where the platform sends webhooks.
+pub const WEBHOOK_PATH: &str = "/openai/webhook";
+
+/// How the server under test is set up.
+pub struct SipOptions {
+    /// `max_calls`.
+    pub max_calls: usize,
+    /// What a dropped sideband does to its call.
+    pub on_drop: SidebandDrop,
+    /// Extra lines of the agent file (e.g. `[limits]`).
+    pub agent_extra: &'static str,
+}
+
+impl Default for SipOptions {
+    fn default() -> Self {
+        SipOptions {
+            max_calls: 4,
+            on_drop: SidebandDrop::CallSurvives,
+            agent_extra: "",
+        }
+    }
+}
+
+const AGENT: &str = r#"
+name = "phone"
+instructions = "You answer the phone for a shop. Greet the caller first."
+output_modalities = ["audio"]
+tools = ["caller_lookup"]
+
+[turn_detection]
+type = "server_vad"
+silence_duration_ms = 200
+"#;
+
+/// A running `agent serve` with the fake platform.
+pub struct SipHarness {
+    /// The platform's side.
+    pub platform: FakePlatform,
+    /// The server's state.
+    pub state: Arc<AppState>,
+    /// Where the server listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl SipHarness {
+    /// Starts everything; sidebands play `scenario`.
+    pub async fn start(scenario: Scenario, options: SipOptions) -> SipHarness {
+        let platform = FakePlatform::start(
+            ServerConfig::new(scenario),
+            options.on_drop,
+            WEBHOOK_SECRET,
+            Some(API_KEY),
+        )
+        .expect("fake platform");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("phone.toml"),
+            format!("{AGENT}\n{}", options.agent_extra),
+        )
+        .unwrap();
+        let serve_toml = format!(
+            "listen = \"{addr}\"\npublic_base_url = \"http://localhost:{}\"\nmax_calls = {}\n\n[[route]]\nagent = \"phone.toml\"\nsip_users = [\"{USER}\"]\n",
+            addr.port(),
+            options.max_calls
+        );
+        let path = dir.path().join("serve.toml");
+        std::fs::write(&path, serve_toml).unwrap();
+        let config = ServeConfig::load(&path).unwrap();
+        let registry = ToolRegistry::from_inventory().unwrap();
+        let secrets = Secrets {
+            openai_webhook_secret: Some(Secret::new(WEBHOOK_SECRET)),
+            openai_api_key: Some(Secret::new(API_KEY)),
+            ..Secrets::default()
+        };
+        let serve_options = ServeOptions {
+            realtime_url: Some(platform.realtime_url()),
+            api_base: Some(platform.api_base()),
+            drain_timeout: Some(Duration::from_secs(2)),
+        };
+        let server = Server::with_listener(config, &registry, secrets, serve_options, listener)
+            .await
+            .unwrap();
+        let state = server.state();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        SipHarness {
+            platform,
+            state,
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// The scripted sideband server.
+    pub fn sideband(&self) -> &ServerHandle {
+        self.platform.sideband()
+    }
+
+    /// A call from [`CALLER`] to `user`, announced by a webhook signed as `signing`.
+    pub async fn call(
+        &self,
+        call_id: &str,
+        user: &str,
+        webhook_id: &str,
+        signing: WebhookSigning,
+    ) -> HttpAnswer {
+        let call = IncomingCall::new(
+            call_id,
+            &format!("sip:{CALLER}@carrier.example"),
+            &format!("sip:{user}@sip.api.openai.com"),
+        );
+        self.platform
+            .incoming_call(self.addr, WEBHOOK_PATH, &call, webhook_id, signing)
+            .await
+            .unwrap()
+    }
+
+    /// The call-control requests for `call_id`, as `(action, status)`.
+    pub fn actions(&self, call_id: &str) -> Vec<(String, u16)> {
+        self.requests(call_id)
+            .into_iter()
+            .map(|r| (r.action, r.status))
+            .collect()
+    }
+
+    /// The call-control requests for `call_id`.
+    pub fn requests(&self, call_id: &str) -> Vec<CallRequest> {
+        self.platform
+            .requests()
+            .into_iter()
+            .filter(|r| r.call_id == call_id)
+            .collect()
+    }
+
+    /// The server events of `kind` the sideband server sent.
+    pub async fn sent(&self, kind: &str) -> Vec<Value> {
+        self.frames(agent_testkit::Direction::FromServer, kind)
+            .await
+    }
+
+    /// The client events of `kind` the sideband server received.
+    pub async fn received(&self, kind: &str) -> Vec<Value> {
+        self.frames(agent_testkit::Direction::FromClient, kind)
+            .await
+    }
+
+    async fn frames(&self, direction: agent_testkit::Direction, kind: &str) -> Vec<Value> {
+        self.sideband()
+            .log()
+            .await
+            .into_iter()
+            .filter(|f| f.direction == direction)
+            .filter_map(|f| f.value)
+            .filter(|v| v["type"] == kind)
+            .collect()
+    }
+
+    /// Waits (10 s at most) until no call holds a slot.
+    pub async fn until_no_calls(&self) {
+        eventually("the calls' slots came back", || async {
+            self.state.capacity.in_use() == 0
+        })
+        .await;
+    }
+
+    /// Stops the server (draining) and the platform.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("the server stopped")
+                .unwrap();
+        }
+        self.platform.shutdown().await;
+    }
+}
+
+/// Waits until `check` holds, checking every 20 ms, 10 s at most; panics naming `what`.
+pub async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let wait = async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .is_err()
+    {
+        panic!("timed out waiting for {what}");
+    }
+}

@@ -1,0 +1,420 @@
+//! End to end through real sockets on loopback: the fake OpenAI platform sends `agent serve`
+//! signed `realtime.call.incoming` webhooks; the server accepts or rejects through the
+//! platform's REST API and runs accepted calls over a sideband. One whole call (accept, a tool,
+//! a sideband drop and re-attach with nothing replayed, keypad digits, the caller hanging up),
+//! the time limit, then one test per refusal.
+
+mod common;
+mod sip;
+
+use agent_testkit::{
+    ModelStep, Scenario, ScriptedCall, Turn,
+    platform::{CallControl, CallState, IncomingCall, SidebandDrop, WebhookSigning},
+    twilio::http,
+};
+use common::spec::{self, Mode};
+use serde_json::{Value, json};
+use sip::{
+    API_KEY, CALLER, SipHarness, SipOptions, USER, WEBHOOK_PATH, WEBHOOK_SECRET, eventually,
+};
+
+const KEYPAD: &str = "The caller pressed 5 on the keypad.";
+
+fn scenario() -> Scenario {
+    Scenario::new("sip call")
+        .turn(Turn::model_first().model(ModelStep::say("Hello, thanks for calling the shop.")))
+        .turn(
+            Turn::user("Where is my order A1001?")
+                .model(ModelStep::calls([ScriptedCall::new(
+                    "caller_lookup",
+                    json!({"order_id": "A1001"}),
+                )]))
+                .model(ModelStep::say("Your order A1001 shipped yesterday.")),
+        )
+        .turn(Turn::user(KEYPAD).model(ModelStep::say("You pressed five. Goodbye.")))
+}
+
+/// How many responses the sideband server finished.
+async fn responses_done(h: &SipHarness) -> usize {
+    h.sent("response.done").await.len()
+}
+
+/// Validates a REST body against its schema in realtime-schemas.json.
+fn assert_conforms(schema: &str, body: &Value) {
+    let Some(spec) = spec::spec() else { return };
+    if let Err(err) = spec.validate_named(agent_testkit::Dialect::Ga, schema, body, Mode::STRICT) {
+        panic!("a {schema} body does not conform: {err}\n{body}");
+    }
+}
+
+/// Every client event the sidebands received validates against the spec.
+async fn assert_client_events_conform(h: &SipHarness) {
+    let Some(spec) = spec::spec() else { return };
+    for event in h.sideband().received().await {
+        if let Err(err) = spec.validate_client_text(agent_testkit::Dialect::Ga, &event.raw) {
+            panic!("a client event does not conform: {err}\n{}", event.raw);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_sip_call_runs_tools_re_attaches_without_replay_and_hears_keys() {
+    let h = SipHarness::start(scenario(), SipOptions::default()).await;
+    // Signed during a secret rotation: the second entry matches.
+    let answer = h
+        .call("rtc_sip1", USER, "wh_1", WebhookSigning::Rotated)
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    eventually("the sideband attached", || async {
+        h.platform.calls().attached("rtc_sip1")
+    })
+    .await;
+
+    // The accept carried the agent's session, valid against the spec, with the key.
+    let accepts = h.requests("rtc_sip1");
+    assert_eq!(accepts.len(), 1, "{accepts:?}");
+    assert_eq!(
+        (accepts[0].action.as_str(), accepts[0].status),
+        ("accept", 200)
+    );
+    assert!(accepts[0].authorized);
+    let body = accepts[0].body.clone().expect("a JSON accept");
+    assert_conforms("RealtimeSessionCreateRequestGA", &body);
+    assert_eq!(body["type"], "realtime");
+    assert_eq!(body["model"], "gpt-realtime");
+    assert_eq!(body["tools"][0]["name"], "caller_lookup");
+    assert!(body["instructions"].as_str().unwrap().contains("shop"));
+
+    // The greeting, then the caller asks and the tool runs over the sideband.
+    eventually("the greeting", || async { responses_done(&h).await >= 1 }).await;
+    assert!(h.platform.control("rtc_sip1", CallControl::CallerSpeaks));
+    eventually("the tool's answer", || async {
+        responses_done(&h).await >= 3
+    })
+    .await;
+    let outputs: Vec<Value> = h
+        .received("conversation.item.create")
+        .await
+        .into_iter()
+        .filter(|e| e["item"]["type"] == "function_call_output")
+        .collect();
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    let text = outputs[0]["item"]["output"].as_str().unwrap();
+    assert!(
+        text.contains(&format!(
+            "caller {CALLER} called {USER} over sip (call rtc_sip1)"
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        h.sent("response.output_audio.delta").await.len(),
+        0,
+        "audio stays on the call"
+    );
+
+    // The sideband drops; the server attaches again to the same call.
+    assert!(h.platform.control("rtc_sip1", CallControl::DropSideband));
+    eventually("a second sideband", || async {
+        h.platform.calls().sidebands("rtc_sip1") == 2 && h.platform.calls().attached("rtc_sip1")
+    })
+    .await;
+
+    // A key on the keypad reaches the model as user input, on the new sideband.
+    assert!(
+        h.platform
+            .control("rtc_sip1", CallControl::Dtmf("5".into()))
+    );
+    eventually("the answer to the key", || async {
+        responses_done(&h).await >= 4
+    })
+    .await;
+
+    // Nothing was replayed into the call, nor configured again: the only item the second
+    // sideband created is the keypad's, and it sent no session.update.
+    let second: Vec<Value> = h
+        .sideband()
+        .received()
+        .await
+        .into_iter()
+        .filter(|e| e.connection == 1)
+        .filter_map(|e| e.value)
+        .collect();
+    let types: Vec<&str> = second.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(!types.contains(&"session.update"), "{types:?}");
+    let created: Vec<&Value> = second
+        .iter()
+        .filter(|e| e["type"] == "conversation.item.create")
+        .collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "0 items replayed, then the key: {created:?}"
+    );
+    assert_eq!(created[0]["item"]["content"][0]["text"], KEYPAD);
+    assert!(!types.contains(&"conversation.item.truncate"), "{types:?}");
+
+    // The caller hangs up: the call ends, and the server's hang-up finds it gone.
+    assert!(h.platform.calls().caller_hangs_up("rtc_sip1"));
+    h.until_no_calls().await;
+    eventually("the server's hang-up", || async {
+        h.actions("rtc_sip1").len() == 2
+    })
+    .await;
+    assert_eq!(
+        h.actions("rtc_sip1"),
+        vec![("accept".into(), 200), ("hangup".into(), 404)]
+    );
+    assert_eq!(
+        h.platform.calls().sidebands("rtc_sip1"),
+        2,
+        "no third attach"
+    );
+    assert_eq!(h.sideband().violations().await, Vec::<String>::new());
+    assert_client_events_conform(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_call_ends_at_its_time_limit_after_a_warning() {
+    let scenario = Scenario::new("limit")
+        .turn(Turn::model_first().model(ModelStep::say("Hello.")))
+        .turn(
+            Turn::user("(the time limit)").model(ModelStep::say("We have to end here. Goodbye.")),
+        );
+    let options = SipOptions {
+        agent_extra: "[limits]\nmax_session_minutes = 0.05\n\n[timeouts]\nping_secs = 0.2\n",
+        ..SipOptions::default()
+    };
+    let h = SipHarness::start(scenario, options).await;
+    assert_eq!(
+        h.call("rtc_lim", USER, "wh_lim", WebhookSigning::Valid)
+            .await
+            .status,
+        200
+    );
+    h.until_no_calls().await;
+    // The model was told to warn the caller, then the server hung up: no rollover.
+    let notes: Vec<Value> = h
+        .received("conversation.item.create")
+        .await
+        .into_iter()
+        .filter(|e| e["item"]["role"] == "system")
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let note = notes[0]["item"]["content"][0]["text"].as_str().unwrap();
+    assert!(note.contains("time limit"), "{note}");
+    assert_eq!(
+        h.actions("rtc_lim"),
+        vec![("accept".into(), 200), ("hangup".into(), 200)]
+    );
+    assert_eq!(h.platform.calls().state("rtc_lim"), Some(CallState::HungUp));
+    assert_eq!(h.platform.calls().sidebands("rtc_lim"), 1);
+    assert_client_events_conform(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_call_that_ends_with_its_sideband_is_not_attached_again() {
+    let options = SipOptions {
+        on_drop: SidebandDrop::CallEnds,
+        ..SipOptions::default()
+    };
+    let h = SipHarness::start(scenario(), options).await;
+    assert_eq!(
+        h.call("rtc_end", USER, "wh_end", WebhookSigning::Valid)
+            .await
+            .status,
+        200
+    );
+    eventually("the greeting", || async { responses_done(&h).await >= 1 }).await;
+    assert!(h.platform.control("rtc_end", CallControl::DropSideband));
+    h.until_no_calls().await;
+    assert_eq!(h.platform.calls().state("rtc_end"), Some(CallState::Ended));
+    assert_eq!(h.platform.calls().sidebands("rtc_end"), 1);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn badly_signed_webhooks_are_refused_and_accept_nothing() {
+    let h = SipHarness::start(scenario(), SipOptions::default()).await;
+    let cases = [
+        (WebhookSigning::WrongSecret, 401),
+        (WebhookSigning::Missing, 400),
+        (WebhookSigning::Expired, 401),
+        (WebhookSigning::FromTheFuture, 401),
+        (WebhookSigning::Malformed, 401),
+    ];
+    for (i, (signing, status)) in cases.into_iter().enumerate() {
+        let answer = h
+            .call(&format!("rtc_bad{i}"), USER, &format!("wh_bad{i}"), signing)
+            .await;
+        assert_eq!(answer.status, status, "{signing:?}: {answer:?}");
+        assert!(!answer.body.contains(WEBHOOK_SECRET) && !answer.body.contains(API_KEY));
+    }
+    // A valid signature over another body does not cover this one.
+    let call = IncomingCall::new("rtc_tampered", "sip:+1@x", &format!("sip:{USER}@x"));
+    let signed = agent_testkit::platform::webhook::headers(
+        WEBHOOK_SECRET,
+        "wh_tampered",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+        b"{}",
+        WebhookSigning::Valid,
+    );
+    let headers: Vec<(&str, &str)> = signed
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let body = call.event("evt_tampered").to_string();
+    let answer = http::request(
+        h.addr,
+        "POST",
+        WEBHOOK_PATH,
+        &headers,
+        body.as_bytes(),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 401);
+    assert_eq!(
+        h.platform.requests(),
+        vec![],
+        "nothing accepted or rejected"
+    );
+    assert_eq!(h.sideband().connections(), 0, "no sideband");
+    assert_eq!(h.state.capacity.in_use(), 0);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_webhook_and_other_events_are_acknowledged_and_not_processed() {
+    let h = SipHarness::start(scenario(), SipOptions::default()).await;
+    assert_eq!(
+        h.call("rtc_once", USER, "wh_once", WebhookSigning::Valid)
+            .await
+            .status,
+        200
+    );
+    eventually("the sideband attached", || async {
+        h.platform.calls().attached("rtc_once")
+    })
+    .await;
+    let call = IncomingCall::new(
+        "rtc_once",
+        &format!("sip:{CALLER}@carrier.example"),
+        &format!("sip:{USER}@sip.api.openai.com"),
+    );
+    let again = h
+        .platform
+        .send_webhook(
+            h.addr,
+            WEBHOOK_PATH,
+            "wh_once",
+            &call.event("evt_wh_once"),
+            WebhookSigning::Valid,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.status, again.body.as_str()),
+        (200, "already processed\n")
+    );
+    let other = json!({"object": "event", "id": "evt_x", "type": "realtime.call.ended",
+        "created_at": 1, "data": {"call_id": "rtc_once"}});
+    let answer = h
+        .platform
+        .send_webhook(
+            h.addr,
+            WEBHOOK_PATH,
+            "wh_other",
+            &other,
+            WebhookSigning::Valid,
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        h.actions("rtc_once"),
+        vec![("accept".into(), 200)],
+        "processed once"
+    );
+    assert_eq!(h.platform.calls().sidebands("rtc_once"), 1);
+    assert!(h.platform.calls().caller_hangs_up("rtc_once"));
+    h.until_no_calls().await;
+    h.stop().await;
+}
+
+/// Waits for the reject of `call_id` and returns its SIP status, its body checked against
+/// the spec.
+async fn rejected_with(h: &SipHarness, call_id: &str) -> u64 {
+    eventually("the reject", || async { !h.requests(call_id).is_empty() }).await;
+    let requests = h.requests(call_id);
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(
+        (requests[0].action.as_str(), requests[0].status),
+        ("reject", 200)
+    );
+    let body = requests[0].body.clone().expect("a JSON reject");
+    assert_conforms("RealtimeCallRejectRequest", &body);
+    body["status_code"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn an_unknown_sip_user_is_rejected_through_rest() {
+    let h = SipHarness::start(scenario(), SipOptions::default()).await;
+    let answer = h
+        .call("rtc_who", "sales", "wh_who", WebhookSigning::Valid)
+        .await;
+    assert_eq!(
+        answer.status, 200,
+        "decided through REST, never by the webhook's status"
+    );
+    assert_eq!(rejected_with(&h, "rtc_who").await, 404);
+    assert_eq!(
+        h.platform.calls().state("rtc_who"),
+        Some(CallState::Rejected(404))
+    );
+    assert_eq!(h.sideband().connections(), 0);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn at_capacity_or_draining_calls_are_rejected_through_rest() {
+    let options = SipOptions {
+        max_calls: 1,
+        ..SipOptions::default()
+    };
+    let h = SipHarness::start(scenario(), options).await;
+    assert_eq!(
+        h.call("rtc_one", USER, "wh_one", WebhookSigning::Valid)
+            .await
+            .status,
+        200
+    );
+    eventually("the first call's sideband", || async {
+        h.platform.calls().attached("rtc_one")
+    })
+    .await;
+    assert_eq!(
+        h.call("rtc_two", USER, "wh_two", WebhookSigning::Valid)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(rejected_with(&h, "rtc_two").await, 486, "busy");
+    assert!(h.platform.calls().caller_hangs_up("rtc_one"));
+    h.until_no_calls().await;
+    h.state.capacity.start_draining();
+    assert_eq!(
+        h.call("rtc_three", USER, "wh_three", WebhookSigning::Valid)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(rejected_with(&h, "rtc_three").await, 503, "draining");
+    assert_eq!(h.platform.calls().sidebands("rtc_two"), 0);
+    h.stop().await;
+}
