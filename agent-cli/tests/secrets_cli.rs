@@ -540,3 +540,193 @@ fn agent_serve_keeps_the_twilio_token_out_of_answers_and_logs() {
     );
     runtime.block_on(server.shutdown());
 }
+
+/// `agent serve`'s SIP secret: the platform's webhook signing secret.
+const WEBHOOK_SECRET: (&str, &str) = (
+    "OPENAI_WEBHOOK_SECRET",
+    "whsec_bGVha3Rlc3Qtd2ViaG9vay1SUlJSMTAxMFNTU1M=",
+);
+
+/// `agent serve` with the webhook secret: a forger puts it (and its key part) in every header
+/// and field of a webhook, a valid call carries it as the caller and as a keypad event, and
+/// neither an HTTP answer nor the server's log (at -vv) shows it, nor the API key the server
+/// sends the platform.
+#[test]
+fn agent_serve_keeps_the_webhook_secret_out_of_answers_and_logs() {
+    use agent_testkit::platform::{
+        CallControl, FakePlatform, IncomingCall, SidebandDrop, WebhookSigning,
+    };
+    use agent_testkit::twilio::http;
+    use std::io::BufRead as _;
+    use std::time::Duration;
+
+    let (_, secret) = WEBHOOK_SECRET;
+    let key_part = secret.trim_start_matches("whsec_");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = Scenario::new("greet").turn(Turn::model_first().model(ModelStep::say("Hello.")));
+    let platform = runtime
+        .block_on(async {
+            FakePlatform::start(
+                ServerConfig::new(scenario),
+                SidebandDrop::CallSurvives,
+                secret,
+                None,
+            )
+        })
+        .unwrap();
+    std::fs::write(
+        dir.path().join("phone.toml"),
+        "name = \"phone\"\ninstructions = \"Greet.\"\noutput_modalities = [\"audio\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("serve.toml"),
+        "listen = \"127.0.0.1:0\"\npublic_base_url = \"https://voice.example.invalid\"\n[[route]]\nagent = \"phone.toml\"\nsip_users = [\"support\"]\n",
+    )
+    .unwrap();
+    let config = dir.path().join("serve.toml");
+    let (url, api_base) = (platform.realtime_url(), platform.api_base());
+    let mut command = common::command(
+        &[
+            "-vv",
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--url",
+            &url,
+            "--api-base",
+            &api_base,
+            "--drain-secs",
+            "1",
+        ],
+        dir.path(),
+    );
+    for (name, value) in SECRETS.iter().chain([&WEBHOOK_SECRET]) {
+        command.env(name, value);
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let first = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("agent serve started");
+    let addr: std::net::SocketAddr = first
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    let mut seen = String::new();
+    runtime.block_on(async {
+        let forged = IncomingCall::new(secret, secret, secret);
+        for signing in [
+            WebhookSigning::WrongSecret,
+            WebhookSigning::Missing,
+            WebhookSigning::Malformed,
+        ] {
+            let answer = platform
+                .incoming_call(addr, "/openai/webhook", &forged, key_part, signing)
+                .await
+                .unwrap();
+            seen.push_str(&format!("{answer:?}"));
+        }
+        let signature = format!("v1,{key_part} v1,{secret}");
+        let answer = http::request(
+            addr,
+            "POST",
+            "/openai/webhook",
+            &[
+                ("webhook-id", secret),
+                ("webhook-timestamp", key_part),
+                ("webhook-signature", &signature),
+            ],
+            secret.as_bytes(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        seen.push_str(&format!("{answer:?}"));
+        // Signed for real: an event type and a caller made of the secret.
+        let odd =
+            json!({"object": "event", "id": key_part, "type": secret, "created_at": 1, "data": {}});
+        let answer = platform
+            .send_webhook(
+                addr,
+                "/openai/webhook",
+                "wh_odd",
+                &odd,
+                WebhookSigning::Valid,
+            )
+            .await
+            .unwrap();
+        seen.push_str(&format!("{answer:?}"));
+        let call = IncomingCall::new(
+            "rtc_leak",
+            &format!("sip:{key_part}@carrier.example"),
+            "sip:support@sip.api.openai.com",
+        );
+        let answer = platform
+            .incoming_call(
+                addr,
+                "/openai/webhook",
+                &call,
+                "wh_leak",
+                WebhookSigning::Valid,
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 200, "{answer:?}");
+        seen.push_str(&format!("{answer:?}"));
+        assert!(
+            platform
+                .until(Duration::from_secs(10), |p| p.calls().attached("rtc_leak"))
+                .await
+        );
+        platform.control("rtc_leak", CallControl::Dtmf(secret.to_owned()));
+        platform.calls().caller_hangs_up("rtc_leak");
+        assert!(
+            platform
+                .until(Duration::from_secs(10), |p| p.requests().len() >= 2)
+                .await,
+            "the accept and the hang-up"
+        );
+        seen.push_str(&format!("{:?}", platform.requests()));
+    });
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let rest: Vec<String> = lines.try_iter().collect();
+    let logs = format!("{first}\n{}\n{}", rest.join("\n"), text(&out.stderr));
+    assert!(
+        logs.contains("refused an OpenAI webhook"),
+        "the log is at -vv: {logs}"
+    );
+    assert!(logs.contains("SIP call connected"), "{logs}");
+    for haystack in [&logs, &seen] {
+        assert_eq!(leaks(haystack), Vec::<&str>::new(), "{haystack}");
+        assert!(
+            !haystack.contains(key_part),
+            "the webhook secret leaked: {haystack}"
+        );
+    }
+    runtime.block_on(platform.shutdown());
+}

@@ -110,6 +110,8 @@ fn sip_state(config: &ServeConfig, secrets: &Secrets) -> Result<Option<SipState>
         .openai_webhook_secret
         .as_ref()
         .ok_or_else(|| missing_webhook_secret(config))?;
+    // Its key part alone is as secret as the whole `whsec_` string: scrubbed from output too.
+    agent_core::redact::register_secret(text.expose().trim().trim_start_matches("whsec_"));
     let secret =
         WebhookSecret::parse(text.expose()).map_err(|source| ServeError::BadWebhookSecret {
             variable: variable.clone(),

@@ -15,7 +15,8 @@ pub struct ServeArgs {
     /// agent files' (e.g. `agent mock`'s); a URL on this machine gets no API key.
     #[arg(long)]
     pub url: Option<String>,
-    /// OpenAI's REST base, for SIP call control (the SIP path is not served yet).
+    /// OpenAI's REST base (default https://api.openai.com), for SIP call control: accept,
+    /// reject, refer and hang-up (e.g. a fake platform on this machine).
     #[arg(long, value_name = "URL")]
     pub api_base: Option<String>,
     /// Seconds running calls get to finish after Ctrl-C or SIGTERM before they are hung up.
