@@ -7,6 +7,7 @@
 mod common;
 mod sip;
 
+use agent_core::session::Secret;
 use agent_testkit::{
     ModelStep, Scenario, ScriptedCall, Turn,
     platform::{CallControl, CallState, IncomingCall, SidebandDrop, WebhookSigning},
@@ -416,5 +417,89 @@ async fn at_capacity_or_draining_calls_are_rejected_through_rest() {
     );
     assert_eq!(rejected_with(&h, "rtc_three").await, 503, "draining");
     assert_eq!(h.platform.calls().sidebands("rtc_two"), 0);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn refer_and_hangup_reach_the_platform_and_their_failures_say_why() {
+    use agent_server::platform::{Platform, PlatformError};
+    let h = SipHarness::start(scenario(), SipOptions::default()).await;
+    assert_eq!(
+        h.call("rtc_xfer", USER, "wh_xfer", WebhookSigning::Valid)
+            .await
+            .status,
+        200
+    );
+    eventually("the sideband attached", || async {
+        h.platform.calls().attached("rtc_xfer")
+    })
+    .await;
+    // What end_call and transfer_call use: a transfer by SIP REFER...
+    let platform = Platform::new(&h.platform.api_base(), Some(Secret::new(API_KEY))).unwrap();
+    platform.refer("rtc_xfer", "tel:+15550199").await.unwrap();
+    assert_eq!(
+        h.platform.calls().state("rtc_xfer"),
+        Some(CallState::Transferred("tel:+15550199".into()))
+    );
+    let refer = h.requests("rtc_xfer").pop().unwrap();
+    assert_eq!(refer.action, "refer");
+    assert_conforms("RealtimeCallReferRequest", refer.body.as_ref().unwrap());
+    h.until_no_calls().await;
+    // ...after which the call is gone: a hang-up says so, with the platform's reason.
+    let gone = platform.hangup("rtc_xfer").await.unwrap_err();
+    assert_eq!(gone.status(), Some(404), "{gone}");
+    assert!(gone.to_string().contains("hangup"), "{gone}");
+    // A wrong key is refused, and the error does not repeat it.
+    let wrong = Platform::new(
+        &h.platform.api_base(),
+        Some(Secret::new("sk-wrong-key-0123456789")),
+    )
+    .unwrap();
+    let err = wrong.hangup("rtc_xfer").await.unwrap_err();
+    assert_eq!(err.status(), Some(401), "{err}");
+    assert!(!err.to_string().contains("sk-wrong-key"), "{err}");
+    // An id that would leave the path never reaches the network.
+    assert!(matches!(
+        platform.hangup("../v1/files").await,
+        Err(PlatformError::BadCallId(_))
+    ));
+    // Nothing listening: unreachable, after the retry budget, within the deadline.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let nowhere = Platform::new(&base, None).unwrap();
+    let err = nowhere.hangup("rtc_xfer").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PlatformError::Unreachable {
+                action: "hangup",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_webhook_is_refused_before_it_is_read() {
+    let h = SipHarness::start(scenario(), SipOptions::default()).await;
+    let padding = "x".repeat(70 * 1024);
+    let event = json!({"object": "event", "id": "evt_big", "type": "realtime.call.incoming",
+        "created_at": 1, "data": {"call_id": "rtc_big", "sip_headers": [], "padding": padding}});
+    let answer = h
+        .platform
+        .send_webhook(
+            h.addr,
+            WEBHOOK_PATH,
+            "wh_big",
+            &event,
+            WebhookSigning::Valid,
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 413);
+    assert_eq!(h.platform.requests(), vec![]);
     h.stop().await;
 }
