@@ -25,7 +25,16 @@ pub fn load_agent(path: &Path) -> anyhow::Result<Agent> {
     Ok(agent)
 }
 
-/// The async runtime the commands run on.
+/// The runtime of one conversation (`agent run`): a single thread. The session task, its
+/// tools and the console then hand events to each other without waking another thread,
+/// which was a third of a turn's CPU; blocking tools still run on the blocking pool.
+pub fn session_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// The async runtime the other commands run on.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()

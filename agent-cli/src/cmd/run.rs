@@ -83,7 +83,7 @@ pub fn run(args: RunArgs, verbose: bool) -> anyhow::Result<ExitCode> {
         ) as Arc<dyn WireObserver>),
         None => None,
     };
-    let runtime = super::runtime()?;
+    let runtime = super::session_runtime()?;
     // The agent's MCP servers start with the run and stop with it; their tools join its own.
     let mcp = runtime.block_on(agent.connect_mcp())?;
     let result = runtime.block_on(async {

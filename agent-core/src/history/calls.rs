@@ -9,7 +9,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::store::{begin_write, conversation_exists};
+use super::store::{begin_write, cached_exec, cached_row, conversation_exists};
 use super::{ConversationId, HistoryError, HistoryStore, Timestamp};
 
 /// What [`HistoryStore::call_started`] found recorded for the call before this start.
@@ -84,22 +84,23 @@ impl HistoryStore {
             let path = store.path.clone();
             let fail = |e| HistoryError::from_sqlite(&path, e);
             let tx = begin_write(&mut store.conn, store.grouped, &path, conversation, holder)?;
-            let recorded: Option<(bool, Option<String>)> = tx
-                .query_row(
-                    "SELECT finished_at IS NOT NULL, output FROM calls
+            let recorded: Option<(bool, Option<String>)> = cached_row(
+                &tx,
+                "SELECT finished_at IS NOT NULL, output FROM calls
                      WHERE conversation_id = ?1 AND call_id = ?2",
-                    params![conversation.as_str(), call_id],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()
-                .map_err(fail)?;
+                params![conversation.as_str(), call_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(fail)?;
             let state = match recorded {
                 Some((true, output)) => CallRecordState::Finished {
                     output: output.unwrap_or_default(),
                 },
                 Some((false, _)) => CallRecordState::Started,
                 None => {
-                    tx.execute(
+                    cached_exec(
+                        &tx,
                         "INSERT INTO calls (conversation_id, call_id, name, arguments, started_at)
                          VALUES (?1, ?2, ?3, ?4, ?5)",
                         params![
@@ -150,7 +151,8 @@ impl HistoryStore {
         let path = self.path.clone();
         let fail = |e| HistoryError::from_sqlite(&path, e);
         let tx = begin_write(&mut self.conn, self.grouped, &path, conversation, holder)?;
-        tx.execute(
+        cached_exec(
+            &tx,
             "INSERT INTO calls
                  (conversation_id, call_id, name, arguments, started_at, finished_at, output)
              VALUES (?1, ?2, '', '', ?3, ?3, ?4)

@@ -240,6 +240,20 @@ pub enum HistoryError {
         source: rusqlite::Error,
     },
 
+    /// The write-ahead log could not be synced to disk: what was committed since the last
+    /// sync survives the process, but not a power cut.
+    #[error(
+        "cannot sync the history database's log {} to disk: {source}; check the disk and its free space",
+        path.display()
+    )]
+    Sync {
+        /// The log file.
+        path: PathBuf,
+        /// The operating system's report.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The writer thread could not be started.
     #[error("cannot start the history writer thread: {0}")]
     Thread(#[source] std::io::Error),

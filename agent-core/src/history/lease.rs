@@ -13,7 +13,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::store::begin_write;
+use super::store::{begin_write, cached_exec, cached_row};
 use super::{ConversationId, HistoryError, HistoryStore, Timestamp};
 
 /// A run's claim on a conversation: until `expires_at`, no other run may take it, and writes
@@ -81,14 +81,13 @@ impl HistoryStore {
     ) -> Result<(), HistoryError> {
         let now = Timestamp::now().as_millis();
         self.relaxed(|store| {
-            store
-                .conn
-                .execute(
-                    "UPDATE leases SET expires_at = min(expires_at, ?3)
+            cached_exec(
+                &store.conn,
+                "UPDATE leases SET expires_at = min(expires_at, ?3)
                      WHERE conversation_id = ?1 AND holder = ?2",
-                    params![conversation.as_str(), holder, now],
-                )
-                .map_err(|e| store.fail(e))?;
+                params![conversation.as_str(), holder, now],
+            )
+            .map_err(|e| store.fail(e))?;
             Ok(())
         })
     }
@@ -174,7 +173,8 @@ pub(super) fn check_holder(
 }
 
 fn read(conn: &Connection, conversation: &ConversationId) -> rusqlite::Result<Option<Row>> {
-    conn.query_row(
+    cached_row(
+        &conn,
         "SELECT holder, expires_at FROM leases WHERE conversation_id = ?1",
         [conversation.as_str()],
         |row| {
@@ -197,7 +197,8 @@ fn write(
 ) -> rusqlite::Result<Lease> {
     let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let expires_at = now.as_millis().saturating_add(ttl);
-    conn.execute(
+    cached_exec(
+        &conn,
         "INSERT INTO leases (conversation_id, holder, expires_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (conversation_id) DO UPDATE
              SET holder = excluded.holder, expires_at = excluded.expires_at",

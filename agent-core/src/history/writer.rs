@@ -9,12 +9,16 @@
 //!
 //! **Group commit.** Whatever is queued when the thread picks up work (up to 256
 //! jobs) runs as one batch: one `BEGIN IMMEDIATE`, each write a savepoint of its own (a failed
-//! write rolls back alone), one `COMMIT`. A batch costs one commit and one fsync, however many
-//! items it holds, and batches form by themselves under load: what arrives while a commit is
-//! syncing waits for the next. Every reply is sent only after its batch committed, so a
-//! resolved [`Pending`] still means "on disk" (a call's start record is durable before its tool
-//! runs). What a crash can lose is bounded by the batch being written: the items whose
-//! `Pending` had not resolved.
+//! write rolls back alone), one `COMMIT`. A batch costs one commit however many items it holds,
+//! and batches form by themselves under load. Every reply is sent only after its batch
+//! committed, so a resolved [`Pending`] means the write is in the write-ahead log: it survives
+//! the process being killed (a call's start record is there before its tool runs).
+//!
+//! **Group sync.** With [`Durability::PowerLoss`](super::Durability::PowerLoss) the fsync
+//! does not follow every commit: the thread syncs the log within [`SYNC_INTERVAL`] (100 ms) of
+//! the oldest unsynced commit, and at every [`flush`](HistoryWriter::flush) and when it
+//! stops. What a power cut can lose is bounded by that interval; what a crash of the process
+//! can lose is the batch being written, whose replies had not been sent.
 //!
 //! Every call returns a [`Pending`] that can be awaited for the result or dropped. A failed
 //! write nobody awaited is logged (`tracing::error!`) and the first such error is returned by
@@ -28,7 +32,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -69,10 +73,21 @@ fn take(unobserved: &Unobserved) -> Option<HistoryError> {
         .take()
 }
 
+/// How long a committed write may wait for its fsync. Commits reach the write-ahead log at
+/// once (they survive the process being killed); the log is synced to disk at most this long
+/// after, and at every [`HistoryWriter::flush`]. So a power cut loses at most this much of a
+/// conversation, and a busy session pays one fsync per interval instead of one per batch.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
 /// What the writer thread owns.
 struct WriterState {
     store: HistoryStore,
     unobserved: Unobserved,
+    /// Set while commits wait for the interval's sync (see [`SYNC_INTERVAL`]): when the
+    /// oldest unsynced commit was made.
+    unsynced_since: Option<Instant>,
+    /// Whether this thread syncs the log ([`HistoryStore::defer_sync`]).
+    syncs: bool,
 }
 
 /// A batch whose `COMMIT` failed: nothing in it was stored.
@@ -95,9 +110,10 @@ impl CommitFailed {
 }
 
 impl WriterState {
-    /// Serves the queue until every handle is dropped, one batch at a time.
+    /// Serves the queue until every handle is dropped, one batch at a time, syncing the log
+    /// within [`SYNC_INTERVAL`] of each commit.
     fn serve(mut self, queue: mpsc::Receiver<Job>) {
-        while let Ok(first) = queue.recv() {
+        while let Some(first) = self.next_job(&queue) {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match queue.try_recv() {
@@ -106,9 +122,45 @@ impl WriterState {
                 }
             }
             self.run_batch(batch);
+            if self.syncs {
+                self.unsynced_since.get_or_insert_with(Instant::now);
+            }
+            if self
+                .unsynced_since
+                .is_some_and(|since| since.elapsed() >= SYNC_INTERVAL)
+            {
+                self.sync();
+            }
         }
+        self.sync();
         if let Some(error) = take(&self.unobserved) {
             tracing::error!(%error, "history writer stopped with an unreported error");
+        }
+    }
+
+    /// The next job, syncing the log when the interval runs out while waiting for it; `None`
+    /// once every handle is dropped.
+    fn next_job(&mut self, queue: &mpsc::Receiver<Job>) -> Option<Job> {
+        loop {
+            let Some(since) = self.unsynced_since else {
+                return queue.recv().ok();
+            };
+            let left = SYNC_INTERVAL.saturating_sub(since.elapsed());
+            match queue.recv_timeout(left) {
+                Ok(job) => return Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => self.sync(),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// Syncs what was committed since the last sync; a failure is reported like a failed
+    /// write nobody awaited (logged, and returned by the next flush).
+    fn sync(&mut self) {
+        if self.unsynced_since.take().is_some()
+            && let Err(error) = self.store.sync_log()
+        {
+            record(&self.unobserved, error);
         }
     }
 
@@ -147,7 +199,8 @@ pub struct HistoryWriter {
 
 impl HistoryWriter {
     /// Moves `store` to a new thread named `agent-history` and returns a handle to it.
-    pub fn spawn(store: HistoryStore) -> Result<Self, HistoryError> {
+    pub fn spawn(mut store: HistoryStore) -> Result<Self, HistoryError> {
+        let syncs = store.defer_sync()?;
         let path: Arc<Path> = store.path().into();
         let (jobs, queue) = mpsc::channel::<Job>();
         let unobserved = Unobserved::default();
@@ -158,6 +211,8 @@ impl HistoryWriter {
                 WriterState {
                     store,
                     unobserved: shared,
+                    unsynced_since: None,
+                    syncs,
                 }
                 .serve(queue);
             })
@@ -346,6 +401,11 @@ impl HistoryWriter {
         let job: Job = Box::new(move |_: &mut HistoryStore| {
             // Replies run in queue order, so every earlier write's failure is recorded by now.
             Box::new(move |state: &mut WriterState, _: Option<&CommitFailed>| {
+                // Whatever was committed is on disk before the barrier answers.
+                if state.syncs {
+                    state.unsynced_since.get_or_insert_with(Instant::now);
+                }
+                state.sync();
                 let result = take(&state.unobserved).map_or(Ok(()), Err);
                 let _ = reply.send(result);
             })
@@ -792,5 +852,44 @@ mod tests {
         // Read by a second connection, as a process resuming after a kill would.
         let reader = HistoryStore::open(&path).unwrap();
         assert_eq!(reader.calls(&id).unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_power_loss_store_syncs_on_the_writer_s_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        let writer = HistoryWriter::spawn(OpenOptions::new().open(&path).unwrap()).unwrap();
+        let id = writer.create_conversation("support", "m").await.unwrap();
+        // Commits no longer fsync one by one: the thread syncs the log itself.
+        let (deferred, synchronous) = writer
+            .run(|store| {
+                let mode: i64 = store
+                    .conn
+                    .pragma_query_value(None, "synchronous", |row| row.get(0))
+                    .map_err(|e| store.fail(e))?;
+                Ok((store.sync_deferred, mode))
+            })
+            .await
+            .unwrap();
+        assert!(deferred);
+        assert_eq!(synchronous, 1, "NORMAL");
+        // A call start is in the log when it resolves, and a flush syncs without error.
+        let conversation = writer.conversation(id.clone());
+        conversation.call_started("c1", "f", "{}").await.unwrap();
+        writer.flush().await.unwrap();
+        assert_eq!(
+            HistoryStore::open(&path).unwrap().calls(&id).unwrap().len(),
+            1
+        );
+        // Nothing to sync without a log file; a store for tests keeps SQLite's own setting.
+        writer.run(|store| store.sync_log()).await.unwrap();
+        let fast = HistoryWriter::spawn(
+            OpenOptions::new()
+                .durability(Durability::ProcessCrash)
+                .open(dir.path().join("fast.db"))
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(!fast.run(|store| Ok(store.sync_deferred)).await.unwrap());
     }
 }
