@@ -397,3 +397,22 @@ mod tests {
         assert!(!valid_target_name("Front Desk"));
     }
 }
+
+#[cfg(test)]
+mod file_tests {
+    use crate::agent::AgentFile;
+
+    #[test]
+    fn agent_check_places_phone_problems_at_their_key() {
+        let source = "name = \"p\"\n[phone]\nidle_timeout_ms = 5\n";
+        let err = AgentFile::parse("a.toml", source.into()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("a.toml:3:1") && text.contains("idle_timeout_ms"),
+            "{text}"
+        );
+        let err = AgentFile::parse("a.toml", "name = \"p\"\n[phone]\ngreting = \"hi\"\n".into())
+            .unwrap_err();
+        assert!(err.to_string().contains("greting"), "{err}");
+    }
+}
