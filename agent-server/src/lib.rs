@@ -19,12 +19,16 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod call_history;
 pub mod capacity;
 pub mod config;
 mod error;
 mod health;
+pub mod metrics;
+pub mod phone;
 pub mod phone_session;
 pub mod platform;
+pub mod rate_limit;
 pub mod router;
 mod server;
 pub mod sip;
