@@ -14,6 +14,8 @@ use agent_core::history::{
     Timestamp, default_path,
 };
 
+use agent_core::{agent::Agent, session::SessionConfig};
+
 use crate::config::HistoryConfig;
 
 /// How often the retention sweep runs.
@@ -68,6 +70,32 @@ impl CallHistory {
             .await?;
         let sink = self.writer.conversation(id.clone());
         Ok(StoredCall { id, sink })
+    }
+
+    /// Starts the conversation of a call in the history of the server (if it keeps one) and
+    /// points `config`'s history sink at it. A store that fails is logged and the call goes
+    /// on without history: a full disk must not keep anyone from being answered.
+    pub async fn store_call(
+        history: Option<&CallHistory>,
+        agent: &Agent,
+        call: PhoneCallRecord,
+        config: &mut SessionConfig,
+    ) -> Option<StoredCall> {
+        let history = history?;
+        let call_id = call.call_id.clone();
+        match history
+            .start_call(agent.name(), &agent.spec().model, call)
+            .await
+        {
+            Ok(stored) => {
+                config.history_sink = Some(std::sync::Arc::new(stored.sink.clone()));
+                Some(stored)
+            }
+            Err(err) => {
+                tracing::error!(call_id, "the call is not stored in the history: {err}");
+                None
+            }
+        }
     }
 
     /// Records how the call ended.

@@ -5,6 +5,7 @@
 //! without stopping anyone. Phone numbers and call ids are never labels: they are personal
 //! data, and unbounded label values would grow the scrape without end.
 
+use agent_core::session::SessionEvent;
 use std::{
     fmt::Write as _,
     sync::atomic::{AtomicI64, AtomicU64, Ordering},
@@ -115,6 +116,25 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts what a call's session reports, whatever the transport: tokens, turn latency,
+    /// tool durations and reconnects. Costs are not among them: a call counts them where it
+    /// charges its route's spend, so the two never disagree.
+    pub fn observe(&self, event: &SessionEvent) {
+        match event {
+            SessionEvent::ResponseDone {
+                usage: Some(usage), ..
+            } => self.tokens(usage.input_tokens, usage.output_tokens),
+            SessionEvent::TurnLatency(latency) => {
+                if let Some(first) = latency.first_audio.or(latency.first_delta) {
+                    self.turn_latency(first);
+                }
+            }
+            SessionEvent::Reconnected { .. } => self.reconnect(),
+            SessionEvent::ToolCallFinished { duration, .. } => self.tool_duration(*duration),
+            _ => {}
+        }
+    }
+
     /// A call's session started.
     pub fn call_started(&self) {
         self.active.fetch_add(1, Ordering::Relaxed);

@@ -2,7 +2,7 @@
 //! the call-length limit, keypad digits, and ending or transferring the call only once what the
 //! agent said has been played. Sans-IO, like the playback tracker: the bridge feeds it session
 //! events, playback and requests with the time, sends the [`Action`]s it returns, and sleeps
-//! until [`CallPolicy::deadline`]. So every transport (Twilio now, SIP next) gets the same
+//! until [`CallPolicy::deadline`]. So every transport (Twilio and SIP) gets the same
 //! behaviour, and every rule is unit-tested here without a socket or a sleep.
 //!
 //! "Played" is the transport's word: for Twilio, no mark in flight (the last mark came back);

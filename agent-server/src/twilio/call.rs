@@ -26,7 +26,7 @@ use std::{
 use agent_core::{
     audio::PlaybackClock,
     history::PhoneCallRecord,
-    protocol::{ClientEvent, Item},
+    protocol::ClientEvent,
     session::{Session, SessionEvent},
     tool::PhoneCall,
 };
@@ -44,7 +44,7 @@ use super::{
     tokens::{PendingCall, TOKEN_PARAMETER},
 };
 use crate::{
-    call_history::StoredCall,
+    call_history::{CallHistory, StoredCall},
     metrics::Outcome,
     phone::{Action, CallControl, CallPolicy, CallRequests, EndReason, add_call_tools},
     spend::utc_day,
@@ -191,26 +191,8 @@ async fn start_session(
         .map_err(|err| err.to_string())?;
     let phone_spec = agent.spec().phone.clone().unwrap_or_default();
     let requests = add_call_tools(&mut config, &phone_spec).map_err(|err| err.to_string())?;
-    let stored = match &state.history {
-        Some(history) => {
-            let record =
-                PhoneCallRecord::starting("twilio", &start.call_sid, &pending.from, &pending.to);
-            match history
-                .start_call(agent.name(), &agent.spec().model, record)
-                .await
-            {
-                Ok(stored) => Some(stored),
-                Err(err) => {
-                    tracing::error!(call_sid = %start.call_sid, "the call is not stored in the history: {err}");
-                    None
-                }
-            }
-        }
-        None => None,
-    };
-    if let Some(stored) = &stored {
-        config.history_sink = Some(Arc::new(stored.sink.clone()));
-    }
+    let record = PhoneCallRecord::starting("twilio", &start.call_sid, &pending.from, &pending.to);
+    let stored = CallHistory::store_call(state.history.as_ref(), agent, record, &mut config).await;
     tokio::select! {
         started = tokio::time::timeout(SESSION_START, Session::start(config)) => match started {
             Ok(Ok(session)) => Ok(Started { session, requests, stored }),
@@ -269,7 +251,7 @@ impl Call {
                     self.policy.on_request(request, std::time::Instant::now());
                     ControlFlow::Continue(())
                 }
-                () = sleep_until(wake) => ControlFlow::Continue(()),
+                () = crate::phone::sleep_until(wake) => ControlFlow::Continue(()),
                 () = hang_up.cancelled() => ControlFlow::Break(End::Drained),
             };
             if let ControlFlow::Break(end) = step {
@@ -293,13 +275,7 @@ impl Call {
     async fn execute(&mut self, action: Action) -> ControlFlow<End> {
         let handle = self.session.handle.clone();
         let sent = match action {
-            Action::Prompt(text) => {
-                let note = ClientEvent::conversation_item_create(Item::system_text(text));
-                match handle.send_event(note).await {
-                    Ok(()) => handle.request_response().await,
-                    Err(ended) => Err(ended),
-                }
-            }
+            Action::Prompt(text) => crate::phone::prompt(&handle, text).await,
             Action::UserText(text) => handle.send_text(text).await,
             Action::HangUp(reason) => {
                 if let Err(err) = self.control.hang_up().await {
@@ -389,7 +365,7 @@ impl Call {
     /// One event of the session.
     async fn on_session(&mut self, event: SessionEvent) -> ControlFlow<End> {
         self.policy.on_session(&event, std::time::Instant::now());
-        let metrics = &self.state.metrics;
+        self.state.metrics.observe(&event);
         match event {
             SessionEvent::Audio { item_id, data, .. } => {
                 let frames = self.playback.on_audio(&item_id, &data);
@@ -404,17 +380,7 @@ impl Call {
                 }
             }
             SessionEvent::Cost(report) => self.charge(report.cost_usd),
-            SessionEvent::ResponseDone {
-                usage: Some(usage), ..
-            } => metrics.tokens(usage.input_tokens, usage.output_tokens),
-            SessionEvent::TurnLatency(latency) => {
-                if let Some(first) = latency.first_audio.or(latency.first_delta) {
-                    metrics.turn_latency(first);
-                }
-            }
-            SessionEvent::Reconnected { .. } => metrics.reconnect(),
             SessionEvent::ToolCallFinished { name, duration, .. } => {
-                metrics.tool_duration(duration);
                 tracing::info!(call_sid = %self.call_sid, tool = %name, ?duration, "tool call finished");
             }
             SessionEvent::TurnFailed { failure } => {
@@ -500,14 +466,6 @@ impl Call {
             _ => (CloseCode::Normal, "call ended"),
         };
         close(&mut self.socket, &self.state, code, reason).await;
-    }
-}
-
-/// Sleeps until `at`, or forever when there is nothing to wait for.
-async fn sleep_until(at: Option<std::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
-        None => std::future::pending().await,
     }
 }
 
