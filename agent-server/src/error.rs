@@ -67,6 +67,14 @@ pub enum ServeError {
         /// The URL, credentials removed.
         url: String,
     },
+    /// The call history cannot be opened.
+    #[error(
+        "the call history cannot be opened: {0}; fix [history] in serve.toml, or set store = false"
+    )]
+    History(#[from] agent_core::history::HistoryError),
+    /// Twilio's REST client cannot be built.
+    #[error("Twilio's REST API cannot be used: {0}")]
+    CallControl(#[from] crate::phone::CallControlError),
     /// The listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}; is another server using the port?")]
     Bind {

@@ -1,8 +1,13 @@
-//! `GET /healthz` (the process answers) and `GET /readyz` (it takes new calls).
+//! `GET /healthz` (the process answers), `GET /readyz` (it takes new calls) and, on the admin
+//! listener, `GET /metrics`.
 
 use std::sync::Arc;
 
-use axum::{extract::State, http::StatusCode};
+use axum::{
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+};
 
 use crate::state::AppState;
 
@@ -27,4 +32,19 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, String) 
         );
     }
     (StatusCode::OK, format!("ready: {used}/{max} calls\n"))
+}
+
+/// The metrics in Prometheus' text format.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let capacity = &state.capacity;
+    let text = state
+        .metrics
+        .render((capacity.in_use(), capacity.max()), capacity.is_draining());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
 }

@@ -9,7 +9,9 @@
 //! TwiML, a media stream admitted by a one-time token, μ-law passed through as `audio/pcmu`,
 //! marks for playback and `clear` for barge-in. OpenAI SIP ([`sip`]): a signed webhook, an
 //! accept through the platform's REST API ([`platform`]), and the session loop attached to the
-//! call by the sideband, in platform-held mode.
+//! call by the sideband, in platform-held mode. Both get what every phone agent gets
+//! ([`phone`]: greeting, silence, call length, keypad digits, `end_call`, `transfer_call`),
+//! the call history and the metrics.
 //!
 //! The server is an axum [`Router`](axum::Router) plus tower layers (tracing, a limit on
 //! requests in flight, a request timeout, a body limit) in [`router`], over one `Arc` of typed
@@ -19,12 +21,16 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod call_history;
 pub mod capacity;
 pub mod config;
 mod error;
 mod health;
+pub mod metrics;
+pub mod phone;
 pub mod phone_session;
 pub mod platform;
+pub mod rate_limit;
 pub mod router;
 mod server;
 pub mod sip;

@@ -1,6 +1,7 @@
 //! The routes, and the layers every request goes through, in one place: tracing (method and
 //! path only: query strings and headers may carry credentials), a global limit on requests in
-//! flight, a request timeout and a body size limit.
+//! flight, a request timeout and a body size limit; on the webhook routes, a per-client-IP
+//! rate limit. The admin router (`/metrics`) is served on its own listener.
 
 use std::sync::Arc;
 
@@ -12,10 +13,36 @@ use axum::{
 use tower::ServiceBuilder;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
-use crate::{health, state::AppState, twilio};
+use crate::{health, rate_limit, sip, state::AppState, twilio};
 
 /// The server's router over `state`.
 pub fn router(state: Arc<AppState>) -> Router {
+    let webhooks = Router::new()
+        .route("/twilio/voice", post(twilio::voice::answer))
+        .route("/twilio/voice/{route}", post(twilio::voice::answer_route))
+        .route("/openai/webhook", post(sip::webhook::receive))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ));
+    let routes = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/twilio/media-stream", get(twilio::media_stream::upgrade))
+        .merge(webhooks);
+    with_layers(routes, state)
+}
+
+/// The operator's router: `/metrics`, `/healthz` and `/readyz`, for the admin listener only.
+pub fn admin_router(state: Arc<AppState>) -> Router {
+    let routes = Router::new()
+        .route("/metrics", get(health::metrics))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz));
+    with_layers(routes, state)
+}
+
+fn with_layers(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
     let limits = state.config.limits;
     let layers = ServiceBuilder::new()
         .layer(
@@ -31,13 +58,5 @@ pub fn router(state: Arc<AppState>) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ));
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/twilio/voice", post(twilio::voice::answer))
-        .route("/twilio/voice/{route}", post(twilio::voice::answer_route))
-        .route("/twilio/media-stream", get(twilio::media_stream::upgrade))
-        .route("/openai/webhook", post(crate::sip::webhook::receive))
-        .with_state(state)
-        .layer(layers)
+    routes.with_state(state).layer(layers)
 }

@@ -23,14 +23,17 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::ServiceExt as _;
 
 use crate::{
+    call_history::{CallHistory, RETENTION_SWEEP},
     capacity::Capacity,
     config::ServeConfig,
     error::ServeError,
+    metrics::Metrics,
     platform::Platform,
+    rate_limit::{ClientAddr, RateLimiter},
     sip::{SipState, seen::SeenIds, signature::WebhookSecret},
     spend::SpendLedger,
     state::AppState,
-    twilio::tokens::StreamTokens,
+    twilio::{rest::TwilioRest, tokens::StreamTokens},
 };
 
 /// What the command line adds to `serve.toml`.
@@ -159,6 +162,7 @@ pub const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
 pub struct Server {
     state: Arc<AppState>,
     listener: TcpListener,
+    admin: Option<TcpListener>,
     drain: Duration,
 }
 
@@ -212,7 +216,24 @@ impl Server {
             return Err(missing_twilio_token(&config));
         }
         let sip = sip_state(&config, &secrets)?;
+        let admin = match config.admin_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let (agents, mcp) = load_agents(&config, registry, &overrides).await?;
+        let history = CallHistory::open(&config.history)?;
+        let twilio_rest = match &secrets.twilio_auth_token {
+            Some(token) => Some(Arc::new(TwilioRest::new(
+                &config.twilio_api_base,
+                token.clone(),
+            )?)),
+            None => None,
+        };
+        let limits = config.limits;
         let state = AppState {
             capacity: Capacity::new(config.max_calls),
             tokens: StreamTokens::new(config.limits.stream_token_ttl),
@@ -224,11 +245,19 @@ impl Server {
             calls: TaskTracker::new(),
             hang_up: CancellationToken::new(),
             sip,
+            metrics: Metrics::default(),
+            rate_limiter: RateLimiter::new(
+                limits.webhook_requests_per_minute,
+                limits.webhook_burst,
+            ),
+            history,
+            twilio_rest,
             config,
         };
         Ok(Server {
             state: Arc::new(state),
             listener,
+            admin,
             drain: options.drain_timeout.unwrap_or(DEFAULT_DRAIN),
         })
     }
@@ -238,60 +267,111 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// The admin listener's address (`/metrics`), when `[admin]` sets one.
+    pub fn admin_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.admin.as_ref().map(TcpListener::local_addr)
+    }
+
     /// The shared state, to watch calls and capacity.
     pub fn state(&self) -> Arc<AppState> {
         self.state.clone()
     }
 
     /// Serves until `shutdown` completes, then drains: no new calls, `/readyz` says so,
-    /// running calls get the drain time to finish and are then hung up.
+    /// running calls get the drain time to finish and are then hung up; the history is
+    /// flushed before this returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let Server {
             state,
             listener,
+            admin,
             drain,
         } = self;
         let router = crate::router::router(state.clone());
         let header_timeout = state.config.limits.request_timeout;
-        tokio::pin!(shutdown);
-        // Expired stream tokens give their call slots back even when no request comes.
-        let mut sweep = tokio::time::interval(TOKEN_SWEEP);
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                _ = sweep.tick() => {
-                    state.tokens.prune(std::time::Instant::now());
-                    continue;
-                }
-                () = &mut shutdown => break,
-            };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
-                Err(err) => {
-                    // Out of file descriptors and the like: wait a moment rather than spin.
-                    tracing::warn!("accepting a connection failed: {err}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let service = TowerToHyperService::new(
-                router
-                    .clone()
-                    .map_request(|request: Request<Incoming>| request.map(Body::new)),
-            );
+        let stop_admin = CancellationToken::new();
+        let admin_task = admin.map(|admin| {
+            let router = crate::router::admin_router(state.clone());
+            let stop = stop_admin.clone();
             tokio::spawn(async move {
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(header_timeout)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades();
-                if let Err(err) = connection.await {
-                    tracing::debug!("connection ended: {err}");
+                accept_loop(admin, router, header_timeout, stop.cancelled(), || {}).await;
+            })
+        });
+        tokio::pin!(shutdown);
+        let sweeper = state.history.clone().map(|history| {
+            tokio::spawn(async move {
+                let mut sweep = tokio::time::interval(RETENTION_SWEEP);
+                loop {
+                    sweep.tick().await;
+                    history.apply_retention().await;
                 }
-            });
+            })
+        });
+        // Expired stream tokens give their call slots back even when no request comes.
+        let prune = || state.tokens.prune(std::time::Instant::now());
+        // Requests are still answered while draining: `/readyz` says 503 and new calls are
+        // refused as busy, rather than meeting a closed port.
+        let drained = async {
+            (&mut shutdown).await;
+            drain_calls(&state, drain).await;
+        };
+        accept_loop(listener, router, header_timeout, drained, prune).await;
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
         }
-        drop(listener);
-        drain_calls(&state, drain).await;
+        stop_admin.cancel();
+        if let Some(task) = admin_task {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Accepts connections until `stop` completes, serving each on its own task with `router`;
+/// `tick` runs every [`TOKEN_SWEEP`].
+async fn accept_loop(
+    listener: TcpListener,
+    router: axum::Router,
+    header_timeout: Duration,
+    stop: impl Future<Output = ()>,
+    tick: impl Fn(),
+) {
+    tokio::pin!(stop);
+    let mut sweep = tokio::time::interval(TOKEN_SWEEP);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = sweep.tick() => {
+                tick();
+                continue;
+            }
+            () = &mut stop => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                // Out of file descriptors and the like: wait a moment rather than spin.
+                tracing::warn!("accepting a connection failed: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |request: Request<Incoming>| {
+                let mut request = request.map(Body::new);
+                request.extensions_mut().insert(ClientAddr(peer));
+                request
+            },
+        ));
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            if let Err(err) = connection.await {
+                tracing::debug!("connection ended: {err}");
+            }
+        });
     }
 }
 
@@ -313,6 +393,9 @@ async fn drain_calls(state: &AppState, drain: Duration) {
     }
     for clients in state.mcp.lock().await.drain(..) {
         clients.shutdown().await;
+    }
+    if let Some(history) = &state.history {
+        history.flush().await;
     }
 }
 

@@ -8,8 +8,16 @@ use agent_core::{
 use tokio::sync::Mutex;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use std::sync::Arc;
+
 use crate::{
-    capacity::Capacity, config::ServeConfig, spend::SpendLedger, twilio::tokens::StreamTokens,
+    call_history::CallHistory,
+    capacity::Capacity,
+    config::ServeConfig,
+    metrics::Metrics,
+    rate_limit::RateLimiter,
+    spend::SpendLedger,
+    twilio::{rest::TwilioRest, tokens::StreamTokens},
 };
 
 /// The server's shared state.
@@ -37,4 +45,12 @@ pub struct AppState {
     pub hang_up: CancellationToken,
     /// The SIP path, when a route answers SIP users.
     pub sip: Option<crate::sip::SipState>,
+    /// What `/metrics` reports.
+    pub metrics: Metrics,
+    /// Per-client-IP limits on the webhook routes.
+    pub rate_limiter: RateLimiter,
+    /// Where calls are stored; `None` when `[history] store = false`.
+    pub history: Option<CallHistory>,
+    /// Twilio's REST API (hang-up, transfer), when a route answers Twilio calls.
+    pub twilio_rest: Option<Arc<TwilioRest>>,
 }

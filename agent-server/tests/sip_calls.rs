@@ -176,12 +176,11 @@ async fn a_sip_call_runs_tools_re_attaches_without_replay_and_hears_keys() {
 }
 
 #[tokio::test]
-async fn the_call_ends_at_its_time_limit_after_a_warning() {
+async fn the_call_ends_before_its_time_limit_after_a_warning_and_a_goodbye() {
     let scenario = Scenario::new("limit")
         .turn(Turn::model_first().model(ModelStep::say("Hello.")))
-        .turn(
-            Turn::user("(the time limit)").model(ModelStep::say("We have to end here. Goodbye.")),
-        );
+        .turn(Turn::user("(the warning)").model(ModelStep::say("We have to end soon.")))
+        .turn(Turn::user("(the goodbye)").model(ModelStep::say("Goodbye.")));
     let options = SipOptions {
         agent_extra: "[limits]\nmax_session_minutes = 0.05\n\n[timeouts]\nping_secs = 0.2\n",
         ..SipOptions::default()
@@ -194,22 +193,26 @@ async fn the_call_ends_at_its_time_limit_after_a_warning() {
         200
     );
     h.until_no_calls().await;
-    // The model was told to warn the caller, then the server hung up: no rollover.
-    let notes: Vec<Value> = h
+    // The same policy as at `max_call_secs`, fitted inside the 3 s session: the greeting, a
+    // warning, a goodbye, then the server hung up (once, and before the session's own end).
+    let notes: Vec<String> = h
         .received("conversation.item.create")
         .await
         .into_iter()
         .filter(|e| e["item"]["role"] == "system")
+        .map(|e| e["item"]["content"][0]["text"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(notes.len(), 1, "{notes:?}");
-    let note = notes[0]["item"]["content"][0]["text"].as_str().unwrap();
-    assert!(note.contains("time limit"), "{note}");
+    assert_eq!(notes.len(), 3, "{notes:?}");
+    assert!(notes[0].contains("Greet"), "{notes:?}");
+    assert!(notes[1].contains("will end in about"), "{notes:?}");
+    assert!(notes[2].contains("goodbye"), "{notes:?}");
     assert_eq!(
         h.actions("rtc_lim"),
         vec![("accept".into(), 200), ("hangup".into(), 200)]
     );
     assert_eq!(h.platform.calls().state("rtc_lim"), Some(CallState::HungUp));
-    assert_eq!(h.platform.calls().sidebands("rtc_lim"), 1);
+    assert_eq!(h.platform.calls().sidebands("rtc_lim"), 1, "no rollover");
+    assert_eq!(h.stored_outcome("rtc_lim").await, "max_length");
     assert_client_events_conform(&h).await;
     h.stop().await;
 }
@@ -501,5 +504,175 @@ async fn an_oversized_webhook_is_refused_before_it_is_read() {
         .unwrap();
     assert_eq!(answer.status, 413);
     assert_eq!(h.platform.requests(), vec![]);
+    h.stop().await;
+}
+
+/// Every answer the platform started playing was played to the end (its
+/// `output_audio_buffer.stopped` was sent) before the call ended: the platform closes the
+/// sideband at a hang-up, so a `stopped` still due then is never sent.
+async fn assert_every_answer_was_heard(h: &SipHarness) {
+    let ids = |events: Vec<Value>| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e["response_id"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    let started = ids(h.sent("output_audio_buffer.started").await);
+    let stopped = ids(h.sent("output_audio_buffer.stopped").await);
+    assert!(!started.is_empty());
+    assert_eq!(started, stopped, "an answer was cut off by the hang-up");
+}
+
+#[tokio::test]
+async fn end_call_hangs_up_once_the_platform_played_the_goodbye() {
+    let scenario = Scenario::new("goodbye")
+        .turn(Turn::model_first().model(ModelStep::say("Hello.")))
+        .turn(
+            Turn::user("That's all, thanks.")
+                .model(
+                    ModelStep::say("Goodbye, and thanks for calling!")
+                        .call(ScriptedCall::new("end_call", json!({}))),
+                )
+                .model(ModelStep::say("Bye.")),
+        );
+    let h = SipHarness::start(scenario, SipOptions::default()).await;
+    assert_eq!(
+        h.call("rtc_bye", USER, "wh_bye", WebhookSigning::Valid)
+            .await
+            .status,
+        200
+    );
+    eventually("the greeting", || async { responses_done(&h).await >= 1 }).await;
+    assert!(h.platform.control("rtc_bye", CallControl::CallerSpeaks));
+    h.until_no_calls().await;
+    // The accept offered end_call; the model's goodbye and the answer after the tool's output
+    // were both played before the one hang-up.
+    let accept = h.requests("rtc_bye")[0].body.clone().unwrap();
+    assert!(
+        accept["tools"].to_string().contains("\"end_call\""),
+        "{accept}"
+    );
+    assert_eq!(
+        h.actions("rtc_bye"),
+        vec![("accept".into(), 200), ("hangup".into(), 200)]
+    );
+    assert_eq!(responses_done(&h).await, 3);
+    assert_every_answer_was_heard(&h).await;
+    let stored = h.stored_call("rtc_bye").await;
+    assert_eq!(
+        (
+            stored.transport.as_str(),
+            stored.caller.as_str(),
+            stored.callee.as_str()
+        ),
+        ("sip", CALLER, USER)
+    );
+    assert_eq!(stored.outcome.as_deref(), Some("agent_hung_up"));
+    let metrics = h.metrics().await;
+    assert!(
+        metrics.contains("agent_serve_calls_total{outcome=\"agent_hung_up\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("agent_serve_calls_active 0"), "{metrics}");
+    assert!(
+        metrics.contains("agent_serve_tool_duration_seconds_count 1"),
+        "{metrics}"
+    );
+    assert_eq!(h.sideband().violations().await, Vec::<String>::new());
+    assert_client_events_conform(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn transfer_call_refers_only_to_an_allow_listed_target() {
+    let scenario =
+        Scenario::new("transfer")
+            .turn(Turn::model_first().model(ModelStep::say("Hello.")))
+            .turn(
+                Turn::user("Put me through to someone.")
+                    .model(ModelStep::calls([ScriptedCall::new(
+                        "transfer_call",
+                        json!({"target": "+19005550000"}),
+                    )]))
+                    .model(ModelStep::say("Let me put you through to sales.").call(
+                        ScriptedCall::new("transfer_call", json!({"target": "sales"})),
+                    ))
+                    .model(ModelStep::say("Transferring now.")),
+            );
+    let options = SipOptions {
+        agent_extra: "[phone.transfer_targets]\nsales = \"+15550123\"\n",
+        ..SipOptions::default()
+    };
+    let h = SipHarness::start(scenario, options).await;
+    assert_eq!(
+        h.call("rtc_to", USER, "wh_to", WebhookSigning::Valid)
+            .await
+            .status,
+        200
+    );
+    eventually("the greeting", || async { responses_done(&h).await >= 1 }).await;
+    assert!(h.platform.control("rtc_to", CallControl::CallerSpeaks));
+    h.until_no_calls().await;
+    let outputs: Vec<String> = h
+        .received("conversation.item.create")
+        .await
+        .into_iter()
+        .filter(|e| e["item"]["type"] == "function_call_output")
+        .map(|e| e["item"]["output"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(outputs.len(), 2, "{outputs:?}");
+    assert!(
+        outputs[0].contains("\"error\"") && outputs[0].contains("sales"),
+        "refused, naming the allowed targets: {}",
+        outputs[0]
+    );
+    // One REFER, to the allow-listed number, after the notice was played; no hang-up after.
+    let requests = h.requests("rtc_to");
+    let actions: Vec<&str> = requests.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["accept", "refer"]);
+    let refer = requests[1].body.clone().unwrap();
+    assert_conforms("RealtimeCallReferRequest", &refer);
+    assert_eq!(refer["target_uri"], "tel:+15550123");
+    assert_eq!(
+        h.platform.calls().state("rtc_to"),
+        Some(CallState::Transferred("tel:+15550123".into()))
+    );
+    assert_every_answer_was_heard(&h).await;
+    assert_eq!(h.stored_outcome("rtc_to").await, "transferred");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_webhook_is_rate_limited_per_client_before_its_signature_is_checked() {
+    let options = SipOptions {
+        limits: "webhook_requests_per_minute = 60\nwebhook_burst = 2",
+        ..SipOptions::default()
+    };
+    let h = SipHarness::start(scenario(), options).await;
+    for i in 0..2 {
+        let answer = h
+            .call(
+                &format!("rtc_f{i}"),
+                USER,
+                &format!("wh_f{i}"),
+                WebhookSigning::WrongSecret,
+            )
+            .await;
+        assert_eq!(answer.status, 401);
+    }
+    let limited = h.call("rtc_f2", USER, "wh_f2", WebhookSigning::Valid).await;
+    assert_eq!(limited.status, 429, "{limited:?}");
+    assert!(limited.header("retry-after").is_some(), "{limited:?}");
+    assert_eq!(
+        h.platform.requests(),
+        vec![],
+        "nothing accepted or rejected"
+    );
+    assert_eq!(h.state.capacity.in_use(), 0);
+    assert!(
+        h.metrics()
+            .await
+            .contains("agent_serve_rate_limited_total 1")
+    );
     h.stop().await;
 }

@@ -11,7 +11,8 @@ use std::{
 };
 
 use agent_core::history::{
-    self, ConversationSummary, HistoryStore, StoredItem, chat, default_path,
+    self, ConversationId, ConversationSummary, HistoryStore, PhoneCallRecord, StoredItem, chat,
+    default_path,
 };
 use agent_core::protocol::{ContentPart, Item, Role};
 use anyhow::Context as _;
@@ -66,6 +67,12 @@ pub enum HistoryCommand {
         #[arg(long, value_enum, default_value_t = ExportFormat::ChatCompletions)]
         format: ExportFormat,
     },
+    /// Delete a conversation and everything stored about it (its items, tool-call records
+    /// and, for a phone call, the caller's number). There is no undo.
+    Delete {
+        /// The conversation's id, a unique prefix of it, or `latest`.
+        id: String,
+    },
     /// Store a conversation from a file written by `export` (either format) and print its id,
     /// for `agent run --resume ID`. Anything else is refused with the reason: other JSON, items
     /// a session cannot replay, unknown roles, empty files, files over 64 MiB.
@@ -108,11 +115,13 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
                     )
                 }
             } else {
-                let list = open(&path)?.conversations()?;
+                let store = open(&path)?;
+                let list = store.conversations()?;
+                let calls = store.phone_calls()?;
                 if json {
-                    serde_json::to_string_pretty(&list)? + "\n"
+                    serde_json::to_string_pretty(&with_calls(&list, &calls)?)? + "\n"
                 } else {
-                    table(&list)
+                    table(&list, &calls)
                 }
             }
         }
@@ -129,6 +138,18 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
                 }
                 ExportFormat::Jsonl => history::to_jsonl(&items),
             }
+        }
+        HistoryCommand::Delete { id } => {
+            if !path.exists() {
+                anyhow::bail!(
+                    "no conversation `{id}`: there is no history database at {}",
+                    path.display()
+                );
+            }
+            let mut store = open(&path)?;
+            let id = store.resolve(&id)?;
+            store.delete_conversation(&id)?;
+            format!("deleted {id}\n")
         }
         HistoryCommand::Import { file, agent, model } => {
             let items = history::read_import(&file)
@@ -161,37 +182,66 @@ fn load(path: &Path, query: &str) -> anyhow::Result<(ConversationSummary, Vec<St
     Ok((store.conversation(&id)?, store.items(&id)?))
 }
 
-/// The `list` table.
-fn table(list: &[ConversationSummary]) -> String {
+/// The `--json` list: each summary, with `phone_call` for the conversations that were calls.
+fn with_calls(
+    list: &[ConversationSummary],
+    calls: &HashMap<ConversationId, PhoneCallRecord>,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    list.iter()
+        .map(|summary| {
+            let mut value = serde_json::to_value(summary)?;
+            if let (Some(call), Some(object)) = (calls.get(&summary.id), value.as_object_mut()) {
+                object.insert("phone_call".into(), serde_json::to_value(call)?);
+            }
+            Ok(value)
+        })
+        .collect()
+}
+
+/// The `list` table; with CALLER and CALLEE columns when some conversations were phone calls.
+fn table(list: &[ConversationSummary], calls: &HashMap<ConversationId, PhoneCallRecord>) -> String {
     if list.is_empty() {
         return "no stored conversations\n".to_owned();
     }
-    let rows: Vec<[String; 5]> = list
+    let phone = list.iter().any(|c| calls.contains_key(&c.id));
+    let rows: Vec<Vec<String>> = list
         .iter()
         .map(|c| {
-            [
-                c.id.to_string(),
-                c.agent.clone(),
+            let mut row = vec![c.id.to_string(), c.agent.clone()];
+            if phone {
+                let call = calls.get(&c.id);
+                row.push(call.map_or("-".into(), |call| call.caller.clone()));
+                row.push(call.map_or("-".into(), |call| call.callee.clone()));
+            }
+            row.extend([
                 c.updated_at.to_short_string(),
                 c.item_count.to_string(),
                 shorten(c.title.as_deref().unwrap_or("-"), TITLE_WIDTH),
-            ]
+            ]);
+            row
         })
         .collect();
-    let header = ["ID", "AGENT", "UPDATED (UTC)", "ITEMS", "TITLE"];
-    let mut widths = header.map(|h| h.chars().count());
+    let mut header = vec!["ID", "AGENT"];
+    if phone {
+        header.extend(["CALLER", "CALLEE"]);
+    }
+    header.extend(["UPDATED (UTC)", "ITEMS", "TITLE"]);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
+    let (items, title) = (header.len() - 2, header.len() - 1);
     let mut text = String::new();
-    for row in std::iter::once(header.map(str::to_owned)).chain(rows) {
+    let header: Vec<String> = header.into_iter().map(str::to_owned).collect();
+    for row in std::iter::once(header).chain(rows) {
         let mut line = String::new();
-        for (column, (cell, width)) in row.iter().zip(widths).enumerate() {
+        for (column, (cell, width)) in row.iter().zip(&widths).enumerate() {
+            let width = *width;
             match column {
-                4 => line.push_str(cell),
-                3 => line.push_str(&format!("{cell:>width$}  ")),
+                c if c == title => line.push_str(cell),
+                c if c == items => line.push_str(&format!("{cell:>width$}  ")),
                 _ => line.push_str(&format!("{cell:<width$}  ")),
             }
         }
@@ -298,7 +348,7 @@ fn shorten(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agent_core::history::{ConversationId, Timestamp};
+    use agent_core::history::Timestamp;
 
     fn summary() -> ConversationSummary {
         ConversationSummary {
@@ -328,7 +378,7 @@ mod tests {
         other.id = ConversationId::new("conv_x");
         other.title = None;
         other.item_count = 3;
-        let text = table(&[summary(), other]);
+        let text = table(&[summary(), other], &HashMap::new());
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
@@ -342,6 +392,33 @@ mod tests {
             lines[2],
             "conv_x                  support  1970-01-01 00:01      3  -"
         );
+    }
+
+    #[test]
+    fn phone_calls_show_their_caller_and_callee() {
+        let mut call = summary();
+        call.id = ConversationId::new("conv_call");
+        call.agent = "phone".into();
+        let calls = HashMap::from([(
+            call.id.clone(),
+            PhoneCallRecord::starting("twilio", "CA1", "+15550111", "+15550100"),
+        )]);
+        let text = table(&[summary(), call.clone()], &calls);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("ID                      AGENT    CALLER     CALLEE     UPDATED"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("support  -          -          1970"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("phone    +15550111  +15550100  1970"),
+            "{text}"
+        );
+        let json = with_calls(&[call], &calls).unwrap();
+        assert_eq!(json[0]["phone_call"]["caller"], "+15550111");
     }
 
     #[test]

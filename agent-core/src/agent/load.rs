@@ -228,6 +228,11 @@ impl Checker<'_> {
         self.check_connection(spec);
         self.check_kind(spec);
         self.check_duplicate_tools(spec);
+        if let Some(phone) = &spec.phone {
+            for (key, message, hint) in super::phone::problems(phone) {
+                self.at_key(key, message, hint);
+            }
+        }
     }
 
     fn check_voice(&mut self, voice: &Spanned<String>) {

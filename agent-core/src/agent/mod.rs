@@ -9,10 +9,12 @@
 mod check;
 mod diagnostic;
 mod load;
+mod phone;
 mod spec;
 
 pub use diagnostic::{AgentError, Diagnostic, closest, line_col};
 pub use load::{AgentFile, VOICES};
+pub use phone::{DtmfMode, DtmfSpec, PhoneSpec, TransferDestination, valid_target_name};
 pub use spec::*;
 mod resolve;
 mod strict;

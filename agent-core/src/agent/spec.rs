@@ -99,6 +99,10 @@ pub struct AgentSpec {
     /// How long each wait may take before the runtime acts (see `[timeouts]` in the README).
     #[serde(default)]
     pub timeouts: TimeoutsSpec,
+    /// What the agent does on a phone call (`agent serve`): greeting, silence, call length,
+    /// keypad digits, transfer targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<super::phone::PhoneSpec>,
 }
 
 fn default_model() -> String {

@@ -59,6 +59,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (conversation_id, call_id)
     ) STRICT;
     "#,
+    // 3: phone calls (`agent serve`): which call a conversation was, with caller and callee.
+    super::phone_calls::MIGRATION,
 ];
 
 /// The schema version this build writes.
@@ -159,6 +161,6 @@ mod tests {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();
         assert_eq!(version, LATEST);
-        assert_eq!(LATEST, 2);
+        assert_eq!(LATEST, 3);
     }
 }

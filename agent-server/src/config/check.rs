@@ -10,14 +10,19 @@ use super::{ConfigError, Limits, Route, ServeConfig, spec::ServeSpec};
 /// The most calls one process is allowed to be configured for.
 const MAX_CALLS_CEILING: usize = 100_000;
 
-struct Checker<'a> {
-    path: PathBuf,
-    source: &'a str,
-    problems: Vec<Diagnostic>,
+pub(super) struct Checker<'a> {
+    pub(super) path: PathBuf,
+    pub(super) source: &'a str,
+    pub(super) problems: Vec<Diagnostic>,
 }
 
 impl Checker<'_> {
-    fn at(&mut self, span: Range<usize>, message: impl Into<String>, hint: Option<&str>) {
+    pub(super) fn at(
+        &mut self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        hint: Option<&str>,
+    ) {
         self.problems.push(Diagnostic::at(
             &self.path,
             self.source,
@@ -145,7 +150,14 @@ pub(super) fn check(
         stream_start: c.secs(l.stream_start_secs, "stream_start_secs"),
         stream_idle: c.secs(l.stream_idle_secs, "stream_idle_secs"),
         stream_write: c.secs(l.stream_write_secs, "stream_write_secs"),
+        webhook_requests_per_minute: c.count(
+            l.webhook_requests_per_minute as usize,
+            "webhook_requests_per_minute",
+        ) as u32,
+        webhook_burst: c.count(l.webhook_burst as usize, "webhook_burst") as u32,
     };
+    let admin_listen = super::operations::admin_listen(&mut c, spec.admin.as_ref());
+    let history = super::operations::history(&mut c, &spec.history);
     let routes = check_routes(&mut c, &spec);
     if !c.problems.is_empty() {
         return Err(ConfigError::Invalid(c.problems));
@@ -161,6 +173,8 @@ pub(super) fn check(
         api_base,
         limits,
         routes,
+        admin_listen,
+        history,
     })
 }
 

@@ -4,6 +4,7 @@
 //! are reported at once ([`ConfigError::Invalid`]).
 
 mod check;
+mod operations;
 mod spec;
 
 use std::{
@@ -13,7 +14,10 @@ use std::{
 };
 
 use agent_core::agent::Diagnostic;
-pub use spec::{LimitsSpec, OpenAiSpec, RouteSpec, SecretsSpec, ServeSpec, TwilioSpec};
+pub use operations::HistoryConfig;
+pub use spec::{
+    AdminSpec, HistorySpec, LimitsSpec, OpenAiSpec, RouteSpec, SecretsSpec, ServeSpec, TwilioSpec,
+};
 
 /// The largest `serve.toml` read; the limit only keeps a wrong path from filling memory.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -60,6 +64,10 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Which agent answers which call.
     pub routes: Vec<Route>,
+    /// Where `/metrics` is served; `None`: not at all.
+    pub admin_listen: Option<SocketAddr>,
+    /// The call history.
+    pub history: HistoryConfig,
 }
 
 /// Limits and deadlines, as durations.
@@ -81,6 +89,10 @@ pub struct Limits {
     pub stream_idle: Duration,
     /// How long one write to a media stream may take.
     pub stream_write: Duration,
+    /// Webhook requests per client IP and minute.
+    pub webhook_requests_per_minute: u32,
+    /// Webhook requests per client IP in a burst.
+    pub webhook_burst: u32,
 }
 
 /// One route, checked.

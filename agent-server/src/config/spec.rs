@@ -34,6 +34,44 @@ pub struct ServeSpec {
     /// Which agent answers which call.
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteSpec>,
+    /// The operator's endpoints (`/metrics`), on an address of their own.
+    #[serde(default)]
+    pub admin: Option<AdminSpec>,
+    /// Where calls are stored, and for how long.
+    #[serde(default)]
+    pub history: HistorySpec,
+}
+
+/// The admin listener: `/metrics` (and `/healthz`, `/readyz`) on an address that is not
+/// exposed to callers' platforms, e.g. `127.0.0.1:9090`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSpec {
+    /// Where the admin endpoints listen.
+    pub listen: Spanned<String>,
+}
+
+/// The call history: every call is a conversation with its caller, callee and agent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistorySpec {
+    /// Store calls at all.
+    pub store: bool,
+    /// The database, relative to `serve.toml`; unset, the one `agent history` reads by default.
+    pub path: Option<Spanned<String>>,
+    /// Delete calls (caller numbers are personal data) this many days after they started;
+    /// unset, calls are kept until `agent history delete`.
+    pub retention_days: Option<Spanned<f64>>,
+}
+
+impl Default for HistorySpec {
+    fn default() -> Self {
+        HistorySpec {
+            store: true,
+            path: None,
+            retention_days: None,
+        }
+    }
 }
 
 fn default_max_calls() -> Spanned<usize> {
@@ -109,6 +147,10 @@ pub struct LimitsSpec {
     pub stream_idle_secs: f64,
     /// How long one frame to Twilio may take to write before the call ends.
     pub stream_write_secs: f64,
+    /// Webhook requests one client IP may make per minute (sustained); more get 429.
+    pub webhook_requests_per_minute: u32,
+    /// Webhook requests one client IP may make in a burst, above the sustained rate.
+    pub webhook_burst: u32,
 }
 
 impl Default for LimitsSpec {
@@ -122,6 +164,8 @@ impl Default for LimitsSpec {
             stream_start_secs: 5.0,
             stream_idle_secs: 20.0,
             stream_write_secs: 5.0,
+            webhook_requests_per_minute: 600,
+            webhook_burst: 60,
         }
     }
 }

@@ -1,37 +1,49 @@
 //! One SIP call: accepted through REST with its agent's session, then run over the sideband
-//! by the same session loop as every other call (tools, cost, limits), in platform-held mode:
-//! the platform holds the conversation and the audio, so a lost sideband re-attaches with no
-//! replay, and the call ends at the session's time limit (after a warning) instead of rolling
-//! over.
+//! by the same session loop as every other call (tools, history, cost, limits), in
+//! platform-held mode: the platform holds the conversation and the audio, so a lost sideband
+//! re-attaches with no replay, and the call ends before the session's time limit (after a
+//! warning) instead of rolling over.
 //!
-//! Keypad digits arrive as session events and reach the model as user input. Every wait has
-//! a deadline: the accept and the other REST calls ([`crate::platform`]), the session's start
-//! ([`SESSION_START`]) and its wind-down ([`SESSION_CLOSE`]).
+//! What every phone agent gets (greeting, silence, call length, keypad digits, `end_call`,
+//! `transfer_call`) is the same [`CallPolicy`](crate::phone::CallPolicy) as on Twilio; the
+//! conversation ([`super::conversation`]) feeds it and carries out its actions through the
+//! platform's REST API ([`super::control`]). Every wait has a deadline: the accept and the
+//! other REST calls ([`crate::platform`]), the session's start ([`SESSION_START`]) and its
+//! wind-down ([`SESSION_CLOSE`]).
 
 use std::{
-    ops::ControlFlow,
     sync::Arc,
-    time::{Duration, SystemTime},
+    time::{Duration, Instant},
 };
 
 use agent_core::{
+    agent::PhoneSpec,
     audio::PlaybackClock,
-    protocol::{ClientEvent, Dialect, Item},
-    session::{CloseReason, Ownership, PlatformHeld, Session, SessionConfig, SessionEvent},
+    history::PhoneCallRecord,
+    protocol::{ClientEvent, Dialect},
+    session::{Ownership, PlatformHeld, Session, SessionConfig},
     tool::PhoneCall,
 };
 use serde_json::Value;
 
-use super::incoming::{Decision, IncomingCall, UNAVAILABLE};
-use crate::{capacity::CallSlot, spend::utc_day, state::AppState};
+use super::{
+    control::SipControl,
+    conversation::{SipCall, Started},
+    incoming::{Decision, IncomingCall, UNAVAILABLE},
+    playback::PlaybackWatch,
+};
+use crate::{
+    call_history::CallHistory,
+    capacity::CallSlot,
+    metrics::Outcome,
+    phone::{CallRequests, END_GRACE, add_call_tools},
+    state::AppState,
+};
 
 /// How long the sideband's session may take to attach and confirm its configuration.
 pub const SESSION_START: Duration = Duration::from_secs(15);
 /// How long the session may take to close once the call ended.
 pub const SESSION_CLOSE: Duration = Duration::from_secs(5);
-
-/// What the model is told when the call nears its time limit.
-const LIMIT_WARNING: &str = "The call reaches its time limit in about {secs} seconds and will then end. Tell the caller now, in one short sentence, and say goodbye.";
 
 /// Carries out the webhook's decision: a reject through REST, or the whole call.
 pub(crate) async fn answer(state: Arc<AppState>, call: IncomingCall, decision: Decision) {
@@ -51,76 +63,141 @@ async fn reject(state: &AppState, call_id: &str, status: u16) {
     }
 }
 
+/// A call's session config with what the conversation needs beside it.
+struct Prepared {
+    config: SessionConfig,
+    accept: Value,
+    phone: PhoneSpec,
+    requests: CallRequests,
+    playback: PlaybackWatch,
+}
+
 /// Accepts the call, attaches the sideband and runs the conversation to its end.
 async fn run(state: Arc<AppState>, call: IncomingCall, route: usize, slot: CallSlot) {
     let Some(sip) = &state.sip else { return };
     let call_id = call.call_id.clone();
-    let accepted = match sip_session(&state, &call, route) {
-        Ok((config, body)) => sip
-            .platform
-            .accept(&call_id, &body)
-            .await
-            .map(|()| config)
-            .map_err(|err| err.to_string()),
+    let prepared = match prepare(&state, &call, route) {
+        Ok(prepared) => prepared,
         Err(why) => {
             // The caller is still ringing: say no rather than leave them waiting.
+            tracing::error!(call_id, "the SIP call cannot be answered: {why}");
             reject(&state, &call_id, UNAVAILABLE).await;
-            Err(why)
-        }
-    };
-    let config = match accepted {
-        Ok(config) => config,
-        Err(why) => {
-            tracing::error!(call_id, "the SIP call was not accepted: {why}");
+            state.metrics.count_outcome(Outcome::Failed);
             return;
         }
     };
+    if let Err(err) = sip.platform.accept(&call_id, &prepared.accept).await {
+        tracing::error!(call_id, "the SIP call was not accepted: {err}");
+        state.metrics.count_outcome(Outcome::Failed);
+        return;
+    }
+    let Prepared {
+        mut config,
+        phone,
+        requests,
+        playback,
+        ..
+    } = prepared;
+    let agent = &state.agents[route];
+    let record = PhoneCallRecord::starting("sip", &call_id, &call.from, &call.to);
+    let stored = CallHistory::store_call(state.history.as_ref(), agent, record, &mut config).await;
+    // The session's clock starts here, so the policy's limit never comes after the session's.
+    let connected = Instant::now();
     let session = match start_session(&state, config).await {
         Ok(session) => session,
         Err(why) => {
             tracing::error!(call_id, "the sideband's session did not start: {why}");
-            hang_up(&state, &call_id).await;
+            let control = SipControl::new(sip.platform.clone(), &call_id);
+            if let Err(err) = crate::phone::CallControl::hang_up(&control).await {
+                tracing::warn!(call_id, "the hang-up did not go through: {err}");
+            }
+            state.metrics.count_outcome(Outcome::Failed);
+            if let (Some(history), Some(stored)) = (&state.history, &stored) {
+                history
+                    .finish_call(&stored.id, Outcome::Failed.as_str())
+                    .await;
+            }
             return;
         }
     };
     tracing::info!(call_id, route, "SIP call connected");
-    let mut sip_call = SipCall {
-        state: state.clone(),
+    let control = Arc::new(SipControl::new(sip.platform.clone(), &call_id));
+    let started = Started {
         session,
-        call_id,
-        route,
+        requests,
+        playback,
+        stored,
+        control,
+        phone,
+        connected,
     };
-    if state.config.routes[route].greet {
-        let _ = sip_call.session.handle.request_response().await;
-    }
-    let end = sip_call.converse().await;
-    sip_call.finish(end).await;
+    SipCall::new(state, call_id, route, started).run().await;
     drop(slot);
 }
 
-/// The call's session config (platform-held, attached to the call by the sideband) and the
-/// accept's body (the same session, in the GA shape).
-fn sip_session(
-    state: &AppState,
-    call: &IncomingCall,
-    route: usize,
-) -> Result<(SessionConfig, Value), String> {
-    let phone = PhoneCall::new("sip", &call.call_id, &call.from, &call.to);
+/// The call's session config (platform-held, attached to the call by the sideband, with the
+/// call-control tools), the accept's body (the same session, in the GA shape), and the
+/// `[phone]` settings the policy follows.
+fn prepare(state: &AppState, call: &IncomingCall, route: usize) -> Result<Prepared, String> {
+    let phone_call = PhoneCall::new("sip", &call.call_id, &call.from, &call.to);
     let agent = &state.agents[route];
+    // Playback is the platform's: nothing is truncated, so the clock is never asked.
     let mut config = crate::phone_session::session_config(
         agent,
         &state.overrides,
-        phone,
+        phone_call,
         PlaybackClock::immediate(),
     )
     .map_err(|err| err.to_string())?;
     config.connect.url = sideband_url(&config.connect.url, &call.call_id)?;
-    // A minute's warning before the limit, or a tenth of a short one.
-    config.ownership = Ownership::PlatformHeld(PlatformHeld {
-        warn_before: (config.max_session_age / 10).min(Duration::from_secs(60)),
-    });
-    let body = accept_body(&config)?;
-    Ok((config, body))
+    let (phone, held) = limited_by_session(
+        &agent.spec().phone.clone().unwrap_or_default(),
+        config.max_session_age,
+    );
+    config.ownership = Ownership::PlatformHeld(held);
+    let requests = add_call_tools(&mut config, &phone).map_err(|err| err.to_string())?;
+    let (playback, observer) = PlaybackWatch::new(config.observer.take());
+    config.observer = Some(observer);
+    let accept = accept_body(&config)?;
+    Ok(Prepared {
+        config,
+        accept,
+        phone,
+        requests,
+        playback,
+    })
+}
+
+/// A SIP call's `[phone]` settings, with its length capped by the session's time limit, and
+/// the session's warning time. A platform-held session cannot roll over (a new session would
+/// be a new call), so the call must end before the session closes: the policy warns the
+/// caller and says goodbye as it does at `max_call_secs`, early enough (a tenth of the limit,
+/// at most [`END_GRACE`]) for the goodbye to be heard. A warning that does not fit such a
+/// short call is a tenth of it. The session's own notice then comes with the policy's
+/// warning, which is the one acted on.
+pub fn limited_by_session(spec: &PhoneSpec, session_limit: Duration) -> (PhoneSpec, PlatformHeld) {
+    let room = (session_limit / 10).min(END_GRACE);
+    let cap = session_limit.saturating_sub(room).as_secs_f64().max(1.0);
+    let mut phone = spec.clone();
+    if phone.max_call_secs.is_none_or(|secs| secs > cap) {
+        phone.max_call_secs = Some(cap);
+        if phone.max_call_warning_secs >= cap {
+            phone.max_call_warning_secs = cap / 10.0;
+            // The default text says "about a minute"; a custom one is the agent's to word.
+            if phone.max_call_warning == PhoneSpec::default().max_call_warning {
+                phone.max_call_warning = format!(
+                    "The call will end in about {} seconds. Tell the caller now, in one short sentence.",
+                    phone.max_call_warning_secs.ceil()
+                );
+            }
+        }
+    }
+    let max = phone.max_call_secs.unwrap_or(cap);
+    let warn_at = Duration::from_secs_f64((max - phone.max_call_warning_secs).max(0.0));
+    let held = PlatformHeld {
+        warn_before: session_limit.saturating_sub(warn_at),
+    };
+    (phone, held)
 }
 
 /// The session config as the accept sends it: `session.update`'s `session`, GA-shaped, with
@@ -166,151 +243,6 @@ async fn start_session(state: &AppState, config: SessionConfig) -> Result<Sessio
     }
 }
 
-async fn hang_up(state: &AppState, call_id: &str) {
-    let Some(sip) = &state.sip else { return };
-    match sip.platform.hangup(call_id).await {
-        Ok(()) => tracing::info!(call_id, "hung up"),
-        // The call had already ended on the platform's side.
-        Err(err) if err.status() == Some(404) => tracing::debug!(call_id, "{err}"),
-        Err(err) => tracing::warn!(call_id, "the hang-up did not go through: {err}"),
-    }
-}
-
-/// Why a SIP call's conversation ended.
-#[derive(Debug)]
-enum End {
-    /// The session closed (the call ended, the sideband could not re-attach, the limit...).
-    Closed(CloseReason),
-    /// The session's events ended without a reason.
-    Vanished,
-    /// The server's drain time ran out.
-    Drained,
-}
-
-struct SipCall {
-    state: Arc<AppState>,
-    session: Session,
-    call_id: String,
-    route: usize,
-}
-
-impl SipCall {
-    /// Handles the session's events until the conversation ends.
-    async fn converse(&mut self) -> End {
-        let hang_up = self.state.hang_up.clone();
-        loop {
-            let step = tokio::select! {
-                event = self.session.events.recv() => match event {
-                    Some(event) => self.on_session(event).await,
-                    None => ControlFlow::Break(End::Vanished),
-                },
-                () = hang_up.cancelled() => ControlFlow::Break(End::Drained),
-            };
-            if let ControlFlow::Break(end) = step {
-                return end;
-            }
-        }
-    }
-
-    async fn on_session(&mut self, event: SessionEvent) -> ControlFlow<End> {
-        let call_id = &self.call_id;
-        match event {
-            SessionEvent::Cost(report) => self.charge(report.cost_usd),
-            SessionEvent::Dtmf { digit, .. } => self.keypad(&digit).await,
-            SessionEvent::SessionLimitNear { remaining } => self.warn_caller(remaining).await,
-            SessionEvent::Reconnecting {
-                attempt, reason, ..
-            } => {
-                tracing::warn!(
-                    call_id,
-                    attempt,
-                    "the sideband dropped ({reason}); re-attaching"
-                );
-            }
-            SessionEvent::Reconnected { replayed_items, .. } => {
-                tracing::info!(call_id, replayed_items, "the sideband re-attached");
-            }
-            SessionEvent::ToolCallFinished { name, duration, .. } => {
-                tracing::info!(call_id, tool = %name, ?duration, "tool call finished");
-            }
-            SessionEvent::TurnFailed { failure } => {
-                tracing::warn!(call_id, "a turn failed: {failure}");
-            }
-            SessionEvent::Closed { reason } => return ControlFlow::Break(End::Closed(reason)),
-            _ => {}
-        }
-        ControlFlow::Continue(())
-    }
-
-    /// A keypad press reaches the model as user input (one key at a time; anything that is
-    /// no key is logged and dropped).
-    async fn keypad(&mut self, digit: &str) {
-        let key = digit.trim();
-        let is_key = key.len() == 1
-            && key
-                .chars()
-                .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D'));
-        if !is_key {
-            tracing::warn!(call_id = %self.call_id, "skipped a keypad event that is no key");
-            return;
-        }
-        tracing::debug!(call_id = %self.call_id, "keypad digit {key}");
-        let text = format!("The caller pressed {key} on the keypad.");
-        let _ = self.session.handle.send_text(text).await;
-    }
-
-    /// The call nears its limit: the model tells the caller before the hang-up.
-    async fn warn_caller(&mut self, remaining: Duration) {
-        tracing::info!(call_id = %self.call_id, ?remaining, "the call nears its time limit");
-        let text = LIMIT_WARNING.replace("{secs}", &remaining.as_secs().max(1).to_string());
-        let note = ClientEvent::conversation_item_create(Item::system_text(text));
-        if self.session.handle.send_event(note).await.is_ok() {
-            let _ = self.session.handle.request_response().await;
-        }
-    }
-
-    fn charge(&self, usd: Option<f64>) {
-        if let Some(usd) = usd {
-            self.state
-                .spend
-                .add(self.route, usd, utc_day(SystemTime::now()));
-        }
-    }
-
-    /// Hangs up (a call the platform already ended answers 404, which is fine) and closes
-    /// the session, charging its last costs.
-    async fn finish(mut self, end: End) {
-        match &end {
-            End::Closed(reason) => {
-                tracing::info!(call_id = %self.call_id, "SIP call ended: {reason}")
-            }
-            End::Vanished => {
-                tracing::warn!(call_id = %self.call_id, "SIP call ended: its session stopped without saying why")
-            }
-            End::Drained => {
-                tracing::info!(call_id = %self.call_id, "SIP call ended: the server's drain time ran out")
-            }
-        }
-        hang_up(&self.state, &self.call_id).await;
-        let wind_down = async {
-            let _ = self.session.handle.close().await;
-            while let Some(event) = self.session.events.recv().await {
-                match event {
-                    SessionEvent::Cost(report) => self.charge(report.cost_usd),
-                    SessionEvent::Closed { .. } => break,
-                    _ => {}
-                }
-            }
-        };
-        if tokio::time::timeout(SESSION_CLOSE, wind_down)
-            .await
-            .is_err()
-        {
-            tracing::warn!(call_id = %self.call_id, "the session did not close within {SESSION_CLOSE:?}");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,5 +262,37 @@ mod tests {
             "ws://127.0.0.1:9/v1/realtime?call_id=rtc_2"
         );
         assert!(sideband_url("not a url", "rtc_3").is_err());
+    }
+
+    #[test]
+    fn the_session_limit_caps_the_call_and_leaves_room_for_the_goodbye() {
+        let hour = Duration::from_secs(3600);
+        let (phone, held) = limited_by_session(&PhoneSpec::default(), hour);
+        assert_eq!(
+            phone.max_call_secs,
+            Some(3580.0),
+            "20 s before the session closes"
+        );
+        assert_eq!(phone.max_call_warning_secs, 60.0);
+        assert_eq!(
+            held.warn_before,
+            Duration::from_secs(80),
+            "with the policy's warning"
+        );
+        // A shorter call of the agent's own is kept as it is.
+        let short = PhoneSpec {
+            max_call_secs: Some(600.0),
+            ..PhoneSpec::default()
+        };
+        assert_eq!(limited_by_session(&short, hour).0, short);
+        // A very short limit (a test's): a tenth for the goodbye, a warning that fits.
+        let (phone, _) = limited_by_session(&PhoneSpec::default(), Duration::from_secs(30));
+        assert_eq!(phone.max_call_secs, Some(27.0));
+        assert!((phone.max_call_warning_secs - 2.7).abs() < 1e-9);
+        assert!(
+            phone.max_call_warning.contains("about 3 seconds"),
+            "{}",
+            phone.max_call_warning
+        );
     }
 }

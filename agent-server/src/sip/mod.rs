@@ -9,15 +9,22 @@
 //!   or reject (404 unknown user, 486 busy, 503 draining);
 //! - [`webhook`] is the endpoint: verify, acknowledge at once, hand the call to its task;
 //! - `call` accepts through REST ([`crate::platform`]), attaches the sideband and runs the
-//!   session loop in platform-held mode.
+//!   session loop in platform-held mode;
+//! - `conversation` runs a connected call with the phone [`CallPolicy`](crate::phone::CallPolicy)
+//!   (greeting, silence, call length, keypad digits, `end_call`, `transfer_call`);
+//! - [`control`] hangs up and transfers through the platform; [`playback`] follows what the
+//!   platform plays, so a hang-up waits for the goodbye.
 
 mod call;
+pub mod control;
+mod conversation;
 pub mod incoming;
+pub mod playback;
 pub mod seen;
 pub mod signature;
 pub mod webhook;
 
-pub use call::{accept_body, sideband_url};
+pub use call::{accept_body, limited_by_session, sideband_url};
 
 use crate::platform::Platform;
 

@@ -7,6 +7,11 @@
 //! heard (see [`super::playback`]). When the session reports a barge-in, Twilio gets `clear`;
 //! the truncate and any cancel are the session loop's.
 //!
+//! What every phone agent gets (greeting, silence, call length, keypad digits, `end_call`,
+//! `transfer_call`) is decided by [`CallPolicy`]; this module feeds it and carries out its
+//! actions, hanging up and transferring through Twilio's REST API ([`super::rest`]). Each call
+//! is stored in the history with its caller and callee, and counted in the metrics.
+//!
 //! Every wait has a deadline: Twilio must send something within `stream_idle_secs`, each write
 //! to Twilio must finish within `stream_write_secs`, the session must start within
 //! [`SESSION_START`] and wind down within [`SESSION_CLOSE`]. A malformed message is logged and
@@ -20,6 +25,7 @@ use std::{
 
 use agent_core::{
     audio::PlaybackClock,
+    history::PhoneCallRecord,
     protocol::ClientEvent,
     session::{Session, SessionEvent},
     tool::PhoneCall,
@@ -37,7 +43,15 @@ use super::{
     playback::Playback,
     tokens::{PendingCall, TOKEN_PARAMETER},
 };
-use crate::{spend::utc_day, state::AppState, websocket::ServerSocket};
+use crate::{
+    call_history::{CallHistory, StoredCall},
+    metrics::Outcome,
+    phone::{Action, CallControl, CallPolicy, CallRequests, EndReason, add_call_tools},
+    spend::utc_day,
+    state::AppState,
+    twilio::rest::TwilioCall,
+    websocket::ServerSocket,
+};
 
 /// How long the Realtime session may take to connect and confirm its configuration.
 pub const SESSION_START: Duration = Duration::from_secs(15);
@@ -61,6 +75,26 @@ enum End {
     SessionEnded,
     /// The server's drain time ran out.
     Drained,
+    /// The agent's side hung up (`end_call`, silence, the call-length limit).
+    AgentEnded(EndReason),
+    /// The agent transferred the call.
+    Transferred,
+}
+
+impl End {
+    fn outcome(&self) -> Outcome {
+        match self {
+            End::CallerHungUp => Outcome::CallerHungUp,
+            End::Drained => Outcome::Drained,
+            End::AgentEnded(EndReason::Agent) => Outcome::AgentHungUp,
+            End::AgentEnded(EndReason::Silence) => Outcome::Silence,
+            End::AgentEnded(EndReason::MaxLength) => Outcome::MaxLength,
+            End::Transferred => Outcome::Transferred,
+            End::Idle | End::Oversized | End::StreamFailed(_) | End::SessionEnded => {
+                Outcome::Failed
+            }
+        }
+    }
 }
 
 struct Call {
@@ -71,6 +105,17 @@ struct Call {
     route: usize,
     call_sid: String,
     malformed: u64,
+    policy: CallPolicy,
+    requests: CallRequests,
+    control: Arc<dyn CallControl>,
+    stored: Option<StoredCall>,
+}
+
+/// A started session with what the call needs beside it.
+struct Started {
+    session: Session,
+    requests: CallRequests,
+    stored: Option<StoredCall>,
 }
 
 /// Runs the call until either side ends it; the capacity slot in `pending` is freed after.
@@ -81,52 +126,102 @@ pub(super) async fn run(
     pending: PendingCall,
 ) {
     let clock = PlaybackClock::reported();
-    let session = match start_session(&state, &start, &pending, clock.clone()).await {
-        Ok(session) => session,
+    let started = match start_session(&state, &start, &pending, clock.clone()).await {
+        Ok(started) => started,
         Err(why) => {
             tracing::error!(call_sid = %start.call_sid, "the call's session did not start: {why}");
+            state.metrics.count_outcome(Outcome::Failed);
             close(&mut socket, &state, CloseCode::Error, "session unavailable").await;
             return;
         }
     };
     tracing::info!(call_sid = %start.call_sid, route = pending.route, "call connected");
+    state.metrics.call_started();
+    let rest = state.twilio_rest.clone();
+    let control: Arc<dyn CallControl> = match rest {
+        Some(rest) => Arc::new(TwilioCall::new(rest, &pending.account_sid, &start.call_sid)),
+        None => Arc::new(NoControl),
+    };
+    let phone = state.agents[pending.route]
+        .spec()
+        .phone
+        .clone()
+        .unwrap_or_default();
     let mut call = Call {
         playback: Playback::new(start.stream_sid.clone(), clock),
+        policy: CallPolicy::new(&phone, std::time::Instant::now()),
         state,
         socket,
-        session,
+        session: started.session,
+        requests: started.requests,
+        stored: started.stored,
+        control,
         route: pending.route,
         call_sid: start.call_sid,
         malformed: 0,
     };
-    if call.state.config.routes[call.route].greet {
-        let _ = call.session.handle.request_response().await;
-    }
-    let end = call.bridge().await;
+    let end = if call.state.config.routes[call.route].greet {
+        let greeting = call.policy.greeting();
+        call.execute(greeting).await
+    } else {
+        ControlFlow::Continue(())
+    };
+    let end = match end {
+        ControlFlow::Break(end) => end,
+        ControlFlow::Continue(()) => call.bridge().await,
+    };
     call.finish(end).await;
     drop(pending);
 }
 
+/// The call's session: the agent's config with the phone's formats, the call-control tools
+/// and, when calls are stored, the history sink.
 async fn start_session(
     state: &AppState,
     start: &Start,
     pending: &PendingCall,
     clock: PlaybackClock,
-) -> Result<Session, String> {
+) -> Result<Started, String> {
     let mut parameters = start.custom_parameters.clone();
     parameters.remove(TOKEN_PARAMETER);
     let phone = PhoneCall::new("twilio", &start.call_sid, &pending.from, &pending.to)
         .with_parameters(parameters);
     let agent = &state.agents[pending.route];
-    let config = crate::phone_session::session_config(agent, &state.overrides, phone, clock)
+    let mut config = crate::phone_session::session_config(agent, &state.overrides, phone, clock)
         .map_err(|err| err.to_string())?;
+    let phone_spec = agent.spec().phone.clone().unwrap_or_default();
+    let requests = add_call_tools(&mut config, &phone_spec).map_err(|err| err.to_string())?;
+    let record = PhoneCallRecord::starting("twilio", &start.call_sid, &pending.from, &pending.to);
+    let stored = CallHistory::store_call(state.history.as_ref(), agent, record, &mut config).await;
     tokio::select! {
         started = tokio::time::timeout(SESSION_START, Session::start(config)) => match started {
-            Ok(Ok(session)) => Ok(session),
+            Ok(Ok(session)) => Ok(Started { session, requests, stored }),
             Ok(Err(err)) => Err(err.to_string()),
             Err(_) => Err(format!("no session within {SESSION_START:?}")),
         },
         () = state.hang_up.cancelled() => Err("the server is shutting down".into()),
+    }
+}
+
+/// Call control when the server has no Twilio credentials (never for a Twilio route, which
+/// needs them to start): the call can only be ended by closing its stream.
+struct NoControl;
+
+#[async_trait::async_trait]
+impl CallControl for NoControl {
+    async fn hang_up(&self) -> Result<(), crate::phone::CallControlError> {
+        Err(crate::phone::CallControlError::Unavailable(
+            "no Twilio credentials: the stream is closed instead".into(),
+        ))
+    }
+
+    async fn transfer(
+        &self,
+        _destination: &agent_core::agent::TransferDestination,
+    ) -> Result<(), crate::phone::CallControlError> {
+        Err(crate::phone::CallControlError::Unavailable(
+            "no Twilio credentials to transfer with".into(),
+        ))
     }
 }
 
@@ -137,6 +232,7 @@ impl Call {
         let hang_up = self.state.hang_up.clone();
         let mut deadline = Instant::now() + idle;
         loop {
+            let wake = self.policy.deadline();
             let step = tokio::select! {
                 frame = tokio::time::timeout_at(deadline, self.socket.next()) => {
                     deadline = Instant::now() + idle;
@@ -151,11 +247,61 @@ impl Call {
                     Some(event) => self.on_session(event).await,
                     None => ControlFlow::Break(End::SessionEnded),
                 },
+                Some(request) = self.requests.recv() => {
+                    self.policy.on_request(request, std::time::Instant::now());
+                    ControlFlow::Continue(())
+                }
+                () = crate::phone::sleep_until(wake) => ControlFlow::Continue(()),
                 () = hang_up.cancelled() => ControlFlow::Break(End::Drained),
             };
             if let ControlFlow::Break(end) = step {
                 return end;
             }
+            if let ControlFlow::Break(end) = self.drive().await {
+                return end;
+            }
+        }
+    }
+
+    /// Carries out what the policy says is due now.
+    async fn drive(&mut self) -> ControlFlow<End> {
+        for action in self.policy.poll(std::time::Instant::now()) {
+            self.execute(action).await?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Carries out one action of the policy.
+    async fn execute(&mut self, action: Action) -> ControlFlow<End> {
+        let handle = self.session.handle.clone();
+        let sent = match action {
+            Action::Prompt(text) => crate::phone::prompt(&handle, text).await,
+            Action::UserText(text) => handle.send_text(text).await,
+            Action::HangUp(reason) => {
+                if let Err(err) = self.control.hang_up().await {
+                    // Closing the stream ends the call too: its TwiML has nothing after it.
+                    tracing::error!(call_sid = %self.call_sid, "hanging up through Twilio failed ({err}); closing the stream");
+                }
+                tracing::info!(call_sid = %self.call_sid, ?reason, "the agent hung up");
+                return ControlFlow::Break(End::AgentEnded(reason));
+            }
+            Action::Transfer { name, destination } => {
+                match self.control.transfer(&destination).await {
+                    Ok(()) => {
+                        tracing::info!(call_sid = %self.call_sid, target = %name, "call transferred");
+                        return ControlFlow::Break(End::Transferred);
+                    }
+                    Err(err) => {
+                        tracing::error!(call_sid = %self.call_sid, target = %name, "the transfer failed: {err}");
+                        let tell = self.policy.transfer_failed(std::time::Instant::now());
+                        return Box::pin(self.execute(tell)).await;
+                    }
+                }
+            }
+        };
+        match sent {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(End::SessionEnded),
         }
     }
 
@@ -187,6 +333,9 @@ impl Call {
                     self.malformed("a media payload that is not base64 audio");
                     return ControlFlow::Continue(());
                 }
+                if !self.policy.takes_caller_audio() {
+                    return ControlFlow::Continue(());
+                }
                 let append = ClientEvent::input_audio_buffer_append(media.payload);
                 if self.session.handle.send_event(append).await.is_err() {
                     return ControlFlow::Break(End::SessionEnded);
@@ -194,9 +343,16 @@ impl Call {
             }
             Inbound::Mark { mark } => {
                 self.playback.on_mark(&mark.name);
+                self.played();
             }
             Inbound::Dtmf { dtmf } => {
-                tracing::debug!(call_sid = %self.call_sid, "keypad digit {} (not passed on yet)", dtmf.digit.chars().take(1).collect::<String>());
+                if crate::phone::dtmf::single_key(&dtmf.digit).is_none() {
+                    self.malformed("a keypad digit that is not 0-9, * or #");
+                    return ControlFlow::Continue(());
+                }
+                if let Some(action) = self.policy.on_digit(&dtmf.digit, std::time::Instant::now()) {
+                    return self.execute(action).await;
+                }
             }
             Inbound::Stop {} => return ControlFlow::Break(End::CallerHungUp),
             Inbound::Connected {} | Inbound::Start { .. } => {
@@ -208,13 +364,18 @@ impl Call {
 
     /// One event of the session.
     async fn on_session(&mut self, event: SessionEvent) -> ControlFlow<End> {
+        self.policy.on_session(&event, std::time::Instant::now());
+        self.state.metrics.observe(&event);
         match event {
             SessionEvent::Audio { item_id, data, .. } => {
                 let frames = self.playback.on_audio(&item_id, &data);
+                self.played();
                 return self.send(frames).await;
             }
             SessionEvent::Interrupted { .. } => {
-                if let Some(clear) = self.playback.on_interrupted() {
+                let clear = self.playback.on_interrupted();
+                self.played();
+                if let Some(clear) = clear {
                     return self.send(vec![clear]).await;
                 }
             }
@@ -232,6 +393,12 @@ impl Call {
             _ => {}
         }
         ControlFlow::Continue(())
+    }
+
+    /// Tells the policy how much audio is still queued at Twilio.
+    fn played(&mut self) {
+        let queued = self.playback.marks_in_flight();
+        self.policy.on_playback(queued, std::time::Instant::now());
     }
 
     /// Writes frames to Twilio within the write deadline.
@@ -255,6 +422,7 @@ impl Call {
 
     fn charge(&self, usd: Option<f64>) {
         if let Some(usd) = usd {
+            self.state.metrics.cost(usd);
             let day = utc_day(SystemTime::now());
             self.state.spend.add(self.route, usd, day);
         }
@@ -286,6 +454,11 @@ impl Call {
             .is_err()
         {
             tracing::warn!(call_sid = %self.call_sid, "the session did not close within {SESSION_CLOSE:?}");
+        }
+        let outcome = end.outcome();
+        self.state.metrics.call_ended(outcome);
+        if let (Some(history), Some(stored)) = (&self.state.history, &self.stored) {
+            history.finish_call(&stored.id, outcome.as_str()).await;
         }
         let (code, reason) = match end {
             End::Oversized => (CloseCode::Size, "frame too large"),

@@ -8,12 +8,14 @@
 //! - [`media_stream`] admits `GET /twilio/media-stream` only with a valid token;
 //! - [`messages`] are the stream's JSON messages;
 //! - [`playback`] knows what the caller heard, from marks (sans-IO);
+//! - [`rest`] hangs up and transfers calls through Twilio's REST API;
 //! - `call` runs one call, the stream bridged to a session.
 
 mod call;
 pub mod media_stream;
 pub mod messages;
 pub mod playback;
+pub mod rest;
 pub mod signature;
 pub mod tokens;
 pub mod twiml;

@@ -31,6 +31,8 @@ pub struct PendingCall {
     pub from: String,
     /// The called number.
     pub to: String,
+    /// The Twilio account the call belongs to (for the REST API: hang-up, transfer).
+    pub account_sid: String,
     /// Its capacity slot, held until the call ends.
     pub slot: CallSlot,
 }
@@ -137,6 +139,7 @@ mod tests {
             route: 0,
             from: "+15550111".into(),
             to: "+15550100".into(),
+            account_sid: "AC1".into(),
             slot: capacity.try_take().unwrap(),
         }
     }

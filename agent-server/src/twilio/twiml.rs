@@ -45,6 +45,17 @@ pub fn reject(reason: RejectReason) -> String {
     )
 }
 
+/// `<Dial>` to a number, or `<Dial><Sip>` to a SIP URI: a transfer. The destination was
+/// checked when the agent file was read, and is escaped here all the same.
+pub fn dial(destination: &agent_core::agent::TransferDestination) -> String {
+    use agent_core::agent::TransferDestination;
+    let inner = match destination {
+        TransferDestination::Number(number) => escape(number),
+        TransferDestination::Sip(uri) => format!("<Sip>{}</Sip>", escape(uri)),
+    };
+    format!(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial>{inner}</Dial></Response>"#)
+}
+
 /// Escapes text for an XML attribute value.
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -74,6 +85,21 @@ mod tests {
         assert_eq!(
             xml,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect><Stream url=\"wss://voice.example.com/twilio/media-stream\"><Parameter name=\"token\" value=\"a&quot;b&lt;c&amp;\"/></Stream></Connect></Response>"
+        );
+    }
+
+    #[test]
+    fn dial_sends_numbers_and_sip_uris() {
+        use agent_core::agent::TransferDestination;
+        let number = dial(&TransferDestination::Number("+15550123".into()));
+        assert!(
+            number.ends_with("<Response><Dial>+15550123</Dial></Response>"),
+            "{number}"
+        );
+        let sip = dial(&TransferDestination::Sip("sip:a@b.example;x=1&y".into()));
+        assert!(
+            sip.contains("<Dial><Sip>sip:a@b.example;x=1&amp;y</Sip></Dial>"),
+            "{sip}"
         );
     }
 

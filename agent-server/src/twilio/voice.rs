@@ -130,6 +130,7 @@ fn handle(
         route,
         from: param("From").unwrap_or_default().to_owned(),
         to: to.to_owned(),
+        account_sid: param("AccountSid").unwrap_or_default().to_owned(),
         slot,
     };
     match state.tokens.issue(pending, now) {

@@ -15,7 +15,7 @@ pub use agent_testkit::Dialect;
 use agent_testkit::{
     Scenario,
     server::{ScriptScope, ScriptedServer, ServerConfig, ServerHandle},
-    twilio::FakeTwilio,
+    twilio::{FakeTwilio, TwilioRest},
 };
 use agent_tool::{ToolContext, tool};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -44,7 +44,8 @@ async fn caller_lookup(
     }
 }
 
-const AGENT: &str = r#"
+/// The test agent; [`Options::phone`] adds a `[phone]` table to it.
+pub const AGENT: &str = r#"
 name = "phone"
 instructions = "You answer the phone for a shop. Greet the caller first."
 output_modalities = ["audio"]
@@ -63,6 +64,12 @@ pub struct Options {
     pub limits: &'static str,
     /// One scripted conversation per connection (several calls) or one shared.
     pub scope: ScriptScope,
+    /// The agent file's `[phone]` table and its subtables, as TOML.
+    pub phone: &'static str,
+    /// Extra top-level lines of serve.toml (before the tables).
+    pub serve: &'static str,
+    /// Serve `/metrics` on an admin listener.
+    pub admin: bool,
 }
 
 impl Default for Options {
@@ -71,6 +78,9 @@ impl Default for Options {
             max_calls: 4,
             limits: "",
             scope: ScriptScope::PerConnection,
+            phone: "",
+            serve: "",
+            admin: false,
         }
     }
 }
@@ -81,10 +91,16 @@ pub struct Harness {
     pub scripted: ServerHandle,
     /// The phone network's side.
     pub twilio: FakeTwilio,
+    /// Twilio's REST API (hang-ups and transfers).
+    pub rest: TwilioRest,
     /// The server's state, to watch its calls.
     pub state: Arc<AppState>,
     /// Where the server listens.
     pub addr: SocketAddr,
+    /// The admin listener, when [`Options::admin`].
+    pub admin: Option<SocketAddr>,
+    /// The call history database.
+    pub history_db: std::path::PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -102,10 +118,24 @@ impl Harness {
         // signature over the Host header's URL does not match.
         let base = format!("http://localhost:{}", addr.port());
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("phone.toml"), AGENT).unwrap();
+        let agent = match options.phone {
+            "" => AGENT.to_owned(),
+            phone => format!("{AGENT}\n[phone]\n{phone}\n"),
+        };
+        std::fs::write(dir.path().join("phone.toml"), agent).unwrap();
+        let twilio = FakeTwilio::new(addr, &base, AUTH_TOKEN);
+        let rest = twilio.start_rest().await.unwrap();
+        let admin = if options.admin {
+            "[admin]\nlisten = \"127.0.0.1:0\"\n"
+        } else {
+            ""
+        };
         let serve_toml = format!(
-            "listen = \"{addr}\"\npublic_base_url = \"{base}\"\nmax_calls = {}\n\n[limits]\n{}\n\n[[route]]\nagent = \"phone.toml\"\nnumbers = [\"{NUMBER}\"]\npath = \"shop\"\n",
-            options.max_calls, options.limits
+            "listen = \"{addr}\"\npublic_base_url = \"{base}\"\nmax_calls = {}\n{}\n\n[limits]\n{}\n\n[twilio]\napi_base = \"{}\"\n\n[history]\npath = \"history.sqlite3\"\n\n{admin}\n[[route]]\nagent = \"phone.toml\"\nnumbers = [\"{NUMBER}\"]\npath = \"shop\"\n",
+            options.max_calls,
+            options.serve,
+            options.limits,
+            rest.api_base()
         );
         let path = dir.path().join("serve.toml");
         std::fs::write(&path, &serve_toml).unwrap();
@@ -124,15 +154,19 @@ impl Harness {
             .await
             .unwrap();
         let state = server.state();
+        let admin = server.admin_addr().map(|addr| addr.unwrap());
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(server.run(async {
             let _ = stopped.await;
         }));
         Harness {
-            twilio: FakeTwilio::new(addr, &base, AUTH_TOKEN),
+            history_db: dir.path().join("history.sqlite3"),
+            twilio,
+            rest,
             scripted,
             state,
             addr,
+            admin,
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
@@ -149,6 +183,18 @@ impl Harness {
         tokio::time::timeout(Duration::from_secs(10), wait)
             .await
             .expect("the calls' slots came back");
+    }
+
+    /// Asks the server to stop (it drains) without waiting for it; see [`Harness::stopped`].
+    pub fn begin_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Whether the server has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.task.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
     /// Stops the server (draining) and the scripted server.

@@ -32,8 +32,10 @@ pub struct SipOptions {
     pub max_calls: usize,
     /// What a dropped sideband does to its call.
     pub on_drop: SidebandDrop,
-    /// Extra lines of the agent file (e.g. `[limits]`).
+    /// Extra lines of the agent file (e.g. `[limits]`, `[phone]`).
     pub agent_extra: &'static str,
+    /// Extra lines under serve.toml's `[limits]`.
+    pub limits: &'static str,
 }
 
 impl Default for SipOptions {
@@ -42,6 +44,7 @@ impl Default for SipOptions {
             max_calls: 4,
             on_drop: SidebandDrop::CallSurvives,
             agent_extra: "",
+            limits: "",
         }
     }
 }
@@ -65,6 +68,10 @@ pub struct SipHarness {
     pub state: Arc<AppState>,
     /// Where the server listens.
     pub addr: SocketAddr,
+    /// The admin listener (`/metrics`).
+    pub admin: SocketAddr,
+    /// The call history database.
+    pub history_db: std::path::PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -88,10 +95,12 @@ impl SipHarness {
             format!("{AGENT}\n{}", options.agent_extra),
         )
         .unwrap();
+        // Calls are stored in the test's own history, never the user's.
         let serve_toml = format!(
-            "listen = \"{addr}\"\npublic_base_url = \"http://localhost:{}\"\nmax_calls = {}\n\n[[route]]\nagent = \"phone.toml\"\nsip_users = [\"{USER}\"]\n",
+            "listen = \"{addr}\"\npublic_base_url = \"http://localhost:{}\"\nmax_calls = {}\n\n[limits]\n{}\n\n[history]\npath = \"history.sqlite3\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[[route]]\nagent = \"phone.toml\"\nsip_users = [\"{USER}\"]\n",
             addr.port(),
-            options.max_calls
+            options.max_calls,
+            options.limits,
         );
         let path = dir.path().join("serve.toml");
         std::fs::write(&path, serve_toml).unwrap();
@@ -111,6 +120,7 @@ impl SipHarness {
             .await
             .unwrap();
         let state = server.state();
+        let admin = server.admin_addr().expect("an admin listener").unwrap();
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(server.run(async {
             let _ = stopped.await;
@@ -119,6 +129,8 @@ impl SipHarness {
             platform,
             state,
             addr,
+            admin,
+            history_db: dir.path().join("history.sqlite3"),
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
@@ -187,6 +199,48 @@ impl SipHarness {
             .filter_map(|f| f.value)
             .filter(|v| v["type"] == kind)
             .collect()
+    }
+
+    /// The call's record in the history, once its outcome is written (10 s at most).
+    pub async fn stored_call(&self, call_id: &str) -> agent_core::history::PhoneCallRecord {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let store = agent_core::history::HistoryStore::open(&self.history_db).unwrap();
+            let found = store
+                .phone_calls()
+                .unwrap()
+                .into_values()
+                .find(|c| c.call_id == call_id && c.outcome.is_some());
+            if let Some(call) = found {
+                return call;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no outcome stored for {call_id}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How the call ended, as the history has it.
+    pub async fn stored_outcome(&self, call_id: &str) -> String {
+        self.stored_call(call_id).await.outcome.unwrap_or_default()
+    }
+
+    /// `GET /metrics` on the admin listener.
+    pub async fn metrics(&self) -> String {
+        let answer = agent_testkit::twilio::http::request(
+            self.admin,
+            "GET",
+            "/metrics",
+            &[],
+            b"",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, 200, "{answer:?}");
+        answer.body
     }
 
     /// Waits (10 s at most) until no call holds a slot.

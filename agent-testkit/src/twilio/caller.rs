@@ -96,6 +96,8 @@ pub struct CallRecord {
     pub ended_by_server: bool,
     /// A stream error seen, if any.
     pub error: Option<String>,
+    /// The call was ended by a REST update (hang-up or transfer), not by the script.
+    pub ended_by_update: bool,
 }
 
 impl CallRecord {
@@ -131,6 +133,7 @@ pub(super) async fn run(
     start: StreamStart,
     script: &[CallerStep],
     deadline: Duration,
+    mut updated: tokio::sync::oneshot::Receiver<tokio::sync::oneshot::Sender<u64>>,
 ) -> Result<CallRecord, FakeTwilioError> {
     let ends = Instant::now() + deadline;
     let (mut ws, _) = tokio::time::timeout_at(ends, tokio_tungstenite::connect_async(url))
@@ -208,6 +211,16 @@ pub(super) async fn run(
                     return Ok(line.record);
                 }
             }
+            Ok(reply) = &mut updated => {
+                // Twilio left the <Connect>: the stream stops, whatever was still queued.
+                let _ = reply.send(line.queued_ms());
+                line.record.ended_by_update = true;
+                let stop = json!({"event": "stop", "streamSid": line.stream_sid,
+                    "stop": {"callSid": start.call_sid}});
+                let _ = ws.send(Message::text(stop.to_string())).await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+                return Ok(line.record);
+            }
             frame = ws.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
                     let echoes = line.on_server_message(text.as_str());
@@ -236,6 +249,17 @@ pub(super) async fn run(
 }
 
 impl Line {
+    /// Milliseconds of audio queued and not played yet.
+    fn queued_ms(&self) -> u64 {
+        self.queue
+            .iter()
+            .map(|q| match q {
+                Queued::Audio(audio) => audio.len() as u64 / 8,
+                Queued::Mark(_) => 0,
+            })
+            .sum()
+    }
+
     /// Runs `step` for one tick: whether the caller speaks now and whether the step is over.
     /// Raw frames and digits go to `out`.
     fn step(

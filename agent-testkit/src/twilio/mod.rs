@@ -9,17 +9,26 @@
 //! once the audio queued before it has played, `clear` drops the queue and echoes pending marks
 //! at once, as Twilio does. [`CallRecord`] keeps what the caller heard.
 //!
+//! [`FakeTwilio::start_rest`] adds Twilio's REST API for call control ([`TwilioRest`]): a
+//! hang-up or a `<Dial>` ends the live call's stream and is recorded with what the caller had
+//! still to hear.
+//!
 //! Refusal tests use the pieces alone: [`FakeTwilio::voice`] with a wrong or missing
 //! signature, [`FakeTwilio::stream`] with a stolen, replayed or missing token.
 
 mod caller;
 pub mod http;
+pub mod rest;
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
 use base64::Engine as _;
 pub use caller::{CallRecord, CallerStep, StreamStart};
 pub use http::HttpAnswer;
+pub use rest::{CallUpdate, TwilioRest};
+
+/// The account every fake call belongs to.
+pub const ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 
 /// How long a webhook request may take.
 const WEBHOOK_DEADLINE: Duration = Duration::from_secs(10);
@@ -116,6 +125,7 @@ pub struct FakeTwilio {
     server: SocketAddr,
     public_base_url: String,
     auth_token: String,
+    live: rest::LiveCalls,
 }
 
 impl FakeTwilio {
@@ -126,7 +136,14 @@ impl FakeTwilio {
             server,
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             auth_token: auth_token.to_owned(),
+            live: rest::LiveCalls::default(),
         }
+    }
+
+    /// Starts Twilio's REST API for this fake's calls, on loopback, with the fake's account
+    /// and auth token.
+    pub async fn start_rest(&self) -> std::io::Result<TwilioRest> {
+        TwilioRest::start(ACCOUNT_SID, &self.auth_token, self.live.clone()).await
     }
 
     /// `POST path` with these form parameters, signed as `signing` says.
@@ -167,7 +184,7 @@ impl FakeTwilio {
     /// A TwiML answer that connects no stream is an error naming the answer.
     pub async fn call(&self, spec: &CallSpec) -> Result<CallRecord, FakeTwilioError> {
         let params = [
-            ("AccountSid", "AC00000000000000000000000000000000"),
+            ("AccountSid", ACCOUNT_SID),
             ("CallSid", spec.call_sid.as_str()),
             ("From", spec.from.as_str()),
             ("To", spec.to.as_str()),
@@ -195,7 +212,12 @@ impl FakeTwilio {
         script: &[CallerStep],
         deadline: Duration,
     ) -> Result<CallRecord, FakeTwilioError> {
-        caller::run(url, start, script, deadline).await
+        let (end, ended) = tokio::sync::oneshot::channel();
+        let sid = start.call_sid.clone();
+        rest::lock_live(&self.live).insert(sid.clone(), end);
+        let record = caller::run(url, start, script, deadline, ended).await;
+        rest::lock_live(&self.live).remove(&sid);
+        record
     }
 }
 

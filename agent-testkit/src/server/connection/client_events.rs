@@ -110,6 +110,8 @@ impl Conn {
             "response.create" => self.on_response_create(event, eid),
             "response.cancel" => self.on_response_cancel(event, eid),
             "output_audio_buffer.clear" => {
+                // Nothing plays any more: no `stopped` follows.
+                self.playing = None;
                 let rid = self.active.as_ref().map(|a| a.id.clone());
                 self.reply(json!({"type": "output_audio_buffer.cleared", "response_id": rid}));
             }

@@ -167,6 +167,8 @@ struct Conn {
     call_id: Option<String>,
     /// What the test makes the caller do on this sideband's call.
     control: Option<tokio::sync::mpsc::UnboundedReceiver<crate::server::calls::CallControl>>,
+    /// The response whose audio the platform is playing on this sideband's call.
+    playing: Option<String>,
 }
 
 impl Conn {
@@ -216,6 +218,7 @@ impl Conn {
             held_transcripts: Vec::new(),
             call_id: None,
             control: None,
+            playing: None,
             shared,
         }
     }
@@ -359,9 +362,16 @@ impl Conn {
             _ => {}
         }
         self.apply_effect(&out.effect, &mut out.value);
-        if out.value.is_null() || self.withheld(&out.value) {
-            return Flow::Continue; // an action, or audio a sideband does not carry
+        if out.value.is_null() {
+            return Flow::Continue; // an action
         }
+        if self.withheld(&out.value) {
+            match self.playback_started(&out.value) {
+                Some(started) => out.value = started,
+                None => return Flow::Continue, // audio a sideband does not carry
+            }
+        }
+        self.playback_done(&out.value);
         if let Some(kind) = self.faults.malformed_response_done {
             fault_frames::rewrite_response_done(kind, &mut out.value);
         }

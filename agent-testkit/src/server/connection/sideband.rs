@@ -1,10 +1,16 @@
 //! A sideband: a connection attached to a platform call by `?call_id=` (see
 //! [`PlatformCalls`](crate::server::calls::PlatformCalls)). It starts from the call's session
 //! and conversation, hands them back when it ends, carries no audio (the call's media path
-//! does), and plays what the test makes the caller do.
+//! does) but says when the platform plays it (`output_audio_buffer.started` / `.stopped`),
+//! and plays what the test makes the caller do.
 
 use super::*;
 use crate::server::calls::{Attached, CallControl, Saved};
+
+/// How long after a response is done the platform finishes playing its audio on a sideband's
+/// call: long enough that a server hanging up at `response.done` (rather than at
+/// `output_audio_buffer.stopped`) is seen cutting the answer off.
+pub(super) const PLAYBACK_TAIL: Duration = Duration::from_millis(200);
 
 /// What the loop waits for next on a connection.
 pub(super) enum Input {
@@ -106,6 +112,35 @@ impl Conn {
                 Flow::Stop
             }
         }
+    }
+
+    /// The platform plays the audio a sideband does not carry, and says so: a response's first
+    /// audio delta becomes `output_audio_buffer.started`; the others are withheld (`None`).
+    pub(super) fn playback_started(&mut self, delta: &Value) -> Option<Value> {
+        let response_id = delta.get("response_id").and_then(Value::as_str)?;
+        if self.playing.as_deref() == Some(response_id) {
+            return None;
+        }
+        self.playing = Some(response_id.to_owned());
+        Some(json!({"type": "output_audio_buffer.started", "response_id": response_id}))
+    }
+
+    /// After a sideband sent `response.done` for the response it is playing: its
+    /// `output_audio_buffer.stopped` follows once the rest has played ([`PLAYBACK_TAIL`]).
+    pub(super) fn playback_done(&mut self, sent: &Value) {
+        if sent.get("type").and_then(Value::as_str) != Some("response.done") {
+            return;
+        }
+        let id = sent.pointer("/response/id").and_then(Value::as_str);
+        if self.playing.is_none() || self.playing.as_deref() != id {
+            return;
+        }
+        let response_id = self.playing.take();
+        let mut stopped = Outgoing::new(
+            json!({"type": "output_audio_buffer.stopped", "response_id": response_id}),
+        );
+        stopped.delay = PLAYBACK_TAIL;
+        self.replies.push_back(stopped);
     }
 
     /// Audio stays on the call's media path: a sideband gets no audio deltas (the response is

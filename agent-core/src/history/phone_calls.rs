@@ -1,0 +1,285 @@
+//! Phone calls in the history: which call a conversation was (platform, call id, caller,
+//! callee), when it ended and how, and the deletions that personal data needs.
+//!
+//! `agent serve` stores every call as a conversation plus one `phone_calls` row
+//! ([`HistoryStore::record_phone_call`]); `agent history list` shows the row beside the
+//! conversation. A caller's number is personal data, so a conversation can be deleted
+//! ([`HistoryStore::delete_conversation`]) and calls older than a retention time are
+//! removed ([`HistoryStore::delete_phone_calls_before`]); their items, tool-call records and
+//! leases go with them.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension as _, params};
+use serde::Serialize;
+
+use super::{ConversationId, HistoryError, HistoryStore, Timestamp, store::write_tx};
+
+/// Migration 3: the `phone_calls` table (see [`super::schema`]).
+pub(super) const MIGRATION: &str = r#"
+    CREATE TABLE phone_calls (
+        conversation_id TEXT NOT NULL PRIMARY KEY REFERENCES conversations (id) ON DELETE CASCADE,
+        transport       TEXT NOT NULL,      -- `twilio` or `sip`
+        call_id         TEXT NOT NULL,      -- Twilio's CallSid, OpenAI's call_id
+        caller          TEXT NOT NULL,      -- personal data: see `delete_phone_calls_before`
+        callee          TEXT NOT NULL,
+        started_at      INTEGER NOT NULL,   -- ms since the Unix epoch
+        ended_at        INTEGER,
+        outcome         TEXT                -- e.g. `caller_hung_up`; NULL while the call runs
+    ) STRICT;
+
+    CREATE INDEX phone_calls_by_start ON phone_calls (started_at);
+"#;
+
+/// One phone call, as stored beside its conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PhoneCallRecord {
+    /// `twilio` or `sip`.
+    pub transport: String,
+    /// The platform's id of the call.
+    pub call_id: String,
+    /// Who called (a number or SIP URI).
+    pub caller: String,
+    /// Who was called.
+    pub callee: String,
+    /// When the call connected.
+    pub started_at: Timestamp,
+    /// When it ended; `None` while it runs (or if the server died during it).
+    pub ended_at: Option<Timestamp>,
+    /// How it ended, e.g. `caller_hung_up`, `agent_hung_up`, `transferred`.
+    pub outcome: Option<String>,
+}
+
+impl PhoneCallRecord {
+    /// A call that starts now.
+    pub fn starting(transport: &str, call_id: &str, caller: &str, callee: &str) -> Self {
+        PhoneCallRecord {
+            transport: transport.to_owned(),
+            call_id: call_id.to_owned(),
+            caller: caller.to_owned(),
+            callee: callee.to_owned(),
+            started_at: Timestamp::now(),
+            ended_at: None,
+            outcome: None,
+        }
+    }
+}
+
+impl HistoryStore {
+    /// Records that `conversation` is the phone call `call`.
+    pub fn record_phone_call(
+        &mut self,
+        conversation: &ConversationId,
+        call: &PhoneCallRecord,
+    ) -> Result<(), HistoryError> {
+        let path = self.path.clone();
+        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let tx = write_tx(&mut self.conn, self.grouped).map_err(fail)?;
+        tx.execute(
+            "INSERT INTO phone_calls (conversation_id, transport, call_id, caller, callee,
+                                      started_at, ended_at, outcome)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                conversation.as_str(),
+                call.transport,
+                call.call_id,
+                call.caller,
+                call.callee,
+                call.started_at.as_millis(),
+                call.ended_at.map(Timestamp::as_millis),
+                call.outcome,
+            ],
+        )
+        .map_err(fail)?;
+        tx.commit().map_err(fail)
+    }
+
+    /// Records how and when the call of `conversation` ended.
+    pub fn finish_phone_call(
+        &mut self,
+        conversation: &ConversationId,
+        outcome: &str,
+    ) -> Result<(), HistoryError> {
+        let path = self.path.clone();
+        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let tx = write_tx(&mut self.conn, self.grouped).map_err(fail)?;
+        tx.execute(
+            "UPDATE phone_calls SET ended_at = ?2, outcome = ?3 WHERE conversation_id = ?1",
+            params![conversation.as_str(), Timestamp::now().as_millis(), outcome],
+        )
+        .map_err(fail)?;
+        tx.commit().map_err(fail)
+    }
+
+    /// Every stored phone call, by conversation.
+    pub fn phone_calls(&self) -> Result<HashMap<ConversationId, PhoneCallRecord>, HistoryError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT conversation_id, transport, call_id, caller, callee, started_at,
+                        ended_at, outcome
+                 FROM phone_calls",
+            )
+            .map_err(|e| self.fail(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    ConversationId::new(row.get::<_, String>(0)?),
+                    PhoneCallRecord {
+                        transport: row.get(1)?,
+                        call_id: row.get(2)?,
+                        caller: row.get(3)?,
+                        callee: row.get(4)?,
+                        started_at: Timestamp::from_millis(row.get(5)?),
+                        ended_at: row.get::<_, Option<i64>>(6)?.map(Timestamp::from_millis),
+                        outcome: row.get(7)?,
+                    },
+                ))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>())
+            .map_err(|e| self.fail(e))?;
+        Ok(rows)
+    }
+
+    /// The phone call `conversation` was, if it was one.
+    pub fn phone_call(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Option<PhoneCallRecord>, HistoryError> {
+        self.conn
+            .query_row(
+                "SELECT transport, call_id, caller, callee, started_at, ended_at, outcome
+                 FROM phone_calls WHERE conversation_id = ?1",
+                [conversation.as_str()],
+                |row| {
+                    Ok(PhoneCallRecord {
+                        transport: row.get(0)?,
+                        call_id: row.get(1)?,
+                        caller: row.get(2)?,
+                        callee: row.get(3)?,
+                        started_at: Timestamp::from_millis(row.get(4)?),
+                        ended_at: row.get::<_, Option<i64>>(5)?.map(Timestamp::from_millis),
+                        outcome: row.get(6)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Deletes a conversation with everything stored about it (items, tool-call records,
+    /// lease, phone call). An unknown id is an error, so a typo never reads as done.
+    pub fn delete_conversation(
+        &mut self,
+        conversation: &ConversationId,
+    ) -> Result<(), HistoryError> {
+        let path = self.path.clone();
+        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let tx = write_tx(&mut self.conn, self.grouped).map_err(fail)?;
+        let deleted = tx
+            .execute(
+                "DELETE FROM conversations WHERE id = ?1",
+                [conversation.as_str()],
+            )
+            .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        if deleted == 0 {
+            return Err(self.unknown(conversation.as_str()));
+        }
+        Ok(())
+    }
+
+    /// Deletes every phone call (its whole conversation) that started before `cutoff`, and
+    /// returns how many. Conversations that were not phone calls are never touched.
+    pub fn delete_phone_calls_before(&mut self, cutoff: Timestamp) -> Result<usize, HistoryError> {
+        let path = self.path.clone();
+        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let tx = write_tx(&mut self.conn, self.grouped).map_err(fail)?;
+        let deleted = tx
+            .execute(
+                "DELETE FROM conversations WHERE id IN
+                    (SELECT conversation_id FROM phone_calls WHERE started_at < ?1)",
+                [cutoff.as_millis()],
+            )
+            .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        history::{Durability, OpenOptions},
+        protocol::Item,
+    };
+
+    fn store() -> HistoryStore {
+        OpenOptions::new()
+            .durability(Durability::ProcessCrash)
+            .open_in_memory()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_call_is_stored_finished_and_listed() {
+        let mut store = store();
+        let id = store.create_conversation("phone", "gpt-realtime").unwrap();
+        let terminal = store
+            .create_conversation("support", "gpt-realtime")
+            .unwrap();
+        let call = PhoneCallRecord::starting("twilio", "CA1", "+15550111", "+15550100");
+        store.record_phone_call(&id, &call).unwrap();
+        store.finish_phone_call(&id, "caller_hung_up").unwrap();
+        let stored = store.phone_call(&id).unwrap().unwrap();
+        assert_eq!(
+            (stored.caller.as_str(), stored.call_id.as_str()),
+            ("+15550111", "CA1")
+        );
+        assert_eq!(stored.outcome.as_deref(), Some("caller_hung_up"));
+        assert!(stored.ended_at.is_some());
+        assert_eq!(store.phone_call(&terminal).unwrap(), None);
+        assert_eq!(store.phone_calls().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn deleting_removes_the_call_and_its_items_and_nothing_else() {
+        let mut store = store();
+        let old = store.create_conversation("phone", "m").unwrap();
+        let mut call = PhoneCallRecord::starting("twilio", "CA1", "+15550111", "+15550100");
+        call.started_at = Timestamp::from_millis(1_000);
+        store.record_phone_call(&old, &call).unwrap();
+        store
+            .append(&old, "local_000001", &Item::user_text("my number is 555"))
+            .unwrap();
+        let recent = store.create_conversation("phone", "m").unwrap();
+        store
+            .record_phone_call(
+                &recent,
+                &PhoneCallRecord::starting("twilio", "CA2", "+1", "+2"),
+            )
+            .unwrap();
+        let terminal = store.create_conversation("support", "m").unwrap();
+        assert_eq!(
+            store
+                .delete_phone_calls_before(Timestamp::from_millis(2_000))
+                .unwrap(),
+            1
+        );
+        assert!(store.conversation(&old).is_err());
+        assert!(store.items(&old).is_err(), "its items went with it");
+        assert!(store.conversation(&recent).is_ok());
+        assert!(
+            store.conversation(&terminal).is_ok(),
+            "not a phone call: kept"
+        );
+        store.delete_conversation(&recent).unwrap();
+        assert_eq!(store.phone_calls().unwrap().len(), 0);
+        let again = store.delete_conversation(&recent).unwrap_err();
+        assert!(
+            matches!(again, HistoryError::UnknownConversation { .. }),
+            "{again}"
+        );
+    }
+}

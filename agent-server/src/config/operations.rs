@@ -1,0 +1,61 @@
+//! The operator's part of `serve.toml`: the admin listener and the call history.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use super::{
+    check::Checker,
+    spec::{AdminSpec, HistorySpec},
+};
+
+/// The longest retention accepted, in days (ten years).
+const MAX_RETENTION_DAYS: f64 = 3_650.0;
+
+/// Where and for how long calls are stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryConfig {
+    /// Store calls at all.
+    pub store: bool,
+    /// The database; `None`: `agent history`'s default.
+    pub path: Option<PathBuf>,
+    /// Calls older than this are deleted.
+    pub retention: Option<Duration>,
+}
+
+pub(super) fn admin_listen(c: &mut Checker<'_>, admin: Option<&AdminSpec>) -> Option<SocketAddr> {
+    let admin = admin?;
+    match admin.listen.get_ref().parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            c.at(
+                admin.listen.span(),
+                format!(
+                    "`admin.listen` = `{}` is not an address and port",
+                    admin.listen.get_ref()
+                ),
+                Some("for example \"127.0.0.1:9090\": keep it off the public network"),
+            );
+            None
+        }
+    }
+}
+
+pub(super) fn history(c: &mut Checker<'_>, spec: &HistorySpec) -> HistoryConfig {
+    let base = c.path.parent().map(PathBuf::from).unwrap_or_default();
+    let retention = spec.retention_days.as_ref().and_then(|days| {
+        let d = *days.get_ref();
+        if d.is_finite() && d > 0.0 && d <= MAX_RETENTION_DAYS {
+            return Some(Duration::from_secs_f64(d * 86_400.0));
+        }
+        c.at(
+            days.span(),
+            format!("`history.retention_days` must be above 0 and at most {MAX_RETENTION_DAYS}"),
+            Some("for example retention_days = 30; remove the key to keep calls"),
+        );
+        None
+    });
+    HistoryConfig {
+        store: spec.store,
+        path: spec.path.as_ref().map(|p| base.join(p.get_ref())),
+        retention,
+    }
+}

@@ -1,0 +1,286 @@
+//! A connected SIP call's conversation: the session's events, the call-control tools'
+//! requests, the platform's playback and the policy's deadlines, until one side ends the call.
+//!
+//! The [`CallPolicy`] decides (greeting, silence, call length, keypad digits, when a hang-up or
+//! a transfer may happen); this module feeds it and carries out its actions: prompts through
+//! the session, hang-ups and transfers through [`CallControl`] (the platform's `/hangup` and
+//! `/refer`). "Played" is the platform's word here: its `output_audio_buffer.stopped`
+//! ([`PlaybackWatch`]). Each call is stored in the history with transport `sip` and counted
+//! in the metrics, like a Twilio call.
+
+use std::{
+    ops::ControlFlow,
+    sync::Arc,
+    time::{Instant, SystemTime},
+};
+
+use agent_core::{
+    agent::PhoneSpec,
+    session::{CloseReason, Session, SessionEvent},
+};
+
+use super::{call::SESSION_CLOSE, playback::PlaybackWatch};
+use crate::{
+    call_history::StoredCall,
+    metrics::Outcome,
+    phone::{Action, CallControl, CallPolicy, CallRequests, EndReason},
+    spend::utc_day,
+    state::AppState,
+};
+
+/// Why a SIP call's conversation ended.
+#[derive(Debug)]
+enum End {
+    /// The session closed (the call ended, the sideband could not re-attach, the limit...).
+    Closed(CloseReason),
+    /// The session's events ended without a reason.
+    Vanished,
+    /// The server's drain time ran out.
+    Drained,
+    /// The agent's side hung up (`end_call`, silence, the call-length limit).
+    AgentEnded(EndReason),
+    /// The agent transferred the call.
+    Transferred,
+}
+
+impl End {
+    fn outcome(&self) -> Outcome {
+        match self {
+            // A platform-held session ends when its call does: the sideband closes, and a
+            // re-attach finds the call gone.
+            End::Closed(CloseReason::ConnectionLost { .. } | CloseReason::Requested) => {
+                Outcome::CallerHungUp
+            }
+            End::Closed(CloseReason::SessionLimit) => Outcome::MaxLength,
+            End::Closed(_) | End::Vanished => Outcome::Failed,
+            End::Drained => Outcome::Drained,
+            End::AgentEnded(EndReason::Agent) => Outcome::AgentHungUp,
+            End::AgentEnded(EndReason::Silence) => Outcome::Silence,
+            End::AgentEnded(EndReason::MaxLength) => Outcome::MaxLength,
+            End::Transferred => Outcome::Transferred,
+        }
+    }
+
+    /// Whether the call may still be up on the platform, so the server hangs it up: not
+    /// after its own hang-up or transfer.
+    fn needs_hang_up(&self) -> bool {
+        !matches!(self, End::AgentEnded(_) | End::Transferred)
+    }
+}
+
+/// A started sideband session with what the call needs beside it.
+pub(super) struct Started {
+    pub session: Session,
+    pub requests: CallRequests,
+    pub playback: PlaybackWatch,
+    pub stored: Option<StoredCall>,
+    pub control: Arc<dyn CallControl>,
+    /// The agent's `[phone]`, capped by the session's limit.
+    pub phone: PhoneSpec,
+    /// When the session started: the policy's clock.
+    pub connected: Instant,
+}
+
+/// One connected SIP call.
+pub(super) struct SipCall {
+    state: Arc<AppState>,
+    call_id: String,
+    route: usize,
+    session: Session,
+    requests: CallRequests,
+    playback: PlaybackWatch,
+    stored: Option<StoredCall>,
+    control: Arc<dyn CallControl>,
+    policy: CallPolicy,
+}
+
+impl SipCall {
+    pub(super) fn new(state: Arc<AppState>, call_id: String, route: usize, s: Started) -> Self {
+        SipCall {
+            policy: CallPolicy::new(&s.phone, s.connected),
+            state,
+            call_id,
+            route,
+            session: s.session,
+            requests: s.requests,
+            playback: s.playback,
+            stored: s.stored,
+            control: s.control,
+        }
+    }
+
+    /// Greets (when the route says so), converses until the call ends, then winds down.
+    pub(super) async fn run(mut self) {
+        self.state.metrics.call_started();
+        let greeted = if self.state.config.routes[self.route].greet {
+            let greeting = self.policy.greeting();
+            self.execute(greeting).await
+        } else {
+            ControlFlow::Continue(())
+        };
+        let end = match greeted {
+            ControlFlow::Break(end) => end,
+            ControlFlow::Continue(()) => self.converse().await,
+        };
+        self.finish(end).await;
+    }
+
+    /// Handles events, requests, playback and deadlines until the conversation ends.
+    async fn converse(&mut self) -> End {
+        let hang_up = self.state.hang_up.clone();
+        loop {
+            let wake = self.policy.deadline();
+            let step = tokio::select! {
+                event = self.session.events.recv() => match event {
+                    Some(event) => self.on_session(event).await,
+                    None => ControlFlow::Break(End::Vanished),
+                },
+                Some(request) = self.requests.recv() => {
+                    self.policy.on_request(request, Instant::now());
+                    ControlFlow::Continue(())
+                }
+                () = self.playback.changed() => ControlFlow::Continue(()),
+                () = crate::phone::sleep_until(wake) => ControlFlow::Continue(()),
+                () = hang_up.cancelled() => ControlFlow::Break(End::Drained),
+            };
+            if let ControlFlow::Break(end) = step {
+                return end;
+            }
+            // Read after every step: a `started` seen on the wire before a response's end is
+            // known here before that end is handled.
+            let playing = usize::from(self.playback.playing());
+            self.policy.on_playback(playing, Instant::now());
+            for action in self.policy.poll(Instant::now()) {
+                if let ControlFlow::Break(end) = self.execute(action).await {
+                    return end;
+                }
+            }
+        }
+    }
+
+    /// Carries out one action of the policy.
+    async fn execute(&mut self, action: Action) -> ControlFlow<End> {
+        let handle = self.session.handle.clone();
+        let call_id = &self.call_id;
+        let sent = match action {
+            Action::Prompt(text) => crate::phone::prompt(&handle, text).await,
+            Action::UserText(text) => handle.send_text(text).await,
+            Action::HangUp(reason) => {
+                if let Err(err) = self.control.hang_up().await {
+                    tracing::error!(
+                        call_id,
+                        "hanging up through the platform failed: {err}; the call lasts until the platform ends it"
+                    );
+                }
+                tracing::info!(call_id, ?reason, "the agent hung up");
+                return ControlFlow::Break(End::AgentEnded(reason));
+            }
+            Action::Transfer { name, destination } => {
+                match self.control.transfer(&destination).await {
+                    Ok(()) => {
+                        tracing::info!(call_id, target = %name, "call transferred");
+                        return ControlFlow::Break(End::Transferred);
+                    }
+                    Err(err) => {
+                        tracing::error!(call_id, target = %name, "the transfer failed: {err}");
+                        let tell = self.policy.transfer_failed(Instant::now());
+                        return Box::pin(self.execute(tell)).await;
+                    }
+                }
+            }
+        };
+        match sent {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(End::Vanished),
+        }
+    }
+
+    async fn on_session(&mut self, event: SessionEvent) -> ControlFlow<End> {
+        self.policy.on_session(&event, Instant::now());
+        self.state.metrics.observe(&event);
+        let call_id = &self.call_id;
+        match event {
+            SessionEvent::Cost(report) => self.charge(report.cost_usd),
+            SessionEvent::Dtmf { digit, .. } => return self.keypad(&digit).await,
+            SessionEvent::SessionLimitNear { remaining } => {
+                tracing::info!(call_id, ?remaining, "the call nears its time limit");
+            }
+            SessionEvent::Reconnecting {
+                attempt, reason, ..
+            } => {
+                tracing::warn!(
+                    call_id,
+                    attempt,
+                    "the sideband dropped ({reason}); re-attaching"
+                );
+            }
+            SessionEvent::Reconnected { replayed_items, .. } => {
+                tracing::info!(call_id, replayed_items, "the sideband re-attached");
+                self.playback.reset();
+            }
+            SessionEvent::ToolCallFinished { name, duration, .. } => {
+                tracing::info!(call_id, tool = %name, ?duration, "tool call finished");
+            }
+            SessionEvent::TurnFailed { failure } => {
+                tracing::warn!(call_id, "a turn failed: {failure}");
+            }
+            SessionEvent::Closed { reason } => return ControlFlow::Break(End::Closed(reason)),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// A keypad press goes to the policy, which sends it (or a batch of them) as the agent
+    /// file's `[phone.dtmf]` says; anything that is no key is logged and dropped.
+    async fn keypad(&mut self, digit: &str) -> ControlFlow<End> {
+        if crate::phone::dtmf::single_key(digit).is_none() {
+            tracing::warn!(call_id = %self.call_id, "skipped a keypad event that is not 0-9, * or #");
+            return ControlFlow::Continue(());
+        }
+        match self.policy.on_digit(digit, Instant::now()) {
+            Some(action) => self.execute(action).await,
+            None => ControlFlow::Continue(()),
+        }
+    }
+
+    fn charge(&self, usd: Option<f64>) {
+        if let Some(usd) = usd {
+            self.state.metrics.cost(usd);
+            let day = utc_day(SystemTime::now());
+            self.state.spend.add(self.route, usd, day);
+        }
+    }
+
+    /// Hangs up unless the agent's side already did (a call the platform already ended
+    /// answers 404, which is fine), closes the session charging its last costs, and records
+    /// the outcome in the metrics and the history.
+    async fn finish(mut self, end: End) {
+        tracing::info!(call_id = %self.call_id, "SIP call ended: {end:?}");
+        if end.needs_hang_up()
+            && let Err(err) = self.control.hang_up().await
+        {
+            tracing::warn!(call_id = %self.call_id, "the hang-up did not go through: {err}");
+        }
+        let wind_down = async {
+            let _ = self.session.handle.close().await;
+            while let Some(event) = self.session.events.recv().await {
+                match event {
+                    SessionEvent::Cost(report) => self.charge(report.cost_usd),
+                    SessionEvent::Closed { .. } => break,
+                    _ => {}
+                }
+            }
+        };
+        if tokio::time::timeout(SESSION_CLOSE, wind_down)
+            .await
+            .is_err()
+        {
+            tracing::warn!(call_id = %self.call_id, "the session did not close within {SESSION_CLOSE:?}");
+        }
+        let outcome = end.outcome();
+        self.state.metrics.call_ended(outcome);
+        if let (Some(history), Some(stored)) = (&self.state.history, &self.stored) {
+            history.finish_call(&stored.id, outcome.as_str()).await;
+        }
+    }
+}
