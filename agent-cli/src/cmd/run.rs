@@ -83,11 +83,20 @@ pub fn run(args: RunArgs, verbose: bool) -> anyhow::Result<ExitCode> {
         ) as Arc<dyn WireObserver>),
         None => None,
     };
-    let runtime = super::session_runtime()?;
+    // Voice runs keep the multi-thread runtime: the offline voice driver decides between the
+    // spoken turn and the script's next typed one by timing, and one thread changes which comes
+    // first (a known race, noted for the voice driver).
+    let voice =
+        args.audio.wanted() || agent.spec().kind == agent_core::agent::AgentKind::Transcription;
+    let runtime = if voice {
+        super::runtime()?
+    } else {
+        super::session_runtime()?
+    };
     // The agent's MCP servers start with the run and stop with it; their tools join its own.
     let mcp = runtime.block_on(agent.connect_mcp())?;
     let result = runtime.block_on(async {
-        if args.audio.wanted() || agent.spec().kind == agent_core::agent::AgentKind::Transcription {
+        if voice {
             let target = if args.offline {
                 crate::voice::Target::Offline(load_scenarios(&args.file, args.scenario.as_deref())?)
             } else {
