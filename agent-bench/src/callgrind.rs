@@ -53,6 +53,26 @@ impl CallgrindResult {
     }
 }
 
+impl CallgrindResult {
+    /// The `n` functions of the "other" bucket with the most self instructions per turn
+    /// (defaults), so the remainder is not a black box.
+    pub fn top_others(&self, n: usize) -> Vec<(String, f64)> {
+        let (long, short) = &self.defaults;
+        let turns = self.turns.saturating_sub(1).max(1) as f64;
+        let mut top: Vec<(String, f64)> = long
+            .others
+            .iter()
+            .map(|(name, cost)| {
+                let start = short.others.get(name).copied().unwrap_or(0);
+                (name.clone(), (*cost as f64 - start as f64) / turns)
+            })
+            .collect();
+        top.sort_by(|a, b| b.1.total_cmp(&a.1));
+        top.truncate(n);
+        top
+    }
+}
+
 /// `valgrind --version`, or why it cannot run.
 pub fn valgrind_version() -> Result<String, String> {
     Command::new(VALGRIND)

@@ -157,15 +157,21 @@ pub struct Buckets {
     pub self_cost: Vec<u64>,
     /// Inclusive instructions per bucket.
     pub inclusive: Vec<u64>,
+    /// Self instructions of each function of the last bucket ("other"), by name, so the
+    /// report can show what is in it.
+    pub others: HashMap<String, u64>,
 }
+
+/// A function: its demangled name and the object file it is in.
+type Function = (String, String);
 
 /// One parsed profile: every function's self cost and every call edge's inclusive cost.
 #[derive(Debug, Default)]
 struct Profile {
-    /// (function, object) → self instructions.
-    functions: HashMap<(String, String), u64>,
-    /// (caller, callee) with their objects → inclusive instructions of the calls.
-    calls: HashMap<((String, String), (String, String)), u64>,
+    /// Self instructions per function.
+    functions: HashMap<Function, u64>,
+    /// (caller, callee) → inclusive instructions of the calls.
+    calls: HashMap<(Function, Function), u64>,
     total: u64,
 }
 
@@ -176,9 +182,14 @@ pub fn parse(text: &str) -> anyhow::Result<Buckets> {
         total: profile.total,
         self_cost: vec![0; BUCKETS.len()],
         inclusive: vec![0; BUCKETS.len()],
+        others: HashMap::new(),
     };
     for ((name, object), cost) in &profile.functions {
-        out.self_cost[bucket(name, object)] += cost;
+        let b = bucket(name, object);
+        out.self_cost[b] += cost;
+        if b == BUCKETS.len() - 1 {
+            *out.others.entry(name.clone()).or_default() += cost;
+        }
     }
     for ((caller, callee), cost) in &profile.calls {
         let to = bucket(&callee.0, &callee.1);
@@ -222,9 +233,9 @@ struct State {
     objects: Names,
     positions: usize,
     object: String,
-    function: (String, String),
+    function: Function,
     call_object: Option<String>,
-    callee: Option<(String, String)>,
+    callee: Option<Function>,
     /// The next cost line is a call's inclusive cost.
     in_call: bool,
 }

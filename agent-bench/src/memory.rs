@@ -20,18 +20,21 @@ use serde_json::Value;
 
 use crate::{binaries, child, turns::Turns};
 
+/// A checkpoint: turns played, live heap bytes, RSS bytes.
+pub type Checkpoint = (usize, i64, u64);
+
 /// One configuration's growth.
 #[derive(Debug, Clone)]
 pub struct Growth {
     /// History on (a SQLite store, as `agent run` keeps by default).
     pub history: bool,
     /// Checkpoints: (turns played, live heap bytes, RSS bytes).
-    pub checkpoints: Vec<(usize, i64, u64)>,
+    pub checkpoints: Vec<Checkpoint>,
 }
 
 impl Growth {
     /// The last two checkpoints (the first one is a warm-up).
-    fn span(&self) -> Option<(&(usize, i64, u64), &(usize, i64, u64))> {
+    fn span(&self) -> Option<(&Checkpoint, &Checkpoint)> {
         let n = self.checkpoints.len();
         Some((
             self.checkpoints.get(n.checked_sub(2)?)?,
@@ -92,7 +95,7 @@ pub fn run(workspace: &Path, checkpoints: &[usize]) -> anyhow::Result<Vec<Growth
     Ok(results)
 }
 
-fn parse_checkpoint(v: &Value) -> Option<(usize, i64, u64)> {
+fn parse_checkpoint(v: &Value) -> Option<Checkpoint> {
     Some((
         v.get("turns")?.as_u64()? as usize,
         v.get("live")?.as_i64()?,

@@ -173,6 +173,16 @@ impl Report {
             md,
             "| **total per turn** | **{total:.0}** | 100% | | **{t_total:.0}** |\n"
         );
+        let others: Vec<String> = c
+            .top_others(8)
+            .into_iter()
+            .map(|(name, per)| format!("`{}` {per:.0}", name.replace('`', "'")))
+            .collect();
+        let _ = writeln!(
+            md,
+            "The largest functions in \"other\" (self instructions per turn, defaults): {}.\n",
+            others.join(", ")
+        );
         let _ = writeln!(
             md,
             "Start-up (the 1-turn run, whole program): {:.1} M instructions with the defaults, \
