@@ -87,8 +87,16 @@ impl Conversation {
         })
     }
 
-    /// `call_id`s of completed function calls that have no output yet.
+    /// `call_id`s of completed function calls that have no output yet. One pass over the
+    /// outputs first, so a long conversation (benchmarks play thousands of turns on one
+    /// connection) does not make every `response.create` quadratic.
     pub(crate) fn calls_without_output(&self) -> Vec<String> {
+        let answered: std::collections::HashSet<&str> = self
+            .entries
+            .iter()
+            .filter(|e| e.item.get("type").and_then(Value::as_str) == Some("function_call_output"))
+            .filter_map(|e| e.item.get("call_id").and_then(Value::as_str))
+            .collect();
         self.entries
             .iter()
             .filter(|e| {
@@ -97,7 +105,7 @@ impl Conversation {
                     && e.item.get("status").and_then(Value::as_str) != Some("in_progress")
             })
             .filter_map(|e| e.item.get("call_id").and_then(Value::as_str))
-            .filter(|id| !self.has_output(id))
+            .filter(|id| !answered.contains(id))
             .map(str::to_string)
             .collect()
     }
