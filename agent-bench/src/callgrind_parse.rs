@@ -125,6 +125,9 @@ pub fn bucket(name: &str, object: &str) -> usize {
     {
         return *b;
     }
+    if object.contains("sqlite3") {
+        return 3;
+    }
     if object.contains("libc") {
         let lower = name.to_ascii_lowercase();
         if [
@@ -162,7 +165,8 @@ pub struct Buckets {
     pub others: HashMap<String, u64>,
 }
 
-/// A function: its demangled name and the object file it is in.
+/// A function: its demangled name, and the object file and source file it is in (one string,
+/// `object source`), so SQLite's internal functions (`yy_reduce`, ...) are found by their file.
 type Function = (String, String);
 
 /// One parsed profile: every function's self cost and every call edge's inclusive cost.
@@ -233,6 +237,9 @@ struct State {
     objects: Names,
     positions: usize,
     object: String,
+    /// The current function's source file (`fl=`), and a callee's (`cfi=`/`cfl=`).
+    file: String,
+    call_file: Option<String>,
     function: Function,
     call_object: Option<String>,
     callee: Option<Function>,
@@ -267,16 +274,23 @@ fn read_profile(text: &str) -> anyhow::Result<Profile> {
             }
             "ob" => s.object = s.objects.resolve(value),
             "cob" => s.call_object = Some(s.objects.resolve(value)),
-            "fl" | "fi" | "fe" | "cfi" | "cfl" => {
+            "fl" => s.file = s.files.resolve(value),
+            "fi" | "fe" => {
                 s.files.resolve(value);
             }
+            "cfi" | "cfl" => s.call_file = Some(s.files.resolve(value)),
             "fn" => {
-                s.function = (s.functions.resolve(value), s.object.clone());
+                s.function = (
+                    s.functions.resolve(value),
+                    format!("{} {}", s.object, s.file),
+                );
                 s.call_object = None;
+                s.call_file = None;
             }
             "cfn" => {
                 let object = s.call_object.take().unwrap_or_else(|| s.object.clone());
-                s.callee = Some((s.functions.resolve(value), object));
+                let file = s.call_file.take().unwrap_or_else(|| s.file.clone());
+                s.callee = Some((s.functions.resolve(value), format!("{object} {file}")));
             }
             "calls" => s.in_call = true,
             _ => {}

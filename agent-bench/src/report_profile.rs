@@ -154,24 +154,25 @@ impl Report {
             c.valgrind, c.turns
         );
         let (total, selfs, incl) = c.per_turn(&c.defaults);
-        let (t_total, t_selfs, _) = c.per_turn(&c.trace);
+        let (t_total, t_selfs, t_incl) = c.per_turn(&c.trace);
         let _ = writeln!(
             md,
-            "| bucket | self per turn (defaults) | share | inclusive per turn (defaults) | self per turn (`--trace`) |\n| --- | ---: | ---: | ---: | ---: |"
+            "| bucket | self per turn (defaults) | share | inclusive per turn (defaults) | self per turn (`--trace`) | inclusive per turn (`--trace`) |\n| --- | ---: | ---: | ---: | ---: | ---: |"
         );
         for (i, name) in BUCKETS.iter().enumerate() {
             let _ = writeln!(
                 md,
-                "| {name} | {:.0} | {:.1}% | {:.0} | {:.0} |",
+                "| {name} | {:.0} | {:.1}% | {:.0} | {:.0} | {:.0} |",
                 selfs[i],
                 selfs[i] / total.max(1.0) * 100.0,
                 incl[i],
-                t_selfs[i]
+                t_selfs[i],
+                t_incl[i]
             );
         }
         let _ = writeln!(
             md,
-            "| **total per turn** | **{total:.0}** | 100% | | **{t_total:.0}** |\n"
+            "| **total per turn** | **{total:.0}** | 100% | | **{t_total:.0}** | |\n"
         );
         let others: Vec<String> = c
             .top_others(8)

@@ -27,10 +27,12 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 
-/// Live heap bytes: allocated − freed, reallocations included.
+/// Live heap bytes: allocated − freed. `stats_alloc` already adds a reallocation's growth to
+/// `bytes_allocated` (and its shrinking to `bytes_deallocated`); `bytes_reallocated` is the
+/// same change again, so it must not be added.
 fn live_bytes(region: &Region<'_, std::alloc::System>) -> i64 {
     let s = region.change();
-    s.bytes_allocated as i64 - s.bytes_deallocated as i64 + s.bytes_reallocated as i64
+    s.bytes_allocated as i64 - s.bytes_deallocated as i64
 }
 
 fn main() -> anyhow::Result<()> {
