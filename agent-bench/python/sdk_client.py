@@ -1,11 +1,15 @@
-"""The reference Python SDK's side of agent-bench's side-by-side run (see BENCHMARKS.md).
+"""openai-agents-python's side of agent-bench's three-client comparison (BENCHMARKS.md §5).
 
-Plays the scripted conversation against agent-testkit with `openai-agents`' RealtimeRunner:
-one typed message per turn; the scripted model answers with three function calls in one
-response, then a spoken answer (audio deltas); the turn ends when both responses are done.
-Prints one JSON line with what it saw, so the bench can check both clients did the same work.
+Plays the turns scenario (agent-bench/scenarios/turns.scenarios.toml) against agent-testkit with
+`openai-agents`' RealtimeRunner: one typed message per turn; the scripted model answers with
+three `calculate` calls in one response, then a spoken answer (audio deltas). A turn is over once
+this turn's three tools have ended, an answer (a response with a message) is done, and no
+response the client saw start is still running, so the next message never overlaps the turn
+(counting `response.done` events alone is not enough: the SDK asks for a response after each
+tool output, and the extra responses the server then plays would end the turn early). Prints one
+JSON line with what it saw; the bench checks the work from the server's side too.
 
-    python sdk_client.py ws://127.0.0.1:PORT/v1/realtime 100
+    python sdk_client.py ws://127.0.0.1:PORT/v1/realtime TURNS "user text"
 """
 
 import asyncio
@@ -18,28 +22,30 @@ from agents.realtime import RealtimeAgent, RealtimeRunner
 
 
 @function_tool
-def tool_a() -> str:
-    """A no-op benchmark tool."""
+def calculate(expression: str) -> str:
+    """Evaluate an arithmetic expression (a no-op benchmark tool)."""
     return "ok"
 
 
-@function_tool
-def tool_b() -> str:
-    """A no-op benchmark tool."""
-    return "ok"
+class Turn:
+    """What the current turn has seen so far."""
+
+    def __init__(self) -> None:
+        self.tools = 0
+        self.answers = 0
+        self.open = 0
+        self.over = asyncio.Event()
+
+    def check(self) -> None:
+        if self.tools >= 3 and self.answers >= 1 and self.open == 0:
+            self.over.set()
 
 
-@function_tool
-def tool_c() -> str:
-    """A no-op benchmark tool."""
-    return "ok"
-
-
-async def main(url: str, turns: int) -> None:
+async def main(url: str, turns: int, text: str) -> None:
     agent = RealtimeAgent(
         name="bench",
-        instructions="A benchmark agent.",
-        tools=[tool_a, tool_b, tool_c],
+        instructions="A benchmark agent: call the tools you are asked to, then answer.",
+        tools=[calculate],
     )
     runner = RealtimeRunner(
         agent,
@@ -48,56 +54,44 @@ async def main(url: str, turns: int) -> None:
             "tracing_disabled": True,
         },
     )
-    session = await runner.run(
-        model_config={"url": url, "headers": {"X-Bench": "1"}},
-    )
-    responses_done = 0
-    audio_chunks = 0
-    tool_calls = 0
-    errors = 0
-    turn_done = asyncio.Event()
-    wanted = 0
+    session = await runner.run(model_config={"url": url, "headers": {"X-Bench": "1"}})
+    seen = {"responses": 0, "audio_chunks": 0, "tool_calls": 0, "errors": 0}
+    turn = Turn()
 
     async with session:
 
         async def consume() -> None:
-            nonlocal responses_done, audio_chunks, tool_calls, errors
             async for event in session:
                 if event.type == "audio":
-                    audio_chunks += 1
+                    seen["audio_chunks"] += 1
                 elif event.type == "tool_end":
-                    tool_calls += 1
+                    seen["tool_calls"] += 1
+                    turn.tools += 1
                 elif event.type == "error":
-                    errors += 1
-                elif event.type == "raw_model_event":
-                    data = event.data
-                    if data.type == "raw_server_event" and data.data.get("type") == "response.done":
-                        responses_done += 1
-                        if responses_done >= wanted:
-                            turn_done.set()
+                    seen["errors"] += 1
+                elif event.type == "raw_model_event" and event.data.type == "raw_server_event":
+                    raw = event.data.data
+                    kind = raw.get("type")
+                    if kind == "response.created":
+                        turn.open += 1
+                    elif kind == "response.done":
+                        seen["responses"] += 1
+                        turn.open = max(0, turn.open - 1)
+                        output = (raw.get("response") or {}).get("output") or []
+                        if any(item.get("type") == "message" for item in output):
+                            turn.answers += 1
+                turn.check()
 
         consumer = asyncio.create_task(consume())
         started = time.monotonic()
-        for turn in range(turns):
-            wanted = 2 * (turn + 1)
-            turn_done.clear()
-            await session.send_message(f"turn {turn}")
-            await asyncio.wait_for(turn_done.wait(), timeout=60)
+        for _ in range(turns):
+            turn = Turn()
+            await session.send_message(text)
+            await asyncio.wait_for(turn.over.wait(), timeout=60)
         elapsed = time.monotonic() - started
         consumer.cancel()
-    print(
-        json.dumps(
-            {
-                "turns": turns,
-                "responses": responses_done,
-                "audio_chunks": audio_chunks,
-                "tool_calls": tool_calls,
-                "errors": errors,
-                "seconds": elapsed,
-            }
-        )
-    )
+    print(json.dumps({"turns": turns, **seen, "seconds": elapsed}))
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3]))

@@ -2,32 +2,56 @@
 //! BENCHMARKS.md.
 //!
 //! ```sh
-//! cargo run --release -p agent-bench            # everything, about 3–5 minutes on 2 cores
+//! cargo run --release -p agent-bench            # everything, about 10–15 minutes on 2 cores
 //! cargo run --release -p agent-bench -- --quick # fewer turns and sessions, for a smoke run
+//! cargo run --release -p agent-bench -- --only callgrind --out /tmp/profile.md
 //! ```
 //!
 //! 1. decode throughput of server events (agent-testkit's frames, audio deltas included);
 //! 2. dispatch overhead: `response.done` with 1 and 8 no-op calls → `response.create` on the
-//!    wire, over 10,000 turns each, measured by a raw WebSocket peer;
+//!    wire, over 10,000 turns each, measured by a raw WebSocket peer, against the floor of a
+//!    bare WebSocket client on the same path (targets: p50 ≤ 1.25× / 1.5× the floor);
 //! 3. concurrency: 8 tools × 200 ms in one response, the turn's total time;
 //! 4. scale: 1,000 / 5,000 / 10,000 sessions in one process, RSS per idle session, and the
 //!    dispatch overhead while every session runs one tool turn a second;
-//! 5. side by side with the reference Python SDK (`openai-agents`, installed into a throwaway
-//!    venv): the same 100-turn conversation against the same agent-testkit server, CPU and wall
-//!    time of both.
+//! 5. three clients side by side on the turns scenario (`agent-bench/scenarios/`): the
+//!    `agent` CLI with its defaults, `--no-history` and `--trace`, the library,
+//!    openai-agents-python and openai-agents-js (each installed into a throwaway folder under
+//!    `target/`), against one agent-testkit server: CPU per turn with start-up excluded, start-up
+//!    apart, totals, and equal work checked from the server's side; medians of 5 runs;
+//! 6. session memory per turn: live heap bytes of a library session (counting allocator, in
+//!    the `agent-bench-memory` probe) between two checkpoints, with and without history;
+//! 7. the release `agent` binary's size;
+//! 8. an instruction-count profile of `agent run` under callgrind (the `profiling` build), per
+//!    turn, in buckets (decode, dispatch, encode, history, trace, console, ...); run it alone
+//!    with `--only callgrind`.
 //!
-//! Benchmarks report numbers; nothing here asserts a timing. Each benchmark's module says what
-//! exactly it measures.
+//! Benchmarks report numbers; nothing here asserts a timing, and CI does not run this. Each
+//! benchmark's module says what exactly it measures. The bench builds the `agent` binaries it
+//! runs (`binaries.rs`) into its own target directory, so they match the checkout.
 
+mod binaries;
+mod binary_size;
+mod callgrind;
+mod callgrind_parse;
+mod child;
+mod clients;
 mod common;
 mod concurrency;
 mod decode;
 mod dispatch;
+mod library_client;
 mod machine;
+mod memory;
 mod peer;
+mod peer_install;
 mod report;
+mod report_profile;
+mod report_sdk;
 mod scale;
 mod sdk;
+mod server_work;
+mod turns;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -43,24 +67,25 @@ struct Args {
     /// Where to write the report (default: BENCHMARKS.md at the workspace root).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Do not install or run the Python SDK.
-    #[arg(long)]
-    skip_python: bool,
+    /// Do not install or run the peer SDKs (Python and JavaScript).
+    #[arg(long, alias = "skip-python")]
+    skip_peers: bool,
     /// Do not run the 1,000–10,000 session benchmark.
     #[arg(long)]
     skip_scale: bool,
     /// Session counts for the scale benchmark (default 1000,5000,10000; --quick: 100,500).
     #[arg(long, value_delimiter = ',')]
     sessions: Vec<usize>,
-    /// Run only these benchmarks (comma-separated: decode, dispatch, concurrency, scale, sdk).
+    /// Run only these benchmarks (comma-separated: decode, dispatch, concurrency, scale, sdk,
+    /// memory, size, callgrind).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Internal: serve the raw peer for the scale benchmark (child process).
     #[arg(long, hide = true)]
     serve_peer: bool,
-    /// Internal: run this framework's side of the SDK comparison (child process): URL TURNS.
+    /// Internal: the library client of the comparison (child process): URL TURNS.
     #[arg(long, hide = true, num_args = 2, value_names = ["URL", "TURNS"])]
-    sdk_rust_client: Option<Vec<String>>,
+    library_client: Option<Vec<String>>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,15 +93,15 @@ fn main() -> anyhow::Result<()> {
     if args.serve_peer {
         return scale::serve_peer();
     }
-    if let Some(client) = &args.sdk_rust_client {
-        let url = client.first().map(String::as_str).unwrap_or_default();
-        let turns = client.get(1).and_then(|t| t.parse().ok()).unwrap_or(100);
-        return sdk::rust_client(url, turns);
-    }
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
+    if let Some(client) = &args.library_client {
+        let url = client.first().map(String::as_str).unwrap_or_default();
+        let turns = client.get(1).and_then(|t| t.parse().ok()).unwrap_or(1);
+        return library_client::main(&workspace, url, turns);
+    }
     let out = args
         .out
         .clone()
@@ -101,14 +126,14 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let decode = if wanted("decode") {
-        eprintln!("1/5 decode throughput");
+        eprintln!("1/8 decode throughput");
         let corpus = rt.block_on(decode::corpus())?;
         Some(decode::run(&corpus, if args.quick { 0.5 } else { 2.0 }))
     } else {
         None
     };
     let dispatch = if wanted("dispatch") {
-        eprintln!("2/5 dispatch overhead (1 and 8 calls, {turns} turns each)");
+        eprintln!("2/8 dispatch overhead (1 and 8 calls, {turns} turns each)");
         let warmup = turns / 20;
         let mut results = Vec::new();
         for calls in [1, 8] {
@@ -132,7 +157,7 @@ fn main() -> anyhow::Result<()> {
         Vec::new()
     };
     let concurrency = if wanted("concurrency") {
-        eprintln!("3/5 concurrency: 8 tools x 200 ms");
+        eprintln!("3/8 concurrency: 8 tools x 200 ms");
         Some(rt.block_on(concurrency::run(if args.quick { 5 } else { 20 }))?)
     } else {
         None
@@ -141,12 +166,31 @@ fn main() -> anyhow::Result<()> {
     let scale = if args.skip_scale || !wanted("scale") {
         None
     } else {
-        eprintln!("4/5 scale: {levels:?} sessions");
+        eprintln!("4/8 scale: {levels:?} sessions");
         Some(scale::run(&levels, load)?)
     };
+    let plan = if args.quick { Plan::QUICK } else { Plan::FULL };
     let sdk = if wanted("sdk") {
-        eprintln!("5/5 side by side with the Python SDK");
-        Some(sdk::run(100, &workspace, args.skip_python)?)
+        eprintln!("5/8 three clients side by side");
+        Some(sdk::run(plan.sdk, &workspace, args.skip_peers)?)
+    } else {
+        None
+    };
+    let memory = if wanted("memory") {
+        eprintln!("6/8 session memory per turn");
+        Some(memory::run(&workspace, &plan.memory)?)
+    } else {
+        None
+    };
+    let size = if wanted("size") {
+        eprintln!("7/8 release binary size");
+        Some(binary_size::run()?)
+    } else {
+        None
+    };
+    let callgrind = if wanted("callgrind") {
+        eprintln!("8/8 callgrind profile of agent run");
+        Some(callgrind::run(&workspace, plan.callgrind_turns))
     } else {
         None
     };
@@ -161,6 +205,9 @@ fn main() -> anyhow::Result<()> {
         concurrency,
         scale,
         sdk,
+        memory,
+        size,
+        callgrind,
     };
     std::fs::write(&out, report.render())?;
     eprintln!(
@@ -169,6 +216,36 @@ fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// How much the sections that run the turns scenario do.
+struct Plan {
+    sdk: sdk::Plan,
+    memory: [usize; 3],
+    callgrind_turns: usize,
+}
+
+impl Plan {
+    /// What the targets ask for: ≥ 2,000 turns for our clients, medians of 5 runs.
+    const FULL: Plan = Plan {
+        sdk: sdk::Plan {
+            ours: 2_000,
+            peers: 200,
+            repeats: 5,
+        },
+        memory: [500, 2_000, 4_000],
+        callgrind_turns: 200,
+    };
+    /// A smoke run.
+    const QUICK: Plan = Plan {
+        sdk: sdk::Plan {
+            ours: 100,
+            peers: 10,
+            repeats: 1,
+        },
+        memory: [50, 100, 200],
+        callgrind_turns: 10,
+    };
 }
 
 /// The command as it was run, for the report.

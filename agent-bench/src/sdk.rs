@@ -1,253 +1,274 @@
-//! (5) Side by side with the reference Python SDK (`openai-agents`).
+//! (5) Three clients side by side: this framework (the `agent` CLI as a user runs it, with
+//! its defaults, `--no-history` and `--trace`, and the library), openai-agents-python and
+//! openai-agents-js, on the turns scenario (`agent-bench/scenarios/`, see [`crate::turns`])
+//! against one agent-testkit server on loopback.
 //!
-//! One agent-testkit server plays the same scripted conversation to both clients, one after the
-//! other: 100 turns, each a typed message, a response with three function calls, the outputs and
-//! one `response.create`, then a spoken answer (audio deltas). Each client runs in its own
-//! process; its CPU time (user + system, from the kernel's accounting of waited-for children)
-//! and wall time are measured, and its own report (responses, audio chunks, tool calls) checks
-//! that both did the same work. The SDK is installed into a throwaway venv under `target/`.
+//! - Each client is its own process; CPU = user + system time of that process (the server
+//!   runs in the bench process and is not counted).
+//! - Start-up is measured apart: every client also runs a 1-turn conversation. Per turn with
+//!   start-up excluded = (CPU of N turns − CPU of 1 turn) / (N − 1); the totals are reported too.
+//! - Our clients run many turns (so the kernel's 10 ms CPU ticks do not matter), the slower
+//!   peers fewer; the comparison is per completed turn.
+//! - Equal work is checked from the server's side for every run: responses played, audio
+//!   deltas delivered, function-call outputs received, `response.create`s and protocol
+//!   violations, against what the scenario asks for.
+//! - Every figure is the median of `repeats` runs; the runs of all clients are interleaved so
+//!   that a change in the machine's load spreads over all of them.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    time::{Duration, Instant},
+use std::path::Path;
+
+use agent_testkit::server::{ScriptScope, ScriptedServer, ServerConfig};
+
+use crate::{
+    child::{self, ChildRun},
+    clients::{self, Client, Programs},
+    peer_install,
+    server_work::ServerWork,
+    turns::{Turns, WorkPerTurn},
 };
 
-use agent_core::session::SessionEvent;
-use agent_testkit::{
-    scenario::{ModelStep, Scenario, ScriptedCall, Turn},
-    server::{ScriptScope, ScriptedServer, ServerConfig},
-};
-use serde_json::{Value, json};
+/// How much to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Turns for this framework's clients.
+    pub ours: usize,
+    /// Turns for the peer SDKs.
+    pub peers: usize,
+    /// Runs per figure (the median is reported).
+    pub repeats: usize,
+}
 
-use crate::common;
-
-/// The SDK version the bench installs (pinned so runs compare).
-pub const SDK_VERSION: &str = "0.24.0";
-
-/// The three tools each turn calls.
-const TOOLS: [&str; 3] = ["tool_a", "tool_b", "tool_c"];
-
-/// One client's run.
+/// One run of one client, with the server's view of it.
 #[derive(Debug, Clone)]
-pub struct Side {
-    /// Wall time of the whole process, seconds.
-    pub wall: f64,
-    /// CPU seconds, user + system.
-    pub cpu: f64,
-    /// What the client reported (JSON).
-    pub report: Value,
-    /// Protocol mistakes the server recorded for this client's connection.
+pub struct Run {
+    /// The child's measures and its own report.
+    pub child: ChildRun,
+    /// What the server sent and received during the run.
+    pub work: ServerWork,
+}
+
+/// All runs of one client.
+#[derive(Debug, Clone)]
+pub struct ClientRuns {
+    /// Which client.
+    pub client: Client,
+    /// Turns of the long runs.
+    pub turns: usize,
+    /// The long runs.
+    pub full: Vec<Run>,
+    /// The 1-turn runs (start-up).
+    pub startup: Vec<Run>,
+    /// Why the client did not run (or stopped running), if it did not.
+    pub failed: Option<String>,
+    /// The first few protocol violations the server recorded for this client.
     pub violations: Vec<String>,
 }
 
-/// Both runs.
+/// The comparison.
 #[derive(Debug, Clone)]
 pub struct SdkResult {
-    /// Turns played.
-    pub turns: usize,
-    /// This framework.
-    pub rust: Side,
-    /// The Python SDK, or why it did not run.
-    pub python: Result<Side, String>,
+    /// What was run.
+    pub plan: Plan,
+    /// What one turn asks of a client.
+    pub per_turn: WorkPerTurn,
+    /// Every client's runs, in [`Client::ALL`] order.
+    pub clients: Vec<ClientRuns>,
+    /// `node --version`.
+    pub node: String,
 }
 
-/// The scripted conversation both clients play.
-pub fn scenario(turns: usize) -> Scenario {
-    let mut scenario = Scenario::new("side by side");
-    for i in 0..turns {
-        scenario = scenario.turn(
-            Turn::user(format!("turn {i}"))
-                .model(ModelStep::calls(
-                    TOOLS.iter().map(|t| ScriptedCall::new(*t, json!({}))),
-                ))
-                .model(
-                    ModelStep::say("All three lookups are done; here is your answer.")
-                        .audio_ms(2000),
-                ),
-        );
-    }
-    scenario
-}
-
-/// Runs both clients against one server.
-pub fn run(turns: usize, workspace: &Path, skip_python: bool) -> anyhow::Result<SdkResult> {
+/// Runs every client against one scripted server.
+pub fn run(plan: Plan, workspace: &Path, skip_peers: bool) -> anyhow::Result<SdkResult> {
+    let turns = Turns::load(workspace)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let config = ServerConfig::new(scenario(turns))
+    let longest = plan.ours.max(plan.peers).max(1);
+    let config = ServerConfig::new(turns.repeated(longest))
         .script_scope(ScriptScope::PerConnection)
         .record_frames(false);
+    let per_turn = turns.work_per_turn(&config.audio);
     let server = rt.block_on(async { ScriptedServer::start(config) })?;
     let url = server.url();
-
-    let exe = std::env::current_exe()?;
-    let mut rust_cmd = Command::new(exe);
-    rust_cmd
-        .arg("--sdk-rust-client")
-        .arg(&url)
-        .arg(turns.to_string());
-    let mut rust = measure(rust_cmd)?;
-    let python = if skip_python {
-        Err("skipped (--skip-python)".to_owned())
-    } else {
-        match venv_python(workspace) {
-            Ok(python) => {
-                let mut cmd = Command::new(python);
-                cmd.arg(workspace.join("agent-bench/python/sdk_client.py"))
-                    .arg(&url)
-                    .arg(turns.to_string());
-                measure(cmd).map_err(|e| format!("the SDK client failed: {e:#}"))
-            }
-            Err(e) => Err(format!("{e:#}")),
-        }
-    };
-    let violations = rt.block_on(server.violations());
-    let of = |connection: usize| -> Vec<String> {
-        let prefix = format!("connection {connection}:");
-        violations
-            .iter()
-            .filter(|v| v.starts_with(&prefix))
-            .cloned()
-            .collect()
-    };
-    rust.violations = of(0);
-    let python = python.map(|mut side| {
-        side.violations = of(1);
-        side
-    });
-    rt.block_on(server.shutdown());
-    Ok(SdkResult {
-        turns,
-        rust,
-        python,
-    })
-}
-
-fn measure(mut command: Command) -> anyhow::Result<Side> {
-    let cpu_before = common::children_cpu_seconds();
-    let started = Instant::now();
-    let output = command.output()?;
-    let wall = started.elapsed().as_secs_f64();
-    let cpu = common::children_cpu_seconds() - cpu_before;
-    if !output.status.success() {
-        anyhow::bail!(
-            "exited with {}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-                .lines()
-                .rev()
-                .take(15)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<Value>(l).ok())
-        .unwrap_or(Value::Null);
-    Ok(Side {
-        wall,
-        cpu,
-        report,
-        violations: Vec::new(),
-    })
-}
-
-/// The venv's python with `openai-agents` installed, creating the venv if needed.
-fn venv_python(workspace: &Path) -> anyhow::Result<PathBuf> {
-    let venv = workspace.join("target/bench-venv");
-    let python = venv.join("bin/python");
-    let installed = || {
-        Command::new(&python)
-            .args([
-                "-c",
-                "import importlib.metadata as m, agents.realtime; print(m.version('openai-agents'))",
-            ])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-    };
-    if installed().as_deref() == Some(SDK_VERSION) {
-        return Ok(python);
-    }
-    eprintln!(
-        "  sdk: installing openai-agents=={SDK_VERSION} into {}",
-        venv.display()
-    );
-    let status = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .map_err(|e| anyhow::anyhow!("cannot run python3 -m venv: {e}; install Python 3.9+"))?;
-    anyhow::ensure!(
-        status.success(),
-        "python3 -m venv {} failed",
-        venv.display()
-    );
-    let status = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check"])
-        .arg(format!("openai-agents=={SDK_VERSION}"))
-        .status()?;
-    anyhow::ensure!(
-        status.success(),
-        "pip install openai-agents=={SDK_VERSION} failed (is PyPI reachable?)"
-    );
-    installed()
-        .filter(|v| v == SDK_VERSION)
-        .map(|_| python.clone())
-        .ok_or_else(|| anyhow::anyhow!("openai-agents does not import after installing it"))
-}
-
-/// The child process: this framework's side of the conversation.
-pub fn rust_client(url: &str, turns: usize) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let tools: Vec<(&str, Duration)> = TOOLS.iter().map(|t| (*t, Duration::ZERO)).collect();
-        let agent = common::agent(&tools, true)?;
-        let mut session = common::start(&agent, url).await?;
-        let (mut responses, mut audio_chunks, mut tool_calls, mut errors) =
-            (0u64, 0u64, 0u64, 0u64);
-        let started = Instant::now();
-        for turn in 0..turns {
-            session.handle.send_text(format!("turn {turn}")).await?;
-            loop {
-                match session.events.recv().await {
-                    Some(SessionEvent::ResponseDone { .. }) => responses += 1,
-                    Some(SessionEvent::Audio { .. }) => audio_chunks += 1,
-                    Some(SessionEvent::ToolCallFinished { .. }) => tool_calls += 1,
-                    Some(SessionEvent::Error { .. }) => errors += 1,
-                    Some(SessionEvent::Idle) => break,
-                    Some(SessionEvent::Closed { reason }) => {
-                        anyhow::bail!("the session closed: {reason:?}")
+    let programs = programs(workspace, skip_peers)?;
+    let mut results: Vec<ClientRuns> = Client::ALL
+        .iter()
+        .map(|&client| ClientRuns {
+            client,
+            turns: if client.is_peer() {
+                plan.peers
+            } else {
+                plan.ours
+            },
+            full: Vec::new(),
+            startup: Vec::new(),
+            failed: unavailable(client, &programs),
+            violations: Vec::new(),
+        })
+        .collect();
+    for round in 0..plan.repeats {
+        for runs in results.iter_mut().filter(|r| r.failed.is_none()) {
+            eprintln!(
+                "  {} run {}/{}: 1 turn, then {} turns",
+                runs.client.label(),
+                round + 1,
+                plan.repeats,
+                runs.turns
+            );
+            for n in [1, runs.turns] {
+                match one_run(&rt, &server, &programs, &turns, &url, runs.client, n) {
+                    Ok((run, violations)) => {
+                        runs.violations.extend(violations);
+                        runs.violations.truncate(3);
+                        if n == 1 {
+                            runs.startup.push(run);
+                        } else {
+                            runs.full.push(run);
+                        }
                     }
-                    Some(_) => {}
-                    None => anyhow::bail!("the session ended"),
+                    Err(e) => {
+                        runs.failed = Some(format!("{e:#}"));
+                        break;
+                    }
                 }
             }
         }
-        let seconds = started.elapsed().as_secs_f64();
-        let _ = session.handle.close().await;
-        println!(
-            "{}",
-            json!({
-                "turns": turns,
-                "responses": responses,
-                "audio_chunks": audio_chunks,
-                "tool_calls": tool_calls,
-                "errors": errors,
-                "seconds": seconds,
-            })
-        );
-        anyhow::Ok(())
+    }
+    rt.block_on(server.shutdown());
+    Ok(SdkResult {
+        plan,
+        per_turn,
+        clients: results,
+        node: peer_install::node_version(),
     })
+}
+
+/// Finds or installs every client's program.
+fn programs(workspace: &Path, skip_peers: bool) -> anyhow::Result<Programs> {
+    let skipped = "skipped (--skip-peers)";
+    Ok(Programs {
+        agent: crate::binaries::agent(crate::binaries::Profile::Release)?,
+        bench: std::env::current_exe()?,
+        python: if skip_peers {
+            Err(skipped.to_owned())
+        } else {
+            peer_install::python(workspace)
+        },
+        js: if skip_peers {
+            Err(skipped.to_owned())
+        } else {
+            peer_install::js(workspace)
+        },
+        workspace: workspace.to_path_buf(),
+    })
+}
+
+/// Why `client` cannot run at all, if so.
+fn unavailable(client: Client, programs: &Programs) -> Option<String> {
+    match client {
+        Client::Python => programs.python.as_ref().err().cloned(),
+        Client::Js => programs.js.as_ref().err().cloned(),
+        _ => None,
+    }
+}
+
+/// One run of `turns` turns; returns it and the violations the server recorded meanwhile.
+fn one_run(
+    rt: &tokio::runtime::Runtime,
+    server: &agent_testkit::server::ServerHandle,
+    programs: &Programs,
+    scenario: &Turns,
+    url: &str,
+    client: Client,
+    turns: usize,
+) -> anyhow::Result<(Run, Vec<String>)> {
+    let scratch = tempfile::tempdir()?;
+    let (command, paced) = clients::command(client, programs, scenario, url, turns, scratch.path())
+        .ok_or_else(|| anyhow::anyhow!("not available"))?;
+    let before = rt.block_on(ServerWork::snapshot(server));
+    let seen_before = rt.block_on(server.violations()).len();
+    let child = child::run(command, paced)?;
+    // The server may still be handling the client's last frames and its close.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let after = rt.block_on(ServerWork::snapshot(server));
+    let violations = rt
+        .block_on(server.violations())
+        .into_iter()
+        .skip(seen_before)
+        .collect();
+    Ok((
+        Run {
+            child,
+            work: after.since(&before),
+        },
+        violations,
+    ))
+}
+
+/// The median of `values` (0 when empty).
+pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.into_iter().collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+impl ClientRuns {
+    /// Median CPU seconds of the long runs.
+    pub fn cpu_full(&self) -> f64 {
+        median(self.full.iter().map(|r| r.child.cpu))
+    }
+
+    /// Median CPU seconds of the 1-turn runs: start-up (and one turn).
+    pub fn cpu_startup(&self) -> f64 {
+        median(self.startup.iter().map(|r| r.child.cpu))
+    }
+
+    /// CPU per turn with start-up excluded, seconds.
+    pub fn cpu_per_turn(&self) -> f64 {
+        (self.cpu_full() - self.cpu_startup()) / (self.turns.saturating_sub(1).max(1)) as f64
+    }
+
+    /// CPU per turn with start-up included, seconds.
+    pub fn cpu_per_turn_total(&self) -> f64 {
+        self.cpu_full() / self.turns.max(1) as f64
+    }
+
+    /// Median wall seconds of the long runs.
+    pub fn wall_full(&self) -> f64 {
+        median(self.full.iter().map(|r| r.child.wall))
+    }
+
+    /// Median wall seconds of the 1-turn runs.
+    pub fn wall_startup(&self) -> f64 {
+        median(self.startup.iter().map(|r| r.child.wall))
+    }
+
+    /// Whether the client has numbers to show.
+    pub fn measured(&self) -> bool {
+        self.failed.is_none() && !self.full.is_empty() && !self.startup.is_empty()
+    }
+
+    /// The server's counters of the long runs, each the median over the runs; violations are
+    /// the sum over all runs.
+    pub fn work(&self) -> ServerWork {
+        let m = |f: fn(&ServerWork) -> usize| {
+            median(self.full.iter().map(|r| f(&r.work) as f64)).round() as usize
+        };
+        ServerWork {
+            responses: m(|w| w.responses),
+            audio_deltas: m(|w| w.audio_deltas),
+            outputs: m(|w| w.outputs),
+            creates: m(|w| w.creates),
+            violations: self.full.iter().map(|r| r.work.violations).sum(),
+        }
+    }
 }

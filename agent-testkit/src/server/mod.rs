@@ -441,11 +441,26 @@ pub(crate) struct Shared {
     sent_counts: Mutex<Vec<usize>>,
     /// Client events per `type`, kept even when frames are not recorded.
     received_types: Mutex<HashMap<String, usize>>,
+    /// Accepted `conversation.item.create` items per item `type` (benchmarks check the work).
+    received_items: Mutex<HashMap<String, usize>>,
+    /// Server events per `type` handed to the socket, kept even when frames are not recorded.
+    sent_types: Mutex<HashMap<String, usize>>,
     /// `tool_loop` calls handed out so far (call ids are never reused).
     loop_calls: AtomicU64,
     pub(crate) progress: Arc<Mutex<ScriptProgress>>,
     /// One tone chunk per output format, shared by every connection.
     tones: Mutex<Vec<Arc<audio::ToneChunk>>>,
+}
+
+/// Adds one to `kind`'s count.
+fn count(counts: &Mutex<HashMap<String, usize>>, kind: &str) {
+    let mut counts = lock(counts);
+    match counts.get_mut(kind) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(kind.to_string(), 1);
+        }
+    }
 }
 
 /// Locks a mutex even if a panicking thread poisoned it: the data is plain records.
@@ -485,6 +500,8 @@ impl Shared {
             requests: Mutex::new(Vec::new()),
             sent_counts: Mutex::new(Vec::new()),
             received_types: Mutex::new(HashMap::new()),
+            received_items: Mutex::new(HashMap::new()),
+            sent_types: Mutex::new(HashMap::new()),
             loop_calls: AtomicU64::new(0),
             progress: Arc::new(Mutex::new(ScriptProgress::default())),
             tones: Mutex::new(Vec::new()),
@@ -522,6 +539,16 @@ impl Shared {
                 counts.insert(kind.to_string(), 1);
             }
         }
+    }
+
+    /// Counts one accepted client item of type `kind` (`message`, `function_call_output`, ...).
+    pub(crate) fn note_received_item(&self, kind: &str) {
+        count(&self.received_items, kind);
+    }
+
+    /// Counts one server event of type `kind` that went out.
+    pub(crate) fn note_sent(&self, kind: &str) {
+        count(&self.sent_types, kind);
     }
 
     pub(crate) fn violation(&self, connection: usize, message: String) {
@@ -699,6 +726,26 @@ impl ServerHandle {
     /// even when `record_frames` is off (frames that are not JSON or lack a `type` are not).
     pub fn count_received(&self, event_type: &str) -> usize {
         lock(&self.shared.received_types)
+            .get(event_type)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// How many accepted `conversation.item.create` items had this item `type` (e.g.
+    /// `function_call_output`), over all connections. Benchmarks use it to check that each
+    /// client answered every call, counted even when `record_frames` is off.
+    pub fn count_received_items(&self, item_type: &str) -> usize {
+        lock(&self.shared.received_items)
+            .get(item_type)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// How many server events of this `type` went out so far (e.g. `response.done`,
+    /// `response.output_audio.delta`), over all connections, counted even when
+    /// `record_frames` is off. Benchmarks use it to check the work each client was given.
+    pub fn count_sent(&self, event_type: &str) -> usize {
+        lock(&self.shared.sent_types)
             .get(event_type)
             .copied()
             .unwrap_or(0)

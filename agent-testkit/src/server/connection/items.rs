@@ -216,6 +216,7 @@ impl Conn {
             Some(id) => id.to_string(),
             None => self.new_client_item_id(&item, is_user_message),
         };
+        self.shared.note_received_item(&kind);
         item.insert("id".into(), json!(id));
         item.entry("status").or_insert(json!("completed"));
         let item = wire::finish_item(self.dialect, Value::Object(item));

@@ -376,8 +376,16 @@ impl Conn {
             fault_frames::rewrite_response_done(kind, &mut out.value);
         }
         self.stamp(&mut out.value);
+        let kind = out
+            .value
+            .get("type")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         if self.send_text(ws, out.value.to_string()).await == Flow::Stop {
             return Flow::Stop;
+        }
+        if let Some(kind) = kind {
+            self.shared.note_sent(&kind);
         }
         if self.faults.noise {
             let mut unknown = wire::unknown_event(self.event_seq);

@@ -1,0 +1,126 @@
+//! The peer SDKs, installed into throwaway folders under `target/` on first use (pinned, so
+//! runs compare): openai-agents-python into a venv, openai-agents-js with npm. Each returns why
+//! it is unavailable instead of failing the bench.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// The openai-agents (Python) version.
+pub const PYTHON_SDK: &str = "0.24.0";
+/// The `@openai/agents-realtime` (JavaScript) version.
+pub const JS_SDK: &str = "0.20.0";
+/// Its peer dependency, pinned too.
+const ZOD: &str = "4.6.7";
+/// The JS client script, copied next to its `node_modules`.
+pub const JS_SCRIPT: &str = "sdk_client.mjs";
+
+/// The venv's python with `openai-agents` installed, creating the venv if needed.
+pub fn python(workspace: &Path) -> Result<PathBuf, String> {
+    venv_python(workspace).map_err(|e| format!("{e:#}"))
+}
+
+fn venv_python(workspace: &Path) -> anyhow::Result<PathBuf> {
+    let venv = workspace.join("target/bench-venv");
+    let python = venv.join("bin/python");
+    let installed = || {
+        Command::new(&python)
+            .args([
+                "-c",
+                "import importlib.metadata as m, agents.realtime; print(m.version('openai-agents'))",
+            ])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    if installed().as_deref() == Some(PYTHON_SDK) {
+        return Ok(python);
+    }
+    eprintln!(
+        "  installing openai-agents=={PYTHON_SDK} into {}",
+        venv.display()
+    );
+    let status = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot run python3 -m venv: {e}; install Python 3.9+"))?;
+    anyhow::ensure!(
+        status.success(),
+        "python3 -m venv {} failed",
+        venv.display()
+    );
+    let status = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .arg(format!("openai-agents=={PYTHON_SDK}"))
+        .status()?;
+    anyhow::ensure!(
+        status.success(),
+        "pip install openai-agents=={PYTHON_SDK} failed (is PyPI reachable?)"
+    );
+    installed()
+        .filter(|v| v == PYTHON_SDK)
+        .map(|_| python.clone())
+        .ok_or_else(|| anyhow::anyhow!("openai-agents does not import after installing it"))
+}
+
+/// node and the folder holding `@openai/agents-realtime` and the client script, installing the
+/// package with npm if needed.
+pub fn js(workspace: &Path) -> Result<(PathBuf, PathBuf), String> {
+    node_folder(workspace).map_err(|e| format!("{e:#}"))
+}
+
+fn node_folder(workspace: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let node = PathBuf::from("node");
+    let version = Command::new(&node)
+        .arg("--version")
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run node: {e}; install Node.js"))?;
+    anyhow::ensure!(version.status.success(), "node --version failed");
+    let folder = workspace.join("target/bench-node");
+    let package = folder.join("node_modules/@openai/agents-realtime/package.json");
+    let have = std::fs::read_to_string(&package)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("version").and_then(|v| v.as_str()).map(str::to_owned));
+    if have.as_deref() != Some(JS_SDK) {
+        eprintln!(
+            "  installing @openai/agents-realtime@{JS_SDK} into {}",
+            folder.display()
+        );
+        std::fs::create_dir_all(&folder)?;
+        std::fs::write(
+            folder.join("package.json"),
+            r#"{"private": true, "type": "module"}"#,
+        )?;
+        let status = Command::new("npm")
+            .current_dir(&folder)
+            .args(["install", "--no-audit", "--no-fund", "--save-exact"])
+            .arg(format!("@openai/agents-realtime@{JS_SDK}"))
+            .arg(format!("zod@{ZOD}"))
+            .status()
+            .map_err(|e| anyhow::anyhow!("cannot run npm: {e}"))?;
+        anyhow::ensure!(
+            status.success(),
+            "npm install @openai/agents-realtime@{JS_SDK} failed (is the npm registry reachable?)"
+        );
+    }
+    std::fs::copy(
+        workspace.join("agent-bench/js").join(JS_SCRIPT),
+        folder.join(JS_SCRIPT),
+    )?;
+    Ok((node, folder))
+}
+
+/// `node --version`, for the report.
+pub fn node_version() -> String {
+    Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "not found".to_owned())
+}
