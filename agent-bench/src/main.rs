@@ -2,7 +2,7 @@
 //! BENCHMARKS.md.
 //!
 //! ```sh
-//! cargo run --release -p agent-bench            # everything, about 10–15 minutes on 2 cores
+//! cargo run --release -p agent-bench            # everything, 15–45 minutes on 2 cores (46 on a busy one)
 //! cargo run --release -p agent-bench -- --quick # fewer turns and sessions, for a smoke run
 //! cargo run --release -p agent-bench -- --only callgrind --out /tmp/profile.md
 //! ```

@@ -255,7 +255,7 @@ fn over(met: bool, factor: f64) -> String {
     if met {
         mark(true).to_owned()
     } else {
-        format!("**not met**: {factor:.1}× the target")
+        format!("**not met**: {factor:.2}× the target")
     }
 }
 
