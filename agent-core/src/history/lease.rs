@@ -174,7 +174,7 @@ pub(super) fn check_holder(
 
 fn read(conn: &Connection, conversation: &ConversationId) -> rusqlite::Result<Option<Row>> {
     cached_row(
-        &conn,
+        conn,
         "SELECT holder, expires_at FROM leases WHERE conversation_id = ?1",
         [conversation.as_str()],
         |row| {
@@ -198,7 +198,7 @@ fn write(
     let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let expires_at = now.as_millis().saturating_add(ttl);
     cached_exec(
-        &conn,
+        conn,
         "INSERT INTO leases (conversation_id, holder, expires_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (conversation_id) DO UPDATE
              SET holder = excluded.holder, expires_at = excluded.expires_at",

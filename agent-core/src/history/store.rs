@@ -667,7 +667,7 @@ fn insert_conversation(
     loop {
         let id = ConversationId::generate();
         let inserted = cached_exec(
-            &conn,
+            conn,
             "INSERT INTO conversations (id, agent, model, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?4)
              ON CONFLICT (id) DO NOTHING",
@@ -684,7 +684,7 @@ pub(super) fn conversation_exists(
     id: &ConversationId,
 ) -> rusqlite::Result<bool> {
     cached_row(
-        &conn,
+        conn,
         "SELECT EXISTS (SELECT 1 FROM conversations WHERE id = ?1)",
         [id.as_str()],
         |row| row.get(0),
@@ -699,7 +699,7 @@ fn touch(
     now: i64,
 ) -> rusqlite::Result<()> {
     cached_exec(
-        &conn,
+        conn,
         "UPDATE conversations SET updated_at = max(updated_at, ?2), title = COALESCE(title, ?3)
          WHERE id = ?1",
         params![conversation.as_str(), now, title_of(item)],
