@@ -17,6 +17,7 @@
 
 pub mod agent;
 pub mod audio;
+mod batch_queue;
 pub mod cost;
 pub mod data_dir;
 pub mod fs_limits;

@@ -9,7 +9,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::store::{begin_write, cached_exec, cached_row, conversation_exists};
+use super::store::{begin_item_write, cached_exec, cached_row, conversation_exists};
 use super::{ConversationId, HistoryError, HistoryStore, Timestamp};
 
 /// What [`HistoryStore::call_started`] found recorded for the call before this start.
@@ -83,7 +83,14 @@ impl HistoryStore {
         self.relaxed(|store| {
             let path = store.path.clone();
             let fail = |e| HistoryError::from_sqlite(&path, e);
-            let tx = begin_write(&mut store.conn, store.grouped, &path, conversation, holder)?;
+            let tx = begin_item_write(
+                &mut store.conn,
+                &mut store.batch,
+                store.grouped,
+                &path,
+                conversation,
+                holder,
+            )?;
             let recorded: Option<(bool, Option<String>)> = cached_row(
                 &tx,
                 "SELECT finished_at IS NOT NULL, output FROM calls
@@ -150,7 +157,14 @@ impl HistoryStore {
         }
         let path = self.path.clone();
         let fail = |e| HistoryError::from_sqlite(&path, e);
-        let tx = begin_write(&mut self.conn, self.grouped, &path, conversation, holder)?;
+        let tx = begin_item_write(
+            &mut self.conn,
+            &mut self.batch,
+            self.grouped,
+            &path,
+            conversation,
+            holder,
+        )?;
         cached_exec(
             &tx,
             "INSERT INTO calls

@@ -81,6 +81,7 @@ impl HistoryStore {
     ) -> Result<(), HistoryError> {
         let now = Timestamp::now().as_millis();
         self.relaxed(|store| {
+            store.batch.clear();
             cached_exec(
                 &store.conn,
                 "UPDATE leases SET expires_at = min(expires_at, ?3)
@@ -106,7 +107,14 @@ impl HistoryStore {
         self.relaxed(|store| {
             let path = store.path.clone();
             let fail = |e| HistoryError::from_sqlite(&path, e);
-            let tx = begin_write(&mut store.conn, store.grouped, &path, conversation, None)?;
+            let tx = begin_write(
+                &mut store.conn,
+                &mut store.batch,
+                store.grouped,
+                &path,
+                conversation,
+                None,
+            )?;
             if let Some(row) = read(&tx, conversation).map_err(fail)?
                 && row.holder != holder
                 && row.expires_at > now.as_millis()
@@ -137,6 +145,7 @@ impl HistoryStore {
             let fail = |e| HistoryError::from_sqlite(&path, e);
             let tx = begin_write(
                 &mut store.conn,
+                &mut store.batch,
                 store.grouped,
                 &path,
                 conversation,

@@ -78,6 +78,7 @@
 //! the write-ahead log, and so the OS, before the tool runs, which is what survives the
 //! process being killed. Calls and leases go with their conversation when it is deleted.
 
+mod batch_cache;
 mod calls;
 pub mod chat;
 mod error;
@@ -100,4 +101,4 @@ pub use lease::Lease;
 pub use path::{HISTORY_DB_ENV, default_path};
 pub use phone_calls::PhoneCallRecord;
 pub use store::{Appended, ConversationSummary, Durability, HistoryStore, OpenOptions, StoredItem};
-pub use writer::{ConversationWriter, HistoryWriter, Pending};
+pub use writer::{COMMIT_DELAY, ConversationWriter, HistoryWriter, Pending};

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use rusqlite::{OptionalExtension as _, params};
 use serde::Serialize;
 
-use super::{ConversationId, HistoryError, HistoryStore, Timestamp, store::write_tx};
+use super::{ConversationId, HistoryError, HistoryStore, Timestamp};
 
 /// Migration 3: the `phone_calls` table (see [`super::schema`]).
 pub(super) const MIGRATION: &str = r#"
@@ -74,7 +74,7 @@ impl HistoryStore {
     ) -> Result<(), HistoryError> {
         let path = self.path.clone();
         let fail = |e| HistoryError::from_sqlite(&path, e);
-        let tx = write_tx(&mut self.conn, self.grouped).map_err(fail)?;
+        let tx = self.any_write().map_err(fail)?;
         tx.execute(
             "INSERT INTO phone_calls (conversation_id, transport, call_id, caller, callee,
                                       started_at, ended_at, outcome)
@@ -102,7 +102,7 @@ impl HistoryStore {
     ) -> Result<(), HistoryError> {
         let path = self.path.clone();
         let fail = |e| HistoryError::from_sqlite(&path, e);
-        let tx = write_tx(&mut self.conn, self.grouped).map_err(fail)?;
+        let tx = self.any_write().map_err(fail)?;
         tx.execute(
             "UPDATE phone_calls SET ended_at = ?2, outcome = ?3 WHERE conversation_id = ?1",
             params![conversation.as_str(), Timestamp::now().as_millis(), outcome],
@@ -175,7 +175,7 @@ impl HistoryStore {
     ) -> Result<(), HistoryError> {
         let path = self.path.clone();
         let fail = |e| HistoryError::from_sqlite(&path, e);
-        let tx = write_tx(&mut self.conn, self.grouped).map_err(fail)?;
+        let tx = self.any_write().map_err(fail)?;
         let deleted = tx
             .execute(
                 "DELETE FROM conversations WHERE id = ?1",
@@ -194,7 +194,7 @@ impl HistoryStore {
     pub fn delete_phone_calls_before(&mut self, cutoff: Timestamp) -> Result<usize, HistoryError> {
         let path = self.path.clone();
         let fail = |e| HistoryError::from_sqlite(&path, e);
-        let tx = write_tx(&mut self.conn, self.grouped).map_err(fail)?;
+        let tx = self.any_write().map_err(fail)?;
         let deleted = tx
             .execute(
                 "DELETE FROM conversations WHERE id IN

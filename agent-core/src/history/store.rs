@@ -10,6 +10,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
+use super::batch_cache::BatchCache;
 use super::lease;
 use super::schema::{self, Migration};
 use super::{ConversationId, HistoryError, Timestamp, default_path};
@@ -134,6 +135,7 @@ impl OpenOptions {
                 durability: self.durability,
                 grouped: false,
                 sync_deferred: false,
+                batch: BatchCache::default(),
             }),
             Migration::Newer(found) => Err(HistoryError::NewerSchema {
                 path,
@@ -213,6 +215,8 @@ pub struct HistoryStore {
     /// Whether commits skip the fsync because the [`HistoryWriter`](super::HistoryWriter)
     /// syncs the log itself on an interval (see [`HistoryStore::defer_sync`]).
     pub(super) sync_deferred: bool,
+    /// What the open group commit already checked ([`BatchCache`]); empty outside one.
+    pub(super) batch: BatchCache,
 }
 
 impl HistoryStore {
@@ -324,12 +328,11 @@ impl HistoryStore {
         agent: &str,
         model: &str,
     ) -> Result<ConversationId, HistoryError> {
-        let tx = write_tx(&mut self.conn, self.grouped)
-            .map_err(|e| HistoryError::from_sqlite(&self.path, e))?;
-        let id = insert_conversation(&tx, agent, model)
-            .map_err(|e| HistoryError::from_sqlite(&self.path, e))?;
-        tx.commit()
-            .map_err(|e| HistoryError::from_sqlite(&self.path, e))?;
+        let path = self.path.clone();
+        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let tx = self.any_write().map_err(fail)?;
+        let id = insert_conversation(&tx, agent, model).map_err(fail)?;
+        tx.commit().map_err(fail)?;
         Ok(id)
     }
 
@@ -366,47 +369,29 @@ impl HistoryStore {
         let json = item_json(item);
         let path = self.path.clone();
         let fail = |e| HistoryError::from_sqlite(&path, e);
-        let tx = begin_write(&mut self.conn, self.grouped, &path, conversation, holder)?;
+        let grouped = self.grouped;
+        let tx = begin_item_write(
+            &mut self.conn,
+            &mut self.batch,
+            grouped,
+            &path,
+            conversation,
+            holder,
+        )?;
         let call_id = call_id(item);
-        let mut existing: Option<i64> = cached_row(
-            &tx,
-            "SELECT seq FROM items WHERE conversation_id = ?1 AND item_key = ?2",
-            params![conversation.as_str(), key],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(fail)?;
-        if existing.is_none()
-            && let Some(call_id) = call_id
-        {
-            existing = cached_row(
-                &tx,
-                "SELECT seq FROM items
-                     WHERE conversation_id = ?1 AND item_type = ?2 AND call_id = ?3",
-                params![conversation.as_str(), item.item_type(), call_id],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(fail)?;
-        }
-        if let Some(seq) = existing {
-            return Ok(Appended {
-                seq: seq_from(seq),
-                inserted: false,
-            });
-        }
-        let seq: i64 = cached_row(
-            &tx,
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM items WHERE conversation_id = ?1",
-            [conversation.as_str()],
-            |row| row.get(0),
-        )
-        .map_err(fail)?;
+        let seq = match self.batch.next_seq(conversation) {
+            Some(seq) => seq,
+            None => last_seq(&tx, conversation).map_err(fail)? + 1,
+        };
         let now = Timestamp::now().as_millis();
-        cached_exec(&tx,
+        // The common case (a new item) is one statement; a duplicate key or call makes the
+        // insert do nothing, and the earlier copy's position is looked up.
+        let inserted = cached_exec(
+            &tx,
             "INSERT INTO items
                  (conversation_id, seq, item_key, item_type, call_id, server_item_id, item, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT DO NOTHING",
             params![
                 conversation.as_str(),
                 seq,
@@ -419,8 +404,37 @@ impl HistoryStore {
             ],
         )
         .map_err(fail)?;
-        touch(&tx, conversation, item, now).map_err(fail)?;
+        if inserted == 0 {
+            if let Some(existing) =
+                stored_seq(&tx, conversation, key, item, call_id).map_err(fail)?
+            {
+                return Ok(Appended {
+                    seq: seq_from(existing),
+                    inserted: false,
+                });
+            }
+            // Neither the key nor the call is stored, so the position was taken: the batch's
+            // cache is stale, which no write should make happen. Say so rather than guess.
+            self.batch.clear();
+            return Err(fail(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+                Some(format!("item position {seq} is already taken")),
+            )));
+        }
+        let offers_title = item.as_message().is_some_and(|m| m.role == Role::User);
+        let touch_now = !(grouped && self.batch.is_touched(conversation, offers_title));
+        let titled = if touch_now {
+            touch(&tx, conversation, item, now).map_err(fail)?
+        } else {
+            false
+        };
         tx.commit().map_err(fail)?;
+        if grouped {
+            self.batch.took_seq(conversation, seq);
+            if touch_now {
+                self.batch.touched(conversation, titled);
+            }
+        }
         Ok(Appended {
             seq: seq_from(seq),
             inserted: true,
@@ -451,7 +465,14 @@ impl HistoryStore {
         let json = item_json(item);
         let path = self.path.clone();
         let fail = |e| HistoryError::from_sqlite(&path, e);
-        let tx = begin_write(&mut self.conn, self.grouped, &path, conversation, holder)?;
+        let tx = begin_item_write(
+            &mut self.conn,
+            &mut self.batch,
+            self.grouped,
+            &path,
+            conversation,
+            holder,
+        )?;
         let seq: Option<i64> = cached_row(
             &tx,
             "UPDATE items SET item = ?3, item_type = ?4, call_id = ?5, server_item_id = ?6
@@ -493,7 +514,7 @@ impl HistoryStore {
     ) -> Result<ConversationId, HistoryError> {
         let path = self.path.clone();
         let fail = |e| HistoryError::from_sqlite(&path, e);
-        let tx = write_tx(&mut self.conn, self.grouped).map_err(fail)?;
+        let tx = self.any_write().map_err(fail)?;
         let id = insert_conversation(&tx, agent, model).map_err(fail)?;
         let now = Timestamp::now().as_millis();
         let mut seq: i64 = 0;
@@ -691,20 +712,63 @@ pub(super) fn conversation_exists(
     )
 }
 
-/// Marks the conversation updated and gives it a title if it has none and `item` offers one.
+/// Marks the conversation updated and gives it a title if it has none and `item` offers one;
+/// returns whether `item` offered one (the conversation has a title now).
 fn touch(
     conn: &Connection,
     conversation: &ConversationId,
     item: &Item,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<bool> {
+    let title = title_of(item);
+    let titled = title.is_some();
     cached_exec(
         conn,
         "UPDATE conversations SET updated_at = max(updated_at, ?2), title = COALESCE(title, ?3)
          WHERE id = ?1",
-        params![conversation.as_str(), now, title_of(item)],
+        params![conversation.as_str(), now, title],
     )?;
-    Ok(())
+    Ok(titled)
+}
+
+/// The conversation's last item position (0 when it has none).
+fn last_seq(conn: &Connection, conversation: &ConversationId) -> rusqlite::Result<i64> {
+    cached_row(
+        conn,
+        "SELECT COALESCE(MAX(seq), 0) FROM items WHERE conversation_id = ?1",
+        [conversation.as_str()],
+        |row| row.get(0),
+    )
+}
+
+/// The position of the item already stored under `key`, or — for a call or its output — of
+/// the item of the same type with the same `call_id`.
+fn stored_seq(
+    conn: &Connection,
+    conversation: &ConversationId,
+    key: &str,
+    item: &Item,
+    call_id: Option<&str>,
+) -> rusqlite::Result<Option<i64>> {
+    let by_key = cached_row(
+        conn,
+        "SELECT seq FROM items WHERE conversation_id = ?1 AND item_key = ?2",
+        params![conversation.as_str(), key],
+        |row| row.get(0),
+    )
+    .optional()?;
+    match (by_key, call_id) {
+        (Some(seq), _) => Ok(Some(seq)),
+        (None, Some(call_id)) => cached_row(
+            conn,
+            "SELECT seq FROM items
+                 WHERE conversation_id = ?1 AND item_type = ?2 AND call_id = ?3",
+            params![conversation.as_str(), item.item_type(), call_id],
+            |row| row.get(0),
+        )
+        .optional(),
+        (None, None) => Ok(None),
+    }
 }
 
 /// The GA JSON of an item. Serializing an `Item` cannot fail (every field is a string, a
@@ -831,7 +895,7 @@ impl WriteTx<'_> {
 
 /// Starts one write on `conn`: a savepoint when a group commit is open, else an immediate
 /// (write-locking) transaction.
-pub(super) fn write_tx(conn: &mut Connection, grouped: bool) -> rusqlite::Result<WriteTx<'_>> {
+fn write_tx(conn: &mut Connection, grouped: bool) -> rusqlite::Result<WriteTx<'_>> {
     if grouped {
         conn.savepoint().map(WriteTx::Nested)
     } else {
@@ -841,6 +905,13 @@ pub(super) fn write_tx(conn: &mut Connection, grouped: bool) -> rusqlite::Result
 }
 
 impl HistoryStore {
+    /// Starts a write that may change anything a group commit's [`BatchCache`] holds (a new
+    /// or deleted conversation, a lease, an import): the cache is cleared first.
+    pub(super) fn any_write(&mut self) -> rusqlite::Result<WriteTx<'_>> {
+        self.batch.clear();
+        write_tx(&mut self.conn, self.grouped)
+    }
+
     /// Opens a group commit: until [`end_group`](Self::end_group), every write is a savepoint
     /// in one `BEGIN IMMEDIATE` transaction, so a batch of writes costs one commit (and one
     /// fsync) instead of one each. Used by the [`HistoryWriter`](super::HistoryWriter)'s
@@ -851,6 +922,7 @@ impl HistoryStore {
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| self.fail(e))?;
         self.grouped = true;
+        self.batch.clear();
         Ok(())
     }
 
@@ -858,6 +930,7 @@ impl HistoryStore {
     /// SQLite's report, for the writer to give every write of the batch.
     pub(super) fn end_group(&mut self) -> rusqlite::Result<()> {
         self.grouped = false;
+        self.batch.clear();
         let committed = self.conn.execute_batch("COMMIT");
         if committed.is_err() && !self.conn.is_autocommit() {
             // Leave no transaction open, so the next write can start its own.
@@ -869,9 +942,25 @@ impl HistoryStore {
 
 /// An immediate (write-locking) transaction on `conversation`, which must exist, and — when
 /// `holder` is given — whose lease no other run has taken: every write to a conversation
-/// starts here, so the lease check and the write are one transaction.
+/// starts here, so the lease check and the write are one transaction. For writes that may
+/// change the lease (or anything else a [`BatchCache`] holds): the cache is cleared.
 pub(super) fn begin_write<'c>(
     conn: &'c mut Connection,
+    batch: &mut BatchCache,
+    grouped: bool,
+    path: &Path,
+    conversation: &ConversationId,
+    holder: Option<&str>,
+) -> Result<WriteTx<'c>, HistoryError> {
+    batch.clear();
+    begin_item_write(conn, batch, grouped, path, conversation, holder)
+}
+
+/// [`begin_write`] for an item or call-record write, which changes neither the conversation's
+/// existence nor its lease: inside a group commit the checks run once per conversation.
+pub(super) fn begin_item_write<'c>(
+    conn: &'c mut Connection,
+    batch: &mut BatchCache,
     grouped: bool,
     path: &Path,
     conversation: &ConversationId,
@@ -879,6 +968,9 @@ pub(super) fn begin_write<'c>(
 ) -> Result<WriteTx<'c>, HistoryError> {
     let fail = |e| HistoryError::from_sqlite(path, e);
     let tx = write_tx(conn, grouped).map_err(fail)?;
+    if grouped && batch.is_checked(conversation, holder) {
+        return Ok(tx);
+    }
     if !conversation_exists(&tx, conversation).map_err(fail)? {
         return Err(HistoryError::UnknownConversation {
             id: conversation.to_string(),
@@ -887,6 +979,9 @@ pub(super) fn begin_write<'c>(
     }
     if let Some(holder) = holder {
         lease::check_holder(&tx, path, conversation, holder)?;
+    }
+    if grouped {
+        batch.checked(conversation, holder);
     }
     Ok(tx)
 }
@@ -1286,5 +1381,58 @@ mod tests {
             matches!(error, HistoryError::CorruptItem { seq: 1, .. }),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn a_group_commit_checks_once_and_forgets_what_a_lease_write_may_change() {
+        let (_dir, path) = temp_db();
+        let mut store = fast().open(&path).unwrap();
+        let id = store.create_conversation("support", "m").unwrap();
+        let ttl = std::time::Duration::from_secs(60);
+        store.acquire_lease(&id, "run a", ttl).unwrap();
+
+        store.begin_group().unwrap();
+        let first = store
+            .append_leased(&id, Some("run a"), "k1", &Item::user_text("one"))
+            .unwrap();
+        let again = store
+            .append_leased(&id, Some("run a"), "k1", &Item::user_text("one"))
+            .unwrap();
+        let call = Item::function_call("c1", "f", "{}");
+        let second = store
+            .append_leased(&id, Some("run a"), "call:c1", &call)
+            .unwrap();
+        let same_call = store
+            .append_leased(&id, Some("run a"), "other", &call)
+            .unwrap();
+        assert_eq!((first.seq, first.inserted), (1, true));
+        assert_eq!((again.seq, again.inserted), (1, false));
+        assert_eq!((second.seq, second.inserted), (2, true));
+        assert_eq!((same_call.seq, same_call.inserted), (2, false));
+        // Another run takes the conversation over inside the same batch: the cached check
+        // must not let "run a" write on.
+        store.release_lease(&id, "run a").unwrap();
+        store.acquire_lease(&id, "run b", ttl).unwrap();
+        let refused = store
+            .append_leased(&id, Some("run a"), "k2", &Item::user_text("late"))
+            .unwrap_err();
+        assert!(
+            matches!(refused, HistoryError::LeaseLost { .. }),
+            "{refused}"
+        );
+        let third = store
+            .append_leased(&id, Some("run b"), "k3", &Item::user_text("three"))
+            .unwrap();
+        assert_eq!(third.seq, 3);
+        store.end_group().unwrap();
+
+        // Outside the group nothing is cached: positions carry on from the store.
+        let fourth = store
+            .append_leased(&id, Some("run b"), "k4", &Item::user_text("four"))
+            .unwrap();
+        assert_eq!(fourth.seq, 4);
+        let summary = store.conversation(&id).unwrap();
+        assert_eq!(summary.item_count, 4);
+        assert_eq!(summary.title.as_deref(), Some("one"));
     }
 }

@@ -7,18 +7,22 @@
 //! order they were queued, which keeps a conversation's items in order and makes
 //! [`HistoryWriter::flush`] a barrier for everything queued before it.
 //!
-//! **Group commit.** Whatever is queued when the thread picks up work (up to 256
-//! jobs) runs as one batch: one `BEGIN IMMEDIATE`, each write a savepoint of its own (a failed
-//! write rolls back alone), one `COMMIT`. A batch costs one commit however many items it holds,
-//! and batches form by themselves under load. Every reply is sent only after its batch
-//! committed, so a resolved [`Pending`] means the write is in the write-ahead log: it survives
-//! the process being killed (a call's start record is there before its tool runs).
+//! **Group commit.** Whatever is queued when a batch is due (up to 256 jobs) runs as one
+//! batch: one `BEGIN IMMEDIATE`, each write a savepoint of its own (a failed write rolls back
+//! alone), one `COMMIT`. A batch is due at once when it holds a job someone awaits (a tool
+//! call's start record, a read, a flush); fire-and-forget writes (the session sink's items
+//! and call finishes) wait up to [`COMMIT_DELAY`] for company ([`batch_queue`](crate::batch_queue)).
+//! So a turn's items cost about one commit, not one per burst, and the thread wakes once or
+//! twice a turn. Every reply is sent only after its batch committed, so a resolved [`Pending`]
+//! means the write is in the write-ahead log: it survives the process being killed (a call's
+//! start record is there before its tool runs).
 //!
 //! **Group sync.** With [`Durability::PowerLoss`](super::Durability::PowerLoss) the fsync
 //! does not follow every commit: the thread syncs the log within [`SYNC_INTERVAL`] (100 ms) of
 //! the oldest unsynced commit, and at every [`flush`](HistoryWriter::flush) and when it
 //! stops. What a power cut can lose is bounded by that interval; what a crash of the process
-//! can lose is the batch being written, whose replies had not been sent.
+//! can lose is the batch being written and the fire-and-forget writes of the last
+//! [`COMMIT_DELAY`], whose replies had not been sent.
 //!
 //! Every call returns a [`Pending`] that can be awaited for the result or dropped. A failed
 //! write nobody awaited is logged (`tracing::error!`) and the first such error is returned by
@@ -30,7 +34,7 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -40,6 +44,7 @@ use super::{
     Appended, CallRecord, CallRecordState, ConversationId, HistoryError, HistoryStore, Lease,
     StoredItem,
 };
+use crate::batch_queue::{JobQueue, Next, Urgency};
 use crate::protocol::Item;
 
 /// The most jobs one group commit takes; more wait for the next batch, so one huge burst
@@ -79,6 +84,13 @@ fn take(unobserved: &Unobserved) -> Option<HistoryError> {
 /// conversation, and a busy session pays one fsync per interval instead of one per batch.
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 
+/// How long a fire-and-forget write may wait for others to share its commit. A session's
+/// writes come in bursts a few milliseconds apart (a response's outputs, then its answer);
+/// this lets a burst, and the next awaited write, commit together. A process killed meanwhile
+/// loses those writes, as it would lose a batch being written; a tool call's start record is
+/// awaited and never waits.
+pub const COMMIT_DELAY: Duration = Duration::from_millis(25);
+
 /// What the writer thread owns.
 struct WriterState {
     store: HistoryStore,
@@ -88,6 +100,8 @@ struct WriterState {
     unsynced_since: Option<Instant>,
     /// Whether this thread syncs the log ([`HistoryStore::defer_sync`]).
     syncs: bool,
+    /// [`COMMIT_DELAY`], longer in tests that must not depend on the scheduler.
+    commit_delay: Duration,
 }
 
 /// A batch whose `COMMIT` failed: nothing in it was stored.
@@ -110,18 +124,16 @@ impl CommitFailed {
 }
 
 impl WriterState {
-    /// Serves the queue until every handle is dropped, one batch at a time, syncing the log
-    /// within [`SYNC_INTERVAL`] of each commit.
-    fn serve(mut self, queue: mpsc::Receiver<Job>) {
-        while let Some(first) = self.next_job(&queue) {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
+    /// Serves the queue until every handle is dropped, one due batch at a time, syncing the
+    /// log within [`SYNC_INTERVAL`] of each commit.
+    fn serve(mut self, queue: &JobQueue<Job>) {
+        loop {
+            let idle_until = self.unsynced_since.map(|since| since + SYNC_INTERVAL);
+            match queue.next_batch(self.commit_delay, idle_until) {
+                Next::Batch(batch) => self.run_batch(batch),
+                Next::Idle => self.sync(),
+                Next::Closed => break,
             }
-            self.run_batch(batch);
             if self.syncs {
                 self.unsynced_since.get_or_insert_with(Instant::now);
             }
@@ -135,22 +147,6 @@ impl WriterState {
         self.sync();
         if let Some(error) = take(&self.unobserved) {
             tracing::error!(%error, "history writer stopped with an unreported error");
-        }
-    }
-
-    /// The next job, syncing the log when the interval runs out while waiting for it; `None`
-    /// once every handle is dropped.
-    fn next_job(&mut self, queue: &mpsc::Receiver<Job>) -> Option<Job> {
-        loop {
-            let Some(since) = self.unsynced_since else {
-                return queue.recv().ok();
-            };
-            let left = SYNC_INTERVAL.saturating_sub(since.elapsed());
-            match queue.recv_timeout(left) {
-                Ok(job) => return Some(job),
-                Err(mpsc::RecvTimeoutError::Timeout) => self.sync(),
-                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
-            }
         }
     }
 
@@ -190,21 +186,57 @@ impl WriterState {
 
 /// A handle to a [`HistoryStore`] running on its own thread. Cheap to clone; all clones feed
 /// the same thread.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HistoryWriter {
-    jobs: mpsc::Sender<Job>,
+    jobs: Arc<Jobs>,
     path: Arc<Path>,
     unobserved: Unobserved,
 }
 
+impl std::fmt::Debug for HistoryWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistoryWriter")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The pushing side of the thread's queue, shared by every clone of a [`HistoryWriter`]: when
+/// the last one is dropped the queue closes, and the thread finishes it and stops.
+struct Jobs(Arc<JobQueue<Job>>);
+
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Marks the queue stopped when the writer thread ends, even by a panic, so no job waits for
+/// a thread that is gone.
+struct StopOnExit(Arc<JobQueue<Job>>);
+
+impl Drop for StopOnExit {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
 impl HistoryWriter {
     /// Moves `store` to a new thread named `agent-history` and returns a handle to it.
-    pub fn spawn(mut store: HistoryStore) -> Result<Self, HistoryError> {
+    pub fn spawn(store: HistoryStore) -> Result<Self, HistoryError> {
+        Self::spawn_with_delay(store, COMMIT_DELAY)
+    }
+
+    fn spawn_with_delay(
+        mut store: HistoryStore,
+        commit_delay: Duration,
+    ) -> Result<Self, HistoryError> {
         let syncs = store.defer_sync()?;
         let path: Arc<Path> = store.path().into();
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(JobQueue::new(MAX_BATCH, usize::MAX));
         let unobserved = Unobserved::default();
         let shared = unobserved.clone();
+        let stop = StopOnExit(queue.clone());
         std::thread::Builder::new()
             .name("agent-history".to_owned())
             .spawn(move || {
@@ -213,12 +245,13 @@ impl HistoryWriter {
                     unobserved: shared,
                     unsynced_since: None,
                     syncs,
+                    commit_delay,
                 }
-                .serve(queue);
+                .serve(&stop.0);
             })
             .map_err(HistoryError::Thread)?;
         Ok(HistoryWriter {
-            jobs,
+            jobs: Arc::new(Jobs(queue)),
             path,
             unobserved,
         })
@@ -229,18 +262,25 @@ impl HistoryWriter {
         &self.path
     }
 
-    /// Runs `work` on the writer thread, after everything queued before it.
+    /// Runs `work` on the writer thread, after everything queued before it, in the next
+    /// batch (at once: the result is meant to be awaited).
     pub fn run<T, F>(&self, work: F) -> Pending<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut HistoryStore) -> Result<T, HistoryError> + Send + 'static,
     {
-        self.run_counted(work, None)
+        self.run_counted(work, Urgency::Awaited, None)
     }
 
-    /// Like [`run`](Self::run); once the batch committed, `counted` learns whether the write
-    /// is durable (replies run in queue order, so it counts in order).
-    fn run_counted<T, F>(&self, work: F, counted: Option<Arc<DurableCount>>) -> Pending<T>
+    /// Like [`run`](Self::run), for a write nobody waits for: it may wait up to
+    /// [`COMMIT_DELAY`] to share a commit. Once the batch committed, `counted` (if any) learns
+    /// whether the write is durable (replies run in queue order, so it counts in order).
+    fn run_counted<T, F>(
+        &self,
+        work: F,
+        urgency: Urgency,
+        counted: Option<Arc<DurableCount>>,
+    ) -> Pending<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut HistoryStore) -> Result<T, HistoryError> + Send + 'static,
@@ -265,7 +305,7 @@ impl HistoryWriter {
         });
         // If the thread is gone the job, and with it `reply`, is dropped: the receiver then
         // reports `WriterGone`.
-        let _ = self.jobs.send(job);
+        let _ = self.jobs.0.push(job, urgency);
         Pending {
             receiver,
             unobserved: self.unobserved.clone(),
@@ -410,7 +450,7 @@ impl HistoryWriter {
                 let _ = reply.send(result);
             })
         });
-        let _ = self.jobs.send(job);
+        let _ = self.jobs.0.push(job, Urgency::Awaited);
         Pending {
             receiver,
             unobserved: self.unobserved.clone(),
@@ -545,6 +585,7 @@ impl crate::session::HistorySink for ConversationWriter {
         let (key, item) = (key.to_owned(), item.clone());
         drop(self.writer.run_counted(
             move |store| store.append_leased(&id, holder.as_deref(), &key, &item),
+            Urgency::Deferred,
             Some(self.durable.clone()),
         ));
     }
@@ -563,11 +604,22 @@ impl crate::session::HistorySink for ConversationWriter {
     }
 
     fn replace(&self, key: &str, item: &Item) {
-        drop(ConversationWriter::replace(self, key, item));
+        let (id, holder) = (self.id.clone(), self.holder.clone());
+        let (key, item) = (key.to_owned(), item.clone());
+        drop(self.writer.run_counted(
+            move |store| store.replace_leased(&id, holder.as_deref(), &key, &item),
+            Urgency::Deferred,
+            None,
+        ));
     }
 
     /// Resolves once the "started" record is in SQLite's write-ahead log, with what the store
     /// already knew about the call (an earlier run's record: then the tool does not run).
+    ///
+    /// The record is queued when the returned future is first polled (by the call's task),
+    /// not now: a response's calls arrive in consecutive frames that the session handles in
+    /// one go, and their tasks then queue their records together, so they share one commit
+    /// (and one wake-up of the writer) instead of one each.
     fn call_started(
         &self,
         call_id: &str,
@@ -575,8 +627,11 @@ impl crate::session::HistorySink for ConversationWriter {
         arguments: &str,
     ) -> crate::session::DurableWrite<crate::session::CallStart> {
         use crate::session::CallStart;
-        let pending = ConversationWriter::call_started(self, call_id, name, arguments);
+        let this = self.clone();
+        let (call_id, name, arguments) =
+            (call_id.to_owned(), name.to_owned(), arguments.to_owned());
         Box::pin(async move {
+            let pending = ConversationWriter::call_started(&this, &call_id, &name, &arguments);
             match pending.await {
                 Ok(CallRecordState::New) => Ok(CallStart::New),
                 Ok(CallRecordState::Started) => Ok(CallStart::Started),
@@ -587,7 +642,13 @@ impl crate::session::HistorySink for ConversationWriter {
     }
 
     fn call_finished(&self, call_id: &str, output: &str) {
-        drop(ConversationWriter::call_finished(self, call_id, output));
+        let (id, holder) = (self.id.clone(), self.holder.clone());
+        let (call_id, output) = (call_id.to_owned(), output.to_owned());
+        drop(self.writer.run_counted(
+            move |store| store.call_finished_leased(&id, holder.as_deref(), &call_id, &output),
+            Urgency::Deferred,
+            None,
+        ));
     }
 }
 
@@ -832,6 +893,44 @@ mod tests {
         let items = reader.items(&id).unwrap();
         assert_eq!(items.len(), 2);
         assert_eq!(items[1].item, Item::user_text("b"));
+    }
+
+    #[tokio::test]
+    async fn fire_and_forget_writes_share_the_next_awaited_write_s_commit() {
+        use crate::session::HistorySink;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        // A delay no scheduler hiccup reaches: the deferred writes wait for the awaited one.
+        let store = OpenOptions::new().open(&path).unwrap();
+        let writer = HistoryWriter::spawn_with_delay(store, Duration::from_secs(30)).unwrap();
+        let id = writer.create_conversation("support", "m").await.unwrap();
+        let conversation = writer.conversation(id.clone());
+        let sink: &dyn HistorySink = &conversation;
+        sink.append("local_1", &Item::user_text("one"));
+        sink.append("local_2", &Item::user_text("two"));
+        sink.call_finished("c0", "done");
+        // The awaited start record is due at once and carries the deferred writes with it:
+        // one group commit, durable when its reply arrives.
+        let grouped = writer.run(|store| Ok(store.grouped)).await.unwrap();
+        assert!(grouped, "the deferred writes waited for the awaited one");
+        assert_eq!(sink.durable_appends(), Some(2));
+        let reader = HistoryStore::open(&path).unwrap();
+        assert_eq!(reader.items(&id).unwrap().len(), 2);
+        assert_eq!(reader.calls(&id).unwrap().len(), 1);
+
+        // Alone, a deferred write still commits, after the delay.
+        let writer = HistoryWriter::spawn(OpenOptions::new().open(&path).unwrap()).unwrap();
+        let sink = writer.conversation(id.clone());
+        HistorySink::append(&sink, "local_3", &Item::user_text("three"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sink.durable_appends() != Some(1) {
+            assert!(
+                Instant::now() < deadline,
+                "a lone deferred write was never committed"
+            );
+            tokio::time::sleep(COMMIT_DELAY).await;
+        }
+        assert_eq!(reader.items(&id).unwrap().len(), 3);
     }
 
     #[tokio::test]
