@@ -1,5 +1,6 @@
 //! One module per subcommand, plus what several of them share.
 
+pub mod call;
 pub mod check;
 pub mod completions;
 pub mod history;
