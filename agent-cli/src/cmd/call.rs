@@ -10,9 +10,9 @@
 //! `--to +1...` places a real outbound call through Twilio's REST API (see [`outbound`]); the
 //! answered call reaches the `agent serve` at `--serve-url`, which routes it by `--from`.
 
-mod offline;
+pub(crate) mod offline;
 mod outbound;
-mod script;
+pub(crate) mod script;
 mod transcript;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
@@ -97,7 +97,7 @@ fn throwaway_secret(bytes: usize) -> String {
 }
 
 /// `bytes` random bytes as hex, for ids (call SIDs, webhook ids) that are not secret.
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     (0..bytes)
         .map(|_| format!("{:02x}", fastrand::u8(..)))
         .collect()

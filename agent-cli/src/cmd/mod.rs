@@ -6,6 +6,7 @@ pub mod completions;
 pub mod history;
 pub mod mock;
 pub mod mock_mcp;
+pub mod mock_phone;
 pub mod new;
 pub mod run;
 pub mod schema;

@@ -250,7 +250,7 @@ async fn sip(
     let webhook_secret = format!("whsec_{}", throwaway_secret(32));
     let api_key = format!("sk-local-{}", throwaway_secret(16));
     // Each step's responses, greeting first, to know when an answer is over.
-    let steps: Vec<usize> = scenario.turns.iter().map(|t| t.model.len()).collect();
+    let steps = script::responses_per_turn(&scenario);
     let platform = FakePlatform::start(
         ServerConfig::new(scenario),
         SidebandDrop::CallSurvives,
@@ -269,18 +269,25 @@ async fn sip(
     let options = listen_options(platform.realtime_url(), Some(platform.api_base()));
     let serving = serve(config, secrets, options, listener, transcript).await?;
     let started = Instant::now();
-    let call_id = format!("rtc_{}", random_hex(12));
-    let problems = sip_call(&platform, addr, &call_id, turns, &steps).await;
+    let problems = sip_call(&platform, addr, SIP_USER, turns, &steps).await;
     let duration = started.elapsed();
     let outcome = serving.outcome().await;
-    match platform.calls().state(&call_id) {
-        Some(CallState::Transferred(target)) => {
-            crate::output::outln!("  (the agent transferred the call to {target}: SIP REFER)");
+    for request in platform.requests() {
+        match request.action.as_str() {
+            "refer" => crate::output::outln!(
+                "  (the agent transferred the call to {}: SIP REFER)",
+                request
+                    .body
+                    .as_ref()
+                    .map_or("?", |b| b["target_uri"].as_str().unwrap_or("?"))
+            ),
+            "hangup" if request.status == 200 => {
+                crate::output::outln!(
+                    "  (the agent hung up: POST /v1/realtime/calls/{{id}}/hangup)"
+                );
+            }
+            _ => {}
         }
-        Some(CallState::HungUp) => {
-            crate::output::outln!("  (the agent hung up: POST /v1/realtime/calls/{{id}}/hangup)");
-        }
-        _ => {}
     }
     serving.stop().await;
     let mut problems = problems;
@@ -300,19 +307,21 @@ async fn sip(
     })
 }
 
-/// The SIP call from the platform's side: the webhook, then each turn once the answer to the
-/// one before is over, then the caller hangs up. Returns what went wrong.
-async fn sip_call(
+/// The SIP call to `sip_user` from the platform's side: the webhook, then each turn once the
+/// answer to the one before is over (`steps`: each turn's responses, the greeting's first),
+/// then the caller hangs up. Returns what went wrong.
+pub(crate) async fn sip_call(
     platform: &FakePlatform,
     server: SocketAddr,
-    call_id: &str,
+    sip_user: &str,
     turns: &[CallerTurn],
     steps: &[usize],
 ) -> Vec<String> {
+    let call_id = &format!("rtc_{}", random_hex(12));
     let call = IncomingCall::new(
         call_id,
         &format!("sip:{CALLER_NUMBER}@pstn.invalid"),
-        &format!("sip:{SIP_USER}@sip.api.openai.com"),
+        &format!("sip:{sip_user}@sip.api.openai.com"),
     );
     let webhook_id = format!("wh_{}", random_hex(8));
     match platform

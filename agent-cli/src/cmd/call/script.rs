@@ -88,6 +88,12 @@ pub fn twilio_script(turns: &[CallerTurn]) -> Vec<CallerStep> {
     script
 }
 
+/// How many responses each turn of `scenario` has (one per model step), to know when the
+/// answer to a turn is over.
+pub fn responses_per_turn(scenario: &Scenario) -> Vec<usize> {
+    scenario.turns.iter().map(|t| t.model.len()).collect()
+}
+
 /// How long the caller's tone for `text` lasts.
 fn speech_length(text: &str) -> Duration {
     let chars = u32::try_from(text.chars().count()).unwrap_or(u32::MAX);
