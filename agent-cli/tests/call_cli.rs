@@ -128,62 +128,48 @@ fn an_agent_that_cannot_answer_calls_fails_at_once_with_a_clear_error() {
     assert_contains(&text(&out.stderr), &["no scenario named `nope`"]);
 }
 
+/// Environment variables: name and value.
+type Env = [(&'static str, &'static str)];
+
+/// `agent call agents/support.toml --to TO --from FROM --serve-url SERVE_URL`, then `extra`.
+fn outbound_args(to: &str, serve_url: &str, extra: &[&str]) -> Vec<String> {
+    let args = [
+        "call",
+        "agents/support.toml",
+        "--to",
+        to,
+        "--from",
+        FROM,
+        "--serve-url",
+        serve_url,
+    ];
+    args.iter().chain(extra).map(|a| a.to_string()).collect()
+}
+
 #[test]
 fn bad_outbound_arguments_are_refused_before_any_request() {
-    let out = agent(
-        &[
-            "call",
-            "agents/support.toml",
-            "--to",
-            "555-0123",
-            "--from",
-            FROM,
-            "--serve-url",
-            "http://127.0.0.1:1",
-        ],
-        &[],
-    );
-    assert!(!out.status.success());
-    assert_contains(
-        &text(&out.stderr),
-        &["--to 555-0123 is not an E.164 number"],
-    );
-    let out = agent(
-        &[
-            "call",
-            "agents/support.toml",
-            "--to",
+    let credentials = [
+        ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN),
+    ];
+    let cases: [(&str, &[&str], &Env, &str); 3] = [
+        ("555-0123", &[], &[], "--to 555-0123 is not an E.164 number"),
+        (TO, &[], &[], "TWILIO_ACCOUNT_SID is not set"),
+        // The token never goes to a remote server in clear.
+        (
             TO,
-            "--from",
-            FROM,
-            "--serve-url",
-            "http://127.0.0.1:1",
-        ],
-        &[],
-    );
-    assert!(!out.status.success());
-    assert_contains(&text(&out.stderr), &["TWILIO_ACCOUNT_SID is not set"]);
-    // The token never goes to a remote server in clear.
-    let out = agent(
-        &[
-            "call",
-            "agents/support.toml",
-            "--to",
-            TO,
-            "--from",
-            FROM,
-            "--serve-url",
-            "http://127.0.0.1:1",
-            "--twilio-api-base",
-            "http://api.example.com",
-        ],
-        &[
-            ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
-            ("TWILIO_AUTH_TOKEN", AUTH_TOKEN),
-        ],
-    );
-    assert!(!out.status.success());
-    assert_contains(&text(&out.stderr), &["only sent over https://"]);
+            &["--twilio-api-base", "http://api.example.com"],
+            &credentials,
+            "only sent over https://",
+        ),
+    ];
+    for (to, extra, env, expected) in cases {
+        let args = outbound_args(to, "http://127.0.0.1:1", extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = agent(&args, env);
+        assert!(!out.status.success(), "{args:?}");
+        assert_contains(&text(&out.stderr), &[expected]);
+    }
 }
 
 /// `agent serve` for agents/support.toml on `FROM`, in this process, with the fake Twilio's
@@ -207,13 +193,33 @@ async fn serve() -> Served {
     let twilio = FakeTwilio::new(addr, &url, AUTH_TOKEN);
     let rest = twilio.start_rest().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let (state, stop) = start_server(listener, dir.path(), scripted.url(), rest.api_base()).await;
+    Served {
+        rest,
+        state,
+        url,
+        scripted,
+        stop,
+        _dir: dir,
+    }
+}
+
+/// `agent serve` for agents/support.toml on `FROM`, on `listener`, its sessions connecting to
+/// `realtime_url` and its Twilio REST calls going to `twilio_api_base`; its serve.toml in
+/// `dir`. Returns its state and what stops it.
+async fn start_server(
+    listener: TcpListener,
+    dir: &std::path::Path,
+    realtime_url: String,
+    twilio_api_base: String,
+) -> (Arc<AppState>, oneshot::Sender<()>) {
+    let addr = listener.local_addr().unwrap();
     let agent = common::workspace().join("agents/support.toml");
     let serve_toml = format!(
-        "listen = \"{addr}\"\npublic_base_url = \"{url}\"\n[twilio]\napi_base = \"{}\"\n[history]\nstore = false\n[[route]]\nagent = {}\nnumbers = [\"{FROM}\"]\n",
-        rest.api_base(),
+        "listen = \"{addr}\"\npublic_base_url = \"http://{addr}\"\n[twilio]\napi_base = \"{twilio_api_base}\"\n[history]\nstore = false\n[[route]]\nagent = {}\nnumbers = [\"{FROM}\"]\n",
         toml::Value::String(agent.display().to_string())
     );
-    let path = dir.path().join("serve.toml");
+    let path = dir.join("serve.toml");
     std::fs::write(&path, serve_toml).unwrap();
     let server = Server::with_listener(
         ServeConfig::load(&path).unwrap(),
@@ -223,7 +229,7 @@ async fn serve() -> Served {
             ..Secrets::default()
         },
         ServeOptions {
-            realtime_url: Some(scripted.url()),
+            realtime_url: Some(realtime_url),
             drain_timeout: Some(Duration::from_secs(2)),
             ..ServeOptions::default()
         },
@@ -236,35 +242,16 @@ async fn serve() -> Served {
     tokio::spawn(server.run(async {
         let _ = stopped.await;
     }));
-    Served {
-        rest,
-        state,
-        url,
-        scripted,
-        stop,
-        _dir: dir,
-    }
+    (state, stop)
 }
 
 /// `agent call --to TO --from FROM --serve-url serve_url` against `rest`, with `token`.
 async fn call_out(rest: &TwilioRest, serve_url: &str, token: &str) -> Output {
-    let args: Vec<String> = [
-        "call",
-        "agents/support.toml",
-        "--to",
+    let args = outbound_args(
         TO,
-        "--from",
-        FROM,
-        "--serve-url",
         serve_url,
-        "--twilio-api-base",
-        &rest.api_base(),
-        "--max-secs",
-        "60",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+        &["--twilio-api-base", &rest.api_base(), "--max-secs", "60"],
+    );
     let token = token.to_owned();
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -415,8 +402,7 @@ fn wait_line(lines: &std::sync::mpsc::Receiver<String>, until: impl Fn(&str) -> 
 async fn agent_mock_twilio_calls_a_separately_started_server() {
     use std::{io::Write as _, process::Stdio};
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let url = format!("http://{addr}");
+    let url = format!("http://{}", listener.local_addr().unwrap());
     let dir = tempfile::tempdir().expect("temp dir");
     let mut mock = command(
         &[
@@ -446,36 +432,7 @@ async fn agent_mock_twilio_calls_a_separately_started_server() {
         .to_owned();
 
     // The server, started separately, pointed at what the mock printed.
-    let agent = common::workspace().join("agents/support.toml");
-    let serve_toml = format!(
-        "listen = \"{addr}\"\npublic_base_url = \"{url}\"\n[history]\nstore = false\n[[route]]\nagent = {}\nnumbers = [\"{FROM}\"]\n",
-        toml::Value::String(agent.display().to_string())
-    );
-    let path = dir.path().join("serve.toml");
-    std::fs::write(&path, serve_toml).unwrap();
-    let mut config = ServeConfig::load(&path).unwrap();
-    config.twilio_api_base = rest_base;
-    let server = Server::with_listener(
-        config,
-        &agent_tools::registry().unwrap(),
-        Secrets {
-            twilio_auth_token: Some(Secret::new(AUTH_TOKEN)),
-            ..Secrets::default()
-        },
-        ServeOptions {
-            realtime_url: Some(realtime),
-            drain_timeout: Some(Duration::from_secs(2)),
-            ..ServeOptions::default()
-        },
-        listener,
-    )
-    .await
-    .unwrap();
-    let state = server.state();
-    let (stop, stopped) = oneshot::channel();
-    tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
+    let (state, stop) = start_server(listener, dir.path(), realtime, rest_base).await;
 
     // Enter places an incoming call, which plays the scenario through the server.
     mock.stdin.as_mut().unwrap().write_all(b"\n").unwrap();

@@ -59,7 +59,6 @@ pub async fn run(
     let addr = loopback_addr(serve_url)?;
     let serve_url = serve_url.trim_end_matches('/');
     let turns = script::caller_turns(scenario);
-    let mut lines = crate::terminal::stdin_lines();
     match network {
         Network::Twilio { number } => {
             let token = shared_secret(
@@ -84,22 +83,12 @@ pub async fn run(
                 rest.api_base()
             );
             let mut reported = 0;
-            loop {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => break,
-                    line = lines.recv() => {
-                        if line.is_none() {
-                            // stdin closed: calls can still be placed through the REST API.
-                            lines = never_lines();
-                            continue;
-                        }
-                        twilio_call(&twilio, number, &turns).await;
-                    }
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {
-                        reported = report_placed(&rest, reported);
-                    }
-                }
-            }
+            let (twilio, turns) = (&twilio, &turns);
+            calls_until_ctrl_c(
+                move || twilio_call(twilio, number, turns),
+                || reported = report_placed(&rest, reported),
+            )
+            .await;
             for violation in scripted.violations() {
                 crate::output::errln!("client mistake: {violation}");
             }
@@ -128,19 +117,15 @@ pub async fn run(
                 platform.realtime_url(),
                 platform.api_base()
             );
-            loop {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => break,
-                    line = lines.recv() => {
-                        if line.is_none() {
-                            lines = never_lines();
-                            continue;
-                        }
-                        let problems = sip_call(&platform, addr, sip_user, &turns, &steps).await;
-                        report_call("SIP call", &problems);
-                    }
-                }
-            }
+            let (network, turns, steps) = (&platform, &turns, &steps);
+            calls_until_ctrl_c(
+                move || async move {
+                    let problems = sip_call(network, addr, sip_user, turns, steps).await;
+                    report_call("SIP call", &problems);
+                },
+                || {},
+            )
+            .await;
             for violation in platform.sideband().violations().await {
                 crate::output::errln!("client mistake: {violation}");
             }
@@ -148,6 +133,26 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Places a call (`place`) per line on stdin until Ctrl-C; `tick` runs twice a second while
+/// no call is being placed. A closed stdin places no more calls, and the rest goes on.
+async fn calls_until_ctrl_c<F: std::future::Future<Output = ()>>(
+    mut place: impl FnMut() -> F,
+    mut tick: impl FnMut(),
+) {
+    let mut lines = crate::terminal::stdin_lines();
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            line = lines.recv(), if stdin_open => match line {
+                Some(_) => place().await,
+                None => stdin_open = false,
+            },
+            () = tokio::time::sleep(Duration::from_millis(500)) => tick(),
+        }
+    }
 }
 
 /// An incoming Twilio call to `number`, the caller playing `turns`.
@@ -206,13 +211,6 @@ fn report_placed(rest: &TwilioRest, reported: usize) -> usize {
         count += 1;
     }
     count
-}
-
-/// A receiver that never yields: stdin is closed, the other branches go on.
-fn never_lines() -> tokio::sync::mpsc::Receiver<String> {
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    std::mem::forget(tx);
-    rx
 }
 
 fn shared_secret(variable: &str, hint: &str) -> anyhow::Result<String> {

@@ -50,6 +50,27 @@ struct Ended {
     problems: Vec<String>,
 }
 
+impl Ended {
+    /// The call's end, with the protocol mistakes the scripted model saw among its problems.
+    fn with_mistakes(
+        outcome: Option<Outcome>,
+        duration: Duration,
+        mut problems: Vec<String>,
+        mistakes: Vec<String>,
+    ) -> Ended {
+        problems.extend(
+            mistakes
+                .into_iter()
+                .map(|v| format!("the scripted model saw a protocol mistake: {v}")),
+        );
+        Ended {
+            outcome,
+            duration,
+            problems,
+        }
+    }
+}
+
 /// Places the simulated call and prints its transcript and outcome.
 pub async fn run(agent: &Agent, args: &CallArgs) -> anyhow::Result<ExitCode> {
     let scenarios = crate::cmd::run::load_scenarios(&args.file, args.scenario.as_deref())?;
@@ -225,19 +246,9 @@ async fn twilio(
         }
     }
     serving.stop().await;
-    problems.extend(
-        scripted
-            .violations()
-            .await
-            .into_iter()
-            .map(|v| format!("the scripted model saw a protocol mistake: {v}")),
-    );
+    let ended = Ended::with_mistakes(outcome, duration, problems, scripted.violations().await);
     scripted.shutdown().await;
-    Ok(Ended {
-        outcome,
-        duration,
-        problems,
-    })
+    Ok(ended)
 }
 
 async fn sip(
@@ -290,21 +301,9 @@ async fn sip(
         }
     }
     serving.stop().await;
-    let mut problems = problems;
-    problems.extend(
-        platform
-            .sideband()
-            .violations()
-            .await
-            .into_iter()
-            .map(|v| format!("the scripted model saw a protocol mistake: {v}")),
-    );
+    let mistakes = platform.sideband().violations().await;
     platform.shutdown().await;
-    Ok(Ended {
-        outcome,
-        duration,
-        problems,
-    })
+    Ok(Ended::with_mistakes(outcome, duration, problems, mistakes))
 }
 
 /// The SIP call to `sip_user` from the platform's side: the webhook, then each turn once the
