@@ -320,7 +320,7 @@ async fn a_wrong_token_or_an_unreachable_server_fails_the_call_clearly() {
     assert_contains(
         &stderr,
         &[
-            "Twilio answered 401",
+            "creating the call: Twilio's REST API refused the request with HTTP 401: Authenticate",
             "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN",
         ],
     );

@@ -8,6 +8,7 @@
 //! there the call runs like an incoming one. This command then follows the call's status
 //! (`GET .../Calls/{CallSid}.json`) until it is over, within `--max-secs`.
 //!
+//! The REST client is agent-server's ([`TwilioRest`]), the one that hangs up and transfers.
 //! The agent file is loaded and checked first, so a typo fails before anyone's phone rings.
 //! The auth token never appears in output: it is registered as a secret, and errors quote
 //! Twilio's message, never the request.
@@ -17,9 +18,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agent_core::{agent::Agent, session::transport::is_loopback_url};
+use agent_core::{
+    agent::Agent,
+    session::{Secret, transport::is_loopback_url},
+};
+use agent_server::{phone::CallControlError, twilio::rest::TwilioRest};
 use anyhow::{Context, bail};
-use serde_json::Value;
 
 use super::{CallArgs, check_e164};
 
@@ -27,14 +31,8 @@ use super::{CallArgs, check_e164};
 const ACCOUNT_SID_ENV: &str = "TWILIO_ACCOUNT_SID";
 /// Where the auth token comes from (the variable `agent serve` reads by default too).
 const AUTH_TOKEN_ENV: &str = "TWILIO_AUTH_TOKEN";
-/// How long one REST request may take.
-const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 /// How often the call's status is read.
 const POLL: Duration = Duration::from_millis(500);
-/// Statuses after which nothing more happens to a call.
-const FINAL: [&str; 5] = ["completed", "busy", "failed", "no-answer", "canceled"];
-/// The most of Twilio's answer quoted in an error.
-const QUOTED: usize = 300;
 
 /// Places the call and follows it; exit code 0 when it completed.
 pub async fn run(agent: &Agent, args: &CallArgs) -> anyhow::Result<ExitCode> {
@@ -67,71 +65,58 @@ pub async fn run(agent: &Agent, args: &CallArgs) -> anyhow::Result<ExitCode> {
         "the auth token (Twilio console → Account Info)",
     )?;
     agent_core::redact::register_secret(&token);
-    agent_core::tls::ensure_crypto_provider();
-    let client = reqwest::Client::builder()
-        .timeout(REQUEST_DEADLINE)
-        .connect_timeout(REQUEST_DEADLINE)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .context("cannot build an HTTP client")?;
-    let calls = format!("{api_base}/2010-04-01/Accounts/{account_sid}/Calls");
-    let form = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("To", to)
-        .append_pair("From", from)
-        .append_pair("Url", &webhook)
-        .append_pair("Method", "POST")
-        .finish();
-    let created = client
-        .post(format!("{calls}.json"))
-        .basic_auth(&account_sid, Some(&token))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
-        .send()
-        .await;
-    let created = answer(created, "creating the call").await?;
-    let Some(sid) = created["sid"].as_str().map(str::to_owned) else {
-        bail!("Twilio created the call but its answer has no sid");
-    };
+    let rest = TwilioRest::new(api_base, Secret::new(token))?;
+    let created = rest
+        .create_call(&account_sid, to, from, &webhook)
+        .await
+        .map_err(|err| explain("creating the call", err))?;
+    let sid = created.sid.clone();
     crate::output::outln!(
         "calling {to} from {from} as `{}` (call {sid}); when answered, Twilio fetches {webhook}",
         agent.name()
     );
+    crate::output::outln!("  status: {}", created.status);
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(args.max_secs);
-    let mut last = created["status"].as_str().unwrap_or("queued").to_owned();
-    crate::output::outln!("  status: {last}");
-    while !FINAL.contains(&last.as_str()) {
+    let mut call = created;
+    while !call.is_over() {
         if Instant::now() >= deadline {
             bail!(
-                "call {sid} is still {last} after {} s; it goes on at Twilio (see the Twilio console)",
+                "call {sid} is still {} after {} s; it goes on at Twilio (see the Twilio console)",
+                call.status,
                 args.max_secs
             );
         }
         tokio::time::sleep(POLL).await;
-        let fetched = client
-            .get(format!("{calls}/{sid}.json"))
-            .basic_auth(&account_sid, Some(&token))
-            .send()
-            .await;
-        let status = answer(fetched, "reading the call's status")
-            .await?
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown")
-            .to_owned();
-        if status != last {
-            crate::output::outln!("  status: {status}");
-            last = status;
+        let now = rest
+            .fetch_call(&account_sid, &sid)
+            .await
+            .map_err(|err| explain("reading the call's status", err))?;
+        if now.status != call.status {
+            crate::output::outln!("  status: {}", now.status);
         }
+        call = now;
     }
     crate::output::outln!(
-        "── call over: {last} · {:.1} s ──",
+        "── call over: {} · {:.1} s ──",
+        call.status,
         started.elapsed().as_secs_f64()
     );
-    if last == "completed" {
+    if call.status == "completed" {
         return Ok(ExitCode::SUCCESS);
     }
-    bail!("call {sid} ended {last}")
+    bail!("call {sid} ended {}", call.status)
+}
+
+/// What went wrong `doing` something, with a hint when the credentials were refused.
+fn explain(doing: &str, err: CallControlError) -> anyhow::Error {
+    let hint = match err {
+        CallControlError::Refused { status: 401, .. } => {
+            format!(" (check {ACCOUNT_SID_ENV} and {AUTH_TOKEN_ENV})")
+        }
+        _ => String::new(),
+    };
+    anyhow::anyhow!("{doing}: {err}{hint}")
 }
 
 /// `URL/twilio/voice`, or `URL/twilio/voice/ROUTE`.
@@ -168,35 +153,6 @@ fn read_env(variable: &str, what: &str) -> anyhow::Result<String> {
         Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
         _ => bail!("{variable} is not set: export {what}"),
     }
-}
-
-/// Twilio's JSON answer, or an error with its status and message (never the request).
-async fn answer(
-    sent: Result<reqwest::Response, reqwest::Error>,
-    doing: &str,
-) -> anyhow::Result<Value> {
-    let response = sent.map_err(|err| {
-        anyhow::anyhow!(
-            "{doing}: Twilio's REST API could not be reached: {}",
-            err.without_url()
-        )
-    })?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if status.is_success() {
-        return Ok(json);
-    }
-    let message = json["message"]
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or_else(|| text.chars().take(QUOTED).collect());
-    let hint = if status.as_u16() == 401 {
-        format!(" (check {ACCOUNT_SID_ENV} and {AUTH_TOKEN_ENV})")
-    } else {
-        String::new()
-    };
-    bail!("{doing}: Twilio answered {status}: {message}{hint}")
 }
 
 #[cfg(test)]
