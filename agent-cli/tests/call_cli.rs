@@ -465,3 +465,64 @@ async fn agent_mock_twilio_calls_a_separately_started_server() {
     );
     let _ = stop.send(());
 }
+
+/// agents/support.toml with a transfer target, and a scenario where the caller presses a key
+/// and the agent transfers the call, in a folder of its own.
+fn transferring_agent() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let agents = common::workspace().join("agents");
+    let agent = std::fs::read_to_string(agents.join("support.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("support.toml"),
+        format!("{agent}\n[phone.transfer_targets]\nbilling = \"+15550199\"\n"),
+    )
+    .unwrap();
+    std::fs::copy(agents.join("support.md"), dir.path().join("support.md")).unwrap();
+    std::fs::write(
+        dir.path().join("support.scenarios.toml"),
+        r#"
+[[scenario]]
+name = "keys and transfer"
+
+[[scenario.turn]]
+user = "The caller pressed 2 on the keypad."
+
+  [[scenario.turn.model]]
+  say = "You pressed two: billing. Let me transfer you."
+  calls = [{ name = "transfer_call", arguments = { target = "billing" } }]
+
+  [[scenario.turn.model]]
+  say = "Transferring you now."
+"#,
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn keypad_digits_and_a_transfer_show_in_the_transcript_on_both_transports() {
+    let dir = transferring_agent();
+    let file = dir.path().join("support.toml").display().to_string();
+    for (transport, how) in [
+        (
+            "twilio",
+            "(the agent transferred the call to +15550199: Twilio <Dial>)",
+        ),
+        (
+            "sip",
+            "(the agent transferred the call to tel:+15550199: SIP REFER)",
+        ),
+    ] {
+        let out = agent(&["call", &file, "--offline", "--transport", transport], &[]);
+        let stdout = assert_success(&out);
+        assert_contains(
+            &stdout,
+            &[
+                "keypad: The caller pressed 2 on the keypad.",
+                "tool:   transfer_call({\"target\":\"billing\"})",
+                how,
+                "call over: transferred",
+            ],
+        );
+    }
+}

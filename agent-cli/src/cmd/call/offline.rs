@@ -37,6 +37,8 @@ pub const AGENT_NUMBER: &str = "+15550100";
 const CALLER_NUMBER: &str = "+15550111";
 /// The SIP user the simulated agent answers.
 const SIP_USER: &str = "agent";
+/// How long the SIP caller stays on the line after the last answer before hanging up.
+const HANG_UP_PAUSE: Duration = Duration::from_secs(2);
 /// How long the server gets to wind the call down once the caller is gone.
 const WIND_DOWN: Duration = Duration::from_secs(10);
 
@@ -376,6 +378,9 @@ pub(crate) async fn sip_call(
             )];
         }
     }
+    // Like a caller who listens a moment before hanging up: the agent may still end or
+    // transfer the call once its last answer has played.
+    platform.until(HANG_UP_PAUSE, |p| !live(p)).await;
     platform.calls().caller_hangs_up(call_id);
     Vec::new()
 }
