@@ -67,7 +67,8 @@ enum Command {
     /// Call an agent: `--offline` simulates the whole phone path through `agent serve` and
     /// prints the transcript; `--to +1...` places a real call through Twilio.
     Call(cmd::call::CallArgs),
-    /// Serve an agent's scenarios on 127.0.0.1 for any Realtime client (`agent run --url`).
+    /// Serve an agent's scenarios on 127.0.0.1 for any Realtime client (`agent run --url`);
+    /// with --twilio or --platform, the fake phone network for `agent serve` too.
     Mock(cmd::mock::MockArgs),
     /// Serve a small MCP server (stdio, or HTTP on 127.0.0.1) to try `[[mcp_clients]]` with.
     #[command(name = "mock-mcp")]
