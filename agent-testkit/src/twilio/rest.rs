@@ -1,7 +1,7 @@
 //! The fake Twilio's REST API: `POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`,
 //! the call update `agent serve` hangs up (`<Hangup/>` or `Status=completed`) and transfers
 //! (`<Dial>`) with; `POST .../Calls.json`, which places an outbound call (`agent call --to`,
-//! see [`super::outbound`]); and `GET .../Calls/{CallSid}.json`, that call's status.
+//! see [`PlacedCall`](super::PlacedCall)); and `GET .../Calls/{CallSid}.json`, that call's status.
 //!
 //! Like Twilio it wants HTTP Basic auth with the account SID and the auth token (401
 //! otherwise), and it acts on the live call: a hang-up or a dial ends the call's media stream
