@@ -2,7 +2,7 @@
 //!
 //! Only this crate knows about the terminal. Everything it does is a thin layer over
 //! `agent-core` (wire, tools, runtime), `agent-tools` (built-in tools), `agent-server` (`agent
-//! serve`) and `agent-testkit` (the scripted server behind `--offline` and `agent test`).
+//! serve`, `agent call`) and `agent-testkit` (the scripted server behind `--offline` and `agent test`).
 //!
 //! It is a library with one public function, [`main`], so that a program of yours can be the
 //! `agent` command with your own tools in it. Tools register through `inventory` when they are
@@ -61,9 +61,14 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Print the JSON Schema of agent files, for editor completion.
     Schema,
-    /// Answer phone calls (Twilio Media Streams) with the agents serve.toml routes to.
+    /// Answer phone calls (Twilio Media Streams, OpenAI SIP) with the agents serve.toml
+    /// routes to.
     Serve(cmd::serve::ServeArgs),
-    /// Serve an agent's scenarios on 127.0.0.1 for any Realtime client (`agent run --url`).
+    /// Call an agent: `--offline` simulates the whole phone path through `agent serve` and
+    /// prints the transcript; `--to +1...` places a real call through Twilio.
+    Call(cmd::call::CallArgs),
+    /// Serve an agent's scenarios on 127.0.0.1 for any Realtime client (`agent run --url`);
+    /// with --twilio or --platform, the fake phone network for `agent serve` too.
     Mock(cmd::mock::MockArgs),
     /// Serve a small MCP server (stdio, or HTTP on 127.0.0.1) to try `[[mcp_clients]]` with.
     #[command(name = "mock-mcp")]
@@ -100,6 +105,7 @@ fn run() -> ExitCode {
         Command::Check(args) => cmd::check::run(args),
         Command::Schema => cmd::schema::run(),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Call(args) => cmd::call::run(args),
         Command::Mock(args) => cmd::mock::run(args),
         Command::MockMcp(args) => cmd::mock_mcp::run(args),
         Command::Tools(args) => cmd::tools::run(args),

@@ -94,6 +94,7 @@ fn every_flag_the_sources_mention_exists() {
         &["mock"],
         &["mock-mcp"],
         &["serve"],
+        &["call"],
         &["tools"],
         &["history", "list"],
         &["history", "show"],

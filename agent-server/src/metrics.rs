@@ -32,7 +32,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Outcome; 7] = [
+    /// Every outcome, in the order `/metrics` lists them.
+    pub const ALL: [Outcome; 7] = [
         Outcome::CallerHungUp,
         Outcome::AgentHungUp,
         Outcome::Transferred,
@@ -149,6 +150,11 @@ impl Metrics {
     /// A call ended before its session started (counted, never active).
     pub fn count_outcome(&self, outcome: Outcome) {
         self.outcomes[outcome.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many calls ended with `outcome` so far.
+    pub fn outcome_count(&self, outcome: Outcome) -> u64 {
+        self.outcomes[outcome.index()].load(Ordering::Relaxed)
     }
 
     /// A turn's latency: end of the caller's turn to the first audio of the answer.

@@ -9,7 +9,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use agent_core::{
     agent::{Agent, AgentFile, AgentKind, ConnectOverrides, DEFAULT_API_KEY_ENV},
-    session::{Secret, transport::is_loopback_url},
+    session::{Secret, WireObserver, transport::is_loopback_url},
     tool::ToolRegistry,
 };
 use axum::{body::Body, http::Request};
@@ -252,6 +252,7 @@ impl Server {
             ),
             history,
             twilio_rest,
+            session_observer: Default::default(),
             config,
         };
         Ok(Server {
@@ -270,6 +271,12 @@ impl Server {
     /// The admin listener's address (`/metrics`), when `[admin]` sets one.
     pub fn admin_addr(&self) -> Option<std::io::Result<SocketAddr>> {
         self.admin.as_ref().map(TcpListener::local_addr)
+    }
+
+    /// Lets `observer` see the wire of every call's session (frames both ways, usage and the
+    /// session summary), e.g. to print a call's transcript; `false` when one was set before.
+    pub fn observe_sessions(&self, observer: Arc<dyn WireObserver>) -> bool {
+        self.state.session_observer.set(observer)
     }
 
     /// The shared state, to watch calls and capacity.

@@ -53,4 +53,6 @@ pub struct AppState {
     pub history: Option<CallHistory>,
     /// Twilio's REST API (hang-up, transfer), when a route answers Twilio calls.
     pub twilio_rest: Option<Arc<TwilioRest>>,
+    /// What every call's session reports its wire to, when the embedding program set it.
+    pub session_observer: crate::phone_session::SessionObserver,
 }

@@ -8,6 +8,10 @@
 //! `--scenario NAME` picks. The fault flags break the server on purpose, to see how a client
 //! copes; they apply to every connection, or only to the connections `--fault-connection`
 //! names (counted from 0 for each scenario).
+//!
+//! `--twilio` or `--platform` with `--serve-url` serve the fake phone network too, for an
+//! `agent serve` started separately (see [`super::mock_phone`]); the phone network plays one
+//! scenario (`--scenario`, or the first), made a phone call (the agent greets first).
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -31,6 +35,29 @@ pub struct MockArgs {
     /// Speak the beta dialect to every client (by default only to clients that ask for it).
     #[arg(long)]
     pub beta: bool,
+    /// Serve a fake Twilio too (signed voice webhooks, media streams, the REST API) for the
+    /// `agent serve` at --serve-url; shares $TWILIO_AUTH_TOKEN with it.
+    #[arg(long, requires = "serve_url", conflicts_with = "platform")]
+    pub twilio: bool,
+    /// Serve a fake OpenAI platform too (signed SIP webhooks, call control, the sideband) for
+    /// the `agent serve` at --serve-url; shares $OPENAI_WEBHOOK_SECRET with it.
+    #[arg(long, requires = "serve_url")]
+    pub platform: bool,
+    /// With --twilio or --platform: the `public_base_url` of the `agent serve` to call, on
+    /// this machine (e.g. http://127.0.0.1:8080).
+    #[arg(long, value_name = "URL")]
+    pub serve_url: Option<String>,
+    /// With --twilio: the number incoming calls are to (one of serve.toml's `numbers`).
+    #[arg(long, value_name = "+NUMBER", default_value = super::mock_phone::DEFAULT_NUMBER, requires = "twilio")]
+    pub number: String,
+    /// With --platform: the SIP user incoming calls are to (one of serve.toml's `sip_users`).
+    #[arg(
+        long,
+        value_name = "USER",
+        default_value = "support",
+        requires = "platform"
+    )]
+    pub sip_user: String,
     /// What the server gets wrong on purpose.
     #[command(flatten)]
     pub faults: FaultArgs,
@@ -118,6 +145,9 @@ impl FaultArgs {
 
 /// Serves until Ctrl-C.
 pub fn run(args: MockArgs) -> anyhow::Result<ExitCode> {
+    if args.twilio || args.platform {
+        return phone(args);
+    }
     let scenarios = super::run::load_scenarios(&args.file, args.scenario.as_deref())?;
     let faults = args.faults.faults();
     let dialect = if args.beta {
@@ -154,6 +184,40 @@ pub fn run(args: MockArgs) -> anyhow::Result<ExitCode> {
         server.shutdown().await;
         anyhow::Ok(())
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--twilio` / `--platform`: the scripted model plays one scenario made a phone call, and
+/// the fake phone network calls the server at `--serve-url`.
+fn phone(args: MockArgs) -> anyhow::Result<ExitCode> {
+    let agent = super::load_agent(&args.file)?;
+    let scenarios = super::run::load_scenarios(&args.file, args.scenario.as_deref())?;
+    let phone = agent.spec().phone.clone().unwrap_or_default();
+    let scenario = super::call::script::phone_scenario(&scenarios[0], &phone, agent.name());
+    let server = ServerConfig::new(scenario.clone())
+        .script_scope(ScriptScope::PerConnection)
+        .dialect(if args.beta {
+            DialectMode::Beta
+        } else {
+            DialectMode::Auto
+        })
+        .faults(args.faults.faults());
+    let network = if args.twilio {
+        super::mock_phone::Network::Twilio {
+            number: &args.number,
+        }
+    } else {
+        super::mock_phone::Network::Platform {
+            sip_user: &args.sip_user,
+        }
+    };
+    let serve_url = args.serve_url.as_deref().unwrap_or_default();
+    let file = args.file.display().to_string();
+    let runtime = super::runtime()?;
+    runtime.block_on(super::mock_phone::run(
+        network, serve_url, server, &scenario, &file, args.port,
+    ))?;
+    runtime.shutdown_timeout(Duration::from_millis(200));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,10 +1,12 @@
 //! One module per subcommand, plus what several of them share.
 
+pub mod call;
 pub mod check;
 pub mod completions;
 pub mod history;
 pub mod mock;
 pub mod mock_mcp;
+pub mod mock_phone;
 pub mod new;
 pub mod run;
 pub mod schema;

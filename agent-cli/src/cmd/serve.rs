@@ -19,6 +19,10 @@ pub struct ServeArgs {
     /// reject, refer and hang-up (e.g. a fake platform on this machine).
     #[arg(long, value_name = "URL")]
     pub api_base: Option<String>,
+    /// Twilio's REST base (default: serve.toml's `[twilio] api_base`, else
+    /// https://api.twilio.com), for hang-ups and transfers (e.g. `agent mock --twilio`'s).
+    #[arg(long, value_name = "URL")]
+    pub twilio_api_base: Option<String>,
     /// Seconds running calls get to finish after Ctrl-C or SIGTERM before they are hung up.
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub drain_secs: f64,
@@ -29,7 +33,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if !(args.drain_secs.is_finite() && args.drain_secs >= 0.0) {
         bail!("--drain-secs must be a number of seconds, 0 or more");
     }
-    let config = ServeConfig::load(&args.config)?;
+    let mut config = ServeConfig::load(&args.config)?;
+    if let Some(base) = args.twilio_api_base {
+        let base = base.trim_end_matches('/');
+        let parsed = url::Url::parse(base).ok();
+        if !parsed.is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some()) {
+            bail!("--twilio-api-base {base} is not an http:// or https:// URL");
+        }
+        if !base.starts_with("https://") && !agent_core::session::transport::is_loopback_url(base) {
+            bail!(
+                "--twilio-api-base {base}: the auth token is only sent over https:// (or to a server on this machine)"
+            );
+        }
+        config.twilio_api_base = base.to_owned();
+    }
     let secrets = Secrets::from_env(&config)?;
     let registry = agent_tools::registry()?;
     let options = ServeOptions {

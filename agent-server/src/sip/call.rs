@@ -147,6 +147,7 @@ fn prepare(state: &AppState, call: &IncomingCall, route: usize) -> Result<Prepar
         &state.overrides,
         phone_call,
         PlaybackClock::immediate(),
+        state.session_observer.get(),
     )
     .map_err(|err| err.to_string())?;
     config.connect.url = sideband_url(&config.connect.url, &call.call_id)?;

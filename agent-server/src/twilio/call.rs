@@ -187,8 +187,14 @@ async fn start_session(
     let phone = PhoneCall::new("twilio", &start.call_sid, &pending.from, &pending.to)
         .with_parameters(parameters);
     let agent = &state.agents[pending.route];
-    let mut config = crate::phone_session::session_config(agent, &state.overrides, phone, clock)
-        .map_err(|err| err.to_string())?;
+    let mut config = crate::phone_session::session_config(
+        agent,
+        &state.overrides,
+        phone,
+        clock,
+        state.session_observer.get(),
+    )
+    .map_err(|err| err.to_string())?;
     let phone_spec = agent.spec().phone.clone().unwrap_or_default();
     let requests = add_call_tools(&mut config, &phone_spec).map_err(|err| err.to_string())?;
     let record = PhoneCallRecord::starting("twilio", &start.call_sid, &pending.from, &pending.to);

@@ -1,6 +1,8 @@
 //! Twilio's REST API for call control: hang up (`<Hangup/>`) and transfer (`<Dial>`) by
 //! updating the call with TwiML (`POST {api_base}/2010-04-01/Accounts/{AccountSid}/Calls/
-//! {CallSid}.json`, HTTP Basic auth with the account SID and the auth token).
+//! {CallSid}.json`, HTTP Basic auth with the account SID and the auth token); and outbound
+//! calls (`agent call --to`): created with `POST .../Calls.json`, followed with
+//! `GET .../Calls/{CallSid}.json`.
 //!
 //! Each request has a deadline; a failure that may pass (no connection, HTTP 429 or 5xx) is
 //! tried once more after a short pause, and that is the whole budget. Errors carry the
@@ -99,6 +101,107 @@ impl TwilioRest {
             last = Some(error);
         }
         Err(last.unwrap_or_else(|| CallControlError::Unavailable("no attempt was made".into())))
+    }
+}
+
+/// A call as Twilio's REST API describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallResource {
+    /// The call's SID.
+    pub sid: String,
+    /// Twilio's status: `queued`, `ringing`, `in-progress`, then `completed`, `busy`,
+    /// `failed`, `no-answer` or `canceled`.
+    pub status: String,
+}
+
+impl CallResource {
+    /// Whether nothing more happens to the call.
+    pub fn is_over(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "completed" | "busy" | "failed" | "no-answer" | "canceled"
+        )
+    }
+}
+
+impl TwilioRest {
+    /// Places a call from `from` to `to` in `account_sid`; when it is answered, Twilio fetches
+    /// `url` (with POST) for what to do, e.g. a running server's `/twilio/voice`. One attempt
+    /// only: a create tried again could ring a phone twice.
+    pub async fn create_call(
+        &self,
+        account_sid: &str,
+        to: &str,
+        from: &str,
+        url: &str,
+    ) -> Result<CallResource, CallControlError> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("To", to)
+            .append_pair("From", from)
+            .append_pair("Url", url)
+            .append_pair("Method", "POST")
+            .finish();
+        let request = self
+            .client
+            .post(format!("{}.json", self.calls(account_sid)))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        self.call_resource(account_sid, request).await
+    }
+
+    /// The call `call_sid` of `account_sid`, as it is now.
+    pub async fn fetch_call(
+        &self,
+        account_sid: &str,
+        call_sid: &str,
+    ) -> Result<CallResource, CallControlError> {
+        let request = self
+            .client
+            .get(format!("{}/{call_sid}.json", self.calls(account_sid)));
+        self.call_resource(account_sid, request).await
+    }
+
+    fn calls(&self, account_sid: &str) -> String {
+        format!("{}/2010-04-01/Accounts/{account_sid}/Calls", self.api_base)
+    }
+
+    async fn call_resource(
+        &self,
+        account_sid: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<CallResource, CallControlError> {
+        let answer = request
+            .basic_auth(account_sid, Some(self.auth_token.expose()))
+            .send()
+            .await
+            .map_err(|err| CallControlError::Unreachable {
+                what: WHAT,
+                reason: err.without_url().to_string(),
+            })?;
+        let status = answer.status().as_u16();
+        let text = answer.text().await.unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        if !(200..300).contains(&status) {
+            // Twilio's errors are JSON with a `message`; anything else is quoted shortened.
+            let message = json["message"]
+                .as_str()
+                .map_or_else(|| text.chars().take(QUOTED).collect(), str::to_owned);
+            return Err(CallControlError::Refused {
+                what: WHAT,
+                status,
+                message,
+            });
+        }
+        match (json["sid"].as_str(), json["status"].as_str()) {
+            (Some(sid), Some(status)) => Ok(CallResource {
+                sid: sid.to_owned(),
+                status: status.to_owned(),
+            }),
+            _ => Err(CallControlError::Unavailable(format!(
+                "{WHAT} answered a call without its sid and status: {}",
+                text.chars().take(QUOTED).collect::<String>()
+            ))),
+        }
     }
 }
 

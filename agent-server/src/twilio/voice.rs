@@ -1,7 +1,8 @@
 //! `POST /twilio/voice`: Twilio asks what to do with an incoming call.
 //!
 //! The signature is checked first, over `public_base_url` and the request's path, so nothing
-//! about an unsigned request is believed. Then the route picks the agent, the capacity and
+//! about an unsigned request is believed. Then the route picks the agent (by our number: the
+//! called one for incoming calls, the calling one for calls we placed), the capacity and
 //! spend checks may refuse the call as busy, and the answer connects a media stream with a
 //! one-time token for this `CallSid`.
 
@@ -96,9 +97,12 @@ fn handle(
         );
     };
     let to = param("To").unwrap_or_default();
+    let from = param("From").unwrap_or_default();
     let route = match route_path {
         Some(path) => state.config.route_for_path(path),
-        None => state.config.route_for_number(to),
+        None => state
+            .config
+            .route_for_number(our_number(param("Direction"), from, to)),
     };
     let Some(route) = route else {
         tracing::info!(
@@ -128,7 +132,7 @@ fn handle(
     let pending = PendingCall {
         call_sid: call_sid.to_owned(),
         route,
-        from: param("From").unwrap_or_default().to_owned(),
+        from: from.to_owned(),
         to: to.to_owned(),
         account_sid: param("AccountSid").unwrap_or_default().to_owned(),
         slot,
@@ -152,7 +156,40 @@ fn handle(
     }
 }
 
+/// Which of the call's numbers is ours, and so picks the route: the called one (`To`) when
+/// the call came in, the calling one (`From`) when we placed it (`agent call --to`, Twilio's
+/// `Direction` is `outbound-api` or `outbound-dial`).
+fn our_number<'a>(direction: Option<&str>, from: &'a str, to: &'a str) -> &'a str {
+    if direction.is_some_and(|d| d.starts_with("outbound")) {
+        from
+    } else {
+        to
+    }
+}
+
 /// A Twilio SID: letters and digits, at most 64 of them.
 pub fn valid_sid(sid: &str) -> bool {
     !sid.is_empty() && sid.len() <= 64 && sid.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_we_placed_are_routed_by_the_calling_number() {
+        assert_eq!(
+            our_number(Some("inbound"), "+1555111", "+1555100"),
+            "+1555100"
+        );
+        assert_eq!(our_number(None, "+1555111", "+1555100"), "+1555100");
+        assert_eq!(
+            our_number(Some("outbound-api"), "+1555100", "+1555222"),
+            "+1555100"
+        );
+        assert_eq!(
+            our_number(Some("outbound-dial"), "+1555100", "+1555222"),
+            "+1555100"
+        );
+    }
 }

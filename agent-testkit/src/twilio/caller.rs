@@ -43,6 +43,14 @@ pub enum CallerStep {
         /// The longest wait.
         within: Duration,
     },
+    /// Silence until the server's audio started after this step did (an answer), then nothing
+    /// is queued and no audio came for `quiet`, at most `within`.
+    WaitAnswer {
+        /// How long without new audio ends the answer.
+        quiet: Duration,
+        /// The longest wait.
+        within: Duration,
+    },
     /// A keypad digit.
     Dtmf(char),
     /// A raw text frame, sent as is (malformed and oversized messages).
@@ -286,6 +294,18 @@ impl Line {
                 let quiet_now = self.queue.is_empty()
                     && self.last_audio.is_some_and(|at| at.elapsed() >= *quiet);
                 (false, quiet_now)
+            }
+            CallerStep::WaitAnswer { quiet, within } => {
+                if elapsed > *within {
+                    return Err(FakeTwilioError::Timeout(
+                        "the answer the caller was waiting for",
+                    ));
+                }
+                let started = Instant::now().checked_sub(elapsed);
+                let answered = self
+                    .last_audio
+                    .is_some_and(|at| started.is_none_or(|s| at >= s) && at.elapsed() >= *quiet);
+                (false, answered && self.queue.is_empty())
             }
             CallerStep::Dtmf(digit) => {
                 out.push(

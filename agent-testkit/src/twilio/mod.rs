@@ -11,13 +11,16 @@
 //!
 //! [`FakeTwilio::start_rest`] adds Twilio's REST API for call control ([`TwilioRest`]): a
 //! hang-up or a `<Dial>` ends the live call's stream and is recorded with what the caller had
-//! still to hear.
+//! still to hear. Its `Calls.json` places outbound calls ([`PlacedCall`]): the server the
+//! call's `Url` names gets the signed webhook of an answered call, and the called party runs
+//! a script on the stream.
 //!
 //! Refusal tests use the pieces alone: [`FakeTwilio::voice`] with a wrong or missing
 //! signature, [`FakeTwilio::stream`] with a stolen, replayed or missing token.
 
 mod caller;
 pub mod http;
+mod outbound;
 pub mod rest;
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
@@ -25,6 +28,7 @@ use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 use base64::Engine as _;
 pub use caller::{CallRecord, CallerStep, StreamStart};
 pub use http::HttpAnswer;
+pub use outbound::PlacedCall;
 pub use rest::{CallUpdate, TwilioRest};
 
 /// The account every fake call belongs to.
@@ -183,13 +187,19 @@ impl FakeTwilio {
     /// A whole call: the signed webhook, then the stream it connects, running the script.
     /// A TwiML answer that connects no stream is an error naming the answer.
     pub async fn call(&self, spec: &CallSpec) -> Result<CallRecord, FakeTwilioError> {
+        self.place(spec, "inbound").await
+    }
+
+    /// [`FakeTwilio::call`] with Twilio's `Direction` (`inbound`, or `outbound-api` for a call
+    /// created through the REST API).
+    async fn place(&self, spec: &CallSpec, direction: &str) -> Result<CallRecord, FakeTwilioError> {
         let params = [
             ("AccountSid", ACCOUNT_SID),
             ("CallSid", spec.call_sid.as_str()),
             ("From", spec.from.as_str()),
             ("To", spec.to.as_str()),
             ("CallStatus", "ringing"),
-            ("Direction", "inbound"),
+            ("Direction", direction),
         ];
         let answer = self.voice(&spec.path, &params, Signing::Valid).await?;
         let Twiml::Connect { url, parameters } = answer.twiml else {
@@ -212,6 +222,8 @@ impl FakeTwilio {
         script: &[CallerStep],
         deadline: Duration,
     ) -> Result<CallRecord, FakeTwilioError> {
+        // Whatever a server's TwiML says, the fake never leaves this machine.
+        outbound::check_loopback_ws(url)?;
         let (end, ended) = tokio::sync::oneshot::channel();
         let sid = start.call_sid.clone();
         rest::lock_live(&self.live).insert(sid.clone(), end);

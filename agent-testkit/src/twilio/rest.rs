@@ -1,6 +1,7 @@
 //! The fake Twilio's REST API: `POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`,
 //! the call update `agent serve` hangs up (`<Hangup/>` or `Status=completed`) and transfers
-//! (`<Dial>`) with.
+//! (`<Dial>`) with; `POST .../Calls.json`, which places an outbound call (`agent call --to`,
+//! see [`PlacedCall`](super::PlacedCall)); and `GET .../Calls/{CallSid}.json`, that call's status.
 //!
 //! Like Twilio it wants HTTP Basic auth with the account SID and the auth token (401
 //! otherwise), and it acts on the live call: a hang-up or a dial ends the call's media stream
@@ -68,12 +69,13 @@ impl CallUpdate {
 pub(super) type LiveCalls = Arc<Mutex<HashMap<String, oneshot::Sender<oneshot::Sender<u64>>>>>;
 
 #[derive(Debug)]
-struct RestState {
-    account_sid: String,
-    auth_token: String,
+pub(super) struct RestState {
+    pub(super) account_sid: String,
+    pub(super) auth_token: String,
     updates: Mutex<Vec<CallUpdate>>,
     refused: Mutex<u32>,
-    live: LiveCalls,
+    pub(super) live: LiveCalls,
+    pub(super) outbound: super::outbound::Outbound,
 }
 
 /// The REST API, serving on loopback until dropped.
@@ -104,6 +106,7 @@ impl TwilioRest {
             updates: Mutex::new(Vec::new()),
             refused: Mutex::new(0),
             live,
+            outbound: Default::default(),
         });
         let serving = state.clone();
         let task = tokio::spawn(async move {
@@ -144,6 +147,18 @@ impl TwilioRest {
     pub fn refused(&self) -> u32 {
         *lock(&self.state.refused)
     }
+
+    /// What the called party of every call placed through `Calls.json` does once the stream
+    /// is up, and by when the whole call must be over (by default: listen to the answer,
+    /// then hang up, within 60 s).
+    pub fn answer_with(&self, script: Vec<super::CallerStep>, deadline: Duration) {
+        *lock(&self.state.outbound.answer) = (script, deadline);
+    }
+
+    /// Every call placed through `Calls.json`, in order, as it is now.
+    pub fn placed(&self) -> Vec<super::PlacedCall> {
+        lock(&self.state.outbound.placed).clone()
+    }
 }
 
 pub(super) fn lock_live(
@@ -152,11 +167,11 @@ pub(super) fn lock_live(
     lock(live)
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn serve(mut stream: TcpStream, state: &RestState) -> std::io::Result<()> {
+async fn serve(mut stream: TcpStream, state: &Arc<RestState>) -> std::io::Result<()> {
     let mut raw = Vec::new();
     let mut chunk = [0u8; 4096];
     let (head_len, method, path, auth, length) = loop {
@@ -204,8 +219,12 @@ async fn serve(mut stream: TcpStream, state: &RestState) -> std::io::Result<()> 
     stream.shutdown().await
 }
 
+/// Twilio's answer for a resource that does not exist.
+pub(super) const NOT_FOUND: &str =
+    r#"{"code":20404,"message":"The requested resource was not found","status":404}"#;
+
 async fn handle(
-    state: &RestState,
+    state: &Arc<RestState>,
     method: &str,
     path: &str,
     auth: Option<&str>,
@@ -222,19 +241,21 @@ async fn handle(
             r#"{"code":20003,"message":"Authenticate","status":401}"#.into(),
         );
     }
-    let prefix = format!("/2010-04-01/Accounts/{}/Calls/", state.account_sid);
+    let calls = format!("/2010-04-01/Accounts/{}/Calls", state.account_sid);
+    let params: HashMap<String, String> = url_decode(body);
+    if path == format!("{calls}.json") && method == "POST" {
+        return super::outbound::create(state, &params);
+    }
     let call_sid = path
-        .strip_prefix(&prefix)
+        .strip_prefix(&calls)
+        .and_then(|rest| rest.strip_prefix('/'))
         .and_then(|rest| rest.strip_suffix(".json"))
         .filter(|sid| !sid.is_empty() && sid.bytes().all(|b| b.is_ascii_alphanumeric()));
-    let (Some(call_sid), "POST") = (call_sid, method) else {
-        return (
-            "404 Not Found",
-            r#"{"code":20404,"message":"The requested resource was not found","status":404}"#
-                .into(),
-        );
+    let call_sid = match (call_sid, method) {
+        (Some(sid), "GET") => return super::outbound::fetch(state, sid),
+        (Some(sid), "POST") => sid,
+        _ => return ("404 Not Found", NOT_FOUND.into()),
     };
-    let params: HashMap<String, String> = url_decode(body);
     let mut update = CallUpdate {
         call_sid: call_sid.to_owned(),
         twiml: params.get("Twiml").cloned(),
