@@ -31,6 +31,7 @@ pub mod session;
 pub mod tls;
 pub mod tool;
 pub mod trace;
+mod trace_scan;
 pub mod trace_summary;
 
 /// Re-exports used by code that `#[tool(crate = "agent_core")]` generates: agent-tool's. Not a

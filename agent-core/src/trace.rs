@@ -70,6 +70,7 @@ enum Record {
 /// writer (or [`TraceWriter::flush`]) writes everything still queued.
 pub struct TraceWriter {
     records: Arc<JobQueue<Record>>,
+    include_audio: bool,
     thread: Option<JoinHandle<()>>,
     dropped: Arc<AtomicU64>,
     started: Instant,
@@ -105,6 +106,7 @@ impl TraceWriter {
             })?;
         Ok(TraceWriter {
             records,
+            include_audio,
             thread: Some(thread),
             dropped,
             started: Instant::now(),
@@ -163,11 +165,17 @@ impl WireObserver for TraceWriter {
     }
 
     fn frame(&self, direction: Direction, text: &str) {
+        // An audio payload the trace leaves out is cut here, not copied to the thread: a
+        // 100 ms delta is 6 KB of base64 to allocate, copy and free for nothing.
+        let text = (!self.include_audio)
+            .then(|| without_audio_payload(text))
+            .flatten()
+            .unwrap_or_else(|| text.to_owned());
         self.send(Record::Frame {
             ts_ms: unix_ms(),
             t_ms: self.elapsed_ms(),
             direction,
-            text: text.to_owned(),
+            text,
         });
     }
 }
@@ -197,19 +205,23 @@ fn write_records(
                     t_ms,
                     direction,
                     text,
-                } => {
-                    let event = match serde_json::from_str::<Value>(&text) {
-                        Ok(mut value) => {
-                            redact(&mut value, include_audio);
-                            value
-                        }
-                        Err(_) => json!({ "unparsed_frame_bytes": text.len() }),
-                    };
-                    let line = json!({
-                        "ts_ms": ts_ms, "t_ms": t_ms, "dir": direction.as_str(), "event": event,
-                    });
-                    write_line(&mut out, &line, &mut failed);
-                }
+                } => match traced_event(&text, include_audio) {
+                    Event::Text(event) => {
+                        let t_ms = serde_json::to_string(&t_ms).unwrap_or_else(|_| "0".into());
+                        let line = format!(
+                            r#"{{"ts_ms":{ts_ms},"t_ms":{t_ms},"dir":"{}","event":{event}}}"#,
+                            direction.as_str()
+                        );
+                        write_text(&mut out, &line, &mut failed);
+                    }
+                    Event::Value(event) => {
+                        let line = json!({
+                            "ts_ms": ts_ms, "t_ms": t_ms, "dir": direction.as_str(),
+                            "event": event,
+                        });
+                        write_line(&mut out, &line, &mut failed);
+                    }
+                },
                 Record::Note {
                     ts_ms,
                     t_ms,
@@ -231,9 +243,89 @@ fn write_records(
     }
 }
 
+/// A frame's event as its trace line shows it.
+#[derive(Debug)]
+enum Event<'t> {
+    /// The frame's own text: redacting would change nothing (most frames).
+    Text(&'t str),
+    /// Parsed and redacted, or its size when it is not JSON.
+    Value(Value),
+}
+
+/// `text` is the frame as [`TraceWriter::frame`] queued it (its audio payload cut, when the
+/// trace leaves audio out).
+fn traced_event(text: &str, include_audio: bool) -> Event<'_> {
+    if crate::trace_scan::unchanged_by_redact(text, include_audio) {
+        return Event::Text(text);
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(mut value) => {
+            redact(&mut value, include_audio);
+            Event::Value(value)
+        }
+        Err(_) => Event::Value(json!({ "unparsed_frame_bytes": text.len() })),
+    }
+}
+
+/// The frame's text with its base64 audio already replaced by its size, when it is an audio
+/// event whose payload can be cut out of the text as it stands. A 100 ms delta is 6 KB of
+/// base64 that the trace drops: parsing it into a string, only to replace it, was most of a
+/// trace's cost. What is left is parsed and redacted as usual.
+///
+/// The event is recognised by the first `"type":"..."` in the text, which is the event's own
+/// in every frame seen; if a contrived frame nests another first, the cut drops that audio-like
+/// value instead. Either way it only removes data (what is left is redacted as usual), so no
+/// secret can reach the trace through it.
+fn without_audio_payload(text: &str) -> Option<String> {
+    const TYPE: &str = r#""type":""#;
+    let kind = &text[text.find(TYPE)? + TYPE.len()..];
+    let kind = &kind[..kind.find('"')?];
+    if !is_audio_event_type(kind) {
+        return None;
+    }
+    let (key, _) = [r#""delta":""#, r#""audio":""#]
+        .iter()
+        .filter_map(|key| text.find(key).map(|at| (at + key.len(), ())))
+        .min()?;
+    let body = &text[key..];
+    let end = body.find('"')?;
+    // Base64 has no escapes; a backslash means this is not the payload to cut.
+    if body[..end].contains('\\') {
+        return None;
+    }
+    Some(format!(
+        "{}{{\"omitted_base64_chars\":{end}}}{}",
+        &text[..key - 1],
+        &body[end + 1..]
+    ))
+}
+
+/// Whether `event` is one whose payload [`redact`] omits.
+fn is_audio_event(event: &Value) -> bool {
+    let kind = event
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    is_audio_event_type(kind)
+}
+
+fn is_audio_event_type(kind: &str) -> bool {
+    kind.contains("audio.delta") || kind == "input_audio_buffer.append"
+}
+
+/// Whether a `type` value makes [`redact`] omit a `delta` or `audio` beside it or under it: an
+/// audio event, or an audio content part.
+pub(crate) fn is_audio_type(kind: &str) -> bool {
+    is_audio_event_type(kind) || matches!(kind, "input_audio" | "output_audio" | "audio")
+}
+
 fn write_line(out: &mut impl Write, line: &Value, failed: &mut bool) {
+    write_text(out, &line.to_string(), failed);
+}
+
+fn write_text(out: &mut impl Write, line: &str, failed: &mut bool) {
     // Known secret values go whatever field they hide in (a key the server echoed back).
-    let text = crate::redact::scrub(&line.to_string()).into_owned();
+    let text = crate::redact::scrub(line);
     let result = out
         .write_all(text.as_bytes())
         .and_then(|()| out.write_all(b"\n"));
@@ -260,7 +352,7 @@ fn unix_ms() -> u64 {
 }
 
 /// Keys whose values are credentials wherever they appear.
-const SECRET_KEYS: &[&str] = &[
+pub(crate) const SECRET_KEYS: &[&str] = &[
     "authorization",
     "api_key",
     "api-key",
@@ -276,13 +368,7 @@ const AUDIO_KEYS: &[&str] = &["audio", "delta"];
 
 /// Redacts secrets (and, unless `include_audio`, audio payloads) in a wire event, in place.
 pub fn redact(value: &mut Value, include_audio: bool) {
-    let event_type = value
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let audio_event =
-        event_type.contains("audio.delta") || event_type == "input_audio_buffer.append";
+    let audio_event = is_audio_event(value);
     redact_value(value, include_audio, audio_event);
 }
 
@@ -304,6 +390,8 @@ fn redact_map(map: &mut Map<String, Value>, include_audio: bool, audio_event: bo
         .get("type")
         .and_then(Value::as_str)
         .is_some_and(|t| matches!(t, "input_audio" | "output_audio" | "audio"));
+    // (`trace_scan` decides which frames skip this function: keep it in step with what is
+    // redacted here.)
     for (key, value) in map.iter_mut() {
         let lower = key.to_ascii_lowercase();
         if SECRET_KEYS.contains(&lower.as_str()) {
@@ -380,6 +468,101 @@ mod tests {
             item["item"]["content"][0]["audio"],
             json!({"omitted_base64_chars": 4})
         );
+    }
+
+    #[test]
+    fn audio_cut_from_the_text_reads_as_redact_would_write_it() {
+        let cases = [
+            (
+                r#"{"type":"response.output_audio.delta","event_id":"e1","delta":"QUJDRA==","item_id":"i"}"#,
+                true,
+            ),
+            (
+                r#"{"type":"input_audio_buffer.append","audio":"QUJD"}"#,
+                true,
+            ),
+            // Not an audio event, an escaped payload, or a payload under a nested key: each is
+            // parsed whole, and the trace reads the same either way.
+            (
+                r#"{"type":"response.output_text.delta","delta":"hello"}"#,
+                false,
+            ),
+            (
+                r#"{"type":"response.output_audio.delta","delta":"a\"b","x":1}"#,
+                false,
+            ),
+            (
+                r#"{"type":"response.output_audio.delta","meta":{"delta":"x"},"delta":"QUJD","authorization":"Bearer sk-1"}"#,
+                true,
+            ),
+        ];
+        for (text, cut) in cases {
+            assert_traced_as_redacted(text);
+            assert_eq!(without_audio_payload(text).is_some(), cut, "{text}");
+        }
+    }
+
+    /// What the trace writes for `text` (with and without audio) reads as `redact` would
+    /// write it, whichever path it took.
+    fn assert_traced_as_redacted(text: &str) {
+        for include_audio in [false, true] {
+            let queued = (!include_audio)
+                .then(|| without_audio_payload(text))
+                .flatten()
+                .unwrap_or_else(|| text.to_owned());
+            let traced = match traced_event(&queued, include_audio) {
+                Event::Text(raw) => serde_json::from_str(raw).unwrap(),
+                Event::Value(value) => value,
+            };
+            let expected = match serde_json::from_str::<Value>(text) {
+                Ok(mut value) => {
+                    redact(&mut value, include_audio);
+                    value
+                }
+                Err(_) => json!({ "unparsed_frame_bytes": queued.len() }),
+            };
+            assert_eq!(traced, expected, "{text} (audio {include_audio})");
+        }
+    }
+
+    #[test]
+    fn frames_written_as_they_came_are_those_redact_leaves_alone() {
+        let unchanged = [
+            r#"{"type":"response.output_audio_transcript.delta","delta":"One plus"}"#,
+            r#"{"type":"response.created","response":{"id":"r1","output":[],"usage":{"input_tokens":3}}}"#,
+            r#"{"type":"response.output_text.delta","delta":"hi"}"#,
+            r#"[1,2,{"a":null}]"#,
+            r#"{"type":"response.function_call_arguments.done","arguments":"{\"expression\":\"1+1\"}"}"#,
+        ];
+        for text in unchanged {
+            assert!(
+                matches!(traced_event(text, false), Event::Text(_)),
+                "{text}"
+            );
+            assert_traced_as_redacted(text);
+        }
+        let redacted = [
+            r#"{"type":"session.update","session":{"client_secret":{"value":"ek_1"}}}"#,
+            r#"{"type":"x","nested":[{"Authorization":"Bearer sk-1"}]}"#,
+            r#"{"type":"x","mcp":{"headers":{"X-Key":"k"}}}"#,
+            r#"{"type":"x","token":"t-1"}"#,
+            r#"{"type":"x","\u0074oken":"t-1"}"#,
+            r#"{"type":"x","url":"https:\/\/x"}"#,
+            r#"{"type":"conversation.item.create","item":{"content":[{"type":"input_audio","audio":"QUJD"}]}}"#,
+            r#"{"type":"x","content":[{"type":"output_audio","delta":"QUJD"}]}"#,
+            r#"{"type":{"weird":true},"delta":"QUJD"}"#,
+            "{\"type\":\"x\",\n\"a\":1}",
+            r#"{"type":"x","a":1"#,
+            "not json",
+        ];
+        for text in redacted {
+            let queued = without_audio_payload(text).unwrap_or_else(|| text.to_owned());
+            assert!(
+                matches!(traced_event(&queued, false), Event::Value(_)),
+                "{text}"
+            );
+            assert_traced_as_redacted(text);
+        }
     }
 
     #[test]
