@@ -445,6 +445,8 @@ pub(crate) struct Shared {
     received_items: Mutex<HashMap<String, usize>>,
     /// Server events per `type` handed to the socket, kept even when frames are not recorded.
     sent_types: Mutex<HashMap<String, usize>>,
+    /// Audio bytes decoded from every `input_audio_buffer.append`, over all connections.
+    received_audio_bytes: AtomicU64,
     /// `tool_loop` calls handed out so far (call ids are never reused).
     loop_calls: AtomicU64,
     pub(crate) progress: Arc<Mutex<ScriptProgress>>,
@@ -502,6 +504,7 @@ impl Shared {
             received_types: Mutex::new(HashMap::new()),
             received_items: Mutex::new(HashMap::new()),
             sent_types: Mutex::new(HashMap::new()),
+            received_audio_bytes: AtomicU64::new(0),
             loop_calls: AtomicU64::new(0),
             progress: Arc::new(Mutex::new(ScriptProgress::default())),
             tones: Mutex::new(Vec::new()),
@@ -539,6 +542,12 @@ impl Shared {
                 counts.insert(kind.to_string(), 1);
             }
         }
+    }
+
+    /// Counts audio bytes that arrived in an `input_audio_buffer.append`.
+    pub(crate) fn note_received_audio(&self, bytes: usize) {
+        self.received_audio_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// Counts one accepted client item of type `kind` (`message`, `function_call_output`, ...).
@@ -729,6 +738,13 @@ impl ServerHandle {
             .get(event_type)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// How many audio bytes arrived in `input_audio_buffer.append` events so far, over all
+    /// connections (decoded, in the session's input format). Load tests compare it with the
+    /// audio their callers sent to count frames lost on the way.
+    pub fn received_audio_bytes(&self) -> u64 {
+        self.shared.received_audio_bytes.load(Ordering::Relaxed)
     }
 
     /// How many accepted `conversation.item.create` items had this item `type` (e.g.
