@@ -73,19 +73,10 @@ pub fn js(workspace: &Path) -> Result<(PathBuf, PathBuf), String> {
 }
 
 fn node_folder(workspace: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let node = PathBuf::from("node");
-    let version = Command::new(&node)
-        .arg("--version")
-        .output()
-        .map_err(|e| anyhow::anyhow!("cannot run node: {e}; install Node.js"))?;
-    anyhow::ensure!(version.status.success(), "node --version failed");
+    let node = node()?;
     let folder = workspace.join("target/bench-node");
     let package = folder.join("node_modules/@openai/agents-realtime/package.json");
-    let have = std::fs::read_to_string(&package)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v.get("version").and_then(|v| v.as_str()).map(str::to_owned));
-    if have.as_deref() != Some(JS_SDK) {
+    if installed_version(&package).as_deref() != Some(JS_SDK) {
         eprintln!(
             "  installing @openai/agents-realtime@{JS_SDK} into {}",
             folder.display()
@@ -112,6 +103,76 @@ fn node_folder(workspace: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         folder.join(JS_SCRIPT),
     )?;
     Ok((node, folder))
+}
+
+/// The `@openai/agents-extensions` version (its Twilio transport).
+pub const JS_EXTENSIONS: &str = "0.18.0";
+/// `@openai/agents` at the version the extensions are built against.
+const JS_AGENTS: &str = "0.18.0";
+/// The WebSocket server the Twilio example uses.
+const WS: &str = "8.21.0";
+/// The Twilio media-stream server script, copied next to its `node_modules`.
+pub const JS_TWILIO_SCRIPT: &str = "twilio_server.mjs";
+
+/// node and the folder holding `@openai/agents-extensions` (the Twilio transport) and its
+/// server script, installing the packages with npm if needed. A folder apart from
+/// [`js`]'s, so each peer keeps the versions it pins.
+pub fn js_twilio(workspace: &Path) -> Result<(PathBuf, PathBuf), String> {
+    twilio_folder(workspace).map_err(|e| format!("{e:#}"))
+}
+
+fn twilio_folder(workspace: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let node = node()?;
+    let folder = workspace.join("target/bench-node-twilio");
+    let package = folder.join("node_modules/@openai/agents-extensions/package.json");
+    if installed_version(&package).as_deref() != Some(JS_EXTENSIONS) {
+        eprintln!(
+            "  installing @openai/agents-extensions@{JS_EXTENSIONS} into {}",
+            folder.display()
+        );
+        std::fs::create_dir_all(&folder)?;
+        std::fs::write(
+            folder.join("package.json"),
+            r#"{"private": true, "type": "module"}"#,
+        )?;
+        let status = Command::new("npm")
+            .current_dir(&folder)
+            .args(["install", "--no-audit", "--no-fund", "--save-exact"])
+            .arg(format!("@openai/agents-extensions@{JS_EXTENSIONS}"))
+            .arg(format!("@openai/agents@{JS_AGENTS}"))
+            .arg(format!("ws@{WS}"))
+            .arg(format!("zod@{ZOD}"))
+            .status()
+            .map_err(|e| anyhow::anyhow!("cannot run npm: {e}"))?;
+        anyhow::ensure!(
+            status.success(),
+            "npm install @openai/agents-extensions@{JS_EXTENSIONS} failed (is the npm registry reachable?)"
+        );
+    }
+    std::fs::copy(
+        workspace.join("agent-bench/js").join(JS_TWILIO_SCRIPT),
+        folder.join(JS_TWILIO_SCRIPT),
+    )?;
+    Ok((node, folder))
+}
+
+/// `node`, once it answers `--version`.
+fn node() -> anyhow::Result<PathBuf> {
+    let node = PathBuf::from("node");
+    let version = Command::new(&node)
+        .arg("--version")
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run node: {e}; install Node.js"))?;
+    anyhow::ensure!(version.status.success(), "node --version failed");
+    Ok(node)
+}
+
+/// The `version` of an installed package.json, if there is one.
+fn installed_version(package: &Path) -> Option<String> {
+    std::fs::read_to_string(package)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("version").and_then(|v| v.as_str()).map(str::to_owned))
 }
 
 /// `node --version`, for the report.

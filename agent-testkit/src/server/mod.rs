@@ -236,6 +236,8 @@ pub struct ServerConfig {
     /// The calls of a fake platform, when this server is its sideband: a connection with
     /// `?call_id=` attaches to one of them (see [`calls`]).
     pub calls: Option<Arc<calls::PlatformCalls>>,
+    /// Told of every audio append and audio delta as it passes; see [`AudioProbe`].
+    pub audio_probe: Option<Arc<dyn AudioProbe>>,
 }
 
 impl Default for ServerConfig {
@@ -254,6 +256,7 @@ impl Default for ServerConfig {
             port: 0,
             late_transcription: false,
             calls: None,
+            audio_probe: None,
         }
     }
 }
@@ -329,6 +332,13 @@ impl ServerConfig {
         self
     }
 
+    /// Tells `probe` of every audio append received and every audio delta sent, as they pass
+    /// (benchmarks time audio through a server under test with it).
+    pub fn audio_probe(mut self, probe: Arc<dyn AudioProbe>) -> Self {
+        self.audio_probe = Some(probe);
+        self
+    }
+
     /// Turns late transcripts on or off (off by default).
     ///
     /// Live, the transcript of the user's audio often arrives after the model already answered,
@@ -343,6 +353,18 @@ impl ServerConfig {
         self.late_transcription = on;
         self
     }
+}
+
+/// Watches audio pass through the server, on the connection's task: keep it cheap.
+///
+/// A load benchmark stamps its callers' audio, reads the stamps back in
+/// [`AudioProbe::appended`] and times the answer's audio from [`AudioProbe::delta_sent`], with
+/// one clock for both ends.
+pub trait AudioProbe: std::fmt::Debug + Send + Sync {
+    /// The decoded audio of an `input_audio_buffer.append` that arrived on `connection`.
+    fn appended(&self, connection: usize, audio: &[u8]);
+    /// An audio delta is in `connection`'s socket buffer and about to be flushed.
+    fn delta_sent(&self, connection: usize);
 }
 
 /// Which way a frame went.
