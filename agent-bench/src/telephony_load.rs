@@ -22,7 +22,7 @@ use base64::{Engine as _, engine::general_purpose::STANDARD};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::Value;
 use tokio::time::MissedTickBehavior;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, protocol::WebSocketConfig};
 
 use crate::telephony_probe::{Probe, stamp};
 
@@ -36,6 +36,8 @@ const SILENCE: u8 = 0xFF;
 const LOUD: [u8; 2] = [0x20, 0xA0];
 /// μ-law bytes per ms.
 const BYTES_PER_MS: u64 = 8;
+/// What one read of the stream asks for (the server's messages are a few KB at most).
+const READ_BUFFER: usize = 8 * 1024;
 
 /// How one call reaches the server under test.
 #[derive(Debug, Clone)]
@@ -141,8 +143,10 @@ async fn call(plan: &CallPlan, probe: &Probe, totals: &mut CallTotals) -> Result
     let (url, parameters) = tokio::time::timeout(STEP_DEADLINE, connect(plan))
         .await
         .map_err(|_| "the webhook took too long".to_owned())??;
-    // Nagle off, as a media server's socket should be: the frames are small and timed.
-    let connecting = tokio_tungstenite::connect_async_with_config(&url, None, true);
+    // Nagle off, as a media server's socket should be: the frames are small and timed. A
+    // small read buffer: tungstenite zero-fills all of it before every read.
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    let connecting = tokio_tungstenite::connect_async_with_config(&url, Some(config), true);
     let (mut ws, _) = tokio::time::timeout(STEP_DEADLINE, connecting)
         .await
         .map_err(|_| "the stream's handshake took too long".to_owned())?
