@@ -17,15 +17,11 @@ import { WebSocketServer } from 'ws';
 import { RealtimeAgent, RealtimeSession, tool } from '@openai/agents/realtime';
 import { TwilioRealtimeTransportLayer } from '@openai/agents-extensions';
 import { z } from 'zod';
+import { calculateTool } from './bench_tools.mjs';
 
 const [url] = process.argv.slice(2);
 
-const calculate = tool({
-  name: 'calculate',
-  description: 'Evaluate an arithmetic expression (a no-op benchmark tool).',
-  parameters: z.object({ expression: z.string() }),
-  execute: async () => 'ok',
-});
+const calculate = calculateTool(tool, z);
 
 const agent = new RealtimeAgent({
   name: 'phone',

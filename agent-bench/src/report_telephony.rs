@@ -152,28 +152,26 @@ impl Report {
             ms(SUSTAINED_P99.as_micros() as u32),
         );
         table(md, "`agent serve`", &t.ours, t.turn_every);
-        match (&t.js_skipped, t.js.is_empty()) {
-            (Some(why), _) => {
-                let _ = writeln!(
-                    md,
-                    "\nopenai-agents-js's Twilio transport: not run ({why}).\n"
-                );
-            }
-            (None, true) => {
-                let _ = writeln!(md, "\nopenai-agents-js's Twilio transport: no level ran.\n");
-            }
-            (None, false) => {
-                let _ = writeln!(
-                    md,
-                    "\nopenai-agents-js's `TwilioRealtimeTransportLayer` (`@openai/agents-extensions@{}`, node {}), \
-                     its model URL pointed at the same scripted server, from the smallest level up \
-                     until one is not sustained. It has no webhook: the callers open its stream \
-                     directly. Equal work is checked from both ends: frames forwarded, answer \
-                     frames delivered, tool outputs received.\n",
-                    crate::peer_install::JS_EXTENSIONS,
-                    t.node
-                );
-                table(md, "JS transport", &t.js, t.turn_every);
+        if t.js.is_empty() {
+            let why = t.js_skipped.as_deref().unwrap_or("no level ran");
+            let _ = writeln!(
+                md,
+                "\nopenai-agents-js's Twilio transport: not run ({why}).\n"
+            );
+        } else {
+            let _ = writeln!(
+                md,
+                "\nopenai-agents-js's `TwilioRealtimeTransportLayer` (`@openai/agents-extensions@{}`, node {}), \
+                 its model URL pointed at the same scripted server, from the smallest level up \
+                 until one is not sustained. It has no webhook: the callers open its stream \
+                 directly. Equal work is checked from both ends: frames forwarded, answer \
+                 frames delivered, tool outputs received.\n",
+                crate::peer_install::JS_EXTENSIONS,
+                t.node
+            );
+            table(md, "JS transport", &t.js, t.turn_every);
+            if let Some(why) = &t.js_skipped {
+                let _ = writeln!(md, "\nThe JS transport stopped there: {why}.");
             }
         }
         shortfalls(md, t);
@@ -229,6 +227,37 @@ fn shortfalls(md: &mut String, t: &TelephonyResult) {
         .map(|l| ("`agent serve`", l))
         .chain(t.js.iter().map(|l| ("JS transport", l)));
     for (name, l) in rows {
+        match l.frames_lost() {
+            0 => {}
+            lost if lost > 0 => {
+                let _ = writeln!(
+                    md,
+                    "\n- {name}, {} calls: {lost} caller frames ({} ms of audio) never reached the model.",
+                    l.calls,
+                    lost * 20
+                );
+            }
+            added => {
+                let _ = writeln!(
+                    md,
+                    "\n- {name}, {} calls: the model got {} frames' worth of audio more than the callers sent (silence the server added).",
+                    l.calls, -added
+                );
+            }
+        }
+        let owed = [
+            ("answer deltas sent", "Twilio frames heard", l.deltas),
+            ("tool turns asked for", "done", l.turns),
+        ];
+        for (asked, done, (wanted, got)) in owed {
+            if got < wanted {
+                let _ = writeln!(
+                    md,
+                    "\n- {name}, {} calls: {wanted} {asked}, {got} {done}.",
+                    l.calls
+                );
+            }
+        }
         for why in &l.failures {
             let _ = writeln!(md, "\n- {name}, {} calls: a call failed: {why}", l.calls);
         }
