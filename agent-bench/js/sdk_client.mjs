@@ -15,17 +15,12 @@
 
 import { RealtimeAgent, RealtimeSession, OpenAIRealtimeWebSocket, tool } from '@openai/agents-realtime';
 import { z } from 'zod';
+import { calculateTool } from './bench_tools.mjs';
 
 const [url, turnsArg, text] = process.argv.slice(2);
 const turns = Number.parseInt(turnsArg, 10);
 
-// A no-op: returns a constant, like the other clients' tools.
-const calculate = tool({
-  name: 'calculate',
-  description: 'Evaluate an arithmetic expression (a no-op benchmark tool).',
-  parameters: z.object({ expression: z.string() }),
-  execute: async () => 'ok',
-});
+const calculate = calculateTool(tool, z);
 
 const agent = new RealtimeAgent({
   name: 'bench',

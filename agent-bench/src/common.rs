@@ -123,7 +123,12 @@ pub async fn drain(mut session_events: tokio::sync::mpsc::Receiver<SessionEvent>
 
 /// This process's resident set size, bytes (`VmRSS` of /proc/self/status).
 pub fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    rss_of("self")
+}
+
+/// The resident set size of process `pid` ("self" for this one), bytes.
+pub fn rss_of(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             status

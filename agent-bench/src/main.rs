@@ -24,7 +24,11 @@
 //! 7. the release `agent` binary's size;
 //! 8. an instruction-count profile of `agent run` under callgrind (the `profiling` build), per
 //!    turn, in buckets (decode, dispatch, encode, history, trace, console, ...); run it alone
-//!    with `--only callgrind`.
+//!    with `--only callgrind`;
+//! 9. telephony: simulated Twilio calls through the release `agent serve` at 100, 250, 500 and
+//!    1,000 concurrent calls (frames in real time, a tool turn every 10 s per call), serve CPU
+//!    per call-second, RSS per call, frame and audio latencies, frames lost, next to
+//!    openai-agents-js's Twilio transport; about 5 minutes, alone with `--only telephony`.
 //!
 //! Benchmarks report numbers; nothing here asserts a timing, and CI does not run this. Each
 //! benchmark's module says what exactly it measures. The bench builds the `agent` binaries it
@@ -48,9 +52,14 @@ mod peer_install;
 mod report;
 mod report_profile;
 mod report_sdk;
+mod report_telephony;
 mod scale;
 mod sdk;
 mod server_work;
+mod telephony;
+mod telephony_load;
+mod telephony_probe;
+mod telephony_serve;
 mod turns;
 
 use std::{path::PathBuf, time::Duration};
@@ -77,7 +86,7 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     sessions: Vec<usize>,
     /// Run only these benchmarks (comma-separated: decode, dispatch, concurrency, scale, sdk,
-    /// memory, size, callgrind).
+    /// memory, size, callgrind, telephony).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Internal: serve the raw peer for the scale benchmark (child process).
@@ -126,14 +135,14 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let decode = if wanted("decode") {
-        eprintln!("1/8 decode throughput");
+        eprintln!("1/9 decode throughput");
         let corpus = rt.block_on(decode::corpus())?;
         Some(decode::run(&corpus, if args.quick { 0.5 } else { 2.0 }))
     } else {
         None
     };
     let dispatch = if wanted("dispatch") {
-        eprintln!("2/8 dispatch overhead (1 and 8 calls, {turns} turns each)");
+        eprintln!("2/9 dispatch overhead (1 and 8 calls, {turns} turns each)");
         let warmup = turns / 20;
         let mut results = Vec::new();
         for calls in [1, 8] {
@@ -157,7 +166,7 @@ fn main() -> anyhow::Result<()> {
         Vec::new()
     };
     let concurrency = if wanted("concurrency") {
-        eprintln!("3/8 concurrency: 8 tools x 200 ms");
+        eprintln!("3/9 concurrency: 8 tools x 200 ms");
         Some(rt.block_on(concurrency::run(if args.quick { 5 } else { 20 }))?)
     } else {
         None
@@ -166,31 +175,42 @@ fn main() -> anyhow::Result<()> {
     let scale = if args.skip_scale || !wanted("scale") {
         None
     } else {
-        eprintln!("4/8 scale: {levels:?} sessions");
+        eprintln!("4/9 scale: {levels:?} sessions");
         Some(scale::run(&levels, load)?)
     };
     let plan = if args.quick { Plan::QUICK } else { Plan::FULL };
     let sdk = if wanted("sdk") {
-        eprintln!("5/8 three clients side by side");
+        eprintln!("5/9 three clients side by side");
         Some(sdk::run(plan.sdk, &workspace, args.skip_peers)?)
     } else {
         None
     };
     let memory = if wanted("memory") {
-        eprintln!("6/8 session memory per turn");
+        eprintln!("6/9 session memory per turn");
         Some(memory::run(&workspace, &plan.memory)?)
     } else {
         None
     };
     let size = if wanted("size") {
-        eprintln!("7/8 release binary size");
+        eprintln!("7/9 release binary size");
         Some(binary_size::run()?)
     } else {
         None
     };
     let callgrind = if wanted("callgrind") {
-        eprintln!("8/8 callgrind profile of agent run");
+        eprintln!("8/9 callgrind profile of agent run");
         Some(callgrind::run(&workspace, plan.callgrind_turns))
+    } else {
+        None
+    };
+    let telephony = if wanted("telephony") {
+        let plan = if args.quick {
+            telephony::Plan::quick()
+        } else {
+            telephony::Plan::full()
+        };
+        eprintln!("9/9 telephony: {:?} concurrent calls", plan.levels);
+        Some(telephony::run(&plan, &workspace, args.skip_peers)?)
     } else {
         None
     };
@@ -208,6 +228,7 @@ fn main() -> anyhow::Result<()> {
         memory,
         size,
         callgrind,
+        telephony,
     };
     std::fs::write(&out, report.render())?;
     eprintln!(

@@ -26,6 +26,7 @@ pub struct Report {
     pub memory: Option<Vec<crate::memory::Growth>>,
     pub size: Option<crate::binary_size::BinarySize>,
     pub callgrind: Option<Result<crate::callgrind::CallgrindResult, String>>,
+    pub telephony: Option<crate::telephony::TelephonyResult>,
 }
 
 /// Dispatch p50 at most this many times the bare-WebSocket floor: (calls, ratio).
@@ -85,6 +86,7 @@ impl Report {
         self.memory_section(&mut md);
         self.size_section(&mut md);
         self.callgrind_section(&mut md);
+        self.telephony_section(&mut md);
         md
     }
 
@@ -132,6 +134,7 @@ impl Report {
         self.sdk_targets(md);
         self.memory_target(md);
         self.size_target(md);
+        self.telephony_targets(md);
         let _ = writeln!(md);
     }
 

@@ -18,6 +18,12 @@ use tokio_tungstenite::{
     },
 };
 
+/// How much one read of a stream asks for. tungstenite zero-fills this much before every
+/// read, a frame's or a poll's that finds nothing: its 128 KiB default cost each Twilio frame
+/// (about 400 bytes) two 128 KiB memsets, a tenth of `agent serve`'s CPU under load
+/// (agent-bench §9), and kept 128 KiB resident per call. Larger messages take several reads.
+const READ_BUFFER: usize = 4 * 1024;
+
 /// An upgraded server-side WebSocket.
 pub type ServerSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
@@ -57,6 +63,7 @@ impl Upgrade {
     pub async fn into_socket(self, max_bytes: usize) -> Result<ServerSocket, hyper::Error> {
         let upgraded = self.on_upgrade.await?;
         let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(max_bytes))
             .max_frame_size(Some(max_bytes));
         Ok(

@@ -36,7 +36,7 @@ pub use scenario::{
     ScenarioError, ScenarioFile, ScriptedCall, Turn,
 };
 pub use server::{
-    AudioSettings, AuthCheck, CloseSpec, ConnectionFaults, ConnectionRequest, Dialect, DialectMode,
-    Direction, ErrorSpec, Faults, InjectedError, LoggedFrame, MalformedDone, ReceivedEvent,
-    ScriptScope, ScriptedServer, ServerConfig, ServerHandle,
+    AudioProbe, AudioSettings, AuthCheck, CloseSpec, ConnectionFaults, ConnectionRequest, Dialect,
+    DialectMode, Direction, ErrorSpec, Faults, InjectedError, LoggedFrame, MalformedDone,
+    ReceivedEvent, ScriptScope, ScriptedServer, ServerConfig, ServerHandle,
 };

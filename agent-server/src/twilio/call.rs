@@ -233,20 +233,46 @@ impl CallControl for NoControl {
 
 impl Call {
     /// Moves frames both ways until one side ends the call.
+    ///
+    /// A frame comes every 20 ms, so nothing here is made per frame that can live across
+    /// frames: the drain's cancellation future is registered once (each new one takes the
+    /// server-wide token's lock), and the idle and policy timers are re-armed only when their
+    /// deadline moves, not re-created per frame.
     async fn bridge(&mut self) -> End {
         let idle = self.state.config.limits.stream_idle;
         let hang_up = self.state.hang_up.clone();
-        let mut deadline = Instant::now() + idle;
+        let drained = hang_up.cancelled();
+        tokio::pin!(drained);
+        let mut last_frame = Instant::now();
+        let idle_timer = tokio::time::sleep_until(last_frame + idle);
+        tokio::pin!(idle_timer);
+        let mut policy_at = None;
+        let policy_timer = tokio::time::sleep_until(last_frame + idle);
+        tokio::pin!(policy_timer);
         loop {
             let wake = self.policy.deadline();
+            if wake != policy_at {
+                policy_at = wake;
+                if let Some(at) = wake {
+                    policy_timer.as_mut().reset(Instant::from_std(at));
+                }
+            }
             let step = tokio::select! {
-                frame = tokio::time::timeout_at(deadline, self.socket.next()) => {
-                    deadline = Instant::now() + idle;
+                frame = self.socket.next() => {
+                    last_frame = Instant::now();
                     match frame {
-                        Err(_) => ControlFlow::Break(End::Idle),
-                        Ok(None) => ControlFlow::Break(End::CallerHungUp),
-                        Ok(Some(Err(err))) => ControlFlow::Break(stream_error(err)),
-                        Ok(Some(Ok(message))) => self.on_twilio(message).await,
+                        None => ControlFlow::Break(End::CallerHungUp),
+                        Some(Err(err)) => ControlFlow::Break(stream_error(err)),
+                        Some(Ok(message)) => self.on_twilio(message).await,
+                    }
+                }
+                () = &mut idle_timer => {
+                    let due = last_frame + idle;
+                    if Instant::now() >= due {
+                        ControlFlow::Break(End::Idle)
+                    } else {
+                        idle_timer.as_mut().reset(due);
+                        ControlFlow::Continue(())
                     }
                 }
                 event = self.session.events.recv() => match event {
@@ -257,8 +283,12 @@ impl Call {
                     self.policy.on_request(request, std::time::Instant::now());
                     ControlFlow::Continue(())
                 }
-                () = crate::phone::sleep_until(wake) => ControlFlow::Continue(()),
-                () = hang_up.cancelled() => ControlFlow::Break(End::Drained),
+                () = &mut policy_timer, if policy_at.is_some() => {
+                    // Fired: the policy's next deadline (if any) re-arms it.
+                    policy_at = None;
+                    ControlFlow::Continue(())
+                }
+                () = &mut drained => ControlFlow::Break(End::Drained),
             };
             if let ControlFlow::Break(end) = step {
                 return end;
@@ -483,11 +513,18 @@ fn stream_error(err: tungstenite::Error) -> End {
 }
 
 /// Whether a media payload is base64 (μ-law needs no further check: every byte is a sample).
+/// A frame's payload (20 ms, 216 characters) is decoded on the stack, not allocated.
 fn valid_audio(payload: &str) -> bool {
-    !payload.is_empty()
-        && base64::engine::general_purpose::STANDARD
-            .decode(payload)
-            .is_ok()
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut frame = [0u8; 1024];
+    if payload.is_empty() {
+        return false;
+    }
+    if base64::decoded_len_estimate(payload.len()) <= frame.len() {
+        engine.decode_slice(payload, &mut frame).is_ok()
+    } else {
+        engine.decode(payload).is_ok()
+    }
 }
 
 async fn close(socket: &mut ServerSocket, state: &AppState, code: CloseCode, reason: &str) {

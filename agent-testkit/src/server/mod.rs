@@ -236,6 +236,8 @@ pub struct ServerConfig {
     /// The calls of a fake platform, when this server is its sideband: a connection with
     /// `?call_id=` attaches to one of them (see [`calls`]).
     pub calls: Option<Arc<calls::PlatformCalls>>,
+    /// Told of every audio append and audio delta as it passes; see [`AudioProbe`].
+    pub audio_probe: Option<Arc<dyn AudioProbe>>,
 }
 
 impl Default for ServerConfig {
@@ -254,6 +256,7 @@ impl Default for ServerConfig {
             port: 0,
             late_transcription: false,
             calls: None,
+            audio_probe: None,
         }
     }
 }
@@ -329,6 +332,13 @@ impl ServerConfig {
         self
     }
 
+    /// Tells `probe` of every audio append received and every audio delta sent, as they pass
+    /// (benchmarks time audio through a server under test with it).
+    pub fn audio_probe(mut self, probe: Arc<dyn AudioProbe>) -> Self {
+        self.audio_probe = Some(probe);
+        self
+    }
+
     /// Turns late transcripts on or off (off by default).
     ///
     /// Live, the transcript of the user's audio often arrives after the model already answered,
@@ -343,6 +353,18 @@ impl ServerConfig {
         self.late_transcription = on;
         self
     }
+}
+
+/// Watches audio pass through the server, on the connection's task: keep it cheap.
+///
+/// A load benchmark stamps its callers' audio, reads the stamps back in
+/// [`AudioProbe::appended`] and times the answer's audio from [`AudioProbe::delta_sent`], with
+/// one clock for both ends.
+pub trait AudioProbe: std::fmt::Debug + Send + Sync {
+    /// The decoded audio of an `input_audio_buffer.append` that arrived on `connection`.
+    fn appended(&self, connection: usize, audio: &[u8]);
+    /// An audio delta is in `connection`'s socket buffer and about to be flushed.
+    fn delta_sent(&self, connection: usize);
 }
 
 /// Which way a frame went.
@@ -445,6 +467,8 @@ pub(crate) struct Shared {
     received_items: Mutex<HashMap<String, usize>>,
     /// Server events per `type` handed to the socket, kept even when frames are not recorded.
     sent_types: Mutex<HashMap<String, usize>>,
+    /// Audio bytes decoded from every `input_audio_buffer.append`, over all connections.
+    received_audio_bytes: AtomicU64,
     /// `tool_loop` calls handed out so far (call ids are never reused).
     loop_calls: AtomicU64,
     pub(crate) progress: Arc<Mutex<ScriptProgress>>,
@@ -502,6 +526,7 @@ impl Shared {
             received_types: Mutex::new(HashMap::new()),
             received_items: Mutex::new(HashMap::new()),
             sent_types: Mutex::new(HashMap::new()),
+            received_audio_bytes: AtomicU64::new(0),
             loop_calls: AtomicU64::new(0),
             progress: Arc::new(Mutex::new(ScriptProgress::default())),
             tones: Mutex::new(Vec::new()),
@@ -539,6 +564,12 @@ impl Shared {
                 counts.insert(kind.to_string(), 1);
             }
         }
+    }
+
+    /// Counts audio bytes that arrived in an `input_audio_buffer.append`.
+    pub(crate) fn note_received_audio(&self, bytes: usize) {
+        self.received_audio_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// Counts one accepted client item of type `kind` (`message`, `function_call_output`, ...).
@@ -729,6 +760,13 @@ impl ServerHandle {
             .get(event_type)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// How many audio bytes arrived in `input_audio_buffer.append` events so far, over all
+    /// connections (decoded, in the session's input format). Load tests compare it with the
+    /// audio their callers sent to count frames lost on the way.
+    pub fn received_audio_bytes(&self) -> u64 {
+        self.shared.received_audio_bytes.load(Ordering::Relaxed)
     }
 
     /// How many accepted `conversation.item.create` items had this item `type` (e.g.

@@ -24,9 +24,9 @@ const SILENCE: u8 = 0xFF;
 /// What the caller does, step by step; frames keep flowing (silence) between steps.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallerStep {
-    /// Silence for this long.
+    /// Silence for this long (of audio sent: frames × 20 ms, even when ticks run late).
     Silence(Duration),
-    /// A 440 Hz tone for this long: the server's VAD hears speech.
+    /// A 440 Hz tone for this long (of audio sent): the server's VAD hears speech.
     Speak(Duration),
     /// Silence until the caller has heard this many ms of the server's audio in total, at most
     /// `within`.
@@ -106,6 +106,9 @@ pub struct CallRecord {
     pub error: Option<String>,
     /// The call was ended by a REST update (hang-up or transfer), not by the script.
     pub ended_by_update: bool,
+    /// `media` frames the caller sent (20 ms each): load tests compare them with the audio
+    /// the model received.
+    pub frames_sent: u64,
 }
 
 impl CallRecord {
@@ -181,6 +184,9 @@ pub(super) async fn run(
     let mut steps = script.iter();
     let mut step = steps.next();
     let mut step_started = Instant::now();
+    // Audio sent since the step started: a loaded machine may tick late, and a step of
+    // speech or silence is as long as its audio, not as the wall clock.
+    let mut step_audio = Duration::ZERO;
     let mut sequence = 1u64;
     loop {
         tokio::select! {
@@ -192,7 +198,7 @@ pub(super) async fn run(
                 let mut out = Vec::new();
                 let (speaking, done) = match step {
                     None => (false, true),
-                    Some(s) => line.step(s, now - step_started, &mut out)?,
+                    Some(s) => line.step(s, now - step_started, step_audio, &mut out)?,
                 };
                 if done {
                     if matches!(step, Some(CallerStep::HangUp) | None) {
@@ -204,6 +210,7 @@ pub(super) async fn run(
                     }
                     step = steps.next();
                     step_started = now;
+                    step_audio = Duration::ZERO;
                 }
                 sequence += 1;
                 out.push(line.media_frame(speaking, sequence));
@@ -218,6 +225,8 @@ pub(super) async fn run(
                     line.record.ended_by_server = true;
                     return Ok(line.record);
                 }
+                line.record.frames_sent += 1;
+                step_audio += FRAME;
             }
             Ok(reply) = &mut updated => {
                 // Twilio left the <Connect>: the stream stops, whatever was still queued.
@@ -269,16 +278,18 @@ impl Line {
     }
 
     /// Runs `step` for one tick: whether the caller speaks now and whether the step is over.
-    /// Raw frames and digits go to `out`.
+    /// `elapsed` is wall time since the step started, `audio` the audio sent in it. Raw frames
+    /// and digits go to `out`.
     fn step(
         &mut self,
         step: &CallerStep,
         elapsed: Duration,
+        audio: Duration,
         out: &mut Vec<String>,
     ) -> Result<(bool, bool), FakeTwilioError> {
         Ok(match step {
-            CallerStep::Silence(d) => (false, elapsed + FRAME >= *d),
-            CallerStep::Speak(d) => (true, elapsed + FRAME >= *d),
+            CallerStep::Silence(d) => (false, audio + FRAME >= *d),
+            CallerStep::Speak(d) => (true, audio + FRAME >= *d),
             CallerStep::WaitHeard { ms, within } => {
                 if elapsed > *within {
                     return Err(FakeTwilioError::Timeout(

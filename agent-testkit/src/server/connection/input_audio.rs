@@ -23,6 +23,10 @@ impl Conn {
             return;
         };
         self.input_bytes += bytes.len();
+        self.shared.note_received_audio(bytes.len());
+        if let Some(probe) = &self.shared.config.audio_probe {
+            probe.appended(self.index, &bytes);
+        }
         let format = self.view().input_format();
         self.input_ms_total = self.vad_position(format, bytes.len());
         let Some(params) = self.view().vad() else {

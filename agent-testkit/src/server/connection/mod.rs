@@ -385,6 +385,19 @@ impl Conn {
             return Flow::Stop;
         }
         if let Some(kind) = kind {
+            if let Some(probe) = &self.shared.config.audio_probe
+                && matches!(
+                    kind.as_str(),
+                    "response.output_audio.delta" | "response.audio.delta"
+                )
+            {
+                // Timed from the wire: the delta leaves now, not when the stream next idles.
+                // The probe hears of it first, so a fast peer's answer never comes before.
+                probe.delta_sent(self.index);
+                if ws.flush().await.is_err() {
+                    return Flow::Stop;
+                }
+            }
             self.shared.note_sent(&kind);
         }
         if self.faults.noise {
