@@ -49,6 +49,17 @@ struct Cli {
     /// or debug (-vv) level. RUST_LOG overrides the log level.
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// How the library's log lines look on stderr: `text` for people, `json` (one object a
+    /// line, with a timestamp) for log collectors, e.g. under `agent serve`.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// See [`Cli::log_format`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,7 +108,7 @@ pub fn main() -> ! {
 
 fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.log_format);
     let verbose = cli.verbose > 0;
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(args, verbose),
@@ -134,8 +145,9 @@ fn exit_status(code: ExitCode) -> i32 {
 }
 
 /// Sends the library's `tracing` output (retries, history and trace write errors) to stderr:
-/// warnings and errors by default, more with `-v`/`-vv`, or whatever `RUST_LOG` says.
-fn init_logging(verbose: u8) {
+/// warnings and errors by default, more with `-v`/`-vv`, or whatever `RUST_LOG` says. Either
+/// format goes through the same scrubbing writer, so no secret reaches a log collector.
+fn init_logging(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -143,12 +155,14 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(output::ScrubbedStderr)
-        .with_target(false)
-        .without_time()
-        .try_init();
+        .with_writer(output::ScrubbedStderr);
+    let _ = match format {
+        LogFormat::Text => builder.with_target(false).without_time().try_init(),
+        // Collectors want the time, the level, the module and the span's fields as keys.
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+    };
 }
 
 #[cfg(test)]

@@ -587,9 +587,12 @@ fn agent_serve_keeps_the_webhook_secret_out_of_answers_and_logs() {
     .unwrap();
     let config = dir.path().join("serve.toml");
     let (url, api_base) = (platform.realtime_url(), platform.api_base());
+    // The log in the format collectors read: the secret must stay out of it too.
     let mut command = common::command(
         &[
             "-vv",
+            "--log-format",
+            "json",
             "serve",
             "--config",
             config.to_str().unwrap(),
@@ -721,6 +724,16 @@ fn agent_serve_keeps_the_webhook_secret_out_of_answers_and_logs() {
         "the log is at -vv: {logs}"
     );
     assert!(logs.contains("SIP call connected"), "{logs}");
+    let stderr = text(&out.stderr);
+    let log_lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!log_lines.is_empty());
+    for line in log_lines {
+        let record: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("--log-format json wrote a line that is not JSON ({e}): {line}"));
+        for key in ["timestamp", "level", "fields"] {
+            assert!(record.get(key).is_some(), "no {key} in {line}");
+        }
+    }
     for haystack in [&logs, &seen] {
         assert_eq!(leaks(haystack), Vec::<&str>::new(), "{haystack}");
         assert!(

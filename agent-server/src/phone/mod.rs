@@ -4,6 +4,7 @@
 //! - [`policy`] decides when (sans-IO);
 //! - [`dtmf`] turns keypad digits into what the model reads;
 //! - [`tools`] are the call-control tools, registered per call;
+//! - [`wind_down`] ends a call the same way on every transport (last costs, outcome);
 //! - [`control`] is the transport's side: [`CallControl`] hangs up or transfers on the
 //!   platform (Twilio's REST API in [`crate::twilio::rest`], the OpenAI platform's `/hangup`
 //!   and `/refer` in [`crate::sip::control`]).
@@ -12,10 +13,12 @@ pub mod control;
 pub mod dtmf;
 pub mod policy;
 pub mod tools;
+pub mod wind_down;
 
 pub use control::{CallControl, CallControlError};
 pub use policy::{Action, CallPolicy, END_GRACE, EndReason};
 pub use tools::{CallRequest, CallRequests, add_call_tools};
+pub use wind_down::{SESSION_CLOSE, charge, wind_down};
 
 use agent_core::{
     protocol::{ClientEvent, Item},

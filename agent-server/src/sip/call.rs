@@ -42,8 +42,6 @@ use crate::{
 
 /// How long the sideband's session may take to attach and confirm its configuration.
 pub const SESSION_START: Duration = Duration::from_secs(15);
-/// How long the session may take to close once the call ended.
-pub const SESSION_CLOSE: Duration = Duration::from_secs(5);
 
 /// Carries out the webhook's decision: a reject through REST, or the whole call.
 pub(crate) async fn answer(state: Arc<AppState>, call: IncomingCall, decision: Decision) {

@@ -11,7 +11,7 @@
 use std::{
     ops::ControlFlow,
     sync::Arc,
-    time::{Instant, SystemTime},
+    time::Instant,
 };
 
 use agent_core::{
@@ -19,12 +19,11 @@ use agent_core::{
     session::{CloseReason, Session, SessionEvent},
 };
 
-use super::{call::SESSION_CLOSE, playback::PlaybackWatch};
+use super::playback::PlaybackWatch;
 use crate::{
     call_history::StoredCall,
     metrics::Outcome,
-    phone::{Action, CallControl, CallPolicy, CallRequests, EndReason},
-    spend::utc_day,
+    phone::{self, Action, CallControl, CallPolicy, CallRequests, EndReason},
     state::AppState,
 };
 
@@ -254,11 +253,7 @@ impl SipCall {
     }
 
     fn charge(&self, usd: Option<f64>) {
-        if let Some(usd) = usd {
-            self.state.metrics.cost(usd);
-            let day = utc_day(SystemTime::now());
-            self.state.spend.add(self.route, usd, day);
-        }
+        phone::charge(&self.state, self.route, usd);
     }
 
     /// Hangs up unless the agent's side already did (a call the platform already ended
@@ -271,27 +266,15 @@ impl SipCall {
         {
             tracing::warn!(call_id = %self.call_id, "the hang-up did not go through: {err}");
         }
-        let wind_down = async {
-            let _ = self.session.handle.close().await;
-            while let Some(event) = self.session.events.recv().await {
-                match event {
-                    SessionEvent::Cost(report) => self.charge(report.cost_usd),
-                    SessionEvent::Closed { .. } => break,
-                    _ => {}
-                }
-            }
-        };
-        if tokio::time::timeout(SESSION_CLOSE, wind_down)
-            .await
-            .is_err()
-        {
-            tracing::warn!(call_id = %self.call_id, "the session did not close within {SESSION_CLOSE:?}");
-        }
-        let outcome = end.outcome();
-        self.state.metrics.call_ended(outcome);
-        if let (Some(history), Some(stored)) = (&self.state.history, &self.stored) {
-            history.finish_call(&stored.id, outcome.as_str()).await;
-        }
+        phone::wind_down(
+            &self.state,
+            self.route,
+            &mut self.session,
+            self.stored.as_ref(),
+            end.outcome(),
+            &self.call_id,
+        )
+        .await;
     }
 }
 

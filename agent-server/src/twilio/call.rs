@@ -14,13 +14,13 @@
 //!
 //! Every wait has a deadline: Twilio must send something within `stream_idle_secs`, each write
 //! to Twilio must finish within `stream_write_secs`, the session must start within
-//! [`SESSION_START`] and wind down within [`SESSION_CLOSE`]. A malformed message is logged and
+//! [`SESSION_START`] and wind down within [`SESSION_CLOSE`](phone::SESSION_CLOSE). A malformed message is logged and
 //! skipped; an oversized frame ends this call only.
 
 use std::{
     ops::ControlFlow,
     sync::Arc,
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use agent_core::{
@@ -46,8 +46,7 @@ use super::{
 use crate::{
     call_history::{CallHistory, StoredCall},
     metrics::Outcome,
-    phone::{Action, CallControl, CallPolicy, CallRequests, EndReason, add_call_tools},
-    spend::utc_day,
+    phone::{self, Action, CallControl, CallPolicy, CallRequests, EndReason, add_call_tools},
     state::AppState,
     twilio::rest::TwilioCall,
     websocket::ServerSocket,
@@ -55,8 +54,6 @@ use crate::{
 
 /// How long the Realtime session may take to connect and confirm its configuration.
 pub const SESSION_START: Duration = Duration::from_secs(15);
-/// How long the session may take to close once the call ended.
-pub const SESSION_CLOSE: Duration = Duration::from_secs(5);
 /// Malformed messages logged one by one before the log thins out to every 100th.
 const MALFORMED_LOGGED: u64 = 5;
 
@@ -457,11 +454,7 @@ impl Call {
     }
 
     fn charge(&self, usd: Option<f64>) {
-        if let Some(usd) = usd {
-            self.state.metrics.cost(usd);
-            let day = utc_day(SystemTime::now());
-            self.state.spend.add(self.route, usd, day);
-        }
+        phone::charge(&self.state, self.route, usd);
     }
 
     fn malformed(&mut self, what: &str) {
@@ -475,27 +468,15 @@ impl Call {
     /// Closes the session (its last costs are charged) and the stream.
     async fn finish(mut self, end: End) {
         tracing::info!(call_sid = %self.call_sid, "call ended: {end:?}");
-        let wind_down = async {
-            let _ = self.session.handle.close().await;
-            while let Some(event) = self.session.events.recv().await {
-                match event {
-                    SessionEvent::Cost(report) => self.charge(report.cost_usd),
-                    SessionEvent::Closed { .. } => break,
-                    _ => {}
-                }
-            }
-        };
-        if tokio::time::timeout(SESSION_CLOSE, wind_down)
-            .await
-            .is_err()
-        {
-            tracing::warn!(call_sid = %self.call_sid, "the session did not close within {SESSION_CLOSE:?}");
-        }
-        let outcome = end.outcome();
-        self.state.metrics.call_ended(outcome);
-        if let (Some(history), Some(stored)) = (&self.state.history, &self.stored) {
-            history.finish_call(&stored.id, outcome.as_str()).await;
-        }
+        phone::wind_down(
+            &self.state,
+            self.route,
+            &mut self.session,
+            self.stored.as_ref(),
+            end.outcome(),
+            &self.call_sid,
+        )
+        .await;
         let (code, reason) = match end {
             End::Oversized => (CloseCode::Size, "frame too large"),
             End::Drained => (CloseCode::Away, "server shutting down"),
