@@ -130,7 +130,7 @@ fn run() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            output::errln!("error: {err:#}");
+            output::failure(&err);
             ExitCode::FAILURE
         }
     }
@@ -161,7 +161,10 @@ fn init_logging(verbose: u8, format: LogFormat) {
     let _ = match format {
         LogFormat::Text => builder.with_target(false).without_time().try_init(),
         // Collectors want the time, the level, the module and the span's fields as keys.
-        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+        LogFormat::Json => {
+            output::set_json_logs();
+            builder.json().with_current_span(true).try_init()
+        }
     };
 }
 

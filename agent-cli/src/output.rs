@@ -34,6 +34,34 @@ pub const CLOSED_STDOUT_EXIT: u8 = 141;
 /// Set once stdout is found closed while a run ends gracefully (see [`on_closed_stdout`]).
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
+/// Set by `--log-format json`: stderr is then for log records only, which a collector parses
+/// line by line, so status lines become records too (see [`status`]).
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+
+/// Notes that stderr carries JSON log records only.
+pub fn set_json_logs() {
+    JSON_LOGS.store(true, Ordering::Relaxed);
+}
+
+/// A status line for whoever watches stderr: as it is for people, or an info record when the
+/// log is JSON (a plain line there would break a collector's parsing).
+pub fn status(text: &str) {
+    if JSON_LOGS.load(Ordering::Relaxed) {
+        tracing::info!("{text}");
+    } else {
+        stderr(&(agent_core::redact::scrub(text) + "\n"));
+    }
+}
+
+/// The error a command ended with: `error: ...` for people, an error record in a JSON log.
+pub fn failure(err: &anyhow::Error) {
+    if JSON_LOGS.load(Ordering::Relaxed) {
+        tracing::error!("{err:#}");
+    } else {
+        stderr(&(agent_core::redact::scrub(&format!("error: {err:#}")) + "\n"));
+    }
+}
+
 /// Where a closed stdout is reported instead of ending the process, while a session runs.
 static CLOSED_HOOK: Mutex<Option<tokio::sync::mpsc::Sender<()>>> = Mutex::new(None);
 

@@ -728,8 +728,9 @@ fn agent_serve_keeps_the_webhook_secret_out_of_answers_and_logs() {
     let log_lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!log_lines.is_empty());
     for line in log_lines {
-        let record: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("--log-format json wrote a line that is not JSON ({e}): {line}"));
+        let record: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| {
+            panic!("--log-format json wrote a line that is not JSON ({e}): {line}")
+        });
         for key in ["timestamp", "level", "fields"] {
             assert!(record.get(key).is_some(), "no {key} in {line}");
         }

@@ -62,7 +62,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .context("cannot read the listening address")?;
         crate::output::outln!("agent serve: listening on http://{addr}");
         server.run(shutdown_signal()).await;
-        crate::output::errln!("agent serve: stopped");
+        crate::output::status("agent serve: stopped");
         Ok::<_, anyhow::Error>(())
     })?;
     runtime.shutdown_timeout(Duration::from_millis(200));

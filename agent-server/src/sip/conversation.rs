@@ -8,11 +8,7 @@
 //! ([`PlaybackWatch`]). Each call is stored in the history with transport `sip` and counted
 //! in the metrics, like a Twilio call.
 
-use std::{
-    ops::ControlFlow,
-    sync::Arc,
-    time::Instant,
-};
+use std::{ops::ControlFlow, sync::Arc, time::Instant};
 
 use agent_core::{
     agent::PhoneSpec,

@@ -17,11 +17,7 @@
 //! [`SESSION_START`] and wind down within [`SESSION_CLOSE`](phone::SESSION_CLOSE). A malformed message is logged and
 //! skipped; an oversized frame ends this call only.
 
-use std::{
-    ops::ControlFlow,
-    sync::Arc,
-    time::Duration,
-};
+use std::{ops::ControlFlow, sync::Arc, time::Duration};
 
 use agent_core::{
     audio::PlaybackClock,
