@@ -335,6 +335,39 @@ async fn a_call_is_warned_then_ended_at_its_maximum_length() {
 }
 
 #[tokio::test]
+async fn a_call_with_max_call_transfer_is_transferred_at_its_maximum_length() {
+    let scenario = Scenario::new("too long, then a human").turn(
+        Turn::model_first()
+            .model(greeting())
+            .model(ModelStep::say("We need to wrap up soon.").audio_ms(300))
+            .model(ModelStep::say("I'm putting you through to our team.").audio_ms(300)),
+    );
+    let options = Options {
+        phone: "max_call_secs = 2\nmax_call_warning_secs = 1\nmax_call_transfer = \"humans\"\n\
+                [phone.transfer_targets]\nhumans = \"+15550199\"",
+        ..Options::default()
+    };
+    let h = Harness::start(scenario, options).await;
+    let record = call(&h, "CA845", vec![CallerStep::Silence(secs(20))]).await;
+    assert!(record.ended_by_update, "{record:?}");
+    let system = messages(&h, "system").await;
+    assert_eq!(system.len(), 3, "{system:?}");
+    assert!(system[2].contains("transferred to humans"), "{system:?}");
+    let updates = h.rest.wait_for_updates(1, secs(5)).await;
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0].dial_target().as_deref(), Some("+15550199"));
+    assert_eq!(
+        updates[0].unplayed_ms,
+        Some(0),
+        "the notice was heard to the end"
+    );
+    assert_eq!(stored_outcome(&h, "CA845").await, "transferred");
+    h.assert_client_events_conform().await;
+    h.until_no_calls().await;
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn metrics_are_served_on_the_admin_listener_only() {
     let scenario = Scenario::new("metrics").turn(Turn::model_first().model(greeting()));
     let options = Options {

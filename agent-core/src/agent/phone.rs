@@ -42,6 +42,10 @@ pub struct PhoneSpec {
     /// What the model is told when the warning is due.
     #[serde(default = "default_warning")]
     pub max_call_warning: String,
+    /// At `max_call_secs` (or, on SIP, the session's time limit) the call is transferred to
+    /// this `transfer_targets` name instead of ended, e.g. to a human line that has no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_call_transfer: Option<String>,
     /// How keypad digits reach the model.
     #[serde(default)]
     pub dtmf: DtmfSpec,
@@ -63,6 +67,7 @@ impl Default for PhoneSpec {
             max_call_secs: None,
             max_call_warning_secs: default_warning_secs(),
             max_call_warning: default_warning(),
+            max_call_transfer: None,
             dtmf: DtmfSpec::default(),
             transfer_targets: BTreeMap::new(),
         }
@@ -238,6 +243,16 @@ pub(super) fn problems(phone: &PhoneSpec) -> Vec<PhoneProblem> {
         }
     }
     check_call_length(phone, &mut out);
+    if let Some(target) = &phone.max_call_transfer
+        && !phone.transfer_targets.contains_key(target)
+    {
+        out.push((
+            "max_call_transfer",
+            format!("`max_call_transfer` names `{target}`, which is not in `transfer_targets`"),
+            "name one of [phone.transfer_targets], or remove the key to end the call instead"
+                .into(),
+        ));
+    }
     check_dtmf(&phone.dtmf, &mut out);
     for (name, value) in &phone.transfer_targets {
         if !valid_target_name(name) {
@@ -335,6 +350,7 @@ mod tests {
         assert!(problems(&phone).is_empty());
         let phone = parse(
             "greeting = \"Hi\"\nidle_timeout_ms = 8000\nmax_call_secs = 600\n\
+             max_call_transfer = \"sales\"\n\
              [dtmf]\nmode = \"batch\"\nterminator = \"*\"\n\
              [transfer_targets]\nsales = \"+15550123\"\nbilling = \"sip:billing@example.com\"\n",
         )
@@ -354,6 +370,7 @@ mod tests {
     fn bad_values_are_each_reported() {
         let phone = parse(
             "greeting = \" \"\nidle_timeout_ms = 5\nmax_call_secs = 0\n\
+             max_call_transfer = \"nowhere\"\n\
              [dtmf]\nterminator = \"##\"\npause_ms = 0\n\
              [transfer_targets]\nSales = \"+1\"\nops = \"sip:a b\"\n",
         )
@@ -366,6 +383,7 @@ mod tests {
             "terminator",
             "pause_ms",
             "transfer_targets",
+            "max_call_transfer",
         ] {
             assert!(keys.contains(&key), "{key} in {keys:?}");
         }

@@ -68,6 +68,8 @@ pub struct CallPolicy {
     idle_prompt: String,
     goodbye: String,
     warning: String,
+    /// Where the call goes at its end time, instead of a goodbye (`max_call_transfer`).
+    limit_transfer: Option<(String, TransferDestination)>,
     warn_at: Option<Instant>,
     end_at: Option<Instant>,
     session_idle: bool,
@@ -96,6 +98,10 @@ impl CallPolicy {
             idle_prompt: spec.idle_prompt.clone(),
             goodbye: spec.goodbye.clone(),
             warning: spec.max_call_warning.clone(),
+            limit_transfer: spec.max_call_transfer.as_ref().and_then(|name| {
+                let value = spec.transfer_targets.get(name)?;
+                Some((name.clone(), TransferDestination::parse(value)?))
+            }),
             warn_at: max
                 .filter(|max| warning > Duration::ZERO && warning < *max)
                 .map(|max| now + (max - warning)),
@@ -205,7 +211,10 @@ impl CallPolicy {
             return actions;
         }
         if self.end_at.is_some_and(|at| now >= at) {
-            actions.push(self.say_goodbye(EndReason::MaxLength, now));
+            actions.push(match self.limit_transfer.take() {
+                Some((name, destination)) => self.announce_transfer(name, destination, now),
+                None => self.say_goodbye(EndReason::MaxLength, now),
+            });
         } else if self.warn_at.is_some_and(|at| now >= at) {
             self.warn_at = None;
             actions.push(self.prompt(self.warning.clone()));
@@ -258,6 +267,22 @@ impl CallPolicy {
     fn say_goodbye(&mut self, reason: EndReason, now: Instant) -> Action {
         self.begin_ending(Action::HangUp(reason), false, now);
         self.prompt(self.goodbye.clone())
+    }
+
+    /// The call reached its end time and goes to `name`: the model tells the caller, then
+    /// the call is transferred once that is played (or after [`END_GRACE`]).
+    fn announce_transfer(
+        &mut self,
+        name: String,
+        destination: TransferDestination,
+        now: Instant,
+    ) -> Action {
+        let notice = format!(
+            "The call has reached its time limit and is being transferred to {name} now. \
+             Tell the caller so in one short sentence, and say nothing else."
+        );
+        self.begin_ending(Action::Transfer { name, destination }, false, now);
+        self.prompt(notice)
     }
 
     fn begin_ending(&mut self, then: Action, idle_seen: bool, now: Instant) {
@@ -431,6 +456,33 @@ mod tests {
             vec![Action::HangUp(EndReason::Agent)],
             "the first request wins"
         );
+    }
+
+    #[test]
+    fn at_its_end_time_a_call_with_max_call_transfer_is_transferred_not_ended() {
+        let t0 = Instant::now();
+        let mut spec = spec();
+        spec.transfer_targets
+            .insert("humans".into(), "sip:desk@example.com".into());
+        spec.max_call_transfer = Some("humans".into());
+        let mut p = CallPolicy::new(&spec, t0);
+        let end = t0 + secs(100);
+        let actions = p.poll(end);
+        assert!(
+            matches!(actions.as_slice(), [Action::Prompt(text)] if text.contains("transferred to humans")),
+            "{actions:?}"
+        );
+        assert!(!p.takes_caller_audio(), "the call is ending");
+        quiet(&mut p, end);
+        assert_eq!(
+            p.poll(end),
+            vec![Action::Transfer {
+                name: "humans".into(),
+                destination: TransferDestination::Sip("sip:desk@example.com".into()),
+            }]
+        );
+        // If that transfer fails the call goes on; the next end is a goodbye, not a loop.
+        assert!(matches!(p.transfer_failed(end), Action::Prompt(_)));
     }
 
     #[test]

@@ -213,11 +213,21 @@ impl SipCall {
             SessionEvent::Reconnecting {
                 attempt, reason, ..
             } => {
-                tracing::warn!(
-                    call_id,
-                    attempt,
-                    "the sideband dropped ({reason}); re-attaching"
-                );
+                // The platform closes the sideband when the caller hangs up, and only a
+                // re-attach tells that from a dropped connection: the first try is routine.
+                if attempt <= 1 {
+                    tracing::info!(
+                        call_id,
+                        attempt,
+                        "the sideband closed ({reason}); re-attaching, or finding the call over"
+                    );
+                } else {
+                    tracing::warn!(
+                        call_id,
+                        attempt,
+                        "the sideband dropped ({reason}); re-attaching"
+                    );
+                }
             }
             SessionEvent::Reconnected { replayed_items, .. } => {
                 tracing::info!(call_id, replayed_items, "the sideband re-attached");
