@@ -235,6 +235,8 @@ async fn a_call_that_ends_with_its_sideband_is_not_attached_again() {
     h.until_no_calls().await;
     assert_eq!(h.platform.calls().state("rtc_end"), Some(CallState::Ended));
     assert_eq!(h.platform.calls().sidebands("rtc_end"), 1);
+    // The re-attach found no call (404): the call ended, it did not fail.
+    assert_eq!(h.stored_outcome("rtc_end").await, "caller_hung_up");
     h.stop().await;
 }
 

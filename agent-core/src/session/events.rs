@@ -236,6 +236,9 @@ pub enum CloseReason {
     /// A platform-held session (a SIP or WebRTC call) reached its time limit: it cannot roll
     /// over, since a new session would be a new call.
     SessionLimit,
+    /// A platform-held session's re-attach found no call (the platform answered 404): the
+    /// call ended while the sideband was away, usually because the caller hung up.
+    CallEnded,
     /// The app stopped reading events: this many were waiting (see `EventBuffer`).
     ConsumerTooSlow {
         /// Events waiting for the app when the session gave up.
@@ -262,6 +265,10 @@ impl std::fmt::Display for CloseReason {
             CloseReason::SessionLimit => write!(
                 f,
                 "the call reached its time limit (max_session_minutes); a platform-held session cannot roll over"
+            ),
+            CloseReason::CallEnded => write!(
+                f,
+                "the call ended: re-attaching to it found no call (HTTP 404)"
             ),
             CloseReason::ConsumerTooSlow { waiting } => write!(
                 f,

@@ -38,24 +38,16 @@ enum End {
     Transferred,
 }
 
-/// Whether a session closed because its re-attach found no call: the sideband's upgrade
-/// refused with 404 (agent-core's `TransportError::Rejected`).
-fn call_gone(message: &str) -> bool {
-    message.contains("refused the WebSocket upgrade with HTTP 404")
-}
-
 impl End {
     fn outcome(&self) -> Outcome {
         match self {
             // A platform-held session ends when its call does: the sideband closes, and a
-            // re-attach finds the call gone.
-            End::Closed(CloseReason::ConnectionLost { .. } | CloseReason::Requested) => {
-                Outcome::CallerHungUp
-            }
-            // The platform answers a re-attach to a call that is over with 404.
-            End::Closed(CloseReason::Fatal { message, .. }) if call_gone(message) => {
-                Outcome::CallerHungUp
-            }
+            // re-attach finds the call gone (the platform answers it with 404).
+            End::Closed(
+                CloseReason::ConnectionLost { .. }
+                | CloseReason::Requested
+                | CloseReason::CallEnded,
+            ) => Outcome::CallerHungUp,
             End::Closed(CloseReason::SessionLimit) => Outcome::MaxLength,
             End::Closed(_) | End::Vanished => Outcome::Failed,
             End::Drained => Outcome::Drained,
@@ -290,16 +282,10 @@ mod tests {
 
     #[test]
     fn a_re_attach_that_finds_the_call_gone_means_the_caller_hung_up() {
-        let message = agent_core::session::transport::TransportError::Rejected {
-            url: "ws://127.0.0.1:1/v1/realtime?call_id=rtc_1".into(),
-            status: 404,
-        }
-        .to_string();
-        let gone = End::Closed(CloseReason::Fatal {
-            code: None,
-            message,
-        });
-        assert_eq!(gone.outcome(), Outcome::CallerHungUp);
+        assert_eq!(
+            End::Closed(CloseReason::CallEnded).outcome(),
+            Outcome::CallerHungUp
+        );
         let refused = End::Closed(CloseReason::Fatal {
             code: None,
             message: "the server at ws://x refused the WebSocket upgrade with HTTP 500".into(),

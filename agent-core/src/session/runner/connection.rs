@@ -51,6 +51,9 @@ impl Runner {
                         Flow::Lost(why) | Flow::Rollover(why) => reason = why,
                     }
                 }
+                Err(err) if super::platform::call_gone(&self.config, &err) => {
+                    return Err(CloseReason::CallEnded);
+                }
                 Err(err) if !err.is_retryable() => {
                     return Err(CloseReason::Fatal {
                         code: err.code(),

@@ -9,9 +9,20 @@ use crate::{
     session::{
         SessionConfig, SessionError,
         events::{CloseReason, SessionEvent},
-        transport::{self, WsStream},
+        transport::{self, TransportError, WsStream},
     },
 };
+
+/// Whether a failed re-attach means the call is over: the platform answers a sideband for a
+/// call it no longer has with 404. (Only for platform-held sessions: for ours, a 404 is a
+/// wrong URL.)
+pub(super) fn call_gone(config: &SessionConfig, err: &SessionError) -> bool {
+    !config.ownership.replays()
+        && matches!(
+            err,
+            SessionError::Transport(TransportError::Rejected { status: 404, .. })
+        )
+}
 
 /// The session id and model a new connection reported (none on a re-attach).
 type SessionIds = (Option<String>, Option<String>);
