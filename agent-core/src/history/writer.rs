@@ -102,6 +102,8 @@ struct WriterState {
     syncs: bool,
     /// [`COMMIT_DELAY`], longer in tests that must not depend on the scheduler.
     commit_delay: Duration,
+    /// How many times the log was synced (what [`serve`](Self::serve) returns, for tests).
+    synced: u64,
 }
 
 /// A batch whose `COMMIT` failed: nothing in it was stored.
@@ -125,17 +127,21 @@ impl CommitFailed {
 
 impl WriterState {
     /// Serves the queue until every handle is dropped, one due batch at a time, syncing the
-    /// log within [`SYNC_INTERVAL`] of each commit.
-    fn serve(mut self, queue: &JobQueue<Job>) {
+    /// log within [`SYNC_INTERVAL`] of each commit; returns how many syncs that took.
+    fn serve(mut self, queue: &JobQueue<Job>) -> u64 {
         loop {
             let idle_until = self.unsynced_since.map(|since| since + SYNC_INTERVAL);
             match queue.next_batch(self.commit_delay, idle_until) {
-                Next::Batch(batch) => self.run_batch(batch),
+                Next::Batch(batch) => {
+                    self.run_batch(batch);
+                    if self.syncs {
+                        self.unsynced_since.get_or_insert_with(Instant::now);
+                    }
+                }
+                // Nothing committed since: the sync leaves nothing pending, and the thread
+                // sleeps until the next job (an idle session costs no wake-ups).
                 Next::Idle => self.sync(),
                 Next::Closed => break,
-            }
-            if self.syncs {
-                self.unsynced_since.get_or_insert_with(Instant::now);
             }
             if self
                 .unsynced_since
@@ -148,14 +154,17 @@ impl WriterState {
         if let Some(error) = take(&self.unobserved) {
             tracing::error!(%error, "history writer stopped with an unreported error");
         }
+        self.synced
     }
 
     /// Syncs what was committed since the last sync; a failure is reported like a failed
     /// write nobody awaited (logged, and returned by the next flush).
     fn sync(&mut self) {
-        if self.unsynced_since.take().is_some()
-            && let Err(error) = self.store.sync_log()
-        {
+        if self.unsynced_since.take().is_none() {
+            return;
+        }
+        self.synced += 1;
+        if let Err(error) = self.store.sync_log() {
             record(&self.unobserved, error);
         }
     }
@@ -246,6 +255,7 @@ impl HistoryWriter {
                     unsynced_since: None,
                     syncs,
                     commit_delay,
+                    synced: 0,
                 }
                 .serve(&stop.0);
             })
@@ -951,6 +961,38 @@ mod tests {
         // Read by a second connection, as a process resuming after a kill would.
         let reader = HistoryStore::open(&path).unwrap();
         assert_eq!(reader.calls(&id).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn an_idle_writer_syncs_once_after_its_last_commit_then_sleeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = OpenOptions::new().open(dir.path().join("h.db")).unwrap();
+        let syncs = store.defer_sync().unwrap();
+        assert!(syncs);
+        let queue = Arc::new(JobQueue::<Job>::new(MAX_BATCH, usize::MAX));
+        let thread = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                WriterState {
+                    store,
+                    unobserved: Unobserved::default(),
+                    unsynced_since: None,
+                    syncs,
+                    commit_delay: COMMIT_DELAY,
+                    synced: 0,
+                }
+                .serve(&queue)
+            })
+        };
+        let job: Job = Box::new(|store: &mut HistoryStore| {
+            let _ = store.create_conversation("a", "m");
+            Box::new(|_: &mut WriterState, _: Option<&CommitFailed>| {})
+        });
+        assert!(queue.push(job, Urgency::Awaited).is_ok());
+        // Several sync intervals with nothing to do: one sync for the commit, then none.
+        std::thread::sleep(SYNC_INTERVAL * 4);
+        queue.close();
+        assert_eq!(thread.join().unwrap(), 1);
     }
 
     #[tokio::test]
