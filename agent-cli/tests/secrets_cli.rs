@@ -384,7 +384,6 @@ fn azure_style_header_auth_needs_no_bearer_key() {
 #[test]
 fn agent_serve_keeps_the_twilio_token_out_of_answers_and_logs() {
     use agent_testkit::twilio::{CallerStep, FakeTwilio, Signing, StreamStart, Twiml, http};
-    use std::io::BufRead as _;
     use std::time::Duration;
 
     let (_, token) = TWILIO_AUTH_TOKEN;
@@ -406,7 +405,7 @@ fn agent_serve_keeps_the_twilio_token_out_of_answers_and_logs() {
     .unwrap();
     let config = dir.path().join("serve.toml");
     let url = server.url();
-    let mut command = common::command(
+    let serving = Serving::start(
         &[
             "-vv",
             "serve",
@@ -414,38 +413,11 @@ fn agent_serve_keeps_the_twilio_token_out_of_answers_and_logs() {
             config.to_str().unwrap(),
             "--url",
             &url,
-            "--drain-secs",
-            "1",
         ],
         dir.path(),
+        TWILIO_AUTH_TOKEN,
     );
-    for (name, value) in SECRETS.iter().chain([&TWILIO_AUTH_TOKEN]) {
-        command.env(name, value);
-    }
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (lines_tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let first = lines
-        .recv_timeout(Duration::from_secs(30))
-        .expect("agent serve started");
-    let addr: std::net::SocketAddr = first
-        .rsplit("http://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    let addr = serving.addr;
     let twilio = FakeTwilio::new(addr, public, token);
     let stream_url = format!("ws://{addr}/twilio/media-stream");
     let mut seen = String::new();
@@ -511,18 +483,7 @@ fn agent_serve_keeps_the_twilio_token_out_of_answers_and_logs() {
         assert!(record.heard_ms() >= 300, "{record:?}");
         seen.push_str(&format!("{record:?}"));
     });
-    // SIGTERM, as a process manager stops it; the server drains and exits.
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let rest: Vec<String> = lines.try_iter().collect();
-    let logs = format!("{first}\n{}\n{}", rest.join("\n"), text(&out.stderr));
+    let (logs, _) = serving.stop();
     assert!(
         logs.contains("refused a media stream"),
         "the log is at -vv: {logs}"
@@ -557,7 +518,6 @@ fn agent_serve_keeps_the_webhook_secret_out_of_answers_and_logs() {
         CallControl, FakePlatform, IncomingCall, SidebandDrop, WebhookSigning,
     };
     use agent_testkit::twilio::http;
-    use std::io::BufRead as _;
     use std::time::Duration;
 
     let (_, secret) = WEBHOOK_SECRET;
@@ -588,7 +548,7 @@ fn agent_serve_keeps_the_webhook_secret_out_of_answers_and_logs() {
     let config = dir.path().join("serve.toml");
     let (url, api_base) = (platform.realtime_url(), platform.api_base());
     // The log in the format collectors read: the secret must stay out of it too.
-    let mut command = common::command(
+    let serving = Serving::start(
         &[
             "-vv",
             "--log-format",
@@ -600,38 +560,11 @@ fn agent_serve_keeps_the_webhook_secret_out_of_answers_and_logs() {
             &url,
             "--api-base",
             &api_base,
-            "--drain-secs",
-            "1",
         ],
         dir.path(),
+        WEBHOOK_SECRET,
     );
-    for (name, value) in SECRETS.iter().chain([&WEBHOOK_SECRET]) {
-        command.env(name, value);
-    }
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (lines_tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let first = lines
-        .recv_timeout(Duration::from_secs(30))
-        .expect("agent serve started");
-    let addr: std::net::SocketAddr = first
-        .rsplit("http://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    let addr = serving.addr;
     let mut seen = String::new();
     runtime.block_on(async {
         let forged = IncomingCall::new(secret, secret, secret);
@@ -708,23 +641,12 @@ fn agent_serve_keeps_the_webhook_secret_out_of_answers_and_logs() {
         );
         seen.push_str(&format!("{:?}", platform.requests()));
     });
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let rest: Vec<String> = lines.try_iter().collect();
-    let logs = format!("{first}\n{}\n{}", rest.join("\n"), text(&out.stderr));
+    let (logs, stderr) = serving.stop();
     assert!(
         logs.contains("refused an OpenAI webhook"),
         "the log is at -vv: {logs}"
     );
     assert!(logs.contains("SIP call connected"), "{logs}");
-    let stderr = text(&out.stderr);
     let log_lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!log_lines.is_empty());
     for line in log_lines {
@@ -743,4 +665,76 @@ fn agent_serve_keeps_the_webhook_secret_out_of_answers_and_logs() {
         );
     }
     runtime.block_on(platform.shutdown());
+}
+
+/// `agent serve` as its own process, started as a process manager would start it: the
+/// secrets of [`SECRETS`] and `secret` in its environment, its address read from the line it
+/// prints first.
+struct Serving {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    first: String,
+    addr: std::net::SocketAddr,
+}
+
+impl Serving {
+    /// `agent ARGS --drain-secs 1` in `dir`; waits (30 s at most) for it to listen.
+    fn start(args: &[&str], dir: &std::path::Path, secret: (&str, &str)) -> Serving {
+        use std::io::BufRead as _;
+        let mut args = args.to_vec();
+        args.extend(["--drain-secs", "1"]);
+        let mut command = common::command(&args, dir);
+        for (name, value) in SECRETS.iter().chain([&secret]) {
+            command.env(name, value);
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = lines_tx.send(line);
+            }
+        });
+        let first = lines
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("agent serve started");
+        let addr = first
+            .rsplit("http://")
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        Serving {
+            child,
+            lines,
+            first,
+            addr,
+        }
+    }
+
+    /// SIGTERM, as a process manager stops it; the server drains and exits (killed after
+    /// 15 s). Returns everything it printed (stdout, then stderr), and its stderr alone.
+    fn stop(mut self) -> (String, String) {
+        use std::time::{Duration, Instant};
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let out = self.child.wait_with_output().unwrap();
+        let rest: Vec<String> = self.lines.try_iter().collect();
+        let stderr = text(&out.stderr);
+        let logs = format!("{}\n{}\n{stderr}", self.first, rest.join("\n"));
+        (logs, stderr)
+    }
 }
