@@ -18,7 +18,7 @@
 //! (the trace drops and counts a record rather than let a slow disk hold memory).
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Whether the job's result is waited for.
@@ -188,10 +188,19 @@ impl<J> JobQueue<J> {
     }
 }
 
+/// Held by the thread that serves a queue: marks the queue stopped when the thread ends,
+/// even by a panic, so nobody queues work (or waits) for a thread that is gone.
+pub(crate) struct StopOnExit<J>(pub(crate) Arc<JobQueue<J>>);
+
+impl<J> Drop for StopOnExit<J> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     const LONG: Duration = Duration::from_secs(10);
 

@@ -19,7 +19,7 @@ use std::{
 
 use serde_json::{Map, Value, json};
 
-use crate::batch_queue::{JobQueue, Next, Refused, Urgency};
+use crate::batch_queue::{JobQueue, Next, Refused, StopOnExit, Urgency};
 use crate::session::{Direction, WireObserver};
 
 /// The replacement for every secret.
@@ -94,16 +94,12 @@ impl TraceWriter {
     /// A writer whose thread writes to `out`.
     fn with_output(out: impl Write + Send + 'static, include_audio: bool) -> io::Result<Self> {
         let records = Arc::new(JobQueue::new(BATCH, QUEUE));
-        let queue = records.clone();
+        let stop = StopOnExit(records.clone());
         let dropped = Arc::new(AtomicU64::new(0));
         let counter = dropped.clone();
         let thread = std::thread::Builder::new()
             .name("agent-trace".to_owned())
-            .spawn(move || {
-                write_records(&queue, out, include_audio, &counter);
-                // Gone, even by a panic above: later records are refused, not queued forever.
-                queue.stop();
-            })?;
+            .spawn(move || write_records(&stop.0, out, include_audio, &counter))?;
         Ok(TraceWriter {
             records,
             include_audio,

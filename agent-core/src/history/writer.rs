@@ -44,7 +44,7 @@ use super::{
     Appended, CallRecord, CallRecordState, ConversationId, HistoryError, HistoryStore, Lease,
     StoredItem,
 };
-use crate::batch_queue::{JobQueue, Next, Urgency};
+use crate::batch_queue::{JobQueue, Next, StopOnExit, Urgency};
 use crate::protocol::Item;
 
 /// The most jobs one group commit takes; more wait for the next batch, so one huge burst
@@ -217,16 +217,6 @@ struct Jobs(Arc<JobQueue<Job>>);
 impl Drop for Jobs {
     fn drop(&mut self) {
         self.0.close();
-    }
-}
-
-/// Marks the queue stopped when the writer thread ends, even by a panic, so no job waits for
-/// a thread that is gone.
-struct StopOnExit(Arc<JobQueue<Job>>);
-
-impl Drop for StopOnExit {
-    fn drop(&mut self) {
-        self.0.stop();
     }
 }
 
