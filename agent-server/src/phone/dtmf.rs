@@ -34,7 +34,7 @@ impl Dtmf {
     }
 
     /// A key press at `now`: the message for the model, when one is due. Anything but `0-9`,
-    /// `*` and `#` is not a key and is dropped (the caller of this logs it).
+    /// `*`, `#` and `A-D` is not a key and is dropped (the caller of this logs it).
     pub fn on_digit(&mut self, digit: &str, now: Instant) -> Option<String> {
         let key = single_key(digit)?;
         match self.mode {
@@ -77,11 +77,15 @@ impl Dtmf {
     }
 }
 
-/// The key, when `digit` is exactly one of `0-9`, `*`, `#`.
+/// The key, when `digit` is exactly one of `0-9`, `*`, `#`, or `A-D`.
+///
+/// `A-D` are the fourth keypad column (RFC 4733 events 12-15). Phones rarely have it, but PBXs
+/// and IVR testers send it over SIP, so a letter is a key too; it is read in upper case.
 pub fn single_key(digit: &str) -> Option<char> {
     let mut chars = digit.chars();
-    let key = chars.next()?;
-    (chars.next().is_none() && (key.is_ascii_digit() || key == '*' || key == '#')).then_some(key)
+    let key = chars.next()?.to_ascii_uppercase();
+    let is_key = key.is_ascii_digit() || matches!(key, '*' | '#' | 'A'..='D');
+    (chars.next().is_none() && is_key).then_some(key)
 }
 
 #[cfg(test)]
@@ -106,6 +110,12 @@ mod tests {
         );
         assert_eq!(d.on_digit("55", now), None);
         assert_eq!(d.on_digit("x", now), None);
+        assert_eq!(d.on_digit("E", now), None);
+        assert_eq!(
+            d.on_digit("b", now).as_deref(),
+            Some("The caller pressed B on the keypad."),
+            "the fourth column (A-D) is a key, read in upper case"
+        );
         assert_eq!(d.on_digit("", now), None);
         assert_eq!(d.deadline(), None);
     }
