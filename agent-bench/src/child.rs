@@ -1,5 +1,6 @@
 //! One measured client process: CPU (user + system, from the kernel's accounting of
-//! waited-for children), wall time, its output, and a deadline.
+//! waited-for children, with the two apart and the wake-ups and file writes beside them), wall
+//! time, its output, and a deadline.
 //!
 //! A client that reads typed lines (`agent run` with piped input) is paced like a person at a
 //! terminal: the next line is written only once the reply to the previous one has been printed,
@@ -37,6 +38,8 @@ pub struct Paced {
 pub struct ChildRun {
     /// CPU seconds of the child, user + system.
     pub cpu: f64,
+    /// The child's usage in detail (user and system apart, wake-ups, file writes).
+    pub usage: common::Usage,
     /// Wall seconds from spawn to exit.
     pub wall: f64,
     /// The last JSON line the client printed (its own report), or counts read off its output.
@@ -53,7 +56,7 @@ pub fn run(mut command: Command, paced: Option<Paced>) -> anyhow::Result<ChildRu
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let cpu_before = common::children_cpu_seconds();
+    let before = common::children_usage();
     let started = Instant::now();
     let mut child = command.spawn()?;
     let stdin = child.stdin.take();
@@ -69,7 +72,8 @@ pub fn run(mut command: Command, paced: Option<Paced>) -> anyhow::Result<ChildRu
     });
     let status = wait_with_deadline(&mut child)?;
     let wall = started.elapsed().as_secs_f64();
-    let cpu = common::children_cpu_seconds() - cpu_before;
+    let usage = common::children_usage().since(&before);
+    let cpu = usage.cpu();
     let (report, lines) = out_thread.join().unwrap_or((Value::Null, 0));
     let stderr = err_thread.join().unwrap_or_default();
     if !status.success() {
@@ -80,7 +84,12 @@ pub fn run(mut command: Command, paced: Option<Paced>) -> anyhow::Result<ChildRu
             tail.join("\n")
         );
     }
-    Ok(ChildRun { cpu, wall, report })
+    Ok(ChildRun {
+        cpu,
+        usage,
+        wall,
+        report,
+    })
 }
 
 /// Waits for the child, killing it (it is ours) when the deadline passes.

@@ -139,16 +139,49 @@ pub fn rss_of(pid: &str) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// CPU seconds (user + system) of this process's children that have been waited for.
-///
-/// From `getrusage(RUSAGE_CHILDREN)`, which Linux derives from the scheduler's nanosecond
-/// runtime: microsecond resolution, where /proc's counters move in 10 ms ticks (a short run
-/// such as a start-up would read 0.01 or 0.02 s).
-pub fn children_cpu_seconds() -> f64 {
+/// What the kernel accounted to this process's waited-for children so far: the difference
+/// between two readings is what the children in between used.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// User-space CPU seconds.
+    pub user: f64,
+    /// Kernel CPU seconds (system calls: sockets, pipes, file writes and syncs).
+    pub system: f64,
+    /// Voluntary context switches: each is a wait that ended in a wake-up (a frame arrived, a
+    /// writer thread was woken, a sync returned).
+    pub voluntary_switches: f64,
+    /// Blocks the file system wrote on the children's behalf (512-byte units).
+    pub blocks_written: f64,
+}
+
+impl Usage {
+    /// User + system.
+    pub fn cpu(&self) -> f64 {
+        self.user + self.system
+    }
+
+    /// What was used between `earlier` and `self`.
+    pub fn since(&self, earlier: &Usage) -> Usage {
+        Usage {
+            user: self.user - earlier.user,
+            system: self.system - earlier.system,
+            voluntary_switches: self.voluntary_switches - earlier.voluntary_switches,
+            blocks_written: self.blocks_written - earlier.blocks_written,
+        }
+    }
+}
+
+/// The children's usage so far (`getrusage(RUSAGE_CHILDREN)`).
+pub fn children_usage() -> Usage {
     use nix::sys::resource::{UsageWho, getrusage};
-    getrusage(UsageWho::RUSAGE_CHILDREN).map_or(0.0, |u| {
+    getrusage(UsageWho::RUSAGE_CHILDREN).map_or(Usage::default(), |u| {
         let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
-        seconds(u.user_time()) + seconds(u.system_time())
+        Usage {
+            user: seconds(u.user_time()),
+            system: seconds(u.system_time()),
+            voluntary_switches: u.voluntary_context_switches() as f64,
+            blocks_written: u.block_writes() as f64,
+        }
     })
 }
 

@@ -50,6 +50,7 @@ mod memory;
 mod peer;
 mod peer_install;
 mod report;
+mod report_missed;
 mod report_profile;
 mod report_sdk;
 mod report_telephony;

@@ -87,6 +87,7 @@ impl Report {
         self.size_section(&mut md);
         self.callgrind_section(&mut md);
         self.telephony_section(&mut md);
+        self.missed_section(&mut md);
         md
     }
 
@@ -264,10 +265,9 @@ impl Report {
                     md,
                     "- {} call(s), history on: p50 {} vs {} off. The difference is the SQLite \
                      work on the session's path: each call's \"started\" record must be in the \
-                     write-ahead log before its tool runs (one small commit, no fsync), and the \
-                     writer thread runs it after the turn's item appends, each of which is its \
-                     own fsynced commit today; batching those commits (group commit) is what \
-                     would take most of this away.",
+                     write-ahead log before its tool runs, so the call waits for the writer \
+                     thread's commit of that record (the turn's other items join the same \
+                     group commit, with no extra wait).",
                     d.calls,
                     fmt_duration(pct(&d.server, 50.0)),
                     fmt_duration(pct(&off.server, 50.0)),

@@ -12,22 +12,22 @@ use crate::{
 };
 
 /// CLI defaults: CPU per turn, start-up excluded, at most this (seconds).
-const CLI_CPU_PER_TURN: f64 = 0.25e-3;
+pub(crate) const CLI_CPU_PER_TURN: f64 = 0.25e-3;
 /// At least this many times less CPU per turn than openai-agents-python.
 const VS_PYTHON: f64 = 20.0;
 /// At least this many times less CPU per turn than openai-agents-js.
 const VS_JS: f64 = 40.0;
 /// History costs at most this fraction more than `--no-history`.
-const HISTORY_COST: f64 = 0.15;
+pub(crate) const HISTORY_COST: f64 = 0.15;
 /// `--trace` costs at most this fraction more than the defaults.
-const TRACE_COST: f64 = 0.20;
+pub(crate) const TRACE_COST: f64 = 0.20;
 
 fn ms(seconds: f64) -> String {
     format!("{:.3} ms", seconds * 1e3)
 }
 
 impl SdkResult {
-    fn get(&self, client: Client) -> Option<&ClientRuns> {
+    pub(crate) fn get(&self, client: Client) -> Option<&ClientRuns> {
         self.clients
             .iter()
             .find(|c| c.client == client && c.measured())
@@ -183,7 +183,36 @@ impl Report {
             );
         }
         self.sdk_work(md, s);
+        self.sdk_usage(md, s);
         self.sdk_notes(md, s);
+    }
+
+    /// Where each client's CPU per turn goes: user space against the kernel, and the wake-ups
+    /// and file writes that bring the kernel in.
+    fn sdk_usage(&self, md: &mut String, s: &SdkResult) {
+        let _ = writeln!(
+            md,
+            "\n**Where the CPU per turn goes** (start-up excluded, medians as above; from the \
+             kernel's accounting of each client process, `getrusage`). A wake-up is a \
+             voluntary context switch: a thread waited and was woken (a frame arrived, a queue \
+             was pushed, a sync returned). Blocks are 512-byte units the file system wrote.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| client | user per turn | system per turn | wake-ups per turn | blocks written per turn |\n| --- | ---: | ---: | ---: | ---: |"
+        );
+        for c in s.clients.iter().filter(|c| c.measured()) {
+            let u = c.usage_per_turn();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.1} | {:.1} |",
+                c.client.label(),
+                ms(u.user),
+                ms(u.system),
+                u.voluntary_switches,
+                u.blocks_written
+            );
+        }
     }
 
     /// The equal-work table, from the server's side.

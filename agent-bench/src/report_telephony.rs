@@ -9,25 +9,25 @@ use crate::{
 };
 
 /// Serve CPU per call-second at most this, ms.
-const CPU_PER_CALL_SECOND_MS: f64 = 0.5;
+pub(crate) const CPU_PER_CALL_SECOND_MS: f64 = 0.5;
 /// Frame in → append out p99 at most this at [`P99_LEVEL`] calls, µs.
 const P99_US: u32 = 10_000;
 const P99_LEVEL: usize = 500;
 /// At least this many times less CPU per call-second than the JS transport.
-const VS_JS: f64 = 10.0;
+pub(crate) const VS_JS: f64 = 10.0;
 
 fn ms(us: u32) -> String {
     format!("{:.2} ms", f64::from(us) / 1e3)
 }
 
 /// The levels that count: the generator kept real time.
-fn counted(levels: &[Level]) -> impl Iterator<Item = &Level> {
+pub(crate) fn counted(levels: &[Level]) -> impl Iterator<Item = &Level> {
     levels.iter().filter(|l| l.generator_kept_up())
 }
 
 impl TelephonyResult {
     /// The largest level the JS transport sustained.
-    fn js_best(&self) -> Option<&Level> {
+    pub(crate) fn js_best(&self) -> Option<&Level> {
         self.js
             .iter()
             .filter(|l| l.sustained(self.turn_every))
@@ -35,7 +35,7 @@ impl TelephonyResult {
     }
 
     /// Our row at the same level as `level`.
-    fn ours_at(&self, calls: usize) -> Option<&Level> {
+    pub(crate) fn ours_at(&self, calls: usize) -> Option<&Level> {
         self.ours.iter().find(|l| l.calls == calls)
     }
 }

@@ -237,6 +237,24 @@ impl ClientRuns {
         (self.cpu_full() - self.cpu_startup()) / (self.turns.saturating_sub(1).max(1)) as f64
     }
 
+    /// Usage per turn with start-up excluded: each field the difference of the medians of the
+    /// long and the 1-turn runs, per turn.
+    pub fn usage_per_turn(&self) -> crate::common::Usage {
+        let field = |runs: &[Run], f: fn(&crate::common::Usage) -> f64| {
+            median(runs.iter().map(|r| f(&r.child.usage)))
+        };
+        let per = |f: fn(&crate::common::Usage) -> f64| {
+            (field(&self.full, f) - field(&self.startup, f))
+                / (self.turns.saturating_sub(1).max(1)) as f64
+        };
+        crate::common::Usage {
+            user: per(|u| u.user),
+            system: per(|u| u.system),
+            voluntary_switches: per(|u| u.voluntary_switches),
+            blocks_written: per(|u| u.blocks_written),
+        }
+    }
+
     /// CPU per turn with start-up included, seconds.
     pub fn cpu_per_turn_total(&self) -> f64 {
         self.cpu_full() / self.turns.max(1) as f64
