@@ -104,7 +104,7 @@ struct MediaCall {
 /// What a new sideband attaches to.
 pub(crate) enum Attachment {
     /// A SIP call: the sideband runs the call's session itself.
-    Sip(Attached),
+    Sip(Box<Attached>),
     /// A WebRTC call: the sideband relays to and from the call's session.
     Media(mpsc::UnboundedSender<CallInput>),
 }
@@ -260,11 +260,11 @@ impl PlatformCalls {
         let (tx, rx) = mpsc::unbounded_channel();
         call.control = Some(tx);
         call.sidebands += 1;
-        Some(Attachment::Sip(Attached {
+        Some(Attachment::Sip(Box::new(Attached {
             saved: call.saved.take(),
             accepted: call.accepted.clone(),
             control: rx,
-        }))
+        })))
     }
 
     /// A WebRTC call starts, accepted with `session`; its session reads `inbound` and gets

@@ -81,7 +81,8 @@ struct Shared {
     ended: AtomicBool,
 }
 
-/// A browser in a WebRTC call with the fake platform. Dropping it hangs up.
+/// A browser in a WebRTC call with the fake platform. Dropping it hangs up (its task sends
+/// the goodbyes and ends by itself, within a fraction of a second).
 #[derive(Debug)]
 pub struct TestBrowser {
     call_id: String,
@@ -285,10 +286,8 @@ impl TestBrowser {
 
 impl Drop for TestBrowser {
     fn drop(&mut self) {
+        // Not aborted: a polite close tells the platform at once, and the task ends by itself.
         let _ = self.commands.send(Command::Close);
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
     }
 }
 
@@ -318,8 +317,7 @@ impl Driver {
         let why = self.drive().await;
         tracing::debug!(%why, "test browser: call over");
         self.shared.ended.store(true, Ordering::Relaxed);
-        self.rtc.disconnect();
-        let _ = self.io.drain(&mut self.rtc);
+        self.io.close(&mut self.rtc).await;
     }
 
     async fn drive(&mut self) -> String {
@@ -358,6 +356,7 @@ impl Driver {
     fn on_event(&mut self, event: Event) -> Result<(), String> {
         match event {
             Event::Connected => self.connected = true,
+            Event::Closed => return Err("the platform closed the peer connection".into()),
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) if self.connected => {
                 return Err("ICE disconnected".into());
             }

@@ -16,6 +16,8 @@ use tokio::{net::UdpSocket, time::Instant};
 
 /// The largest datagram read: above any MTU on loopback.
 const MAX_DATAGRAM: usize = 2048;
+/// How long a polite hang-up may take to send its goodbyes.
+const CLOSE_DRAIN: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A UDP socket on 127.0.0.1 and the events of the `Rtc` it carries.
 #[derive(Debug)]
@@ -114,6 +116,24 @@ impl RtcSocket {
             rtc.handle_input(input)?;
             self.drain(rtc)?;
         }
+    }
+
+    /// Hangs up politely: RTCP BYE, SCTP shutdown and DTLS close_notify go out (str0m waits
+    /// for no reply), so the other peer learns of it at once rather than when ICE times out.
+    /// Bounded by [`CLOSE_DRAIN`].
+    pub(crate) async fn close(&mut self, rtc: &mut Rtc) {
+        let until = Instant::now() + CLOSE_DRAIN;
+        if self.mutate(rtc, Rtc::close).is_err() {
+            rtc.disconnect();
+            return;
+        }
+        while rtc.is_alive() && Instant::now() < until {
+            tokio::time::sleep_until(self.timeout.min(until)).await;
+            if self.tick(rtc).is_err() {
+                break;
+            }
+        }
+        rtc.disconnect();
     }
 
     /// Tells `rtc` the time passed (its timeout came).

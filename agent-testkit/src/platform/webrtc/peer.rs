@@ -6,7 +6,9 @@
 //! turns the microphone's RTP packets into [`CallInput::Audio`], and plays the answers' audio
 //! as Opus frames paced by [`Playout`]. Every wait has a deadline: a browser that has not
 //! opened `oai-events` within the connect deadline is given up and the call ends, and so it
-//! does when ICE disconnects or the channel closes.
+//! does when the browser closes the peer connection or the channel, or ICE disconnects. When
+//! the call ends on the platform's side, the peer closes politely (DTLS close_notify), so the
+//! browser learns of it at once.
 
 use std::{
     collections::VecDeque,
@@ -136,9 +138,8 @@ impl Peer {
         };
         let why = task.drive(connect_deadline).await;
         tracing::debug!(connection = task.ends.index, %why, "platform: WebRTC peer ends");
-        task.rtc.disconnect();
-        let _ = task.io.drain(&mut task.rtc);
         let _ = task.ends.inbound.send(CallInput::PeerGone { why });
+        task.io.close(&mut task.rtc).await;
     }
 }
 
@@ -252,6 +253,7 @@ impl PeerTask {
         let index = self.ends.index;
         match event {
             Event::Connected => self.connected = true,
+            Event::Closed => return Err("the browser closed the peer connection".into()),
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) if self.connected => {
                 return Err("ICE disconnected: the browser left".into());
             }

@@ -31,51 +31,62 @@ pub(super) async fn pump(
         return;
     }
     calls.media_sideband(call_id, true);
-    let dropped = loop {
+    let ending = loop {
         tokio::select! {
             msg = ws.next() => {
                 // A clean close frame is the client letting go; anything else is a drop.
                 let clean = matches!(msg, Some(Ok(Message::Close(_))));
                 match link::from_ws(msg, index) {
+                    Inbound::Closed => break Ending::ClientLeft { dropped: !clean },
                     Inbound::Event { from, text } => {
-                        if call.send(CallInput::ClientEvent { from, text }).is_err() {
-                            break false;
+                        let forwarded = call.send(CallInput::ClientEvent { from, text });
+                        if forwarded.is_err() {
+                            break Ending::Close(sideband::call_ended()); // the session is gone
                         }
                     }
-                    Inbound::Closed => break !clean,
                     _ => {}
                 }
                 // Pongs to the client's pings go out with the next flush.
                 if ws.flush().await.is_err() {
-                    break true;
+                    break Ending::ClientLeft { dropped: true };
                 }
             }
             out = from_call.recv() => match out {
                 Some(ToSideband::Event(text)) => {
                     let frame = Message::Text(Utf8Bytes::from(text.as_ref()));
                     if ws.send(frame).await.is_err() {
-                        break true;
+                        break Ending::ClientLeft { dropped: true };
                     }
                 }
-                Some(ToSideband::Drop) => {
-                    tracing::debug!(connection = index, "platform: sideband dropped");
-                    drop_connection(&mut ws).await;
-                    break true;
-                }
-                Some(ToSideband::Close(spec)) => {
-                    close(&mut ws, &spec).await;
-                    break false;
-                }
-                None => {
-                    close(&mut ws, &sideband::call_ended()).await;
-                    break false;
-                }
+                Some(ToSideband::Drop) => break Ending::Drop,
+                Some(ToSideband::Close(spec)) => break Ending::Close(spec),
+                None => break Ending::Close(sideband::call_ended()),
             },
         }
     };
+    // The call hears first: ending the socket may wait seconds for the client.
     calls.media_sideband(call_id, false);
+    let dropped = matches!(ending, Ending::Drop | Ending::ClientLeft { dropped: true });
     let _ = call.send(CallInput::SidebandLeft {
         from: index,
         dropped,
     });
+    match ending {
+        Ending::Drop => {
+            tracing::debug!(connection = index, "platform: sideband dropped");
+            drop_connection(&mut ws).await;
+        }
+        Ending::Close(spec) => close(&mut ws, &spec).await,
+        Ending::ClientLeft { .. } => {}
+    }
+}
+
+/// How a sideband's relay ends.
+enum Ending {
+    /// The client closed (cleanly, or its connection failed: `dropped`).
+    ClientLeft { dropped: bool },
+    /// The platform drops the connection without a close frame.
+    Drop,
+    /// The platform closes the WebSocket with this frame.
+    Close(CloseSpec),
 }

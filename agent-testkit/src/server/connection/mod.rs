@@ -114,7 +114,7 @@ pub(crate) async fn serve(stream: TcpStream, index: usize, shared: Arc<Shared>) 
     let call_id = sideband::call_id_of(handshake.query.as_deref());
     let attached = match (&shared.config.calls, &call_id) {
         (Some(calls), Some(id)) => match calls.attach(id) {
-            Some(Attachment::Sip(attached)) => Some(attached),
+            Some(Attachment::Sip(attached)) => Some(*attached),
             Some(Attachment::Media(call)) if handshake.auth_ok => {
                 return media_sideband::pump(ws, index, id, call, &shared).await;
             }
