@@ -3,11 +3,13 @@
 //! the scripted session over `oai-events` and its audio track; sidebands join the same call.
 
 mod common;
+#[path = "../../agent-core/tests/common/spec.rs"]
+mod spec;
 
 use std::time::Duration;
 
 use agent_testkit::{
-    AudioSettings, ModelStep, Scenario, ScriptedCall, ServerConfig, Turn,
+    AudioSettings, Dialect, ModelStep, Scenario, ScriptedCall, ServerConfig, Turn,
     platform::{CallControl, CallKind, CallState, FakePlatform, OfferForm, SidebandDrop},
     webrtc::{CallVia, TestBrowser, post_client_secret},
 };
@@ -69,6 +71,20 @@ fn calls_of(done: &Value) -> Vec<Value> {
         .filter(|item| item["type"] == "function_call")
         .cloned()
         .collect()
+}
+
+/// Every event the data channel carried validates against the official GA schemas (skipped,
+/// with a note, when the spec folder is missing, unless CI requires it).
+fn conforms(events: &[Value]) {
+    let Some(spec) = spec::spec() else { return };
+    let failures: Vec<String> = events
+        .iter()
+        .filter_map(|event| {
+            let failed = spec.validate_server_event(Dialect::Ga, event).err()?;
+            Some(format!("{failed}\n    {event}"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Whether the browser's peer connection ends within `WAIT`.
@@ -167,6 +183,7 @@ async fn a_call_with_a_client_secret_plays_the_scenario_with_audio_both_ways() {
     assert_eq!(minted.len(), 1);
     assert_eq!(minted[0].value, secret);
     assert_eq!(minted[0].expires_at - minted[0].created_at, 600);
+    conforms(browser.history());
     browser.close().await;
     platform.shutdown().await;
 }
@@ -247,6 +264,18 @@ async fn a_sideband_on_the_call_sees_its_events_and_runs_the_function_call() {
     );
     let seen = browser.wait_for("session.updated", WAIT).await.unwrap();
     assert_eq!(seen["session"]["tools"][0]["name"], "lookup_order");
+    // And the browser's own update reaches the sideband.
+    browser
+        .send(&json!({"type": "session.update", "session": {"type": "realtime", "instructions": "Be brief."}}))
+        .unwrap();
+    let updated = sideband_until(&mut sideband, "session.updated").await;
+    let session = &updated.last().unwrap()["session"];
+    assert_eq!(session["instructions"], "Be brief.");
+    assert_eq!(
+        session["tools"][0]["name"], "lookup_order",
+        "one session for both"
+    );
+    browser.wait_for("session.updated", WAIT).await.unwrap();
 
     // The caller speaks; both see the turn and the call.
     browser.speak(200).unwrap();

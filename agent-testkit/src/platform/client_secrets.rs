@@ -3,8 +3,10 @@
 //!
 //! The platform mints `ek_...` values, each with the session it configures and an expiry, and
 //! keeps them so that `POST /v1/realtime/calls` can check the browser's bearer. Tests need
-//! expired secrets without waiting: [`ClientSecrets::advance_clock`] moves the platform's clock,
-//! and [`ClientSecrets::issue`] mints with any lifetime, past ones included.
+//! expired secrets without waiting: [`FakePlatform::advance_clock`](super::FakePlatform::advance_clock)
+//! moves the platform's clock, and
+//! [`FakePlatform::issue_client_secret`](super::FakePlatform::issue_client_secret) mints with
+//! any lifetime, past ones included.
 
 use std::{
     sync::{

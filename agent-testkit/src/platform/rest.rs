@@ -8,7 +8,7 @@
 //! checked the way the live API does: an accept is a GA session config (`type` required,
 //! unknown keys refused), a reject has at most an integer `status_code`, a refer a `tel:` or
 //! `sip:` `target_uri` (SIP calls only), a hang-up nothing. A bad body gets 400 and changes
-//! nothing. A request whose head and body do not arrive within [`REQUEST_DEADLINE`] is dropped.
+//! nothing. A request whose head and body do not arrive within 10 seconds is dropped.
 
 use std::{
     net::SocketAddr,

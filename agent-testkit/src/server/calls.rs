@@ -8,7 +8,7 @@
 //! keypad press, a dropped sideband.
 //!
 //! A WebRTC call is different: its session runs beside the browser's data channel for the
-//! whole call (see [`media_call`](super::media_call)), and its sidebands only relay events to
+//! whole call (see `server::media_call`), and its sidebands only relay events to
 //! and from that session. It is accepted from the start (the browser's offer was the answer to
 //! nothing), and controls go to its session.
 
@@ -58,7 +58,8 @@ pub enum CallControl {
     CallerSpeaks,
     /// The caller presses a key: `input_audio_buffer.dtmf_event_received`.
     Dtmf(String),
-    /// The sideband's TCP connection drops, without a close frame.
+    /// The sideband's TCP connection drops, without a close frame (on a WebRTC call: every
+    /// sideband's; the call and its data channel go on unless [`SidebandDrop::CallEnds`]).
     DropSideband,
     /// The call ended: the sideband is closed (1000).
     End,

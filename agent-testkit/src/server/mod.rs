@@ -774,7 +774,8 @@ impl ServerHandle {
         lock(&self.shared.sent_counts).clone()
     }
 
-    /// How many TCP connections were accepted so far.
+    /// How many connections were accepted so far: TCP connections, and the sessions of a fake
+    /// platform's WebRTC calls (each records its data channel's events under its own index).
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
     }

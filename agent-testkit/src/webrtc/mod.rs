@@ -7,8 +7,8 @@
 //! receives Realtime events on the channel and Opus frames on the track. [`post_offer`] and
 //! [`post_client_secret`] are the bare HTTP requests, for tests of refusals.
 //!
-//! Both peers are str0m, driven the same way ([`io`]); neither encodes audio: they send frames
-//! made once offline ([`opus`]).
+//! Both peers are str0m, driven the same way; neither encodes audio: they send Opus frames
+//! made once offline (a 400 Hz tone and the 3-byte silent frame).
 
 mod browser;
 mod client;

@@ -1,7 +1,7 @@
 //! The fake platform's WebRTC calls: `POST /v1/realtime/calls` answers a browser's SDP offer
 //! and runs the call.
 //!
-//! Each call gets a UDP port on 127.0.0.1 and a str0m peer ([`peer`]) that answers the offer
+//! Each call gets a UDP port on 127.0.0.1 and a str0m peer that answers the offer
 //! with that host candidate, and a session on the scripted server (the platform-held call of
 //! [`calls`](crate::server::calls)) that plays the scenario over the `oai-events` data channel.
 //! A sideband attached with `?call_id=` joins the same session. The answer is `201` with the

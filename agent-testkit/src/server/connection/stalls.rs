@@ -24,6 +24,16 @@ impl Conn {
                 return;
             }
             let inbound = link.next(self.index, None).await;
+            // A stalled WebRTC call still ends when its browser goes.
+            let gone = matches!(
+                inbound,
+                Inbound::Call(crate::server::media_call::CallInput::PeerGone { .. })
+            );
+            if gone {
+                self.detach(false);
+                link.close(&super::sideband::call_ended()).await;
+                return;
+            }
             if self.on_frame(inbound) == Flow::Stop {
                 let _ = link.flush().await;
                 return;
