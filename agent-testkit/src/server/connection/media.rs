@@ -106,13 +106,15 @@ impl Conn {
                 Flow::Continue
             }
             CallInput::PlayoutDrained { response_id } => {
+                // The next answer may already play (it started while this one drained); the
+                // peer never reports an answer that was cleared.
                 if self.playing.as_deref() == Some(response_id.as_str()) {
                     self.playing = None;
-                    self.reply(json!({
-                        "type": "output_audio_buffer.stopped",
-                        "response_id": response_id,
-                    }));
                 }
+                self.reply(json!({
+                    "type": "output_audio_buffer.stopped",
+                    "response_id": response_id,
+                }));
                 Flow::Continue
             }
             CallInput::PeerGone { why } => {
