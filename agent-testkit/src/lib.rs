@@ -14,9 +14,12 @@
 //! [`mcp`] is the other side of the Model Context Protocol: a small MCP server over stdio or
 //! streamable HTTP, with fault knobs, for the framework's `[[mcp_clients]]`.
 //!
-//! [`platform`] is the OpenAI platform's side of a SIP call: signed `realtime.call.incoming`
-//! webhooks, the call-control REST endpoints, and sidebands attached by call id that play the
-//! scenario and keep the call's conversation across reconnects.
+//! [`platform`] is the OpenAI platform's side of SIP and WebRTC calls: signed
+//! `realtime.call.incoming` webhooks, the call-control REST endpoints, sidebands attached by
+//! call id that play the scenario and keep the call's conversation across reconnects, client
+//! secrets, and WebRTC calls from SDP offers whose `oai-events` data channel and sidebands
+//! share one session. [`webrtc`] is the browser's side: [`webrtc::TestBrowser`] makes such a
+//! call on loopback.
 //!
 //! [`twilio`] is the phone network's side of `agent serve`: a fake Twilio that signs its voice
 //! webhook, streams a caller's μ-law in real time, plays the server's audio, echoes marks and
@@ -30,6 +33,7 @@ pub mod platform;
 pub mod scenario;
 pub mod server;
 pub mod twilio;
+pub mod webrtc;
 
 pub use scenario::{
     Expectation, Location, ModelStep, ObservedCall, ObservedTurn, Scenario, ScenarioDiagnostic,

@@ -40,7 +40,9 @@ pub struct MockArgs {
     #[arg(long, requires = "serve_url", conflicts_with = "platform")]
     pub twilio: bool,
     /// Serve a fake OpenAI platform too (signed SIP webhooks, call control, the sideband) for
-    /// the `agent serve` at --serve-url; shares $OPENAI_WEBHOOK_SECRET with it.
+    /// the `agent serve` at --serve-url; shares $OPENAI_WEBHOOK_SECRET with it. Its REST base
+    /// also mints client secrets (POST /v1/realtime/client_secrets) and answers WebRTC offers
+    /// (POST /v1/realtime/calls), for a browser page or a server that relays one.
     #[arg(long, requires = "serve_url")]
     pub platform: bool,
     /// With --twilio or --platform: the `public_base_url` of the `agent serve` to call, on

@@ -7,7 +7,9 @@
 //! variables `agent serve` reads, so the user exports one test value in the shell both run in.
 //! Each line on stdin (Enter) places an incoming call into the server, the caller playing the
 //! scenario; with `--twilio`, `agent call --to --twilio-api-base URL` places outbound calls
-//! through the fake REST API, whose called party plays the scenario too.
+//! through the fake REST API, whose called party plays the scenario too. With `--platform`,
+//! the same REST base serves WebRTC calls as well (client secrets and SDP offers, see
+//! `agent_testkit::platform`): a page or a server that relays one can call it directly.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -113,9 +115,12 @@ pub async fn run(
                  start the server:  agent serve --config serve.toml --url {} --api-base {}\n\
                  \x20 (serve.toml: a [[route]] with sip_users = [\"{sip_user}\"])\n\
                  place a call:      press Enter here (a SIP call to sip:{sip_user}@sip.api.openai.com, webhook to {serve_url}/openai/webhook)\n\
+                 WebRTC calls:      POST {api}/v1/realtime/client_secrets, then POST {api}/v1/realtime/calls with the SDP offer\n\
+                 \x20 (application/sdp with the secret, or multipart/form-data sdp + session); sidebands attach with ?call_id=\n\
                  Ctrl-C to stop.",
                 platform.realtime_url(),
-                platform.api_base()
+                platform.api_base(),
+                api = platform.api_base()
             );
             let (network, turns, steps) = (&platform, &turns, &steps);
             calls_until_ctrl_c(

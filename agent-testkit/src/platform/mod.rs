@@ -1,5 +1,6 @@
-//! A fake OpenAI platform for SIP calls, on loopback: what `agent serve` talks to when a
-//! phone call comes in over SIP (shared/realtime-spec/realtime-rest.md).
+//! A fake OpenAI platform for SIP and WebRTC calls, on loopback: what `agent serve` talks to
+//! when a phone call comes in over SIP, and what a browser talks to for a WebRTC call
+//! (shared/realtime-spec/realtime-rest.md).
 //!
 //! - **Webhooks:** [`FakePlatform::incoming_call`] announces a call and sends the server's
 //!   webhook URL a `realtime.call.incoming` event signed the Standard Webhooks way
@@ -14,9 +15,22 @@
 //! - **The caller:** [`FakePlatform::control`] makes the caller speak the next scripted turn,
 //!   press a key, or drop the sideband; [`SidebandDrop`] says whether a call outlives a
 //!   dropped sideband.
+//! - **Client secrets:** `POST /v1/realtime/client_secrets` mints `ek_...` secrets, each with
+//!   its session and expiry ([`client_secrets`]); [`FakePlatform::advance_clock`] and
+//!   [`FakePlatform::issue_client_secret`] make expired ones without waiting.
+//! - **WebRTC calls:** `POST /v1/realtime/calls` with an SDP offer, as `application/sdp` with a
+//!   client secret or as `multipart/form-data` with the API key, answers `201` with the SDP
+//!   answer and `Location: /v1/realtime/calls/{call_id}` ([`webrtc`]). The call's session
+//!   plays the scenario over the browser's `oai-events` data channel; sidebands attach to the
+//!   same session by call id and see the same events. The browser's microphone packets drive
+//!   turn detection, and answers are played as Opus frames on the audio track, between
+//!   `output_audio_buffer.started` and `.stopped`. The testkit's own browser is
+//!   [`crate::webrtc::TestBrowser`].
 
+pub mod client_secrets;
 pub mod rest;
 pub mod webhook;
+pub mod webrtc;
 
 use std::{
     net::SocketAddr,
@@ -27,9 +41,11 @@ use std::{
 use serde_json::{Value, json};
 use tokio::{sync::watch, task::JoinHandle};
 
-pub use crate::server::calls::{CallControl, CallState, PlatformCalls, SidebandDrop};
+pub use crate::server::calls::{CallControl, CallKind, CallState, PlatformCalls, SidebandDrop};
+pub use client_secrets::{ClientSecret, ClientSecretRequest};
 pub use rest::CallRequest;
 pub use webhook::WebhookSigning;
+pub use webrtc::{CallCreateRequest, DEFAULT_CONNECT_DEADLINE, MediaStats, OfferForm};
 
 use crate::{
     server::{ScriptedServer, ServerConfig, ServerHandle, lock},
@@ -38,6 +54,8 @@ use crate::{
 
 /// How long a webhook delivery may take.
 const WEBHOOK_DEADLINE: Duration = Duration::from_secs(10);
+/// How long shutting down waits for WebRTC calls to end before it aborts them.
+const CALLS_END_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A call as the SIP trunk presents it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +159,7 @@ impl FakePlatform {
             calls: Arc::clone(&calls),
             api_key: api_key.map(str::to_owned),
             requests: Mutex::new(Vec::new()),
+            webrtc: webrtc::WebRtc::new(api_key.map(str::to_owned), sideband.media_calls()),
         });
         let (stop, stopped) = watch::channel(false);
         let task = runtime.spawn(rest::accept_loop(listener, Arc::clone(&rest), stopped));
@@ -157,7 +176,8 @@ impl FakePlatform {
         })
     }
 
-    /// The REST base: `http://127.0.0.1:PORT` (paths are `/v1/realtime/calls/...`).
+    /// The REST base: `http://127.0.0.1:PORT` (paths are `/v1/realtime/calls/...` and
+    /// `/v1/realtime/client_secrets`).
     pub fn api_base(&self) -> String {
         format!("http://{}", self.rest_addr)
     }
@@ -182,8 +202,58 @@ impl FakePlatform {
         lock(&self.rest.requests).clone()
     }
 
-    /// Makes the caller (or the platform) do something on the call's live sideband; `false`
-    /// when none is attached.
+    /// Every `POST /v1/realtime/client_secrets` so far, in arrival order.
+    pub fn client_secret_requests(&self) -> Vec<ClientSecretRequest> {
+        self.rest.webrtc.secrets.requests()
+    }
+
+    /// Every client secret minted so far, with its session and expiry.
+    pub fn client_secrets(&self) -> Vec<ClientSecret> {
+        self.rest.webrtc.secrets.minted()
+    }
+
+    /// Mints a client secret for `session` (a GA session config, checked as the endpoint
+    /// checks it) that expires `expires_in` seconds from now on the platform's clock, without
+    /// the endpoint's 10..7200 limits: a negative or zero value makes an expired one. `Err` is
+    /// the error body the endpoint would answer.
+    pub fn issue_client_secret(
+        &self,
+        session: &Value,
+        expires_in: i64,
+    ) -> Result<ClientSecret, Value> {
+        self.rest.webrtc.secrets.issue(session, expires_in)
+    }
+
+    /// Moves the platform's clock (what client secrets expire by) `seconds` forward, or
+    /// backwards when negative.
+    pub fn advance_clock(&self, seconds: i64) {
+        self.rest.webrtc.secrets.advance_clock(seconds);
+    }
+
+    /// The platform's clock, unix seconds.
+    pub fn now(&self) -> i64 {
+        self.rest.webrtc.secrets.now()
+    }
+
+    /// Every `POST /v1/realtime/calls` so far, in arrival order.
+    pub fn call_create_requests(&self) -> Vec<CallCreateRequest> {
+        self.rest.webrtc.requests()
+    }
+
+    /// How long a browser has, from its offer, to complete ICE and DTLS and open
+    /// `oai-events` before its call is given up; calls started later use it
+    /// ([`DEFAULT_CONNECT_DEADLINE`] until set).
+    pub fn set_webrtc_connect_deadline(&self, deadline: Duration) {
+        self.rest.webrtc.set_connect_deadline(deadline);
+    }
+
+    /// The packets WebRTC call `call_id` carried so far; `None` for a call that is not one.
+    pub fn media_stats(&self, call_id: &str) -> Option<MediaStats> {
+        self.rest.webrtc.media_stats(call_id)
+    }
+
+    /// Makes the caller (or the platform) do something on the call's live sideband (a WebRTC
+    /// call: on its session, so the data channel sees it too); `false` when none is attached.
     pub fn control(&self, call_id: &str, control: CallControl) -> bool {
         self.calls.control(call_id, control)
     }
@@ -244,16 +314,32 @@ impl FakePlatform {
         tokio::time::timeout(within, wait).await.is_ok()
     }
 
-    /// Stops the REST side and the sideband server.
+    /// Stops the REST side, ends the WebRTC calls (bounded, then aborted) and stops the
+    /// sideband server.
     pub async fn shutdown(self) {
         let FakePlatform {
             sideband,
             rest_task,
+            calls,
+            rest,
             ..
         } = self;
         rest_task.shutdown().await;
+        for call_id in calls.live_media_calls() {
+            let _ = calls.end(&call_id, CallState::HungUp, &[CallState::Accepted]);
+        }
+        rest.webrtc.shutdown(CALLS_END_DEADLINE).await;
         sideband.shutdown().await;
     }
+}
+
+/// 16 random hex digits, so ids and secrets of two platforms never collide.
+pub(crate) fn random_hex() -> String {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 8];
+    // A failing system RNG leaves zeros; callers add a counter where uniqueness matters.
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unix_now() -> i64 {

@@ -1,14 +1,19 @@
-//! The platform's call-control REST endpoints on loopback:
-//! `POST /v1/realtime/calls/{call_id}/accept|reject|refer|hangup`.
+//! The platform's REST endpoints on loopback, one request per connection:
+//!
+//! - `POST /v1/realtime/calls/{call_id}/accept|reject|refer|hangup`, call control (here);
+//! - `POST /v1/realtime/client_secrets` ([`client_secrets`](super::client_secrets));
+//! - `POST /v1/realtime/calls`, a WebRTC call from an SDP offer ([`webrtc`](super::webrtc)).
 //!
 //! Each request is recorded, its bearer key checked (when the platform has one), and its body
 //! checked the way the live API does: an accept is a GA session config (`type` required,
 //! unknown keys refused), a reject has at most an integer `status_code`, a refer a `tel:` or
-//! `sip:` `target_uri`, a hang-up nothing. A bad body gets 400 and changes nothing.
+//! `sip:` `target_uri` (SIP calls only), a hang-up nothing. A bad body gets 400 and changes
+//! nothing. A request whose head and body do not arrive within 10 seconds is dropped.
 
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use serde_json::{Map, Value, json};
@@ -18,14 +23,18 @@ use tokio::{
     task::JoinSet,
 };
 
+use super::webrtc::{WebRtc, bearer};
 use crate::{
-    mcp::http::{read_request, respond},
+    mcp::http::{Request, read_request, respond},
     server::{
         Dialect,
-        calls::{CallState, PlatformCalls},
+        calls::{CallKind, CallState, PlatformCalls},
         lock,
     },
 };
+
+/// How long a client has to send a whole request.
+pub(super) const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
 /// One call-control request as the platform received it.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +55,17 @@ pub(super) struct Rest {
     pub(super) calls: Arc<PlatformCalls>,
     pub(super) api_key: Option<String>,
     pub(super) requests: Mutex<Vec<CallRequest>>,
+    pub(super) webrtc: WebRtc,
+}
+
+/// What a request asks for.
+enum Route {
+    /// `/v1/realtime/calls/{call_id}/{action}`.
+    Control { call_id: String, action: String },
+    /// `/v1/realtime/client_secrets`.
+    ClientSecrets,
+    /// `/v1/realtime/calls`.
+    CreateCall,
 }
 
 pub(super) async fn accept_loop(
@@ -70,21 +90,57 @@ pub(super) async fn accept_loop(
 }
 
 async fn serve(mut stream: TcpStream, rest: Arc<Rest>) {
-    let Ok(Some(request)) = read_request(&mut stream).await else {
+    let Ok(Ok(Some(request))) =
+        tokio::time::timeout(REQUEST_DEADLINE, read_request(&mut stream)).await
+    else {
         return;
     };
-    let Some((call_id, action)) = route(&request.path) else {
+    let Some(route) = route(&request.path) else {
         return reply(&mut stream, 404, error("not_found", "Unknown path.")).await;
     };
     if request.method != "POST" {
         return reply(&mut stream, 405, error("method_not_allowed", "Use POST.")).await;
     }
-    let authorized = rest.api_key.as_ref().is_none_or(|key| {
-        request
-            .headers
-            .iter()
-            .any(|(n, v)| n == "authorization" && v.strip_prefix("Bearer ") == Some(key.as_str()))
-    });
+    let authorized = rest
+        .api_key
+        .as_ref()
+        .is_none_or(|key| bearer(&request) == Some(key.as_str()));
+    match route {
+        Route::Control { call_id, action } => {
+            control(&mut stream, &rest, &request, call_id, action, authorized).await;
+        }
+        Route::ClientSecrets => {
+            let (status, body) = rest.webrtc.secrets.handle(&request.body, authorized);
+            let text = body.to_string();
+            let reason = if status == 200 { "OK" } else { "Error" };
+            let headers = [("Content-Type", "application/json")];
+            respond(&mut stream, status, reason, &headers, text.as_bytes()).await;
+        }
+        Route::CreateCall => {
+            let answer = rest.webrtc.create_call(&request).await;
+            let reason = if answer.status == 201 {
+                "Created"
+            } else {
+                "Error"
+            };
+            let mut headers = vec![("Content-Type", answer.body.0)];
+            if let Some(location) = &answer.location {
+                headers.push(("Location", location.as_str()));
+            }
+            respond(&mut stream, answer.status, reason, &headers, &answer.body.1).await;
+        }
+    }
+}
+
+/// A call-control request.
+async fn control(
+    stream: &mut TcpStream,
+    rest: &Rest,
+    request: &Request,
+    call_id: String,
+    action: String,
+    authorized: bool,
+) {
     let body: Option<Value> = serde_json::from_slice(&request.body).ok();
     let (status, answer) = if authorized {
         rest.handle(&call_id, &action, &request.body, body.as_ref())
@@ -104,16 +160,24 @@ async fn serve(mut stream: TcpStream, rest: Arc<Rest>) {
         authorized,
         status,
     });
-    reply(&mut stream, status, answer).await;
+    reply(stream, status, answer).await;
 }
 
-/// `(call_id, action)` of `/v1/realtime/calls/{call_id}/{action}`.
-fn route(path: &str) -> Option<(String, String)> {
+/// What `path` (its query ignored) asks for.
+fn route(path: &str) -> Option<Route> {
+    let path = path.split('?').next().unwrap_or_default();
+    match path {
+        "/v1/realtime/client_secrets" => return Some(Route::ClientSecrets),
+        "/v1/realtime/calls" => return Some(Route::CreateCall),
+        _ => {}
+    }
     let rest = path.strip_prefix("/v1/realtime/calls/")?;
     let (call_id, action) = rest.split_once('/')?;
     let known = matches!(action, "accept" | "reject" | "refer" | "hangup");
-    (known && !call_id.is_empty() && !call_id.contains('/'))
-        .then(|| (call_id.to_owned(), action.to_owned()))
+    (known && !call_id.is_empty() && !call_id.contains('/')).then(|| Route::Control {
+        call_id: call_id.to_owned(),
+        action: action.to_owned(),
+    })
 }
 
 impl Rest {
@@ -162,6 +226,15 @@ impl Rest {
                     );
                 }
             },
+            "refer" if self.calls.kind(call_id) == Some(CallKind::WebRtc) => {
+                return (
+                    400,
+                    error(
+                        "invalid_request_error",
+                        "refer transfers SIP calls; this is a WebRTC call.",
+                    ),
+                );
+            }
             "refer" => match only(&object, "target_uri") {
                 Ok(Some(Value::String(uri)))
                     if uri.starts_with("tel:") || uri.starts_with("sip:") =>
@@ -213,7 +286,8 @@ fn only<'a>(object: &'a Map<String, Value>, key: &str) -> Result<Option<&'a Valu
     }
 }
 
-fn error(code: &str, message: &str) -> Value {
+/// An OpenAI-style error body.
+pub(crate) fn error(code: &str, message: &str) -> Value {
     json!({"error": {"type": "invalid_request_error", "code": code, "message": message}})
 }
 

@@ -6,6 +6,11 @@
 //! finds the call as it left it (or, with [`SidebandDrop::CallEnds`], finds it ended). A test
 //! plays the caller through [`PlatformCalls::control`]: speaking the next scripted turn, a
 //! keypad press, a dropped sideband.
+//!
+//! A WebRTC call is different: its session runs beside the browser's data channel for the
+//! whole call (see `server::media_call`), and its sidebands only relay events to
+//! and from that session. It is accepted from the start (the browser's offer was the answer to
+//! nothing), and controls go to its session.
 
 use std::{
     collections::HashMap,
@@ -15,9 +20,9 @@ use std::{
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::{ScriptProgress, conversation::Conversation, lock};
+use super::{ScriptProgress, conversation::Conversation, lock, media_call::CallInput};
 
-/// What happens to a call when its sideband drops.
+/// What happens to a call when its sideband drops (a WebRTC call: any of its sidebands).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SidebandDrop {
     /// The call goes on and accepts a new sideband, which finds the conversation as it was.
@@ -53,10 +58,20 @@ pub enum CallControl {
     CallerSpeaks,
     /// The caller presses a key: `input_audio_buffer.dtmf_event_received`.
     Dtmf(String),
-    /// The sideband's TCP connection drops, without a close frame.
+    /// The sideband's TCP connection drops, without a close frame (on a WebRTC call: every
+    /// sideband's; the call and its data channel go on unless [`SidebandDrop::CallEnds`]).
     DropSideband,
     /// The call ended: the sideband is closed (1000).
     End,
+}
+
+/// How a call reached the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// Through a SIP trunk: a webhook announced it and REST answered it.
+    Sip,
+    /// From a browser: `POST /v1/realtime/calls` with an SDP offer.
+    WebRtc,
 }
 
 /// A call's state between sidebands.
@@ -69,12 +84,30 @@ pub(crate) struct Saved {
 }
 
 struct Call {
+    kind: CallKind,
     state: CallState,
     /// The session the accept asked for.
     accepted: Option<Value>,
     saved: Option<Saved>,
     control: Option<mpsc::UnboundedSender<CallControl>>,
     sidebands: usize,
+    /// A WebRTC call's session, while it runs.
+    media: Option<MediaCall>,
+}
+
+/// A WebRTC call's session as the platform holds it.
+struct MediaCall {
+    inbound: mpsc::UnboundedSender<CallInput>,
+    /// Sidebands relaying to it right now.
+    live_sidebands: usize,
+}
+
+/// What a new sideband attaches to.
+pub(crate) enum Attachment {
+    /// A SIP call: the sideband runs the call's session itself.
+    Sip(Box<Attached>),
+    /// A WebRTC call: the sideband relays to and from the call's session.
+    Media(mpsc::UnboundedSender<CallInput>),
 }
 
 /// A new sideband's start: the call's state when it had one before, else the accept's session.
@@ -114,13 +147,20 @@ impl PlatformCalls {
         lock(&self.calls).insert(
             call_id.to_owned(),
             Call {
+                kind: CallKind::Sip,
                 state: CallState::Incoming,
                 accepted: None,
                 saved: None,
                 control: None,
                 sidebands: 0,
+                media: None,
             },
         );
+    }
+
+    /// How the call reached the platform, `None` for an unknown call.
+    pub fn kind(&self, call_id: &str) -> Option<CallKind> {
+        lock(&self.calls).get(call_id).map(|c| c.kind)
     }
 
     /// Where the call stands, `None` for a call never announced.
@@ -137,10 +177,19 @@ impl PlatformCalls {
     pub fn attached(&self, call_id: &str) -> bool {
         lock(&self.calls)
             .get(call_id)
-            .is_some_and(|c| c.control.as_ref().is_some_and(|tx| !tx.is_closed()))
+            .is_some_and(|c| match &c.media {
+                Some(media) => media.live_sidebands > 0,
+                None => c.control.as_ref().is_some_and(|tx| !tx.is_closed()),
+            })
     }
 
-    /// Sends `control` to the call's live sideband; `false` when none is attached.
+    /// What a dropped sideband does to its call.
+    pub fn on_drop(&self) -> SidebandDrop {
+        self.on_drop
+    }
+
+    /// Sends `control` to the call's live sideband (a WebRTC call: to its session); `false`
+    /// when none is attached.
     pub fn control(&self, call_id: &str, control: CallControl) -> bool {
         lock(&self.calls)
             .get(call_id)
@@ -199,20 +248,94 @@ impl PlatformCalls {
             .is_some_and(|c| c.state == CallState::Accepted)
     }
 
-    /// Attaches a sideband: it gets the call's state and a control channel.
-    pub(crate) fn attach(&self, call_id: &str) -> Option<Attached> {
+    /// Attaches a sideband: to a SIP call, it gets the call's state and a control channel; to
+    /// a WebRTC call, the way to its session.
+    pub(crate) fn attach(&self, call_id: &str) -> Option<Attachment> {
         let mut calls = lock(&self.calls);
         let call = calls
             .get_mut(call_id)
             .filter(|c| c.state == CallState::Accepted)?;
+        if let Some(media) = &call.media {
+            return Some(Attachment::Media(media.inbound.clone()));
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         call.control = Some(tx);
         call.sidebands += 1;
-        Some(Attached {
+        Some(Attachment::Sip(Box::new(Attached {
             saved: call.saved.take(),
             accepted: call.accepted.clone(),
             control: rx,
-        })
+        })))
+    }
+
+    /// A WebRTC call starts, accepted with `session`; its session reads `inbound` and gets
+    /// the call's controls through the returned [`Attached`].
+    pub(crate) fn add_media(
+        &self,
+        call_id: &str,
+        session: Value,
+        inbound: mpsc::UnboundedSender<CallInput>,
+    ) -> Attached {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.calls).insert(
+            call_id.to_owned(),
+            Call {
+                kind: CallKind::WebRtc,
+                state: CallState::Accepted,
+                accepted: Some(session.clone()),
+                saved: None,
+                control: Some(tx),
+                sidebands: 0,
+                media: Some(MediaCall {
+                    inbound,
+                    live_sidebands: 0,
+                }),
+            },
+        );
+        Attached {
+            saved: None,
+            accepted: Some(session),
+            control: rx,
+        }
+    }
+
+    /// A sideband joined (`true`) or left a WebRTC call.
+    pub(crate) fn media_sideband(&self, call_id: &str, joined: bool) {
+        let mut calls = lock(&self.calls);
+        let Some(call) = calls.get_mut(call_id) else {
+            return;
+        };
+        if joined {
+            call.sidebands += 1;
+        }
+        if let Some(media) = &mut call.media {
+            media.live_sidebands = match joined {
+                true => media.live_sidebands + 1,
+                false => media.live_sidebands.saturating_sub(1),
+            };
+        }
+    }
+
+    /// A WebRTC call's session ended: the call is over, if nothing else ended it first.
+    pub(crate) fn media_ended(&self, call_id: &str) {
+        let mut calls = lock(&self.calls);
+        let Some(call) = calls.get_mut(call_id) else {
+            return;
+        };
+        call.control = None;
+        call.media = None;
+        if call.state == CallState::Accepted {
+            call.state = CallState::Ended;
+        }
+    }
+
+    /// The ids of the WebRTC calls whose session still runs.
+    pub(crate) fn live_media_calls(&self) -> Vec<String> {
+        lock(&self.calls)
+            .iter()
+            .filter(|(_, c)| c.media.is_some())
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// A sideband let go of the call (`dropped`: its connection failed, rather than the call

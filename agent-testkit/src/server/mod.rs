@@ -116,6 +116,8 @@ mod connection;
 mod conversation;
 mod fault_frames;
 mod faults;
+pub(crate) mod media_call;
+pub(crate) mod packet_vad;
 mod playlist;
 mod response;
 pub(crate) mod session;
@@ -694,6 +696,25 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     }
 }
 
+/// Starts the sessions of WebRTC calls on one server.
+#[derive(Debug, Clone)]
+pub(crate) struct MediaCalls(Arc<Shared>);
+
+impl MediaCalls {
+    /// Starts the session of WebRTC call `call_id`: the peer's end, and the session's task to
+    /// spawn. `None` unless the server holds a platform's calls.
+    pub(crate) fn start(
+        &self,
+        call_id: &str,
+        session: Value,
+    ) -> Option<(
+        media_call::PeerEnds,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    )> {
+        media_call::start(&self.0, call_id, session)
+    }
+}
+
 /// A running server; dropping it stops the server and all its connections.
 #[derive(Debug)]
 pub struct ServerHandle {
@@ -712,6 +733,11 @@ impl ServerHandle {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// What starts the sessions of WebRTC calls on this server (see [`media_call`]).
+    pub(crate) fn media_calls(&self) -> MediaCalls {
+        MediaCalls(Arc::clone(&self.shared))
     }
 
     /// Every client frame so far, in arrival order (empty when `record_frames` is off).
@@ -748,7 +774,8 @@ impl ServerHandle {
         lock(&self.shared.sent_counts).clone()
     }
 
-    /// How many TCP connections were accepted so far.
+    /// How many connections were accepted so far: TCP connections, and the sessions of a fake
+    /// platform's WebRTC calls (each records its data channel's events under its own index).
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
     }

@@ -43,6 +43,8 @@ pub(crate) enum Effect {
     DropConnection,
     /// Not an event: send this close frame here and end the connection (a fault).
     Close(CloseSpec),
+    /// Not an event: a WebRTC call's peer drops the audio it has not played yet.
+    StopPlayout,
 }
 
 /// An event waiting to be sent.

@@ -111,8 +111,14 @@ impl Conn {
             "response.cancel" => self.on_response_cancel(event, eid),
             "output_audio_buffer.clear" => {
                 // Nothing plays any more: no `stopped` follows.
-                self.playing = None;
-                let rid = self.active.as_ref().map(|a| a.id.clone());
+                let rid = self
+                    .playing
+                    .take()
+                    .or_else(|| self.active.as_ref().map(|a| a.id.clone()));
+                if self.media.is_some() {
+                    self.replies
+                        .push_back(Outgoing::action(Effect::StopPlayout));
+                }
                 self.reply(json!({"type": "output_audio_buffer.cleared", "response_id": rid}));
             }
             other => {

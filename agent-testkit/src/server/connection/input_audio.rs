@@ -35,36 +35,49 @@ impl Conn {
         for ev in self.vad.feed(&bytes, format, &params) {
             match ev {
                 VadEvent::Started { audio_start_ms } => {
-                    let next_turn = self.turn.map_or(0, |t| t + 1);
-                    let id = self
-                        .conversation
-                        .unique_id(&format!("item_t{next_turn}_user"));
-                    self.vad_item = Some(id.clone());
-                    self.reply(json!({
-                        "type": "input_audio_buffer.speech_started",
-                        "audio_start_ms": audio_start_ms,
-                        "item_id": id,
-                    }));
-                    if params.interrupt_response && self.active.is_some() {
-                        self.cancel_active("turn_detected");
-                    }
+                    self.speech_started(audio_start_ms, &params)
                 }
-                VadEvent::Stopped { audio_end_ms } => {
-                    let id = self.vad_item.clone();
-                    self.reply(json!({
-                        "type": "input_audio_buffer.speech_stopped",
-                        "audio_end_ms": audio_end_ms,
-                        "item_id": id,
-                    }));
-                    self.commit_buffer();
-                    if params.create_response && !self.view().is_transcription() {
-                        if self.active.is_some() {
-                            self.pending_auto_response = true;
-                        } else {
-                            self.start_response(&Value::Null);
-                        }
-                    }
-                }
+                VadEvent::Stopped { audio_end_ms } => self.speech_stopped(audio_end_ms, &params),
+            }
+        }
+    }
+
+    /// Server VAD heard the user start: `speech_started`, and the answer being given is cut
+    /// off when the session says so.
+    pub(super) fn speech_started(&mut self, audio_start_ms: u64, params: &VadParams) {
+        let next_turn = self.turn.map_or(0, |t| t + 1);
+        let id = self
+            .conversation
+            .unique_id(&format!("item_t{next_turn}_user"));
+        self.vad_item = Some(id.clone());
+        self.reply(json!({
+            "type": "input_audio_buffer.speech_started",
+            "audio_start_ms": audio_start_ms,
+            "item_id": id,
+        }));
+        if params.interrupt_response {
+            if self.active.is_some() {
+                self.cancel_active("turn_detected");
+            }
+            self.interrupt_playout();
+        }
+    }
+
+    /// Server VAD heard the user stop: `speech_stopped`, the buffer is committed as the user's
+    /// turn and answered when the session's turn detection creates responses.
+    pub(super) fn speech_stopped(&mut self, audio_end_ms: u64, params: &VadParams) {
+        let id = self.vad_item.clone();
+        self.reply(json!({
+            "type": "input_audio_buffer.speech_stopped",
+            "audio_end_ms": audio_end_ms,
+            "item_id": id,
+        }));
+        self.commit_buffer();
+        if params.create_response && !self.view().is_transcription() {
+            if self.active.is_some() {
+                self.pending_auto_response = true;
+            } else {
+                self.start_response(&Value::Null);
             }
         }
     }
@@ -213,8 +226,11 @@ impl Conn {
             "audio_start_ms": self.input_ms_total,
             "item_id": id,
         }));
-        if params.interrupt_response && self.active.is_some() {
-            self.cancel_active("turn_detected");
+        if params.interrupt_response {
+            if self.active.is_some() {
+                self.cancel_active("turn_detected");
+            }
+            self.interrupt_playout();
         }
         self.pending_barge_in = true;
         if self.active.is_none() {

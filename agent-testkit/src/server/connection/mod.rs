@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
-use super::audio::{Vad, VadEvent, decode_base64};
+use super::audio::{Vad, VadEvent, VadParams, decode_base64};
 use super::conversation::{Conversation, Entry};
 use super::fault_frames;
 use super::faults::{CloseSpec, ConnectionFaults, ErrorSpec};
@@ -26,7 +26,7 @@ use super::usage;
 use super::wire::{self, invalid_request};
 use super::{
     AuthCheck, ConnectionRequest, Dialect, DialectMode, Direction, ScriptProgress, ScriptScope,
-    Shared, lock,
+    Shared, calls::Attachment, lock,
 };
 
 mod client_events;
@@ -34,13 +34,19 @@ mod handshake;
 mod input_audio;
 mod items;
 mod late_transcripts;
+mod link;
+mod media;
+mod media_sideband;
 mod responses;
 mod sideband;
 mod stalls;
 
 use handshake::{Handshake, choose_subprotocol, inspect, ws_config};
 use late_transcripts::HeldTranscript;
+use link::{Inbound, Link};
 use stalls::StreamStall;
+
+pub(crate) use media::serve_media_call;
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -108,7 +114,12 @@ pub(crate) async fn serve(stream: TcpStream, index: usize, shared: Arc<Shared>) 
     let call_id = sideband::call_id_of(handshake.query.as_deref());
     let attached = match (&shared.config.calls, &call_id) {
         (Some(calls), Some(id)) => match calls.attach(id) {
-            Some(attached) => Some(attached),
+            Some(Attachment::Sip(attached)) => Some(*attached),
+            Some(Attachment::Media(call)) if handshake.auth_ok => {
+                return media_sideband::pump(ws, index, id, call, &shared).await;
+            }
+            // A wrong key: the plain session below refuses it like any other connection.
+            Some(Attachment::Media(_)) => None,
             None => return, // the call ended during the handshake
         },
         _ => None,
@@ -117,7 +128,7 @@ pub(crate) async fn serve(stream: TcpStream, index: usize, shared: Arc<Shared>) 
     if let (Some(id), Some(attached)) = (call_id, attached) {
         conn.attach(id, attached);
     }
-    conn.run(ws, handshake.auth_ok).await;
+    conn.run(Link::Ws(Box::new(ws)), handshake.auth_ok).await;
     // The sideband ended without the call ending it: the call keeps its state, or ends.
     conn.detach(true);
 }
@@ -169,6 +180,8 @@ struct Conn {
     control: Option<tokio::sync::mpsc::UnboundedReceiver<crate::server::calls::CallControl>>,
     /// The response whose audio the platform is playing on this sideband's call.
     playing: Option<String>,
+    /// A WebRTC call's media state, when this session is one (see `media`).
+    media: Option<media::MediaState>,
 }
 
 impl Conn {
@@ -219,6 +232,7 @@ impl Conn {
             call_id: None,
             control: None,
             playing: None,
+            media: None,
             shared,
         }
     }
@@ -236,8 +250,8 @@ impl Conn {
 
     // ----- the loop -------------------------------------------------------------------------
 
-    async fn run(&mut self, mut ws: Ws, auth_ok: bool) {
-        if self.after_frame(&mut ws).await == Flow::Stop {
+    async fn run(&mut self, mut link: Link, auth_ok: bool) {
+        if self.after_frame(&mut link).await == Flow::Stop {
             return;
         }
         if !auth_ok {
@@ -249,19 +263,16 @@ impl Conn {
             };
             let mut ev = wire::error_event(&spec, None);
             self.stamp(&mut ev);
-            if self.send_text(&mut ws, ev.to_string()).await == Flow::Stop {
+            if self.send_text(&mut link, ev.to_string()).await == Flow::Stop {
                 return;
             }
             if self.stalled {
-                self.stall(&mut ws).await;
+                self.stall(&mut link).await;
             } else {
-                close(
-                    &mut ws,
-                    &CloseSpec {
-                        code: 3000,
-                        reason: "invalid_api_key".into(),
-                    },
-                )
+                link.close(&CloseSpec {
+                    code: 3000,
+                    reason: "invalid_api_key".into(),
+                })
                 .await;
             }
             return;
@@ -270,24 +281,28 @@ impl Conn {
         self.replies.push_back(Outgoing::new(created));
         loop {
             if self.stalled {
-                self.stall(&mut ws).await;
+                self.stall(&mut link).await;
                 return;
             }
             let has_next = !self.replies.is_empty() || self.stream_open();
             if !has_next {
-                if ws.flush().await.is_err() {
+                if !link.flush().await {
                     return;
                 }
-                let input = self.next_input(&mut ws).await;
-                if self.on_input(input, &mut ws).await == Flow::Stop {
-                    let _ = ws.flush().await;
+                let input = self.next_input(&mut link).await;
+                if self.on_input(input, &mut link).await == Flow::Stop {
+                    let _ = link.flush().await;
                     return;
                 }
                 continue;
             }
-            if let Some(msg) = ws.next().now_or_never() {
-                if self.on_frame(msg) == Flow::Stop {
-                    let _ = ws.flush().await;
+            if let Some(inbound) = link.try_next(self.index) {
+                if self
+                    .on_input(sideband::Input::Link(inbound), &mut link)
+                    .await
+                    == Flow::Stop
+                {
+                    let _ = link.flush().await;
                     return;
                 }
                 continue;
@@ -296,13 +311,13 @@ impl Conn {
             if !delay.is_zero() {
                 let deadline = *self.deadline.get_or_insert_with(|| Instant::now() + delay);
                 if Instant::now() < deadline {
-                    if ws.flush().await.is_err() {
+                    if !link.flush().await {
                         return;
                     }
                     tokio::select! {
-                        input = self.next_input(&mut ws) => {
-                            if self.on_input(input, &mut ws).await == Flow::Stop {
-                                let _ = ws.flush().await;
+                        input = self.next_input(&mut link) => {
+                            if self.on_input(input, &mut link).await == Flow::Stop {
+                                let _ = link.flush().await;
                                 return;
                             }
                             continue;
@@ -318,7 +333,7 @@ impl Conn {
                 None => None,
             };
             if let Some(out) = next
-                && self.send_event(&mut ws, out).await == Flow::Stop
+                && self.send_event(&mut link, out).await == Flow::Stop
             {
                 return;
             }
@@ -348,16 +363,21 @@ impl Conn {
         }
     }
 
-    async fn send_event(&mut self, ws: &mut Ws, mut out: Outgoing) -> Flow {
+    async fn send_event(&mut self, link: &mut Link, mut out: Outgoing) -> Flow {
         match &out.effect {
             Effect::DropConnection => {
                 tracing::debug!(connection = self.index, "fault: drop on request");
-                drop_connection(ws).await;
+                link.drop_connection().await;
                 return Flow::Stop;
             }
             Effect::Close(spec) => {
-                close(ws, spec).await;
+                link.close(spec).await;
                 return Flow::Stop;
+            }
+            Effect::StopPlayout => {
+                if let Some(call) = link.call() {
+                    call.clear_playout();
+                }
             }
             _ => {}
         }
@@ -366,12 +386,13 @@ impl Conn {
             return Flow::Continue; // an action
         }
         if self.withheld(&out.value) {
+            self.play_on_media_path(&out.value, link);
             match self.playback_started(&out.value) {
                 Some(started) => out.value = started,
                 None => return Flow::Continue, // audio a sideband does not carry
             }
         }
-        self.playback_done(&out.value);
+        self.playback_done(&out.value, link);
         if let Some(kind) = self.faults.malformed_response_done {
             fault_frames::rewrite_response_done(kind, &mut out.value);
         }
@@ -381,7 +402,7 @@ impl Conn {
             .get("type")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        if self.send_text(ws, out.value.to_string()).await == Flow::Stop {
+        if self.send_text(link, out.value.to_string()).await == Flow::Stop {
             return Flow::Stop;
         }
         if let Some(kind) = kind {
@@ -394,7 +415,7 @@ impl Conn {
                 // Timed from the wire: the delta leaves now, not when the stream next idles.
                 // The probe hears of it first, so a fast peer's answer never comes before.
                 probe.delta_sent(self.index);
-                if ws.flush().await.is_err() {
+                if !link.flush().await {
                     return Flow::Stop;
                 }
             }
@@ -403,7 +424,7 @@ impl Conn {
         if self.faults.noise {
             let mut unknown = wire::unknown_event(self.event_seq);
             self.stamp_plain(&mut unknown);
-            return self.send_text(ws, unknown.to_string()).await;
+            return self.send_text(link, unknown.to_string()).await;
         }
         Flow::Continue
     }
@@ -420,20 +441,20 @@ impl Conn {
 
     /// Sends one text frame, counts it, then applies the faults due at the new count; a stalled
     /// connection sends nothing.
-    async fn send_text(&mut self, ws: &mut Ws, text: String) -> Flow {
+    async fn send_text(&mut self, link: &mut Link, text: String) -> Flow {
         if self.stalled {
             return Flow::Continue;
         }
-        if !self.feed(ws, text).await {
+        if !self.feed(link, text).await {
             return Flow::Stop;
         }
-        self.after_frame(ws).await
+        self.after_frame(link).await
     }
 
-    /// Queues one frame on the socket; counts and records it once it was accepted.
-    async fn feed(&mut self, ws: &mut Ws, text: String) -> bool {
+    /// Queues one frame on the transport; counts and records it once it was accepted.
+    async fn feed(&mut self, link: &mut Link, text: String) -> bool {
         let payload = Utf8Bytes::from(text);
-        if ws.feed(Message::Text(payload.clone())).await.is_err() {
+        if !link.feed(payload.clone()).await {
             return false;
         }
         self.sent += 1;
@@ -444,19 +465,18 @@ impl Conn {
 
     /// Faults due after `self.sent` frames: terminal ones end the connection; injected frames
     /// are sent one by one, each counted, and the faults due at each new count are applied too.
-    async fn after_frame(&mut self, ws: &mut Ws) -> Flow {
+    async fn after_frame(&mut self, link: &mut Link) -> Flow {
         let mut pending: VecDeque<(String, Option<CloseSpec>)> = VecDeque::new();
         loop {
             let n = self.sent;
             if self.faults.drop_after == Some(n) {
                 tracing::debug!(connection = self.index, after = n, "fault: drop");
-                drop_connection(ws).await;
+                link.drop_connection().await;
                 return Flow::Stop;
             }
             if self.faults.reset_after == Some(n) {
                 tracing::debug!(connection = self.index, after = n, "fault: reset");
-                let _ = ws.flush().await;
-                let _ = ws.get_ref().set_zero_linger();
+                link.reset().await;
                 return Flow::Stop;
             }
             if self.faults.stall_stream_after == Some(n) {
@@ -471,7 +491,7 @@ impl Conn {
                 && *at == n
             {
                 let spec = spec.clone();
-                close(ws, &spec).await;
+                link.close(&spec).await;
                 return Flow::Stop;
             }
             for e in self.faults.errors.clone() {
@@ -500,37 +520,27 @@ impl Conn {
             let Some((text, then_close)) = pending.pop_front() else {
                 return Flow::Continue;
             };
-            if !self.feed(ws, text).await {
+            if !self.feed(link, text).await {
                 return Flow::Stop;
             }
             if let Some(spec) = then_close {
-                close(ws, &spec).await;
+                link.close(&spec).await;
                 return Flow::Stop;
             }
         }
     }
 
-    fn on_frame(&mut self, msg: Option<Result<Message, WsError>>) -> Flow {
-        match msg {
-            None => Flow::Stop,
-            Some(Err(e)) => {
-                tracing::debug!(connection = self.index, error = %e, "client connection ended");
-                Flow::Stop
-            }
-            Some(Ok(Message::Text(t))) => {
-                let raw = t.as_str().to_string();
-                self.shared.record(self.index, Direction::FromClient, &raw);
-                self.on_client_event(&raw);
+    /// A client event arrived (recorded under the connection index of the transport it came
+    /// on), or the transport ended.
+    fn on_frame(&mut self, inbound: Inbound) -> Flow {
+        match inbound {
+            Inbound::Closed => Flow::Stop,
+            Inbound::Event { from, text } => {
+                self.shared.record(from, Direction::FromClient, &text);
+                self.on_client_event(&text);
                 Flow::Continue
             }
-            Some(Ok(Message::Binary(b))) => {
-                let raw = String::from_utf8_lossy(&b).into_owned();
-                self.shared.record(self.index, Direction::FromClient, &raw);
-                self.on_client_event(&raw);
-                Flow::Continue
-            }
-            Some(Ok(Message::Close(_))) => Flow::Stop,
-            Some(Ok(_)) => Flow::Continue,
+            Inbound::Ignore | Inbound::Call(_) | Inbound::Wake => Flow::Continue,
         }
     }
 
@@ -626,8 +636,8 @@ impl Conn {
                 }
             }
             Effect::BargeIn => self.barge_in(),
-            // Handled by `send_event` before any effect is applied.
-            Effect::DropConnection | Effect::Close(_) => {}
+            // Handled by `send_event`, which holds the transport.
+            Effect::DropConnection | Effect::Close(_) | Effect::StopPlayout => {}
         }
     }
 

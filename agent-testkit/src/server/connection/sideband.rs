@@ -2,7 +2,9 @@
 //! [`PlatformCalls`](crate::server::calls::PlatformCalls)). It starts from the call's session
 //! and conversation, hands them back when it ends, carries no audio (the call's media path
 //! does) but says when the platform plays it (`output_audio_buffer.started` / `.stopped`),
-//! and plays what the test makes the caller do.
+//! and plays what the test makes the caller do. A WebRTC call's session (see `media`) uses the
+//! same controls and playback events; its playout is real, so `.stopped` comes when the peer
+//! has played the answer rather than after [`PLAYBACK_TAIL`].
 
 use super::*;
 use crate::server::calls::{Attached, CallControl, Saved};
@@ -14,8 +16,8 @@ pub(super) const PLAYBACK_TAIL: Duration = Duration::from_millis(200);
 
 /// What the loop waits for next on a connection.
 pub(super) enum Input {
-    /// A client frame (or the end of the connection).
-    Frame(Option<Result<Message, WsError>>),
+    /// What the transport delivered.
+    Link(Inbound),
     /// A control for this sideband's call (`None`: the platform let go of it).
     Control(Option<CallControl>),
 }
@@ -39,13 +41,17 @@ impl Conn {
     }
 
     /// Hands the call's state back to the platform, once; `dropped` when the connection ended
-    /// without the call ending.
+    /// without the call ending. A media call's session ends with its call.
     pub(super) fn detach(&mut self, dropped: bool) {
         let (Some(call_id), Some(calls)) = (self.call_id.take(), self.shared.config.calls.clone())
         else {
             return;
         };
         self.control = None;
+        if self.media.is_some() {
+            calls.media_ended(&call_id);
+            return;
+        }
         let saved = Saved {
             session: self.session.clone(),
             conversation: std::mem::take(&mut self.conversation),
@@ -57,21 +63,27 @@ impl Conn {
     }
 
     /// The next client frame or, on a sideband, the next control of its call.
-    pub(super) async fn next_input(&mut self, ws: &mut Ws) -> Input {
+    pub(super) async fn next_input(&mut self, link: &mut Link) -> Input {
+        let wake_at = self.media_wake_at();
         match &mut self.control {
-            None => Input::Frame(ws.next().await),
+            None => Input::Link(link.next(self.index, wake_at).await),
             Some(control) => tokio::select! {
-                msg = ws.next() => Input::Frame(msg),
+                inbound = link.next(self.index, wake_at) => Input::Link(inbound),
                 control = control.recv() => Input::Control(control),
             },
         }
     }
 
     /// Handles one input of [`Conn::next_input`].
-    pub(super) async fn on_input(&mut self, input: Input, ws: &mut Ws) -> Flow {
+    pub(super) async fn on_input(&mut self, input: Input, link: &mut Link) -> Flow {
         match input {
-            Input::Frame(msg) => self.on_frame(msg),
-            Input::Control(Some(control)) => self.on_control(control, ws).await,
+            Input::Link(Inbound::Call(event)) => self.on_call_input(event, link).await,
+            Input::Link(Inbound::Wake) => {
+                self.on_media_wake();
+                Flow::Continue
+            }
+            Input::Link(inbound) => self.on_frame(inbound),
+            Input::Control(Some(control)) => self.on_control(control, link).await,
             Input::Control(None) => {
                 self.control = None;
                 Flow::Continue
@@ -79,7 +91,7 @@ impl Conn {
         }
     }
 
-    async fn on_control(&mut self, control: CallControl, ws: &mut Ws) -> Flow {
+    async fn on_control(&mut self, control: CallControl, link: &mut Link) -> Flow {
         match control {
             CallControl::CallerSpeaks => {
                 self.barge_in();
@@ -98,17 +110,19 @@ impl Conn {
             }
             CallControl::DropSideband => {
                 tracing::debug!(connection = self.index, "platform: sideband dropped");
+                if let Some(call) = link.call() {
+                    // The call has its own media path: only the sidebands go (each says so,
+                    // and the call ends then if the platform ends calls with their sideband).
+                    call.drop_sidebands();
+                    return Flow::Continue;
+                }
                 self.detach(true);
-                drop_connection(ws).await;
+                link.drop_connection().await;
                 Flow::Stop
             }
             CallControl::End => {
                 self.detach(false);
-                let spec = CloseSpec {
-                    code: 1000,
-                    reason: "call ended".into(),
-                };
-                close(ws, &spec).await;
+                link.close(&call_ended()).await;
                 Flow::Stop
             }
         }
@@ -126,13 +140,18 @@ impl Conn {
     }
 
     /// After a sideband sent `response.done` for the response it is playing: its
-    /// `output_audio_buffer.stopped` follows once the rest has played ([`PLAYBACK_TAIL`]).
-    pub(super) fn playback_done(&mut self, sent: &Value) {
+    /// `output_audio_buffer.stopped` follows once the rest has played ([`PLAYBACK_TAIL`]; on a
+    /// WebRTC call, once its peer says so).
+    pub(super) fn playback_done(&mut self, sent: &Value, link: &mut Link) {
         if sent.get("type").and_then(Value::as_str) != Some("response.done") {
             return;
         }
         let id = sent.pointer("/response/id").and_then(Value::as_str);
         if self.playing.is_none() || self.playing.as_deref() != id {
+            return;
+        }
+        if let (Some(call), Some(id)) = (link.call(), id) {
+            call.playout_ends(id);
             return;
         }
         let response_id = self.playing.take();
@@ -151,6 +170,14 @@ impl Conn {
                 value.get("type").and_then(Value::as_str),
                 Some("response.output_audio.delta" | "response.audio.delta")
             )
+    }
+}
+
+/// The close frame of a call that ended.
+pub(super) fn call_ended() -> CloseSpec {
+    CloseSpec {
+        code: 1000,
+        reason: "call ended".into(),
     }
 }
 

@@ -17,15 +17,25 @@ impl Conn {
     ///
     /// tungstenite queues the pong when it reads a ping; the flush before each read writes it.
     /// Waiting on the socket, not polling it, keeps the stall from spinning.
-    pub(super) async fn stall(&mut self, ws: &mut Ws) {
+    pub(super) async fn stall(&mut self, link: &mut Link) {
         tracing::debug!(connection = self.index, "stalled: reading only");
         loop {
-            if ws.flush().await.is_err() {
+            if !link.flush().await {
                 return;
             }
-            let msg = ws.next().await;
-            if self.on_frame(msg) == Flow::Stop {
-                let _ = ws.flush().await;
+            let inbound = link.next(self.index, None).await;
+            // A stalled WebRTC call still ends when its browser goes.
+            let gone = matches!(
+                inbound,
+                Inbound::Call(crate::server::media_call::CallInput::PeerGone { .. })
+            );
+            if gone {
+                self.detach(false);
+                link.close(&super::sideband::call_ended()).await;
+                return;
+            }
+            if self.on_frame(inbound) == Flow::Stop {
+                let _ = link.flush().await;
                 return;
             }
         }
