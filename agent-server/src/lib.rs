@@ -21,6 +21,7 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod browser;
 pub mod call_history;
 pub mod capacity;
 pub mod config;
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod phone;
 pub mod phone_session;
 pub mod platform;
+mod random;
 pub mod rate_limit;
 pub mod router;
 mod server;

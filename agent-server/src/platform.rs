@@ -30,18 +30,18 @@ pub enum PlatformError {
     BadCallId(String),
     /// The platform could not be reached, after every attempt.
     #[error(
-        "cannot reach the OpenAI platform to {action} the call: {reason}; check [openai] api_base in serve.toml and the network"
+        "cannot reach the OpenAI platform to {action}: {reason}; check [openai] api_base in serve.toml and the network"
     )]
     Unreachable {
-        /// accept, reject, refer or hangup.
+        /// What was asked: "accept the call", "mint a client secret", ...
         action: &'static str,
         /// The last attempt's failure.
         reason: String,
     },
     /// The platform answered with an error status.
-    #[error("the OpenAI platform refused to {action} the call (HTTP {status}): {message}")]
+    #[error("the OpenAI platform refused to {action} (HTTP {status}): {message}")]
     Refused {
-        /// accept, reject, refer or hangup.
+        /// What was asked: "accept the call", "mint a client secret", ...
         action: &'static str,
         /// The HTTP status.
         status: u16,
@@ -107,6 +107,138 @@ impl Platform {
         self.post(call_id, "hangup", None).await
     }
 
+    /// Creates a WebRTC call from a browser's SDP offer, with the agent's `session`, in the
+    /// unified form (multipart `sdp` + `session`, the server's own key): the answer SDP for
+    /// the browser and the call id the sideband attaches to. Not retried once sent: a call
+    /// created twice is a second call.
+    pub async fn create_call(
+        &self,
+        offer_sdp: &str,
+        session: &Value,
+    ) -> Result<CreatedCall, PlatformError> {
+        const ACTION: &str = "create the WebRTC call";
+        let url = format!("{}/v1/realtime/calls", self.api_base);
+        let boundary = crate::random::token()
+            .map(|t| format!("agent-serve-{t}"))
+            .map_err(|err| PlatformError::Unreachable {
+                action: ACTION,
+                reason: err.to_string(),
+            })?;
+        let body = multipart(&boundary, offer_sdp, &session.to_string());
+        let response = self
+            .retrying(ACTION, "", || {
+                let mut request = self
+                    .client
+                    .post(&url)
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        format!("multipart/form-data; boundary={boundary}"),
+                    )
+                    .body(body.clone());
+                if let Some(key) = &self.api_key {
+                    request = request.bearer_auth(key.expose());
+                }
+                request
+            })
+            .await?;
+        let call_id = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|location| location.rsplit('/').next())
+            .filter(|id| valid_call_id(id))
+            .map(str::to_owned);
+        let answer_sdp = read_capped(response).await;
+        match (call_id, answer_sdp) {
+            (Some(call_id), Ok(answer_sdp)) if answer_sdp.starts_with("v=") => Ok(CreatedCall {
+                answer_sdp,
+                call_id,
+            }),
+            (None, _) => Err(PlatformError::Unreachable {
+                action: ACTION,
+                reason: "the answer named no call (no usable Location header)".into(),
+            }),
+            (_, Err(reason)) => Err(PlatformError::Unreachable {
+                action: ACTION,
+                reason,
+            }),
+            (Some(_), Ok(_)) => Err(PlatformError::Unreachable {
+                action: ACTION,
+                reason: "the answer is not an SDP".into(),
+            }),
+        }
+    }
+
+    /// Mints a client secret for a browser: `session` is the agent's session config, and the
+    /// secret expires `ttl` after it is created. The answer is the platform's
+    /// `{value, expires_at, session}`.
+    pub async fn client_secret(
+        &self,
+        session: &Value,
+        ttl: Duration,
+    ) -> Result<ClientSecret, PlatformError> {
+        const ACTION: &str = "mint a client secret";
+        let url = format!("{}/v1/realtime/client_secrets", self.api_base);
+        let body = json!({
+            "expires_after": {"anchor": "created_at", "seconds": ttl.as_secs()},
+            "session": session,
+        });
+        let response = self
+            .retrying(ACTION, "", || {
+                let mut request = self.client.post(&url).json(&body);
+                if let Some(key) = &self.api_key {
+                    request = request.bearer_auth(key.expose());
+                }
+                request
+            })
+            .await?;
+        let text = read_capped(response)
+            .await
+            .map_err(|reason| PlatformError::Unreachable {
+                action: ACTION,
+                reason,
+            })?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        match (
+            value.get("value").and_then(Value::as_str),
+            value.get("expires_at").and_then(Value::as_i64),
+        ) {
+            (Some(secret), Some(expires_at)) => Ok(ClientSecret {
+                value: Secret::new(secret),
+                expires_at,
+            }),
+            _ => Err(PlatformError::Unreachable {
+                action: ACTION,
+                reason: "the answer holds no `value` and `expires_at`".into(),
+            }),
+        }
+    }
+
+    /// Sends the request `build` makes, retrying only what cannot have reached the platform
+    /// (see [`send_once`](Self::send_once)); a success status gives the response.
+    async fn retrying(
+        &self,
+        action: &'static str,
+        call_id: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, PlatformError> {
+        let mut attempt = 1;
+        loop {
+            match self.answer(build(), action).await {
+                Err(Retry::Now(reason)) if attempt < ATTEMPTS => {
+                    tracing::debug!(call_id, action, attempt, "retrying: {reason}");
+                    tokio::time::sleep(RETRY_DELAY * attempt).await;
+                    attempt += 1;
+                }
+                Err(Retry::Now(reason)) => {
+                    return Err(PlatformError::Unreachable { action, reason });
+                }
+                Err(Retry::Never(err)) => return Err(err),
+                Ok(response) => return Ok(response),
+            }
+        }
+    }
+
     async fn post(
         &self,
         call_id: &str,
@@ -117,37 +249,33 @@ impl Platform {
             return Err(PlatformError::BadCallId(call_id.chars().take(64).collect()));
         }
         let url = format!("{}/v1/realtime/calls/{call_id}/{action}", self.api_base);
-        let mut attempt = 1;
-        loop {
-            match self.send_once(&url, action, body).await {
-                Err(Retry::Now(reason)) if attempt < ATTEMPTS => {
-                    tracing::debug!(call_id, action, attempt, "retrying: {reason}");
-                    tokio::time::sleep(RETRY_DELAY * attempt).await;
-                    attempt += 1;
-                }
-                Err(Retry::Now(reason)) => {
-                    return Err(PlatformError::Unreachable { action, reason });
-                }
-                Err(Retry::Never(err)) => return Err(err),
-                Ok(()) => return Ok(()),
+        let described = match action {
+            "accept" => "accept the call",
+            "reject" => "reject the call",
+            "refer" => "transfer the call",
+            "hangup" => "hang up the call",
+            _ => "control the call",
+        };
+        self.retrying(described, call_id, || {
+            let mut request = self.client.post(&url);
+            if let Some(key) = &self.api_key {
+                request = request.bearer_auth(key.expose());
             }
-        }
+            match body {
+                Some(body) => request.json(body),
+                None => request.header(reqwest::header::CONTENT_LENGTH, "0"),
+            }
+        })
+        .await
+        .map(drop)
     }
 
-    async fn send_once(
+    /// One attempt: the response when its status is a success, else whether to retry.
+    async fn answer(
         &self,
-        url: &str,
+        request: reqwest::RequestBuilder,
         action: &'static str,
-        body: Option<&Value>,
-    ) -> Result<(), Retry> {
-        let mut request = self.client.post(url);
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key.expose());
-        }
-        request = match body {
-            Some(body) => request.json(body),
-            None => request.header(reqwest::header::CONTENT_LENGTH, "0"),
-        };
+    ) -> Result<reqwest::Response, Retry> {
         let response = match request.send().await {
             Ok(response) => response,
             // Refused or unreachable: the platform never saw it. A timeout might have been
@@ -162,9 +290,9 @@ impl Platform {
         };
         let status = response.status().as_u16();
         if response.status().is_success() {
-            return Ok(());
+            return Ok(response);
         }
-        let text = response.text().await.unwrap_or_default();
+        let text = read_capped(response).await.unwrap_or_default();
         let message = platform_message(&text);
         if status == 429 || status >= 500 {
             return Err(Retry::Now(format!("HTTP {status}: {message}")));
@@ -175,6 +303,55 @@ impl Platform {
             message,
         }))
     }
+}
+
+/// A call the platform created from a browser's offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedCall {
+    /// The SDP answer for the browser.
+    pub answer_sdp: String,
+    /// The call id (`rtc_...`) the sideband attaches to.
+    pub call_id: String,
+}
+
+/// A minted client secret: what the browser connects with, until `expires_at`.
+#[derive(Debug, Clone)]
+pub struct ClientSecret {
+    /// The secret (`ek_...`); redacted wherever it is logged.
+    pub value: Secret,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// The largest platform answer read (an SDP answer is a few KB).
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// The body of `response`, at most [`MAX_ANSWER_BYTES`], as text.
+async fn read_capped(mut response: reqwest::Response) -> Result<String, String> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                    return Err(format!("the answer is over {MAX_ANSWER_BYTES} bytes"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(err) => return Err(describe(&err)),
+        }
+    }
+    String::from_utf8(body).map_err(|_| "the answer is not UTF-8 text".to_owned())
+}
+
+/// The unified form's body: the offer as part `sdp`, the session JSON as part `session`.
+fn multipart(boundary: &str, sdp: &str, session: &str) -> Vec<u8> {
+    format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"sdp\"\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"session\"\r\nContent-Type: application/json\r\n\r\n{session}\r\n\
+         --{boundary}--\r\n"
+    )
+    .into_bytes()
 }
 
 enum Retry {

@@ -13,7 +13,7 @@ use axum::{
 use tower::ServiceBuilder;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
-use crate::{health, rate_limit, sip, state::AppState, twilio};
+use crate::{browser, health, rate_limit, sip, state::AppState, twilio};
 
 /// The server's router over `state`.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -25,11 +25,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             rate_limit::limit,
         ));
-    let routes = Router::new()
+    let mut routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/twilio/media-stream", get(twilio::media_stream::upgrade))
         .merge(webhooks);
+    if state.browser.is_some() {
+        routes = routes.merge(browser::routes());
+    }
     with_layers(routes, state)
 }
 

@@ -23,6 +23,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::ServiceExt as _;
 
 use crate::{
+    browser::BrowserState,
     call_history::{CallHistory, RETENTION_SWEEP},
     capacity::Capacity,
     config::ServeConfig,
@@ -58,6 +59,9 @@ pub struct Secrets {
     /// The API key for the platform's call-control REST API (SIP calls); a REST base on this
     /// machine (a test platform) needs none.
     pub openai_api_key: Option<Secret>,
+    /// The operator's token for the browser endpoints, when `[browser] operator_token_env`
+    /// names one.
+    pub operator_token: Option<Secret>,
 }
 
 impl Secrets {
@@ -82,6 +86,19 @@ impl Secrets {
                 return Err(missing_webhook_secret(config));
             }
             secrets.openai_api_key = read(&config.secrets.openai_api_key_env);
+        }
+        if config.browser.any() {
+            secrets.openai_api_key = read(&config.secrets.openai_api_key_env);
+            if let Some(variable) = &config.browser.operator_token_env {
+                secrets.operator_token = read(variable);
+                if secrets.operator_token.is_none() {
+                    return Err(ServeError::MissingSecret {
+                        variable: variable.clone(),
+                        key: "browser.operator_token_env",
+                        why: "the browser endpoints require this token from every client; export it, or remove the key to rely on origins and rate limits",
+                    });
+                }
+            }
         }
         Ok(secrets)
     }
@@ -135,6 +152,32 @@ fn sip_state(config: &ServeConfig, secrets: &Secrets) -> Result<Option<SipState>
         seen: SeenIds::default(),
         platform,
     }))
+}
+
+/// The browser endpoints' state, when `[browser]` turns one on: the platform's client with
+/// the server's key (which only a REST base on this machine may lack).
+fn browser_state(
+    config: &ServeConfig,
+    secrets: &Secrets,
+) -> Result<Option<BrowserState>, ServeError> {
+    if !config.browser.any() {
+        return Ok(None);
+    }
+    let api_base = config.api_base.as_deref().unwrap_or(DEFAULT_API_BASE);
+    if secrets.openai_api_key.is_none() && !is_loopback_url(api_base) {
+        return Err(ServeError::MissingSecret {
+            variable: config.secrets.openai_api_key_env.clone(),
+            key: "openai_api_key_env",
+            why: "browser calls are created and client secrets minted through the OpenAI API with it",
+        });
+    }
+    let platform = Platform::new(api_base, secrets.openai_api_key.clone())
+        .map_err(|err| ServeError::HttpClient(err.to_string()))?;
+    Ok(Some(BrowserState::new(
+        config.browser.clone(),
+        secrets.operator_token.clone(),
+        platform,
+    )))
 }
 
 fn answers_twilio(config: &ServeConfig) -> bool {
@@ -216,6 +259,7 @@ impl Server {
             return Err(missing_twilio_token(&config));
         }
         let sip = sip_state(&config, &secrets)?;
+        let browser = browser_state(&config, &secrets)?;
         let admin = match config.admin_listen {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -245,6 +289,7 @@ impl Server {
             calls: TaskTracker::new(),
             hang_up: CancellationToken::new(),
             sip,
+            browser,
             metrics: Metrics::default(),
             rate_limiter: RateLimiter::new(
                 limits.webhook_requests_per_minute,

@@ -45,6 +45,8 @@ pub struct AppState {
     pub hang_up: CancellationToken,
     /// The SIP path, when a route answers SIP users.
     pub sip: Option<crate::sip::SipState>,
+    /// The browser endpoints, when `[browser]` turns one on.
+    pub browser: Option<crate::browser::BrowserState>,
     /// What `/metrics` reports.
     pub metrics: Metrics,
     /// Per-client-IP limits on the webhook routes.

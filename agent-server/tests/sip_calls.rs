@@ -453,7 +453,7 @@ async fn refer_and_hangup_reach_the_platform_and_their_failures_say_why() {
     // ...after which the call is gone: a hang-up says so, with the platform's reason.
     let gone = platform.hangup("rtc_xfer").await.unwrap_err();
     assert_eq!(gone.status(), Some(404), "{gone}");
-    assert!(gone.to_string().contains("hangup"), "{gone}");
+    assert!(gone.to_string().contains("hang up the call"), "{gone}");
     // A wrong key is refused, and the error does not repeat it.
     let wrong = Platform::new(
         &h.platform.api_base(),
@@ -478,7 +478,7 @@ async fn refer_and_hangup_reach_the_platform_and_their_failures_say_why() {
         matches!(
             err,
             PlatformError::Unreachable {
-                action: "hangup",
+                action: "hang up the call",
                 ..
             }
         ),

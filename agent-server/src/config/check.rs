@@ -159,6 +159,7 @@ pub(super) fn check(
     let admin_listen = super::operations::admin_listen(&mut c, spec.admin.as_ref());
     let history = super::operations::history(&mut c, &spec.history);
     let routes = check_routes(&mut c, &spec);
+    let browser = super::browser::check(&mut c, &spec.browser, &routes);
     if !c.problems.is_empty() {
         return Err(ConfigError::Invalid(c.problems));
     }
@@ -175,6 +176,7 @@ pub(super) fn check(
         routes,
         admin_listen,
         history,
+        browser,
     })
 }
 
@@ -193,11 +195,15 @@ fn check_routes(c: &mut Checker<'_>, spec: &ServeSpec) -> Vec<Route> {
     let mut seen: HashSet<String> = HashSet::new();
     let mut routes = Vec::new();
     for route in &spec.routes {
-        if route.numbers.is_empty() && route.sip_users.is_empty() && route.path.is_none() {
+        if route.numbers.is_empty()
+            && route.sip_users.is_empty()
+            && route.path.is_none()
+            && !route.browser
+        {
             c.at(
                 route.agent.span(),
-                "this route reaches its agent by no number, SIP user or path",
-                Some("add numbers = [\"+15550100\"], sip_users = [\"support\"] or path = \"support\""),
+                "this route reaches its agent by no number, SIP user, path or browser",
+                Some("add numbers = [\"+15550100\"], sip_users = [\"support\"], path = \"support\" or browser = true"),
             );
         }
         for number in &route.numbers {
@@ -271,6 +277,7 @@ fn check_routes(c: &mut Checker<'_>, spec: &ServeSpec) -> Vec<Route> {
             path: route.path.as_ref().map(|p| p.get_ref().clone()),
             max_cost_usd_per_day: route.max_cost_usd_per_day.as_ref().map(|c| *c.get_ref()),
             greet: route.greet,
+            browser: route.browser,
         });
     }
     routes

@@ -3,6 +3,7 @@
 //! Like agent files, every problem names `file:line:col`, says what to do, and all problems
 //! are reported at once ([`ConfigError::Invalid`]).
 
+mod browser;
 mod check;
 mod operations;
 mod spec;
@@ -14,9 +15,11 @@ use std::{
 };
 
 use agent_core::agent::Diagnostic;
+pub use browser::{BrowserConfig, origin_of};
 pub use operations::HistoryConfig;
 pub use spec::{
-    AdminSpec, HistorySpec, LimitsSpec, OpenAiSpec, RouteSpec, SecretsSpec, ServeSpec, TwilioSpec,
+    AdminSpec, BrowserSpec, HistorySpec, LimitsSpec, OpenAiSpec, RouteSpec, SecretsSpec, ServeSpec,
+    TwilioSpec,
 };
 
 /// The largest `serve.toml` read; the limit only keeps a wrong path from filling memory.
@@ -68,6 +71,8 @@ pub struct ServeConfig {
     pub admin_listen: Option<SocketAddr>,
     /// The call history.
     pub history: HistoryConfig,
+    /// The browser endpoints.
+    pub browser: BrowserConfig,
 }
 
 /// Limits and deadlines, as durations.
@@ -110,6 +115,8 @@ pub struct Route {
     pub max_cost_usd_per_day: Option<f64>,
     /// Whether the agent speaks first.
     pub greet: bool,
+    /// Whether browsers may call it.
+    pub browser: bool,
 }
 
 impl ServeConfig {

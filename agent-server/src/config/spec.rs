@@ -40,6 +40,50 @@ pub struct ServeSpec {
     /// Where calls are stored, and for how long.
     #[serde(default)]
     pub history: HistorySpec,
+    /// The browser endpoints: each spends the owner's money, so each is off until enabled.
+    #[serde(default)]
+    pub browser: BrowserSpec,
+}
+
+/// Browsers (`/agents/{name}/...`): WebRTC calls relayed by the server, and client secrets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrowserSpec {
+    /// `POST /agents/{name}/calls`: the server relays the browser's SDP offer with its own key
+    /// and runs the agent's tools over the sideband.
+    pub calls: bool,
+    /// `POST /agents/{name}/client-secret`: mints a short-lived secret the browser connects
+    /// with directly; `POST /agents/{name}/calls/{call_id}/attach` then runs server tools.
+    pub client_secrets: bool,
+    /// Origins (`https://app.example.com`) whose pages may call the endpoints; a request from
+    /// any other origin is refused. Empty: no cross-origin page at all (CORS off).
+    pub allowed_origins: Vec<Spanned<String>>,
+    /// When set, the endpoints (and the console's agent list) require
+    /// `Authorization: Bearer <token>` with the token this environment variable holds.
+    pub operator_token_env: Option<Spanned<String>>,
+    /// How long a minted client secret lives (10 to 7200 seconds).
+    pub client_secret_ttl_secs: Spanned<u32>,
+    /// Requests one client IP may make per minute, sustained, across the endpoints.
+    pub requests_per_minute: u32,
+    /// Requests one client IP may make in a burst, above the sustained rate.
+    pub burst: u32,
+    /// Requests all clients together may make per minute.
+    pub global_requests_per_minute: u32,
+}
+
+impl Default for BrowserSpec {
+    fn default() -> Self {
+        BrowserSpec {
+            calls: false,
+            client_secrets: false,
+            allowed_origins: Vec::new(),
+            operator_token_env: None,
+            client_secret_ttl_secs: Spanned::new(0..0, 60),
+            requests_per_minute: 10,
+            burst: 5,
+            global_requests_per_minute: 300,
+        }
+    }
 }
 
 /// The admin listener: `/metrics` (and `/healthz`, `/readyz`) on an address that is not
@@ -192,6 +236,10 @@ pub struct RouteSpec {
     /// The agent speaks first when the call connects (its instructions say how to greet).
     #[serde(default = "default_true")]
     pub greet: bool,
+    /// Browsers may call this agent at `/agents/{name}` (its file's `name`), through the
+    /// endpoints `[browser]` enables.
+    #[serde(default)]
+    pub browser: bool,
 }
 
 fn default_true() -> bool {

@@ -231,7 +231,11 @@ pub fn sideband_url(realtime_url: &str, call_id: &str) -> Result<String, String>
     Ok(url.into())
 }
 
-async fn start_session(state: &AppState, config: SessionConfig) -> Result<Session, String> {
+/// Starts the sideband's session within [`SESSION_START`], unless the server shuts down first.
+pub(crate) async fn start_session(
+    state: &AppState,
+    config: SessionConfig,
+) -> Result<Session, String> {
     tokio::select! {
         started = tokio::time::timeout(SESSION_START, Session::start(config)) => match started {
             Ok(Ok(session)) => Ok(session),

@@ -15,7 +15,7 @@
 //! - [`control`] hangs up and transfers through the platform; [`playback`] follows what the
 //!   platform plays, so a hang-up waits for the goodbye.
 
-mod call;
+pub(crate) mod call;
 pub mod control;
 mod conversation;
 pub mod incoming;

@@ -12,9 +12,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use base64::Engine as _;
-use ring::rand::{SecureRandom as _, SystemRandom};
-
 use crate::capacity::CallSlot;
 
 /// The `<Parameter>` name that carries the token.
@@ -58,30 +55,23 @@ pub enum TokenRefusal {
 #[derive(Debug)]
 pub struct StreamTokens {
     ttl: Duration,
-    random: SystemRandom,
     pending: Mutex<HashMap<String, (Instant, PendingCall)>>,
 }
 
-/// The system's random source failed; no token could be made.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the system's random number generator failed; no stream token could be made")]
-pub struct NoRandomness;
+pub use crate::random::NoRandomness;
 
 impl StreamTokens {
     /// Tokens valid for `ttl`.
     pub fn new(ttl: Duration) -> Self {
         StreamTokens {
             ttl,
-            random: SystemRandom::new(),
             pending: Mutex::new(HashMap::new()),
         }
     }
 
     /// A fresh token (256 random bits) for `call`.
     pub fn issue(&self, call: PendingCall, now: Instant) -> Result<String, NoRandomness> {
-        let mut bytes = [0u8; 32];
-        self.random.fill(&mut bytes).map_err(|_| NoRandomness)?;
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let token = crate::random::token()?;
         let mut pending = self.lock();
         prune(&mut pending, now);
         pending.insert(token.clone(), (now + self.ttl, call));

@@ -1,6 +1,6 @@
-//! The harness of the SIP tests: `agent serve` on loopback with a route for the SIP user
-//! `support`, and the fake OpenAI platform (webhooks, call-control REST, sidebands) as the
-//! other side.
+//! The harness of the SIP and browser tests: `agent serve` on loopback with a route for the
+//! SIP user `support` (and, when the options say so, for browsers), and the fake OpenAI
+//! platform (webhooks, call-control REST, WebRTC calls, sidebands) as the other side.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -36,6 +36,12 @@ pub struct SipOptions {
     pub agent_extra: &'static str,
     /// Extra lines under serve.toml's `[limits]`.
     pub limits: &'static str,
+    /// Extra lines of the route (e.g. `browser = true`).
+    pub route_extra: &'static str,
+    /// Extra sections at the end of serve.toml (e.g. `[browser]`).
+    pub serve_extra: String,
+    /// The operator's token for the browser endpoints.
+    pub operator_token: Option<&'static str>,
 }
 
 impl Default for SipOptions {
@@ -45,6 +51,9 @@ impl Default for SipOptions {
             on_drop: SidebandDrop::CallSurvives,
             agent_extra: "",
             limits: "",
+            route_extra: "",
+            serve_extra: String::new(),
+            operator_token: None,
         }
     }
 }
@@ -97,10 +106,12 @@ impl SipHarness {
         .unwrap();
         // Calls are stored in the test's own history, never the user's.
         let serve_toml = format!(
-            "listen = \"{addr}\"\npublic_base_url = \"http://localhost:{}\"\nmax_calls = {}\n\n[limits]\n{}\n\n[history]\npath = \"history.sqlite3\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[[route]]\nagent = \"phone.toml\"\nsip_users = [\"{USER}\"]\n",
+            "listen = \"{addr}\"\npublic_base_url = \"http://localhost:{}\"\nmax_calls = {}\n\n[limits]\n{}\n\n[history]\npath = \"history.sqlite3\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[[route]]\nagent = \"phone.toml\"\nsip_users = [\"{USER}\"]\n{}\n\n{}\n",
             addr.port(),
             options.max_calls,
             options.limits,
+            options.route_extra,
+            options.serve_extra,
         );
         let path = dir.path().join("serve.toml");
         std::fs::write(&path, serve_toml).unwrap();
@@ -109,6 +120,7 @@ impl SipHarness {
         let secrets = Secrets {
             openai_webhook_secret: Some(Secret::new(WEBHOOK_SECRET)),
             openai_api_key: Some(Secret::new(API_KEY)),
+            operator_token: options.operator_token.map(Secret::new),
             ..Secrets::default()
         };
         let serve_options = ServeOptions {

@@ -26,6 +26,16 @@ pub enum CallVia {
         /// The `session` part (a GA session config).
         session: Value,
     },
+    /// Through an application server that relays the offer (`agent serve`'s
+    /// `POST /agents/{name}/calls`): `application/sdp` to `path` on the base given, with these
+    /// extra headers (an `Origin`, an operator's bearer); the call id comes back in
+    /// `X-Agent-Call-Id`.
+    Relay {
+        /// The path, e.g. `/agents/support/calls`.
+        path: String,
+        /// Extra request headers.
+        headers: Vec<(String, String)>,
+    },
 }
 
 /// `POST {api_base}/v1/realtime/client_secrets` with `body`, `api_key` as the bearer (`None`:
@@ -81,6 +91,11 @@ pub async fn post_offer(
                 headers.push(("authorization", auth.as_str()));
             }
             post(api_base, "/v1/realtime/calls", &headers, &body).await
+        }
+        CallVia::Relay { path, headers } => {
+            let mut all = vec![("content-type", "application/sdp")];
+            all.extend(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            post(api_base, path, &all, offer.as_bytes()).await
         }
     }
 }

@@ -148,6 +148,9 @@ pub(crate) struct Runner {
     server_responds: bool,
     /// A platform-held session told the app its time limit is near (see `platform`).
     limit_warned: bool,
+    /// `session.update`s this session sent whose `session.updated` has not come back yet: a
+    /// `session.updated` beyond them was asked for by someone else (see `platform`).
+    updates_in_flight: u32,
 }
 
 impl Runner {
@@ -231,6 +234,7 @@ impl Runner {
             last_frame: now,
             was_busy: false,
             limit_warned: false,
+            updates_in_flight: 0,
         }
     }
 

@@ -5,7 +5,7 @@
 
 use super::{Flow, Runner, setup::establish};
 use crate::{
-    protocol::Item,
+    protocol::{ClientEvent, Item},
     session::{
         SessionConfig, SessionError,
         events::{CloseReason, SessionEvent},
@@ -60,5 +60,33 @@ impl Runner {
             });
         }
         None
+    }
+
+    /// A `session.updated`: the answer to one of this session's `session.update`s, or, on a
+    /// call the platform holds, the sign that another client changed the session. A browser
+    /// holds the call's `oai-events` channel and can send its own `session.update` (other
+    /// instructions, other tools, a cheaper or dearer model). The agent file is the authority:
+    /// its configuration is sent again, and the change is logged and reported to the app.
+    pub(super) async fn on_session_updated(&mut self) -> Flow {
+        if self.updates_in_flight > 0 {
+            self.updates_in_flight -= 1;
+            return Flow::Continue;
+        }
+        if self.config.ownership.replays() {
+            // We hold the only connection: nobody else can have asked.
+            return Flow::Continue;
+        }
+        tracing::warn!(
+            "another client changed the call's session (a session.update this server did not \
+             send); re-applying the agent's configuration"
+        );
+        self.warn(
+            "another client changed the session; the agent's configuration was applied again",
+        );
+        let update = ClientEvent::session_update(self.config.session.clone());
+        match self.send(update).await {
+            Ok(()) => Flow::Continue,
+            Err(flow) => flow,
+        }
     }
 }

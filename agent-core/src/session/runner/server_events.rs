@@ -78,6 +78,7 @@ impl Runner {
                 received_at: e.received_at,
             }),
             ServerEvent::ResponseDone(e) => return self.on_response_done(e).await,
+            ServerEvent::SessionUpdated(_) => return self.on_session_updated().await,
             ServerEvent::Error(e) => return self.on_error(e).await,
             ServerEvent::Unknown(e) => {
                 tracing::debug!(event_type = %e.event_type, "ignored an unknown server event");

@@ -61,6 +61,9 @@ impl Runner {
     /// Queues one event for the socket; the loop flushes once per step, so the frames of one
     /// step share a write. A failure means the connection is gone (`Flow::Lost`).
     pub(super) async fn send(&mut self, event: ClientEvent) -> Result<(), Flow> {
+        if matches!(event, ClientEvent::SessionUpdate(_)) {
+            self.updates_in_flight += 1;
+        }
         let text = match event.encode(self.config.connect.dialect) {
             Ok(text) => text,
             Err(err) => {

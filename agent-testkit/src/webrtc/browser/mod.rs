@@ -104,16 +104,20 @@ impl TestBrowser {
                 body: answer.body,
             });
         }
-        let call_id = answer
-            .header("location")
-            .and_then(|l| l.strip_prefix("/v1/realtime/calls/"))
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| {
-                BrowserError::Http(
-                    "the 201 answer has no Location /v1/realtime/calls/{call_id}".into(),
-                )
-            })?
-            .to_owned();
+        let call_id = match &via {
+            CallVia::Relay { .. } => answer.header("x-agent-call-id"),
+            _ => answer
+                .header("location")
+                .and_then(|l| l.strip_prefix("/v1/realtime/calls/")),
+        }
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| {
+            BrowserError::Http(
+                "the 201 answer names no call (Location /v1/realtime/calls/{call_id}, or X-Agent-Call-Id from a relay)"
+                    .into(),
+            )
+        })?
+        .to_owned();
         let sdp = SdpAnswer::from_sdp_string(&answer.body)
             .map_err(|e| BrowserError::Rtc(format!("the answer is not valid SDP: {e}")))?;
         io.mutate(&mut rtc, |rtc| rtc.sdp_api().accept_answer(pending, sdp))?;

@@ -1,0 +1,128 @@
+//! The sideband of a browser's call: the agent's session loop (tools, history, cost, limits)
+//! attached to the call by `?call_id=`, in platform-held mode, until the call ends.
+//!
+//! A browser's call has no phone policy (no greeting, no silence prompts, no transfer): the
+//! page decides when to hang up. The session ends when the call does (the sideband closes and
+//! a re-attach finds no call), at the session's time limit, or when the server drains, which
+//! hangs the call up through REST so the page is not left talking to nobody.
+
+use std::sync::Arc;
+
+use agent_core::{
+    history::PhoneCallRecord,
+    session::{CloseReason, Ownership, PlatformHeld, SessionConfig, SessionEvent},
+};
+use serde_json::Value;
+
+use crate::{
+    call_history::CallHistory,
+    capacity::CallSlot,
+    metrics::Outcome,
+    phone::wind_down::{charge, wind_down},
+    sip::call::{accept_body, sideband_url, start_session},
+    state::AppState,
+};
+
+/// The agent's session config for a browser's call (its tools, history and cost, attached
+/// by the sideband once the call id is known) and the session as the platform takes it.
+pub(super) fn prepare(state: &AppState, route: usize) -> Result<(SessionConfig, Value), String> {
+    let agent = &state.agents[route];
+    let mut config = agent
+        .session_config(&state.overrides, state.session_observer.get())
+        .map_err(|err| err.to_string())?;
+    config.ownership = Ownership::PlatformHeld(PlatformHeld::default());
+    let session = accept_body(&config)?;
+    Ok((config, session))
+}
+
+/// Attaches to `call_id` and runs the agent's session until the call ends.
+pub(super) async fn run(
+    state: Arc<AppState>,
+    call_id: String,
+    route: usize,
+    mut config: SessionConfig,
+    slot: CallSlot,
+) {
+    let outcome = attach_and_run(&state, &call_id, route, &mut config).await;
+    if let Some(browser) = &state.browser {
+        browser.detach(&call_id);
+    }
+    tracing::info!(call_id, outcome = outcome.as_str(), "browser call over");
+    drop(slot);
+}
+
+async fn attach_and_run(
+    state: &Arc<AppState>,
+    call_id: &str,
+    route: usize,
+    config: &mut SessionConfig,
+) -> Outcome {
+    match sideband_url(&config.connect.url, call_id) {
+        Ok(url) => config.connect.url = url,
+        Err(why) => {
+            tracing::error!(call_id, "the sideband cannot attach: {why}");
+            state.metrics.count_outcome(Outcome::Failed);
+            return Outcome::Failed;
+        }
+    }
+    let agent = &state.agents[route];
+    let record = PhoneCallRecord::starting("webrtc", call_id, "browser", agent.name());
+    let stored = CallHistory::store_call(state.history.as_ref(), agent, record, config).await;
+    let mut session = match start_session(state, config.clone()).await {
+        Ok(session) => session,
+        Err(why) => {
+            tracing::error!(call_id, "the sideband's session did not start: {why}");
+            state.metrics.count_outcome(Outcome::Failed);
+            if let (Some(history), Some(stored)) = (&state.history, &stored) {
+                history
+                    .finish_call(&stored.id, Outcome::Failed.as_str())
+                    .await;
+            }
+            return Outcome::Failed;
+        }
+    };
+    state.metrics.call_started();
+    let outcome = loop {
+        tokio::select! {
+            event = session.events.recv() => {
+                let Some(event) = event else { break Outcome::Failed };
+                state.metrics.observe(&event);
+                match event {
+                    SessionEvent::Cost(report) => charge(state, route, report.cost_usd),
+                    SessionEvent::Closed { reason } => break outcome_of(&reason),
+                    _ => {}
+                }
+            }
+            () = state.hang_up.cancelled() => {
+                if let Some(browser) = &state.browser
+                    && let Err(err) = browser.platform.hangup(call_id).await
+                {
+                    tracing::warn!(call_id, "the hang-up did not go through: {err}");
+                }
+                break Outcome::Drained;
+            }
+        }
+    };
+    wind_down(
+        state,
+        route,
+        &mut session,
+        stored.as_ref(),
+        outcome,
+        call_id,
+    )
+    .await;
+    outcome
+}
+
+/// How a browser call ended, from why its session closed.
+fn outcome_of(reason: &CloseReason) -> Outcome {
+    match reason {
+        // The page hung up: the sideband closed and the call is gone.
+        CloseReason::CallEnded | CloseReason::Requested | CloseReason::ConnectionLost { .. } => {
+            Outcome::CallerHungUp
+        }
+        CloseReason::SessionLimit => Outcome::MaxLength,
+        _ => Outcome::Failed,
+    }
+}
