@@ -667,6 +667,123 @@ fn agent_serve_keeps_the_webhook_secret_out_of_answers_and_logs() {
     runtime.block_on(platform.shutdown());
 }
 
+/// `agent serve`'s browser secret: the operator's token for the browser endpoints.
+const OPERATOR_TOKEN: (&str, &str) = ("AGENT_OPERATOR_TOKEN", "op-leak-token-7777GGGG8888");
+
+/// `agent serve` with the browser endpoints on: requests carry the operator's token in every
+/// wrong place (a wrong bearer, the origin, the SDP), one mints a client secret for real, and
+/// neither the log (at -vv) nor any answer but the mint's own shows the token or the minted
+/// secret.
+#[test]
+fn agent_serve_keeps_operator_tokens_and_minted_secrets_out_of_answers_and_logs() {
+    use agent_testkit::platform::{FakePlatform, SidebandDrop};
+    use agent_testkit::twilio::http;
+    use std::time::Duration;
+
+    let (_, token) = OPERATOR_TOKEN;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = Scenario::new("greet").turn(Turn::model_first().model(ModelStep::say("Hello.")));
+    let platform = runtime
+        .block_on(async {
+            FakePlatform::start(
+                ServerConfig::new(scenario),
+                SidebandDrop::CallSurvives,
+                WEBHOOK_SECRET.1,
+                None,
+            )
+        })
+        .unwrap();
+    std::fs::write(
+        dir.path().join("web.toml"),
+        "name = \"web\"\ninstructions = \"Help.\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("serve.toml"),
+        "listen = \"127.0.0.1:0\"\npublic_base_url = \"https://voice.example.invalid\"\n\
+         [browser]\ncalls = true\nclient_secrets = true\n\
+         operator_token_env = \"AGENT_OPERATOR_TOKEN\"\n\
+         [[route]]\nagent = \"web.toml\"\nbrowser = true\n",
+    )
+    .unwrap();
+    let config = dir.path().join("serve.toml");
+    let (url, api_base) = (platform.realtime_url(), platform.api_base());
+    let serving = Serving::start(
+        &[
+            "-vv",
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--url",
+            &url,
+            "--api-base",
+            &api_base,
+        ],
+        dir.path(),
+        OPERATOR_TOKEN,
+    );
+    let addr = serving.addr;
+    let mut seen = String::new();
+    let minted = runtime.block_on(async {
+        let post = |path: &'static str, headers: Vec<(&'static str, String)>, body: String| async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            http::request(addr, "POST", path, &headers, body.as_bytes(), Duration::from_secs(10))
+                .await
+                .unwrap()
+        };
+        let near = format!("{token}x");
+        for headers in [
+            vec![("authorization", format!("Bearer {near}"))],
+            vec![("authorization", token.to_owned())],
+            vec![("origin", format!("https://{token}.example"))],
+        ] {
+            let answer = post("/agents/web/client-secret", headers, String::new()).await;
+            assert!(matches!(answer.status, 401 | 403), "{answer:?}");
+            seen.push_str(&format!("{answer:?}"));
+        }
+        let bearer = format!("Bearer {token}");
+        let answer = post(
+            "/agents/web/calls",
+            vec![
+                ("authorization", bearer.clone()),
+                ("content-type", "application/sdp".to_owned()),
+            ],
+            format!("v=0\r\ns={token}\r\n"),
+        )
+        .await;
+        assert_eq!(answer.status, 400, "{answer:?}");
+        seen.push_str(&format!("{answer:?}"));
+        let answer = post(
+            "/agents/web/client-secret",
+            vec![("authorization", bearer)],
+            String::new(),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+        body["value"].as_str().unwrap().to_owned()
+    });
+    assert!(minted.starts_with("ek_"), "{minted}");
+    let (logs, _) = serving.stop();
+    assert!(
+        logs.contains("minted a client secret"),
+        "the log is at -vv: {logs}"
+    );
+    for haystack in [&logs, &seen] {
+        assert_eq!(leaks(haystack), Vec::<&str>::new(), "{haystack}");
+        assert!(
+            !haystack.contains(token),
+            "the operator token leaked: {haystack}"
+        );
+        assert!(
+            !haystack.contains(&minted),
+            "a minted secret leaked: {haystack}"
+        );
+    }
+    runtime.block_on(platform.shutdown());
+}
+
 /// `agent serve` as its own process, started as a process manager would start it: the
 /// secrets of [`SECRETS`] and `secret` in its environment, its address read from the line it
 /// prints first.
