@@ -117,10 +117,16 @@ pub async fn run(
                  place a call:      press Enter here (a SIP call to sip:{sip_user}@sip.api.openai.com, webhook to {serve_url}/openai/webhook)\n\
                  WebRTC calls:      POST {api}/v1/realtime/client_secrets, then POST {api}/v1/realtime/calls with the SDP offer\n\
                  \x20 (application/sdp with the secret, or multipart/form-data sdp + session); sidebands attach with ?call_id=\n\
+                 {media}\
                  Ctrl-C to stop.",
                 platform.realtime_url(),
                 platform.api_base(),
-                api = platform.api_base()
+                api = platform.api_base(),
+                media = if cfg!(feature = "webrtc-mock") {
+                    ""
+                } else {
+                    "  (this build has no WebRTC media peer: offers get 501; rebuild with --features webrtc-mock)\n"
+                }
             );
             let (network, turns, steps) = (&platform, &turns, &steps);
             calls_until_ctrl_c(

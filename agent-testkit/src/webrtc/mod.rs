@@ -10,14 +10,42 @@
 //! Both peers are str0m, driven the same way; neither encodes audio: they send Opus frames
 //! made once offline (a 400 Hz tone and the 3-byte silent frame).
 
+#[cfg(feature = "webrtc")]
 mod browser;
 mod client;
+#[cfg(feature = "webrtc")]
 pub(crate) mod io;
 pub(crate) mod opus;
 
 pub use crate::twilio::http::HttpAnswer;
-pub use browser::{BrowserError, TestBrowser};
+#[cfg(feature = "webrtc")]
+pub use browser::TestBrowser;
 pub use client::{CallVia, post_client_secret, post_offer};
+
+/// What went wrong with a test browser's call.
+#[derive(Debug, thiserror::Error)]
+pub enum BrowserError {
+    /// An HTTP request failed (no answer, a malformed one, a bad base URL).
+    #[error("HTTP: {0}")]
+    Http(String),
+    /// The platform refused the offer.
+    #[error("the platform answered the offer with {status}: {body}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The body (an error object).
+        body: String,
+    },
+    /// WebRTC failed: the socket, the SDP, str0m.
+    #[error("WebRTC: {0}")]
+    Rtc(String),
+    /// Something did not happen in time.
+    #[error("timed out waiting for {0}")]
+    Timeout(String),
+    /// The call is over: the browser's task ended.
+    #[error("the call is over")]
+    Closed,
+}
 
 /// The label of the data channel that carries the Realtime events.
 pub const EVENTS_CHANNEL: &str = "oai-events";

@@ -8,7 +8,9 @@
 //! SDP and `Location: /v1/realtime/calls/{call_id}`.
 
 mod multipart;
+#[cfg(feature = "webrtc")]
 mod peer;
+#[cfg_attr(not(feature = "webrtc"), allow(dead_code))]
 mod playout;
 mod sdp_http;
 
@@ -30,7 +32,15 @@ use crate::{
     mcp::http::Request,
     server::{MediaCalls, lock, media_call::PeerEnds},
 };
-use peer::{AnswerError, MediaCounters};
+#[cfg(feature = "webrtc")]
+use peer::AnswerError;
+
+/// Packets of one call's audio tracks, counted as they pass.
+#[derive(Debug, Default)]
+pub(crate) struct MediaCounters {
+    pub(crate) received: std::sync::atomic::AtomicU64,
+    pub(crate) sent: std::sync::atomic::AtomicU64,
+}
 
 /// How long a browser has, from its offer, to complete ICE and DTLS and open `oai-events`.
 pub const DEFAULT_CONNECT_DEADLINE: Duration = Duration::from_secs(10);
@@ -146,6 +156,30 @@ impl WebRtc {
         record.form = Some(offer.form);
         record.session = Some(offer.session.clone());
         record.offer = Some(offer.sdp.clone());
+        self.answer(offer, record).await
+    }
+
+    /// Without the `webrtc` feature there is no media peer: the call cannot be answered, and
+    /// the refusal says how to build one that can.
+    #[cfg(not(feature = "webrtc"))]
+    async fn answer(
+        &self,
+        _offer: sdp_http::Offer,
+        record: &mut CallCreateRequest,
+    ) -> CreateAnswer {
+        refused(
+            record,
+            501,
+            error(
+                "webrtc_not_built",
+                "This fake platform was built without WebRTC media: build agent-testkit with \
+                 the `webrtc` feature (agent: `--features webrtc-mock`).",
+            ),
+        )
+    }
+
+    #[cfg(feature = "webrtc")]
+    async fn answer(&self, offer: sdp_http::Offer, record: &mut CallCreateRequest) -> CreateAnswer {
         let (answer_sdp, peer) = match peer::answer(&offer.sdp).await {
             Ok(answered) => answered,
             Err(AnswerError::BadSdp(why)) => {
@@ -173,6 +207,7 @@ impl WebRtc {
         }
     }
 
+    #[cfg(feature = "webrtc")]
     fn spawn(
         &self,
         call_id: &str,

@@ -13,10 +13,7 @@
 use std::{
     collections::VecDeque,
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant as StdInstant},
 };
 
@@ -29,7 +26,10 @@ use str0m::{
 };
 use tokio::time::Instant;
 
-use super::playout::{Playout, Step};
+use super::{
+    MediaCounters,
+    playout::{Playout, Step},
+};
 use crate::{
     server::{
         media_call::{CallInput, PeerEnds, ToPeer},
@@ -53,13 +53,6 @@ pub(super) enum AnswerError {
     BadSdp(String),
     /// The platform could not set up its side (500).
     Internal(String),
-}
-
-/// Packets of one call's audio tracks, counted as they pass.
-#[derive(Debug, Default)]
-pub(crate) struct MediaCounters {
-    pub(crate) received: AtomicU64,
-    pub(crate) sent: AtomicU64,
 }
 
 /// A peer that answered an offer and waits for its task.

@@ -17,36 +17,13 @@ use tokio::{
     time::Instant,
 };
 
-use super::{CallVia, EVENTS_CHANNEL, client::post_offer, io::RtcSocket, opus::FRAME};
+use super::{
+    BrowserError, CallVia, EVENTS_CHANNEL, client::post_offer, io::RtcSocket, opus::FRAME,
+};
 
 mod driver;
 
 use driver::{Command, Driver, Shared};
-
-/// What went wrong with a test browser's call.
-#[derive(Debug, thiserror::Error)]
-pub enum BrowserError {
-    /// An HTTP request failed (no answer, a malformed one, a bad base URL).
-    #[error("HTTP: {0}")]
-    Http(String),
-    /// The platform refused the offer.
-    #[error("the platform answered the offer with {status}: {body}")]
-    Refused {
-        /// The HTTP status.
-        status: u16,
-        /// The body (an error object).
-        body: String,
-    },
-    /// WebRTC failed: the socket, the SDP, str0m.
-    #[error("WebRTC: {0}")]
-    Rtc(String),
-    /// Something did not happen in time.
-    #[error("timed out waiting for {0}")]
-    Timeout(String),
-    /// The call is over: the browser's task ended.
-    #[error("the call is over")]
-    Closed,
-}
 
 impl From<RtcError> for BrowserError {
     fn from(e: RtcError) -> Self {
