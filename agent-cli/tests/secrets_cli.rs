@@ -514,9 +514,7 @@ const WEBHOOK_SECRET: (&str, &str) = (
 /// sends the platform.
 #[test]
 fn agent_serve_keeps_the_webhook_secret_out_of_answers_and_logs() {
-    use agent_testkit::platform::{
-        CallControl, FakePlatform, IncomingCall, SidebandDrop, WebhookSigning,
-    };
+    use agent_testkit::platform::{CallControl, IncomingCall, WebhookSigning};
     use agent_testkit::twilio::http;
     use std::time::Duration;
 
@@ -524,44 +522,17 @@ fn agent_serve_keeps_the_webhook_secret_out_of_answers_and_logs() {
     let key_part = secret.trim_start_matches("whsec_");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let scenario = Scenario::new("greet").turn(Turn::model_first().model(ModelStep::say("Hello.")));
-    let platform = runtime
-        .block_on(async {
-            FakePlatform::start(
-                ServerConfig::new(scenario),
-                SidebandDrop::CallSurvives,
-                secret,
-                None,
-            )
-        })
-        .unwrap();
     std::fs::write(
         dir.path().join("phone.toml"),
         "name = \"phone\"\ninstructions = \"Greet.\"\noutput_modalities = [\"audio\"]\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("serve.toml"),
-        "listen = \"127.0.0.1:0\"\npublic_base_url = \"https://voice.example.invalid\"\n[[route]]\nagent = \"phone.toml\"\nsip_users = [\"support\"]\n",
-    )
-    .unwrap();
-    let config = dir.path().join("serve.toml");
-    let (url, api_base) = (platform.realtime_url(), platform.api_base());
     // The log in the format collectors read: the secret must stay out of it too.
-    let serving = Serving::start(
-        &[
-            "-vv",
-            "--log-format",
-            "json",
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--url",
-            &url,
-            "--api-base",
-            &api_base,
-        ],
+    let (platform, serving) = serve_against_platform(
+        &runtime,
         dir.path(),
+        "[[route]]\nagent = \"phone.toml\"\nsip_users = [\"support\"]\n",
+        &["--log-format", "json"],
         WEBHOOK_SECRET,
     );
     let addr = serving.addr;
@@ -676,51 +647,24 @@ const OPERATOR_TOKEN: (&str, &str) = ("AGENT_OPERATOR_TOKEN", "op-leak-token-777
 /// secret.
 #[test]
 fn agent_serve_keeps_operator_tokens_and_minted_secrets_out_of_answers_and_logs() {
-    use agent_testkit::platform::{FakePlatform, SidebandDrop};
     use agent_testkit::twilio::http;
     use std::time::Duration;
 
     let (_, token) = OPERATOR_TOKEN;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let scenario = Scenario::new("greet").turn(Turn::model_first().model(ModelStep::say("Hello.")));
-    let platform = runtime
-        .block_on(async {
-            FakePlatform::start(
-                ServerConfig::new(scenario),
-                SidebandDrop::CallSurvives,
-                WEBHOOK_SECRET.1,
-                None,
-            )
-        })
-        .unwrap();
     std::fs::write(
         dir.path().join("web.toml"),
         "name = \"web\"\ninstructions = \"Help.\"\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("serve.toml"),
-        "listen = \"127.0.0.1:0\"\npublic_base_url = \"https://voice.example.invalid\"\n\
-         [browser]\ncalls = true\nclient_secrets = true\n\
+    let (platform, serving) = serve_against_platform(
+        &runtime,
+        dir.path(),
+        "[browser]\ncalls = true\nclient_secrets = true\n\
          operator_token_env = \"AGENT_OPERATOR_TOKEN\"\n\
          [[route]]\nagent = \"web.toml\"\nbrowser = true\n",
-    )
-    .unwrap();
-    let config = dir.path().join("serve.toml");
-    let (url, api_base) = (platform.realtime_url(), platform.api_base());
-    let serving = Serving::start(
-        &[
-            "-vv",
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--url",
-            &url,
-            "--api-base",
-            &api_base,
-        ],
-        dir.path(),
+        &[],
         OPERATOR_TOKEN,
     );
     let addr = serving.addr;
@@ -782,6 +726,52 @@ fn agent_serve_keeps_operator_tokens_and_minted_secrets_out_of_answers_and_logs(
         );
     }
     runtime.block_on(platform.shutdown());
+}
+
+/// The fake OpenAI platform (its sidebands say "Hello.", its REST side checks no key) and
+/// `agent serve -vv` against it, with `serve.toml` = a listener on port 0 plus `routes`, the
+/// `extra` flags before `serve`, and `secret` in its environment beside [`SECRETS`].
+fn serve_against_platform(
+    runtime: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    routes: &str,
+    extra: &[&str],
+    secret: (&str, &str),
+) -> (agent_testkit::platform::FakePlatform, Serving) {
+    use agent_testkit::platform::{FakePlatform, SidebandDrop};
+    let scenario = Scenario::new("greet").turn(Turn::model_first().model(ModelStep::say("Hello.")));
+    let platform = runtime
+        .block_on(async {
+            FakePlatform::start(
+                ServerConfig::new(scenario),
+                SidebandDrop::CallSurvives,
+                WEBHOOK_SECRET.1,
+                None,
+            )
+        })
+        .unwrap();
+    std::fs::write(
+        dir.join("serve.toml"),
+        format!(
+            "listen = \"127.0.0.1:0\"\npublic_base_url = \"https://voice.example.invalid\"\n{routes}"
+        ),
+    )
+    .unwrap();
+    let config = dir.join("serve.toml");
+    let (url, api_base) = (platform.realtime_url(), platform.api_base());
+    let mut args = vec!["-vv"];
+    args.extend(extra);
+    args.extend([
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--url",
+        &url,
+        "--api-base",
+        &api_base,
+    ]);
+    let serving = Serving::start(&args, dir, secret);
+    (platform, serving)
 }
 
 /// `agent serve` as its own process, started as a process manager would start it: the
