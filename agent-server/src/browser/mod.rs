@@ -17,6 +17,7 @@
 //! applied again (agent-core's runner does it).
 
 mod calls;
+pub mod feed;
 pub mod guard;
 mod secret;
 mod sideband;
@@ -27,7 +28,13 @@ use std::{
 };
 
 use agent_core::session::Secret;
-use axum::{Router, extract::State, http::HeaderMap, response::Response, routing::post};
+use axum::{
+    Router,
+    extract::State,
+    http::HeaderMap,
+    response::Response,
+    routing::{get, post},
+};
 
 use crate::{config::BrowserConfig, platform::Platform, state::AppState};
 
@@ -42,6 +49,8 @@ pub struct BrowserState {
     pub limits: guard::Limits,
     /// The platform's REST API: calls and client secrets, with the server's key.
     pub platform: Platform,
+    /// The console's event feeds of the calls in progress.
+    pub feeds: feed::Feeds,
     /// Calls a sideband of this server is attached to, so a call is attached once.
     attached: Mutex<HashSet<String>>,
 }
@@ -54,6 +63,7 @@ impl BrowserState {
             config,
             operator_token,
             platform,
+            feeds: feed::Feeds::default(),
             attached: Mutex::new(HashSet::new()),
         }
     }
@@ -101,6 +111,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/agents/{name}/calls/{call_id}/attach",
             post(calls::attach).options(preflight_secrets),
         )
+        .route("/agents/{name}/calls/{call_id}/feed", get(feed::serve))
 }
 
 async fn preflight_calls(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
