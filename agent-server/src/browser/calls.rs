@@ -231,7 +231,7 @@ pub(super) fn admit_call(
         .ok_or_else(|| busy("every call slot is in use; try again shortly"))
 }
 
-pub(super) fn unknown_agent(name: &str) -> Response {
+pub(crate) fn unknown_agent(name: &str) -> Response {
     let shown: String = name.chars().take(64).collect();
     guard::refuse(
         StatusCode::NOT_FOUND,

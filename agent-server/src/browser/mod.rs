@@ -17,6 +17,7 @@
 //! applied again (agent-core's runner does it).
 
 mod calls;
+pub(crate) use calls::unknown_agent;
 pub mod feed;
 pub mod guard;
 mod secret;
@@ -87,7 +88,7 @@ impl BrowserState {
 
 /// The route of the agent browsers reach as `name`: a route with `browser = true` whose agent
 /// file is named so.
-fn route_named(state: &AppState, name: &str) -> Option<usize> {
+pub(crate) fn route_named(state: &AppState, name: &str) -> Option<usize> {
     state
         .config
         .routes
@@ -128,7 +129,7 @@ async fn preflight_secrets(State(state): State<Arc<AppState>>, headers: HeaderMa
     }
 }
 
-fn not_enabled() -> Response {
+pub(crate) fn not_enabled() -> Response {
     guard::refuse(
         axum::http::StatusCode::NOT_FOUND,
         "not_enabled",
