@@ -63,9 +63,21 @@ async fn the_console_calls_the_agent_from_a_real_browser() {
     let driver = Chromedriver::start(dir.path()).await;
     let session = driver.session(&wav).await;
 
-    // `public_base_url` is http://localhost:PORT: the console's own origin.
-    let page = format!("http://localhost:{}/agents/phone", h.addr.port());
-    session.command("POST", "url", json!({ "url": page })).await;
+    // `public_base_url` is http://localhost:PORT: the console's own origin. The list of
+    // agents links to the agent's page.
+    let index = format!("http://localhost:{}/", h.addr.port());
+    session
+        .command("POST", "url", json!({ "url": index }))
+        .await;
+    let listed = session
+        .wait_for_script("return document.querySelector('#agents a')?.textContent ?? ''")
+        .await;
+    assert_eq!(listed, "phone");
+    session.click("#agents a").await;
+    let path = session
+        .wait_for_script("return document.getElementById('connect') ? location.pathname : ''")
+        .await;
+    assert_eq!(path, "/agents/phone");
     session.click("#connect").await;
     let shown = wait_for_the_call(&session).await;
     let png = session.command("GET", "screenshot", Value::Null).await;
@@ -341,6 +353,19 @@ impl Session {
             json!({"script": script, "args": []}),
         )
         .await
+    }
+
+    /// Runs `script` every 100 ms until it returns something other than `""` (10 s at most).
+    async fn wait_for_script(&self, script: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let value = self.script(script).await;
+            if value != "" {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "timed out running {script}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn delete(self) {
