@@ -48,12 +48,28 @@ fn scenario() -> Scenario {
 
 #[tokio::test]
 async fn the_console_calls_the_agent_from_a_real_browser() {
-    if !browser_installed() {
-        return;
+    if browser_installed() {
+        call_from_the_console("relayed", "browser-console.png").await;
     }
+}
+
+#[tokio::test]
+async fn the_console_calls_the_agent_with_a_client_secret() {
+    if browser_installed() {
+        call_from_the_console("client-secret", "browser-console-client-secret.png").await;
+    }
+}
+
+/// Opens the console, picks the agent, connects in `mode` (the page's mode switch), and checks
+/// what the page shows; the screenshot is saved as `target/{screenshot}`.
+async fn call_from_the_console(mode: &str, screenshot: &str) {
+    // One browser at a time: two Chromiums on a small machine slow both calls' setup past
+    // the microphone's lead-in.
+    static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_BROWSER.lock().await;
     let options = SipOptions {
         route_extra: "browser = true",
-        serve_extra: "[browser]\ncalls = true\n".into(),
+        serve_extra: "[browser]\ncalls = true\nclient_secrets = true\n".into(),
         ..SipOptions::default()
     };
     let h = SipHarness::start(scenario(), options).await;
@@ -78,10 +94,17 @@ async fn the_console_calls_the_agent_from_a_real_browser() {
         .wait_for_script("return document.getElementById('connect') ? location.pathname : ''")
         .await;
     assert_eq!(path, "/agents/phone");
+    session
+        .wait_for_script("return document.body.dataset.modes ?? ''")
+        .await;
+    let picked = format!(
+        "document.getElementById('mode').value = '{mode}'; return document.getElementById('mode').value"
+    );
+    assert_eq!(session.script(&picked).await, mode);
     session.click("#connect").await;
     let shown = wait_for_the_call(&session).await;
     let png = session.command("GET", "screenshot", Value::Null).await;
-    let artifact = save_screenshot(&png);
+    let artifact = save_screenshot(&png, screenshot);
     let shown = shown.unwrap_or_else(|page| {
         panic!("the page did not show the call in time (screenshot: {artifact:?}): {page}")
     });
@@ -102,7 +125,15 @@ async fn the_console_calls_the_agent_from_a_real_browser() {
         shown["playing"], true,
         "the agent's audio is attached: {shown}"
     );
-    assert!(!shown["html"].as_str().unwrap().contains(API_KEY));
+    let html = shown["html"].as_str().unwrap();
+    assert!(!html.contains(API_KEY), "the page holds no key");
+    assert!(
+        !html.contains("ek_"),
+        "nor a minted secret, in its text or its log"
+    );
+    // The mode picked is the path the call took.
+    let minted = h.platform.client_secret_requests().len();
+    assert_eq!(minted, usize::from(mode == "client-secret"), "{mode}");
 
     // Disconnect ends the call on the platform and frees the server's slot.
     session.click("#disconnect").await;
@@ -167,37 +198,33 @@ async fn wait_for_the_call(session: &Session) -> Result<Value, Value> {
     }
 }
 
-/// Writes the screenshot (base64 PNG) next to the build's output: `target/browser-console.png`.
-fn save_screenshot(base64_png: &Value) -> Option<PathBuf> {
+/// Writes the screenshot (base64 PNG) next to the build's output: `target/{name}`.
+fn save_screenshot(base64_png: &Value, name: &str) -> Option<PathBuf> {
     let png = base64::engine::general_purpose::STANDARD
         .decode(base64_png.as_str()?)
         .ok()?;
     // The test binary is target/<profile>/deps/<name>: three levels up is the target dir.
     let exe = std::env::current_exe().ok()?;
-    let path = exe
-        .parent()?
-        .parent()?
-        .parent()?
-        .join("browser-console.png");
+    let path = exe.parent()?.parent()?.parent()?.join(name);
     std::fs::write(&path, png).ok()?;
     eprintln!("screenshot: {}", path.display());
     Some(path)
 }
 
-/// The fake microphone, 48 kHz mono PCM16: 0.5 s of silence, 1.5 s of a 440 Hz tone, then
-/// 15 s of silence, longer than the test, so what Chromium does at the file's end never
-/// matters. The call connects within the first half second and the encoder's first frames
-/// join the tone as one utterance; the silence (sent as DTX, which the fake platform's answer
-/// asks for) ends the turn.
+/// The fake microphone, 48 kHz mono PCM16: 2.5 s of a 440 Hz tone, then 15 s of silence,
+/// longer than the test, so what Chromium does at the file's end never matters. The call
+/// connects while the tone plays (the fake platform hears any voiced packet as speech), so the
+/// caller's one utterance lasts until the tone ends, well after the sideband attached (in the
+/// client-secret mode the page asks for the attach right after the platform answered). The
+/// silence, sent as DTX (which the fake platform's answer asks for), ends the turn.
 fn microphone_wav() -> Vec<u8> {
     const RATE: u32 = 48_000;
-    let lead = std::iter::repeat_n(0i16, RATE as usize / 2);
     let tail = std::iter::repeat_n(0i16, 15 * RATE as usize);
-    let tone = (0..RATE * 3 / 2).map(|n| {
+    let tone = (0..RATE * 5 / 2).map(|n| {
         let t = f64::from(n) / f64::from(RATE);
         (f64::sin(2.0 * std::f64::consts::PI * 440.0 * t) * 12_000.0) as i16
     });
-    let samples: Vec<i16> = lead.chain(tone).chain(tail).collect();
+    let samples: Vec<i16> = tone.chain(tail).collect();
     let data_len = u32::try_from(samples.len() * 2).unwrap();
     let mut wav = Vec::with_capacity(44 + samples.len() * 2);
     wav.extend_from_slice(b"RIFF");

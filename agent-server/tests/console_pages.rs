@@ -75,6 +75,13 @@ async fn the_pages_and_assets_are_served_with_their_types() {
     assert_eq!(list["agents"][0]["name"], "phone", "{list}");
     assert_eq!(list["agents"][0]["calls"], true, "{list}");
     assert_eq!(list["agents"][0]["client_secrets"], false, "{list}");
+    // Without client secrets the page never talks to the platform itself.
+    assert!(list["agents"][0]["platform_calls_url"].is_null(), "{list}");
+    assert!(
+        page.header("content-security-policy")
+            .is_some_and(|csp| csp.contains("connect-src 'self';")),
+        "{page:?}"
+    );
 
     // The console's own origin (public_base_url, http://localhost:PORT) is allowed without
     // being listed; another site's is not.

@@ -45,19 +45,71 @@ async function connect() {
   await pc.setLocalDescription(await pc.createOffer());
   await iceGathered(pc);
   setStatus('Calling…', 'connecting');
-  const response = await guardedFetch(`/agents/${encodeURIComponent(agent)}/calls`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/sdp' },
-    body: pc.localDescription.sdp,
-  });
-  if (response.status !== 201) throw new Error(await errorOf(response));
-  const callId = response.headers.get('x-agent-call-id');
-  const feedToken = response.headers.get('x-agent-feed-token');
-  await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+  const offer = pc.localDescription.sdp;
+  const { answer, callId, feedToken } = $('mode').value === 'client-secret'
+    ? await callWithSecret(offer)
+    : await callRelayed(offer);
+  await pc.setRemoteDescription({ type: 'answer', sdp: answer });
   $('disconnect').disabled = false;
   logEvent('console', JSON.stringify({ type: 'call.created', call_id: callId }));
   if (callId && feedToken) openFeed(callId, feedToken);
 }
+
+/** The server relays the offer with its key and attaches the sideband. */
+async function callRelayed(offer) {
+  const response = await guardedFetch(`/agents/${encodeURIComponent(agent)}/calls`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/sdp' },
+    body: offer,
+  });
+  if (response.status !== 201) throw new Error(await errorOf(response));
+  return {
+    answer: await response.text(),
+    callId: response.headers.get('x-agent-call-id'),
+    feedToken: response.headers.get('x-agent-feed-token'),
+  };
+}
+
+/**
+ * The page mints a short-lived secret, posts the offer to the platform itself, then asks the
+ * server to attach (it runs the agent's tools). The secret stays in this function.
+ */
+async function callWithSecret(offer) {
+  const base = `/agents/${encodeURIComponent(agent)}`;
+  const minted = await guardedFetch(`${base}/client-secret`, { method: 'POST' });
+  if (!minted.ok) throw new Error(await errorOf(minted));
+  const { value } = await minted.json();
+  const response = await fetch(platformCallsUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/sdp', authorization: `Bearer ${value}` },
+    body: offer,
+  });
+  if (response.status !== 201) throw new Error(await errorOf(response));
+  const callId = (response.headers.get('location') ?? '').split('/').pop();
+  const answer = await response.text();
+  const attached = await guardedFetch(`${base}/calls/${encodeURIComponent(callId)}/attach`, {
+    method: 'POST',
+  });
+  if (!attached.ok) throw new Error(await errorOf(attached));
+  const { feed_token: feedToken } = await attached.json();
+  return { answer, callId, feedToken };
+}
+
+/** Offers only the modes serve.toml turns on for this agent. */
+let platformCallsUrl = null;
+async function loadModes() {
+  const response = await guardedFetch('/console/agents');
+  if (!response.ok) return;
+  const entry = (await response.json()).agents.find((a) => a.name === agent);
+  if (!entry) return;
+  platformCallsUrl = entry.platform_calls_url;
+  const options = $('mode').options;
+  options[0].disabled = !entry.calls;
+  options[1].disabled = !entry.client_secrets || !platformCallsUrl;
+  if (options[0].disabled && !options[1].disabled) $('mode').value = 'client-secret';
+  document.body.dataset.modes = 'loaded';
+}
+loadModes().catch((err) => logEvent('console', JSON.stringify({ type: 'error', message: String(err) })));
 
 /** Waits until the offer holds this browser's candidates (bounded: a host candidate is quick). */
 function iceGathered(pc) {

@@ -8,7 +8,9 @@
 //! - `GET /agents/{name}` calls the agent from the browser: microphone, a peer connection with
 //!   the `oai-events` channel, the offer relayed by `POST /agents/{name}/calls`, then the call's
 //!   feed (`.../feed?token=`), shown as a live transcript, tool calls, cost and latency per
-//!   turn, and a filterable event log.
+//!   turn, and a filterable event log. With `[browser] client_secrets` on, a mode switch lets
+//!   the page mint a client secret instead, post the offer to the platform itself and ask the
+//!   server to attach (`.../attach`), as a page that holds a secret would.
 //!
 //! The pages hold no data and no secret: everything comes from the guarded endpoints.
 
@@ -28,13 +30,30 @@ use crate::{
     state::AppState,
 };
 
-/// What a page may load: only this server's own scripts, styles and endpoints.
-const CSP: &str = "default-src 'self'; media-src 'self' blob: mediastream:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+/// What a page may load: only this server's own scripts, styles and endpoints, and (for the
+/// client-secret mode) the platform's calls endpoint.
+fn csp(state: &AppState) -> String {
+    let platform = state
+        .browser
+        .as_ref()
+        .filter(|b| b.config.client_secrets)
+        .and_then(|b| b.platform.origin())
+        .map(|origin| format!(" {origin}"))
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; connect-src 'self'{platform}; media-src 'self' blob: mediastream:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+}
 
 /// The console's routes.
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/", get(|| async { page(include_str!("index.html")) }))
+        .route(
+            "/",
+            get(|State(state): State<Arc<AppState>>| async move {
+                page(&state, include_str!("index.html"))
+            }),
+        )
         .route("/agents/{name}", get(agent_page))
         .route("/console/agents", get(agents))
         .route(
@@ -60,10 +79,10 @@ async fn agent_page(State(state): State<Arc<AppState>>, Path(name): Path<String>
     if browser::route_named(&state, &name).is_none() {
         return browser::unknown_agent(&name);
     }
-    page(include_str!("agent.html"))
+    page(&state, include_str!("agent.html"))
 }
 
-/// `{"agents": [{"name", "calls", "client_secrets"}]}`: the agents open to browsers, behind
+/// `{"agents": [{"name", "calls", "client_secrets", "platform_calls_url"}]}`: the agents open to browsers, behind
 /// the browser endpoints' guard (origin, operator's token, rates).
 async fn agents(
     State(state): State<Arc<AppState>>,
@@ -89,6 +108,7 @@ async fn agents(
                 "name": agent.name(),
                 "calls": browser.config.calls,
                 "client_secrets": browser.config.client_secrets,
+                "platform_calls_url": browser.config.client_secrets.then(|| browser.platform.calls_url()),
             })
         })
         .collect();
@@ -99,12 +119,13 @@ async fn agents(
     admitted.cors(response)
 }
 
-fn page(html: &'static str) -> Response {
+fn page(state: &AppState, html: &'static str) -> Response {
     let mut response = asset("text/html; charset=utf-8", html);
-    response.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    if let Ok(csp) = HeaderValue::from_str(&csp(state)) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
     response
 }
 
