@@ -127,7 +127,12 @@ fn feed_events(body: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn the_console_feed_shows_the_tool_call_and_refuses_a_wrong_token() {
-    let h = SipHarness::start(scenario(), browser_options(BOTH_ON)).await;
+    // A feed outlives the request timeout: it bounds the answer's start, not its stream.
+    let options = SipOptions {
+        limits: "request_timeout_secs = 1",
+        ..browser_options(BOTH_ON)
+    };
+    let h = SipHarness::start(scenario(), options).await;
     let via = CallVia::Relay {
         path: "/agents/phone/calls".into(),
         headers: vec![("origin".into(), ORIGIN.into())],
@@ -164,6 +169,7 @@ async fn the_console_feed_shows_the_tool_call_and_refuses_a_wrong_token() {
         h.platform.calls().attached(&call_id)
     })
     .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     browser.speak(400).unwrap();
     browser.silence(600).unwrap();
     loop {
