@@ -292,6 +292,14 @@ pub fn to_json(event: &SessionEvent) -> Option<Value> {
             "total_ms": ms(turn.total),
             "tools": turn.tools.iter().map(|t| json!({"name": t.name, "round_trip_ms": ms(t.round_trip)})).collect::<Vec<_>>(),
         }),
+        _ => return notice(event),
+    };
+    Some(value)
+}
+
+/// Warnings, errors and the close: what the console shows as notices.
+fn notice(event: &SessionEvent) -> Option<Value> {
+    let value = match event {
         SessionEvent::TurnFailed { failure } => {
             json!({"type": "warning", "message": failure.to_string()})
         }
