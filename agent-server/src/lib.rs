@@ -25,6 +25,7 @@ pub mod browser;
 pub mod call_history;
 pub mod capacity;
 pub mod config;
+mod console;
 mod error;
 mod health;
 pub mod metrics;

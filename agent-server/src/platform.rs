@@ -69,6 +69,18 @@ pub struct Platform {
 }
 
 impl Platform {
+    /// The platform's origin (`https://api.openai.com`), which a page that holds a client
+    /// secret connects to.
+    pub fn origin(&self) -> Option<String> {
+        let url = url::Url::parse(&self.api_base).ok()?;
+        Some(url.origin().ascii_serialization()).filter(|o| o != "null")
+    }
+
+    /// Where a page posts its SDP offer when it holds a client secret (`{api_base}/v1/realtime/calls`).
+    pub fn calls_url(&self) -> String {
+        format!("{}/v1/realtime/calls", self.api_base)
+    }
+
     /// A client for `api_base` (e.g. `https://api.openai.com`), sending `api_key` as a bearer
     /// token when there is one.
     pub fn new(api_base: &str, api_key: Option<Secret>) -> Result<Platform, reqwest::Error> {

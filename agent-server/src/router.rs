@@ -13,7 +13,7 @@ use axum::{
 use tower::ServiceBuilder;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
-use crate::{browser, health, rate_limit, sip, state::AppState, twilio};
+use crate::{browser, console, health, rate_limit, sip, state::AppState, twilio};
 
 /// The server's router over `state`.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -31,7 +31,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/twilio/media-stream", get(twilio::media_stream::upgrade))
         .merge(webhooks);
     if state.browser.is_some() {
-        routes = routes.merge(browser::routes());
+        routes = routes.merge(browser::routes()).merge(console::routes());
     }
     with_layers(routes, state)
 }

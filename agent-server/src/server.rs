@@ -173,8 +173,16 @@ fn browser_state(
     }
     let platform = Platform::new(api_base, secrets.openai_api_key.clone())
         .map_err(|err| ServeError::HttpClient(err.to_string()))?;
+    // The console this server serves is a page of `public_base_url`: its own origin is
+    // allowed, as if listed in `[browser] allowed_origins`.
+    let mut browser = config.browser.clone();
+    if let Some(own) = crate::config::origin_of(&config.public_base_url)
+        && !browser.allowed_origins.contains(&own)
+    {
+        browser.allowed_origins.push(own);
+    }
     Ok(Some(BrowserState::new(
-        config.browser.clone(),
+        browser,
         secrets.operator_token.clone(),
         platform,
     )))

@@ -117,6 +117,110 @@ async fn a_relayed_call_runs_the_tool_on_the_server_and_the_page_never_sees_the_
     h.stop().await;
 }
 
+/// The feed's events: the `data:` lines of an SSE body, as JSON.
+fn feed_events(body: &str) -> Vec<Value> {
+    body.lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).expect("each feed event is JSON"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_console_feed_shows_the_tool_call_and_refuses_a_wrong_token() {
+    // A feed outlives the request timeout: it bounds the answer's start, not its stream.
+    let options = SipOptions {
+        limits: "request_timeout_secs = 1",
+        ..browser_options(BOTH_ON)
+    };
+    let h = SipHarness::start(scenario(), options).await;
+    let via = CallVia::Relay {
+        path: "/agents/phone/calls".into(),
+        headers: vec![("origin".into(), ORIGIN.into())],
+    };
+    let mut browser = TestBrowser::connect(&format!("http://{}", h.addr), via, CONNECT)
+        .await
+        .expect("the relayed call connects");
+    let call_id = browser.call_id().to_owned();
+    let token = browser
+        .answer_header("x-agent-feed-token")
+        .expect("the answer carries the feed's token")
+        .to_owned();
+    assert_eq!(token.len(), 43, "{token}");
+    let feed_path = format!("/agents/phone/calls/{call_id}/feed");
+    let get = |path: String| {
+        let addr = h.addr;
+        async move { http::request(addr, "GET", &path, &[], b"", Duration::from_secs(20)).await }
+    };
+
+    // Refusals: no token, a wrong one, a call that is not in progress.
+    for query in ["", "?token=wrong", "?token="] {
+        let answer = get(format!("{feed_path}{query}")).await.unwrap();
+        assert_eq!(answer.status, 403, "{query}: {answer:?}");
+        assert_eq!(error_code(&answer), "bad_feed_token");
+    }
+    let unknown = get(format!("/agents/phone/calls/rtc_nobody/feed?token={token}"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+
+    // The right token: the stream runs until the call ends, so read it whole at the end.
+    let reader = tokio::spawn(get(format!("{feed_path}?token={token}")));
+    eventually("the sideband attached", || async {
+        h.platform.calls().attached(&call_id)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    browser.speak(400).unwrap();
+    browser.silence(600).unwrap();
+    loop {
+        let done = browser
+            .wait_for("response.done", Duration::from_secs(10))
+            .await
+            .expect("the answer reaches the page");
+        if done.to_string().contains("shipped yesterday") {
+            break;
+        }
+    }
+    browser.close().await;
+    let feed = reader.await.unwrap().expect("the feed ends with the call");
+    assert_eq!(feed.status, 200, "{feed:?}");
+    assert_eq!(feed.header("content-type"), Some("text/event-stream"));
+    let events = feed_events(&feed.body);
+    let of = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .collect::<Vec<_>>()
+    };
+    let started = of("tool.started");
+    assert_eq!(started.len(), 1, "{events:?}");
+    assert_eq!(started[0]["name"], "caller_lookup");
+    assert!(started[0]["arguments"].as_str().unwrap().contains("A1001"));
+    let finished = of("tool.finished");
+    assert_eq!(finished.len(), 1, "{events:?}");
+    assert!(
+        finished[0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("order A1001 shipped")
+    );
+    assert!(finished[0]["duration_ms"].is_u64());
+    let said: String = of("assistant.delta")
+        .iter()
+        .filter_map(|e| e["delta"].as_str())
+        .collect();
+    assert!(said.contains("shipped yesterday"), "{said}");
+    assert!(!of("turn.latency").is_empty(), "{events:?}");
+    assert_eq!(events.last().unwrap()["type"], "closed", "{events:?}");
+    assert!(!feed.body.contains(API_KEY));
+
+    // Once the call is over, its feed is gone.
+    h.until_no_calls().await;
+    let over = get(format!("{feed_path}?token={token}")).await.unwrap();
+    assert_eq!(over.status, 404, "{over:?}");
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn a_client_secret_call_gets_its_tools_run_once_the_page_attaches() {
     let h = SipHarness::start(scenario(), browser_options(BOTH_ON)).await;
@@ -164,6 +268,12 @@ async fn a_client_secret_call_gets_its_tools_run_once_the_page_attaches() {
     )
     .await;
     assert_eq!(attach.status, 202, "{attach:?}");
+    let attached: Value = serde_json::from_str(&attach.body).unwrap();
+    assert_eq!(
+        attached["feed_token"].as_str().map(str::len),
+        Some(43),
+        "{attached}"
+    );
     eventually("the sideband attached", || async {
         h.platform.calls().attached(&call_id)
     })

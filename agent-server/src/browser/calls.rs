@@ -82,7 +82,16 @@ async fn relay(
         tracing::error!(call_id = %created.call_id, "the platform created a call id twice");
     }
     tracing::info!(call_id = %created.call_id, agent = name, "browser call created; attaching the sideband");
-    let task = sideband::run(state.clone(), created.call_id.clone(), route, config, slot);
+    let feed = browser.feeds.open(&created.call_id);
+    let feed_token = feed.as_ref().map(|f| f.token().to_owned());
+    let task = sideband::run(
+        state.clone(),
+        created.call_id.clone(),
+        route,
+        config,
+        slot,
+        feed,
+    );
     state.calls.spawn(task);
     let mut response = (StatusCode::CREATED, created.answer_sdp).into_response();
     let h = response.headers_mut();
@@ -97,6 +106,9 @@ async fn relay(
         HeaderValue::from_str(&format!("/agents/{name}/calls/{}", created.call_id))
     {
         h.insert(header::LOCATION, location);
+    }
+    if let Some(Ok(token)) = feed_token.map(|t| HeaderValue::from_str(&t)) {
+        h.insert("x-agent-feed-token", token);
     }
     response
 }
@@ -163,9 +175,11 @@ fn attach_call(
         agent = name,
         "attaching the sideband to a browser's call"
     );
-    let task = sideband::run(state.clone(), call_id.to_owned(), route, config, slot);
+    let feed = browser.feeds.open(call_id);
+    let feed_token = feed.as_ref().map(|f| f.token().to_owned());
+    let task = sideband::run(state.clone(), call_id.to_owned(), route, config, slot, feed);
     state.calls.spawn(task);
-    let body = serde_json::json!({"call_id": call_id, "attached": true});
+    let body = serde_json::json!({"call_id": call_id, "attached": true, "feed_token": feed_token});
     guard::json(StatusCode::ACCEPTED, &body)
 }
 
@@ -217,7 +231,7 @@ pub(super) fn admit_call(
         .ok_or_else(|| busy("every call slot is in use; try again shortly"))
 }
 
-pub(super) fn unknown_agent(name: &str) -> Response {
+pub(crate) fn unknown_agent(name: &str) -> Response {
     let shown: String = name.chars().take(64).collect();
     guard::refuse(
         StatusCode::NOT_FOUND,

@@ -17,6 +17,8 @@
 //! applied again (agent-core's runner does it).
 
 mod calls;
+pub(crate) use calls::unknown_agent;
+pub mod feed;
 pub mod guard;
 mod secret;
 mod sideband;
@@ -27,7 +29,13 @@ use std::{
 };
 
 use agent_core::session::Secret;
-use axum::{Router, extract::State, http::HeaderMap, response::Response, routing::post};
+use axum::{
+    Router,
+    extract::State,
+    http::HeaderMap,
+    response::Response,
+    routing::{get, post},
+};
 
 use crate::{config::BrowserConfig, platform::Platform, state::AppState};
 
@@ -42,6 +50,8 @@ pub struct BrowserState {
     pub limits: guard::Limits,
     /// The platform's REST API: calls and client secrets, with the server's key.
     pub platform: Platform,
+    /// The console's event feeds of the calls in progress.
+    pub feeds: feed::Feeds,
     /// Calls a sideband of this server is attached to, so a call is attached once.
     attached: Mutex<HashSet<String>>,
 }
@@ -54,6 +64,7 @@ impl BrowserState {
             config,
             operator_token,
             platform,
+            feeds: feed::Feeds::default(),
             attached: Mutex::new(HashSet::new()),
         }
     }
@@ -77,7 +88,7 @@ impl BrowserState {
 
 /// The route of the agent browsers reach as `name`: a route with `browser = true` whose agent
 /// file is named so.
-fn route_named(state: &AppState, name: &str) -> Option<usize> {
+pub(crate) fn route_named(state: &AppState, name: &str) -> Option<usize> {
     state
         .config
         .routes
@@ -101,6 +112,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/agents/{name}/calls/{call_id}/attach",
             post(calls::attach).options(preflight_secrets),
         )
+        .route("/agents/{name}/calls/{call_id}/feed", get(feed::serve))
 }
 
 async fn preflight_calls(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -117,7 +129,7 @@ async fn preflight_secrets(State(state): State<Arc<AppState>>, headers: HeaderMa
     }
 }
 
-fn not_enabled() -> Response {
+pub(crate) fn not_enabled() -> Response {
     guard::refuse(
         axum::http::StatusCode::NOT_FOUND,
         "not_enabled",

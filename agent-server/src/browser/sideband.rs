@@ -14,6 +14,7 @@ use agent_core::{
 };
 use serde_json::Value;
 
+use super::feed::Feed;
 use crate::{
     call_history::CallHistory,
     capacity::CallSlot,
@@ -42,9 +43,11 @@ pub(super) async fn run(
     route: usize,
     mut config: SessionConfig,
     slot: CallSlot,
+    feed: Option<Arc<Feed>>,
 ) {
-    let outcome = attach_and_run(&state, &call_id, route, &mut config).await;
+    let outcome = attach_and_run(&state, &call_id, route, &mut config, feed.as_deref()).await;
     if let Some(browser) = &state.browser {
+        browser.feeds.close(&call_id);
         browser.detach(&call_id);
     }
     tracing::info!(call_id, outcome = outcome.as_str(), "browser call over");
@@ -56,6 +59,7 @@ async fn attach_and_run(
     call_id: &str,
     route: usize,
     config: &mut SessionConfig,
+    feed: Option<&Feed>,
 ) -> Outcome {
     match sideband_url(&config.connect.url, call_id) {
         Ok(url) => config.connect.url = url,
@@ -87,6 +91,9 @@ async fn attach_and_run(
             event = session.events.recv() => {
                 let Some(event) = event else { break Outcome::Failed };
                 state.metrics.observe(&event);
+                if let Some(feed) = feed {
+                    feed.publish(&event);
+                }
                 match event {
                     SessionEvent::Cost(report) => charge(state, route, report.cost_usd),
                     SessionEvent::Closed { reason } => break outcome_of(&reason),

@@ -98,6 +98,18 @@ async fn serve(mut stream: TcpStream, rest: Arc<Rest>) {
     let Some(route) = route(&request.path) else {
         return reply(&mut stream, 404, error("not_found", "Unknown path.")).await;
     };
+    // A page posts its offer cross-origin, as to the real platform: answer its preflight.
+    if request.method == "OPTIONS" && matches!(route, Route::CreateCall) {
+        let headers = [
+            ("Access-Control-Allow-Origin", "*"),
+            ("Access-Control-Allow-Methods", "POST"),
+            (
+                "Access-Control-Allow-Headers",
+                "authorization, content-type",
+            ),
+        ];
+        return respond(&mut stream, 204, "No Content", &headers, b"").await;
+    }
     if request.method != "POST" {
         return reply(&mut stream, 405, error("method_not_allowed", "Use POST.")).await;
     }
@@ -123,7 +135,11 @@ async fn serve(mut stream: TcpStream, rest: Arc<Rest>) {
             } else {
                 "Error"
             };
-            let mut headers = vec![("Content-Type", answer.body.0)];
+            let mut headers = vec![
+                ("Content-Type", answer.body.0),
+                ("Access-Control-Allow-Origin", "*"),
+                ("Access-Control-Expose-Headers", "Location"),
+            ];
             if let Some(location) = &answer.location {
                 headers.push(("Location", location.as_str()));
             }

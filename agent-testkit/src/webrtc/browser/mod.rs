@@ -36,6 +36,7 @@ impl From<RtcError> for BrowserError {
 #[derive(Debug)]
 pub struct TestBrowser {
     call_id: String,
+    answer_headers: Vec<(String, String)>,
     commands: mpsc::UnboundedSender<Command>,
     events: mpsc::UnboundedReceiver<Value>,
     history: Vec<Value>,
@@ -112,6 +113,7 @@ impl TestBrowser {
         let task = tokio::spawn(driver.run());
         let browser = TestBrowser {
             call_id,
+            answer_headers: answer.headers,
             commands,
             events,
             history: Vec::new(),
@@ -131,6 +133,15 @@ impl TestBrowser {
     /// The platform's id for the call (from the answer's `Location`), what sidebands attach to.
     pub fn call_id(&self) -> &str {
         &self.call_id
+    }
+
+    /// A header of the answer to the offer (lower-case name), e.g. a relay's
+    /// `x-agent-feed-token`.
+    pub fn answer_header(&self, name: &str) -> Option<&str> {
+        self.answer_headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Sends a client event on `oai-events`.
