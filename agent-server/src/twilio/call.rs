@@ -51,6 +51,8 @@ use crate::{
 /// How long the Realtime session may take to connect and confirm its configuration.
 pub const SESSION_START: Duration = Duration::from_secs(15);
 /// Malformed messages logged one by one before the log thins out to every 100th.
+/// How long a closed stream is read (and dropped) while the caller answers the close.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 const MALFORMED_LOGGED: u64 = 5;
 
 /// Why a call ended.
@@ -514,4 +516,18 @@ async fn close(socket: &mut ServerSocket, state: &AppState, code: CloseCode, rea
         socket.send(Message::Close(Some(frame))),
     )
     .await;
+    // Read and drop what the caller still sends until it closes its side (its close reply),
+    // at most CLOSE_LINGER: a socket dropped with unread data makes the kernel answer with a
+    // reset, and a reset can overtake the close frame, so the caller would never learn why
+    // the call ended (1009 for an oversized frame). Raw bytes: after an oversized frame the
+    // WebSocket reader would only repeat its error.
+    let drain = async {
+        let io = socket.get_mut();
+        let mut buf = [0u8; 4096];
+        while matches!(
+            tokio::io::AsyncReadExt::read(io, &mut buf).await,
+            Ok(n) if n > 0
+        ) {}
+    };
+    let _ = tokio::time::timeout(CLOSE_LINGER, drain).await;
 }
