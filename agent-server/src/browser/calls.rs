@@ -32,11 +32,7 @@ pub(super) async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(browser) = &state.browser else {
-        return super::not_enabled();
-    };
-    let ip = client.map(|Extension(ClientAddr(addr))| addr.ip());
-    let admitted = match guard::admit(browser, browser.config.calls, &headers, ip) {
+    let (browser, admitted) = match guard::admit_request(&state, |c| c.calls, &headers, client) {
         Ok(admitted) => admitted,
         Err(refused) => return *refused,
     };
@@ -62,16 +58,9 @@ async fn relay(
         Ok(slot) => slot,
         Err(refused) => return *refused,
     };
-    let (config, session) = match sideband::prepare(state, route) {
+    let (config, session) = match sideband::prepare_or_refuse(state, route, name) {
         Ok(prepared) => prepared,
-        Err(why) => {
-            tracing::error!(agent = name, "a browser call cannot be set up: {why}");
-            return guard::refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "the agent's session cannot be set up; the server's log says why",
-            );
-        }
+        Err(refused) => return *refused,
     };
     let created = match browser.platform.create_call(offer, &session).await {
         Ok(created) => created,
@@ -120,14 +109,11 @@ pub(super) async fn attach(
     client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(browser) = &state.browser else {
-        return super::not_enabled();
-    };
-    let ip = client.map(|Extension(ClientAddr(addr))| addr.ip());
-    let admitted = match guard::admit(browser, browser.config.client_secrets, &headers, ip) {
-        Ok(admitted) => admitted,
-        Err(refused) => return *refused,
-    };
+    let (browser, admitted) =
+        match guard::admit_request(&state, |c| c.client_secrets, &headers, client) {
+            Ok(admitted) => admitted,
+            Err(refused) => return *refused,
+        };
     let answer = attach_call(&state, browser, &name, &call_id);
     admitted.cors(answer)
 }
@@ -152,16 +138,9 @@ fn attach_call(
         Ok(slot) => slot,
         Err(refused) => return *refused,
     };
-    let (config, _) = match sideband::prepare(state, route) {
+    let (config, _) = match sideband::prepare_or_refuse(state, route, name) {
         Ok(prepared) => prepared,
-        Err(why) => {
-            tracing::error!(agent = name, "a browser call cannot be set up: {why}");
-            return guard::refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "the agent's session cannot be set up; the server's log says why",
-            );
-        }
+        Err(refused) => return *refused,
     };
     if !browser.attach(call_id) {
         return guard::refuse(

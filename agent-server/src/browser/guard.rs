@@ -105,6 +105,23 @@ pub fn admit(
     Ok(admitted)
 }
 
+/// [`admit`] for a request to the server in `state`: the browser state and the admitted
+/// request, or the refusal (404 when no browser endpoint is on at all). `enabled` picks the
+/// endpoint's switch from `[browser]`.
+pub fn admit_request<'a>(
+    state: &'a crate::state::AppState,
+    enabled: fn(&BrowserConfig) -> bool,
+    headers: &HeaderMap,
+    client: Option<axum::Extension<crate::rate_limit::ClientAddr>>,
+) -> Result<(&'a BrowserState, Admitted), Refused> {
+    let Some(browser) = &state.browser else {
+        return Err(Box::new(super::not_enabled()));
+    };
+    let ip = client.map(|axum::Extension(crate::rate_limit::ClientAddr(addr))| addr.ip());
+    let admitted = admit(browser, enabled(&browser.config), headers, ip)?;
+    Ok((browser, admitted))
+}
+
 /// The answer to a CORS preflight (`OPTIONS`) for an endpoint that `enabled` says is on.
 pub fn preflight(browser: &BrowserState, enabled: bool, headers: &HeaderMap) -> Response {
     if !enabled {

@@ -24,14 +24,11 @@ pub(super) async fn mint(
     client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(browser) = &state.browser else {
-        return super::not_enabled();
-    };
-    let ip = client.map(|Extension(ClientAddr(addr))| addr.ip());
-    let admitted = match guard::admit(browser, browser.config.client_secrets, &headers, ip) {
-        Ok(admitted) => admitted,
-        Err(refused) => return *refused,
-    };
+    let (browser, admitted) =
+        match guard::admit_request(&state, |c| c.client_secrets, &headers, client) {
+            Ok(admitted) => admitted,
+            Err(refused) => return *refused,
+        };
     let Some(route) = route_named(&state, &name) else {
         return admitted.cors(calls::unknown_agent(&name));
     };
@@ -42,16 +39,9 @@ pub(super) async fn mint(
             "the server is shutting down; try again shortly",
         ));
     }
-    let session = match sideband::prepare(&state, route) {
+    let session = match sideband::prepare_or_refuse(&state, route, &name) {
         Ok((_, session)) => without_tools(session),
-        Err(why) => {
-            tracing::error!(agent = name, "a client secret cannot be set up: {why}");
-            return admitted.cors(guard::refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "the agent's session cannot be set up; the server's log says why",
-            ));
-        }
+        Err(refused) => return admitted.cors(*refused),
     };
     let ttl = browser.config.client_secret_ttl;
     let minted = match browser.platform.client_secret(&session, ttl).await {

@@ -36,6 +36,23 @@ pub(super) fn prepare(state: &AppState, route: usize) -> Result<(SessionConfig, 
     Ok((config, session))
 }
 
+/// [`prepare`], or the 500 to answer when the agent's session cannot be set up (the reason
+/// goes to the log, not to the page).
+pub(super) fn prepare_or_refuse(
+    state: &AppState,
+    route: usize,
+    name: &str,
+) -> Result<(SessionConfig, Value), super::guard::Refused> {
+    prepare(state, route).map_err(|why| {
+        tracing::error!(agent = name, "a browser call cannot be set up: {why}");
+        Box::new(super::guard::refuse(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the agent's session cannot be set up; the server's log says why",
+        ))
+    })
+}
+
 /// Attaches to `call_id` and runs the agent's session until the call ends.
 pub(super) async fn run(
     state: Arc<AppState>,

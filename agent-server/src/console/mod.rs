@@ -89,11 +89,7 @@ async fn agents(
     client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(browser) = &state.browser else {
-        return browser::not_enabled();
-    };
-    let ip = client.map(|Extension(ClientAddr(addr))| addr.ip());
-    let admitted = match guard::admit(browser, true, &headers, ip) {
+    let (browser, admitted) = match guard::admit_request(&state, |_| true, &headers, client) {
         Ok(admitted) => admitted,
         Err(refused) => return *refused,
     };
