@@ -187,8 +187,13 @@ fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
+    same_token(presented, expected)
+}
+
+/// Whether `presented` is `expected`, in time that does not depend on where they differ:
+/// length first (not secret: a token's length is in the docs), then every byte.
+pub fn same_token(presented: &str, expected: &str) -> bool {
     let (a, b) = (presented.as_bytes(), expected.as_bytes());
-    // Length first (not secret: a token's length is in the docs), then every byte.
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
