@@ -1,8 +1,10 @@
 //! The `agent` binary the bench runs as a user would: built from this checkout by the bench
 //! itself (a no-op when it is up to date), so the numbers are always of the current source.
 //!
-//! - `release`: the shipped build (stripped, no debug info): §5's CLI rows and §7's size.
+//! - `dist`: the shipped build (whole-program LTO, stripped, no debug info): §5's and §9's
+//!   CLI and server rows and §7's size.
 //! - `profiling`: the same code with line tables and symbols, for callgrind (§8).
+//! - `release`: the memory probe only (its numbers count allocations, not CPU).
 //!
 //! The memory probe of §6 (`agent-bench-memory`, this package's second binary) is built the
 //! same way: it has a counting global allocator, which this binary must not have.
@@ -21,6 +23,8 @@ use std::{
 pub enum Profile {
     /// `--release`.
     Release,
+    /// `--profile dist`: what ships.
+    Dist,
     /// `--profile profiling`.
     Profiling,
 }
@@ -29,6 +33,7 @@ impl Profile {
     fn dir(self) -> &'static str {
         match self {
             Profile::Release => "release",
+            Profile::Dist => "dist",
             Profile::Profiling => "profiling",
         }
     }

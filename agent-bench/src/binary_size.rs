@@ -1,5 +1,5 @@
-//! (7) Release binary size: the `agent` binary as it ships (the release profile: no debug
-//! info, symbols stripped), built by the bench from this checkout. The size goes up as the
+//! (7) Binary size: the `agent` binary as it ships (the `dist` profile: whole-program LTO, no
+//! debug info, symbols stripped), built by the bench from this checkout. The size goes up as the
 //! server, WebRTC and PostgreSQL code arrive; this section keeps it visible.
 
 use crate::binaries::{self, Profile};
@@ -13,15 +13,15 @@ pub struct BinarySize {
     pub profiling_bytes: Option<u64>,
 }
 
-/// Stats the release binary (and the profiling one, if it is already built).
+/// Stats the shipped (`dist`) binary (and the profiling one, if it is already built).
 pub fn run() -> anyhow::Result<BinarySize> {
-    let release = binaries::agent(Profile::Release)?;
-    let profiling = release
+    let dist = binaries::agent(Profile::Dist)?;
+    let profiling = dist
         .parent()
         .and_then(|d| d.parent())
         .map(|t| t.join("profiling/agent"));
     Ok(BinarySize {
-        bytes: std::fs::metadata(&release)?.len(),
+        bytes: std::fs::metadata(&dist)?.len(),
         profiling_bytes: profiling.and_then(|p| std::fs::metadata(p).ok().map(|m| m.len())),
     })
 }

@@ -1,7 +1,7 @@
 //! (8) Instruction-count profile: the CLI under valgrind's callgrind, which counts
 //! instructions and so repeats on a noisy machine, for N turns of the turns scenario and for
 //! 1 turn; per turn = (N-turn run − 1-turn run) / (N − 1), so start-up drops out. The binary is
-//! the `profiling` build (the release code with line tables and symbols kept). Run with the
+//! the `profiling` build (the shipped `dist` code with line tables and symbols kept). Run with the
 //! defaults (history on), and again with `--trace`. Callgrind sees user-space instructions
 //! only: time in the kernel (syscalls, loopback TCP, fsync) is not in these counts, and it
 //! runs the program's threads one at a time. Instructions are sorted into buckets by function

@@ -1,6 +1,6 @@
 //! The clients of the comparison (§5) and how each is started for a run of N turns.
 //!
-//! - `agent run` as a user runs it: the release binary, the turns agent file, `--url` at the
+//! - `agent run` as a user runs it: the shipped (`dist`) binary, the turns agent file, `--url` at the
 //!   scripted server, typed input from a pipe; with its defaults (history on, in a fresh data
 //!   folder per run), with `--no-history`, and with `--trace` (a trace file per run);
 //! - the library: this bench's own child process, a `Session` of the same agent file and the
@@ -63,7 +63,7 @@ impl Client {
 /// Where the clients' programs are.
 #[derive(Debug, Clone)]
 pub struct Programs {
-    /// The release `agent` binary.
+    /// The shipped (`dist`) `agent` binary.
     pub agent: PathBuf,
     /// This bench's own executable (the library client is one of its modes).
     pub bench: PathBuf,

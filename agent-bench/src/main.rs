@@ -21,11 +21,11 @@
 //!    apart, totals, and equal work checked from the server's side; medians of 5 runs;
 //! 6. session memory per turn: live heap bytes of a library session (counting allocator, in
 //!    the `agent-bench-memory` probe) between two checkpoints, with and without history;
-//! 7. the release `agent` binary's size;
+//! 7. the shipped (`dist`) `agent` binary's size;
 //! 8. an instruction-count profile of `agent run` under callgrind (the `profiling` build), per
 //!    turn, in buckets (decode, dispatch, encode, history, trace, console, ...); run it alone
 //!    with `--only callgrind`;
-//! 9. telephony: simulated Twilio calls through the release `agent serve` at 100, 250, 500 and
+//! 9. telephony: simulated Twilio calls through the shipped `agent serve` at 100, 250, 500 and
 //!    1,000 concurrent calls (frames in real time, a tool turn every 10 s per call), serve CPU
 //!    per call-second, RSS per call, frame and audio latencies, frames lost, next to
 //!    openai-agents-js's Twilio transport; about 5 minutes, alone with `--only telephony`.
@@ -193,7 +193,7 @@ fn main() -> anyhow::Result<()> {
         None
     };
     let size = if wanted("size") {
-        eprintln!("7/9 release binary size");
+        eprintln!("7/9 binary size (dist)");
         Some(binary_size::run()?)
     } else {
         None

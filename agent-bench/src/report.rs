@@ -67,7 +67,11 @@ impl Report {
         let _ = writeln!(md, "| CPU model | {} |", m.cpu_model);
         let _ = writeln!(md, "| memory | {} |", m.memory);
         let _ = writeln!(md, "| kernel | {} |", m.kernel);
-        let _ = writeln!(md, "| toolchain | {} (release profile) |", m.rustc);
+        let _ = writeln!(
+            md,
+            "| toolchain | {} (library sections: release profile; `agent` binaries: dist profile) |",
+            m.rustc
+        );
         let _ = writeln!(md, "| open files limit | {} |", m.nofile);
         let _ = writeln!(
             md,

@@ -9,7 +9,7 @@ use crate::{
 
 /// At most this many bytes of session growth per turn.
 const BYTES_PER_TURN: f64 = 1024.0;
-/// The release binary at most this many bytes.
+/// The shipped (`dist`) binary at most this many bytes.
 const BINARY_BYTES: u64 = 25 * 1000 * 1000;
 
 impl Report {
@@ -43,7 +43,7 @@ impl Report {
         if let Some(size) = &self.size {
             let _ = writeln!(
                 md,
-                "| release `agent` binary ≤ 25 MB | {:.1} MB | {} |",
+                "| shipped (`dist`) `agent` binary ≤ 25 MB | {:.1} MB | {} |",
                 size.bytes as f64 / 1e6,
                 if size.bytes <= BINARY_BYTES {
                     mark(true).to_owned()
@@ -112,11 +112,11 @@ impl Report {
         let Some(size) = &self.size else {
             return;
         };
-        let _ = writeln!(md, "## 7. Release binary size\n");
+        let _ = writeln!(md, "## 7. Binary size\n");
         let _ = writeln!(
             md,
-            "The `agent` binary as it ships (`cargo build --release -p agent-cli`: no debug info, \
-             symbols stripped), built by the bench from this checkout: **{:.1} MB** ({} bytes). \
+            "The `agent` binary as it ships (`cargo build --profile dist -p agent-cli`: whole-program \
+             LTO in one codegen unit, no debug info, symbols stripped), built by the bench from this checkout: **{:.1} MB** ({} bytes). \
              {}Re-measure when the server, WebRTC and PostgreSQL code arrive.\n",
             size.bytes as f64 / 1e6,
             size.bytes,
@@ -142,7 +142,7 @@ impl Report {
         };
         let _ = writeln!(
             md,
-            "`agent run` (the `profiling` build: release code with line tables and symbols) under \
+            "`agent run` (the `profiling` build: the shipped `dist` code with line tables and symbols) under \
              `valgrind --tool=callgrind` ({}), playing {} turns and then 1 turn of the turns \
              scenario against a scripted server in the bench process; per turn = (N turns − 1 \
              turn) / (N − 1), so start-up drops out. Instruction counts repeat on a noisy \

@@ -254,7 +254,7 @@ impl Report {
     fn sdk_notes(&self, md: &mut String, s: &SdkResult) {
         let _ = writeln!(
             md,
-            "\nThe CLI rows run the release `agent` binary as a user would: `agent run \
+            "\nThe CLI rows run the shipped (`dist` profile) `agent` binary as a user would: `agent run \
              agent-bench/scenarios/turns.toml --url ws://127.0.0.1:PORT/v1/realtime`, typed input \
              piped in one line per turn (the next line once the reply is printed), output \
              piped to the bench; history goes to a fresh data folder per run (`XDG_DATA_HOME`). \

@@ -135,7 +135,7 @@ impl Report {
              1 s, which starts a tool turn (the scripted model calls `calculate`, the server runs \
              it, then 2 s of answer audio reach the caller, who plays it in real time and echoes \
              the marks). Calls ramp up over 5 s; numbers are taken over a {:.0} s window after \
-             that. **Processes:** the server under test is a child process (the release `agent \
+             that. **Processes:** the server under test is a child process (the shipped `dist` `agent \
              serve`, history on; or node); the load generator and agent-testkit's scripted \
              Realtime server share the bench process, on threads named apart, so their CPU is \
              read apart (`/proc/self/task`). Latency: the generator stamps each frame with its \

@@ -148,7 +148,7 @@ pub fn run(plan: Plan, workspace: &Path, skip_peers: bool) -> anyhow::Result<Sdk
 fn programs(workspace: &Path, skip_peers: bool) -> anyhow::Result<Programs> {
     let skipped = "skipped (--skip-peers)";
     Ok(Programs {
-        agent: crate::binaries::agent(crate::binaries::Profile::Release)?,
+        agent: crate::binaries::agent(crate::binaries::Profile::Dist)?,
         bench: std::env::current_exe()?,
         python: if skip_peers {
             Err(skipped.to_owned())

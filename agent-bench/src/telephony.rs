@@ -2,7 +2,7 @@
 //! openai-agents-js's Twilio transport side by side.
 //!
 //! Three roles, in two processes per run:
-//! - **the server under test**, a child process: the release `agent serve` with one Twilio
+//! - **the server under test**, a child process: the shipped (`dist`) `agent serve` with one Twilio
 //!   route (history on, greeting off), or node running `TwilioRealtimeTransportLayer`. Its
 //!   CPU (user + system, /proc/PID/stat) and RSS (/proc/PID/status) are its own.
 //! - **the load generator** (this process, threads `tel-gen`): the callers of
@@ -196,7 +196,7 @@ pub struct TelephonyResult {
 /// Runs every level against `agent serve`, then the JS transport from the smallest level up
 /// until it no longer keeps up.
 pub fn run(plan: &Plan, workspace: &Path, skip_peers: bool) -> anyhow::Result<TelephonyResult> {
-    let agent = crate::binaries::agent(crate::binaries::Profile::Release)?;
+    let agent = crate::binaries::agent(crate::binaries::Profile::Dist)?;
     let runtimes = Runtimes::new()?;
     let mut result = TelephonyResult {
         node: peer_install::node_version(),
