@@ -5,9 +5,9 @@
 use std::fmt::Write as _;
 
 use crate::{
+    callgrind::CallgrindResult,
     callgrind_parse::BUCKETS,
     clients::Client,
-    common::Usage,
     report::Report,
     report_sdk::{CLI_CPU_PER_TURN, HISTORY_COST, TRACE_COST},
     sdk::SdkResult,
@@ -24,11 +24,6 @@ const TRACE: usize = 4;
 
 fn ms(seconds: f64) -> String {
     format!("{:.3} ms", seconds * 1e3)
-}
-
-/// `with` minus `without`, per turn, field by field.
-fn extra(with: &Usage, without: &Usage) -> Usage {
-    with.since(without)
 }
 
 impl Report {
@@ -57,10 +52,12 @@ impl Report {
 
     /// User-space instructions per turn under callgrind, with the three largest self buckets.
     fn instructions_per_turn(&self) -> Option<(f64, Vec<f64>, Vec<f64>)> {
-        let Some(Ok(c)) = &self.callgrind else {
-            return None;
-        };
-        Some(c.per_turn(&c.defaults))
+        self.callgrind_measured().map(|c| c.per_turn(&c.defaults))
+    }
+
+    /// §8's result, when callgrind ran and succeeded.
+    fn callgrind_measured(&self) -> Option<&CallgrindResult> {
+        self.callgrind.as_ref().and_then(|r| r.as_ref().ok())
     }
 
     fn cli_cpu_missed(&self, s: &SdkResult, out: &mut Vec<String>) {
@@ -134,7 +131,7 @@ impl Report {
             if cost <= limit {
                 continue;
             }
-            let d = extra(&a.usage_per_turn(), &b.usage_per_turn());
+            let d = a.usage_per_turn().since(&b.usage_per_turn());
             let mut text = format!(
                 "**{} costs {:.0}%** (target {:.0}%): {} against {} adds {} per turn: {} user, \
                  {} kernel, {:+.1} wake-ups and {:+.1} blocks written (§5).",
@@ -153,7 +150,7 @@ impl Report {
                 d.voluntary_switches,
                 d.blocks_written
             );
-            if let Some(Ok(c)) = &self.callgrind {
+            if let Some(c) = self.callgrind_measured() {
                 let (total, _, incl) = c.per_turn(&c.defaults);
                 let (t_total, _, t_incl) = c.per_turn(&c.trace);
                 if bucket == HISTORY {

@@ -43,6 +43,20 @@ impl Outcome {
         Outcome::Failed,
     ];
 
+    /// How a call whose session the platform holds (SIP, WebRTC: the server is on the
+    /// sideband) ended, from why that session closed. The session ends when its call does:
+    /// the sideband closes, and a re-attach finds the call gone (the platform answers 404).
+    pub fn of_sideband_close(reason: &agent_core::session::CloseReason) -> Outcome {
+        use agent_core::session::CloseReason;
+        match reason {
+            CloseReason::CallEnded
+            | CloseReason::Requested
+            | CloseReason::ConnectionLost { .. } => Outcome::CallerHungUp,
+            CloseReason::SessionLimit => Outcome::MaxLength,
+            _ => Outcome::Failed,
+        }
+    }
+
     /// The label value, also stored in the call history.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -58,3 +58,50 @@ pub struct AppState {
     /// What every call's session reports its wire to, when the embedding program set it.
     pub session_observer: crate::phone_session::SessionObserver,
 }
+
+/// Why a new call was turned away (each transport answers it in its own terms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSlot {
+    /// The server is shutting down.
+    Draining,
+    /// The route's daily spend cap is reached.
+    SpendCap,
+    /// Every call slot is in use.
+    Full,
+}
+
+impl NoSlot {
+    /// Why, for the log and for answers that carry a message.
+    pub fn why(self) -> &'static str {
+        match self {
+            NoSlot::Draining => "the server is shutting down; try again shortly",
+            NoSlot::SpendCap => "this agent's daily spend cap is reached",
+            NoSlot::Full => "every call slot is in use; try again shortly",
+        }
+    }
+}
+
+impl AppState {
+    /// The checks every new call passes, on every transport: the server is not draining,
+    /// the route's daily spend cap is not reached, and a call slot is free (held for the
+    /// call's length by the returned slot).
+    pub fn admit_call(&self, route: usize) -> Result<crate::capacity::CallSlot, NoSlot> {
+        if self.capacity.is_draining() {
+            return Err(NoSlot::Draining);
+        }
+        let cap = self.config.routes[route].max_cost_usd_per_day;
+        if self.spend.over(
+            route,
+            cap,
+            crate::spend::utc_day(std::time::SystemTime::now()),
+        ) {
+            return Err(NoSlot::SpendCap);
+        }
+        match self.capacity.try_take() {
+            Some(slot) => Ok(slot),
+            // Draining began between the two checks.
+            None if self.capacity.is_draining() => Err(NoSlot::Draining),
+            None => Err(NoSlot::Full),
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use agent_core::{
     history::PhoneCallRecord,
-    session::{CloseReason, Ownership, PlatformHeld, SessionConfig, SessionEvent},
+    session::{Ownership, PlatformHeld, SessionConfig, SessionEvent},
 };
 use serde_json::Value;
 
@@ -113,7 +113,7 @@ async fn attach_and_run(
                 }
                 match event {
                     SessionEvent::Cost(report) => charge(state, route, report.cost_usd),
-                    SessionEvent::Closed { reason } => break outcome_of(&reason),
+                    SessionEvent::Closed { reason } => break Outcome::of_sideband_close(&reason),
                     _ => {}
                 }
             }
@@ -137,16 +137,4 @@ async fn attach_and_run(
     )
     .await;
     outcome
-}
-
-/// How a browser call ended, from why its session closed.
-fn outcome_of(reason: &CloseReason) -> Outcome {
-    match reason {
-        // The page hung up: the sideband closed and the call is gone.
-        CloseReason::CallEnded | CloseReason::Requested | CloseReason::ConnectionLost { .. } => {
-            Outcome::CallerHungUp
-        }
-        CloseReason::SessionLimit => Outcome::MaxLength,
-        _ => Outcome::Failed,
-    }
 }

@@ -41,15 +41,8 @@ enum End {
 impl End {
     fn outcome(&self) -> Outcome {
         match self {
-            // A platform-held session ends when its call does: the sideband closes, and a
-            // re-attach finds the call gone (the platform answers it with 404).
-            End::Closed(
-                CloseReason::ConnectionLost { .. }
-                | CloseReason::Requested
-                | CloseReason::CallEnded,
-            ) => Outcome::CallerHungUp,
-            End::Closed(CloseReason::SessionLimit) => Outcome::MaxLength,
-            End::Closed(_) | End::Vanished => Outcome::Failed,
+            End::Closed(reason) => Outcome::of_sideband_close(reason),
+            End::Vanished => Outcome::Failed,
             End::Drained => Outcome::Drained,
             End::AgentEnded(EndReason::Agent) => Outcome::AgentHungUp,
             End::AgentEnded(EndReason::Silence) => Outcome::Silence,

@@ -6,7 +6,11 @@
 
 use serde::Deserialize;
 
-use crate::{capacity::CallSlot, platform::valid_call_id, spend::utc_day, state::AppState};
+use crate::{
+    capacity::CallSlot,
+    platform::valid_call_id,
+    state::{AppState, NoSlot},
+};
 
 /// SIP 404: the called user is not served here.
 pub const NOT_FOUND: u16 = 404;
@@ -120,17 +124,11 @@ pub fn decide(state: &AppState, call: &IncomingCall) -> Decision {
     else {
         return reject(NOT_FOUND, "no route answers this SIP user");
     };
-    let cap = state.config.routes[route].max_cost_usd_per_day;
-    if state
-        .spend
-        .over(route, cap, utc_day(std::time::SystemTime::now()))
-    {
-        return reject(BUSY_HERE, "the route's daily spend cap is reached");
-    }
-    match state.capacity.try_take() {
-        Some(slot) => Decision::Accept { route, slot },
-        None if state.capacity.is_draining() => reject(UNAVAILABLE, "the server is draining"),
-        None => reject(BUSY_HERE, "every call slot is in use"),
+    match state.admit_call(route) {
+        Ok(slot) => Decision::Accept { route, slot },
+        Err(NoSlot::Draining) => reject(UNAVAILABLE, "the server is draining"),
+        Err(NoSlot::SpendCap) => reject(BUSY_HERE, "the route's daily spend cap is reached"),
+        Err(NoSlot::Full) => reject(BUSY_HERE, "every call slot is in use"),
     }
 }
 

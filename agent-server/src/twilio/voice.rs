@@ -20,7 +20,7 @@ use super::{
     tokens::{PendingCall, TOKEN_PARAMETER},
     twiml::{self, RejectReason},
 };
-use crate::{spend::utc_day, state::AppState};
+use crate::state::AppState;
 
 /// The header Twilio signs its requests with.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
@@ -111,23 +111,14 @@ fn handle(
         );
         return twiml(twiml::reject(RejectReason::Rejected));
     };
-    let cap = state.config.routes[route].max_cost_usd_per_day;
-    if state
-        .spend
-        .over(route, cap, utc_day(std::time::SystemTime::now()))
-    {
-        tracing::warn!(
-            call_sid,
-            route,
-            "the route's daily spend cap is reached: busy"
-        );
-        return twiml(twiml::reject(RejectReason::Busy));
-    }
     let now = Instant::now();
     state.tokens.prune(now);
-    let Some(slot) = state.capacity.try_take() else {
-        tracing::warn!(call_sid, "at capacity or draining: busy");
-        return twiml(twiml::reject(RejectReason::Busy));
+    let slot = match state.admit_call(route) {
+        Ok(slot) => slot,
+        Err(no) => {
+            tracing::warn!(call_sid, route, "{}: busy", no.why());
+            return twiml(twiml::reject(RejectReason::Busy));
+        }
     };
     let pending = PendingCall {
         call_sid: call_sid.to_owned(),

@@ -10,6 +10,8 @@ use std::{collections::VecDeque, net::SocketAddr, time::Instant as StdInstant};
 
 use str0m::{
     Candidate, Event, Input, Output, Rtc, RtcError,
+    format::Codec,
+    media::{Frequency, MediaTime, Mid},
     net::{Protocol, Receive},
 };
 use tokio::{net::UdpSocket, time::Instant};
@@ -60,6 +62,39 @@ impl RtcSocket {
         let out = change(rtc)?;
         self.drain(rtc)?;
         Ok(out)
+    }
+
+    /// Writes one Opus `frame` at RTP time `ticks` (48 kHz) on the audio track `mid`, then
+    /// drains. `Ok(false)` when the frame was not sent: the track has no writer yet, no Opus
+    /// payload type was negotiated, or str0m refused the frame (dropped, as a media stack
+    /// drops a late frame; logged at debug). An error is the connection's own failure.
+    pub(crate) fn write_opus(
+        &mut self,
+        rtc: &mut Rtc,
+        mid: Mid,
+        ticks: u64,
+        frame: &[u8],
+    ) -> Result<bool, RtcError> {
+        self.mutate(rtc, |rtc| {
+            let Some(writer) = rtc.writer(mid) else {
+                return Ok(false);
+            };
+            let Some(pt) = writer
+                .payload_params()
+                .find(|p| p.spec().codec == Codec::Opus)
+                .map(|p| p.pt())
+            else {
+                return Ok(false);
+            };
+            let time = MediaTime::new(ticks, Frequency::FORTY_EIGHT_KHZ);
+            match writer.write(pt, StdInstant::now(), time, frame.to_vec()) {
+                Ok(()) => Ok(true),
+                Err(e) => {
+                    tracing::debug!(error = %e, "WebRTC: an audio frame was not sent");
+                    Ok(false)
+                }
+            }
+        })
     }
 
     /// Drains `rtc`'s output (after a change made elsewhere, e.g. an SDP negotiation).

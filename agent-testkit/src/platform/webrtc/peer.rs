@@ -22,7 +22,7 @@ use str0m::{
     change::SdpOffer,
     channel::ChannelId,
     format::{Codec, FormatParams},
-    media::{Frequency, MediaKind, MediaTime, Mid},
+    media::{Frequency, MediaKind, Mid},
 };
 use tokio::time::Instant;
 
@@ -364,30 +364,9 @@ impl PeerTask {
         let (Some(mid), true) = (self.audio_mid, self.rtc.is_connected()) else {
             return Ok(());
         };
-        let ticks = self.rtp_ticks;
-        let index = self.ends.index;
         let sent = self
             .io
-            .mutate(&mut self.rtc, |rtc| {
-                let Some(writer) = rtc.writer(mid) else {
-                    return Ok(false);
-                };
-                let Some(pt) = writer
-                    .payload_params()
-                    .find(|p| p.spec().codec == Codec::Opus)
-                    .map(|p| p.pt())
-                else {
-                    return Ok(false);
-                };
-                let time = MediaTime::new(ticks, Frequency::FORTY_EIGHT_KHZ);
-                match writer.write(pt, StdInstant::now(), time, TONE_FRAME.to_vec()) {
-                    Ok(()) => Ok(true),
-                    Err(e) => {
-                        tracing::debug!(connection = index, error = %e, "platform: audio frame not sent");
-                        Ok(false)
-                    }
-                }
-            })
+            .write_opus(&mut self.rtc, mid, self.rtp_ticks, &TONE_FRAME)
             .map_err(gone)?;
         if sent {
             self.counters.sent.fetch_add(1, Ordering::Relaxed);

@@ -7,16 +7,10 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::Instant as StdInstant,
 };
 
 use serde_json::Value;
-use str0m::{
-    Event, IceConnectionState, Rtc,
-    channel::ChannelId,
-    format::Codec,
-    media::{Frequency, MediaTime, Mid},
-};
+use str0m::{Event, IceConnectionState, Rtc, channel::ChannelId, media::Mid};
 use tokio::{
     sync::{mpsc, watch},
     time::Instant,
@@ -197,24 +191,9 @@ impl Driver {
         };
         self.rtp_ticks += TICKS_PER_FRAME;
         let frame: &[u8] = if voiced { &TONE_FRAME } else { &SILENT_FRAME };
-        let (mid, ticks) = (self.mid, self.rtp_ticks);
         let sent = self
             .io
-            .mutate(&mut self.rtc, |rtc| {
-                let Some(writer) = rtc.writer(mid) else {
-                    return Ok(false);
-                };
-                let Some(pt) = writer
-                    .payload_params()
-                    .find(|p| p.spec().codec == Codec::Opus)
-                    .map(|p| p.pt())
-                else {
-                    return Ok(false);
-                };
-                let time = MediaTime::new(ticks, Frequency::FORTY_EIGHT_KHZ);
-                writer.write(pt, StdInstant::now(), time, frame.to_vec())?;
-                Ok(true)
-            })
+            .write_opus(&mut self.rtc, self.mid, self.rtp_ticks, frame)
             .map_err(|e| e.to_string())?;
         if sent {
             self.shared.audio_sent.fetch_add(1, Ordering::Relaxed);
