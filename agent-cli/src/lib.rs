@@ -78,6 +78,9 @@ enum Command {
     /// Call an agent: `--offline` simulates the whole phone path through `agent serve` and
     /// prints the transcript; `--to +1...` places a real call through Twilio.
     Call(cmd::call::CallArgs),
+    /// The web console for one agent on this machine: talk to it from a browser, see its
+    /// transcript, tool calls, cost and events; `--offline` needs no account.
+    Console(cmd::web_console::ConsoleArgs),
     /// Serve an agent's scenarios on 127.0.0.1 for any Realtime client (`agent run --url`);
     /// with --twilio or --platform, the fake phone network for `agent serve` too.
     Mock(cmd::mock::MockArgs),
@@ -117,6 +120,7 @@ fn run() -> ExitCode {
         Command::Schema => cmd::schema::run(),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Call(args) => cmd::call::run(args),
+        Command::Console(args) => cmd::web_console::run(args),
         Command::Mock(args) => cmd::mock::run(args),
         Command::MockMcp(args) => cmd::mock_mcp::run(args),
         Command::Tools(args) => cmd::tools::run(args),

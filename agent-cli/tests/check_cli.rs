@@ -124,3 +124,51 @@ fn every_problem_is_reported_at_once() {
     }
     assert!(!stderr.contains(": ok"), "{stderr}");
 }
+
+/// Writes an agent with a server-side tool and `serve.toml` (with `browser` as its
+/// `[browser]` section) in a fresh folder, and runs `agent check serve.toml`.
+fn check_serve(browser: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("clock.toml"),
+        "name = \"clock\"\ntools = [\"current_time\"]\n",
+    )
+    .unwrap();
+    let serve = dir.path().join("serve.toml");
+    std::fs::write(
+        &serve,
+        format!(
+            "listen = \"127.0.0.1:8080\"\npublic_base_url = \"https://voice.example.com\"\n\n{browser}\n\n[[route]]\nagent = \"clock.toml\"\nsip_users = [\"clock\"]\nbrowser = true\n"
+        ),
+    )
+    .unwrap();
+    let out = agent(&["check", serve.to_str().unwrap()], dir.path());
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn a_serve_config_is_checked_with_every_agent_it_routes_to() {
+    let (code, stdout, stderr) = check_serve("[browser]\ncalls = true\nclient_secrets = true\n");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("agent `clock`, 1 tool(s), reached by sip:clock, browsers (/agents/clock)"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("ok — 1 route(s) on 127.0.0.1:8080"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn client_secrets_without_attach_are_refused_for_an_agent_with_server_tools() {
+    // Its tools would never run on a page's call: the model would wait on them forever.
+    let (code, _, stderr) = check_serve("[browser]\nclient_secrets = true\nattach = false\n");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("clock.toml")
+            && stderr.contains("(current_time) would never run")
+            && stderr.contains("set attach = true"),
+        "{stderr}"
+    );
+}

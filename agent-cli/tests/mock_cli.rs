@@ -6,7 +6,7 @@ mod common;
 
 use std::{process::Output, time::Duration};
 
-use common::{Mock, agent_with_input, text};
+use common::{Mock, agent_with_input, start_mock, text};
 
 /// How long any one process here may take.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -14,7 +14,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// `agent mock` with `args`, and a place for its data.
 fn mock(args: &[&str]) -> (Mock, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    (Mock::start(args, dir.path(), LIMIT), dir)
+    (start_mock(args, dir.path(), LIMIT), dir)
 }
 
 /// `agent run agents/support.toml --url URL` with one typed line.

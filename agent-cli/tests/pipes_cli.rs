@@ -82,7 +82,7 @@ fn every_printing_command_ends_quietly_on_a_closed_pipe() {
 fn a_session_whose_stdout_closes_keeps_its_history() {
     use std::io::Write as _;
     let mock_dir = tempfile::tempdir().expect("temp dir");
-    let mock = common::Mock::start(&[], mock_dir.path(), DEADLINE);
+    let mock = common::start_mock(&[], mock_dir.path(), DEADLINE);
     let dir = tempfile::tempdir().expect("temp dir");
     let mut child = command(
         &["run", "agents/support.toml", "--url", &mock.url],

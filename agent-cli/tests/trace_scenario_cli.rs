@@ -7,7 +7,7 @@ mod common;
 use std::{path::Path, time::Duration};
 
 use agent_testkit::scenario::ScenarioFile;
-use common::{Mock, agent, agent_with_input, text, workspace};
+use common::{agent, agent_with_input, start_mock, text, workspace};
 
 /// How long any one process here may take.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -38,7 +38,7 @@ fn recorded_sessions_replay_as_passing_tests() {
     let dir = tempfile::tempdir().expect("temp dir");
     let scenarios = ScenarioFile::load(workspace().join("agents/support.scenarios.toml"))
         .expect("the support scenarios load");
-    let mock = Mock::start(&[], dir.path(), LIMIT);
+    let mock = start_mock(&[], dir.path(), LIMIT);
     let url = mock.url.clone();
     // The mock serves the scenarios one per connection, in file order: record each.
     for (index, scenario) in scenarios.scenarios.iter().enumerate() {

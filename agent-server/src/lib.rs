@@ -44,5 +44,5 @@ pub mod websocket;
 
 pub use config::{ConfigError, ServeConfig};
 pub use error::ServeError;
-pub use server::{DEFAULT_DRAIN, Secrets, ServeOptions, Server};
+pub use server::{DEFAULT_DRAIN, Secrets, ServeOptions, Server, check_routes};
 pub use state::AppState;

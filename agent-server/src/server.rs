@@ -464,6 +464,27 @@ async fn drain_calls(state: &AppState, drain: Duration) {
 }
 
 /// Each route's agent, resolved and checked to be able to start a phone session.
+/// Checks what `agent serve` would check of `config` before listening, without listening or
+/// reading secrets: every route's agent file loads and resolves (its MCP servers are started
+/// to learn their tools, then stopped), can answer a call, and fits the `[browser]` switches.
+/// Returns the agents, in route order.
+pub async fn check_routes(
+    config: &ServeConfig,
+    registry: &ToolRegistry,
+) -> Result<Vec<Agent>, ServeError> {
+    // No key is read here: `agent serve` reports a missing one when it starts.
+    let overrides = ConnectOverrides {
+        key_optional: true,
+        url: config.realtime_url.clone(),
+        send_key: false,
+    };
+    let (agents, mcp) = load_agents(config, registry, &overrides).await?;
+    for clients in mcp {
+        clients.shutdown().await;
+    }
+    Ok(agents)
+}
+
 async fn load_agents(
     config: &ServeConfig,
     registry: &ToolRegistry,
@@ -492,6 +513,18 @@ async fn load_agents(
             agent.file.spec.connection.api_key_env = config.secrets.openai_api_key_env.clone();
         }
         mcp.push(agent.connect_mcp().await.map_err(agent_error)?);
+        if route.browser && config.browser.client_secrets && !config.browser.attach {
+            let tools = agent.tools.names();
+            if !tools.is_empty() {
+                return Err(ServeError::AgentCannotAnswer {
+                    path,
+                    why: format!(
+                        "its server-side tools ({}) would never run on a call a page makes with a client secret, because [browser] attach = false; set attach = true (the page posts its call id to /agents/{{name}}/calls/{{call_id}}/attach), or route an agent without tools",
+                        tools.join(", ")
+                    ),
+                });
+            }
+        }
         // A missing key or an insecure URL fails now, not on the first call.
         agent
             .session_config(overrides, None)

@@ -1,13 +1,17 @@
-//! `agent check FILE`: validate an agent file completely and show the `session.update` it sends.
+//! `agent check FILE`: validate an agent file completely and show the `session.update` it sends;
+//! or, given a `serve.toml` (a file with `[[route]]`s), check it and every agent it routes to.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use agent_core::{agent::AgentFile, protocol::ClientEvent};
 
 /// Arguments of `agent check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// The agent file (TOML).
+    /// The agent file (TOML), or a `serve.toml`.
     pub file: PathBuf,
 }
 
@@ -18,6 +22,9 @@ pub struct CheckArgs {
 /// tools strict mode cannot express (errors here, since the server would reject them) all run.
 /// The agent's `[[mcp_clients]]` are connected, so their tools are checked and shown too.
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    if is_serve_config(&args.file) {
+        return check_serve(&args.file);
+    }
     let registry = agent_tools::registry()?;
     let mut agent = AgentFile::check_all(&args.file, &registry)?;
     // MCP servers are started (and stopped) to learn their tools: part of what is sent.
@@ -38,6 +45,48 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         agent.name(),
         agent.tools.len(),
         agent.dialect()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `path` is a `serve.toml` rather than an agent file: it has `[[route]]`s, which no
+/// agent file has. A file that does not parse is left to the agent file's checks, which
+/// report where.
+fn is_serve_config(path: &Path) -> bool {
+    agent_core::fs_limits::read_text(path, 1 << 20, "the file")
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|table| table.contains_key("route"))
+}
+
+/// Checks a `serve.toml` as `agent serve` would before it listens (secrets aside), and lists
+/// each route with its agent and how calls reach it.
+fn check_serve(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = agent_server::ServeConfig::load(path)?;
+    let registry = agent_tools::registry()?;
+    let runtime = super::runtime()?;
+    let agents = runtime.block_on(agent_server::check_routes(&config, &registry))?;
+    for (route, agent) in config.routes.iter().zip(&agents) {
+        let mut reached = Vec::new();
+        reached.extend(route.numbers.iter().cloned());
+        reached.extend(route.sip_users.iter().map(|u| format!("sip:{u}")));
+        reached.extend(route.path.iter().map(|p| format!("/twilio/voice/{p}")));
+        if route.browser {
+            reached.push(format!("browsers (/agents/{})", agent.name()));
+        }
+        crate::output::outln!(
+            "{}: agent `{}`, {} tool(s), reached by {}",
+            route.agent_path.display(),
+            agent.name(),
+            agent.tools.len(),
+            reached.join(", ")
+        );
+    }
+    crate::output::errln!(
+        "{}: ok — {} route(s) on {}",
+        path.display(),
+        config.routes.len(),
+        config.listen
     );
     Ok(ExitCode::SUCCESS)
 }

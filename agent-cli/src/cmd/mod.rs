@@ -15,6 +15,7 @@ pub mod test;
 pub mod to_scenario;
 pub mod tools;
 pub mod trace;
+pub mod web_console;
 
 use std::path::Path;
 

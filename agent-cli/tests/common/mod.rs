@@ -45,24 +45,34 @@ pub fn text(bytes: &[u8]) -> String {
 }
 
 /// A running `agent mock agents/support.toml ARGS`, killed when dropped.
-pub struct Mock {
+pub type Mock = Background;
+
+/// A long-running `agent` command, killed when dropped.
+pub struct Background {
     child: std::process::Child,
-    /// The URL it printed.
+    /// The URL it printed first.
     pub url: String,
 }
 
-impl Mock {
-    /// Starts it with its data in `dir` and waits (within `limit`) for the URL it prints.
-    pub fn start(args: &[&str], dir: &Path, limit: std::time::Duration) -> Mock {
+/// Starts `agent mock agents/support.toml ARGS` with its data in `dir` and waits (within
+/// `limit`) for the WebSocket URL it prints.
+pub fn start_mock(args: &[&str], dir: &Path, limit: std::time::Duration) -> Mock {
+    let mut full = vec!["mock", "agents/support.toml"];
+    full.extend_from_slice(args);
+    Background::start(&full, "ws://", dir, limit)
+}
+
+impl Background {
+    /// Starts `agent ARGS` with its data in `dir` and waits (within `limit`) for the first
+    /// line of its output, which must start with `prefix` (its URL).
+    pub fn start(args: &[&str], prefix: &str, dir: &Path, limit: std::time::Duration) -> Self {
         use std::io::BufRead as _;
-        let mut full = vec!["mock", "agents/support.toml"];
-        full.extend_from_slice(args);
-        let mut child = command(&full, dir)
+        let mut child = command(args, dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("agent mock runs");
+            .expect("the agent binary runs");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -70,19 +80,38 @@ impl Mock {
             let _ = std::io::BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let mut mock = Mock {
+        let mut started = Background {
             child,
             url: String::new(),
         };
         match rx.recv_timeout(limit) {
-            Ok(line) if line.starts_with("ws://") => mock.url = line.trim().to_owned(),
-            other => panic!("agent mock printed no URL: {other:?}"),
+            Ok(line) if line.starts_with(prefix) => started.url = line.trim().to_owned(),
+            other => panic!("`agent {}` printed no URL: {other:?}", args.join(" ")),
         }
-        mock
+        started
+    }
+
+    /// Ends it as Ctrl-C would and returns its exit status (killed, failing, past `limit`).
+    #[cfg(unix)]
+    pub fn interrupt(mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-INT", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -INT {pid}");
+        let began = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                began.elapsed() < limit,
+                "it did not stop within {limit:?} of Ctrl-C"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
-impl Drop for Mock {
+impl Drop for Background {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -16,7 +16,6 @@ use super::{BrowserState, guard, route_named, sideband};
 use crate::{
     platform::{PlatformError, valid_call_id},
     rate_limit::ClientAddr,
-    spend::utc_day,
     state::AppState,
 };
 
@@ -109,11 +108,10 @@ pub(super) async fn attach(
     client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
 ) -> Response {
-    let (browser, admitted) =
-        match guard::admit_request(&state, |c| c.client_secrets, &headers, client) {
-            Ok(admitted) => admitted,
-            Err(refused) => return *refused,
-        };
+    let (browser, admitted) = match guard::admit_request(&state, |c| c.attach, &headers, client) {
+        Ok(admitted) => admitted,
+        Err(refused) => return *refused,
+    };
     let answer = attach_call(&state, browser, &name, &call_id);
     admitted.cors(answer)
 }
@@ -181,33 +179,18 @@ fn sdp_offer<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<&'a str, &'stati
     Ok(text)
 }
 
-/// The checks every new browser call passes, as the phone paths do: not draining, the
-/// agent's daily spend cap, a free call slot.
+/// [`AppState::admit_call`], refused as 503 with the reason.
 pub(super) fn admit_call(
     state: &AppState,
     route: usize,
 ) -> Result<crate::capacity::CallSlot, guard::Refused> {
-    let busy = |why: &str| {
+    state.admit_call(route).map_err(|no| {
         Box::new(guard::refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            why,
+            no.why(),
         ))
-    };
-    if state.capacity.is_draining() {
-        return Err(busy("the server is shutting down; try again shortly"));
-    }
-    let cap = state.config.routes[route].max_cost_usd_per_day;
-    if state
-        .spend
-        .over(route, cap, utc_day(std::time::SystemTime::now()))
-    {
-        return Err(busy("this agent's daily spend cap is reached"));
-    }
-    state
-        .capacity
-        .try_take()
-        .ok_or_else(|| busy("every call slot is in use; try again shortly"))
+    })
 }
 
 pub(crate) fn unknown_agent(name: &str) -> Response {

@@ -110,7 +110,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route(
             "/agents/{name}/calls/{call_id}/attach",
-            post(calls::attach).options(preflight_secrets),
+            post(calls::attach).options(preflight_attach),
         )
         .route("/agents/{name}/calls/{call_id}/feed", get(feed::serve))
 }
@@ -125,6 +125,13 @@ async fn preflight_calls(State(state): State<Arc<AppState>>, headers: HeaderMap)
 async fn preflight_secrets(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     match &state.browser {
         Some(b) => guard::preflight(b, b.config.client_secrets, &headers),
+        None => not_enabled(),
+    }
+}
+
+async fn preflight_attach(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    match &state.browser {
+        Some(b) => guard::preflight(b, b.config.attach, &headers),
         None => not_enabled(),
     }
 }

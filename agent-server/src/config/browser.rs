@@ -18,8 +18,11 @@ const SECRET_TTL_SECS: std::ops::RangeInclusive<u32> = 10..=7200;
 pub struct BrowserConfig {
     /// `POST /agents/{name}/calls` is served.
     pub calls: bool,
-    /// `POST /agents/{name}/client-secret` and `.../calls/{call_id}/attach` are served.
+    /// `POST /agents/{name}/client-secret` is served.
     pub client_secrets: bool,
+    /// With `client_secrets`: `.../calls/{call_id}/attach` is served (the server runs the
+    /// agent's tools on a page's call).
+    pub attach: bool,
     /// Origins allowed to call the endpoints, as `scheme://host[:port]`.
     pub allowed_origins: Vec<String>,
     /// The environment variable holding the operator's bearer token, when one is required.
@@ -97,6 +100,7 @@ pub(super) fn check(c: &mut Checker<'_>, spec: &BrowserSpec, routes: &[Route]) -
     BrowserConfig {
         calls: spec.calls,
         client_secrets: spec.client_secrets,
+        attach: spec.client_secrets && spec.attach,
         allowed_origins,
         operator_token_env,
         client_secret_ttl: Duration::from_secs(u64::from(ttl)),

@@ -55,6 +55,10 @@ pub struct BrowserSpec {
     /// `POST /agents/{name}/client-secret`: mints a short-lived secret the browser connects
     /// with directly; `POST /agents/{name}/calls/{call_id}/attach` then runs server tools.
     pub client_secrets: bool,
+    /// With `client_secrets`: whether `POST /agents/{name}/calls/{call_id}/attach` is served,
+    /// so the server runs the agent's tools on the page's call. Off only for pages that
+    /// implement every tool themselves; then an agent with server-side tools is refused.
+    pub attach: bool,
     /// Origins (`https://app.example.com`) whose pages may call the endpoints; a request from
     /// any other origin is refused. Empty: no cross-origin page at all (CORS off).
     pub allowed_origins: Vec<Spanned<String>>,
@@ -76,6 +80,7 @@ impl Default for BrowserSpec {
         BrowserSpec {
             calls: false,
             client_secrets: false,
+            attach: true,
             allowed_origins: Vec::new(),
             operator_token_env: None,
             client_secret_ttl_secs: Spanned::new(0..0, 60),

@@ -45,6 +45,10 @@ pub use crate::server::calls::{CallControl, CallKind, CallState, PlatformCalls, 
 pub use client_secrets::{ClientSecret, ClientSecretRequest};
 pub use rest::CallRequest;
 pub use webhook::WebhookSigning;
+/// Whether this build answers WebRTC offers (agent-testkit's `webrtc` feature). Without it,
+/// `POST /v1/realtime/calls` answers 501 and says how to build a platform that can.
+pub const WEBRTC_MEDIA: bool = cfg!(feature = "webrtc");
+
 pub use webrtc::{CallCreateRequest, DEFAULT_CONNECT_DEADLINE, MediaStats, OfferForm};
 
 use crate::{

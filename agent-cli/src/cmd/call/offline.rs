@@ -179,6 +179,31 @@ impl Serving {
     }
 }
 
+/// The fake OpenAI platform on 127.0.0.1 playing `scenario`, and the server's secrets for
+/// it: a webhook secret and an API key made for this run (the platform checks the key).
+pub(crate) fn fake_platform(scenario: Scenario) -> anyhow::Result<(FakePlatform, Secrets)> {
+    let webhook_secret = format!("whsec_{}", throwaway_secret(32));
+    let api_key = format!("sk-local-{}", throwaway_secret(16));
+    let platform = FakePlatform::start(
+        ServerConfig::new(scenario),
+        SidebandDrop::CallSurvives,
+        &webhook_secret,
+        Some(&api_key),
+    )
+    .context("cannot start the fake OpenAI platform on 127.0.0.1")?;
+    let secrets = Secrets {
+        openai_webhook_secret: Some(Secret::new(webhook_secret)),
+        openai_api_key: Some(Secret::new(api_key)),
+        ..Secrets::default()
+    };
+    Ok((platform, secrets))
+}
+
+/// The server's options to reach `platform`: its sideband URL and REST base.
+pub(crate) fn fake_platform_options(platform: &FakePlatform) -> ServeOptions {
+    listen_options(platform.realtime_url(), Some(platform.api_base()))
+}
+
 fn listen_options(realtime_url: String, api_base: Option<String>) -> ServeOptions {
     ServeOptions {
         realtime_url: Some(realtime_url),
@@ -260,26 +285,13 @@ async fn sip(
     turns: &[CallerTurn],
     transcript: Arc<Transcript>,
 ) -> anyhow::Result<Ended> {
-    let webhook_secret = format!("whsec_{}", throwaway_secret(32));
-    let api_key = format!("sk-local-{}", throwaway_secret(16));
     // Each step's responses, greeting first, to know when an answer is over.
     let steps = script::responses_per_turn(&scenario);
-    let platform = FakePlatform::start(
-        ServerConfig::new(scenario),
-        SidebandDrop::CallSurvives,
-        &webhook_secret,
-        Some(&api_key),
-    )
-    .context("cannot start the fake OpenAI platform on 127.0.0.1")?;
+    let (platform, secrets) = fake_platform(scenario)?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let config = serve_config(file, addr, route, None)?;
-    let secrets = Secrets {
-        openai_webhook_secret: Some(Secret::new(webhook_secret)),
-        openai_api_key: Some(Secret::new(api_key)),
-        ..Secrets::default()
-    };
-    let options = listen_options(platform.realtime_url(), Some(platform.api_base()));
+    let options = fake_platform_options(&platform);
     let serving = serve(config, secrets, options, listener, transcript).await?;
     let started = Instant::now();
     let problems = sip_call(&platform, addr, SIP_USER, turns, &steps).await;
