@@ -95,6 +95,7 @@ fn every_flag_the_sources_mention_exists() {
         &["mock-mcp"],
         &["serve"],
         &["call"],
+        &["console"],
         &["tools"],
         &["history", "list"],
         &["history", "show"],

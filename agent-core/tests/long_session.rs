@@ -199,6 +199,13 @@ async fn a_call_id_seen_again_later_is_answered_from_the_store() {
         .filter(|l| l.starts_with("start"))
         .count();
     assert_eq!(started, 1, "the tool ran once across both sessions");
+    // The tool's idempotency key names the stored conversation, not the connection.
+    let keys = h.keys.lock().unwrap().clone();
+    assert_eq!(keys.len(), 1);
+    assert!(
+        keys[0].starts_with(&format!("{id}:call_")),
+        "{keys:?} (conversation {id})"
+    );
     session.handle.close().await.unwrap();
     validate_all(&server, Dialect::Ga).await;
     server.shutdown().await;

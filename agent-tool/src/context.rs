@@ -26,6 +26,8 @@ pub struct ToolContext {
     call_id: String,
     agent: String,
     session: String,
+    /// The conversation the call belongs to; the session's id until the runtime says.
+    conversation: Option<Arc<str>>,
     token: CancellationToken,
     config: Arc<ToolConfig>,
 }
@@ -42,9 +44,18 @@ impl ToolContext {
             call_id: call_id.into(),
             agent: agent.into(),
             session: session.into(),
+            conversation: None,
             token,
             config: Arc::default(),
         }
+    }
+
+    /// Says which conversation the call belongs to (the history store's id, which survives
+    /// reconnects and restarts); the runtime sets it. Without it, the session's id stands in.
+    #[must_use]
+    pub fn with_conversation(mut self, conversation: Arc<str>) -> Self {
+        self.conversation = Some(conversation);
+        self
     }
 
     /// A context outside any session, for tests, examples and `agent tools`: call id `local`,
@@ -73,6 +84,24 @@ impl ToolContext {
     /// The session's id, for logs and per-session state.
     pub fn session(&self) -> &str {
         &self.session
+    }
+
+    /// The conversation's id: the history store's when the conversation is stored (the same
+    /// after a reconnect, a rollover or a restart that resumes it), else the session's.
+    pub fn conversation(&self) -> &str {
+        self.conversation.as_deref().unwrap_or(&self.session)
+    }
+
+    /// A key that names this call's side effect: `{conversation}:{call_id}`. It is the same
+    /// every time this call is asked for (a reconnect, a restart that resumes the
+    /// conversation), and differs between calls. Pass it to an external API's
+    /// `Idempotency-Key` header, or keep it beside what the tool creates, so that a retried
+    /// call returns what the first one made instead of making it twice.
+    ///
+    /// It is stable across restarts only when the conversation is stored (history on); a
+    /// conversation without history has the session's id, which a restart does not keep.
+    pub fn idempotency_key(&self) -> String {
+        format!("{}:{}", self.conversation(), self.call_id)
     }
 
     /// Completes when the call should stop: its response was cancelled or the session ended.
@@ -127,6 +156,7 @@ impl fmt::Debug for ToolContext {
             .field("call_id", &self.call_id)
             .field("agent", &self.agent)
             .field("session", &self.session)
+            .field("conversation", &self.conversation())
             .field("cancelled", &self.token.is_cancelled())
             .finish_non_exhaustive()
     }
@@ -243,6 +273,15 @@ mod tests {
         assert_eq!(ctx.call_id(), "call_1");
         assert_eq!(ctx.agent(), "support");
         assert_eq!(ctx.session(), "sess_1");
+        assert_eq!(
+            ctx.conversation(),
+            "sess_1",
+            "the session's id until the runtime says"
+        );
+        assert_eq!(ctx.idempotency_key(), "sess_1:call_1");
+        let stored = ctx.clone().with_conversation("conv_7".into());
+        assert_eq!(stored.conversation(), "conv_7");
+        assert_eq!(stored.idempotency_key(), "conv_7:call_1");
         assert_eq!(
             ctx.setting::<HttpSettings>("http_get").unwrap(),
             Some(HttpSettings {

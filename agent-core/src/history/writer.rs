@@ -594,6 +594,10 @@ impl crate::session::HistorySink for ConversationWriter {
         Some(self.durable.count.load(Ordering::Acquire))
     }
 
+    fn conversation_id(&self) -> Option<String> {
+        Some(self.id.to_string())
+    }
+
     /// Reads after every write queued before it, so what was appended is there.
     fn load(&self) -> crate::session::DurableWrite<Vec<(String, Item)>> {
         let pending = self.writer.items(&self.id);

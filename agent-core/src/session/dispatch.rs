@@ -78,6 +78,8 @@ pub struct Dispatcher {
     timeout: Duration,
     agent: Arc<str>,
     session: Arc<str>,
+    /// The conversation's id for idempotency keys (the store's, else the session's).
+    conversation: Arc<str>,
 }
 
 impl Dispatcher {
@@ -89,13 +91,23 @@ impl Dispatcher {
         agent: impl Into<Arc<str>>,
         session: impl Into<Arc<str>>,
     ) -> Self {
+        let session: Arc<str> = session.into();
         Dispatcher {
             tools,
             config,
             timeout,
             agent: agent.into(),
-            session: session.into(),
+            conversation: session.clone(),
+            session,
         }
+    }
+
+    /// The conversation the calls belong to (the history store's id), for the tools'
+    /// idempotency keys; the session's id stands in until this is set.
+    #[must_use]
+    pub fn with_conversation(mut self, conversation: impl Into<Arc<str>>) -> Self {
+        self.conversation = conversation.into();
+        self
     }
 
     /// Starts `request` on its own task in `set` and returns the task's id (a panic that
@@ -155,6 +167,7 @@ impl Dispatcher {
             self.session.to_string(),
             cancel.clone(),
         )
+        .with_conversation(self.conversation.clone())
         .with_config(self.config.clone());
         // `invoke` turns the tool's panic into an error itself; a panic that escapes anyway (a
         // `Drop` during the timeout) ends the task and is answered by the runner.

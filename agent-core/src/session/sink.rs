@@ -27,6 +27,13 @@ pub trait HistorySink: Send + Sync {
         let _ = (key, item);
     }
 
+    /// The stored conversation's id, which a resumed conversation keeps: tools see it in
+    /// [`ToolContext::conversation`](crate::tool::ToolContext::conversation) and their
+    /// idempotency keys. `None` (the default) when the sink has no such id.
+    fn conversation_id(&self) -> Option<String> {
+        None
+    }
+
     /// A tool call is about to run. The tool starts only once the returned write is durable
     /// (or failed, or took longer than the runtime's deadline), so a process killed while the
     /// tool runs leaves a record that it started: after a restart the call is reported to the

@@ -68,6 +68,11 @@ pub struct HttpToolSpec {
     /// Request headers; values may use `${ENV_VAR}` for secrets.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// A header that carries the call's idempotency key (`{conversation}:{call_id}`, the
+    /// same each time the call is asked for), e.g. `Idempotency-Key`, so that the API makes
+    /// one thing per call however often it is retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_header: Option<String>,
     /// The time limit of one call, in seconds.
     #[serde(default = "default_timeout_secs")]
     #[schemars(range(min = 0.001, max = 300))]
@@ -157,6 +162,8 @@ pub struct HttpTool {
     spec: HttpToolSpec,
     url: UrlTemplate,
     headers: Vec<(HeaderName, EnvTemplate)>,
+    /// Where the call's idempotency key goes, if anywhere.
+    idempotency_header: Option<HeaderName>,
     strict: Value,
     relaxed: Value,
     /// The declared schema, compiled once: arguments are checked against all of it (the same
@@ -237,6 +244,14 @@ impl HttpTool {
                 EnvTemplate::parse(value).map_err(|err| fail(format!("header `{name}`: {err}")))?;
             headers.push((header, template));
         }
+        let idempotency_header = match &spec.idempotency_header {
+            Some(name) => Some(HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                fail(format!(
+                    "`idempotency_header`: `{name}` is not a valid header name"
+                ))
+            })?),
+            None => None,
+        };
         let timeout = Duration::from_secs_f64(spec.timeout_secs);
         crate::tls::ensure_crypto_provider();
         let client = reqwest::Client::builder()
@@ -249,6 +264,7 @@ impl HttpTool {
             spec,
             url,
             headers,
+            idempotency_header,
             strict,
             relaxed,
             validator,
@@ -351,6 +367,13 @@ impl Tool for HttpTool {
             })?;
             value.set_sensitive(true);
             headers.insert(name.clone(), value);
+        }
+        if let Some(name) = &self.idempotency_header {
+            // Conversation ids and call ids are printable ASCII; anything else is left out
+            // rather than failing the call.
+            if let Ok(value) = HeaderValue::from_str(&ctx.idempotency_key()) {
+                headers.insert(name.clone(), value);
+            }
         }
         let mut request = self
             .client
@@ -612,6 +635,36 @@ mod tests {
         );
         assert!(request.to_ascii_lowercase().contains("x-home: h="));
         assert!(request.ends_with(r#"{"units":"metric"}"#), "{request}");
+    }
+
+    #[tokio::test]
+    async fn the_idempotency_header_carries_the_calls_key_on_every_attempt() {
+        let (base, seen) = serve_all(vec![ok_response()]).await;
+        let mut spec = spec(&format!("{base}/tickets/{{city}}"));
+        spec.method = HttpMethod::Post;
+        spec.idempotency_header = Some("Idempotency-Key".into());
+        let tool = HttpTool::new(spec).unwrap();
+        let ctx = || {
+            ToolContext::new("call_9", "support", "sess_1", Default::default())
+                .with_conversation("conv_1".into())
+        };
+        for _ in 0..2 {
+            tool.call(json!({"city": "Oslo"}), ctx()).await.unwrap();
+        }
+        let requests = seen.lock().unwrap().clone();
+        assert_eq!(requests.len(), 2);
+        for request in requests {
+            assert!(
+                request
+                    .to_ascii_lowercase()
+                    .contains("idempotency-key: conv_1:call_9\r\n"),
+                "{request}"
+            );
+        }
+        let mut bad = self::spec(&format!("{base}/x"));
+        bad.idempotency_header = Some("not a header".into());
+        let err = HttpTool::new(bad).unwrap_err();
+        assert!(err.to_string().contains("idempotency_header"), "{err}");
     }
 
     /// A loopback server that answers request `i` with `responses[i]` (the last one for every

@@ -26,6 +26,8 @@ use serde_json::{Value, json};
 pub struct TestTool {
     name: &'static str,
     log: Arc<Mutex<Vec<String>>>,
+    /// Each call's idempotency key, in start order.
+    keys: Arc<Mutex<Vec<String>>>,
     behaviour: Behaviour,
     schema: Value,
 }
@@ -70,6 +72,7 @@ impl Tool for TestTool {
             .lock()
             .unwrap()
             .push(format!("start {} {}", self.name, ctx.call_id()));
+        self.keys.lock().unwrap().push(ctx.idempotency_key());
         let result = match self.behaviour {
             Behaviour::Sleep(d) => {
                 tokio::time::sleep(d).await;
@@ -101,10 +104,13 @@ impl Tool for TestTool {
 pub struct Harness {
     pub agent: Agent,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// Each call's idempotency key, in start order.
+    pub keys: Arc<Mutex<Vec<String>>>,
 }
 
 pub fn harness(extra_toml: &str) -> Harness {
     let log = Arc::new(Mutex::new(Vec::new()));
+    let keys = Arc::new(Mutex::new(Vec::new()));
     let mut registry = ToolRegistry::new();
     let schema = json!({"type": "object", "properties": {}, "additionalProperties": false});
     let count_schema = json!({"type": "object", "properties": {"n": {"type": "integer"}},
@@ -139,6 +145,7 @@ pub fn harness(extra_toml: &str) -> Harness {
         let tool = TestTool {
             name,
             log: log.clone(),
+            keys: keys.clone(),
             behaviour,
             schema,
         };
@@ -155,7 +162,7 @@ pub fn harness(extra_toml: &str) -> Harness {
         .unwrap()
         .resolve(&registry)
         .unwrap();
-    Harness { agent, log }
+    Harness { agent, log, keys }
 }
 
 pub async fn start(harness: &Harness, config: ServerConfig) -> (ServerHandle, Session) {

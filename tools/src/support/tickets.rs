@@ -5,6 +5,12 @@
 //! directory ([`agent_core::data_dir::user_data_dir`]: `$XDG_DATA_HOME/agent`, else
 //! `~/.local/share/agent`; `%APPDATA%\agent` on Windows), the same one the history database
 //! uses. Each line is one JSON ticket; appends from concurrent calls never interleave.
+//!
+//! **Idempotent.** Each ticket keeps the call's [`ToolContext::idempotency_key`]. A call whose
+//! key is already in the file (the same call asked for again, after a reconnect or a restart
+//! that resumed the conversation) gets that ticket back instead of a second one. The check
+//! reads the file under the same lock as the append; a demo's file is small, a real ticketing
+//! API would take the key as its `Idempotency-Key` header instead.
 
 use std::{
     io::Write,
@@ -63,6 +69,9 @@ pub struct Ticket {
     pub session: String,
     /// The function call that created it, to trace it back.
     pub call_id: String,
+    /// The call's idempotency key (conversation and call id): one ticket per key.
+    #[serde(default)]
+    pub idempotency_key: String,
 }
 
 /// What the model reads.
@@ -120,12 +129,19 @@ pub fn create_ticket(
         agent: ctx.agent().to_owned(),
         session: ctx.session().to_owned(),
         call_id: ctx.call_id().to_owned(),
+        // A call outside any conversation (`ToolContext::standalone`, in tests and examples)
+        // has nothing to be idempotent with.
+        idempotency_key: if ctx.conversation().is_empty() {
+            String::new()
+        } else {
+            ctx.idempotency_key()
+        },
     };
-    append(&dir.join(TICKETS_FILE), &ticket)?;
+    let ticket = append_once(&dir.join(TICKETS_FILE), ticket)?;
     Ok(Created {
         ticket_id: ticket.id,
         status: "open",
-        priority,
+        priority: ticket.priority,
     })
 }
 
@@ -152,11 +168,10 @@ fn next_id(now: Timestamp) -> String {
     format!("T-{}-{n}", now.as_millisecond())
 }
 
-fn append(path: &Path, ticket: &Ticket) -> Result<(), ToolError> {
+/// Appends `ticket`, unless a ticket with its idempotency key is already in the file: then
+/// that one is returned and nothing is written.
+fn append_once(path: &Path, ticket: Ticket) -> Result<Ticket, ToolError> {
     static WRITE: Mutex<()> = Mutex::new(());
-    let mut line = serde_json::to_string(ticket)
-        .map_err(|err| ToolError::failed(format!("cannot encode the ticket: {err}")))?;
-    line.push('\n');
     let io_error = |err: std::io::Error| {
         ToolError::failed(format!(
             "cannot save the ticket to {}: {err}",
@@ -167,6 +182,12 @@ fn append(path: &Path, ticket: &Ticket) -> Result<(), ToolError> {
     let _guard = WRITE
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(existing) = find_by_key(path, &ticket.idempotency_key).map_err(io_error)? {
+        return Ok(existing);
+    }
+    let mut line = serde_json::to_string(&ticket)
+        .map_err(|err| ToolError::failed(format!("cannot encode the ticket: {err}")))?;
+    line.push('\n');
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io_error)?;
     }
@@ -175,7 +196,34 @@ fn append(path: &Path, ticket: &Ticket) -> Result<(), ToolError> {
     let line = agent_core::redact::scrub(&line);
     // One write call per line: O_APPEND keeps lines from other processes whole.
     file.write_all(line.as_bytes()).map_err(io_error)?;
-    file.flush().map_err(io_error)
+    file.flush().map_err(io_error)?;
+    Ok(ticket)
+}
+
+/// The ticket in `path` with idempotency key `key`, if any (lines that are not tickets, such
+/// as a torn last line, are skipped).
+fn find_by_key(path: &Path, key: &str) -> std::io::Result<Option<Ticket>> {
+    use std::io::BufRead as _;
+    if key.is_empty() {
+        return Ok(None);
+    }
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line?;
+        if !line.contains(key) {
+            continue;
+        }
+        if let Ok(ticket) = serde_json::from_str::<Ticket>(&line)
+            && ticket.idempotency_key == key
+        {
+            return Ok(Some(ticket));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -227,6 +275,36 @@ mod tests {
         assert_eq!(tickets[2].subject, "Subject 2");
         assert_eq!(tickets[0].priority, Priority::High);
         assert_eq!(tickets[0].call_id, "local");
+    }
+
+    #[test]
+    fn the_same_call_asked_for_again_gets_the_same_ticket() {
+        if std::env::var_os(DATA_DIR_ENV).is_some() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let call = |call_id: &str, conversation: &str| {
+            let ctx =
+                agent_tool::ToolContext::new(call_id, "support", "sess_1", Default::default())
+                    .with_conversation(conversation.into())
+                    .with_config(Arc::new(ToolConfig::new().with_data_dir(dir.path())));
+            create_ticket("Late order".into(), "A1003".into(), Priority::High, ctx).unwrap()
+        };
+        let first = call("call_1", "conv_1");
+        // A reconnect or a resumed conversation asks for the same call again.
+        let again = call("call_1", "conv_1");
+        assert_eq!(again.ticket_id, first.ticket_id);
+        // Another call, or the same call id in another conversation, is another ticket.
+        let other_call = call("call_2", "conv_1");
+        let other_conversation = call("call_1", "conv_2");
+        assert_ne!(other_call.ticket_id, first.ticket_id);
+        assert_ne!(other_conversation.ticket_id, first.ticket_id);
+        let text = std::fs::read_to_string(dir.path().join(TICKETS_FILE)).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(
+            text.contains("\"idempotency_key\":\"conv_1:call_1\""),
+            "{text}"
+        );
     }
 
     #[test]

@@ -163,13 +163,20 @@ impl Runner {
         commands: mpsc::Receiver<Command>,
         budget: ReconnectBudget,
     ) -> Self {
-        let dispatcher = Dispatcher::new(
+        let mut dispatcher = Dispatcher::new(
             config.tools.clone(),
             config.tool_config.clone(),
             config.tool_timeout,
             config.agent.clone(),
             session_id,
         );
+        if let Some(conversation) = config
+            .history_sink
+            .as_ref()
+            .and_then(|sink| sink.conversation_id())
+        {
+            dispatcher = dispatcher.with_conversation(conversation);
+        }
         let accounting = Accounting::new(&config);
         let barge_in = super::barge_in::BargeIn::new(&config.session, config.playback.clone())
             .with_ownership(config.ownership);
