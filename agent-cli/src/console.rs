@@ -72,6 +72,36 @@ impl Console {
                 self.end_reply();
                 crate::output::outln!("  → {name}({})", shorten(arguments));
             }
+            SessionEvent::ApprovalRequested {
+                kind,
+                name,
+                arguments,
+                timeout,
+                ..
+            } => {
+                self.end_reply();
+                let whose = match kind {
+                    agent_core::session::ApprovalKind::Mcp { server_label } => {
+                        format!(" (MCP server `{server_label}`)")
+                    }
+                    _ => String::new(),
+                };
+                crate::output::outln!(
+                    "  ? approve {name}{whose}({})? y to run it, n or a reason to refuse ({} s)",
+                    shorten(arguments),
+                    timeout.as_secs()
+                );
+            }
+            SessionEvent::ApprovalDecided {
+                name,
+                approved,
+                how,
+                ..
+            } => {
+                self.end_reply();
+                let mark = if *approved { '✓' } else { '✗' };
+                crate::output::outln!("  {mark} {name}: {how}");
+            }
             SessionEvent::ToolCallFinished {
                 name,
                 duration,
@@ -100,6 +130,7 @@ impl Console {
                     NotRun::AlreadyRan => "already ran before; its stored output was reused",
                     NotRun::Interrupted => "was interrupted by a crash; not run again",
                     NotRun::ToolRoundLimit => "not run: max_tool_rounds reached",
+                    NotRun::NotApproved => "not run: not approved",
                     _ => "not run",
                 };
                 crate::output::outln!("  ↺ {name} {why}: {}", shorten(output));

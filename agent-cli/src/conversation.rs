@@ -6,7 +6,9 @@ use agent_core::{
     agent::{Agent, ConnectOverrides},
     session::{CloseReason, Session, SessionConfig, SessionEvent, WireObserver},
 };
-use agent_testkit::scenario::{ObservedCall, ObservedTurn};
+use std::collections::BTreeMap;
+
+use agent_testkit::scenario::{ApprovalAnswer, ObservedCall, ObservedTurn, Turn};
 use anyhow::{Context, bail};
 
 use crate::{console::Console, summary::SessionStats};
@@ -21,6 +23,8 @@ pub struct Conversation {
     pub stats: SessionStats,
     /// Sees every rendered event too, e.g. the audio output (see `audio_io`).
     pub tap: Option<crate::audio_io::EventTap>,
+    /// The scripted user's answers to approval requests in the current turn, by tool.
+    approvals: BTreeMap<String, ApprovalAnswer>,
 }
 
 /// How long one turn may take before the run gives up on it.
@@ -58,7 +62,17 @@ impl Conversation {
             closed: None,
             stats: SessionStats::default(),
             tap: None,
+            approvals: BTreeMap::new(),
         })
+    }
+
+    /// Plays one scripted turn: its user text (see [`Conversation::turn`]), answering its
+    /// calls that wait for approval as the turn says.
+    pub async fn play(&mut self, turn: &Turn) -> anyhow::Result<ObservedTurn> {
+        self.approvals = turn.approvals.clone();
+        let observed = self.turn(turn.user.as_deref()).await;
+        self.approvals.clear();
+        observed
     }
 
     /// Sends `text` as the user (or, with `None`, asks the model to speak first) and renders
@@ -104,6 +118,23 @@ impl Conversation {
                     is_error: result.is_err(),
                     output: result.unwrap_or_else(|err| err),
                 }),
+                SessionEvent::ApprovalRequested { id, name, .. } => {
+                    self.answer_approval(&id, &name)
+                }
+                // The model read an output all the same: the turn's expectations see it.
+                SessionEvent::ToolCallNotRun {
+                    name,
+                    arguments,
+                    why,
+                    output,
+                    ..
+                } => observed.tool_calls.push(ObservedCall {
+                    name,
+                    arguments: serde_json::from_str(&arguments)
+                        .unwrap_or(serde_json::Value::String(arguments)),
+                    is_error: why != agent_core::session::NotRun::AlreadyRan,
+                    output,
+                }),
                 SessionEvent::Idle => {
                     if let Some(failure) = self.stats.turn_failures.get(failures_before) {
                         return Err(TurnFailed(failure.clone()).into());
@@ -115,6 +146,27 @@ impl Conversation {
                     bail!("the session ended: {reason}");
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Answers a call waiting for approval as the scripted turn says; a call it does not
+    /// name is denied, with a note saying how to script the answer.
+    fn answer_approval(&mut self, id: &str, name: &str) {
+        let handle = &self.session.handle;
+        match self.approvals.get(name) {
+            Some(ApprovalAnswer::Approve) => {
+                handle.approve(id);
+            }
+            Some(ApprovalAnswer::Deny) => {
+                handle.deny(id, None);
+            }
+            Some(ApprovalAnswer::Wait) => {}
+            None => {
+                handle.deny(id, Some("nobody was asked".into()));
+                crate::output::errln!(
+                    "  (no scripted answer for approving `{name}`: denied; add approvals = {{ {name} = \"approve\" }} to the turn)"
+                );
             }
         }
     }

@@ -333,7 +333,7 @@ impl Setup<'_> {
             typed_turns(&mut conversation).await?;
         } else if !self.transcription {
             for turn in turns.iter().skip(next) {
-                conversation.turn(turn.user.as_deref()).await?;
+                conversation.play(turn).await?;
             }
         } else if next < turns.len() && scenario.is_some() {
             crate::output::outln!(

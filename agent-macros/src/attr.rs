@@ -1,4 +1,5 @@
-//! Parsing `#[tool(name = "...", description = "...", settings = Type, deterministic, crate = "...")]`.
+//! Parsing `#[tool(name = "...", description = "...", settings = Type, deterministic, needs_approval,
+//! crate = "...")]`.
 
 use proc_macro2::{Span, TokenStream};
 use syn::{LitStr, Path, Type, meta::ParseNestedMeta, parse::Parser, spanned::Spanned};
@@ -18,6 +19,8 @@ pub struct ToolArgs {
     pub settings: Option<Type>,
     /// `deterministic`: the same arguments always give the same output.
     pub deterministic: bool,
+    /// `needs_approval`: every call waits for a person's approval before it runs.
+    pub needs_approval: bool,
 }
 
 /// Parses the attribute's tokens; problems go to `cx` and parsing continues where it can.
@@ -83,8 +86,20 @@ fn parse_one(meta: &ParseNestedMeta<'_>, args: &mut ToolArgs, cx: &mut Ctxt) -> 
             args.deterministic = true;
             Ok(())
         }
+        "needs_approval" => {
+            if meta.input.peek(syn::Token![=]) {
+                return Err(
+                    meta.error("`needs_approval` is a flag: write `#[tool(needs_approval)]`")
+                );
+            }
+            if args.needs_approval {
+                cx.error(meta.path.span(), "`needs_approval` is given twice");
+            }
+            args.needs_approval = true;
+            Ok(())
+        }
         _ => Err(meta.error(
-            "unknown #[tool] argument; expected `name = \"...\"`, `description = \"...\"`, `settings = Type`, `deterministic` or `crate = \"...\"`",
+            "unknown #[tool] argument; expected `name = \"...\"`, `description = \"...\"`, `settings = Type`, `deterministic`, `needs_approval` or `crate = \"...\"`",
         )),
     }
 }

@@ -59,6 +59,8 @@ pub struct ToolFn {
     pub settings: Option<Type>,
     /// `deterministic`: the same arguments always give the same output.
     pub deterministic: bool,
+    /// `needs_approval`: every call waits for a person's approval.
+    pub needs_approval: bool,
 }
 
 /// One parameter.
@@ -137,6 +139,7 @@ pub fn classify(args: ToolArgs, mut item: ItemFn, cx: &mut Ctxt) -> ToolFn {
         krate,
         settings: args.settings,
         deterministic: args.deterministic,
+        needs_approval: args.needs_approval,
     }
 }
 

@@ -42,6 +42,7 @@ fn generate(tool: &ToolFn) -> TokenStream {
         krate,
         settings,
         deterministic,
+        needs_approval,
     } = tool;
     let private = quote!(#krate::__private);
     let support = quote!(#private::tool);
@@ -156,6 +157,10 @@ fn generate(tool: &ToolFn) -> TokenStream {
 
                 fn deterministic(&self) -> bool {
                     #deterministic
+                }
+
+                fn needs_approval(&self) -> bool {
+                    #needs_approval
                 }
             }
 

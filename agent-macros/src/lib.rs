@@ -47,6 +47,8 @@ use proc_macro::TokenStream;
 /// - `deterministic` says the same arguments always give the same output (a lookup in fixed
 ///   data, a calculation; not the clock, the network, or a tool that creates something), so
 ///   `agent trace to-scenario` expects its recorded output verbatim;
+/// - `needs_approval` makes every call wait for a person's approval before it runs (a
+///   denial, or no answer in time, reaches the model as the call's output);
 /// - `crate = "..."` sets the path to agent-tool (`::agent_tool` by default; `"agent_core"`
 ///   works as well, since agent-core re-exports it).
 ///

@@ -41,8 +41,8 @@ pub mod twilio;
 pub mod webrtc;
 
 pub use scenario::{
-    Expectation, Location, ModelStep, ObservedCall, ObservedTurn, Scenario, ScenarioDiagnostic,
-    ScenarioError, ScenarioFile, ScriptedCall, Turn,
+    ApprovalAnswer, Expectation, Location, ModelStep, ObservedCall, ObservedTurn, Scenario,
+    ScenarioDiagnostic, ScenarioError, ScenarioFile, ScriptedCall, Turn,
 };
 pub use server::{
     AudioProbe, AudioSettings, AuthCheck, CloseSpec, ConnectionFaults, ConnectionRequest, Dialect,

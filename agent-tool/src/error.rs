@@ -74,6 +74,16 @@ pub enum ToolError {
         /// The limit.
         limit: u32,
     },
+    /// The call needed a person's approval and did not get it: denied, or no answer in time.
+    #[error(
+        "not run: the user did not approve this call to `{tool}` ({reason}); tell the user it was not done, and call it again only if they ask"
+    )]
+    NotApproved {
+        /// The tool.
+        tool: String,
+        /// Why: "denied", "denied: <their reason>", "no answer within 60 s".
+        reason: String,
+    },
 }
 
 fn render_hint(suggestions: &[String], available: &[String]) -> String {
@@ -131,6 +141,7 @@ impl ToolError {
             ToolError::Cancelled => "cancelled",
             ToolError::Interrupted { .. } => "interrupted",
             ToolError::RoundLimit { .. } => "round_limit",
+            ToolError::NotApproved { .. } => "not_approved",
         }
     }
 

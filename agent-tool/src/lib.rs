@@ -102,6 +102,16 @@ pub trait Tool: Send + Sync + 'static {
     fn deterministic(&self) -> bool {
         false
     }
+
+    /// Whether each call waits for a person's approval before it runs (a refund, a
+    /// transfer, anything hard to undo). The runtime asks (the terminal, an approval event,
+    /// `agent serve`'s approvals endpoint); a denial or no answer in time becomes the call's
+    /// output, so the model can tell the user. The default is `false`;
+    /// `#[tool(needs_approval)]` says `true`, and an agent file can require approval for any
+    /// tool (`[tool_options] needs_approval = [...]`).
+    fn needs_approval(&self) -> bool {
+        false
+    }
 }
 
 /// Re-exports used by code that `#[tool]` generates. Not a public API: it may change at any time.

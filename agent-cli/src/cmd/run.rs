@@ -220,7 +220,7 @@ async fn offline(
                 }
                 break;
             }
-            if let Err(err) = conversation.turn(turn.user.as_deref()).await {
+            if let Err(err) = conversation.play(turn).await {
                 // A failed turn is in the session's stats already; the scenario goes on.
                 if err
                     .downcast_ref::<crate::conversation::TurnFailed>()
@@ -336,6 +336,19 @@ async fn live(
     Ok(report_failures(&failed))
 }
 
+/// Answers the approval `id` with the user's `line`: `y` or `yes` approves; `n` or `no` denies;
+/// any other text denies with that text as the reason the model reads.
+fn answer_approval(handle: &agent_core::session::SessionHandle, id: &str, line: &str) {
+    let answered = match line.to_ascii_lowercase().as_str() {
+        "y" | "yes" => handle.approve(id),
+        "n" | "no" => handle.deny(id, None),
+        _ => handle.deny(id, Some(line.to_owned())),
+    };
+    if !answered {
+        crate::output::errln!("  (too late: that call no longer waits for an answer)");
+    }
+}
+
 /// The exit status of a run that Ctrl-C, or a closed stdout, ended.
 fn interrupted_exit() -> ExitCode {
     if crate::output::stdout_closed() {
@@ -347,6 +360,11 @@ fn interrupted_exit() -> ExitCode {
 
 /// Sends each line of input as a user turn and renders the session until the input ends and
 /// the conversation is quiet, the session closes, or Ctrl-C. Returns whether it was Ctrl-C.
+///
+/// A line is read only while the conversation is quiet, or while a call waits for approval:
+/// then the line is the answer (`y` approves; `n`, or any other text as the reason, denies).
+/// Lines typed during a reply wait their turn, as the session would queue them anyway, and a
+/// piped script can answer an approval on the line after its message.
 async fn converse(
     conversation: &mut Conversation,
     mut lines: tokio::sync::mpsc::Receiver<String>,
@@ -354,16 +372,22 @@ async fn converse(
 ) -> bool {
     let mut stdin_open = true;
     let mut busy = false;
+    // Calls waiting for the user's approval, oldest first: the next line answers the first.
+    let mut approvals: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     // An `Idle` already on its way when a line is sent belongs to the turn before: only one
     // that follows a sign of the new turn counts.
     let mut awaiting_turn = false;
     loop {
         let session = conversation.session_mut();
         tokio::select! {
-            line = lines.recv(), if stdin_open => match line {
+            line = lines.recv(), if stdin_open && (!busy || !approvals.is_empty()) => match line {
                 Some(line) => {
                     let line = line.trim().to_owned();
                     if line.is_empty() {
+                        continue;
+                    }
+                    if let Some(id) = approvals.pop_front() {
+                        answer_approval(&session.handle, &id, &line);
                         continue;
                     }
                     busy = true;
@@ -392,6 +416,9 @@ async fn converse(
                             return false;
                         }
                     }
+                    SessionEvent::ApprovalRequested { id, .. } => approvals.push_back(id),
+                    // Answered, timed out or cancelled: no line answers it any more.
+                    SessionEvent::ApprovalDecided { id, .. } => approvals.retain(|a| *a != id),
                     SessionEvent::Closed { .. } => return false,
                     _ => {}
                 }

@@ -60,7 +60,7 @@ pub fn run(args: TestArgs, verbose: bool) -> anyhow::Result<ExitCode> {
             let console = verbose.then(|| Console::new(true));
             let mut conversation = Conversation::start(&agent, &overrides, None, console).await?;
             for (index, turn) in scenario.turns.iter().enumerate() {
-                let observed = match conversation.turn(turn.user.as_deref()).await {
+                let observed = match conversation.play(turn).await {
                     Ok(observed) => observed,
                     Err(err) => {
                         crate::output::outln!("  ✗ turn {}: {err:#}", index + 1);

@@ -223,6 +223,15 @@ impl Checker<'_> {
                 "set how long one tool call may run, e.g. timeout_secs = 10".to_owned(),
             );
         }
+        let approval = spec.tool_options.approval_timeout_secs;
+        if !(approval.is_finite() && (1.0..=3600.0).contains(&approval)) {
+            self.at_key(
+                "approval_timeout_secs",
+                format!("`approval_timeout_secs` is {approval}; it must be from 1 to 3600"),
+                "set how long a call waits for a person's approval, e.g. approval_timeout_secs = 60"
+                    .to_owned(),
+            );
+        }
         self.check_limits(spec);
         self.check_timeouts(spec);
         self.check_connection(spec);

@@ -187,6 +187,7 @@ impl AgentFile {
         }
         problems.extend(crate::mcp::check_declarations(&self));
         self.check_choice(&tools, &mut problems);
+        self.check_needs_approval(&tools, &mut problems);
         problems.extend(self.check_tool_config(&tools, registry));
         let agent = Agent {
             file: self,
@@ -194,6 +195,32 @@ impl AgentFile {
             mcp_attached: false,
         };
         (agent, problems)
+    }
+
+    /// Every tool `[tool_options] needs_approval` names is one of the agent's (an MCP
+    /// server's tool is checked once the servers are connected).
+    fn check_needs_approval(&self, tools: &ToolRegistry, problems: &mut Vec<Diagnostic>) {
+        if !self.spec.mcp_clients.is_empty() {
+            return;
+        }
+        for name in &self.spec.tool_options.needs_approval {
+            if tools.get(name.get_ref()).is_some() {
+                continue;
+            }
+            let suggestions = tools.suggest(name.get_ref());
+            let hint = match suggestions.first() {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("this agent's tools are: {}", tools.names().join(", ")),
+            };
+            problems.push(self.diagnostic(
+                name.span(),
+                format!(
+                    "`needs_approval` names `{}`, which is not one of this agent's tools",
+                    name.get_ref()
+                ),
+                Some(hint),
+            ));
+        }
     }
 
     fn check_choice(&self, tools: &ToolRegistry, problems: &mut Vec<Diagnostic>) {
@@ -483,7 +510,26 @@ impl Agent {
             event_buffer: crate::session::EventBuffer::default(),
             prior_calls: Vec::new(),
             ownership: crate::session::Ownership::default(),
+            approval: self.approval_policy(),
         })
+    }
+
+    /// Which tools wait for a person's approval: those whose code says so
+    /// (`#[tool(needs_approval)]`) and those the agent file names (`[tool_options]
+    /// needs_approval`), MCP servers' tools included once they are connected.
+    pub fn approval_policy(&self) -> crate::session::ApprovalPolicy {
+        let options = &self.file.spec.tool_options;
+        let mut tools: std::collections::HashSet<String> = self
+            .tools
+            .iter()
+            .filter(|tool| tool.needs_approval())
+            .map(|tool| tool.name().to_owned())
+            .collect();
+        tools.extend(options.needs_approval.iter().map(|n| n.get_ref().clone()));
+        crate::session::ApprovalPolicy {
+            tools,
+            timeout: secs(options.approval_timeout_secs),
+        }
     }
 
     /// What the session meters: the published prices (merged with `price_table` from

@@ -292,6 +292,16 @@ pub struct ToolOptions {
     /// Strict schemas: every property required, optional ones nullable, no unsupported keywords.
     #[serde(default = "default_true")]
     pub strict: bool,
+    /// Tools whose every call waits for a person's approval (besides those marked
+    /// `#[tool(needs_approval)]`): `agent run` asks at the terminal, `agent serve` over its
+    /// approvals endpoint. A denial or no answer reaches the model as the call's output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub needs_approval: Vec<Spanned<String>>,
+    /// How long a call waits for approval, in seconds; no answer counts as a denial.
+    #[serde(default = "default_approval_timeout_secs")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub approval_timeout_secs: f64,
 }
 
 impl Default for ToolOptions {
@@ -300,6 +310,8 @@ impl Default for ToolOptions {
             choice: default_choice(),
             timeout_secs: default_tool_timeout_secs(),
             strict: true,
+            needs_approval: Vec::new(),
+            approval_timeout_secs: default_approval_timeout_secs(),
         }
     }
 }
@@ -310,6 +322,10 @@ fn default_choice() -> Spanned<String> {
 
 fn default_tool_timeout_secs() -> f64 {
     30.0
+}
+
+fn default_approval_timeout_secs() -> f64 {
+    crate::session::approval::DEFAULT_TIMEOUT.as_secs_f64()
 }
 
 fn default_true() -> bool {

@@ -11,6 +11,7 @@ use std::{
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::approval::{Gate, Verdict};
 use crate::tool::{ToolConfig, ToolContext, ToolError, ToolRegistry};
 
 /// A function call the model made, ready to run.
@@ -35,9 +36,11 @@ pub struct CallOutcome {
     pub duration: Duration,
     /// The output the model will read, or why there is none.
     pub result: Result<String, ToolError>,
-    /// Set when the tool did not run because the store already knew the call: `result` then
-    /// holds the earlier run's output, or the "interrupted" error.
+    /// Set when the tool did not run: the store already knew the call (`result` then holds
+    /// the earlier run's output, or the "interrupted" error), or it was not approved.
     pub not_run: Option<super::NotRun>,
+    /// How the wait for approval ended, for a call that needed one.
+    pub approval: Option<super::Verdict>,
 }
 
 impl CallOutcome {
@@ -58,6 +61,7 @@ impl CallOutcome {
             duration: Duration::ZERO,
             result,
             not_run: Some(why),
+            approval: None,
         }
     }
 
@@ -118,9 +122,10 @@ impl Dispatcher {
         set: &mut JoinSet<CallOutcome>,
         request: CallRequest,
         cancel: CancellationToken,
+        gate: Option<Gate>,
     ) -> tokio::task::Id {
         let this = self.clone();
-        set.spawn(async move { this.run(request, cancel).await })
+        set.spawn(async move { this.run_gated(request, cancel, gate).await })
             .id()
     }
 
@@ -138,6 +143,7 @@ impl Dispatcher {
         cancel: CancellationToken,
         recorded: super::DurableWrite<super::CallStart>,
         wait: Duration,
+        gate: Option<Gate>,
     ) -> tokio::task::Id {
         let this = self.clone();
         set.spawn(async move {
@@ -153,9 +159,43 @@ impl Dispatcher {
                     "recording that the call started took over {wait:?}; running it anyway"
                 ),
             }
-            this.run(request, cancel).await
+            this.run_gated(request, cancel, gate).await
         })
         .id()
+    }
+
+    /// Runs `request` once `gate` (if any) says it is approved; otherwise answers it with
+    /// why it did not run.
+    async fn run_gated(
+        &self,
+        request: CallRequest,
+        cancel: CancellationToken,
+        gate: Option<Gate>,
+    ) -> CallOutcome {
+        let Some(gate) = gate else {
+            return self.run(request, cancel).await;
+        };
+        let started = Instant::now();
+        let verdict = gate.wait(&cancel).await;
+        if verdict.approved() {
+            let mut outcome = self.run(request, cancel).await;
+            outcome.approval = Some(verdict);
+            return outcome;
+        }
+        let result = match verdict {
+            Verdict::Cancelled => Err(ToolError::Cancelled),
+            _ => Err(ToolError::NotApproved {
+                tool: request.name.clone(),
+                reason: verdict.describe(),
+            }),
+        };
+        CallOutcome {
+            request,
+            duration: started.elapsed(),
+            result,
+            not_run: Some(super::NotRun::NotApproved),
+            approval: Some(verdict),
+        }
     }
 
     /// Runs `request` to completion; never panics, whatever the tool does.
@@ -188,6 +228,7 @@ impl Dispatcher {
             duration: started.elapsed(),
             result,
             not_run: None,
+            approval: None,
         }
     }
 }

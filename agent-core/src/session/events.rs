@@ -106,6 +106,33 @@ pub enum SessionEvent {
         /// The output the model read, or the error text it read instead.
         result: Result<String, String>,
     },
+    /// A call waits for a person's approval: answer with
+    /// [`SessionHandle::approve`](super::SessionHandle::approve) or
+    /// [`deny`](super::SessionHandle::deny) and this `id` within `timeout`; no answer is a
+    /// denial. The response's other calls run meanwhile.
+    ApprovalRequested {
+        /// The call's id (a function call's `call_id`, an MCP request's item id): answer it.
+        id: String,
+        /// A tool of the agent, or a hosted MCP server's.
+        kind: ApprovalKind,
+        /// The tool's name.
+        name: String,
+        /// The arguments, as the model wrote them (JSON text).
+        arguments: String,
+        /// How long the call waits.
+        timeout: Duration,
+    },
+    /// A wait for approval ended: `approved` calls run, the others were answered with why.
+    ApprovalDecided {
+        /// The id the request had.
+        id: String,
+        /// The tool's name.
+        name: String,
+        /// Whether the call runs.
+        approved: bool,
+        /// What happened: "approved", "denied: ...", "no answer within 60 s", ...
+        how: String,
+    },
     /// A function call the model made was answered without running its tool (see
     /// [`NotRun`]); `output` is what the model reads.
     ToolCallNotRun {
@@ -113,6 +140,8 @@ pub enum SessionEvent {
         call_id: String,
         /// The tool's name.
         name: String,
+        /// The arguments, as the model wrote them (JSON text).
+        arguments: String,
         /// Why the tool did not run.
         why: NotRun,
         /// The output sent to the model.
@@ -289,6 +318,22 @@ pub enum NotRun {
     Interrupted,
     /// The turn had already used `max_tool_rounds` rounds of tool calls.
     ToolRoundLimit,
+    /// The call needed a person's approval and did not get it (denied, no answer in time, or
+    /// its response was cancelled first).
+    NotApproved,
+}
+
+/// Whose tool waits for approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalKind {
+    /// One of the agent's own tools (Rust, HTTP or an MCP server the framework calls).
+    Tool,
+    /// A tool of a hosted MCP server (`[[mcp_servers]]` with `require_approval`), which the
+    /// Realtime API calls itself once approved.
+    Mcp {
+        /// The server's label.
+        server_label: String,
+    },
 }
 
 /// Why a turn ended without a complete answer.

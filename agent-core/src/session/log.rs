@@ -344,14 +344,20 @@ pub(crate) fn reconcile_calls(
             _ => None,
         })
         .collect();
-    let hanging: Vec<(String, String)> = log
+    let hanging: Vec<(String, String, String)> = log
         .items()
         .filter_map(Item::as_function_call)
         .filter(|call| !answered.contains(&call.call_id))
-        .map(|call| (call.call_id.clone(), call.name.clone()))
+        .map(|call| {
+            (
+                call.call_id.clone(),
+                call.name.clone(),
+                call.arguments.clone(),
+            )
+        })
         .collect();
     let mut events = Vec::new();
-    for (call_id, name) in hanging {
+    for (call_id, name, arguments) in hanging {
         let stored = prior
             .iter()
             .find(|p| p.call_id == call_id)
@@ -370,6 +376,7 @@ pub(crate) fn reconcile_calls(
         events.push(super::SessionEvent::ToolCallNotRun {
             call_id,
             name,
+            arguments,
             why,
             output,
         });

@@ -16,6 +16,7 @@
 //! per turn, and a slow app never stops the socket from being read ([`outbox`]).
 
 mod accounting;
+pub mod approval;
 pub mod barge_in;
 pub mod compact;
 pub mod dispatch;
@@ -36,7 +37,8 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::sync::mpsc;
 
-pub use events::{CloseReason, NotRun, SessionEvent, TurnFailure};
+pub use approval::{ApprovalPolicy, Decision, Verdict};
+pub use events::{ApprovalKind, CloseReason, NotRun, SessionEvent, TurnFailure};
 pub use log::{ConversationLog, LOG_WINDOW};
 pub use outbox::EventBuffer;
 pub use ownership::{Ownership, PlatformHeld};
@@ -133,6 +135,8 @@ pub struct SessionConfig {
     /// Who holds the conversation and the audio: us (replay, rollover, truncate) or the
     /// platform of a SIP or WebRTC call (see [`ownership`]).
     pub ownership: Ownership,
+    /// Which tools' calls wait for a person's approval, and for how long (see [`approval`]).
+    pub approval: ApprovalPolicy,
 }
 
 /// Keepalive: a ping every `ping_every`, and a connection that sent nothing at all (not even
@@ -252,6 +256,7 @@ pub(crate) enum Command {
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
     commands: mpsc::Sender<Command>,
+    approvals: approval::Approvals,
 }
 
 /// The session has ended; the command was not delivered.
@@ -289,6 +294,19 @@ impl SessionHandle {
     /// Closes the session cleanly; a [`SessionEvent::Closed`] follows.
     pub async fn close(&self) -> Result<(), SessionEnded> {
         self.command(Command::Close).await
+    }
+
+    /// Approves the call (or MCP approval request) `id` that a
+    /// [`SessionEvent::ApprovalRequested`] announced: it runs now. `false` when nothing waits
+    /// under that id (never asked, already answered, timed out, cancelled).
+    pub fn approve(&self, id: &str) -> bool {
+        self.approvals.decide(id, Decision::Approve)
+    }
+
+    /// Denies the call (or MCP approval request) `id`: it does not run, and the model reads
+    /// that it was not approved, with `reason` if given. `false` when nothing waits under `id`.
+    pub fn deny(&self, id: &str, reason: Option<String>) -> bool {
+        self.approvals.decide(id, Decision::Deny { reason })
     }
 
     async fn command(&self, command: Command) -> Result<(), SessionEnded> {
@@ -337,6 +355,7 @@ impl Session {
         drop(conversation);
         let (mut outbox, event_rx) = outbox::Outbox::new(config.event_buffer);
         let (command_tx, command_rx) = mpsc::channel(64);
+        let approvals = approval::Approvals::default();
         // A fresh channel has room for this one.
         let _ = outbox.push(SessionEvent::Ready {
             session_id: session_id.clone(),
@@ -350,11 +369,13 @@ impl Session {
             outbox,
             command_rx,
             budget,
+            approvals.clone(),
         );
         tokio::spawn(runner.run(reconciled));
         Ok(Session {
             handle: SessionHandle {
                 commands: command_tx,
+                approvals,
             },
             events: event_rx,
             session_id,

@@ -262,14 +262,41 @@ pub fn to_json(event: &SessionEvent) -> Option<Value> {
         SessionEvent::ToolCallNotRun {
             call_id,
             name,
+            arguments,
             why,
             output,
         } => json!({
             "type": "tool.not_run",
             "call_id": call_id,
             "name": name,
+            "arguments": arguments,
             "why": format!("{why:?}"),
             "output": output,
+        }),
+        SessionEvent::ApprovalRequested {
+            id,
+            name,
+            arguments,
+            timeout,
+            ..
+        } => json!({
+            "type": "approval.requested",
+            "id": id,
+            "name": name,
+            "arguments": arguments,
+            "timeout_secs": timeout.as_secs_f64(),
+        }),
+        SessionEvent::ApprovalDecided {
+            id,
+            name,
+            approved,
+            how,
+        } => json!({
+            "type": "approval.decided",
+            "id": id,
+            "name": name,
+            "approved": approved,
+            "how": how,
         }),
         SessionEvent::ResponseDone {
             response_id,

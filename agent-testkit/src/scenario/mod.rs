@@ -15,6 +15,11 @@
 //! [[scenario.turn]]
 //! user = "Where is my order A1001?"     # what the user types; only the first turn may omit it
 //!                                       # (the model then speaks first, e.g. a greeting)
+//! approvals = { create_ticket = "approve" }
+//!                                       # optional: the user's answer when a call of this turn
+//!                                       # waits for approval: "approve", "deny", or "wait" (no
+//!                                       # answer: the call times out, a denial). A call waiting
+//!                                       # for approval that this does not name is denied.
 //!
 //!   [[scenario.turn.model]]             # the first response of this turn
 //!   say = "Let me look that up."        # optional: text deltas, or audio + transcript deltas
@@ -194,8 +199,33 @@ pub struct Turn {
     pub model: Vec<ModelStep>,
     /// What a correct client shows at the end of the turn.
     pub expect: Vec<Expectation>,
+    /// The user's answers to calls of this turn that wait for approval, by tool name.
+    pub approvals: std::collections::BTreeMap<String, ApprovalAnswer>,
     /// Where `[[scenario.turn]]` starts, when it came from a file.
     pub location: Option<Location>,
+}
+
+/// The user's scripted answer to a call that waits for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalAnswer {
+    /// Run it.
+    Approve,
+    /// Do not run it.
+    Deny,
+    /// Give no answer: the call waits until its approval times out (a denial).
+    Wait,
+}
+
+impl ApprovalAnswer {
+    /// The answer a scenario file spells `text`, if it is one.
+    pub fn parse(text: &str) -> Option<ApprovalAnswer> {
+        match text {
+            "approve" => Some(ApprovalAnswer::Approve),
+            "deny" => Some(ApprovalAnswer::Deny),
+            "wait" => Some(ApprovalAnswer::Wait),
+            _ => None,
+        }
+    }
 }
 
 impl Turn {
@@ -221,6 +251,12 @@ impl Turn {
     /// Appends an expectation.
     pub fn expect(mut self, expectation: Expectation) -> Self {
         self.expect.push(expectation);
+        self
+    }
+
+    /// Answers calls to `tool` in this turn that wait for approval with `answer`.
+    pub fn approval(mut self, tool: impl Into<String>, answer: ApprovalAnswer) -> Self {
+        self.approvals.insert(tool.into(), answer);
         self
     }
 }

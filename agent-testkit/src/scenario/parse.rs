@@ -98,6 +98,8 @@ struct RawTurn {
     model: Vec<Spanned<RawStep>>,
     #[serde(default)]
     expect: Vec<Spanned<RawExpect>>,
+    #[serde(default)]
+    approvals: std::collections::BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -388,10 +390,34 @@ fn convert_turn(
     for raw_expect in raw.expect {
         expect.push(convert_expect(ctx, &model, number, scenario, raw_expect));
     }
+    let mut approvals = std::collections::BTreeMap::new();
+    for (tool, answer) in raw.approvals {
+        let answer_span = answer.span();
+        let Some(parsed) = super::ApprovalAnswer::parse(answer.get_ref()) else {
+            ctx.error(
+                &answer_span,
+                format!(
+                    "`approvals.{tool}` is \"{}\"; it must be \"approve\", \"deny\" or \"wait\"",
+                    answer.get_ref()
+                ),
+                "approve runs the call, deny refuses it, wait gives no answer (the call times out)",
+            );
+            continue;
+        };
+        if !model.iter().any(|s| s.calls.iter().any(|c| c.name == tool)) {
+            ctx.error(
+                &answer_span,
+                format!("`approvals` answers for `{tool}`, which no model step of turn {number} of \"{scenario}\" calls"),
+                "name a tool this turn's `calls` call, or remove the answer",
+            );
+        }
+        approvals.insert(tool, parsed);
+    }
     Turn {
         user,
         model,
         expect,
+        approvals,
         location: Some(ctx.location(&span)),
     }
 }

@@ -13,8 +13,9 @@ use super::{Flow, Runner};
 use crate::{
     protocol::{ClientEvent, FunctionCallItem, Item, ItemStatus},
     session::{
+        approval::{Gate, Verdict},
         dispatch::{CallOutcome, CallRequest},
-        events::{NotRun, SessionEvent},
+        events::{ApprovalKind, NotRun, SessionEvent},
         log::for_replay,
         sequencer::Step,
     },
@@ -30,7 +31,7 @@ impl Runner {
         let Some(call) = self.register_call(response_id, item) else {
             return;
         };
-        if self.answer_early(response_id, &call.call_id, &call.name) {
+        if self.answer_early(response_id, call) {
             return;
         }
         self.spawn_call(CallRequest {
@@ -91,25 +92,33 @@ impl Runner {
     /// Answers a call without running it when its response is over the tool-round limit, or
     /// when an earlier run recorded it (its stored output, or "interrupted"). Returns whether
     /// it did.
-    fn answer_early(&mut self, response_id: &str, call_id: &str, name: &str) -> bool {
-        let (call_id, name) = (call_id.to_owned(), name.to_owned());
+    fn answer_early(&mut self, response_id: &str, call: &FunctionCallItem) -> bool {
+        let request = CallRequest {
+            response_id: response_id.to_owned(),
+            call_id: call.call_id.clone(),
+            name: call.name.clone(),
+            arguments: call.arguments.clone(),
+        };
         if self.over_limit.contains(response_id) {
             let limit = self.config.max_tool_rounds;
             let output = ToolError::RoundLimit { limit }.to_model_output();
-            self.answer_without_running(call_id, name, NotRun::ToolRoundLimit, output);
+            self.answer_without_running(request, NotRun::ToolRoundLimit, output);
             return true;
         }
-        let Some(prior) = self.prior.remove(&call_id) else {
+        let Some(prior) = self.prior.remove(&request.call_id) else {
             return false;
         };
         let (why, output) = match prior {
             Some(output) => (NotRun::AlreadyRan, output),
             None => (
                 NotRun::Interrupted,
-                ToolError::Interrupted { tool: name.clone() }.to_model_output(),
+                ToolError::Interrupted {
+                    tool: request.name.clone(),
+                }
+                .to_model_output(),
             ),
         };
-        self.answer_without_running(call_id, name, why, output);
+        self.answer_without_running(request, why, output);
         true
     }
 
@@ -128,6 +137,7 @@ impl Runner {
             name: request.name.clone(),
             arguments: request.arguments.clone(),
         });
+        let gate = self.open_approval(&request);
         let task = match &self.config.history_sink {
             Some(sink) => {
                 let recorded =
@@ -138,13 +148,52 @@ impl Runner {
                     token,
                     recorded,
                     RECORD_WAIT,
+                    gate,
                 )
             }
             None => self
                 .dispatcher
-                .spawn(&mut self.calls, request.clone(), token),
+                .spawn(&mut self.calls, request.clone(), token, gate),
         };
         self.tasks.insert(task, (request, Instant::now()));
+    }
+
+    /// Opens the wait for approval of `request` when its tool needs one, and announces it
+    /// (the slot is open before anyone can answer).
+    fn open_approval(&mut self, request: &CallRequest) -> Option<Gate> {
+        let policy = &self.config.approval;
+        if !policy.applies_to(&request.name) {
+            return None;
+        }
+        let gate = self.approvals.open(&request.call_id, policy.timeout);
+        let timeout = policy.timeout;
+        self.note(
+            "approval_requested",
+            &serde_json::json!({"id": request.call_id, "name": request.name, "arguments": request.arguments, "timeout_secs": timeout.as_secs_f64()}),
+        );
+        self.emit(SessionEvent::ApprovalRequested {
+            id: request.call_id.clone(),
+            kind: ApprovalKind::Tool,
+            name: request.name.clone(),
+            arguments: request.arguments.clone(),
+            timeout,
+        });
+        Some(gate)
+    }
+
+    /// A wait for approval ended: the trace and the app learn how.
+    pub(super) fn approval_decided(&mut self, id: &str, name: &str, verdict: &Verdict) {
+        let how = verdict.describe();
+        self.note(
+            "approval_decided",
+            &serde_json::json!({"id": id, "name": name, "approved": verdict.approved(), "how": how}),
+        );
+        self.emit(SessionEvent::ApprovalDecided {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            approved: verdict.approved(),
+            how,
+        });
     }
 
     /// One more round of tool calls in this turn; past `max_tool_rounds` the response's calls
@@ -161,13 +210,13 @@ impl Runner {
 
     /// Answers a call with `output` without running its tool: it is sent with the other
     /// outputs of its response, and recorded as finished so it never runs later either.
-    fn answer_without_running(
-        &mut self,
-        call_id: String,
-        name: String,
-        why: NotRun,
-        output: String,
-    ) {
+    fn answer_without_running(&mut self, request: CallRequest, why: NotRun, output: String) {
+        let CallRequest {
+            call_id,
+            name,
+            arguments,
+            ..
+        } = request;
         if why != NotRun::AlreadyRan
             && let Some(sink) = &self.config.history_sink
         {
@@ -180,6 +229,7 @@ impl Runner {
         self.emit(SessionEvent::ToolCallNotRun {
             call_id,
             name,
+            arguments,
             why,
             output,
         });
@@ -210,6 +260,7 @@ impl Runner {
                     duration: started.elapsed(),
                     result,
                     not_run: None,
+                    approval: None,
                 }
             }
         };
@@ -223,11 +274,15 @@ impl Runner {
             duration,
             result,
             not_run,
+            approval,
         } = outcome;
         self.accounting.call_finished(&request.call_id);
+        if let Some(verdict) = approval {
+            self.approval_decided(&request.call_id, &request.name, &verdict);
+        }
         if let Some(why) = not_run {
             // The store knew the call (an earlier run, or an id this session let go of).
-            self.answer_without_running(request.call_id, request.name, why, output);
+            self.answer_without_running(request, why, output);
         } else {
             if let Some(sink) = &self.config.history_sink {
                 sink.call_finished(&request.call_id, &output);

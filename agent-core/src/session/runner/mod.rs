@@ -151,6 +151,8 @@ pub(crate) struct Runner {
     /// `session.update`s this session sent whose `session.updated` has not come back yet: a
     /// `session.updated` beyond them was asked for by someone else (see `platform`).
     updates_in_flight: u32,
+    /// Calls waiting for a person's approval, shared with the session's handles.
+    approvals: super::approval::Approvals,
 }
 
 impl Runner {
@@ -162,6 +164,7 @@ impl Runner {
         outbox: Outbox,
         commands: mpsc::Receiver<Command>,
         budget: ReconnectBudget,
+        approvals: super::approval::Approvals,
     ) -> Self {
         let mut dispatcher = Dispatcher::new(
             config.tools.clone(),
@@ -205,6 +208,7 @@ impl Runner {
         let now = Instant::now();
         let server_responds = super::barge_in::server_creates_responses(&config.session);
         Runner {
+            approvals,
             server_responds,
             accounting,
             barge_in,
@@ -439,6 +443,13 @@ impl Runner {
     fn emit_all(&mut self, events: Vec<SessionEvent>) {
         for event in events {
             self.emit(event);
+        }
+    }
+
+    /// A record for the trace beside the frames (see [`super::WireObserver::note`]).
+    fn note(&self, kind: &str, data: &serde_json::Value) {
+        if let Some(observer) = &self.config.observer {
+            observer.note(kind, data);
         }
     }
 
