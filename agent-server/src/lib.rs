@@ -21,6 +21,7 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod approvals;
 pub mod browser;
 pub mod call_history;
 pub mod capacity;

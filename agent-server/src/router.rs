@@ -13,7 +13,7 @@ use axum::{
 use tower::ServiceBuilder;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
-use crate::{browser, console, health, rate_limit, sip, state::AppState, twilio};
+use crate::{approvals, browser, console, health, rate_limit, sip, state::AppState, twilio};
 
 /// The server's router over `state`.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -21,6 +21,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/twilio/voice", post(twilio::voice::answer))
         .route("/twilio/voice/{route}", post(twilio::voice::answer_route))
         .route("/openai/webhook", post(sip::webhook::receive))
+        // The operator's approvals: behind the token, and rate limited like the webhooks so a
+        // wrong token cannot be guessed at speed.
+        .route("/approvals", get(approvals::list))
+        .route("/approvals/{id}", post(approvals::answer))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             rate_limit::limit,

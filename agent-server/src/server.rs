@@ -89,15 +89,16 @@ impl Secrets {
         }
         if config.browser.any() {
             secrets.openai_api_key = read(&config.secrets.openai_api_key_env);
-            if let Some(variable) = &config.browser.operator_token_env {
-                secrets.operator_token = read(variable);
-                if secrets.operator_token.is_none() {
-                    return Err(ServeError::MissingSecret {
-                        variable: variable.clone(),
-                        key: "browser.operator_token_env",
-                        why: "the browser endpoints require this token from every client; export it, or remove the key to rely on origins and rate limits",
-                    });
-                }
+        }
+        // The operator's token guards the browser endpoints and the approvals API.
+        if let Some(variable) = &config.browser.operator_token_env {
+            secrets.operator_token = read(variable);
+            if secrets.operator_token.is_none() {
+                return Err(ServeError::MissingSecret {
+                    variable: variable.clone(),
+                    key: "browser.operator_token_env",
+                    why: "the browser endpoints and the approvals API require this token from every client; export it, or remove the key",
+                });
             }
         }
         Ok(secrets)
@@ -277,6 +278,20 @@ impl Server {
             None => None,
         };
         let (agents, mcp) = load_agents(&config, registry, &overrides).await?;
+        if secrets.operator_token.is_none() {
+            for agent in &agents {
+                let policy = agent.approval_policy();
+                if !policy.tools.is_empty() {
+                    let mut tools: Vec<&String> = policy.tools.iter().collect();
+                    tools.sort();
+                    tracing::warn!(
+                        agent = agent.name(),
+                        "calls to {tools:?} wait for a person's approval, but no operator token is set ([browser] operator_token_env), so nobody can answer: each is denied after {} s",
+                        policy.timeout.as_secs_f64()
+                    );
+                }
+            }
+        }
         let history = CallHistory::open(&config.history)?;
         let twilio_rest = match &secrets.twilio_auth_token {
             Some(token) => Some(Arc::new(TwilioRest::new(
@@ -306,6 +321,8 @@ impl Server {
             history,
             twilio_rest,
             session_observer: Default::default(),
+            approvals: Default::default(),
+            operator_token: secrets.operator_token.clone(),
             config,
         };
         Ok(Server {

@@ -57,6 +57,34 @@ pub struct AppState {
     pub twilio_rest: Option<Arc<TwilioRest>>,
     /// What every call's session reports its wire to, when the embedding program set it.
     pub session_observer: crate::phone_session::SessionObserver,
+    /// Calls waiting for the operator's approval, across every call.
+    pub approvals: Arc<crate::approvals::PendingApprovals>,
+    /// The operator's token (`[browser] operator_token_env`), which guards the browser
+    /// endpoints and the approvals API.
+    pub operator_token: Option<Secret>,
+}
+
+impl AppState {
+    /// The operator's token, when one is configured.
+    pub fn operator_token(&self) -> Option<&Secret> {
+        self.operator_token.as_ref()
+    }
+
+    /// The approver for a call's session: the operator answers its approvals over HTTP. `None`
+    /// without an operator token (nobody could answer: the calls time out, denied).
+    pub fn approver_for(
+        &self,
+        transport: &'static str,
+        call_id: &str,
+        agent: &str,
+    ) -> Option<Arc<dyn agent_core::session::Approver>> {
+        self.operator_token.as_ref()?;
+        Some(self.approvals.approver(crate::approvals::CallLabel {
+            transport,
+            call_id: call_id.to_owned(),
+            agent: agent.to_owned(),
+        }))
+    }
 }
 
 /// Why a new call was turned away (each transport answers it in its own terms).

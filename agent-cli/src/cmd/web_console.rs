@@ -44,6 +44,9 @@ pub struct ConsoleArgs {
     /// Where to listen: an address on this machine (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: SocketAddr,
+    /// Open the page in the desktop's browser (xdg-open, or open on macOS) once it is served.
+    #[arg(long)]
+    pub open: bool,
 }
 
 /// Serves the console until Ctrl-C or SIGTERM.
@@ -98,6 +101,9 @@ async fn serve(
     let server = Server::with_listener(config, &registry, secrets, options, listener).await?;
     crate::output::outln!("http://{addr}/agents/{}", agent.name());
     crate::output::errln!("{}", banner(agent, addr, platform.as_ref(), &args.file));
+    if args.open {
+        open_in_browser(&format!("http://{addr}/agents/{}", agent.name()));
+    }
     server.run(super::serve::shutdown_signal()).await;
     if let Some(platform) = platform {
         for violation in platform.sideband().violations().await {
@@ -127,6 +133,35 @@ fn serve_config(agent_file: &Path, addr: SocketAddr, offline: bool) -> anyhow::R
     );
     let path = agent_file.with_file_name("agent-console.serve.toml");
     Ok(ServeConfig::parse(path, &text)?)
+}
+
+/// Hands `url` to the desktop's opener; a machine without one (a server, CI) says so and the
+/// console runs on.
+fn open_in_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    let spawned = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match spawned {
+        // Reaped on its own thread: openers return at once, and the console must not wait.
+        Ok(mut child) => {
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+        }
+        Err(err) => {
+            crate::output::errln!(
+                "agent console: cannot run {opener} ({err}); open {url} yourself"
+            );
+        }
+    }
 }
 
 /// What the user reads on stderr once the console is up.

@@ -511,6 +511,7 @@ impl Agent {
             prior_calls: Vec::new(),
             ownership: crate::session::Ownership::default(),
             approval: self.approval_policy(),
+            approver: None,
         })
     }
 

@@ -39,6 +39,55 @@ impl Default for ApprovalPolicy {
     }
 }
 
+/// A call waiting for approval, as an [`Approver`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRequest {
+    /// The id to answer (a function call's `call_id`, an MCP request's item id).
+    pub id: String,
+    /// Whose tool it is.
+    pub kind: super::ApprovalKind,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments, as the model wrote them (JSON text).
+    pub arguments: String,
+    /// How long it waits.
+    pub timeout: Duration,
+}
+
+/// Answers approval requests from outside the app's event loop: a server's operator API,
+/// say. Set on [`SessionConfig::approver`](super::SessionConfig::approver); the session calls
+/// it beside [`SessionEvent::ApprovalRequested`](super::SessionEvent::ApprovalRequested) and
+/// [`ApprovalDecided`](super::SessionEvent::ApprovalDecided). Called on the session's task:
+/// keep both quick (store the answerer, answer later).
+pub trait Approver: Send + Sync {
+    /// A call waits; `answerer` answers it, from anywhere, once.
+    fn requested(&self, request: &ApprovalRequest, answerer: Answerer);
+
+    /// The wait for `id` ended (answered, timed out, cancelled): forget it.
+    fn decided(&self, id: &str, verdict: &Verdict) {
+        let _ = (id, verdict);
+    }
+}
+
+/// Answers one approval request; cheap to clone, and only the first answer counts.
+#[derive(Debug, Clone)]
+pub struct Answerer {
+    approvals: Approvals,
+    id: String,
+}
+
+impl Answerer {
+    /// Runs the call; `false` when it no longer waits.
+    pub fn approve(&self) -> bool {
+        self.approvals.decide(&self.id, Decision::Approve)
+    }
+
+    /// Refuses the call, with `reason` for the model; `false` when it no longer waits.
+    pub fn deny(&self, reason: Option<String>) -> bool {
+        self.approvals.decide(&self.id, Decision::Deny { reason })
+    }
+}
+
 /// How long a call waits for approval unless the agent file says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -109,6 +158,14 @@ impl Approvals {
             timeout,
             id: id.to_owned(),
             approvals: self.clone(),
+        }
+    }
+
+    /// An answerer for the wait under `id`.
+    pub(crate) fn answerer(&self, id: &str) -> Answerer {
+        Answerer {
+            approvals: self.clone(),
+            id: id.to_owned(),
         }
     }
 

@@ -37,7 +37,7 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::sync::mpsc;
 
-pub use approval::{ApprovalPolicy, Decision, Verdict};
+pub use approval::{Answerer, ApprovalPolicy, ApprovalRequest, Approver, Decision, Verdict};
 pub use events::{ApprovalKind, CloseReason, NotRun, SessionEvent, TurnFailure};
 pub use log::{ConversationLog, LOG_WINDOW};
 pub use outbox::EventBuffer;
@@ -137,6 +137,9 @@ pub struct SessionConfig {
     pub ownership: Ownership,
     /// Which tools' calls wait for a person's approval, and for how long (see [`approval`]).
     pub approval: ApprovalPolicy,
+    /// Who answers approval requests besides the app's event loop (a server's operator API);
+    /// `None`: only the events and [`SessionHandle::approve`].
+    pub approver: Option<Arc<dyn Approver>>,
 }
 
 /// Keepalive: a ping every `ping_every`, and a connection that sent nothing at all (not even
@@ -366,10 +369,12 @@ impl Session {
             ws,
             session_id.clone().unwrap_or_default(),
             log,
-            outbox,
-            command_rx,
+            runner::AppSide {
+                outbox,
+                commands: command_rx,
+                approvals: approvals.clone(),
+            },
             budget,
-            approvals.clone(),
         );
         tokio::spawn(runner.run(reconciled));
         Ok(Session {

@@ -87,6 +87,7 @@ async fn attach_and_run(
         }
     }
     let agent = &state.agents[route];
+    config.approver = state.approver_for("webrtc", call_id, agent.name());
     let record = PhoneCallRecord::starting("webrtc", call_id, "browser", agent.name());
     let stored = CallHistory::store_call(state.history.as_ref(), agent, record, config).await;
     let mut session = match start_session(state, config.clone()).await {

@@ -148,6 +148,7 @@ fn prepare(state: &AppState, call: &IncomingCall, route: usize) -> Result<Prepar
         state.session_observer.get(),
     )
     .map_err(|err| err.to_string())?;
+    config.approver = state.approver_for("sip", &call.call_id, agent.name());
     config.connect.url = sideband_url(&config.connect.url, &call.call_id)?;
     let (phone, held) = limited_by_session(
         &agent.spec().phone.clone().unwrap_or_default(),

@@ -190,6 +190,7 @@ async fn start_session(
         state.session_observer.get(),
     )
     .map_err(|err| err.to_string())?;
+    config.approver = state.approver_for("twilio", &start.call_sid, agent.name());
     let phone_spec = agent.spec().phone.clone().unwrap_or_default();
     let requests = add_call_tools(&mut config, &phone_spec).map_err(|err| err.to_string())?;
     let record = PhoneCallRecord::starting("twilio", &start.call_sid, &pending.from, &pending.to);

@@ -13,7 +13,7 @@ use super::{Flow, Runner};
 use crate::{
     protocol::{ClientEvent, FunctionCallItem, Item, ItemStatus},
     session::{
-        approval::{Gate, Verdict},
+        approval::{ApprovalRequest, Gate, Verdict},
         dispatch::{CallOutcome, CallRequest},
         events::{ApprovalKind, NotRun, SessionEvent},
         log::for_replay,
@@ -166,24 +166,47 @@ impl Runner {
             return None;
         }
         let gate = self.approvals.open(&request.call_id, policy.timeout);
-        let timeout = policy.timeout;
-        self.note(
-            "approval_requested",
-            &serde_json::json!({"id": request.call_id, "name": request.name, "arguments": request.arguments, "timeout_secs": timeout.as_secs_f64()}),
-        );
-        self.emit(SessionEvent::ApprovalRequested {
+        self.approval_requested(ApprovalRequest {
             id: request.call_id.clone(),
             kind: ApprovalKind::Tool,
             name: request.name.clone(),
             arguments: request.arguments.clone(),
-            timeout,
+            timeout: policy.timeout,
         });
         Some(gate)
+    }
+
+    /// Announces a wait for approval to the trace, the app and the approver.
+    pub(super) fn approval_requested(&mut self, request: ApprovalRequest) {
+        self.note(
+            "approval_requested",
+            &serde_json::json!({"id": request.id, "name": request.name, "arguments": request.arguments, "timeout_secs": request.timeout.as_secs_f64()}),
+        );
+        if let Some(approver) = &self.config.approver {
+            approver.requested(&request, self.approvals.answerer(&request.id));
+        }
+        let ApprovalRequest {
+            id,
+            kind,
+            name,
+            arguments,
+            timeout,
+        } = request;
+        self.emit(SessionEvent::ApprovalRequested {
+            id,
+            kind,
+            name,
+            arguments,
+            timeout,
+        });
     }
 
     /// A wait for approval ended: the trace and the app learn how.
     pub(super) fn approval_decided(&mut self, id: &str, name: &str, verdict: &Verdict) {
         let how = verdict.describe();
+        if let Some(approver) = &self.config.approver {
+            approver.decided(id, verdict);
+        }
         self.note(
             "approval_decided",
             &serde_json::json!({"id": id, "name": name, "approved": verdict.approved(), "how": how}),

@@ -155,17 +155,28 @@ pub(crate) struct Runner {
     approvals: super::approval::Approvals,
 }
 
+/// What connects a runner to its app: the events out, the commands in, and the approvals the
+/// app's handles answer.
+pub(crate) struct AppSide {
+    pub outbox: Outbox,
+    pub commands: mpsc::Receiver<Command>,
+    pub approvals: super::approval::Approvals,
+}
+
 impl Runner {
     pub(crate) fn new(
         config: SessionConfig,
         ws: WsStream,
         session_id: String,
         log: ConversationLog,
-        outbox: Outbox,
-        commands: mpsc::Receiver<Command>,
+        app: AppSide,
         budget: ReconnectBudget,
-        approvals: super::approval::Approvals,
     ) -> Self {
+        let AppSide {
+            outbox,
+            commands,
+            approvals,
+        } = app;
         let mut dispatcher = Dispatcher::new(
             config.tools.clone(),
             config.tool_config.clone(),
