@@ -111,13 +111,12 @@ impl Conversation {
                     arguments,
                     result,
                     ..
-                } => observed.tool_calls.push(ObservedCall {
+                } => observed.tool_calls.push(observed_call(
                     name,
-                    arguments: serde_json::from_str(&arguments)
-                        .unwrap_or(serde_json::Value::String(arguments)),
-                    is_error: result.is_err(),
-                    output: result.unwrap_or_else(|err| err),
-                }),
+                    arguments,
+                    result.is_err(),
+                    result.unwrap_or_else(|err| err),
+                )),
                 SessionEvent::ApprovalRequested { id, name, .. } => {
                     self.answer_approval(&id, &name)
                 }
@@ -128,13 +127,12 @@ impl Conversation {
                     why,
                     output,
                     ..
-                } => observed.tool_calls.push(ObservedCall {
+                } => observed.tool_calls.push(observed_call(
                     name,
-                    arguments: serde_json::from_str(&arguments)
-                        .unwrap_or(serde_json::Value::String(arguments)),
-                    is_error: why != agent_core::session::NotRun::AlreadyRan,
+                    arguments,
+                    why != agent_core::session::NotRun::AlreadyRan,
                     output,
-                }),
+                )),
                 SessionEvent::Idle => {
                     if let Some(failure) = self.stats.turn_failures.get(failures_before) {
                         return Err(TurnFailed(failure.clone()).into());
@@ -209,5 +207,15 @@ impl Conversation {
         let _ = tokio::time::timeout(within, wait).await;
         self.stats.unclean_end = self.stats.closed.is_none();
         self.stats
+    }
+}
+
+/// A call as a turn's expectations see it; arguments that are not JSON stay text.
+fn observed_call(name: String, arguments: String, is_error: bool, output: String) -> ObservedCall {
+    ObservedCall {
+        name,
+        arguments: serde_json::from_str(&arguments).unwrap_or(serde_json::Value::String(arguments)),
+        is_error,
+        output,
     }
 }

@@ -68,6 +68,11 @@ async fn request(
     .unwrap()
 }
 
+/// `POST /approvals/{id}` with the operator's token and `body`.
+async fn answer_approval(h: &SipHarness, id: &str, body: &str) -> HttpAnswer {
+    request(h, "POST", &format!("/approvals/{id}"), Some(TOKEN), body).await
+}
+
 async fn listed(h: &SipHarness) -> Vec<Value> {
     let answer = request(h, "GET", "/approvals", Some(TOKEN), "").await;
     assert_eq!(answer.status, 200, "{answer:?}");
@@ -134,14 +139,7 @@ async fn the_operator_approves_a_waiting_call_over_http() {
     );
 
     let id = waiting["id"].as_str().unwrap();
-    let answer = request(
-        &h,
-        "POST",
-        &format!("/approvals/{id}"),
-        Some(TOKEN),
-        "{\"approve\": true}",
-    )
-    .await;
+    let answer = answer_approval(&h, id, "{\"approve\": true}").await;
     assert_eq!(answer.status, 200, "{answer:?}");
     eventually("the tool's output", || async {
         !outputs(&h).await.is_empty()
@@ -153,14 +151,7 @@ async fn the_operator_approves_a_waiting_call_over_http() {
         outputs(&h).await
     );
     assert!(listed(&h).await.is_empty(), "answered: no longer listed");
-    let again = request(
-        &h,
-        "POST",
-        &format!("/approvals/{id}"),
-        Some(TOKEN),
-        "{\"approve\": true}",
-    )
-    .await;
+    let again = answer_approval(&h, id, "{\"approve\": true}").await;
     assert_eq!(
         (again.status, code(&again)),
         (404, "not_waiting".into()),
@@ -174,11 +165,9 @@ async fn a_denial_reaches_the_model_with_the_operators_reason() {
     let h = SipHarness::start(scenario(), options(Some(TOKEN))).await;
     let waiting = call_waiting_for_approval(&h, "rtc_ap2").await;
     let id = waiting["id"].as_str().unwrap();
-    let answer = request(
+    let answer = answer_approval(
         &h,
-        "POST",
-        &format!("/approvals/{id}"),
-        Some(TOKEN),
+        id,
         "{\"approve\": false, \"reason\": \"ask for the order number again\"}",
     )
     .await;
@@ -223,14 +212,7 @@ async fn every_refusal_of_the_approvals_api() {
             "{body}"
         );
     }
-    let unknown = request(
-        &h,
-        "POST",
-        "/approvals/call_x",
-        Some(TOKEN),
-        "{\"approve\": true}",
-    )
-    .await;
+    let unknown = answer_approval(&h, "call_x", "{\"approve\": true}").await;
     assert_eq!(
         (unknown.status, code(&unknown)),
         (404, "not_waiting".into())
