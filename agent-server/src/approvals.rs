@@ -36,7 +36,7 @@ use crate::{
 
 /// At most this many waits are listed at once; beyond it a request is left to time out.
 const MAX_PENDING: usize = 1_000;
-/// The longest answer body taken.
+/// The longest answer body taken (the answer is a flag and a short reason).
 pub const MAX_ANSWER_BYTES: usize = 4 * 1024;
 /// The longest reason passed on to the model.
 const MAX_REASON_CHARS: usize = 500;
@@ -191,6 +191,13 @@ pub async fn answer(
     if let Err(refused) = admit(&state, &headers) {
         return *refused;
     }
+    if body.len() > MAX_ANSWER_BYTES {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            &format!("an answer is at most {MAX_ANSWER_BYTES} bytes"),
+        );
+    }
     let body: AnswerBody = match serde_json::from_slice(&body) {
         Ok(body) => body,
         Err(err) => {
@@ -234,12 +241,7 @@ fn admit(state: &AppState, headers: &HeaderMap) -> Result<(), crate::browser::gu
             "approvals over HTTP need the operator's token: set [browser] operator_token_env in serve.toml",
         )));
     };
-    let presented = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if crate::browser::guard::same_token(presented, expected.expose()) {
+    if crate::browser::guard::bearer_matches(headers, expected.expose()) {
         Ok(())
     } else {
         Err(Box::new(refuse(

@@ -182,11 +182,7 @@ fn browser_state(
     {
         browser.allowed_origins.push(own);
     }
-    Ok(Some(BrowserState::new(
-        browser,
-        secrets.operator_token.clone(),
-        platform,
-    )))
+    Ok(Some(BrowserState::new(browser, platform)))
 }
 
 fn answers_twilio(config: &ServeConfig) -> bool {
@@ -480,7 +476,6 @@ async fn drain_calls(state: &AppState, drain: Duration) {
     }
 }
 
-/// Each route's agent, resolved and checked to be able to start a phone session.
 /// Checks what `agent serve` would check of `config` before listening, without listening or
 /// reading secrets: every route's agent file loads and resolves (its MCP servers are started
 /// to learn their tools, then stopped), can answer a call, and fits the `[browser]` switches.
@@ -502,6 +497,7 @@ pub async fn check_routes(
     Ok(agents)
 }
 
+/// Each route's agent, resolved and checked to be able to start a phone session.
 async fn load_agents(
     config: &ServeConfig,
     registry: &ToolRegistry,

@@ -212,6 +212,12 @@ async fn every_refusal_of_the_approvals_api() {
             "{body}"
         );
     }
+    let oversized = format!(
+        "{{\"approve\": false, \"reason\": \"{}\"}}",
+        "x".repeat(5000)
+    );
+    let answer = answer_approval(&h, "call_x", &oversized).await;
+    assert_eq!((answer.status, code(&answer)), (413, "too_large".into()));
     let unknown = answer_approval(&h, "call_x", "{\"approve\": true}").await;
     assert_eq!(
         (unknown.status, code(&unknown)),

@@ -17,6 +17,8 @@ use axum::{
     response::{IntoResponse as _, Response},
 };
 
+use agent_core::session::Secret;
+
 use super::BrowserState;
 use crate::{config::BrowserConfig, rate_limit::RateLimiter};
 
@@ -67,9 +69,11 @@ impl Limits {
     }
 }
 
-/// Admits a request to an endpoint that `enabled` says is on, or answers the refusal.
+/// Admits a request to an endpoint that `enabled` says is on, or answers the refusal;
+/// `operator_token` is the token every request must present, when one is configured.
 pub fn admit(
     browser: &BrowserState,
+    operator_token: Option<&Secret>,
     enabled: bool,
     headers: &HeaderMap,
     client: Option<IpAddr>,
@@ -82,7 +86,7 @@ pub fn admit(
         )));
     }
     let admitted = origin(&browser.config, headers)?;
-    if let Some(expected) = &browser.operator_token
+    if let Some(expected) = operator_token
         && !bearer_matches(headers, expected.expose())
     {
         return Err(Box::new(admitted.cors(refuse(
@@ -118,7 +122,13 @@ pub fn admit_request<'a>(
         return Err(Box::new(super::not_enabled()));
     };
     let ip = client.map(|axum::Extension(crate::rate_limit::ClientAddr(addr))| addr.ip());
-    let admitted = admit(browser, enabled(&browser.config), headers, ip)?;
+    let admitted = admit(
+        browser,
+        state.operator_token(),
+        enabled(&browser.config),
+        headers,
+        ip,
+    )?;
     Ok((browser, admitted))
 }
 
@@ -181,7 +191,7 @@ fn origin(config: &BrowserConfig, headers: &HeaderMap) -> Result<Admitted, Refus
 }
 
 /// Whether `Authorization` is `Bearer <expected>`, compared in constant time.
-fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
+pub fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -28,7 +28,6 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use agent_core::session::Secret;
 use axum::{
     Router,
     extract::State,
@@ -44,8 +43,6 @@ use crate::{config::BrowserConfig, platform::Platform, state::AppState};
 pub struct BrowserState {
     /// `[browser]`, checked.
     pub config: BrowserConfig,
-    /// The token `[browser] operator_token_env` names, when one is required.
-    pub operator_token: Option<Secret>,
     /// Per-client and global rates.
     pub limits: guard::Limits,
     /// The platform's REST API: calls and client secrets, with the server's key.
@@ -58,11 +55,10 @@ pub struct BrowserState {
 
 impl BrowserState {
     /// The endpoints' state over `platform`.
-    pub fn new(config: BrowserConfig, operator_token: Option<Secret>, platform: Platform) -> Self {
+    pub fn new(config: BrowserConfig, platform: Platform) -> Self {
         BrowserState {
             limits: guard::Limits::new(&config),
             config,
-            operator_token,
             platform,
             feeds: feed::Feeds::default(),
             attached: Mutex::new(HashSet::new()),
