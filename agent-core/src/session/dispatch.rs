@@ -82,8 +82,9 @@ pub struct Dispatcher {
     timeout: Duration,
     agent: Arc<str>,
     session: Arc<str>,
-    /// The conversation's id for idempotency keys (the store's, else the session's).
-    conversation: Arc<str>,
+    /// The stored conversation's id for idempotency keys; without one, the tool context's
+    /// own default (the session's id) stands.
+    conversation: Option<Arc<str>>,
 }
 
 impl Dispatcher {
@@ -95,14 +96,13 @@ impl Dispatcher {
         agent: impl Into<Arc<str>>,
         session: impl Into<Arc<str>>,
     ) -> Self {
-        let session: Arc<str> = session.into();
         Dispatcher {
             tools,
             config,
             timeout,
             agent: agent.into(),
-            conversation: session.clone(),
-            session,
+            session: session.into(),
+            conversation: None,
         }
     }
 
@@ -110,7 +110,7 @@ impl Dispatcher {
     /// idempotency keys; the session's id stands in until this is set.
     #[must_use]
     pub fn with_conversation(mut self, conversation: impl Into<Arc<str>>) -> Self {
-        self.conversation = conversation.into();
+        self.conversation = Some(conversation.into());
         self
     }
 
@@ -201,14 +201,16 @@ impl Dispatcher {
     /// Runs `request` to completion; never panics, whatever the tool does.
     pub async fn run(&self, request: CallRequest, cancel: CancellationToken) -> CallOutcome {
         let started = Instant::now();
-        let ctx = ToolContext::new(
+        let mut ctx = ToolContext::new(
             request.call_id.clone(),
             self.agent.to_string(),
             self.session.to_string(),
             cancel.clone(),
         )
-        .with_conversation(self.conversation.clone())
         .with_config(self.config.clone());
+        if let Some(conversation) = &self.conversation {
+            ctx = ctx.with_conversation(conversation.clone());
+        }
         // `invoke` turns the tool's panic into an error itself; a panic that escapes anyway (a
         // `Drop` during the timeout) ends the task and is answered by the runner.
         let call = self.tools.invoke(&request.name, &request.arguments, ctx);
