@@ -1,13 +1,11 @@
 //! Driving one session from the terminal: send a line, render the reply, know when it is done.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use agent_core::{
     agent::{Agent, ConnectOverrides},
     session::{CloseReason, Session, SessionConfig, SessionEvent, WireObserver},
 };
-use std::collections::BTreeMap;
-
 use agent_testkit::scenario::{ApprovalAnswer, ObservedCall, ObservedTurn, Turn};
 use anyhow::{Context, bail};
 

@@ -22,8 +22,8 @@ pub struct CheckArgs {
 /// tools strict mode cannot express (errors here, since the server would reject them) all run.
 /// The agent's `[[mcp_clients]]` are connected, so their tools are checked and shown too.
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    if is_serve_config(&args.file) {
-        return check_serve(&args.file);
+    if let Some(text) = serve_config_text(&args.file) {
+        return check_serve(&args.file, &text);
     }
     let registry = agent_tools::registry()?;
     let mut agent = AgentFile::check_all(&args.file, &registry)?;
@@ -49,20 +49,23 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether `path` is a `serve.toml` rather than an agent file: it has `[[route]]`s, which no
-/// agent file has. A file that does not parse is left to the agent file's checks, which
-/// report where.
-fn is_serve_config(path: &Path) -> bool {
-    agent_core::fs_limits::read_text(path, 1 << 20, "the file")
-        .ok()
-        .and_then(|text| text.parse::<toml::Table>().ok())
-        .is_some_and(|table| table.contains_key("route"))
+/// The text of `path` when it is a `serve.toml` rather than an agent file: it has
+/// `[[route]]`s, which no agent file has. A file that does not parse is left to the agent
+/// file's checks, which report where.
+fn serve_config_text(path: &Path) -> Option<String> {
+    let text =
+        agent_core::fs_limits::read_text(path, agent_server::config::MAX_CONFIG_BYTES, "the file")
+            .ok()?;
+    let is_serve = text
+        .parse::<toml::Table>()
+        .is_ok_and(|table| table.contains_key("route"));
+    is_serve.then_some(text)
 }
 
 /// Checks a `serve.toml` as `agent serve` would before it listens (secrets aside), and lists
 /// each route with its agent and how calls reach it.
-fn check_serve(path: &Path) -> anyhow::Result<ExitCode> {
-    let config = agent_server::ServeConfig::load(path)?;
+fn check_serve(path: &Path, text: &str) -> anyhow::Result<ExitCode> {
+    let config = agent_server::ServeConfig::parse(path, text)?;
     let registry = agent_tools::registry()?;
     let runtime = super::runtime()?;
     let agents = runtime.block_on(agent_server::check_routes(&config, &registry))?;
