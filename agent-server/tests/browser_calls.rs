@@ -44,6 +44,17 @@ fn browser_options(browser_section: &str) -> SipOptions {
 
 const BOTH_ON: &str = "[browser]\ncalls = true\nclient_secrets = true\nallowed_origins = [\"http://console.example:8080\"]\n";
 
+/// A test browser's call relayed by the server (`POST /agents/phone/calls`) with `headers`.
+async fn relayed_call(h: &SipHarness, headers: Vec<(String, String)>) -> TestBrowser {
+    let via = CallVia::Relay {
+        path: "/agents/phone/calls".into(),
+        headers,
+    };
+    TestBrowser::connect(&format!("http://{}", h.addr), via, CONNECT)
+        .await
+        .expect("the relayed call connects")
+}
+
 async fn post(h: &SipHarness, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpAnswer {
     http::request(h.addr, "POST", path, headers, body, Duration::from_secs(10))
         .await
@@ -70,13 +81,7 @@ async fn outputs(h: &SipHarness) -> Vec<String> {
 #[tokio::test]
 async fn a_relayed_call_runs_the_tool_on_the_server_and_the_page_never_sees_the_key() {
     let h = SipHarness::start(scenario(), browser_options(BOTH_ON)).await;
-    let via = CallVia::Relay {
-        path: "/agents/phone/calls".into(),
-        headers: vec![("origin".into(), ORIGIN.into())],
-    };
-    let mut browser = TestBrowser::connect(&format!("http://{}", h.addr), via, CONNECT)
-        .await
-        .expect("the relayed call connects");
+    let mut browser = relayed_call(&h, vec![("origin".into(), ORIGIN.into())]).await;
     let call_id = browser.call_id().to_owned();
     assert!(call_id.starts_with("rtc_"), "{call_id}");
 
@@ -133,13 +138,7 @@ async fn the_console_feed_shows_the_tool_call_and_refuses_a_wrong_token() {
         ..browser_options(BOTH_ON)
     };
     let h = SipHarness::start(scenario(), options).await;
-    let via = CallVia::Relay {
-        path: "/agents/phone/calls".into(),
-        headers: vec![("origin".into(), ORIGIN.into())],
-    };
-    let mut browser = TestBrowser::connect(&format!("http://{}", h.addr), via, CONNECT)
-        .await
-        .expect("the relayed call connects");
+    let mut browser = relayed_call(&h, vec![("origin".into(), ORIGIN.into())]).await;
     let call_id = browser.call_id().to_owned();
     let token = browser
         .answer_header("x-agent-feed-token")
@@ -301,13 +300,7 @@ async fn a_client_secret_call_gets_its_tools_run_once_the_page_attaches() {
 #[tokio::test]
 async fn a_page_that_changes_the_session_gets_the_agents_configuration_back() {
     let h = SipHarness::start(scenario(), browser_options(BOTH_ON)).await;
-    let via = CallVia::Relay {
-        path: "/agents/phone/calls".into(),
-        headers: vec![],
-    };
-    let browser = TestBrowser::connect(&format!("http://{}", h.addr), via, CONNECT)
-        .await
-        .unwrap();
+    let browser = relayed_call(&h, vec![]).await;
     let call_id = browser.call_id().to_owned();
     eventually("the sideband attached", || async {
         h.platform.calls().attached(&call_id)
