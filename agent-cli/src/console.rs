@@ -122,6 +122,10 @@ impl Console {
                     ),
                 }
             }
+            SessionEvent::Handoff { from, to, .. } => {
+                self.end_reply();
+                crate::output::outln!("  ⇄ {from} hands the conversation to {to}");
+            }
             SessionEvent::ToolCallNotRun {
                 name, why, output, ..
             } => {

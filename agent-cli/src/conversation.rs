@@ -23,6 +23,8 @@ pub struct Conversation {
     pub tap: Option<crate::audio_io::EventTap>,
     /// The scripted user's answers to approval requests in the current turn, by tool.
     approvals: BTreeMap<String, ApprovalAnswer>,
+    /// The agent that has the conversation (handoffs move it).
+    agent: String,
 }
 
 /// How long one turn may take before the run gives up on it.
@@ -54,6 +56,7 @@ impl Conversation {
         let session = Session::start(config)
             .await
             .with_context(|| format!("could not start a session at {url}"))?;
+        let agent = session.agent.clone();
         Ok(Conversation {
             session,
             console,
@@ -61,6 +64,7 @@ impl Conversation {
             stats: SessionStats::default(),
             tap: None,
             approvals: BTreeMap::new(),
+            agent,
         })
     }
 
@@ -115,6 +119,16 @@ impl Conversation {
                     result.is_err(),
                     result.unwrap_or_else(|err| err),
                 )),
+                // A handoff is a call the runner answers itself; the turn sees it as one.
+                SessionEvent::Handoff { to, .. } => {
+                    observed.tool_calls.push(observed_call(
+                        agent_core::session::handoff::transfer_tool_name(&to),
+                        "{}".into(),
+                        false,
+                        agent_core::session::handoff::transfer_output(&to),
+                    ));
+                    self.agent = to;
+                }
                 SessionEvent::ApprovalRequested { id, name, .. } => {
                     self.answer_approval(&id, &name)
                 }
@@ -135,6 +149,7 @@ impl Conversation {
                     if let Some(failure) = self.stats.turn_failures.get(failures_before) {
                         return Err(TurnFailed(failure.clone()).into());
                     }
+                    observed.agent = Some(self.agent.clone());
                     return Ok(observed);
                 }
                 SessionEvent::Closed { reason } => {

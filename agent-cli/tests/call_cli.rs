@@ -466,8 +466,9 @@ async fn agent_mock_twilio_calls_a_separately_started_server() {
     let _ = stop.send(());
 }
 
-/// agents/support.toml with a transfer target, and a scenario where the caller presses a key
-/// and the agent transfers the call, in a folder of its own.
+/// agents/support.toml with a transfer target, and a scenario where the caller presses a key,
+/// support hands the conversation to billing, and billing transfers the call (call control
+/// stays through a handoff), in a folder of its own.
 fn transferring_agent() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let agents = common::workspace().join("agents");
@@ -477,7 +478,9 @@ fn transferring_agent() -> tempfile::TempDir {
         format!("{agent}\n[phone.transfer_targets]\nbilling = \"+15550199\"\n"),
     )
     .unwrap();
-    std::fs::copy(agents.join("support.md"), dir.path().join("support.md")).unwrap();
+    for file in ["support.md", "billing.toml", "billing.md"] {
+        std::fs::copy(agents.join(file), dir.path().join(file)).unwrap();
+    }
     std::fs::write(
         dir.path().join("support.scenarios.toml"),
         r#"
@@ -486,6 +489,9 @@ name = "keys and transfer"
 
 [[scenario.turn]]
 user = "The caller pressed 2 on the keypad."
+
+  [[scenario.turn.model]]
+  calls = [{ name = "transfer_to_billing", arguments = {} }]
 
   [[scenario.turn.model]]
   say = "You pressed two: billing. Let me transfer you."
@@ -500,7 +506,7 @@ user = "The caller pressed 2 on the keypad."
 }
 
 #[test]
-fn keypad_digits_and_a_transfer_show_in_the_transcript_on_both_transports() {
+fn keypad_digits_a_handoff_and_a_transfer_show_in_the_transcript_on_both_transports() {
     let dir = transferring_agent();
     let file = dir.path().join("support.toml").display().to_string();
     for (transport, how) in [
@@ -519,6 +525,7 @@ fn keypad_digits_and_a_transfer_show_in_the_transcript_on_both_transports() {
             &stdout,
             &[
                 "keypad: The caller pressed 2 on the keypad.",
+                "handoff: support → billing",
                 "tool:   transfer_call({\"target\":\"billing\"})",
                 how,
                 "call over: transferred",

@@ -522,6 +522,13 @@ fn audio_runs_store_their_history_and_resume() {
             ),
     )
     .unwrap();
+    for file in ["billing.toml", "billing.md"] {
+        std::fs::copy(
+            common::workspace().join("agents").join(file),
+            dir.path().join(file),
+        )
+        .unwrap();
+    }
     // The longer scenario first: a resume continues the first scenario that fits.
     let turns = [
         ("What's the status of order A1003?", "It is on its way."),

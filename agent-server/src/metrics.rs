@@ -7,7 +7,9 @@
 
 use agent_core::session::SessionEvent;
 use std::{
+    collections::BTreeMap,
     fmt::Write as _,
+    sync::Mutex,
     sync::atomic::{AtomicI64, AtomicU64, Ordering},
     time::Duration,
 };
@@ -128,6 +130,10 @@ pub struct Metrics {
     cost_micro_usd: AtomicU64,
     reconnects: AtomicU64,
     rate_limited: AtomicU64,
+    /// Handoffs by the agent that took the conversation. Agent names come from the
+    /// operator's agent files, so the label's values are few and known; handoffs are rare, so
+    /// a lock costs nothing that matters.
+    handoffs: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Metrics {
@@ -146,6 +152,7 @@ impl Metrics {
             }
             SessionEvent::Reconnected { .. } => self.reconnect(),
             SessionEvent::ToolCallFinished { duration, .. } => self.tool_duration(*duration),
+            SessionEvent::Handoff { to, .. } => self.handoff(to),
             _ => {}
         }
     }
@@ -198,6 +205,12 @@ impl Metrics {
     /// A session reconnected (or rolled over).
     pub fn reconnect(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A conversation was handed to the agent `to`.
+    pub fn handoff(&self, to: &str) {
+        let mut handoffs = self.handoffs.lock().unwrap_or_else(|e| e.into_inner());
+        *handoffs.entry(to.to_owned()).or_default() += 1;
     }
 
     /// A webhook request was refused with 429.
@@ -293,8 +306,27 @@ impl Metrics {
             "Webhook requests refused with 429.",
             self.rate_limited.load(Ordering::Relaxed).to_string(),
         );
+        let _ = writeln!(
+            out,
+            "# HELP agent_serve_handoffs_total Conversations handed to another agent, by the agent that took them.\n# TYPE agent_serve_handoffs_total counter"
+        );
+        let handoffs = self.handoffs.lock().unwrap_or_else(|e| e.into_inner());
+        for (to, n) in handoffs.iter() {
+            let _ = writeln!(
+                out,
+                "agent_serve_handoffs_total{{to=\"{}\"}} {n}",
+                label_value(to)
+            );
+        }
         out
     }
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -312,6 +344,9 @@ mod tests {
         m.tokens(100, 20);
         m.cost(0.0125);
         m.reconnect();
+        m.handoff("billing");
+        m.handoff("billing");
+        m.handoff("a\"b");
         let text = m.render((2, 10), false);
         for line in [
             "agent_serve_calls_active 1",
@@ -326,6 +361,8 @@ mod tests {
             "agent_serve_tokens_total{direction=\"output\"} 20",
             "agent_serve_cost_usd_total 0.0125",
             "agent_serve_reconnects_total 1",
+            "agent_serve_handoffs_total{to=\"billing\"} 2",
+            "agent_serve_handoffs_total{to=\"a\\\"b\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }

@@ -208,6 +208,21 @@ impl ToolConfig {
         self.extensions.insert(TypeId::of::<T>(), Arc::new(value));
     }
 
+    /// These settings and data directory with `other`'s extensions: how a handoff gives the
+    /// next agent's tools their own settings while keeping what the host attached (the phone
+    /// call, a database pool).
+    #[must_use]
+    pub fn with_extensions_of(&self, other: &ToolConfig) -> ToolConfig {
+        let mut config = self.clone();
+        for (id, value) in &other.extensions {
+            config
+                .extensions
+                .entry(*id)
+                .or_insert_with(|| value.clone());
+        }
+        config
+    }
+
     /// The raw settings table for `key`.
     pub fn setting_value(&self, key: &str) -> Option<&Value> {
         self.settings.get(key)

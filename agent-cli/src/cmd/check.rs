@@ -46,6 +46,14 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         agent.tools.len(),
         agent.dialect()
     );
+    for target in &agent.handoffs {
+        crate::output::errln!(
+            "  hands off to `{}` ({}) with `{}`",
+            target.name,
+            target.path.display(),
+            target.tool
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -31,6 +31,9 @@ impl AgentFile {
         let (agent, resolving) = file.resolve_collecting(registry);
         problems.extend(resolving);
         problems.extend(agent.strict_mode_problems());
+        for member in agent.members.values() {
+            problems.extend(member.strict_mode_problems());
+        }
         if problems.is_empty() {
             return Ok(agent);
         }

@@ -8,11 +8,13 @@
 
 mod check;
 mod diagnostic;
+mod handoffs;
 mod load;
 mod phone;
 mod spec;
 
 pub use diagnostic::{AgentError, Diagnostic, closest, line_col};
+pub use handoffs::HandoffTarget;
 pub use load::{AgentFile, VOICES};
 pub use phone::{DtmfMode, DtmfSpec, PhoneSpec, TransferDestination, valid_target_name};
 pub use spec::*;

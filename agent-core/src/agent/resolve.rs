@@ -1,10 +1,11 @@
 //! From a checked agent file to what a session needs: its tools, its `session.update`, and how
 //! to connect.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use super::{
     diagnostic::{AgentError, Diagnostic},
+    handoffs::HandoffTarget,
     load::AgentFile,
     spec::{
         AgentKind, AgentSpec, AudioFormatName, AuthScheme, DEFAULT_URL, DialectName, Eagerness,
@@ -14,7 +15,11 @@ use super::{
 use crate::{
     cost::{CostSettings, PriceError, PriceTable},
     protocol::{self, AudioFormat, Dialect, Session, ToolChoice, ToolDefinition, TurnDetection},
-    session::{ConnectOptions, ReconnectPolicy, Secret, SessionConfig, WireObserver, transport},
+    session::{
+        ConnectOptions, ReconnectPolicy, Secret, SessionConfig, WireObserver,
+        handoff::{Team, TeamAgent, transfer_definition},
+        transport,
+    },
     tool::{EnvTemplate, HttpTool, McpToolSpec, ToolConfig, ToolRegistry},
 };
 
@@ -28,6 +33,11 @@ pub struct Agent {
     pub tools: Arc<ToolRegistry>,
     /// Whether [`Agent::connect_mcp`] added the `[[mcp_clients]]` tools.
     pub(crate) mcp_attached: bool,
+    /// The agents this one may hand the conversation to (`handoffs`), in file order.
+    pub handoffs: Vec<HandoffTarget>,
+    /// Every other agent reachable by handoffs, by name, each with its own `handoffs` (and
+    /// no members of its own): what a session needs to switch to any of them.
+    pub members: Arc<BTreeMap<String, Agent>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -36,6 +46,7 @@ impl std::fmt::Debug for Agent {
             .field("name", &self.file.spec.name)
             .field("path", &self.file.path)
             .field("tools", &self.tools.names())
+            .field("handoffs", &self.handoffs)
             .finish()
     }
 }
@@ -108,8 +119,17 @@ impl AgentFile {
         }
     }
 
-    /// Resolves as far as possible: the agent with the tools that resolved, and every problem.
+    /// Resolves as far as possible: the agent with the tools that resolved, its handoff
+    /// targets, and every problem.
     pub(super) fn resolve_collecting(self, registry: &ToolRegistry) -> (Agent, Vec<Diagnostic>) {
+        let (agent, mut problems) = self.resolve_own(registry);
+        let (agent, team) = super::handoffs::attach_team(agent, registry);
+        problems.extend(team);
+        (agent, problems)
+    }
+
+    /// Resolves this file's own tools and settings, not its handoff targets.
+    pub(super) fn resolve_own(self, registry: &ToolRegistry) -> (Agent, Vec<Diagnostic>) {
         let mut problems: Vec<Diagnostic> = Vec::new();
         let mut tools = ToolRegistry::new();
         for name in &self.spec.tools {
@@ -193,6 +213,8 @@ impl AgentFile {
             file: self,
             tools: Arc::new(tools),
             mcp_attached: false,
+            handoffs: Vec::new(),
+            members: Arc::default(),
         };
         (agent, problems)
     }
@@ -334,6 +356,12 @@ impl Agent {
             .collect();
         for mcp in &spec.mcp_servers {
             tools.push(mcp_definition(mcp, expand_secrets)?);
+        }
+        for target in &self.handoffs {
+            tools.push(transfer_definition(
+                &target.name,
+                target.description.as_deref(),
+            ));
         }
         session.tools = Some(tools);
         session.tool_choice = Some(match spec.tool_options.choice.get_ref().as_str() {
@@ -512,6 +540,40 @@ impl Agent {
             ownership: crate::session::Ownership::default(),
             approval: self.approval_policy(),
             approver: None,
+            team: self.team()?,
+        })
+    }
+
+    /// The handoff team a session of this agent switches between: this agent and every
+    /// member, each as the session takes it; `None` without handoffs.
+    pub fn team(&self) -> Result<Option<Arc<Team>>, ConnectConfigError> {
+        if self.handoffs.is_empty() {
+            return Ok(None);
+        }
+        let mut agents = vec![self.team_agent()?];
+        for member in self.members.values() {
+            agents.push(member.team_agent()?);
+        }
+        Ok(Some(Arc::new(Team::new(agents))))
+    }
+
+    fn team_agent(&self) -> Result<TeamAgent, ConnectConfigError> {
+        let session = self.wire_session()?;
+        Ok(TeamAgent {
+            name: self.name().to_owned(),
+            instructions: session.instructions,
+            tools: self.tools.clone(),
+            definitions: session.tools.unwrap_or_default(),
+            tool_choice: session.tool_choice,
+            max_output_tokens: session.max_output_tokens,
+            tool_config: Arc::new(self.tool_config()),
+            tool_timeout: secs(self.file.spec.tool_options.timeout_secs),
+            approval: self.approval_policy(),
+            transfers: self
+                .handoffs
+                .iter()
+                .map(|t| (t.tool.clone(), t.name.clone()))
+                .collect(),
         })
     }
 

@@ -99,6 +99,18 @@ pub struct AgentSpec {
     /// How long each wait may take before the runtime acts (see `[timeouts]` in the README).
     #[serde(default)]
     pub timeouts: TimeoutsSpec,
+    /// Agents this one may hand the conversation to: the name of an agent file beside this
+    /// one (`"billing"` is `billing.toml`) or a path relative to it. The model gets a
+    /// `transfer_to_NAME` tool for each; calling it switches the session to that agent's
+    /// instructions and tools. The voice, audio formats, model, turn detection and output
+    /// modalities stay those of the agent the conversation started with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub handoffs: Vec<Spanned<String>>,
+    /// When another agent should hand the conversation to this one; the model reads it in
+    /// that agent's `transfer_to_NAME` tool. Defaults to `description`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff_description: Option<String>,
     /// What the agent does on a phone call (`agent serve`): greeting, silence, call length,
     /// keypad digits, transfer targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]

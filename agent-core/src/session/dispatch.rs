@@ -114,6 +114,21 @@ impl Dispatcher {
         self
     }
 
+    /// Runs the next calls with another agent's tools, settings, timeout and name (a
+    /// handoff); calls already running keep the agent that started them.
+    pub fn switch_agent(
+        &mut self,
+        tools: Arc<ToolRegistry>,
+        config: Arc<ToolConfig>,
+        timeout: Duration,
+        agent: impl Into<Arc<str>>,
+    ) {
+        self.tools = tools;
+        self.config = config;
+        self.timeout = timeout;
+        self.agent = agent.into();
+    }
+
     /// Starts `request` on its own task in `set` and returns the task's id (a panic that
     /// escapes the task is reported under it). `cancel` fires when its response is cancelled
     /// or the session ends; the tool sees it through its [`ToolContext`].

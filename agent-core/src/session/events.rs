@@ -84,6 +84,16 @@ pub enum SessionEvent {
         /// Milliseconds into the input audio.
         audio_end_ms: u64,
     },
+    /// The model handed the conversation to another agent of its team (a `transfer_to_NAME`
+    /// call): from now on that agent's instructions and tools apply.
+    Handoff {
+        /// The transfer call's id.
+        call_id: String,
+        /// The agent that had the conversation.
+        from: String,
+        /// The agent that has it now.
+        to: String,
+    },
     /// A tool call started running.
     ToolCallStarted {
         /// The model's id for the call.

@@ -21,6 +21,7 @@ pub mod barge_in;
 pub mod compact;
 pub mod dispatch;
 mod events;
+pub mod handoff;
 pub mod log;
 pub mod outbox;
 pub mod ownership;
@@ -140,6 +141,9 @@ pub struct SessionConfig {
     /// Who answers approval requests besides the app's event loop (a server's operator API);
     /// `None`: only the events and [`SessionHandle::approve`].
     pub approver: Option<Arc<dyn Approver>>,
+    /// The agents this conversation may be handed to, the starting one among them; `None`
+    /// when the agent has no `handoffs` (see [`handoff`]).
+    pub team: Option<Arc<handoff::Team>>,
 }
 
 /// Keepalive: a ping every `ping_every`, and a connection that sent nothing at all (not even
@@ -326,6 +330,10 @@ pub struct Session {
     pub events: mpsc::Receiver<SessionEvent>,
     /// The server's id for this session.
     pub session_id: Option<String>,
+    /// The agent that has the conversation at the start: the configured one, or, for a
+    /// resumed conversation, the one its last handoff chose. [`SessionEvent::Handoff`]s
+    /// tell of every change after.
+    pub agent: String,
 }
 
 impl Session {
@@ -336,6 +344,7 @@ impl Session {
     pub async fn start(mut config: SessionConfig) -> Result<Session, SessionError> {
         // The log holds the resumed conversation from here on (and lets it leave memory once
         // the store holds it): the config, which lives as long as the session, does not.
+        resume_handoffs(&mut config);
         let mut log = ConversationLog::from_items(std::mem::take(&mut config.history));
         let reconciled = log::reconcile_calls(&mut log, &config.prior_calls);
         let conversation = log.entries();
@@ -364,6 +373,7 @@ impl Session {
             session_id: session_id.clone(),
             model,
         });
+        let agent = config.agent.clone();
         let runner = runner::Runner::new(
             config,
             ws,
@@ -384,6 +394,20 @@ impl Session {
             },
             events: event_rx,
             session_id,
+            agent,
         })
+    }
+}
+
+/// A resumed conversation continues with the agent its last handoff chose (see
+/// [`handoff::Team::resume`]).
+fn resume_handoffs(config: &mut SessionConfig) {
+    let Some(team) = config.team.clone() else {
+        return;
+    };
+    let current = team.resume(&config.agent, config.history.iter().map(|(_, item)| item));
+    if current != config.agent {
+        tracing::info!(agent = %current, "the resumed conversation continues with its last handoff's agent");
+        team.apply(config, &current);
     }
 }

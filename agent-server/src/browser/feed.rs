@@ -273,6 +273,12 @@ pub fn to_json(event: &SessionEvent) -> Option<Value> {
             "why": format!("{why:?}"),
             "output": output,
         }),
+        SessionEvent::Handoff { call_id, from, to } => json!({
+            "type": "handoff",
+            "call_id": call_id,
+            "from": from,
+            "to": to,
+        }),
         SessionEvent::ApprovalRequested {
             id,
             name,

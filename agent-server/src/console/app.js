@@ -161,6 +161,7 @@ function show(event) {
     case 'tool.started': toolStarted(event); break;
     case 'tool.finished': toolFinished(event); break;
     case 'tool.not_run': toolFinished({ ...event, ok: false, duration_ms: 0 }); break;
+    case 'handoff': handoff(event); break;
     case 'cost':
       pendingCost += event.cost_usd ?? 0;
       $('session-cost').textContent = usd(event.session_cost_usd);
@@ -182,6 +183,15 @@ function transcriptLine(role, itemId) {
     lines.set(itemId, line);
   }
   return line;
+}
+
+// A handoff: the header names the agent that has the conversation now, and the transcript
+// shows where it changed hands.
+function handoff(event) {
+  $('current-agent').textContent = `now with ${event.to}`;
+  const item = el('li', '', 'handoff');
+  item.append(el('span', `${event.from} → ${event.to}`, 'role'));
+  $('transcript').append(item);
 }
 
 function toolStarted(event) {

@@ -11,6 +11,9 @@ pub struct ObservedTurn {
     pub reply: String,
     /// Every tool call the client ran in the turn, in order.
     pub tool_calls: Vec<ObservedCall>,
+    /// The agent that has the conversation when the turn ends (handoffs move it); `None`
+    /// when the runner did not say.
+    pub agent: Option<String>,
 }
 
 /// One tool call as the client ran it.
@@ -63,6 +66,14 @@ impl Expectation {
                 "the reply does not contain \"{want}\"; it was {}",
                 quote_short(&observed.reply)
             ));
+        }
+        if let Some(want) = &self.agent
+            && observed.agent.as_deref() != Some(want.as_str())
+        {
+            failures.push(match &observed.agent {
+                Some(agent) => format!("the conversation is with `{agent}`, not `{want}`"),
+                None => format!("the conversation's agent is unknown, not `{want}`"),
+            });
         }
         if let Some(unwanted) = &self.reply_not_contains
             && contains_ci(&observed.reply, unwanted)
@@ -188,6 +199,9 @@ impl Expectation {
         if let Some(t) = &self.reply_not_contains {
             parts.push(format!("reply does not contain \"{t}\""));
         }
+        if let Some(agent) = &self.agent {
+            parts.push(format!("the conversation is with `{agent}`"));
+        }
         if parts.is_empty() {
             "(no checks)".into()
         } else {
@@ -268,6 +282,7 @@ mod tests {
                     is_error: true,
                 },
             ],
+            agent: Some("support".into()),
         }
     }
 
@@ -321,6 +336,18 @@ mod tests {
             ..Default::default()
         };
         assert!(e.check(&observed()).is_err());
+    }
+
+    #[test]
+    fn the_agent_at_the_turns_end() {
+        let mut e = Expectation {
+            agent: Some("support".into()),
+            ..Default::default()
+        };
+        assert_eq!(e.check(&observed()), Ok(()));
+        e.agent = Some("billing".into());
+        let err = e.check(&observed()).unwrap_err();
+        assert!(err.contains("`support`, not `billing`"), "{err}");
     }
 
     #[test]

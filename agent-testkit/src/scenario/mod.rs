@@ -50,6 +50,8 @@
 //!   reply_contains = "shipped"          # the assistant's text/transcript in this turn
 //!   reply_not_contains = "sorry"
 //!   not_tool = "create_ticket"          # this tool was not called in the turn
+//!   agent = "billing"                   # the agent that has the conversation at the turn's
+//!                                       # end (a handoff is the call `transfer_to_billing`)
 //! ```
 //!
 //! A call may carry `arguments_raw = "{not json"` instead of `arguments`, to script a model that
@@ -383,6 +385,8 @@ pub struct Expectation {
     pub reply_contains: Option<String>,
     /// The assistant's reply in this turn does not contain this text.
     pub reply_not_contains: Option<String>,
+    /// The conversation is with this agent when the turn ends (after its handoffs).
+    pub agent: Option<String>,
     /// Where `[[scenario.turn.expect]]` starts, when it came from a file.
     pub location: Option<Location>,
 }

@@ -148,6 +148,8 @@ struct RawExpect {
     reply_contains: Option<String>,
     #[serde(default)]
     reply_not_contains: Option<String>,
+    #[serde(default)]
+    agent: Option<String>,
 }
 
 /// Collects diagnostics with positions computed from byte spans.
@@ -567,12 +569,13 @@ fn convert_expect(
         && not_tool.is_none()
         && raw.reply_contains.is_none()
         && raw.reply_not_contains.is_none()
+        && raw.agent.is_none()
         && !needs_tool
     {
         ctx.error(
             &span,
             "this expectation checks nothing",
-            "set `tool`, `not_tool`, `reply_contains` or `reply_not_contains`",
+            "set `tool`, `not_tool`, `reply_contains`, `reply_not_contains` or `agent`",
         );
     }
     Expectation {
@@ -584,6 +587,7 @@ fn convert_expect(
         not_tool,
         reply_contains: raw.reply_contains,
         reply_not_contains: raw.reply_not_contains,
+        agent: raw.agent,
         location: Some(ctx.location(&span)),
     }
 }

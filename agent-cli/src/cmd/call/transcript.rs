@@ -141,8 +141,17 @@ impl WireObserver for Transcript {
     }
 
     fn note(&self, kind: &str, data: &Value) {
-        if kind == "usage" {
-            self.lock().cost = Some(data["session"].clone());
+        match kind {
+            "usage" => self.lock().cost = Some(data["session"].clone()),
+            "handoff" => line(
+                "handoff:",
+                &format!(
+                    "{} → {}",
+                    data["from"].as_str().unwrap_or("?"),
+                    data["to"].as_str().unwrap_or("?")
+                ),
+            ),
+            _ => {}
         }
     }
 }

@@ -31,7 +31,7 @@ impl Runner {
         let Some(call) = self.register_call(response_id, item) else {
             return;
         };
-        if self.answer_early(response_id, call) {
+        if self.answer_early(response_id, call) || self.maybe_hand_off(call).await {
             return;
         }
         self.spawn_call(CallRequest {

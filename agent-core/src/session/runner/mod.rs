@@ -13,6 +13,7 @@
 //! - [`responses`]: a response's end, and how it ends the turn;
 //! - [`errors`]: `error` events, and refused requests;
 //! - [`calls`]: running the model's function calls and sending their outputs;
+//! - [`handoffs`]: a transfer call, which switches the session to another agent;
 //! - [`input`]: the app's commands and the sequencer's steps;
 //! - [`deadlines`]: what happens when a response stalls;
 //! - [`wire`]: frames in and out of the current connection;
@@ -24,6 +25,7 @@ mod calls;
 mod connection;
 mod deadlines;
 mod errors;
+mod handoffs;
 mod input;
 mod items;
 mod platform;
