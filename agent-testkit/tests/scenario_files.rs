@@ -76,7 +76,10 @@ fn support_scenarios_parse() {
                     "lookup_order",
                     "search_help_center",
                     "create_ticket",
-                    "current_time"
+                    "current_time",
+                    // The handoff to billing.toml and back.
+                    "transfer_to_billing",
+                    "transfer_to_support",
                 ]
                 .contains(&call.name.as_str()),
                 "{}",
@@ -137,6 +140,8 @@ async fn support_scenarios_play_through() {
                 let mut script_only = e.clone();
                 script_only.output_contains = None;
                 script_only.output_is_error = None;
+                // Which agent has the conversation is the runtime's to say.
+                script_only.agent = None;
                 if let Err(why) = script_only.check(&observed) {
                     panic!("{} / {}: {why}", scenario.name, e.description());
                 }
