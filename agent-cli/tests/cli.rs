@@ -142,7 +142,10 @@ fn check_prints_the_session_update() {
     let event: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(event["type"], "session.update");
     assert_eq!(event["session"]["type"], "realtime");
-    assert_eq!(event["session"]["tools"].as_array().unwrap().len(), 4);
+    let tools = event["session"]["tools"].as_array().unwrap();
+    // Four tools, and the handoff to billing.toml.
+    assert_eq!(tools.len(), 5);
+    assert_eq!(tools[4]["name"], "transfer_to_billing");
 }
 
 #[test]
@@ -150,7 +153,16 @@ fn schema_describes_agent_files() {
     let data = tempfile::tempdir().unwrap();
     let out = agent(&["schema"], data.path());
     let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for key in ["name", "tools", "turn_detection", "connection", "limits"] {
+    for key in [
+        "name",
+        "tools",
+        "turn_detection",
+        "connection",
+        "limits",
+        "handoffs",
+        "handoff_description",
+        "guardrails",
+    ] {
         assert!(
             schema["properties"].get(key).is_some(),
             "no {key} in the schema"

@@ -21,6 +21,7 @@ mod batch_queue;
 pub mod cost;
 pub mod data_dir;
 pub mod fs_limits;
+pub mod guardrail;
 pub mod history;
 pub mod latency;
 pub mod mcp;

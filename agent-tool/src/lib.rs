@@ -40,6 +40,7 @@
 mod arguments;
 mod context;
 mod error;
+mod guardrail;
 #[doc(hidden)]
 pub mod macro_support;
 mod output;
@@ -55,6 +56,7 @@ pub use agent_macros::tool;
 pub use arguments::{check_object, deserialize_arguments, kind_of, parse_arguments};
 pub use context::{ToolConfig, ToolContext};
 pub use error::{RegistryError, ToolError};
+pub use guardrail::{Guardrail, GuardrailRegistration, GuardrailStage};
 pub use output::ToolOutput;
 pub use phone::PhoneCall;
 pub use registration::{ToolRegistration, is_valid_name};

@@ -89,6 +89,9 @@ pub enum ConnectConfigError {
         /// The servers' names.
         servers: String,
     },
+    /// A guardrail cannot be compiled (loading reports this at its line first).
+    #[error(transparent)]
+    Guardrail(#[from] crate::guardrail::GuardrailError),
     /// `ws://` to another machine without `allow_insecure`.
     #[error(
         "{url} is ws:// to another machine: the API key and the conversation would travel unencrypted; use wss://, or set allow_insecure = true under [connection] if the network is trusted"
@@ -208,6 +211,7 @@ impl AgentFile {
         problems.extend(crate::mcp::check_declarations(&self));
         self.check_choice(&tools, &mut problems);
         self.check_needs_approval(&tools, &mut problems);
+        self.check_guardrails(&mut problems);
         problems.extend(self.check_tool_config(&tools, registry));
         let agent = Agent {
             file: self,
@@ -241,6 +245,53 @@ impl AgentFile {
                     name.get_ref()
                 ),
                 Some(hint),
+            ));
+        }
+    }
+
+    /// Every guardrail compiles (patterns, registered Rust names), and spoken input can be
+    /// checked: input guardrails need transcripts, and blocking mode needs turn detection
+    /// that does not answer by itself.
+    fn check_guardrails(&self, problems: &mut Vec<Diagnostic>) {
+        let spec = &self.spec.guardrails;
+        if spec.is_empty() {
+            return;
+        }
+        let rust = crate::guardrail::registered();
+        for guardrail in spec.input.iter().chain(&spec.output) {
+            if let Err(err) = crate::guardrail::compile_one(guardrail, &rust) {
+                let span = match guardrail {
+                    super::spec::GuardrailSpec::Regex { pattern, .. } => Some(pattern.span()),
+                    super::spec::GuardrailSpec::Rust { name, .. } => Some(name.span()),
+                    _ => None,
+                };
+                let hint = Some("fix the guardrail's declaration under [guardrails]".to_owned());
+                problems.push(match span {
+                    Some(span) => self.diagnostic(span, err.to_string(), hint),
+                    None => self.diagnostic_at_key("guardrails", err.to_string(), hint),
+                });
+            }
+        }
+        if spec.input.is_empty() || self.spec.kind != AgentKind::Realtime {
+            return;
+        }
+        if self.spec.transcription.is_none() {
+            problems.push(self.diagnostic_at_key(
+                "guardrails",
+                "input guardrails check transcripts of what the user says, but this agent has no [transcription]",
+                Some("add [transcription] with a model, e.g. model = \"gpt-4o-mini-transcribe\"".into()),
+            ));
+        }
+        let answers_itself = match &self.spec.turn_detection {
+            TurnDetectionSpec::ServerVad { create_response, .. }
+            | TurnDetectionSpec::SemanticVad { create_response, .. } => *create_response == Some(true),
+            TurnDetectionSpec::None => false,
+        };
+        if spec.input_mode == super::spec::InputGuardMode::Blocking && answers_itself {
+            problems.push(self.diagnostic_at_key(
+                "create_response",
+                "create_response = true lets the server answer before the input guardrails ran (input_mode = \"blocking\")",
+                Some("remove create_response, or set input_mode = \"parallel\" under [guardrails]".into()),
             ));
         }
     }
@@ -321,6 +372,17 @@ impl Agent {
                     ..protocol::Transcription::default()
                 });
             input.turn_detection = Some(turn_detection(&spec.turn_detection));
+            // Blocking input guardrails: the answer is asked for once the transcript passed.
+            if spec.guardrails.input_mode == super::spec::InputGuardMode::Blocking
+                && !spec.guardrails.input.is_empty()
+                && spec.kind == AgentKind::Realtime
+            {
+                match &mut input.turn_detection {
+                    Some(TurnDetection::ServerVad(vad)) => vad.create_response = Some(false),
+                    Some(TurnDetection::SemanticVad(vad)) => vad.create_response = Some(false),
+                    _ => {}
+                }
+            }
         }
         if spec.kind == AgentKind::Transcription {
             return Ok(session);
@@ -541,6 +603,8 @@ impl Agent {
             approval: self.approval_policy(),
             approver: None,
             team: self.team()?,
+            guardrails: crate::guardrail::Guardrails::compile(&self.file.spec.guardrails)?
+                .map(Arc::new),
         })
     }
 

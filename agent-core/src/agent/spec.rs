@@ -111,6 +111,10 @@ pub struct AgentSpec {
     /// that agent's `transfer_to_NAME` tool. Defaults to `description`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff_description: Option<String>,
+    /// Checks on the user's input and the assistant's output (see `[guardrails]` in the
+    /// README): built-in blocklists, patterns and lengths, or Rust guardrails.
+    #[serde(default, skip_serializing_if = "GuardrailsSpec::is_empty")]
+    pub guardrails: GuardrailsSpec,
     /// What the agent does on a phone call (`agent serve`): greeting, silence, call length,
     /// keypad digits, transfer targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -572,4 +576,107 @@ fn default_ping_secs() -> f64 {
 
 fn default_dead_after_secs() -> f64 {
     60.0
+}
+
+/// `[guardrails]`: what the user may say and what the assistant may answer.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailsSpec {
+    /// How spoken input is checked. `blocking` (the default): the server's turn detection does
+    /// not answer by itself (`create_response = false`), and the response is asked for once
+    /// the transcript passed, which adds the transcription's latency to every spoken turn.
+    /// `parallel`: the answer starts at once, and is cancelled and cut off when the transcript
+    /// trips a guardrail. Typed text is always checked before it is sent.
+    #[serde(default)]
+    pub input_mode: InputGuardMode,
+    /// How often a streaming answer is checked, at most, in milliseconds (its end is always
+    /// checked).
+    #[serde(default = "default_output_debounce_ms")]
+    #[schemars(range(min = 0, max = 5000))]
+    pub output_debounce_ms: u32,
+    /// How many times in one user turn the model may be asked to answer again after an
+    /// output guardrail stopped it; past that the turn fails.
+    #[serde(default = "default_guardrail_retries")]
+    pub max_retries: u32,
+    /// Checks on the user's text and speech transcripts (speech needs `[transcription]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input: Vec<GuardrailSpec>,
+    /// Checks on the assistant's text and audio transcripts, as they stream.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<GuardrailSpec>,
+}
+
+impl GuardrailsSpec {
+    /// No guardrails at all.
+    pub fn is_empty(&self) -> bool {
+        self.input.is_empty() && self.output.is_empty()
+    }
+}
+
+fn default_output_debounce_ms() -> u32 {
+    200
+}
+
+fn default_guardrail_retries() -> u32 {
+    2
+}
+
+/// How spoken input is checked (see [`GuardrailsSpec::input_mode`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InputGuardMode {
+    /// The answer waits for the transcript to pass.
+    #[default]
+    Blocking,
+    /// The answer starts at once and is cut off if the transcript trips.
+    Parallel,
+}
+
+/// One guardrail, tagged by `type`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum GuardrailSpec {
+    /// Trips on any of these words or phrases, ignoring case, matched at word boundaries.
+    Blocklist {
+        /// A label for logs and events; defaults to `blocklist`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The words or phrases.
+        words: Vec<String>,
+        /// What the model is told when it trips (the rule, in plain words).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// Trips when this regular expression (Rust `regex` syntax) matches.
+    Regex {
+        /// A label for logs and events; defaults to `regex`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The pattern.
+        #[schemars(with = "String")]
+        pattern: Spanned<String>,
+        /// What the model is told when it trips.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// Trips when the text is longer than this many characters.
+    MaxLength {
+        /// A label for logs and events; defaults to `max_length`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The most characters allowed.
+        max_chars: usize,
+        /// What the model is told when it trips.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// A guardrail written in Rust and registered with `register_guardrail!`.
+    Rust {
+        /// Its registered name.
+        #[schemars(with = "String")]
+        name: Spanned<String>,
+        /// What the model is told when it trips (else the guardrail's own reason).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
 }

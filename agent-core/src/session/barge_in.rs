@@ -140,13 +140,23 @@ impl BargeIn {
         self.tracker.on_response_done(response_id, now);
     }
 
+    /// A guardrail stopped `response_id`: its later audio is dropped, and, where the app plays
+    /// the audio, playback stops and every unfinished item is truncated at what was heard
+    /// (the platform stops its own playback when told `output_audio_buffer.clear`, which the
+    /// runner sends with its `response.cancel`).
+    pub fn cut_off(&mut self, response_id: &str, now: Instant) -> Vec<Reaction> {
+        self.silence(response_id);
+        let (mut reactions, truncates) = self.stop_playback(now);
+        reactions.extend(truncates);
+        reactions
+    }
+
     /// Speech started. `active_response` is the response the server is streaming, if any.
     pub fn on_speech_started(
         &mut self,
         active_response: Option<&str>,
         now: Instant,
     ) -> Vec<Reaction> {
-        let mut reactions = Vec::new();
         let mut sends = Vec::new();
         if let Some(response_id) = active_response
             && self.speaks
@@ -158,28 +168,42 @@ impl BargeIn {
                     sends.push(Reaction::Send(Box::new(clear)));
                 }
             }
-            if self.silenced.len() == SILENCED_KEPT {
-                self.silenced.pop_front();
-            }
-            self.silenced.push_back(response_id.to_owned());
+            self.silence(response_id);
         }
-        // The platform knows what the caller heard; a truncate from our position would be wrong.
-        let unfinished = if self.platform_plays {
-            Vec::new()
-        } else {
-            self.tracker.unfinished(now)
-        };
-        for (item, played, received) in unfinished {
+        let (mut reactions, truncates) = self.stop_playback(now);
+        reactions.extend(sends);
+        reactions.extend(truncates);
+        reactions
+    }
+
+    /// Drops the later audio of `response_id`.
+    fn silence(&mut self, response_id: &str) {
+        if self.silenced.len() == SILENCED_KEPT {
+            self.silenced.pop_front();
+        }
+        self.silenced.push_back(response_id.to_owned());
+    }
+
+    /// Where the app plays the audio: stop every unfinished item (the app's `Interrupted`s)
+    /// and truncate it at `min(played, received)` (the truncates to send). The platform knows
+    /// what the caller heard, so a truncate from our position would be wrong there: nothing.
+    fn stop_playback(&mut self, now: Instant) -> (Vec<Reaction>, Vec<Reaction>) {
+        let mut stops = Vec::new();
+        let mut truncates = Vec::new();
+        if self.platform_plays {
+            return (stops, truncates);
+        }
+        for (item, played, received) in self.tracker.unfinished(now) {
             if received == 0 {
                 continue;
             }
             let audio_end_ms = played.min(received);
             self.tracker.interrupt(&item.item_id);
-            reactions.push(Reaction::Interrupted {
+            stops.push(Reaction::Interrupted {
                 item_id: item.item_id.clone(),
                 audio_end_ms,
             });
-            sends.push(Reaction::Send(Box::new(
+            truncates.push(Reaction::Send(Box::new(
                 ClientEvent::conversation_item_truncate(
                     item.item_id,
                     item.content_index,
@@ -187,8 +211,7 @@ impl BargeIn {
                 ),
             )));
         }
-        reactions.extend(sends);
-        reactions
+        (stops, truncates)
     }
 }
 

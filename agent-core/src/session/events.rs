@@ -94,6 +94,20 @@ pub enum SessionEvent {
         /// The agent that has it now.
         to: String,
     },
+    /// A guardrail stopped the user's input or the assistant's answer. An answer stopped
+    /// mid-stream is cancelled (its audio cut at what was heard, see `Interrupted`); the app
+    /// should drop what it showed of `item_id`. The model is told why and answers again.
+    GuardrailTripped {
+        /// The guardrail's name.
+        guardrail: String,
+        /// Input (the user's text or transcript) or output (the assistant's answer).
+        stage: crate::guardrail::GuardrailStage,
+        /// Why it tripped.
+        reason: String,
+        /// The item it stopped: the user's spoken item, or the assistant's answer; `None` for
+        /// typed text, which was never sent.
+        item_id: Option<String>,
+    },
     /// A tool call started running.
     ToolCallStarted {
         /// The model's id for the call.

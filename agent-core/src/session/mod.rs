@@ -144,6 +144,8 @@ pub struct SessionConfig {
     /// The agents this conversation may be handed to, the starting one among them; `None`
     /// when the agent has no `handoffs` (see [`handoff`]).
     pub team: Option<Arc<handoff::Team>>,
+    /// Checks on the user's input and the assistant's output; `None` checks nothing.
+    pub guardrails: Option<Arc<crate::guardrail::Guardrails>>,
 }
 
 /// Keepalive: a ping every `ping_every`, and a connection that sent nothing at all (not even

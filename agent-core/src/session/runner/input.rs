@@ -16,10 +16,7 @@ impl Runner {
             return Flow::Close(CloseReason::Requested);
         };
         match command {
-            Command::Text(text) => {
-                let steps = self.sequencer.submit(Input::Text(text));
-                self.apply(steps).await
-            }
+            Command::Text(text) => self.guard_typed(text).await,
             // A transcription session never answers: the commit alone ends the user's turn.
             Command::Commit if self.config.session.kind == SessionKind::Transcription => {
                 match self.send(ClientEvent::input_audio_buffer_commit()).await {
@@ -71,6 +68,7 @@ impl Runner {
                 Step::SendInput(Input::Text(_)) => Sent::Input(TurnStart::Text),
                 Step::SendInput(Input::CommitAudio) => Sent::Input(TurnStart::Speech),
                 Step::SendInput(Input::Respond) => Sent::Input(TurnStart::Request),
+                Step::SendInput(Input::Note(_)) => Sent::Input(TurnStart::Request),
                 Step::CreateResponse => Sent::Create,
             };
             if let Some(reason) = self.accounting.refuse(sent) {
@@ -80,6 +78,10 @@ impl Runner {
                 // A new user turn: its tool rounds start from zero.
                 self.tool_rounds = 0;
             }
+            if matches!(step, Step::SendInput(ref input) if !matches!(input, Input::Note(_))) {
+                // A note answers a guardrail within the turn: its retries go on counting.
+                self.guard_new_turn();
+            }
             let event = match step {
                 Step::SendInput(Input::Text(text)) => {
                     let item = Item::user_text(text);
@@ -88,6 +90,12 @@ impl Runner {
                     ClientEvent::conversation_item_create(item)
                 }
                 Step::SendInput(Input::CommitAudio) => ClientEvent::input_audio_buffer_commit(),
+                Step::SendInput(Input::Note(text)) => {
+                    let item = Item::system_text(text);
+                    let key = self.log.local_key();
+                    self.record(key, item.clone());
+                    ClientEvent::conversation_item_create(item)
+                }
                 Step::SendInput(Input::Respond) => {
                     let accounted = self.accounting.sent(sent);
                     self.emit_all(accounted);

@@ -14,6 +14,7 @@
 //! - [`errors`]: `error` events, and refused requests;
 //! - [`calls`]: running the model's function calls and sending their outputs;
 //! - [`handoffs`]: a transfer call, which switches the session to another agent;
+//! - [`guardrails`]: checking input and output, and stopping what trips a guardrail;
 //! - [`input`]: the app's commands and the sequencer's steps;
 //! - [`deadlines`]: what happens when a response stalls;
 //! - [`wire`]: frames in and out of the current connection;
@@ -25,6 +26,7 @@ mod calls;
 mod connection;
 mod deadlines;
 mod errors;
+mod guardrails;
 mod handoffs;
 mod input;
 mod items;
@@ -70,6 +72,9 @@ pub(crate) enum Input {
     CommitAudio,
     /// Nothing to add: just ask for a response.
     Respond,
+    /// A note from the runtime to the model (a system message), then a response: why a
+    /// guardrail stopped something, and what to do instead.
+    Note(String),
 }
 
 /// How many recent call ids the session keeps in memory when a history store answers for
@@ -155,6 +160,8 @@ pub(crate) struct Runner {
     updates_in_flight: u32,
     /// Calls waiting for a person's approval, shared with the session's handles.
     approvals: super::approval::Approvals,
+    /// What output guardrails have seen of each streaming answer (see `guardrails`).
+    guard: guardrails::GuardState,
 }
 
 /// What connects a runner to its app: the events out, the commands in, and the approvals the
@@ -259,6 +266,7 @@ impl Runner {
             was_busy: false,
             limit_warned: false,
             updates_in_flight: 0,
+            guard: guardrails::GuardState::default(),
         }
     }
 

@@ -31,6 +31,7 @@ impl Runner {
         for item in &response.output {
             self.maybe_start_call(&id, item).await;
         }
+        self.guard_response_done(&id);
         let status = status_of(&response);
         let (stalled, ours) = self.end_response(&id, &status, &response);
         let mut steps = self.sequencer.response_done(&id);

@@ -17,19 +17,33 @@ impl Runner {
             ServerEvent::ResponseCreated(e) => self.on_response_created(e.response.id),
             ServerEvent::ResponseOutputTextDelta(e) => {
                 self.accounting.delta(false);
-                self.emit(SessionEvent::TextDelta {
-                    response_id: e.response_id,
-                    item_id: e.item_id,
-                    delta: e.delta,
-                });
+                match self.guard_delta(&e.response_id, &e.item_id, &e.delta).await {
+                    Ok(true) => self.emit(SessionEvent::TextDelta {
+                        response_id: e.response_id,
+                        item_id: e.item_id,
+                        delta: e.delta,
+                    }),
+                    Ok(false) => {}
+                    Err(flow) => return flow,
+                }
             }
             ServerEvent::ResponseOutputAudioTranscriptDelta(e) => {
                 self.accounting.delta(false);
-                self.emit(SessionEvent::TranscriptDelta {
-                    response_id: e.response_id,
-                    item_id: e.item_id,
-                    delta: e.delta,
-                });
+                match self.guard_delta(&e.response_id, &e.item_id, &e.delta).await {
+                    Ok(true) => self.emit(SessionEvent::TranscriptDelta {
+                        response_id: e.response_id,
+                        item_id: e.item_id,
+                        delta: e.delta,
+                    }),
+                    Ok(false) => {}
+                    Err(flow) => return flow,
+                }
+            }
+            ServerEvent::ResponseOutputTextDone(e) => {
+                return self.guard_done(&e.response_id, &e.item_id, &e.text).await;
+            }
+            ServerEvent::ResponseOutputAudioTranscriptDone(e) => {
+                return self.guard_done(&e.response_id, &e.item_id, &e.transcript).await;
             }
             ServerEvent::ResponseOutputAudioDelta(e) => {
                 self.on_audio_delta(e.response_id, e.item_id, e.content_index, &e.delta);
@@ -45,10 +59,14 @@ impl Runner {
                 self.on_user_transcript(&e.item_id, e.content_index, &e.transcript);
                 let accounted = self.accounting.transcription(&e.item_id, e.usage.as_ref());
                 self.emit(SessionEvent::UserTranscript {
-                    item_id: e.item_id,
-                    text: e.transcript,
+                    item_id: e.item_id.clone(),
+                    text: e.transcript.clone(),
                 });
                 self.emit_all(accounted);
+                return self.guard_transcript(&e.item_id, &e.transcript).await;
+            }
+            ServerEvent::ConversationItemInputAudioTranscriptionFailed(e) => {
+                return self.guard_untranscribed(&e.item_id).await;
             }
             ServerEvent::ConversationItemInputAudioTranscriptionDelta(e) => {
                 if let Some(delta) = e.delta.filter(|d| !d.is_empty()) {

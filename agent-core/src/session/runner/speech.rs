@@ -37,6 +37,7 @@ impl Runner {
         self.watchdog.speech_over();
         // The user said something: a new turn, whose tool rounds start from zero.
         self.tool_rounds = 0;
+        self.guard_new_turn();
         let steps = self.sequencer.speech_stopped(self.server_responds);
         self.apply(steps).await
     }
