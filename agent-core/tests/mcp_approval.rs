@@ -299,7 +299,10 @@ async fn a_request_waiting_through_a_reconnect_is_replayed_then_answered() {
         .expect("the answer goes on the new connection");
     assert!(replayed < answered, "{kinds:?}");
     assert_eq!(second[replayed]["item"]["id"], id.as_str());
-    assert_eq!(kinds.get(answered + 1).map(String::as_str), Some("response.create"));
+    assert_eq!(
+        kinds.get(answered + 1).map(String::as_str),
+        Some("response.create")
+    );
     session.handle.close().await.unwrap();
     validate_all(&server, Dialect::Ga).await;
     assert_no_violations(&server).await;

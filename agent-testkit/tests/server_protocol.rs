@@ -659,7 +659,9 @@ async fn an_mcp_approval_request_is_answered_once_then_the_script_goes_on() {
     c.until("conversation.item.done").await;
     let violations = server.violations().await;
     assert!(
-        violations.iter().any(|v| v.contains("a second mcp_approval_response")),
+        violations
+            .iter()
+            .any(|v| v.contains("a second mcp_approval_response")),
         "{violations:?}"
     );
 }

@@ -539,7 +539,11 @@ mod tests {
         let mut s = S::new();
         s.submit("use the wiki");
         s.response_created("r1");
-        assert_eq!(s.answer_delivered(), vec![], "never while a response is active");
+        assert_eq!(
+            s.answer_delivered(),
+            vec![],
+            "never while a response is active"
+        );
         assert_eq!(s.response_done("r1"), vec![Step::CreateResponse]);
         s.response_created("r2");
         assert_eq!(s.response_done("r2"), vec![]);

@@ -150,7 +150,9 @@ impl Expectation {
             .filter(|a| a.name == tool)
             .collect();
         if waits.is_empty() {
-            return Err(format!("no call of `{tool}` waited for approval in this turn"));
+            return Err(format!(
+                "no call of `{tool}` waited for approval in this turn"
+            ));
         }
         match self.approved {
             Some(want) if !waits.iter().any(|a| a.approved == want) => {

@@ -807,14 +807,20 @@ approvals = { ask_question = "approve" }
     #[test]
     fn an_mcp_approval_needs_a_step_after_it_and_known_names() {
         let text = MCP
-            .replace("  [[scenario.turn.model]]\n  say = \"It is a voice agent.\"\n", "")
+            .replace(
+                "  [[scenario.turn.model]]\n  say = \"It is a voice agent.\"\n",
+                "",
+            )
             .replace("approval = \"ask_question\"", "approval = \"ask\"")
             .replace("arguments = { repo = \"a/b\" }", "arguments = 3");
         let err = ScenarioFile::from_str(&text, "mcp.toml").unwrap_err();
         let msgs: Vec<String> = err.diagnostics().iter().map(|d| d.to_string()).collect();
         assert_eq!(msgs.len(), 3, "{msgs:#?}");
         assert!(msgs[0].contains("no step follows"), "{msgs:#?}");
-        assert!(msgs[1].contains("must be a table or a JSON string"), "{msgs:#?}");
+        assert!(
+            msgs[1].contains("must be a table or a JSON string"),
+            "{msgs:#?}"
+        );
         assert!(msgs[2].contains("approval of `ask`"), "{msgs:#?}");
     }
 

@@ -101,7 +101,10 @@ impl Conversation {
                 self.approval_requests.insert(entry.id.clone());
             }
             Some("mcp_approval_response") => {
-                if let Some(request) = entry.item.get("approval_request_id").and_then(Value::as_str)
+                if let Some(request) = entry
+                    .item
+                    .get("approval_request_id")
+                    .and_then(Value::as_str)
                 {
                     self.approval_answers.insert(request.to_owned());
                 }

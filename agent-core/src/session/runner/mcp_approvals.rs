@@ -102,10 +102,7 @@ impl Runner {
         } else {
             self.sequencer.answer_delivered()
         };
-        if let Err(flow) = self
-            .send(ClientEvent::conversation_item_create(item))
-            .await
-        {
+        if let Err(flow) = self.send(ClientEvent::conversation_item_create(item)).await {
             return flow;
         }
         self.flush_and_apply(steps).await
