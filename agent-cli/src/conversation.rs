@@ -6,7 +6,7 @@ use agent_core::{
     agent::{Agent, ConnectOverrides},
     session::{CloseReason, Session, SessionConfig, SessionEvent, WireObserver},
 };
-use agent_testkit::scenario::{ApprovalAnswer, ObservedCall, ObservedTurn, Turn};
+use agent_testkit::scenario::{ApprovalAnswer, ObservedApproval, ObservedCall, ObservedTurn, Turn};
 use anyhow::{Context, bail};
 
 use crate::{console::Console, summary::SessionStats};
@@ -129,9 +129,20 @@ impl Conversation {
                     ));
                     self.agent = to;
                 }
+                // A tool of the agent's or a hosted MCP server's: both are answered by name.
                 SessionEvent::ApprovalRequested { id, name, .. } => {
                     self.answer_approval(&id, &name)
                 }
+                SessionEvent::ApprovalDecided {
+                    name,
+                    approved,
+                    how,
+                    ..
+                } => observed.approvals.push(ObservedApproval {
+                    name,
+                    approved,
+                    how,
+                }),
                 // The model read an output all the same: the turn's expectations see it.
                 SessionEvent::ToolCallNotRun {
                     name,

@@ -121,3 +121,104 @@ fn agent_run_asks_at_the_terminal_and_the_next_line_answers() {
     );
     assert_eq!(tickets(dir.path()), 1);
 }
+
+/// An agent whose only tools are a hosted MCP server's, each call approved by a person. The
+/// scripted server plays the API's side; nothing contacts the server's URL.
+const WIKI_AGENT: &str = "name = \"wiki\"\ninstructions = \"Answer from the wiki.\"\n\n[tool_options]\napproval_timeout_secs = 1\n\n[[mcp_servers]]\nserver_label = \"wiki\"\nserver_url = \"https://mcp.invalid/wiki\"\nrequire_approval = \"always\"\n";
+
+const WIKI_SCENARIOS: &str = r#"
+[[scenario]]
+name = "approved, denied, unanswered"
+
+[[scenario.turn]]
+user = "What does the repo do?"
+approvals = { ask_question = "approve" }
+
+  [[scenario.turn.model]]
+  mcp_approval = { server_label = "wiki", name = "ask_question", arguments = { repo = "a/b" } }
+
+  [[scenario.turn.model]]
+  say = "It is a voice agent."
+
+  [[scenario.turn.expect]]
+  approval = "ask_question"
+  approved = true
+
+[[scenario.turn]]
+user = "And its licence?"
+approvals = { ask_question = "deny" }
+
+  [[scenario.turn.model]]
+  mcp_approval = { server_label = "wiki", name = "ask_question", arguments = '{"repo": "a/b", "q": "licence"}' }
+
+  [[scenario.turn.model]]
+  say = "I may not ask."
+
+  [[scenario.turn.expect]]
+  approval = "ask_question"
+  approved = false
+
+[[scenario.turn]]
+user = "Its author?"
+approvals = { ask_question = "wait" }
+
+  [[scenario.turn.model]]
+  mcp_approval = { server_label = "wiki", name = "ask_question" }
+
+  [[scenario.turn.model]]
+  say = "Nobody answered."
+
+  [[scenario.turn.expect]]
+  approval = "ask_question"
+  approved = false
+"#;
+
+fn wiki(scenarios: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("wiki.toml"), WIKI_AGENT).unwrap();
+    std::fs::write(dir.path().join("wiki.scenarios.toml"), scenarios).unwrap();
+    dir
+}
+
+#[test]
+fn agent_test_answers_mcp_approval_requests_as_scripted() {
+    let dir = wiki(WIKI_SCENARIOS);
+    let file = dir.path().join("wiki.toml");
+    let out = agent(&["test", file.to_str().unwrap()], dir.path());
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+
+    // The expectation is checked, not just parsed: the wrong outcome fails the run.
+    let wrong = WIKI_SCENARIOS.replacen("approved = true", "approved = false", 1);
+    let dir = wiki(&wrong);
+    let file = dir.path().join("wiki.toml");
+    let out = agent(&["test", file.to_str().unwrap()], dir.path());
+    let stdout = text(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("`ask_question` was approved, expected it not approved"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn agent_run_asks_about_an_mcp_call_at_the_terminal() {
+    let dir = wiki(WIKI_SCENARIOS);
+    let file = dir.path().join("wiki.toml");
+    let file = file.to_str().unwrap();
+    let mock = Background::start(&["mock", file], "ws://", dir.path(), LIMIT);
+    let out = agent_with_input(
+        &["run", file, "--url", &mock.url, "--no-history"],
+        "What does the repo do?\ny\n",
+        dir.path(),
+        LIMIT,
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("? approve ask_question (MCP server `wiki`)("),
+        "the terminal asks: {stdout}"
+    );
+    assert!(stdout.contains("✓ ask_question: approved"), "{stdout}");
+    assert!(stdout.contains("It is a voice agent."), "{stdout}");
+}

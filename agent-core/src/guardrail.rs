@@ -51,8 +51,9 @@ impl Compiled {
             Check::Pattern(pattern) => pattern
                 .is_match(text)
                 .then(|| "it matches a blocked pattern".to_owned()),
-            Check::MaxLength(max) => (text.chars().count() > *max)
-                .then(|| format!("it is longer than {max} characters")),
+            Check::MaxLength(max) => {
+                (text.chars().count() > *max).then(|| format!("it is longer than {max} characters"))
+            }
             Check::Rust(guardrail) => {
                 let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     guardrail.check(text, stage)
@@ -212,7 +213,11 @@ fn compile(
                         name: name.get_ref().clone(),
                         known: rust.keys().cloned().collect(),
                     })?;
-            (name.get_ref().clone(), Check::Rust(guardrail), message.clone())
+            (
+                name.get_ref().clone(),
+                Check::Rust(guardrail),
+                message.clone(),
+            )
         }
     };
     Ok(Compiled {
@@ -274,11 +279,23 @@ mod tests {
 
     #[test]
     fn blocklists_match_whole_words_ignoring_case() {
-        let g = guardrails("[[output]]\ntype = \"blocklist\"\nwords = [\"refund guaranteed\", \"Acme+\"]\n");
-        assert!(g.check(GuardrailStage::Output, "Your REFUND GUARANTEED!").is_some());
+        let g = guardrails(
+            "[[output]]\ntype = \"blocklist\"\nwords = [\"refund guaranteed\", \"Acme+\"]\n",
+        );
+        assert!(
+            g.check(GuardrailStage::Output, "Your REFUND GUARANTEED!")
+                .is_some()
+        );
         assert!(g.check(GuardrailStage::Output, "try acme+ today").is_some());
-        assert!(g.check(GuardrailStage::Output, "a refund, guaranteed").is_none());
-        assert!(g.check(GuardrailStage::Input, "refund guaranteed").is_none(), "output only");
+        assert!(
+            g.check(GuardrailStage::Output, "a refund, guaranteed")
+                .is_none()
+        );
+        assert!(
+            g.check(GuardrailStage::Input, "refund guaranteed")
+                .is_none(),
+            "output only"
+        );
     }
 
     #[test]
@@ -287,9 +304,19 @@ mod tests {
             "[[input]]\ntype = \"regex\"\nname = \"card\"\npattern = '\\b(?:\\d[ -]?){13,16}\\b'\nmessage = \"no card numbers\"\n\
              [[input]]\ntype = \"max_length\"\nmax_chars = 10\n",
         );
-        let trip = g.check(GuardrailStage::Input, "4111 1111 1111 1111").unwrap();
-        assert_eq!(trip, Trip { guardrail: "card".into(), reason: "no card numbers".into() });
-        let trip = g.check(GuardrailStage::Input, "a long message indeed").unwrap();
+        let trip = g
+            .check(GuardrailStage::Input, "4111 1111 1111 1111")
+            .unwrap();
+        assert_eq!(
+            trip,
+            Trip {
+                guardrail: "card".into(),
+                reason: "no card numbers".into()
+            }
+        );
+        let trip = g
+            .check(GuardrailStage::Input, "a long message indeed")
+            .unwrap();
         assert_eq!(trip.guardrail, "max_length");
         assert!(g.check(GuardrailStage::Input, "short").is_none());
     }
@@ -300,9 +327,18 @@ mod tests {
             let spec: GuardrailsSpec = toml::from_str(toml).unwrap();
             Guardrails::compile(&spec).unwrap_err()
         };
-        assert!(matches!(bad("[[input]]\ntype = \"regex\"\npattern = \"(\"\n"), GuardrailError::Pattern(_)));
-        assert_eq!(bad("[[input]]\ntype = \"blocklist\"\nwords = [\" \"]\n"), GuardrailError::EmptyBlocklist);
-        assert!(matches!(bad("[[input]]\ntype = \"rust\"\nname = \"nope\"\n"), GuardrailError::Unknown { .. }));
+        assert!(matches!(
+            bad("[[input]]\ntype = \"regex\"\npattern = \"(\"\n"),
+            GuardrailError::Pattern(_)
+        ));
+        assert_eq!(
+            bad("[[input]]\ntype = \"blocklist\"\nwords = [\" \"]\n"),
+            GuardrailError::EmptyBlocklist
+        );
+        assert!(matches!(
+            bad("[[input]]\ntype = \"rust\"\nname = \"nope\"\n"),
+            GuardrailError::Unknown { .. }
+        ));
     }
 
     struct Panics;

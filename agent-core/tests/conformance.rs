@@ -749,6 +749,32 @@ fn builder_table() -> Vec<(&'static str, ClientEvent, Expect, Expect)> {
             Refused("MCP"),
         ),
         (
+            "mcp_approval_response denied with a reason",
+            ClientEvent::conversation_item_create(Item::McpApprovalResponse(
+                agent_core::protocol::McpApprovalResponseItem {
+                    id: "mcpa_00000000000000ff".into(),
+                    approval_request_id: "mcpr_1".into(),
+                    approve: false,
+                    reason: Some("no answer within 60 s".into()),
+                },
+            )),
+            Valid,
+            Refused("MCP"),
+        ),
+        (
+            "mcp_approval_request (replayed history)",
+            ClientEvent::conversation_item_create(Item::McpApprovalRequest(
+                agent_core::protocol::McpApprovalRequestItem {
+                    id: "mcpr_1".into(),
+                    server_label: "wiki".into(),
+                    name: "ask_question".into(),
+                    arguments: r#"{"repo":"a/b"}"#.into(),
+                },
+            )),
+            Valid,
+            Refused("MCP"),
+        ),
+        (
             "user image",
             ClientEvent::conversation_item_create(Item::message(
                 agent_core::protocol::Role::User,

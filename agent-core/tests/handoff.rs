@@ -141,7 +141,11 @@ async fn a_transfer_switches_instructions_and_tools_and_keeps_the_voice() {
     );
     let (server, mut session) = start(&agent, scenario, Vec::new()).await;
     assert_eq!(session.agent, "front");
-    session.handle.send_text("I was charged twice").await.unwrap();
+    session
+        .handle
+        .send_text("I was charged twice")
+        .await
+        .unwrap();
     let events = until_idle(&mut session).await;
 
     let handoff = events.iter().find_map(|e| match e {

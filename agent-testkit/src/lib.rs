@@ -41,8 +41,9 @@ pub mod twilio;
 pub mod webrtc;
 
 pub use scenario::{
-    ApprovalAnswer, Expectation, Location, ModelStep, ObservedCall, ObservedTurn, Scenario,
-    ScenarioDiagnostic, ScenarioError, ScenarioFile, ScriptedCall, Turn,
+    ApprovalAnswer, Expectation, Location, ModelStep, ObservedApproval, ObservedCall, ObservedTurn,
+    Scenario, ScenarioDiagnostic, ScenarioError, ScenarioFile, ScriptedCall, ScriptedMcpApproval,
+    Turn,
 };
 pub use server::{
     AudioProbe, AudioSettings, AuthCheck, CloseSpec, ConnectionFaults, ConnectionRequest, Dialect,

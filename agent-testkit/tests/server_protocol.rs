@@ -4,7 +4,8 @@
 mod common;
 
 use agent_testkit::{
-    DialectMode, ModelStep, Scenario, ScriptedCall, ScriptedServer, ServerConfig, Turn,
+    DialectMode, ModelStep, Scenario, ScriptedCall, ScriptedMcpApproval, ScriptedServer,
+    ServerConfig, Turn,
 };
 use base64::Engine as _;
 use common::{Client, two_call_scenario, types};
@@ -589,5 +590,78 @@ async fn model_speaks_first_then_turns_follow_per_connection() {
         server.violations().await.is_empty(),
         "{:?}",
         server.violations().await
+    );
+}
+
+#[tokio::test]
+async fn an_mcp_approval_request_is_answered_once_then_the_script_goes_on() {
+    let scenario = Scenario::new("mcp").turn(
+        Turn::user("ask the wiki")
+            .model(ModelStep::mcp_approval(ScriptedMcpApproval::new(
+                "wiki",
+                "ask_question",
+                json!({"q": "what"}),
+            )))
+            .model(ModelStep::say("The wiki says hello.")),
+    );
+    let server = start(scenario);
+    let mut c = Client::connect(&server.url()).await;
+    c.text_session().await;
+    c.user_says("ask the wiki").await;
+    c.send(json!({"type": "response.create"})).await;
+    let events = c.until("response.done").await;
+    let done = events
+        .iter()
+        .find(|e| e["type"] == "response.output_item.done")
+        .unwrap();
+    let request = &done["item"];
+    assert_eq!(request["type"], "mcp_approval_request");
+    assert_eq!(request["server_label"], "wiki");
+    assert_eq!(request["name"], "ask_question");
+    assert_eq!(request["arguments"], "{\"q\":\"what\"}");
+    let request_id = request["id"].as_str().unwrap().to_owned();
+
+    // An answer to a request that does not exist is refused like the live API.
+    c.send(json!({"type": "conversation.item.create", "item": {
+        "type": "mcp_approval_response", "id": "mcpa_x", "approval_request_id": "nope",
+        "approve": true
+    }}))
+    .await;
+    let err = c.next_event().await;
+    assert_eq!(err["error"]["param"], "item.approval_request_id");
+
+    c.send(json!({"type": "conversation.item.create", "item": {
+        "type": "mcp_approval_response", "id": "mcpa_1", "approval_request_id": request_id,
+        "approve": true
+    }}))
+    .await;
+    let added = c.next_event().await;
+    assert_eq!(added["type"], "conversation.item.added");
+    assert_eq!(added["item"]["approve"], true);
+    assert!(added["item"].get("status").is_none(), "{added}");
+    c.until("conversation.item.done").await;
+    c.send(json!({"type": "response.create"})).await;
+    let events = c.until("response.done").await;
+    let reply: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(reply, "The wiki says hello.");
+    let violations = server.violations().await;
+    assert_eq!(violations.len(), 1, "{violations:?}");
+
+    c.send(json!({"type": "conversation.item.create", "item": {
+        "type": "mcp_approval_response", "id": "mcpa_2", "approval_request_id": request_id,
+        "approve": false
+    }}))
+    .await;
+    c.until("conversation.item.done").await;
+    let violations = server.violations().await;
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.contains("a second mcp_approval_response")),
+        "{violations:?}"
     );
 }

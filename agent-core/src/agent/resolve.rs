@@ -283,8 +283,12 @@ impl AgentFile {
             ));
         }
         let answers_itself = match &self.spec.turn_detection {
-            TurnDetectionSpec::ServerVad { create_response, .. }
-            | TurnDetectionSpec::SemanticVad { create_response, .. } => *create_response == Some(true),
+            TurnDetectionSpec::ServerVad {
+                create_response, ..
+            }
+            | TurnDetectionSpec::SemanticVad {
+                create_response, ..
+            } => *create_response == Some(true),
             TurnDetectionSpec::None => false,
         };
         if spec.input_mode == super::spec::InputGuardMode::Blocking && answers_itself {

@@ -9,6 +9,10 @@
 //! the wait without running the tool: the model reads why as the call's output, and
 //! [`SessionEvent::ApprovalDecided`](super::SessionEvent::ApprovalDecided) says what happened.
 //!
+//! A hosted MCP server's `mcp_approval_request` waits the same way, always (the server asked),
+//! under the request's item id and with the policy's timeout; its decision goes back to the
+//! server as an `mcp_approval_response`.
+//!
 //! The waiting slot is opened by the session before the event goes out, so an answer can never
 //! arrive before there is someone to take it.
 

@@ -180,6 +180,14 @@ impl<I> Sequencer<I> {
         self.next_steps()
     }
 
+    /// An answer the model waits for reached the conversation outside any tool call (the
+    /// decision on a hosted MCP server's approval request): the model is asked to go on once
+    /// the slot is free, as after tool outputs, and never while a response is active.
+    pub fn answer_delivered(&mut self) -> Vec<Step<I>> {
+        self.follow_up = true;
+        self.next_steps()
+    }
+
     /// A tool call delivered its output (already sent as a `function_call_output` item).
     pub fn call_finished(&mut self, response_id: &str, call_id: &str) -> Vec<Step<I>> {
         let Some(calls) = self.outstanding.get_mut(response_id) else {
@@ -524,6 +532,23 @@ mod tests {
         s.suppress_follow_up("r1");
         assert_eq!(s.response_done("r1"), vec![]);
         assert_eq!(s.request_again(), vec![Step::CreateResponse]);
+    }
+
+    #[test]
+    fn an_answer_delivered_during_a_response_asks_once_after_it() {
+        let mut s = S::new();
+        s.submit("use the wiki");
+        s.response_created("r1");
+        assert_eq!(
+            s.answer_delivered(),
+            vec![],
+            "never while a response is active"
+        );
+        assert_eq!(s.response_done("r1"), vec![Step::CreateResponse]);
+        s.response_created("r2");
+        assert_eq!(s.response_done("r2"), vec![]);
+        assert!(s.is_quiet());
+        assert_eq!(s.answer_delivered(), vec![Step::CreateResponse]);
     }
 
     #[test]

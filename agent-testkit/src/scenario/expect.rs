@@ -14,6 +14,20 @@ pub struct ObservedTurn {
     /// The agent that has the conversation when the turn ends (handoffs move it); `None`
     /// when the runner did not say.
     pub agent: Option<String>,
+    /// Every wait for approval that ended in the turn (the agent's tools and MCP servers'), in
+    /// order.
+    pub approvals: Vec<ObservedApproval>,
+}
+
+/// How one wait for approval ended, as the client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedApproval {
+    /// The tool's name (an MCP server's tool by its own name).
+    pub name: String,
+    /// Whether it was approved.
+    pub approved: bool,
+    /// What happened, in words ("approved", "denied: ...", "no answer within 60 s").
+    pub how: String,
 }
 
 /// One tool call as the client ran it.
@@ -58,6 +72,11 @@ impl Expectation {
                     times(n)
                 ));
             }
+        }
+        if let Some(tool) = &self.approval
+            && let Err(e) = self.check_approval(tool, observed)
+        {
+            failures.push(e);
         }
         if let Some(want) = &self.reply_contains
             && !contains_ci(&observed.reply, want)
@@ -134,6 +153,31 @@ impl Expectation {
         Err(format!("`{tool}` was called, but {}", misses.join("; ")))
     }
 
+    /// Whether a wait for approval of `tool` ended as `approved` says (any way, when unset).
+    fn check_approval(&self, tool: &str, observed: &ObservedTurn) -> Result<(), String> {
+        let waits: Vec<&ObservedApproval> = observed
+            .approvals
+            .iter()
+            .filter(|a| a.name == tool)
+            .collect();
+        if waits.is_empty() {
+            return Err(format!(
+                "no call of `{tool}` waited for approval in this turn"
+            ));
+        }
+        match self.approved {
+            Some(want) if !waits.iter().any(|a| a.approved == want) => {
+                let hows: Vec<&str> = waits.iter().map(|a| a.how.as_str()).collect();
+                Err(format!(
+                    "`{tool}` was {}, expected it {}",
+                    hows.join(", then "),
+                    if want { "approved" } else { "not approved" }
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Why this call does not satisfy the expectation, or `None` when it does.
     fn call_mismatch(&self, call: &ObservedCall) -> Option<String> {
         if let Some(want) = &self.arguments
@@ -192,6 +236,13 @@ impl Expectation {
         }
         if let Some(tool) = &self.not_tool {
             parts.push(format!("`{tool}` not called"));
+        }
+        if let Some(tool) = &self.approval {
+            parts.push(match self.approved {
+                Some(true) => format!("`{tool}` approved"),
+                Some(false) => format!("`{tool}` not approved"),
+                None => format!("`{tool}` waited for approval"),
+            });
         }
         if let Some(t) = &self.reply_contains {
             parts.push(format!("reply contains \"{t}\""));
@@ -283,7 +334,33 @@ mod tests {
                 },
             ],
             agent: Some("support".into()),
+            approvals: vec![ObservedApproval {
+                name: "ask_question".into(),
+                approved: false,
+                how: "no answer within 0.2 s".into(),
+            }],
         }
+    }
+
+    #[test]
+    fn approval_outcomes_are_checked_by_tool_name() {
+        assert_eq!(
+            Expectation::approval("ask_question", false).check(&observed()),
+            Ok(())
+        );
+        let err = Expectation::approval("ask_question", true)
+            .check(&observed())
+            .unwrap_err();
+        assert!(err.contains("no answer within 0.2 s"), "{err}");
+        assert!(err.contains("expected it approved"), "{err}");
+        let err = Expectation::approval("create_ticket", true)
+            .check(&observed())
+            .unwrap_err();
+        assert!(err.contains("no call of `create_ticket` waited"), "{err}");
+        assert_eq!(
+            Expectation::approval("ask_question", true).description(),
+            "`ask_question` approved"
+        );
     }
 
     #[test]

@@ -39,12 +39,24 @@
 //!   [[scenario.turn.model]]             # played on the next response.create, once the outputs
 //!   say = "Your order A1001 shipped."   # of the calls above have arrived
 //!
+//!   [[scenario.turn.model]]             # a hosted MCP server (`[[mcp_servers]]`) asks to approve
+//!   mcp_approval = { server_label = "wiki", name = "ask_question", arguments = { q = "x" } }
+//!                                       # a call: an `mcp_approval_request` item; the client
+//!                                       # answers it (see `approvals`) and asks for the next
+//!                                       # step, which must follow. `arguments` is a table or a
+//!                                       # JSON string
+//!
 //!   [[scenario.turn.expect]]            # every key that is set must hold
 //!   tool = "lookup_order"               # this tool was called in the turn ...
 //!   arguments = { order_id = "A1001" }  # ... with at least these arguments (subset match)
 //!   output_contains = "A1001"           # ... and its output contains this (case-insensitive)
 //!   output_is_error = false             # ... and the output is (not) an error output
 //!   times = 1                           # the tool was called exactly this often (0 = never)
+//!
+//!   [[scenario.turn.expect]]
+//!   approval = "ask_question"           # a call of this tool (the agent's, or an MCP server's
+//!                                       # by its tool name) waited for approval in the turn ...
+//!   approved = true                     # ... and was approved (false: denied or timed out)
 //!
 //!   [[scenario.turn.expect]]
 //!   reply_contains = "shipped"          # the assistant's text/transcript in this turn
@@ -72,9 +84,13 @@
 //! ```
 //!
 //! The file is checked as a whole and every problem is reported at once: a turn without a model
-//! step, a step with neither `say` nor `calls`, a turn whose last step calls tools (the client will
-//! ask for one more response after sending the outputs, so a reply must follow), an expectation
-//! about a tool that no step of its turn calls, duplicate scenario names.
+//! step, a step with neither `say`, `calls` nor `mcp_approval`, a turn whose last step calls tools
+//! or asks for an MCP approval (the client will ask for one more response after sending the
+//! outputs or the decision, so a reply must follow), an expectation or an approval answer about
+//! a tool that no step of its turn calls, duplicate scenario names.
+//!
+//! `approvals` keys and `approval` expectations name an MCP server's tool by its tool name, the
+//! `name` the session's approval event carries.
 
 mod expect;
 mod parse;
@@ -84,7 +100,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-pub use expect::{ObservedCall, ObservedTurn, check_turn};
+pub use expect::{ObservedApproval, ObservedCall, ObservedTurn, check_turn};
 pub use parse::{ScenarioDiagnostic, ScenarioError};
 pub use record::{Recording, WriteOptions};
 
@@ -201,7 +217,8 @@ pub struct Turn {
     pub model: Vec<ModelStep>,
     /// What a correct client shows at the end of the turn.
     pub expect: Vec<Expectation>,
-    /// The user's answers to calls of this turn that wait for approval, by tool name.
+    /// The user's answers to calls of this turn that wait for approval, by tool name (an MCP
+    /// server's tool by its own name).
     pub approvals: std::collections::BTreeMap<String, ApprovalAnswer>,
     /// Where `[[scenario.turn]]` starts, when it came from a file.
     pub location: Option<Location>,
@@ -256,20 +273,25 @@ impl Turn {
         self
     }
 
-    /// Answers calls to `tool` in this turn that wait for approval with `answer`.
+    /// Answers calls to `tool` (or MCP approval requests for it) in this turn that wait for
+    /// approval with `answer`.
     pub fn approval(mut self, tool: impl Into<String>, answer: ApprovalAnswer) -> Self {
         self.approvals.insert(tool.into(), answer);
         self
     }
 }
 
-/// One scripted response: optional text/audio, then optional function calls.
+/// One scripted response: optional text/audio, then optional function calls, then an optional
+/// MCP approval request.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ModelStep {
     /// The assistant message, streamed as deltas.
     pub say: Option<String>,
     /// Function calls, each a `function_call` item of the same response.
     pub calls: Vec<ScriptedCall>,
+    /// A hosted MCP server asks to approve a call: an `mcp_approval_request` item, last in the
+    /// response.
+    pub mcp_approval: Option<ScriptedMcpApproval>,
     /// Length of the synthetic audio when audio is on; default: derived from the text length.
     pub audio_ms: Option<u32>,
     /// Merged over the computed `usage` of `response.done` (a JSON object).
@@ -295,6 +317,14 @@ impl ModelStep {
     pub fn calls(calls: impl IntoIterator<Item = ScriptedCall>) -> Self {
         ModelStep {
             calls: calls.into_iter().collect(),
+            ..Self::default()
+        }
+    }
+
+    /// A response whose only output is a hosted MCP server's approval request.
+    pub fn mcp_approval(approval: ScriptedMcpApproval) -> Self {
+        ModelStep {
+            mcp_approval: Some(approval),
             ..Self::default()
         }
     }
@@ -363,6 +393,30 @@ impl ScriptedCall {
     }
 }
 
+/// A hosted MCP server's request to approve a call of one of its tools, as the scripted model's
+/// response carries it (`mcp_approval_request`). The API calls the tool itself once approved, so
+/// no tool of the agent runs; the scripted server only checks the client's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptedMcpApproval {
+    /// The `server_label` of an `[[mcp_servers]]` entry.
+    pub server_label: String,
+    /// The server's tool.
+    pub name: String,
+    /// The arguments, a JSON string as the wire carries it.
+    pub arguments: String,
+}
+
+impl ScriptedMcpApproval {
+    /// A request to approve `name` of `server_label` with JSON `arguments`.
+    pub fn new(server_label: impl Into<String>, name: impl Into<String>, arguments: Value) -> Self {
+        ScriptedMcpApproval {
+            server_label: server_label.into(),
+            name: name.into(),
+            arguments: arguments.to_string(),
+        }
+    }
+}
+
 /// What a correct client shows at the end of a turn; every field that is set must hold.
 ///
 /// Tool checks (`arguments`, `output_contains`, `output_is_error`) pass when at least one call of
@@ -387,6 +441,10 @@ pub struct Expectation {
     pub reply_not_contains: Option<String>,
     /// The conversation is with this agent when the turn ends (after its handoffs).
     pub agent: Option<String>,
+    /// A call of this tool (the agent's or an MCP server's) waited for approval in the turn.
+    pub approval: Option<String>,
+    /// ... and was approved (`true`) or not (`false`: denied, timed out, cancelled).
+    pub approved: Option<bool>,
     /// Where `[[scenario.turn.expect]]` starts, when it came from a file.
     pub location: Option<Location>,
 }
@@ -404,6 +462,15 @@ impl Expectation {
     pub fn reply_contains(text: impl Into<String>) -> Self {
         Expectation {
             reply_contains: Some(text.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Expects a wait for approval of `tool` that ended `approved` (or not).
+    pub fn approval(tool: impl Into<String>, approved: bool) -> Self {
+        Expectation {
+            approval: Some(tool.into()),
+            approved: Some(approved),
             ..Self::default()
         }
     }

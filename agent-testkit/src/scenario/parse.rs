@@ -7,7 +7,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_spanned::Spanned;
 
-use super::{Expectation, Location, ModelStep, Scenario, ScenarioFile, ScriptedCall, Turn};
+use super::{
+    Expectation, Location, ModelStep, Scenario, ScenarioFile, ScriptedCall, ScriptedMcpApproval,
+    Turn,
+};
 
 /// Why a scenario file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +113,8 @@ struct RawStep {
     #[serde(default)]
     calls: Vec<Spanned<RawCall>>,
     #[serde(default)]
+    mcp_approval: Option<Spanned<RawMcpApproval>>,
+    #[serde(default)]
     audio_ms: Option<u32>,
     #[serde(default)]
     barge_in_after_ms: Option<u32>,
@@ -127,6 +132,15 @@ struct RawCall {
     arguments: Option<Spanned<Value>>,
     #[serde(default)]
     arguments_raw: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMcpApproval {
+    server_label: Spanned<String>,
+    name: Spanned<String>,
+    #[serde(default)]
+    arguments: Option<Spanned<Value>>,
 }
 
 #[derive(Deserialize)]
@@ -150,6 +164,9 @@ struct RawExpect {
     reply_not_contains: Option<String>,
     #[serde(default)]
     agent: Option<String>,
+    approval: Option<Spanned<String>>,
+    #[serde(default)]
+    approved: Option<bool>,
 }
 
 /// Collects diagnostics with positions computed from byte spans.
@@ -339,11 +356,11 @@ fn convert_turn(
     for (i, step) in raw.model.into_iter().enumerate() {
         let step_span = step.span();
         let step = step.into_inner();
-        if step.say.is_none() && step.calls.is_empty() {
+        if step.say.is_none() && step.calls.is_empty() && step.mcp_approval.is_none() {
             ctx.error(
                 &step_span,
                 format!("model step {} of turn {number} of \"{scenario}\" neither says anything nor calls a tool", i + 1),
-                "add `say = \"...\"` or `calls = [{ name = \"...\", arguments = { ... } }]`",
+                "add `say = \"...\"`, `calls = [{ name = \"...\", arguments = { ... } }]` or `mcp_approval = { server_label = \"...\", name = \"...\" }`",
             );
         }
         if i + 1 == step_count && !step.calls.is_empty() {
@@ -351,6 +368,13 @@ fn convert_turn(
                 &step_span,
                 format!("the last model step of turn {number} of \"{scenario}\" calls tools, but no step follows to answer after their outputs"),
                 "add another [[scenario.turn.model]] with the reply the model gives once the tool outputs arrived",
+            );
+        }
+        if i + 1 == step_count && step.mcp_approval.is_some() {
+            ctx.error(
+                &step_span,
+                format!("the last model step of turn {number} of \"{scenario}\" asks for an MCP approval, but no step follows to answer after the decision"),
+                "add another [[scenario.turn.model]] with the reply the model gives once the approval was answered",
             );
         }
         if step.barge_in_after_ms.is_some() && is_last {
@@ -379,9 +403,11 @@ fn convert_turn(
             .into_iter()
             .map(|c| convert_call(ctx, c))
             .collect();
+        let mcp_approval = step.mcp_approval.map(|a| convert_mcp_approval(ctx, a));
         model.push(ModelStep {
             say: step.say,
             calls,
+            mcp_approval,
             audio_ms: step.audio_ms,
             usage,
             barge_in_after_ms: step.barge_in_after_ms,
@@ -406,11 +432,11 @@ fn convert_turn(
             );
             continue;
         };
-        if !model.iter().any(|s| s.calls.iter().any(|c| c.name == tool)) {
+        if !asks_approval(&model, &tool) {
             ctx.error(
                 &answer_span,
                 format!("`approvals` answers for `{tool}`, which no model step of turn {number} of \"{scenario}\" calls"),
-                "name a tool this turn's `calls` call, or remove the answer",
+                "name a tool this turn's `calls` call or its `mcp_approval` names, or remove the answer",
             );
         }
         approvals.insert(tool, parsed);
@@ -454,6 +480,60 @@ fn check_transcription_turn(
             format!("turn {number} of transcription scenario \"{scenario}\" has expectations"),
             "a transcription session calls no tools and gives no replies; remove [[scenario.turn.expect]]",
         );
+    }
+}
+
+/// Whether a step of the turn may make `tool` wait for approval: it calls it, or an MCP
+/// approval request names it.
+fn asks_approval(model: &[ModelStep], tool: &str) -> bool {
+    model.iter().any(|s| {
+        s.calls.iter().any(|c| c.name == tool)
+            || s.mcp_approval.as_ref().is_some_and(|a| a.name == tool)
+    })
+}
+
+fn convert_mcp_approval(ctx: &mut Ctx<'_>, raw: Spanned<RawMcpApproval>) -> ScriptedMcpApproval {
+    let raw = raw.into_inner();
+    let label_span = raw.server_label.span();
+    let server_label = raw.server_label.into_inner();
+    if !valid_tool_name(&server_label) {
+        ctx.error(
+            &label_span,
+            format!("`{server_label}` is not a valid MCP server label"),
+            "use the `server_label` of the agent file's [[mcp_servers]] entry: letters, digits, `_` or `-`",
+        );
+    }
+    let name_span = raw.name.span();
+    let name = raw.name.into_inner();
+    if !valid_tool_name(&name) {
+        ctx.error(
+            &name_span,
+            format!("`{name}` is not a valid tool name"),
+            "tool names use 1 to 64 letters, digits, `_` or `-`",
+        );
+    }
+    let arguments = match raw.arguments {
+        None => "{}".to_owned(),
+        Some(args) => {
+            let a_span = args.span();
+            match args.into_inner() {
+                Value::String(text) => text,
+                table @ Value::Object(_) => table.to_string(),
+                _ => {
+                    ctx.error(
+                        &a_span,
+                        format!("the arguments of the MCP approval of `{name}` must be a table or a JSON string"),
+                        "write arguments = { key = \"value\" }, or arguments = '{\"key\": \"value\"}'",
+                    );
+                    "{}".to_owned()
+                }
+            }
+        }
+    };
+    ScriptedMcpApproval {
+        server_label,
+        name,
+        arguments,
     }
 }
 
@@ -554,6 +634,25 @@ fn convert_expect(
         }
         a
     });
+    let approval = raw.approval.map(|a| {
+        let a_span = a.span();
+        let a = a.into_inner();
+        if !asks_approval(model, &a) {
+            ctx.error(
+                &a_span,
+                format!("turn {turn} of \"{scenario}\" expects an approval of `{a}`, but no model step of the turn calls it or asks to approve it"),
+                "fix the tool name, or add the call (or an `mcp_approval`) to a [[scenario.turn.model]]",
+            );
+        }
+        a
+    });
+    if raw.approved.is_some() && approval.is_none() {
+        ctx.error(
+            &span,
+            "`approved` describes a wait for approval, but this expectation has no `approval`",
+            "add approval = \"tool name\" to say which wait it applies to",
+        );
+    }
     let needs_tool = arguments.is_some()
         || raw.output_contains.is_some()
         || raw.output_is_error.is_some()
@@ -567,6 +666,7 @@ fn convert_expect(
     }
     if tool.is_none()
         && not_tool.is_none()
+        && approval.is_none()
         && raw.reply_contains.is_none()
         && raw.reply_not_contains.is_none()
         && raw.agent.is_none()
@@ -575,7 +675,7 @@ fn convert_expect(
         ctx.error(
             &span,
             "this expectation checks nothing",
-            "set `tool`, `not_tool`, `reply_contains`, `reply_not_contains` or `agent`",
+            "set `tool`, `not_tool`, `approval`, `reply_contains`, `reply_not_contains` or `agent`",
         );
     }
     Expectation {
@@ -588,6 +688,8 @@ fn convert_expect(
         reply_contains: raw.reply_contains,
         reply_not_contains: raw.reply_not_contains,
         agent: raw.agent,
+        approval,
+        approved: raw.approved,
         location: Some(ctx.location(&span)),
     }
 }
@@ -668,6 +770,61 @@ user = "hi"
             msgs[2].contains("turn 2") && msgs[2].contains("no `user`"),
             "{msgs:#?}"
         );
+    }
+
+    const MCP: &str = r#"
+[[scenario]]
+name = "wiki"
+
+[[scenario.turn]]
+user = "What does the repo do?"
+approvals = { ask_question = "approve" }
+
+  [[scenario.turn.model]]
+  mcp_approval = { server_label = "wiki", name = "ask_question", arguments = { repo = "a/b" } }
+
+  [[scenario.turn.model]]
+  say = "It is a voice agent."
+
+  [[scenario.turn.expect]]
+  approval = "ask_question"
+  approved = true
+"#;
+
+    #[test]
+    fn an_mcp_approval_step_and_its_answer_parse() {
+        let file = ScenarioFile::from_str(MCP, "mcp.toml").unwrap();
+        let turn = &file.scenarios[0].turns[0];
+        let approval = turn.model[0].mcp_approval.as_ref().unwrap();
+        assert_eq!(approval.server_label, "wiki");
+        assert_eq!(approval.name, "ask_question");
+        assert_eq!(approval.arguments, r#"{"repo":"a/b"}"#);
+        assert_eq!(
+            turn.approvals.get("ask_question"),
+            Some(&super::super::ApprovalAnswer::Approve)
+        );
+        assert_eq!(turn.expect[0].approval.as_deref(), Some("ask_question"));
+        assert_eq!(turn.expect[0].approved, Some(true));
+    }
+
+    #[test]
+    fn an_mcp_approval_needs_a_step_after_it_and_known_names() {
+        let text = MCP
+            .replace(
+                "  [[scenario.turn.model]]\n  say = \"It is a voice agent.\"\n",
+                "",
+            )
+            .replace("approval = \"ask_question\"", "approval = \"ask\"")
+            .replace("arguments = { repo = \"a/b\" }", "arguments = 3");
+        let err = ScenarioFile::from_str(&text, "mcp.toml").unwrap_err();
+        let msgs: Vec<String> = err.diagnostics().iter().map(|d| d.to_string()).collect();
+        assert_eq!(msgs.len(), 3, "{msgs:#?}");
+        assert!(msgs[0].contains("no step follows"), "{msgs:#?}");
+        assert!(
+            msgs[1].contains("must be a table or a JSON string"),
+            "{msgs:#?}"
+        );
+        assert!(msgs[2].contains("approval of `ask`"), "{msgs:#?}");
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub(crate) struct Conversation {
     calls: HashSet<String>,
     /// `call_id`s of the `function_call_output` items.
     outputs: HashSet<String>,
+    /// Item ids of the `mcp_approval_request` items.
+    approval_requests: HashSet<String>,
+    /// The `approval_request_id`s the `mcp_approval_response` items answer.
+    approval_answers: HashSet<String>,
 }
 
 /// The `call_id` of a `function_call` (`is_output == false`) or `function_call_output`.
@@ -92,6 +96,21 @@ impl Conversation {
             self.outputs.insert(call_id.to_owned());
             self.unanswered.retain(|(call, _)| call != call_id);
         }
+        match entry.item.get("type").and_then(Value::as_str) {
+            Some("mcp_approval_request") => {
+                self.approval_requests.insert(entry.id.clone());
+            }
+            Some("mcp_approval_response") => {
+                if let Some(request) = entry
+                    .item
+                    .get("approval_request_id")
+                    .and_then(Value::as_str)
+                {
+                    self.approval_answers.insert(request.to_owned());
+                }
+            }
+            _ => {}
+        }
     }
 
     pub(crate) fn last_id(&self) -> Option<String> {
@@ -128,6 +147,8 @@ impl Conversation {
         self.calls.clear();
         self.outputs.clear();
         self.unanswered.clear();
+        self.approval_requests.clear();
+        self.approval_answers.clear();
         let entries = std::mem::take(&mut self.entries);
         for entry in &entries {
             self.index(entry);
@@ -145,6 +166,16 @@ impl Conversation {
     /// Whether a `function_call_output` with this `call_id` exists.
     pub(crate) fn has_output(&self, call_id: &str) -> bool {
         self.outputs.contains(call_id)
+    }
+
+    /// Whether an `mcp_approval_request` with this item id exists.
+    pub(crate) fn has_approval_request(&self, id: &str) -> bool {
+        self.approval_requests.contains(id)
+    }
+
+    /// Whether an `mcp_approval_response` answers the request `id`.
+    pub(crate) fn has_approval_answer(&self, id: &str) -> bool {
+        self.approval_answers.contains(id)
     }
 
     /// `call_id`s of completed function calls that have no output yet.

@@ -91,6 +91,13 @@ pub(crate) enum PlannedKind {
         call_id: String,
         arguments: String,
     },
+    /// A hosted MCP server asks the client to approve a call: nothing streams, the item is
+    /// whole from `response.output_item.added` on.
+    McpApprovalRequest {
+        server_label: String,
+        name: String,
+        arguments: String,
+    },
 }
 
 /// One output item of a response.
@@ -257,6 +264,16 @@ impl Ctx {
         }))
     }
 
+    fn mcp_approval_item(&self, id: &str, server_label: &str, name: &str, args: &str) -> Value {
+        self.item(json!({
+            "id": id,
+            "type": "mcp_approval_request",
+            "server_label": server_label,
+            "name": name,
+            "arguments": args,
+        }))
+    }
+
     /// Audio length of a message, capped at ten minutes so a typo cannot exhaust memory.
     fn audio_ms(&self, text: &str, scripted: Option<u32>) -> u32 {
         const MAX_AUDIO_MS: u32 = 600_000;
@@ -281,6 +298,11 @@ impl Ctx {
                 call_id,
                 arguments,
             } => self.call_item(&item.id, "completed", name, call_id, arguments),
+            PlannedKind::McpApprovalRequest {
+                server_label,
+                name,
+                arguments,
+            } => self.mcp_approval_item(&item.id, server_label, name, arguments),
         }
     }
 
@@ -303,6 +325,8 @@ impl Ctx {
                 let partial: String = arguments.chars().take(p.chars).collect();
                 self.call_item(&item.id, "incomplete", name, call_id, &partial)
             }
+            // Whole once announced: a cut leaves it as it was.
+            PlannedKind::McpApprovalRequest { .. } => self.final_item(r, item),
         }
     }
 
@@ -332,6 +356,14 @@ impl Ctx {
                 } => {
                     let chars = p.as_ref().map_or(arguments.chars().count(), |p| p.chars);
                     text += usage::text_tokens(chars + name.len());
+                }
+                PlannedKind::McpApprovalRequest {
+                    name, arguments, ..
+                } => {
+                    let sent = p.as_ref().is_none_or(|p| p.announced);
+                    if sent {
+                        text += usage::text_tokens(arguments.chars().count() + name.len());
+                    }
                 }
             }
         }
@@ -366,6 +398,7 @@ impl Ctx {
                 PlannedKind::Call { name, call_id, .. } => {
                     self.call_item(&item.id, "in_progress", name, call_id, "")
                 }
+                PlannedKind::McpApprovalRequest { .. } => self.final_item(r, item),
             };
             out.push(Outgoing::with(
                 json!({"type": "response.output_item.added", "response_id": r.id, "output_index": o, "item": in_progress}),
@@ -511,6 +544,7 @@ impl Ctx {
                     }
                     out.push(Outgoing::new(done));
                 }
+                PlannedKind::McpApprovalRequest { .. } => {}
             }
             out.push(Outgoing::with(
                 json!({

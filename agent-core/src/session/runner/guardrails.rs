@@ -121,11 +121,7 @@ impl Runner {
         self.guard.answers.remove(item_id);
         self.announce_trip(GuardrailStage::Output, &trip, Some(item_id));
         self.cut_off(response_id).await?;
-        let budget = self
-            .config
-            .guardrails
-            .as_ref()
-            .map_or(0, |g| g.max_retries);
+        let budget = self.config.guardrails.as_ref().map_or(0, |g| g.max_retries);
         if self.guard.retries >= budget {
             self.warn(&format!(
                 "the guardrail `{}` stopped {} answers in this turn; not asking again",

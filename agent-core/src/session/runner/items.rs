@@ -23,7 +23,8 @@ impl Runner {
             .push(key);
     }
 
-    /// An output item completed: an assistant message is logged; a function call may start.
+    /// An output item completed: an assistant message is logged; a function call may start;
+    /// an MCP approval request is logged and asked.
     pub(super) async fn on_output_item_done(&mut self, response_id: &str, item: &Item) {
         if let Item::Message(message) = item
             && message.role == Role::Assistant
@@ -35,6 +36,7 @@ impl Runner {
             self.record(key, item.clone());
         }
         self.maybe_start_call(response_id, item).await;
+        self.maybe_ask_mcp_approval(response_id, item);
     }
 
     /// An item entered the server's conversation. A spoken user turn is logged now, at its
@@ -104,8 +106,8 @@ impl Runner {
     }
 }
 
-/// The log key an announced output item reserves: an assistant message by its id, a function
-/// call by its call id; nothing for other items.
+/// The log key an announced output item reserves: an assistant message or an MCP approval
+/// request by its id, a function call by its call id; nothing for other items.
 fn output_slot_key(item: &Item) -> Option<String> {
     match item {
         Item::Message(message) if message.role == Role::Assistant => {
@@ -113,6 +115,9 @@ fn output_slot_key(item: &Item) -> Option<String> {
         }
         Item::FunctionCall(call) if !call.call_id.is_empty() => {
             Some(format!("call:{}", call.call_id))
+        }
+        Item::McpApprovalRequest(request) if !request.id.is_empty() => {
+            Some(format!("item:{}", request.id))
         }
         _ => None,
     }
@@ -181,6 +186,11 @@ mod tests {
         assert_eq!(output_slot_key(&Item::assistant_text("no id")), None);
         assert_eq!(output_slot_key(&Item::function_call("", "x", "{}")), None);
         assert_eq!(output_slot_key(&Item::user_text("hi").with_id("u")), None);
+        let request = Item::McpApprovalRequest(crate::protocol::McpApprovalRequestItem {
+            id: "mcpr_1".into(),
+            ..Default::default()
+        });
+        assert_eq!(output_slot_key(&request).as_deref(), Some("item:mcpr_1"));
     }
 
     #[test]

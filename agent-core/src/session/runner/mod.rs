@@ -15,6 +15,7 @@
 //! - [`calls`]: running the model's function calls and sending their outputs;
 //! - [`handoffs`]: a transfer call, which switches the session to another agent;
 //! - [`guardrails`]: checking input and output, and stopping what trips a guardrail;
+//! - [`mcp_approvals`]: hosted MCP servers' approval requests, and sending the decisions;
 //! - [`input`]: the app's commands and the sequencer's steps;
 //! - [`deadlines`]: what happens when a response stalls;
 //! - [`wire`]: frames in and out of the current connection;
@@ -30,6 +31,7 @@ mod guardrails;
 mod handoffs;
 mod input;
 mod items;
+mod mcp_approvals;
 mod platform;
 mod responses;
 mod server_events;
@@ -162,6 +164,12 @@ pub(crate) struct Runner {
     approvals: super::approval::Approvals,
     /// What output guardrails have seen of each streaming answer (see `guardrails`).
     guard: guardrails::GuardState,
+    /// Waits for approval of hosted MCP servers' requests; each yields its verdict.
+    mcp_waits: JoinSet<mcp_approvals::McpVerdict>,
+    /// The MCP approval requests waiting, by request id.
+    mcp_pending: HashMap<String, mcp_approvals::McpPending>,
+    /// Recent MCP approval request ids seen, so each is answered once.
+    mcp_seen: RecentIds,
 }
 
 /// What connects a runner to its app: the events out, the commands in, and the approvals the
@@ -267,6 +275,9 @@ impl Runner {
             limit_warned: false,
             updates_in_flight: 0,
             guard: guardrails::GuardState::default(),
+            mcp_waits: JoinSet::new(),
+            mcp_pending: HashMap::new(),
+            mcp_seen: RecentIds::bounded(CALLS_WINDOW),
         }
     }
 
@@ -291,6 +302,7 @@ impl Runner {
         };
         self.shutdown.cancel();
         self.calls.abort_all();
+        self.cancel_mcp_waits();
         let _ = tokio::time::timeout(connection::CLOSE_WAIT, self.ws.close(None)).await;
         // Output the server never finished no longer holds back what follows it.
         self.log.abandon_open();
@@ -332,6 +344,9 @@ impl Runner {
                 Some(joined) = self.calls.join_next_with_id(), if !self.calls.is_empty() => {
                     self.on_call_joined(joined).await
                 }
+                Some(joined) = self.mcp_waits.join_next(), if !self.mcp_waits.is_empty() => {
+                    self.on_mcp_verdict(joined).await
+                }
                 () = self.outbox.room(), if self.outbox.has_backlog() => {
                     self.outbox.drain();
                     Flow::Continue
@@ -366,9 +381,9 @@ impl Runner {
         }
     }
 
-    /// Nothing in flight, queued or running.
+    /// Nothing in flight, queued, running or waiting for approval.
     fn quiet(&self) -> bool {
-        self.sequencer.is_quiet() && self.calls.is_empty()
+        self.sequencer.is_quiet() && self.calls.is_empty() && self.mcp_waits.is_empty()
     }
 
     /// Ends the current turn without a complete answer: the app is told why, and the request

@@ -27,9 +27,11 @@ impl Runner {
                 "a malformed response.done for {id} was read in part: {note}"
             ));
         }
-        // Calls whose `response.output_item.done` we missed still run if their item completed.
+        // Calls whose `response.output_item.done` we missed still run if their item completed;
+        // MCP approval requests missed the same way are still asked.
         for item in &response.output {
             self.maybe_start_call(&id, item).await;
+            self.maybe_ask_mcp_approval(&id, item);
         }
         self.guard_response_done(&id);
         let status = status_of(&response);

@@ -43,7 +43,9 @@ impl Runner {
                 return self.guard_done(&e.response_id, &e.item_id, &e.text).await;
             }
             ServerEvent::ResponseOutputAudioTranscriptDone(e) => {
-                return self.guard_done(&e.response_id, &e.item_id, &e.transcript).await;
+                return self
+                    .guard_done(&e.response_id, &e.item_id, &e.transcript)
+                    .await;
             }
             ServerEvent::ResponseOutputAudioDelta(e) => {
                 self.on_audio_delta(e.response_id, e.item_id, e.content_index, &e.delta);

@@ -188,12 +188,22 @@ impl Conn {
                 }
                 is_user_message = false;
             }
+            "mcp_approval_request" | "mcp_approval_response" if self.dialect == Dialect::Ga => {
+                if !self.accept_mcp_item(&kind, &item, eid) {
+                    return;
+                }
+                is_user_message = false;
+            }
             other => {
+                let supported = match self.dialect {
+                    Dialect::Ga => {
+                        "'message', 'function_call', 'function_call_output', 'mcp_approval_request' and 'mcp_approval_response'"
+                    }
+                    Dialect::Beta => "'message', 'function_call' and 'function_call_output'",
+                };
                 let spec = invalid_request(
                     "invalid_value",
-                    format!(
-                        "Invalid value: '{other}'. Supported values are: 'message', 'function_call' and 'function_call_output'."
-                    ),
+                    format!("Invalid value: '{other}'. Supported values are: {supported}."),
                     Some("item.type"),
                 );
                 self.error(spec, eid, true);
@@ -218,7 +228,10 @@ impl Conn {
         };
         self.shared.note_received_item(&kind);
         item.insert("id".into(), json!(id));
-        item.entry("status").or_insert(json!("completed"));
+        // MCP items have no status in the GA schema.
+        if !kind.starts_with("mcp_") {
+            item.entry("status").or_insert(json!("completed"));
+        }
         let item = wire::finish_item(self.dialect, Value::Object(item));
         let prev = self.conversation.insert(
             Entry {
@@ -230,6 +243,61 @@ impl Conn {
             previous,
         );
         self.added_events(&item, prev);
+    }
+
+    /// Checks a client's MCP item as the API does: the fields the GA schema requires, and for a
+    /// decision, a request in the conversation to answer. A second decision on one request is
+    /// a violation (the API would take the first). Returns whether the item may go in.
+    fn accept_mcp_item(
+        &mut self,
+        kind: &str,
+        item: &serde_json::Map<String, Value>,
+        eid: Option<&str>,
+    ) -> bool {
+        let (strings, flags): (&[&str], &[&str]) = if kind == "mcp_approval_request" {
+            (&["id", "server_label", "name", "arguments"], &[])
+        } else {
+            (&["id", "approval_request_id"], &["approve"])
+        };
+        let missing = strings
+            .iter()
+            .find(|f| item.get(**f).and_then(Value::as_str).is_none())
+            .or_else(|| {
+                flags
+                    .iter()
+                    .find(|f| item.get(**f).and_then(Value::as_bool).is_none())
+            });
+        if let Some(field) = missing {
+            let spec = invalid_request(
+                "missing_required_parameter",
+                format!("Missing required parameter: 'item.{field}'."),
+                Some(&format!("item.{field}")),
+            );
+            self.error(spec, eid, true);
+            return false;
+        }
+        if kind == "mcp_approval_request" {
+            return true;
+        }
+        let request = item
+            .get("approval_request_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !self.conversation.has_approval_request(request) {
+            let spec = invalid_request(
+                "invalid_value",
+                format!("Approval request with id '{request}' not found in conversation."),
+                Some("item.approval_request_id"),
+            );
+            self.error(spec, eid, true);
+            return false;
+        }
+        if self.conversation.has_approval_answer(request) {
+            self.violation(format!(
+                "a second mcp_approval_response for {request}: each approval request must be answered once"
+            ));
+        }
+        true
     }
 
     pub(super) fn new_client_item_id(

@@ -228,6 +228,16 @@ impl Conn {
                 },
             });
         }
+        if let Some(approval) = &step.mcp_approval {
+            calls.push(PlannedItem {
+                id: next_id(&mut self.conversation),
+                kind: PlannedKind::McpApprovalRequest {
+                    server_label: approval.server_label.clone(),
+                    name: approval.name.clone(),
+                    arguments: approval.arguments.clone(),
+                },
+            });
+        }
         if !say_first && let Some(text) = &step.say {
             message.push(PlannedItem {
                 id: next_id(&mut self.conversation),
