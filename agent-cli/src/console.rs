@@ -122,6 +122,19 @@ impl Console {
                     ),
                 }
             }
+            SessionEvent::GuardrailTripped {
+                guardrail,
+                stage,
+                reason,
+                ..
+            } => {
+                self.end_reply();
+                let what = match stage {
+                    agent_core::guardrail::GuardrailStage::Input => "the message",
+                    agent_core::guardrail::GuardrailStage::Output => "the answer",
+                };
+                crate::output::outln!("  ⛔ guardrail `{guardrail}` stopped {what}: {reason}");
+            }
             SessionEvent::Handoff { from, to, .. } => {
                 self.end_reply();
                 crate::output::outln!("  ⇄ {from} hands the conversation to {to}");

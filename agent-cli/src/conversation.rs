@@ -99,6 +99,8 @@ impl Conversation {
 
     async fn until_idle(&mut self) -> anyhow::Result<ObservedTurn> {
         let mut observed = ObservedTurn::default();
+        // Where each answer's text starts in the reply, to withdraw it if a guardrail trips.
+        let mut starts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         let failures_before = self.stats.turn_failures.len();
         loop {
             let Some(event) = self.session.events.recv().await else {
@@ -106,8 +108,20 @@ impl Conversation {
             };
             self.render(&event);
             match event {
-                SessionEvent::TextDelta { delta, .. }
-                | SessionEvent::TranscriptDelta { delta, .. } => observed.reply.push_str(&delta),
+                SessionEvent::TextDelta { delta, item_id, .. }
+                | SessionEvent::TranscriptDelta { delta, item_id, .. } => {
+                    starts.entry(item_id).or_insert(observed.reply.len());
+                    observed.reply.push_str(&delta);
+                }
+                // What a guardrail stopped was withdrawn: the reply is what is left.
+                SessionEvent::GuardrailTripped {
+                    guardrail, item_id, ..
+                } => {
+                    if let Some(start) = item_id.and_then(|id| starts.get(&id).copied()) {
+                        observed.reply.truncate(start);
+                    }
+                    observed.guardrails.push(guardrail);
+                }
                 SessionEvent::ToolCallFinished {
                     name,
                     arguments,

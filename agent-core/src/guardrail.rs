@@ -185,14 +185,14 @@ fn compile(
             pattern,
             message,
         } => {
-            if pattern.get_ref().len() > MAX_PATTERN_BYTES {
+            if pattern.len() > MAX_PATTERN_BYTES {
                 return Err(GuardrailError::Pattern(format!(
                     "longer than {MAX_PATTERN_BYTES} bytes"
                 )));
             }
             (
                 name.clone().unwrap_or_else(|| "regex".into()),
-                Check::Pattern(build(pattern.get_ref())?),
+                Check::Pattern(build(pattern)?),
                 message.clone(),
             )
         }
@@ -206,18 +206,14 @@ fn compile(
             message.clone(),
         ),
         GuardrailSpec::Rust { name, message } => {
-            let guardrail =
-                rust.get(name.get_ref())
-                    .cloned()
-                    .ok_or_else(|| GuardrailError::Unknown {
-                        name: name.get_ref().clone(),
-                        known: rust.keys().cloned().collect(),
-                    })?;
-            (
-                name.get_ref().clone(),
-                Check::Rust(guardrail),
-                message.clone(),
-            )
+            let guardrail = rust
+                .get(name)
+                .cloned()
+                .ok_or_else(|| GuardrailError::Unknown {
+                    name: name.clone(),
+                    known: rust.keys().cloned().collect(),
+                })?;
+            (name.clone(), Check::Rust(guardrail), message.clone())
         }
     };
     Ok(Compiled {

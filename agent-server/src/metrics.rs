@@ -134,6 +134,8 @@ pub struct Metrics {
     /// operator's agent files, so the label's values are few and known; handoffs are rare, so
     /// a lock costs nothing that matters.
     handoffs: Mutex<BTreeMap<String, u64>>,
+    /// Guardrail trips: on the caller's input, on the agent's output.
+    guardrail_trips: [AtomicU64; 2],
 }
 
 impl Metrics {
@@ -153,6 +155,10 @@ impl Metrics {
             SessionEvent::Reconnected { .. } => self.reconnect(),
             SessionEvent::ToolCallFinished { duration, .. } => self.tool_duration(*duration),
             SessionEvent::Handoff { to, .. } => self.handoff(to),
+            SessionEvent::GuardrailTripped { stage, .. } => {
+                let index = usize::from(*stage == agent_core::guardrail::GuardrailStage::Output);
+                self.guardrail_trips[index].fetch_add(1, Ordering::Relaxed);
+            }
             _ => {}
         }
     }
@@ -308,6 +314,13 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP agent_serve_guardrail_trips_total Inputs and answers a guardrail stopped.\n# TYPE agent_serve_guardrail_trips_total counter\n\
+             agent_serve_guardrail_trips_total{{stage=\"input\"}} {}\nagent_serve_guardrail_trips_total{{stage=\"output\"}} {}",
+            self.guardrail_trips[0].load(Ordering::Relaxed),
+            self.guardrail_trips[1].load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
             "# HELP agent_serve_handoffs_total Conversations handed to another agent, by the agent that took them.\n# TYPE agent_serve_handoffs_total counter"
         );
         let handoffs = self.handoffs.lock().unwrap_or_else(|e| e.into_inner());
@@ -362,6 +375,7 @@ mod tests {
             "agent_serve_cost_usd_total 0.0125",
             "agent_serve_reconnects_total 1",
             "agent_serve_handoffs_total{to=\"billing\"} 2",
+            "agent_serve_guardrail_trips_total{stage=\"output\"} 0",
             "agent_serve_handoffs_total{to=\"a\\\"b\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");

@@ -260,16 +260,11 @@ impl AgentFile {
         let rust = crate::guardrail::registered();
         for guardrail in spec.input.iter().chain(&spec.output) {
             if let Err(err) = crate::guardrail::compile_one(guardrail, &rust) {
-                let span = match guardrail {
-                    super::spec::GuardrailSpec::Regex { pattern, .. } => Some(pattern.span()),
-                    super::spec::GuardrailSpec::Rust { name, .. } => Some(name.span()),
-                    _ => None,
-                };
-                let hint = Some("fix the guardrail's declaration under [guardrails]".to_owned());
-                problems.push(match span {
-                    Some(span) => self.diagnostic(span, err.to_string(), hint),
-                    None => self.diagnostic_at_key("guardrails", err.to_string(), hint),
-                });
+                problems.push(self.diagnostic_at_key(
+                    "guardrails",
+                    err.to_string(),
+                    Some("fix the guardrail's declaration under [guardrails]".to_owned()),
+                ));
             }
         }
         if spec.input.is_empty() || self.spec.kind != AgentKind::Realtime {

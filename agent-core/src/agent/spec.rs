@@ -652,9 +652,8 @@ pub enum GuardrailSpec {
         /// A label for logs and events; defaults to `regex`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
-        /// The pattern.
-        #[schemars(with = "String")]
-        pattern: Spanned<String>,
+        /// The pattern. (Not spanned: serde buffers tagged tables, which loses spans.)
+        pattern: String,
         /// What the model is told when it trips.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
@@ -673,8 +672,7 @@ pub enum GuardrailSpec {
     /// A guardrail written in Rust and registered with `register_guardrail!`.
     Rust {
         /// Its registered name.
-        #[schemars(with = "String")]
-        name: Spanned<String>,
+        name: String,
         /// What the model is told when it trips (else the guardrail's own reason).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,

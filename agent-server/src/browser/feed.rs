@@ -273,6 +273,18 @@ pub fn to_json(event: &SessionEvent) -> Option<Value> {
             "why": format!("{why:?}"),
             "output": output,
         }),
+        SessionEvent::GuardrailTripped {
+            guardrail,
+            stage,
+            reason,
+            item_id,
+        } => json!({
+            "type": "guardrail.tripped",
+            "guardrail": guardrail,
+            "stage": stage.as_str(),
+            "reason": reason,
+            "item_id": item_id,
+        }),
         SessionEvent::Handoff { call_id, from, to } => json!({
             "type": "handoff",
             "call_id": call_id,

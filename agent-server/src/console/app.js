@@ -162,6 +162,7 @@ function show(event) {
     case 'tool.finished': toolFinished(event); break;
     case 'tool.not_run': toolFinished({ ...event, ok: false, duration_ms: 0 }); break;
     case 'handoff': handoff(event); break;
+    case 'guardrail.tripped': guardrailTripped(event); break;
     case 'cost':
       pendingCost += event.cost_usd ?? 0;
       $('session-cost').textContent = usd(event.session_cost_usd);
@@ -191,6 +192,16 @@ function handoff(event) {
   $('current-agent').textContent = `now with ${event.to}`;
   const item = el('li', '', 'handoff');
   item.append(el('span', `${event.from} → ${event.to}`, 'role'));
+  $('transcript').append(item);
+}
+
+// A guardrail stopped the user's message or the answer: the answer's text so far is struck
+// through, and the transcript says which rule and why.
+function guardrailTripped(event) {
+  const line = event.item_id ? lines.get(event.item_id) : null;
+  if (line) line.style.textDecoration = 'line-through';
+  const item = el('li', '', 'handoff');
+  item.append(el('span', `guardrail ${event.guardrail} stopped the ${event.stage}: ${event.reason}`, 'role'));
   $('transcript').append(item);
 }
 

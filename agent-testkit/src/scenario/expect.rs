@@ -14,6 +14,8 @@ pub struct ObservedTurn {
     /// The agent that has the conversation when the turn ends (handoffs move it); `None`
     /// when the runner did not say.
     pub agent: Option<String>,
+    /// The guardrails that tripped in the turn, in order.
+    pub guardrails: Vec<String>,
     /// Every wait for approval that ended in the turn (the agent's tools and MCP servers'), in
     /// order.
     pub approvals: Vec<ObservedApproval>,
@@ -85,6 +87,18 @@ impl Expectation {
                 "the reply does not contain \"{want}\"; it was {}",
                 quote_short(&observed.reply)
             ));
+        }
+        if let Some(want) = &self.guardrail
+            && !observed.guardrails.contains(want)
+        {
+            failures.push(if observed.guardrails.is_empty() {
+                format!("the guardrail `{want}` did not trip; none did")
+            } else {
+                format!(
+                    "the guardrail `{want}` did not trip; {} did",
+                    observed.guardrails.join(", ")
+                )
+            });
         }
         if let Some(want) = &self.agent
             && observed.agent.as_deref() != Some(want.as_str())
@@ -250,6 +264,9 @@ impl Expectation {
         if let Some(t) = &self.reply_not_contains {
             parts.push(format!("reply does not contain \"{t}\""));
         }
+        if let Some(guardrail) = &self.guardrail {
+            parts.push(format!("the guardrail `{guardrail}` tripped"));
+        }
         if let Some(agent) = &self.agent {
             parts.push(format!("the conversation is with `{agent}`"));
         }
@@ -334,6 +351,7 @@ mod tests {
                 },
             ],
             agent: Some("support".into()),
+            guardrails: vec!["no guarantees".into()],
             approvals: vec![ObservedApproval {
                 name: "ask_question".into(),
                 approved: false,
@@ -413,6 +431,21 @@ mod tests {
             ..Default::default()
         };
         assert!(e.check(&observed()).is_err());
+    }
+
+    #[test]
+    fn a_guardrail_tripped() {
+        let mut e = Expectation {
+            guardrail: Some("no guarantees".into()),
+            ..Default::default()
+        };
+        assert_eq!(e.check(&observed()), Ok(()));
+        e.guardrail = Some("card".into());
+        let err = e.check(&observed()).unwrap_err();
+        assert!(
+            err.contains("`card` did not trip; no guarantees did"),
+            "{err}"
+        );
     }
 
     #[test]

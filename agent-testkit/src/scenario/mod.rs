@@ -62,6 +62,7 @@
 //!   reply_contains = "shipped"          # the assistant's text/transcript in this turn
 //!   reply_not_contains = "sorry"
 //!   not_tool = "create_ticket"          # this tool was not called in the turn
+//!   guardrail = "no guarantees"         # this guardrail tripped in the turn
 //!   agent = "billing"                   # the agent that has the conversation at the turn's
 //!                                       # end (a handoff is the call `transfer_to_billing`)
 //! ```
@@ -441,6 +442,8 @@ pub struct Expectation {
     pub reply_not_contains: Option<String>,
     /// The conversation is with this agent when the turn ends (after its handoffs).
     pub agent: Option<String>,
+    /// This guardrail tripped in the turn (its `name`, or its kind for unnamed built-ins).
+    pub guardrail: Option<String>,
     /// A call of this tool (the agent's or an MCP server's) waited for approval in the turn.
     pub approval: Option<String>,
     /// ... and was approved (`true`) or not (`false`: denied, timed out, cancelled).

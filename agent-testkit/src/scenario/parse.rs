@@ -164,6 +164,8 @@ struct RawExpect {
     reply_not_contains: Option<String>,
     #[serde(default)]
     agent: Option<String>,
+    #[serde(default)]
+    guardrail: Option<String>,
     approval: Option<Spanned<String>>,
     #[serde(default)]
     approved: Option<bool>,
@@ -670,12 +672,13 @@ fn convert_expect(
         && raw.reply_contains.is_none()
         && raw.reply_not_contains.is_none()
         && raw.agent.is_none()
+        && raw.guardrail.is_none()
         && !needs_tool
     {
         ctx.error(
             &span,
             "this expectation checks nothing",
-            "set `tool`, `not_tool`, `approval`, `reply_contains`, `reply_not_contains` or `agent`",
+            "set `tool`, `not_tool`, `approval`, `reply_contains`, `reply_not_contains`, `guardrail` or `agent`",
         );
     }
     Expectation {
@@ -688,6 +691,7 @@ fn convert_expect(
         reply_contains: raw.reply_contains,
         reply_not_contains: raw.reply_not_contains,
         agent: raw.agent,
+        guardrail: raw.guardrail,
         approval,
         approved: raw.approved,
         location: Some(ctx.location(&span)),

@@ -18,6 +18,17 @@ impl Runner {
         if event.error.has_code(error_codes::SESSION_EXPIRED) {
             return Flow::Rollover(format!("the server expired the session: {message}"));
         }
+        if event
+            .error
+            .has_code(error_codes::RESPONSE_CANCEL_NOT_ACTIVE)
+        {
+            // Our cancel (a barge-in, a guardrail) met a response that had just ended: its
+            // `response.done` is on the way, and nothing was lost.
+            self.warn(&format!(
+                "a cancel arrived after its response ended ({message})"
+            ));
+            return Flow::Continue;
+        }
         let fatal = event.error.is_fatal();
         self.emit(SessionEvent::Error {
             code: code.clone(),

@@ -28,11 +28,14 @@ use crate::{
     session::{barge_in::Reaction, events::SessionEvent},
 };
 
+/// The most bytes of an answer that may stream between two checks, whatever the debounce.
+const UNCHECKED_MAX: usize = 48;
+
 /// What output guardrails have seen.
 #[derive(Debug, Default)]
 pub(super) struct GuardState {
-    /// Each streaming answer's text so far, and when it was last checked.
-    answers: HashMap<String, (String, Option<Instant>)>,
+    /// Each streaming answer's text so far, how much of it was checked, and when.
+    answers: HashMap<String, (String, (usize, Option<Instant>))>,
     /// Responses a guardrail stopped: the rest of their text is dropped.
     stopped: HashSet<String>,
     /// Answers asked for again after an output trip in this user turn.
@@ -62,12 +65,17 @@ impl Runner {
             .guard
             .answers
             .entry(item_id.to_owned())
-            .or_insert_with(|| (String::new(), None));
+            .or_insert_with(|| (String::new(), (0, None)));
         text.push_str(delta);
-        if last.is_some_and(|at| now.duration_since(at) < guardrails.output_debounce) {
+        // Debounced, yet never more than UNCHECKED_MAX characters unchecked: a fast stream
+        // is checked as it goes, not only at its end.
+        let (checked_len, last) = last;
+        let recent = last.is_some_and(|at| now.duration_since(at) < guardrails.output_debounce);
+        if recent && text.len() - *checked_len < UNCHECKED_MAX {
             return Ok(true);
         }
         *last = Some(now);
+        *checked_len = text.len();
         match guardrails.check(GuardrailStage::Output, text) {
             None => Ok(true),
             Some(trip) => {
@@ -137,7 +145,11 @@ impl Runner {
              repeating what broke them.",
             trip.guardrail, trip.reason
         );
-        self.submit(Input::Note(note)).await
+        self.submit(Input::Note {
+            withheld: None,
+            note,
+        })
+        .await
     }
 
     /// Typed text from the app: sent when it passes; otherwise the model is told to decline
@@ -152,7 +164,10 @@ impl Runner {
             None => Input::Text(text),
             Some(trip) => {
                 self.announce_trip(GuardrailStage::Input, &trip, None);
-                Input::Note(declined(&trip))
+                Input::Note {
+                    withheld: Some(placeholder(&trip)),
+                    note: declined(&trip),
+                }
             }
         };
         match self.submit(input).await {
@@ -198,7 +213,11 @@ impl Runner {
         let result = async {
             self.send(ClientEvent::conversation_item_delete(item_id))
                 .await?;
-            self.submit(Input::Note(note)).await
+            self.submit(Input::Note {
+                withheld: None,
+                note,
+            })
+            .await
         }
         .await;
         match result {
@@ -212,7 +231,7 @@ impl Runner {
         // The words leave the model's context and the history; a placeholder says why.
         self.replace_item(
             &format!("item:{item_id}"),
-            Item::user_text(format!("[withheld by the guardrail `{}`]", trip.guardrail)),
+            Item::user_text(placeholder(&trip)),
         );
         self.send(ClientEvent::conversation_item_delete(item_id))
             .await?;
@@ -220,7 +239,11 @@ impl Runner {
             self.guard.stopped.insert(active.clone());
             self.cut_off(&active).await?;
         }
-        self.submit(Input::Note(declined(&trip))).await
+        self.submit(Input::Note {
+            withheld: None,
+            note: declined(&trip),
+        })
+        .await
     }
 
     /// Cancels `response_id` if it is still streaming, and stops its playback.
@@ -270,6 +293,11 @@ impl Runner {
             flow => Err(flow),
         }
     }
+}
+
+/// What stands in the conversation for the user's words that tripped `trip`.
+fn placeholder(trip: &Trip) -> String {
+    format!("[withheld by the guardrail `{}`]", trip.guardrail)
 }
 
 /// What the model is told when the user's input tripped `trip`.

@@ -68,7 +68,10 @@ impl Runner {
                 Step::SendInput(Input::Text(_)) => Sent::Input(TurnStart::Text),
                 Step::SendInput(Input::CommitAudio) => Sent::Input(TurnStart::Speech),
                 Step::SendInput(Input::Respond) => Sent::Input(TurnStart::Request),
-                Step::SendInput(Input::Note(_)) => Sent::Input(TurnStart::Request),
+                Step::SendInput(Input::Note { withheld: None, .. }) => {
+                    Sent::Input(TurnStart::Request)
+                }
+                Step::SendInput(Input::Note { .. }) => Sent::Input(TurnStart::Text),
                 Step::CreateResponse => Sent::Create,
             };
             if let Some(reason) = self.accounting.refuse(sent) {
@@ -78,7 +81,8 @@ impl Runner {
                 // A new user turn: its tool rounds start from zero.
                 self.tool_rounds = 0;
             }
-            if matches!(step, Step::SendInput(ref input) if !matches!(input, Input::Note(_))) {
+            if matches!(step, Step::SendInput(ref input) if !matches!(input, Input::Note { withheld: None, .. }))
+            {
                 // A note answers a guardrail within the turn: its retries go on counting.
                 self.guard_new_turn();
             }
@@ -90,8 +94,18 @@ impl Runner {
                     ClientEvent::conversation_item_create(item)
                 }
                 Step::SendInput(Input::CommitAudio) => ClientEvent::input_audio_buffer_commit(),
-                Step::SendInput(Input::Note(text)) => {
-                    let item = Item::system_text(text);
+                Step::SendInput(Input::Note { withheld, note }) => {
+                    if let Some(placeholder) = withheld {
+                        let item = Item::user_text(placeholder);
+                        let key = self.log.local_key();
+                        self.record(key, item.clone());
+                        if let Err(flow) =
+                            self.send(ClientEvent::conversation_item_create(item)).await
+                        {
+                            return flow;
+                        }
+                    }
+                    let item = Item::system_text(note);
                     let key = self.log.local_key();
                     self.record(key, item.clone());
                     ClientEvent::conversation_item_create(item)

@@ -75,8 +75,14 @@ pub(crate) enum Input {
     /// Nothing to add: just ask for a response.
     Respond,
     /// A note from the runtime to the model (a system message), then a response: why a
-    /// guardrail stopped something, and what to do instead.
-    Note(String),
+    /// guardrail stopped something, and what to do instead. `withheld` first puts a
+    /// placeholder user message where typed text was withheld, so the turn is the user's.
+    Note {
+        /// The placeholder for the user's withheld message, if there was one.
+        withheld: Option<String>,
+        /// What the model is told.
+        note: String,
+    },
 }
 
 /// How many recent call ids the session keeps in memory when a history store answers for

@@ -128,6 +128,11 @@ impl Conn {
                     }
                 }
                 is_user_message = role == "user";
+                if role == "system"
+                    && let Some((t, s)) = self.cancelled_step.take()
+                {
+                    lock(&self.progress).mark(t, s);
+                }
                 if is_user_message && !texts.is_empty() {
                     user_text = Some(texts.join(" "));
                 }

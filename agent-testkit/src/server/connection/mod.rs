@@ -165,6 +165,12 @@ struct Conn {
     pending_barge_in: bool,
     /// Server VAD ended a turn while a response was active: answer once it is done.
     pending_auto_response: bool,
+    /// The scripted step of the last response the client cancelled, until a response
+    /// completes. It is played again on the next `response.create` (a stalled answer asked
+    /// for again), unless the client adds a system message first: then the cancel was a
+    /// runtime stopping the answer on purpose (a guardrail) and telling the model why, and
+    /// the script goes on to the next step.
+    cancelled_step: Option<(usize, usize)>,
     deadline: Option<Instant>,
     /// The `stall_after` fault fired: nothing more is sent on this connection.
     stalled: bool,
@@ -224,6 +230,7 @@ impl Conn {
             input_ms_total: 0,
             pending_barge_in: false,
             pending_auto_response: false,
+            cancelled_step: None,
             deadline: None,
             stalled: false,
             stream_stall: None,
@@ -624,6 +631,7 @@ impl Conn {
                     if !cancelled && let Some((t, s)) = active.script {
                         lock(&self.progress).mark(t, s);
                     }
+                    self.cancelled_step = if *cancelled { active.script } else { None };
                     self.last_input_tokens = active.input.total();
                     self.release_answered_transcripts(&active.id);
                 }
