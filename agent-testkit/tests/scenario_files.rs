@@ -120,6 +120,15 @@ async fn support_scenarios_play_through() {
                         _ => {}
                     }
                 }
+                // A guardrail stops a scripted answer: the runtime tells the model (a system
+                // message) and asks again, which plays the next step.
+                let guarded = turn.expect.iter().any(|e| e.guardrail.is_some());
+                if calls.is_empty() && guarded && responses < turn.model.len() {
+                    c.send(json!({"type": "conversation.item.create", "item": {"type": "message",
+                        "role": "system", "content": [{"type": "input_text", "text": "answer again"}]}}))
+                        .await;
+                    continue;
+                }
                 if calls.is_empty() {
                     break;
                 }
@@ -142,6 +151,11 @@ async fn support_scenarios_play_through() {
                 script_only.output_is_error = None;
                 // Which agent has the conversation is the runtime's to say.
                 script_only.agent = None;
+                // So is which guardrail tripped, and what it withdrew from the reply.
+                if turn.expect.iter().any(|e| e.guardrail.is_some()) {
+                    script_only.guardrail = None;
+                    script_only.reply_not_contains = None;
+                }
                 if let Err(why) = script_only.check(&observed) {
                     panic!("{} / {}: {why}", scenario.name, e.description());
                 }

@@ -637,6 +637,8 @@ impl Agent {
                 .iter()
                 .map(|t| (t.tool.clone(), t.name.clone()))
                 .collect(),
+            guardrails: crate::guardrail::Guardrails::compile(&self.file.spec.guardrails)?
+                .map(Arc::new),
         })
     }
 

@@ -83,6 +83,9 @@ pub struct TeamAgent {
     pub approval: ApprovalPolicy,
     /// Its transfer tools: tool name → target agent.
     pub transfers: BTreeMap<String, String>,
+    /// Its guardrails. Spoken input is checked in blocking mode only when the starting
+    /// agent's turn detection lets the runtime answer (turn detection is pinned).
+    pub guardrails: Option<Arc<crate::guardrail::Guardrails>>,
 }
 
 impl std::fmt::Debug for TeamAgent {
@@ -166,6 +169,7 @@ impl Team {
         config.tool_config = Arc::new(target.tool_config.with_extensions_of(&config.tool_config));
         config.tool_timeout = target.tool_timeout;
         config.approval = target.approval.clone();
+        config.guardrails = target.guardrails.clone();
         config.session.instructions = target.instructions.clone();
         config.session.tools = Some(definitions.clone());
         config.session.tool_choice = target.tool_choice.clone();

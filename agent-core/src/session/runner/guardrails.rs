@@ -186,7 +186,7 @@ impl Runner {
         if !guardrails.checks_input() {
             return Flow::Continue;
         }
-        let blocking = guardrails.input_mode == crate::agent::InputGuardMode::Blocking;
+        let blocking = self.blocking_input(&guardrails);
         let outcome = match guardrails.check(GuardrailStage::Input, transcript) {
             None if blocking => self.submit(Input::Respond).await,
             None => Ok(()),
@@ -201,9 +201,11 @@ impl Runner {
     /// A spoken turn could not be transcribed, so it could not be checked: in blocking mode
     /// the model asks the user to say it again rather than answer unchecked input.
     pub(super) async fn guard_untranscribed(&mut self, item_id: &str) -> Flow {
-        let blocking = self.config.guardrails.as_ref().is_some_and(|g| {
-            g.checks_input() && g.input_mode == crate::agent::InputGuardMode::Blocking
-        });
+        let blocking = self
+            .config
+            .guardrails
+            .clone()
+            .is_some_and(|g| g.checks_input() && self.blocking_input(&g));
         if !blocking {
             return Flow::Continue;
         }
@@ -244,6 +246,14 @@ impl Runner {
             note: declined(&trip),
         })
         .await
+    }
+
+    /// Whether spoken turns wait for the input guardrails: blocking mode, and turn detection
+    /// that leaves the answer to the runtime. After a handoff to an agent with blocking input
+    /// guardrails from one without, the server still answers by itself (turn detection is
+    /// the starting agent's), so the check runs in parallel instead of asking twice.
+    fn blocking_input(&self, guardrails: &crate::guardrail::Guardrails) -> bool {
+        guardrails.input_mode == crate::agent::InputGuardMode::Blocking && !self.server_responds
     }
 
     /// Cancels `response_id` if it is still streaming, and stops its playback.
