@@ -30,7 +30,7 @@ fn offline_run_ends_with_usage_cost_and_latency_and_its_trace_summarizes() {
         .nth(1)
         .unwrap_or_else(|| panic!("no summary at the end:\n{stdout}"));
     for expected in [
-        "usage    15 responses in 6 sessions",
+        "usage    20 responses in 6 sessions",
         "cached",
         "cost     $",
         "at gpt-realtime prices of ",
@@ -54,6 +54,9 @@ fn offline_run_ends_with_usage_cost_and_latency_and_its_trace_summarizes() {
         "\"kind\":\"usage\"",
         "\"kind\":\"latency\"",
         "\"kind\":\"session_summary\"",
+        // The support -> billing scenario's handoffs, and billing's guardrail.
+        "\"kind\":\"handoff\"",
+        "\"kind\":\"guardrail_tripped\"",
     ] {
         assert!(written.contains(kind), "no {kind} note in the trace");
     }
@@ -64,11 +67,11 @@ fn offline_run_ends_with_usage_cost_and_latency_and_its_trace_summarizes() {
     for expected in [
         "response.done",
         "response.create",
-        "turns    8   responses 15",
-        "tools    8 call(s)",
+        "turns    9   responses 20",
+        "tools    11 call(s)",
         "create_ticket",
         "framework overhead",
-        "15 responses:",
+        "20 responses:",
         "cost     $",
     ] {
         assert!(

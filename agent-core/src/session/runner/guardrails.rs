@@ -25,7 +25,7 @@ use super::{Flow, Input, Runner};
 use crate::{
     guardrail::{GuardrailStage, Trip},
     protocol::{ClientEvent, Item},
-    session::{barge_in::Reaction, events::SessionEvent},
+    session::events::SessionEvent,
 };
 
 /// The most bytes of an answer that may stream between two checks, whatever the debounce.
@@ -266,19 +266,8 @@ impl Runner {
                 self.send(ClientEvent::output_audio_buffer_clear()).await?;
             }
         }
-        for reaction in self.barge_in.cut_off(response_id, Instant::now()) {
-            match reaction {
-                Reaction::Interrupted {
-                    item_id,
-                    audio_end_ms,
-                } => self.emit(SessionEvent::Interrupted {
-                    item_id,
-                    audio_end_ms,
-                }),
-                Reaction::Send(event) => self.send(*event).await?,
-            }
-        }
-        Ok(())
+        let reactions = self.barge_in.cut_off(response_id, Instant::now());
+        self.react(reactions).await
     }
 
     fn announce_trip(&mut self, stage: GuardrailStage, trip: &Trip, item_id: Option<&str>) {

@@ -56,6 +56,22 @@ impl Runner {
         let reactions = self
             .barge_in
             .on_speech_started(active.as_deref(), Instant::now());
+        if let Some(id) = &active
+            && reactions.iter().any(|r| {
+                matches!(r, Reaction::Send(event) if matches!(event.as_ref(), ClientEvent::ResponseCancel(_)))
+            })
+        {
+            self.cancelled_by_us.insert(id.clone());
+        }
+        match self.react(reactions).await {
+            Ok(()) => Flow::Continue,
+            Err(flow) => flow,
+        }
+    }
+
+    /// Puts `barge_in`'s decisions into effect, in order: the app's `Interrupted`s, and the
+    /// events to send.
+    pub(super) async fn react(&mut self, reactions: Vec<Reaction>) -> Result<(), Flow> {
         for reaction in reactions {
             match reaction {
                 Reaction::Interrupted {
@@ -65,17 +81,10 @@ impl Runner {
                     item_id,
                     audio_end_ms,
                 }),
-                Reaction::Send(event) => {
-                    if let (ClientEvent::ResponseCancel(_), Some(id)) = (event.as_ref(), &active) {
-                        self.cancelled_by_us.insert(id.clone());
-                    }
-                    if let Err(flow) = self.send(*event).await {
-                        return flow;
-                    }
-                }
+                Reaction::Send(event) => self.send(*event).await?,
             }
         }
-        Flow::Continue
+        Ok(())
     }
 
     /// The server truncated an assistant item: what the user did not hear leaves the history
