@@ -678,3 +678,90 @@ async fn the_webhook_is_rate_limited_per_client_before_its_signature_is_checked(
     );
     h.stop().await;
 }
+
+/// A handoff on a call the platform holds: the sideband switches the session to the target's
+/// instructions and tools, leaves the voice and formats alone, keeps call control (`end_call`),
+/// and `/metrics` counts it.
+#[tokio::test]
+async fn a_handoff_on_a_sip_call_switches_the_agent_over_the_sideband() {
+    let scenario = Scenario::new("handoff").turn(
+        Turn::model_first()
+            .model(ModelStep::calls([ScriptedCall::new(
+                "transfer_to_desk",
+                json!({}),
+            )]))
+            .model(ModelStep::calls([ScriptedCall::new(
+                "caller_lookup",
+                json!({"order_id": "A1001"}),
+            )]))
+            .model(ModelStep::say(
+                "The order desk here: A1001 shipped yesterday.",
+            )),
+    );
+    let desk = "name = \"desk\"\nhandoff_description = \"orders\"\n\
+                instructions = \"You are the order desk.\"\noutput_modalities = [\"audio\"]\n\
+                tools = [\"caller_lookup\"]\n";
+    // The route's agent, written over the harness's own: top-level keys must come before
+    // its tables.
+    let phone = "name = \"phone\"\ninstructions = \"You answer the phone for a shop.\"\n\
+                 output_modalities = [\"audio\"]\ntools = [\"caller_lookup\"]\nhandoffs = [\"desk\"]\n\
+                 [turn_detection]\ntype = \"server_vad\"\nsilence_duration_ms = 200\n";
+    let options = SipOptions {
+        files: vec![
+            ("phone.toml", phone.to_owned()),
+            ("desk.toml", desk.to_owned()),
+        ],
+        ..SipOptions::default()
+    };
+    let h = SipHarness::start(scenario, options).await;
+    let answer = h
+        .call("rtc_hand", USER, "wh_hand", WebhookSigning::Valid)
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    eventually("the desk's answer", || async {
+        responses_done(&h).await >= 3
+    })
+    .await;
+
+    let updates = h.received("session.update").await;
+    let handoff = updates
+        .iter()
+        .map(|u| &u["session"])
+        .find(|s| s["instructions"] == "You are the order desk.")
+        .unwrap_or_else(|| panic!("a handoff update in {updates:#?}"));
+    let tools: Vec<&str> = handoff["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        tools.contains(&"caller_lookup") && tools.contains(&"end_call"),
+        "{tools:?}"
+    );
+    assert!(
+        handoff.get("audio").is_none(),
+        "voice and formats stay: {handoff}"
+    );
+    let outputs: Vec<Value> = h
+        .received("conversation.item.create")
+        .await
+        .into_iter()
+        .filter(|e| e["item"]["type"] == "function_call_output")
+        .collect();
+    assert!(
+        outputs[0]["item"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("desk")
+    );
+    assert!(
+        h.metrics()
+            .await
+            .contains("agent_serve_handoffs_total{to=\"desk\"} 1")
+    );
+    assert_client_events_conform(&h).await;
+    assert!(h.platform.calls().caller_hangs_up("rtc_hand"));
+    h.until_no_calls().await;
+    h.stop().await;
+}

@@ -42,6 +42,8 @@ pub struct SipOptions {
     pub serve_extra: String,
     /// The operator's token for the browser endpoints.
     pub operator_token: Option<&'static str>,
+    /// More files beside the agent's (e.g. a handoff target's agent file): name, text.
+    pub files: Vec<(&'static str, String)>,
 }
 
 impl Default for SipOptions {
@@ -54,6 +56,7 @@ impl Default for SipOptions {
             route_extra: "",
             serve_extra: String::new(),
             operator_token: None,
+            files: Vec::new(),
         }
     }
 }
@@ -104,6 +107,9 @@ impl SipHarness {
             format!("{AGENT}\n{}", options.agent_extra),
         )
         .unwrap();
+        for (name, text) in &options.files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
         // Calls are stored in the test's own history, never the user's.
         let serve_toml = format!(
             "listen = \"{addr}\"\npublic_base_url = \"http://localhost:{}\"\nmax_calls = {}\n\n[limits]\n{}\n\n[history]\npath = \"history.sqlite3\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[[route]]\nagent = \"phone.toml\"\nsip_users = [\"{USER}\"]\n{}\n\n{}\n",
