@@ -136,6 +136,8 @@ pub struct Metrics {
     handoffs: Mutex<BTreeMap<String, u64>>,
     /// Guardrail trips: on the caller's input, on the agent's output.
     guardrail_trips: [AtomicU64; 2],
+    /// This node's name, the `node` label of every series (empty: no label).
+    node: String,
 }
 
 impl Metrics {
@@ -160,6 +162,14 @@ impl Metrics {
                 self.guardrail_trips[index].fetch_add(1, Ordering::Relaxed);
             }
             _ => {}
+        }
+    }
+
+    /// Metrics whose every series carries `node="NAME"`, so several nodes' series stay apart.
+    pub fn for_node(node: &str) -> Self {
+        Metrics {
+            node: node.to_owned(),
+            ..Metrics::default()
         }
     }
 
@@ -331,8 +341,38 @@ impl Metrics {
                 label_value(to)
             );
         }
-        out
+        with_label(&out, "node", &self.node)
     }
+}
+
+/// `text` (Prometheus' text format) with `name="value"` added to every series; unchanged
+/// when `value` is empty. Comment lines stay as they are.
+fn with_label(text: &str, name: &str, value: &str) -> String {
+    if value.is_empty() {
+        return text.to_owned();
+    }
+    let label = format!("{name}=\"{}\"", label_value(value));
+    let mut out = String::with_capacity(text.len() + text.lines().count() * (label.len() + 3));
+    for line in text.lines() {
+        if line.starts_with('#') {
+            out.push_str(line);
+        } else if let Some(open) = line.find('{').filter(|&i| i < line.find(' ').unwrap_or(0)) {
+            out.push_str(&line[..=open]);
+            out.push_str(&label);
+            out.push(',');
+            out.push_str(&line[open + 1..]);
+        } else if let Some(space) = line.find(' ') {
+            out.push_str(&line[..space]);
+            out.push('{');
+            out.push_str(&label);
+            out.push('}');
+            out.push_str(&line[space..]);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// A Prometheus label value: backslash, double quote and newline escaped.
@@ -345,6 +385,27 @@ fn label_value(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_series_carries_the_node() {
+        let m = Metrics::for_node("voice-1");
+        m.handoff("billing");
+        let text = m.render((0, 4), false);
+        for line in [
+            "agent_serve_calls_active{node=\"voice-1\"} 0",
+            "agent_serve_handoffs_total{node=\"voice-1\",to=\"billing\"} 1",
+            "agent_serve_turn_latency_seconds_bucket{node=\"voice-1\",le=\"0.25\"} 0",
+            "# TYPE agent_serve_calls_active gauge",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert!(
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .all(|l| l.contains("node=\"voice-1\"")),
+            "{text}"
+        );
+    }
 
     #[test]
     fn renders_prometheus_text() {

@@ -309,7 +309,7 @@ impl Server {
             hang_up: CancellationToken::new(),
             sip,
             browser,
-            metrics: Metrics::default(),
+            metrics: Metrics::for_node(&config.node),
             rate_limiter: RateLimiter::new(
                 limits.webhook_requests_per_minute,
                 limits.webhook_burst,

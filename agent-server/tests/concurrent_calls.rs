@@ -209,12 +209,12 @@ async fn two_hundred_calls() {
         .metrics
         .render((h.state.capacity.in_use(), CALLS), false);
     assert!(
-        metrics.contains("\nagent_serve_calls_active 0\n"),
+        metrics.contains("\nagent_serve_calls_active{node=\"n1\"} 0\n"),
         "{metrics}"
     );
     assert!(
         metrics.contains(&format!(
-            "agent_serve_calls_total{{outcome=\"caller_hung_up\"}} {CALLS}"
+            "agent_serve_calls_total{{node=\"n1\",outcome=\"caller_hung_up\"}} {CALLS}"
         )),
         "{metrics}"
     );

@@ -403,16 +403,16 @@ async fn metrics_are_served_on_the_admin_listener_only() {
     );
     let text = metrics.body;
     for line in [
-        "agent_serve_calls_active 0",
-        "agent_serve_calls_total{outcome=\"caller_hung_up\"} 1",
-        "agent_serve_turn_latency_seconds_count 1",
-        "agent_serve_call_slots_max 4",
+        "agent_serve_calls_active{node=\"n1\"} 0",
+        "agent_serve_calls_total{node=\"n1\",outcome=\"caller_hung_up\"} 1",
+        "agent_serve_turn_latency_seconds_count{node=\"n1\"} 1",
+        "agent_serve_call_slots_max{node=\"n1\"} 4",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
     let output_tokens = text
         .lines()
-        .find_map(|l| l.strip_prefix("agent_serve_tokens_total{direction=\"output\"} "))
+        .find_map(|l| l.strip_prefix("agent_serve_tokens_total{node=\"n1\",direction=\"output\"} "))
         .unwrap();
     assert!(output_tokens.parse::<u64>().unwrap() > 0, "{text}");
     let public = http::request(h.addr, "GET", "/metrics", &[], b"", secs(5))
@@ -455,7 +455,7 @@ async fn a_client_over_its_webhook_rate_gets_429() {
         h.state
             .metrics
             .render((0, 4), false)
-            .contains("agent_serve_rate_limited_total 1")
+            .contains("agent_serve_rate_limited_total{node=\"n1\"} 1")
     );
     h.stop().await;
 }
@@ -483,7 +483,7 @@ async fn a_drain_waits_out_the_live_call_then_stops_with_its_history_flushed() {
         .state
         .metrics
         .render((0, 0), false)
-        .contains("agent_serve_calls_active 0")
+        .contains("agent_serve_calls_active{node=\"n1\"} 0")
     {
         tokio::time::sleep(ms(20)).await;
     }

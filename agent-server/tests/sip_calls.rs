@@ -572,12 +572,15 @@ async fn end_call_hangs_up_once_the_platform_played_the_goodbye() {
     assert_eq!(stored.outcome.as_deref(), Some("agent_hung_up"));
     let metrics = h.metrics().await;
     assert!(
-        metrics.contains("agent_serve_calls_total{outcome=\"agent_hung_up\"} 1"),
+        metrics.contains("agent_serve_calls_total{node=\"n1\",outcome=\"agent_hung_up\"} 1"),
         "{metrics}"
     );
-    assert!(metrics.contains("agent_serve_calls_active 0"), "{metrics}");
     assert!(
-        metrics.contains("agent_serve_tool_duration_seconds_count 1"),
+        metrics.contains("agent_serve_calls_active{node=\"n1\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("agent_serve_tool_duration_seconds_count{node=\"n1\"} 1"),
         "{metrics}"
     );
     assert_eq!(h.sideband().violations().await, Vec::<String>::new());
@@ -674,7 +677,7 @@ async fn the_webhook_is_rate_limited_per_client_before_its_signature_is_checked(
     assert!(
         h.metrics()
             .await
-            .contains("agent_serve_rate_limited_total 1")
+            .contains("agent_serve_rate_limited_total{node=\"n1\"} 1")
     );
     h.stop().await;
 }
@@ -758,7 +761,7 @@ async fn a_handoff_on_a_sip_call_switches_the_agent_over_the_sideband() {
     assert!(
         h.metrics()
             .await
-            .contains("agent_serve_handoffs_total{to=\"desk\"} 1")
+            .contains("agent_serve_handoffs_total{node=\"n1\",to=\"desk\"} 1")
     );
     assert_client_events_conform(&h).await;
     assert!(h.platform.calls().caller_hangs_up("rtc_hand"));

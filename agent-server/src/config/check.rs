@@ -157,6 +157,7 @@ pub(super) fn check(
         webhook_burst: c.count(l.webhook_burst as usize, "webhook_burst") as u32,
     };
     let admin_listen = super::operations::admin_listen(&mut c, spec.admin.as_ref());
+    let node = super::operations::node(&mut c, spec.node.as_ref());
     let history = super::operations::history(&mut c, &spec.history);
     let routes = check_routes(&mut c, &spec);
     let browser = super::browser::check(&mut c, &spec.browser, &routes);
@@ -175,6 +176,7 @@ pub(super) fn check(
         limits,
         routes,
         admin_listen,
+        node,
         history,
         browser,
     })

@@ -69,6 +69,8 @@ pub struct ServeConfig {
     pub routes: Vec<Route>,
     /// Where `/metrics` is served; `None`: not at all.
     pub admin_listen: Option<SocketAddr>,
+    /// This node's name: the `node` label on every metric.
+    pub node: String,
     /// The call history.
     pub history: HistoryConfig,
     /// The browser endpoints.

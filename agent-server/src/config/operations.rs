@@ -39,6 +39,42 @@ pub(super) fn admin_listen(c: &mut Checker<'_>, admin: Option<&AdminSpec>) -> Op
     }
 }
 
+/// The longest node name accepted.
+const MAX_NODE_BYTES: usize = 64;
+
+/// This node's name for the metrics: `node` in serve.toml, else `AGENT_NODE_ID`, else the
+/// host's name, else `local`. Only letters, digits, `.`, `_` and `-`: it goes into every
+/// series.
+pub(super) fn node(c: &mut Checker<'_>, node: Option<&toml::Spanned<String>>) -> String {
+    let valid = |name: &str| {
+        !name.is_empty()
+            && name.len() <= MAX_NODE_BYTES
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    if let Some(node) = node {
+        if valid(node.get_ref()) {
+            return node.get_ref().clone();
+        }
+        c.at(
+            node.span(),
+            format!("`node` = `{}` is not a node name", node.get_ref()),
+            Some("1 to 64 letters, digits, `.`, `_` or `-`, e.g. \"voice-1\""),
+        );
+        return "local".into();
+    }
+    let from_env = std::env::var("AGENT_NODE_ID").ok().filter(|n| valid(n));
+    let host = || {
+        std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .filter(|h| valid(h))
+    };
+    from_env.or_else(host).unwrap_or_else(|| "local".into())
+}
+
 pub(super) fn history(c: &mut Checker<'_>, spec: &HistorySpec) -> HistoryConfig {
     let base = c.path.parent().map(PathBuf::from).unwrap_or_default();
     let retention = spec.retention_days.as_ref().and_then(|days| {

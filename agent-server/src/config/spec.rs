@@ -16,6 +16,10 @@ pub struct ServeSpec {
     /// Twilio signatures are computed over it (never over the request's `Host` header), and
     /// the media-stream URL handed to Twilio is derived from it.
     pub public_base_url: Spanned<String>,
+    /// This node's name, the `node` label on every metric, so the series of several nodes
+    /// behind one load balancer stay apart. Defaults to `AGENT_NODE_ID`, else the host's name.
+    #[serde(default)]
+    pub node: Option<Spanned<String>>,
     /// The most calls that run at once; further calls are refused as busy.
     #[serde(default = "default_max_calls")]
     pub max_calls: Spanned<usize>,

@@ -131,7 +131,7 @@ impl Harness {
             ""
         };
         let serve_toml = format!(
-            "listen = \"{addr}\"\npublic_base_url = \"{base}\"\nmax_calls = {}\n{}\n\n[limits]\n{}\n\n[twilio]\napi_base = \"{}\"\n\n[history]\npath = \"history.sqlite3\"\n\n{admin}\n[[route]]\nagent = \"phone.toml\"\nnumbers = [\"{NUMBER}\"]\npath = \"shop\"\n",
+            "listen = \"{addr}\"\nnode = \"n1\"\npublic_base_url = \"{base}\"\nmax_calls = {}\n{}\n\n[limits]\n{}\n\n[twilio]\napi_base = \"{}\"\n\n[history]\npath = \"history.sqlite3\"\n\n{admin}\n[[route]]\nagent = \"phone.toml\"\nnumbers = [\"{NUMBER}\"]\npath = \"shop\"\n",
             options.max_calls,
             options.serve,
             options.limits,

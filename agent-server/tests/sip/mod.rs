@@ -112,7 +112,7 @@ impl SipHarness {
         }
         // Calls are stored in the test's own history, never the user's.
         let serve_toml = format!(
-            "listen = \"{addr}\"\npublic_base_url = \"http://localhost:{}\"\nmax_calls = {}\n\n[limits]\n{}\n\n[history]\npath = \"history.sqlite3\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[[route]]\nagent = \"phone.toml\"\nsip_users = [\"{USER}\"]\n{}\n\n{}\n",
+            "listen = \"{addr}\"\nnode = \"n1\"\npublic_base_url = \"http://localhost:{}\"\nmax_calls = {}\n\n[limits]\n{}\n\n[history]\npath = \"history.sqlite3\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[[route]]\nagent = \"phone.toml\"\nsip_users = [\"{USER}\"]\n{}\n\n{}\n",
             addr.port(),
             options.max_calls,
             options.limits,
