@@ -372,3 +372,67 @@ async fn a_spoken_turn_that_trips_leaves_the_conversation() {
     assert!(deleted < create, "{kinds:?}");
     validate_all(&server, Dialect::Ga).await;
 }
+
+#[tokio::test]
+async fn push_to_talk_waits_for_the_transcript_too() {
+    let scenario = Scenario::new("ptt")
+        .turn(Turn::user("What are your opening hours?").model(ModelStep::say("Nine to five.")));
+    let agent =
+        format!("output_modalities = [\"text\"]\n[turn_detection]\ntype = \"none\"\n{INPUT_GUARD}");
+    let (server, mut session) = start(&agent, scenario, PlaybackClock::immediate()).await;
+    speak(&session).await;
+    session.handle.commit_audio().await.unwrap();
+    let events = until_done(&mut session, 1).await;
+    assert_eq!(reply(&events), "Nine to five.");
+    let transcript_at = events
+        .iter()
+        .position(|e| matches!(e, SessionEvent::UserTranscript { .. }))
+        .expect("a transcript");
+    let started_at = events
+        .iter()
+        .position(|e| matches!(e, SessionEvent::ResponseStarted { .. }))
+        .unwrap();
+    assert!(
+        transcript_at < started_at,
+        "the answer waited for the check"
+    );
+    validate_all(&server, Dialect::Ga).await;
+}
+
+/// Parallel mode: the server answers at once; when the transcript trips, that answer is cut
+/// off, and the model is told to decline.
+#[tokio::test]
+async fn in_parallel_mode_the_answer_under_way_is_cut_off() {
+    let scenario = Scenario::new("parallel card").turn(
+        Turn::user("my card number is 4111 1111 1111 1111")
+            .model(ModelStep::say(
+                "Let me note that card number down for you right away, one moment please.",
+            ))
+            .model(ModelStep::say("I can't take card numbers on this line.")),
+    );
+    let agent = format!(
+        "output_modalities = [\"text\"]\n{}",
+        INPUT_GUARD.replace(
+            "[guardrails]\n",
+            "[guardrails]\ninput_mode = \"parallel\"\n"
+        )
+    );
+    let (server, mut session) = start(&agent, scenario, PlaybackClock::immediate()).await;
+    speak(&session).await;
+    let events = until_done(&mut session, 2).await;
+    assert_eq!(trips(&events).len(), 1, "{events:#?}");
+    assert!(reply(&events).ends_with("I can't take card numbers on this line."));
+    let sent = received(&server).await;
+    let update = &sent[0]["session"]["audio"]["input"]["turn_detection"];
+    assert!(
+        update.get("create_response").is_none_or(|v| v != false),
+        "the server answers itself"
+    );
+    let kinds = types(&sent);
+    assert!(kinds.iter().any(|k| k == "response.cancel"), "{kinds:?}");
+    assert!(
+        kinds.iter().any(|k| k == "conversation.item.delete"),
+        "{kinds:?}"
+    );
+    validate_all(&server, Dialect::Ga).await;
+}

@@ -40,6 +40,9 @@ pub(super) struct GuardState {
     stopped: HashSet<String>,
     /// Answers asked for again after an output trip in this user turn.
     retries: u32,
+    /// Input tripped while the server's turn detection was about to answer it: the response
+    /// it starts is cut off as soon as it is created (until we ask for one ourselves).
+    cut_next: bool,
 }
 
 impl Runner {
@@ -106,6 +109,43 @@ impl Runner {
                 Err(flow) => flow,
             },
         }
+    }
+
+    /// A response started: cut off at once if it answers input a guardrail withheld.
+    pub(super) async fn guard_response_created(&mut self, response_id: &str) -> Flow {
+        if !std::mem::take(&mut self.guard.cut_next) {
+            return Flow::Continue;
+        }
+        self.guard.stopped.insert(response_id.to_owned());
+        match self.cut_off(response_id).await {
+            Ok(()) => Flow::Continue,
+            Err(flow) => flow,
+        }
+    }
+
+    /// We asked for a response ourselves: it answers a note, not withheld input.
+    pub(super) fn guard_own_create(&mut self) {
+        self.guard.cut_next = false;
+    }
+
+    /// Push-to-talk with blocking input guardrails: the buffer is committed now, and the
+    /// answer asked for once its transcript passed (see [`Runner::guard_transcript`]).
+    /// `None` when the commit takes the usual way (commit, then answer).
+    pub(super) async fn guard_commit(&mut self) -> Option<Flow> {
+        let blocking = self
+            .config
+            .guardrails
+            .clone()
+            .is_some_and(|g| g.checks_input() && self.blocking_input(&g));
+        if !blocking {
+            return None;
+        }
+        Some(
+            match self.send(ClientEvent::input_audio_buffer_commit()).await {
+                Ok(()) => Flow::Continue,
+                Err(flow) => flow,
+            },
+        )
     }
 
     /// A response ended: what was kept for its checks goes.
@@ -240,6 +280,9 @@ impl Runner {
         if let Some(active) = self.sequencer.active_response().map(str::to_owned) {
             self.guard.stopped.insert(active.clone());
             self.cut_off(&active).await?;
+        } else if self.sequencer.response_expected() {
+            // The server's turn detection is about to answer what was withheld.
+            self.guard.cut_next = true;
         }
         self.submit(Input::Note {
             withheld: None,

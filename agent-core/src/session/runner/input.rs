@@ -25,6 +25,9 @@ impl Runner {
                 }
             }
             Command::Commit => {
+                if let Some(flow) = self.guard_commit().await {
+                    return flow;
+                }
                 let steps = self.sequencer.submit(Input::CommitAudio);
                 self.apply(steps).await
             }
@@ -116,6 +119,7 @@ impl Runner {
                     continue;
                 }
                 Step::CreateResponse => {
+                    self.guard_own_create();
                     // An id the server echoes in an `error` that answers this very request.
                     self.creates_sent += 1;
                     let event_id = format!("create_{:06}", self.creates_sent);

@@ -14,7 +14,10 @@ impl Runner {
             self.watchdog.progress(Instant::now());
         }
         match event {
-            ServerEvent::ResponseCreated(e) => self.on_response_created(e.response.id),
+            ServerEvent::ResponseCreated(e) => {
+                self.on_response_created(e.response.id.clone());
+                return self.guard_response_created(&e.response.id).await;
+            }
             ServerEvent::ResponseOutputTextDelta(e) => {
                 self.accounting.delta(false);
                 match self.guard_delta(&e.response_id, &e.item_id, &e.delta).await {
