@@ -237,6 +237,7 @@ async fn on_the_sideband_the_platform_clears_its_audio() {
         "{kinds:?}"
     );
     assert!(reply(&events).ends_with("Billing will check it."));
+    validate_all(&server, Dialect::Ga).await;
 }
 
 #[tokio::test]
