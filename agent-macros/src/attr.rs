@@ -1,5 +1,5 @@
 //! Parsing `#[tool(name = "...", description = "...", settings = Type, deterministic, needs_approval,
-//! crate = "...")]`.
+//! background, crate = "...")]`.
 
 use proc_macro2::{Span, TokenStream};
 use syn::{LitStr, Path, Type, meta::ParseNestedMeta, parse::Parser, spanned::Spanned};
@@ -21,6 +21,8 @@ pub struct ToolArgs {
     pub deterministic: bool,
     /// `needs_approval`: every call waits for a person's approval before it runs.
     pub needs_approval: bool,
+    /// `background`: calls answer "started" at once and deliver their result later.
+    pub background: bool,
 }
 
 /// Parses the attribute's tokens; problems go to `cx` and parsing continues where it can.
@@ -98,8 +100,18 @@ fn parse_one(meta: &ParseNestedMeta<'_>, args: &mut ToolArgs, cx: &mut Ctxt) -> 
             args.needs_approval = true;
             Ok(())
         }
+        "background" => {
+            if meta.input.peek(syn::Token![=]) {
+                return Err(meta.error("`background` is a flag: write `#[tool(background)]`"));
+            }
+            if args.background {
+                cx.error(meta.path.span(), "`background` is given twice");
+            }
+            args.background = true;
+            Ok(())
+        }
         _ => Err(meta.error(
-            "unknown #[tool] argument; expected `name = \"...\"`, `description = \"...\"`, `settings = Type`, `deterministic`, `needs_approval` or `crate = \"...\"`",
+            "unknown #[tool] argument; expected `name = \"...\"`, `description = \"...\"`, `settings = Type`, `deterministic`, `needs_approval`, `background` or `crate = \"...\"`",
         )),
     }
 }

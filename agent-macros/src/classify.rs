@@ -61,6 +61,8 @@ pub struct ToolFn {
     pub deterministic: bool,
     /// `needs_approval`: every call waits for a person's approval.
     pub needs_approval: bool,
+    /// `background`: calls answer "started" at once and deliver their result later.
+    pub background: bool,
 }
 
 /// One parameter.
@@ -140,6 +142,7 @@ pub fn classify(args: ToolArgs, mut item: ItemFn, cx: &mut Ctxt) -> ToolFn {
         settings: args.settings,
         deterministic: args.deterministic,
         needs_approval: args.needs_approval,
+        background: args.background,
     }
 }
 

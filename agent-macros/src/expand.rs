@@ -43,6 +43,7 @@ fn generate(tool: &ToolFn) -> TokenStream {
         settings,
         deterministic,
         needs_approval,
+        background,
     } = tool;
     let private = quote!(#krate::__private);
     let support = quote!(#private::tool);
@@ -161,6 +162,10 @@ fn generate(tool: &ToolFn) -> TokenStream {
 
                 fn needs_approval(&self) -> bool {
                     #needs_approval
+                }
+
+                fn background(&self) -> bool {
+                    #background
                 }
             }
 

@@ -49,6 +49,8 @@ use proc_macro::TokenStream;
 ///   `agent trace to-scenario` expects its recorded output verbatim;
 /// - `needs_approval` makes every call wait for a person's approval before it runs (a
 ///   denial, or no answer in time, reaches the model as the call's output);
+/// - `background` makes calls answer "started" at once, so the model goes on talking, and
+///   deliver the result to the conversation when it is ready (a long report, a slow search);
 /// - `crate = "..."` sets the path to agent-tool (`::agent_tool` by default; `"agent_core"`
 ///   works as well, since agent-core re-exports it).
 ///

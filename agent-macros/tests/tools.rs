@@ -389,6 +389,19 @@ fn deterministic_is_declared_and_defaults_to_false() {
     assert!(!registry.get("noop").unwrap().deterministic());
 }
 
+/// Builds a long report: slower than a conversational pause.
+#[tool(background)]
+fn long_report(topic: String) -> String {
+    format!("report on {topic}")
+}
+
+#[test]
+fn background_is_declared_and_defaults_to_false() {
+    let registry = registry();
+    assert!(registry.get("long_report").unwrap().background());
+    assert!(!registry.get("double").unwrap().background());
+}
+
 #[tokio::test]
 async fn panics_become_errors() {
     let err = registry()

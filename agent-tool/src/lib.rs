@@ -114,6 +114,15 @@ pub trait Tool: Send + Sync + 'static {
     fn needs_approval(&self) -> bool {
         false
     }
+
+    /// Whether calls run in the background: the model reads "started" at once and can go on
+    /// talking, and the result joins the conversation when it is ready (a report, a long
+    /// search). For tools slower than a conversational pause. The default is `false`;
+    /// `#[tool(background)]` says `true`, and an agent file can name any tool
+    /// (`[tool_options] background = [...]`).
+    fn background(&self) -> bool {
+        false
+    }
 }
 
 /// Re-exports used by code that `#[tool]` generates. Not a public API: it may change at any time.
