@@ -232,6 +232,38 @@ impl Checker<'_> {
                     .to_owned(),
             );
         }
+        let background = spec.tool_options.background_timeout_secs;
+        if !(background.is_finite() && (1.0..=86400.0).contains(&background)) {
+            self.at_key(
+                "background_timeout_secs",
+                format!("`background_timeout_secs` is {background}; it must be from 1 to 86400"),
+                "set how long a background call may run, e.g. background_timeout_secs = 300"
+                    .to_owned(),
+            );
+        }
+        if let Some(after) = spec.tool_options.filler_after_ms
+            && !(1..=60_000).contains(&after)
+        {
+            self.at_key(
+                "filler_after_ms",
+                format!("`filler_after_ms` is {after}; it must be from 1 to 60000"),
+                "say a filler line when tools run longer than this, e.g. filler_after_ms = 1500"
+                    .to_owned(),
+            );
+        }
+        if spec
+            .tool_options
+            .filler_instructions
+            .as_deref()
+            .is_some_and(|text| text.trim().is_empty())
+        {
+            self.at_key(
+                "filler_instructions",
+                "`filler_instructions` is empty".to_owned(),
+                "say what the filler line should be, or leave the key out for the default"
+                    .to_owned(),
+            );
+        }
         self.check_limits(spec);
         self.check_timeouts(spec);
         self.check_connection(spec);

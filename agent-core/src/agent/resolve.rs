@@ -223,29 +223,36 @@ impl AgentFile {
         (agent, problems)
     }
 
-    /// Every tool `[tool_options] needs_approval` names is one of the agent's (an MCP
-    /// server's tool is checked once the servers are connected).
+    /// Every tool `[tool_options] needs_approval` and `background` name is one of the
+    /// agent's (an MCP server's tool is checked once the servers are connected).
     fn check_needs_approval(&self, tools: &ToolRegistry, problems: &mut Vec<Diagnostic>) {
         if !self.spec.mcp_clients.is_empty() {
             return;
         }
-        for name in &self.spec.tool_options.needs_approval {
-            if tools.get(name.get_ref()).is_some() {
-                continue;
+        let options = &self.spec.tool_options;
+        let named = [
+            ("needs_approval", &options.needs_approval),
+            ("background", &options.background),
+        ];
+        for (key, names) in named {
+            for name in names {
+                if tools.get(name.get_ref()).is_some() {
+                    continue;
+                }
+                let suggestions = tools.suggest(name.get_ref());
+                let hint = match suggestions.first() {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("this agent's tools are: {}", tools.names().join(", ")),
+                };
+                problems.push(self.diagnostic(
+                    name.span(),
+                    format!(
+                        "`{key}` names `{}`, which is not one of this agent's tools",
+                        name.get_ref()
+                    ),
+                    Some(hint),
+                ));
             }
-            let suggestions = tools.suggest(name.get_ref());
-            let hint = match suggestions.first() {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!("this agent's tools are: {}", tools.names().join(", ")),
-            };
-            problems.push(self.diagnostic(
-                name.span(),
-                format!(
-                    "`needs_approval` names `{}`, which is not one of this agent's tools",
-                    name.get_ref()
-                ),
-                Some(hint),
-            ));
         }
     }
 
@@ -604,6 +611,7 @@ impl Agent {
             team: self.team()?,
             guardrails: crate::guardrail::Guardrails::compile(&self.file.spec.guardrails)?
                 .map(Arc::new),
+            slow_tools: self.slow_tools(),
         })
     }
 
@@ -657,6 +665,31 @@ impl Agent {
         crate::session::ApprovalPolicy {
             tools,
             timeout: secs(options.approval_timeout_secs),
+        }
+    }
+
+    /// Which tools run in the background (marked `#[tool(background)]` or named by `[tool_options]
+    /// background`), their deadline, and the filler for slow calls.
+    pub fn slow_tools(&self) -> crate::session::SlowTools {
+        let options = &self.file.spec.tool_options;
+        let mut background: std::collections::HashSet<String> = self
+            .tools
+            .iter()
+            .filter(|tool| tool.background())
+            .map(|tool| tool.name().to_owned())
+            .collect();
+        background.extend(options.background.iter().map(|n| n.get_ref().clone()));
+        let filler = options.filler_after_ms.map(|ms| crate::session::Filler {
+            after: std::time::Duration::from_millis(ms),
+            instructions: options
+                .filler_instructions
+                .clone()
+                .unwrap_or_else(|| crate::session::slow::DEFAULT_FILLER_INSTRUCTIONS.to_owned()),
+        });
+        crate::session::SlowTools {
+            background,
+            background_timeout: secs(options.background_timeout_secs),
+            filler,
         }
     }
 

@@ -318,6 +318,24 @@ pub struct ToolOptions {
     #[serde(default = "default_approval_timeout_secs")]
     #[schemars(range(min = 1, max = 3600))]
     pub approval_timeout_secs: f64,
+    /// Tools whose calls run in the background (besides those marked `#[tool(background)]`):
+    /// the model reads "started" at once and goes on talking; the result joins the
+    /// conversation, as a user message labelled with the call, when it is ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub background: Vec<Spanned<String>>,
+    /// How long a background call may run, in seconds.
+    #[serde(default = "default_background_timeout_secs")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub background_timeout_secs: f64,
+    /// When a response's calls are still running after this many milliseconds, the agent
+    /// says one short filler line (out of band, kept out of the conversation). Unset: silence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 60000))]
+    pub filler_after_ms: Option<u64>,
+    /// What the filler response is told to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filler_instructions: Option<String>,
 }
 
 impl Default for ToolOptions {
@@ -328,6 +346,10 @@ impl Default for ToolOptions {
             strict: true,
             needs_approval: Vec::new(),
             approval_timeout_secs: default_approval_timeout_secs(),
+            background: Vec::new(),
+            background_timeout_secs: default_background_timeout_secs(),
+            filler_after_ms: None,
+            filler_instructions: None,
         }
     }
 }
@@ -342,6 +364,10 @@ fn default_tool_timeout_secs() -> f64 {
 
 fn default_approval_timeout_secs() -> f64 {
     crate::session::approval::DEFAULT_TIMEOUT.as_secs_f64()
+}
+
+fn default_background_timeout_secs() -> f64 {
+    crate::session::slow::DEFAULT_BACKGROUND_TIMEOUT.as_secs_f64()
 }
 
 fn default_true() -> bool {

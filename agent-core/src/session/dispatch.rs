@@ -114,6 +114,20 @@ impl Dispatcher {
         self
     }
 
+    /// The same dispatcher with another deadline per call (a background call's, longer).
+    #[must_use]
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        let mut this = self.clone();
+        this.timeout = timeout;
+        this
+    }
+
+    /// Whether the current agent's `tool` says its calls run in the background
+    /// (`#[tool(background)]`).
+    pub fn runs_in_background(&self, tool: &str) -> bool {
+        self.tools.get(tool).is_some_and(|t| t.background())
+    }
+
     /// Runs the next calls with another agent's tools, settings, timeout and name (a
     /// handoff); calls already running keep the agent that started them.
     pub fn switch_agent(

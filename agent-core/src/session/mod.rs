@@ -31,6 +31,7 @@ mod runner;
 pub mod secret;
 pub mod sequencer;
 mod sink;
+pub mod slow;
 pub mod transport;
 pub mod watchdog;
 
@@ -46,6 +47,7 @@ pub use ownership::{Ownership, PlatformHeld};
 pub use reconnect::{ReconnectBudget, ReconnectPolicy};
 pub use secret::Secret;
 pub use sink::{CallStart, DurableWrite, HistorySink};
+pub use slow::{Filler, SlowTools};
 pub use transport::{ConnectOptions, TransportError};
 pub use watchdog::ResponseDeadlines;
 
@@ -146,6 +148,8 @@ pub struct SessionConfig {
     pub team: Option<Arc<handoff::Team>>,
     /// Checks on the user's input and the assistant's output; `None` checks nothing.
     pub guardrails: Option<Arc<crate::guardrail::Guardrails>>,
+    /// Background tools and the filler for slow calls (see [`slow`]).
+    pub slow_tools: SlowTools,
 }
 
 /// Keepalive: a ping every `ping_every`, and a connection that sent nothing at all (not even

@@ -11,6 +11,10 @@
 //! the conversation stays consistent, but they never ask the model to go on. Nor does anything
 //! go out while the user is speaking; when the server's turn detection will answer the user by
 //! itself, the sequencer waits for that response instead of racing it.
+//!
+//! A filler (a short out-of-band line while tools run, see [`slow`](super::slow)) takes the
+//! same slot: it is asked for only while calls run and nothing else is in flight, and the
+//! follow-up with the calls' outputs waits for its end. It never asks for anything itself.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -55,6 +59,17 @@ pub struct Sequencer<I> {
     no_follow_up: BTreeSet<String>,
     /// The user is speaking (server VAD): nothing is requested until they stop.
     speaking: bool,
+    /// The slot's request or response is a filler: its end, loss or refusal owes nothing.
+    filler: Option<FillerSlot>,
+}
+
+/// Where a filler stands in the slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FillerSlot {
+    /// Its `response.create` was sent.
+    Requested,
+    /// The server is streaming it.
+    Active(String),
 }
 
 impl<I> Default for Sequencer<I> {
@@ -67,6 +82,7 @@ impl<I> Default for Sequencer<I> {
             queue: VecDeque::new(),
             no_follow_up: BTreeSet::new(),
             speaking: false,
+            filler: None,
         }
     }
 }
@@ -89,6 +105,38 @@ impl<I> Sequencer<I> {
         self.slot = Slot::Active(response_id.to_owned());
     }
 
+    /// Takes the free slot for a filler, when calls are running and nothing else waits: no
+    /// response in flight or owed, the user silent. Returns whether the filler may go out.
+    pub fn request_filler(&mut self) -> bool {
+        if self.slot != Slot::Idle || self.speaking || self.follow_up || !self.calls_pending() {
+            return false;
+        }
+        self.slot = Slot::Requested;
+        self.filler = Some(FillerSlot::Requested);
+        true
+    }
+
+    /// The server started the filler (after [`response_created`](Self::response_created)).
+    pub fn filler_started(&mut self, response_id: &str) {
+        if self.filler == Some(FillerSlot::Requested) {
+            self.filler = Some(FillerSlot::Active(response_id.to_owned()));
+        }
+    }
+
+    /// The filler's `response.create` was refused or never answered: nothing is owed for it,
+    /// and a response that holds the slot instead is awaited like any other.
+    pub fn filler_refused(&mut self) -> Vec<Step<I>> {
+        if self.filler.take() == Some(FillerSlot::Requested) && self.slot == Slot::Requested {
+            self.slot = Slot::Idle;
+        }
+        self.next_steps()
+    }
+
+    /// Whether the filler's `response.create` awaits its `response.created`.
+    pub fn filler_pending(&self) -> bool {
+        self.filler == Some(FillerSlot::Requested) && self.slot == Slot::Requested
+    }
+
     /// A tool call of `response_id` started running.
     pub fn call_started(&mut self, response_id: &str, call_id: &str) {
         self.outstanding
@@ -104,6 +152,9 @@ impl<I> Sequencer<I> {
         // ours is still pending.
         if matches!(&self.slot, Slot::Active(id) if id == response_id) {
             self.slot = Slot::Idle;
+        }
+        if matches!(&self.filler, Some(FillerSlot::Active(id)) if id == response_id) {
+            self.filler = None;
         }
         let suppressed = self.no_follow_up.contains(response_id);
         match self.outstanding.get(response_id) {
@@ -167,6 +218,9 @@ impl<I> Sequencer<I> {
     pub fn fail_turn(&mut self) -> Vec<Step<I>> {
         if matches!(self.slot, Slot::Requested | Slot::Expected) {
             self.slot = Slot::Idle;
+            if self.filler == Some(FillerSlot::Requested) {
+                self.filler = None;
+            }
         }
         self.follow_up = false;
         let pending: Vec<String> = self.outstanding.keys().cloned().collect();
@@ -211,7 +265,10 @@ impl<I> Sequencer<I> {
         if self.slot == Slot::Requested {
             self.slot = Slot::Expected;
         }
-        self.follow_up = true;
+        // A refused filler is over (see `filler_refused`); anything else is asked for again.
+        if self.filler.take() != Some(FillerSlot::Requested) {
+            self.follow_up = true;
+        }
         self.next_steps()
     }
 
@@ -223,9 +280,13 @@ impl<I> Sequencer<I> {
     pub fn connection_reset(&mut self, rerequest: bool) -> Vec<Step<I>> {
         // The new connection's VAD has heard nothing yet.
         self.speaking = false;
+        // A filler cut off or never answered is not asked for again: the moment has passed.
+        let filler = self.filler.take();
         match std::mem::replace(&mut self.slot, Slot::Idle) {
             Slot::Idle | Slot::Expected => {}
+            Slot::Requested if filler == Some(FillerSlot::Requested) => {}
             Slot::Requested => self.follow_up |= rerequest,
+            Slot::Active(id) if filler == Some(FillerSlot::Active(id.clone())) => {}
             Slot::Active(id) => {
                 if self.outstanding.get(&id).is_some_and(|c| !c.is_empty()) {
                     self.finished_with_calls.insert(id);
@@ -549,6 +610,80 @@ mod tests {
         assert_eq!(s.response_done("r2"), vec![]);
         assert!(s.is_quiet());
         assert_eq!(s.answer_delivered(), vec![Step::CreateResponse]);
+    }
+
+    #[test]
+    fn a_filler_takes_the_slot_and_the_follow_up_waits_for_its_end() {
+        let mut s = S::new();
+        assert!(!s.request_filler(), "no calls are running");
+        s.submit("check my order");
+        s.response_created("r1");
+        s.call_started("r1", "c1");
+        assert!(!s.request_filler(), "never during a response");
+        assert_eq!(s.response_done("r1"), vec![]);
+        assert!(s.request_filler());
+        assert!(s.filler_pending());
+        assert!(!s.request_filler(), "one at a time");
+        s.response_created("filler");
+        s.filler_started("filler");
+        // The call finishes while the filler plays: its follow-up waits for the filler's end.
+        assert_eq!(s.call_finished("r1", "c1"), vec![]);
+        assert_eq!(s.response_done("filler"), vec![Step::CreateResponse]);
+        s.response_created("r2");
+        assert_eq!(s.response_done("r2"), vec![]);
+        assert!(s.is_quiet());
+    }
+
+    #[test]
+    fn a_filler_that_ends_first_leaves_the_follow_up_to_the_calls() {
+        let mut s = S::new();
+        s.submit("x");
+        s.response_created("r1");
+        s.call_started("r1", "c1");
+        s.response_done("r1");
+        assert!(s.request_filler());
+        s.response_created("filler");
+        s.filler_started("filler");
+        assert_eq!(s.response_done("filler"), vec![]);
+        assert_eq!(s.call_finished("r1", "c1"), vec![Step::CreateResponse]);
+    }
+
+    #[test]
+    fn a_refused_or_lost_filler_owes_nothing() {
+        let mut s = S::new();
+        s.submit("x");
+        s.response_created("r1");
+        s.call_started("r1", "c1");
+        s.response_done("r1");
+        assert!(s.request_filler());
+        assert_eq!(s.filler_refused(), vec![]);
+        assert!(!s.response_in_flight());
+        // Refused because the server's own response took the slot.
+        assert!(s.request_filler());
+        s.response_created("vad");
+        assert_eq!(s.create_refused(), vec![]);
+        assert_eq!(s.response_done("vad"), vec![], "the calls still run");
+        // Cut off by a dropped connection, requested or streaming: not asked for again.
+        assert!(s.request_filler());
+        assert_eq!(s.connection_reset(true), vec![]);
+        assert!(s.request_filler());
+        s.response_created("filler");
+        s.filler_started("filler");
+        assert_eq!(s.connection_reset(true), vec![]);
+        assert_eq!(s.call_finished("r1", "c1"), vec![Step::CreateResponse]);
+    }
+
+    #[test]
+    fn a_background_result_waits_for_the_model_to_be_idle() {
+        let mut s = S::new();
+        s.submit("start the report");
+        s.response_created("r1");
+        // The result arrives while a response streams: queued, never sent over it.
+        assert_eq!(s.submit("result"), vec![]);
+        assert_eq!(
+            s.response_done("r1"),
+            vec![Step::SendInput("result"), Step::CreateResponse]
+        );
     }
 
     #[test]

@@ -34,12 +34,18 @@ impl Runner {
         if self.answer_early(response_id, call) || self.maybe_hand_off(call).await {
             return;
         }
-        self.spawn_call(CallRequest {
+        let request = CallRequest {
             response_id: response_id.to_owned(),
             call_id: call.call_id.clone(),
             name: call.name.clone(),
             arguments: call.arguments.clone(),
-        });
+        };
+        if self.runs_in_background(&request.name) {
+            self.start_background(request);
+        } else {
+            self.arm_filler(response_id);
+            self.spawn_call(request);
+        }
     }
 
     /// Notes a completed function call under its response. Returns it when it has never run:
@@ -124,7 +130,8 @@ impl Runner {
 
     /// Runs a call on its own task, with the cancellation of its response; when there is a
     /// history store, only after the durable record that it started (or [`RECORD_WAIT`]).
-    fn spawn_call(&mut self, request: CallRequest) {
+    /// A background call gets its own, longer deadline.
+    pub(super) fn spawn_call(&mut self, request: CallRequest) {
         let token = self
             .response_tokens
             .get(&request.response_id)
@@ -138,11 +145,17 @@ impl Runner {
             arguments: request.arguments.clone(),
         });
         let gate = self.open_approval(&request);
+        let dispatcher = if self.background.runs(&request.call_id) {
+            self.dispatcher
+                .with_timeout(self.config.slow_tools.background_timeout)
+        } else {
+            self.dispatcher.clone()
+        };
         let task = match &self.config.history_sink {
             Some(sink) => {
                 let recorded =
                     sink.call_started(&request.call_id, &request.name, &request.arguments);
-                self.dispatcher.spawn_recorded(
+                dispatcher.spawn_recorded(
                     &mut self.calls,
                     request.clone(),
                     token,
@@ -151,9 +164,7 @@ impl Runner {
                     gate,
                 )
             }
-            None => self
-                .dispatcher
-                .spawn(&mut self.calls, request.clone(), token, gate),
+            None => dispatcher.spawn(&mut self.calls, request.clone(), token, gate),
         };
         self.tasks.insert(task, (request, Instant::now()));
     }
@@ -291,6 +302,10 @@ impl Runner {
     }
 
     async fn on_call_done(&mut self, outcome: CallOutcome) -> Flow {
+        let outcome = match self.background_done(outcome).await {
+            Ok(flow) => return flow,
+            Err(outcome) => outcome,
+        };
         let output = outcome.output_text();
         let CallOutcome {
             request,

@@ -28,6 +28,9 @@ impl Runner {
         let waited = self.watchdog.response_idle();
         match overdue {
             Overdue::CreateUnanswered => {
+                if let Some(flow) = self.filler_lapsed().await {
+                    return flow;
+                }
                 self.pending_create = None;
                 if self.rerequests < self.budget.policy().rerequest_cut_responses {
                     // The server ignores us on this connection: a fresh one is the best chance.

@@ -49,6 +49,9 @@ impl Runner {
         if !answers {
             return Flow::Continue;
         }
+        if let Some(flow) = self.filler_refused().await {
+            return flow;
+        }
         self.pending_create = None;
         if already_active && let Some(flow) = self.create_raced().await {
             return flow;

@@ -71,9 +71,9 @@ impl Runner {
                 Step::SendInput(Input::Text(_)) => Sent::Input(TurnStart::Text),
                 Step::SendInput(Input::CommitAudio) => Sent::Input(TurnStart::Speech),
                 Step::SendInput(Input::Respond) => Sent::Input(TurnStart::Request),
-                Step::SendInput(Input::Note { withheld: None, .. }) => {
-                    Sent::Input(TurnStart::Request)
-                }
+                Step::SendInput(
+                    Input::Note { withheld: None, .. } | Input::BackgroundResult { .. },
+                ) => Sent::Input(TurnStart::Request),
                 Step::SendInput(Input::Note { .. }) => Sent::Input(TurnStart::Text),
                 Step::CreateResponse => Sent::Create,
             };
@@ -84,9 +84,11 @@ impl Runner {
                 // A new user turn: its tool rounds start from zero.
                 self.tool_rounds = 0;
             }
-            if matches!(step, Step::SendInput(ref input) if !matches!(input, Input::Note { withheld: None, .. }))
+            if matches!(step, Step::SendInput(ref input)
+                if !matches!(input, Input::Note { withheld: None, .. } | Input::BackgroundResult { .. }))
             {
-                // A note answers a guardrail within the turn: its retries go on counting.
+                // A note answers a guardrail within the turn: its retries go on counting. Nor
+                // is a background result the user's new turn.
                 self.guard_new_turn();
             }
             let event = match step {
@@ -111,6 +113,13 @@ impl Runner {
                     let item = Item::system_text(note);
                     let key = self.log.local_key();
                     self.record(key, item.clone());
+                    ClientEvent::conversation_item_create(item)
+                }
+                Step::SendInput(Input::BackgroundResult { call_id, text }) => {
+                    // A user message, never a system one: a tool's output is data, not orders.
+                    // Logged under its call id before it leaves, so a replay carries it once.
+                    let item = Item::user_text(text);
+                    self.record(format!("background:{call_id}"), item.clone());
                     ClientEvent::conversation_item_create(item)
                 }
                 Step::SendInput(Input::Respond) => {

@@ -10,6 +10,10 @@ impl Runner {
     /// A response announced an output item: its place in the log is taken now, so the order
     /// is the server's even when it completes after later items.
     pub(super) fn reserve_output(&mut self, response_id: &str, item: &Item) {
+        // A filler's items are outside the conversation: no slot.
+        if self.filler_output(response_id, item) {
+            return;
+        }
         let Some(key) = output_slot_key(item) else {
             return;
         };
@@ -26,6 +30,9 @@ impl Runner {
     /// An output item completed: an assistant message is logged; a function call may start;
     /// an MCP approval request is logged and asked.
     pub(super) async fn on_output_item_done(&mut self, response_id: &str, item: &Item) {
+        if self.filler.is_active(response_id) {
+            return;
+        }
         if let Item::Message(message) = item
             && message.role == Role::Assistant
         {

@@ -13,6 +13,8 @@
 //! - [`responses`]: a response's end, and how it ends the turn;
 //! - [`errors`]: `error` events, and refused requests;
 //! - [`calls`]: running the model's function calls and sending their outputs;
+//! - [`background`]: calls that answer "started" at once and deliver their result later;
+//! - [`filler`]: a short out-of-band line while a response's calls run long;
 //! - [`handoffs`]: a transfer call, which switches the session to another agent;
 //! - [`guardrails`]: checking input and output, and stopping what trips a guardrail;
 //! - [`mcp_approvals`]: hosted MCP servers' approval requests, and sending the decisions;
@@ -23,10 +25,12 @@
 //! - [`connection`]: replacing a connection that was lost or is about to expire;
 //! - [`platform`]: what differs when the platform holds the call (re-attach, the time limit).
 
+mod background;
 mod calls;
 mod connection;
 mod deadlines;
 mod errors;
+mod filler;
 mod guardrails;
 mod handoffs;
 mod input;
@@ -82,6 +86,13 @@ pub(crate) enum Input {
         withheld: Option<String>,
         /// What the model is told.
         note: String,
+    },
+    /// A background call's result (a user message labelled with the call), then a response.
+    BackgroundResult {
+        /// The call it answers, the key it is stored under.
+        call_id: String,
+        /// The message's text.
+        text: String,
     },
 }
 
@@ -176,6 +187,10 @@ pub(crate) struct Runner {
     mcp_pending: HashMap<String, mcp_approvals::McpPending>,
     /// Recent MCP approval request ids seen, so each is answered once.
     mcp_seen: RecentIds,
+    /// Calls running in the background (see `background`).
+    background: background::Background,
+    /// The filler for slow calls (see `filler`).
+    filler: filler::FillerState,
 }
 
 /// What connects a runner to its app: the events out, the commands in, and the approvals the
@@ -284,6 +299,8 @@ impl Runner {
             mcp_waits: JoinSet::new(),
             mcp_pending: HashMap::new(),
             mcp_seen: RecentIds::bounded(CALLS_WINDOW),
+            background: background::Background::default(),
+            filler: filler::FillerState::default(),
         }
     }
 
@@ -358,6 +375,7 @@ impl Runner {
                     Flow::Continue
                 }
                 () = sleep_until(deadline) => self.on_deadline().await,
+                () = sleep_until(self.filler.due()) => self.on_filler_due().await,
                 _ = keepalive.tick() => self.on_keepalive().await,
             };
             // Everything this step queued (a response's outputs and its `response.create`)

@@ -16,6 +16,10 @@ use crate::{
 
 impl Runner {
     pub(super) async fn on_response_done(&mut self, done: ResponseDone) -> Flow {
+        // A filler is no part of the turn: it only frees the slot (see `filler`).
+        if self.filler.is_active(&done.response.id) {
+            return self.on_filler_done(done).await;
+        }
         let ResponseDone {
             response,
             malformed,

@@ -16,6 +16,7 @@ impl Runner {
         match event {
             ServerEvent::ResponseCreated(e) => {
                 self.on_response_created(e.response.id.clone());
+                self.filler_created(&e.response);
                 return self.guard_response_created(&e.response.id).await;
             }
             ServerEvent::ResponseOutputTextDelta(e) => {

@@ -81,6 +81,10 @@ impl Runner {
                     item_id,
                     audio_end_ms,
                 }),
+                // A filler's item is not in the conversation: there is nothing to truncate.
+                Reaction::Send(event)
+                    if matches!(event.as_ref(), ClientEvent::ConversationItemTruncate(t)
+                        if self.filler.is_item(&t.item_id)) => {}
                 Reaction::Send(event) => self.send(*event).await?,
             }
         }
