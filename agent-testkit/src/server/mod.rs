@@ -21,7 +21,10 @@
 //!   a violation is recorded and the response is played anyway (as the live API would). The next
 //!   scripted model step of the current turn is played as a full event sequence ending in
 //!   `response.done` with `usage`. When the turn has no step left, the reply is
-//!   `(no scripted reply)` and a violation is recorded.
+//!   `(no scripted reply)` and a violation is recorded. An out-of-band response
+//!   (`conversation: "none"`) leaves the conversation as it is (`conversation_id` null in
+//!   `response.created`/`.done`, no `conversation.item.*` events); one whose `metadata.purpose`
+//!   is `filler` says `One moment.` and leaves the scenario's position where it is.
 //! - **`response.cancel`**: stops streaming; open items end `incomplete`, `response.done` has
 //!   status `cancelled`, reason `client_cancelled`. Without an active response:
 //!   `response_cancel_not_active`.
@@ -138,6 +141,9 @@ use crate::scenario::Scenario;
 
 pub use faults::{CloseSpec, ConnectionFaults, ErrorSpec, Faults, InjectedError, MalformedDone};
 pub use playlist::{PlaylistHandle, PlaylistServer};
+
+/// What the server says for a filler response (out of band, `metadata.purpose = "filler"`).
+pub const FILLER_LINE: &str = "One moment.";
 
 /// Which protocol names the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,6 +1,7 @@
 //! `response.create` / `response.cancel`: picking the scripted step and playing it.
 
 use super::*;
+use crate::server::FILLER_LINE;
 
 impl Conn {
     pub(super) fn on_response_create(&mut self, event: &Value, eid: Option<&str>) {
@@ -82,7 +83,11 @@ impl Conn {
         if modalities.is_empty() {
             modalities = vec!["audio".into()];
         }
+        let filler = out_of_band
+            && params.pointer("/metadata/purpose").and_then(Value::as_str) == Some("filler");
         let (script, items, usage_override) = match self.faults.tool_loop.clone() {
+            // A filler is the client's aside, not the scenario's next answer.
+            _ if filler => (None, vec![self.filler_line()], None),
             Some(tool) => (None, vec![self.loop_call(tool)], None),
             None => self.pick_step(),
         };
@@ -117,6 +122,21 @@ impl Conn {
         self.hold_if_stall_waits(&active.id);
         self.active = Some(active);
         self.cancelling = false;
+    }
+
+    /// The one output of a filler response (out of band, `metadata.purpose = "filler"`): a
+    /// short line that leaves the scenario's position where it is.
+    fn filler_line(&mut self) -> PlannedItem {
+        PlannedItem {
+            // Out of band: the item never enters the conversation, so the id may repeat.
+            id: self
+                .conversation
+                .unique_id(&format!("item_c{}_filler", self.index)),
+            kind: PlannedKind::Message {
+                text: FILLER_LINE.into(),
+                audio_ms: None,
+            },
+        }
     }
 
     /// The one output of a `tool_loop` response: a call of `tool` with `{}` and a call id that
