@@ -124,13 +124,14 @@ fn done_at(events: &[SessionEvent], id: &str) -> usize {
 #[tokio::test]
 async fn a_background_result_follows_once_as_a_user_message_when_the_model_is_idle() {
     let h = harness("");
-    let scenario = Scenario::new("background")
-        .turn(
-            Turn::user("make the report")
-                .model(calls(&["slow_a"]))
-                .model(ModelStep::say("I started the report.")),
-        )
-        .turn(Turn::user("(the result)").model(ModelStep::say("The report is ready.")));
+    // The result's answer is the turn's next step (the server keeps a background result in the
+    // turn that started the call).
+    let scenario = Scenario::new("background").turn(
+        Turn::user("make the report")
+            .model(calls(&["slow_a"]))
+            .model(ModelStep::say("I started the report."))
+            .model(ModelStep::say("The report is ready.")),
+    );
     // Each response takes a while to start, so the tool (300 ms) finishes while the answer to
     // "started" is still in flight: its result must wait for that response's end.
     let config = ServerConfig::new(scenario).response_latency(Duration::from_millis(500));

@@ -24,7 +24,10 @@
 //!   `(no scripted reply)` and a violation is recorded. An out-of-band response
 //!   (`conversation: "none"`) leaves the conversation as it is (`conversation_id` null in
 //!   `response.created`/`.done`, no `conversation.item.*` events); one whose `metadata.purpose`
-//!   is `filler` says `One moment.` and leaves the scenario's position where it is.
+//!   is `filler` says `One moment.` and leaves the scenario's position where it is. A user
+//!   message that brings a background call's result (`[result of background call ...`) stays in
+//!   the current turn unless a turn's `user` text is that very message: its answer is the
+//!   turn's next model step.
 //! - **`response.cancel`**: stops streaming; open items end `incomplete`, `response.done` has
 //!   status `cancelled`, reason `client_cancelled`. Without an active response:
 //!   `response_cancel_not_active`.

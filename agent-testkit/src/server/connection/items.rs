@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// How a background call's result begins (see agent-core's `session::slow`).
+const BACKGROUND_RESULT: &str = "[result of background call ";
+
 impl Conn {
     pub(super) fn added_events(&mut self, item: &Value, prev: Option<String>) {
         match self.dialect {
@@ -326,12 +329,20 @@ impl Conn {
     }
 
     /// A user message started a turn: the next one, or the turn whose `user` text it repeats.
+    /// A background call's result (`[result of background call ...`) that no turn repeats
+    /// belongs to the current turn: its answer is that turn's next model step.
     pub(super) fn user_message(&mut self, text: Option<&str>) {
         let turns = &self.shared.config.scenario.turns;
         let first_user_turn = usize::from(turns.first().is_some_and(|t| t.user.is_none()));
         let expected = self.turn.map_or(first_user_turn, |t| t + 1);
         let text = text.map(str::trim);
         let same = |i: usize| turns.get(i).and_then(|t| t.user.as_deref()).map(str::trim) == text;
+        if self.turn.is_some()
+            && text.is_some_and(|t| t.starts_with(BACKGROUND_RESULT))
+            && !(0..turns.len()).any(same)
+        {
+            return;
+        }
         let next = if text.is_none() || same(expected) {
             expected
         } else {
