@@ -142,6 +142,9 @@ mod tests {
         assert_eq!(response["output_modalities"], json!(["audio"]));
         assert_eq!(response["tool_choice"], "none");
         assert_eq!(response["metadata"], json!({"purpose": "filler"}));
+        let beta = event.to_value(crate::protocol::Dialect::Beta).unwrap();
+        assert_eq!(beta["response"]["conversation"], "none");
+        assert_eq!(beta["response"]["modalities"], json!(["audio"]));
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //!   the same output for the same arguments. A clock's or a network tool's output is not
 //!   expected verbatim.
 //!
+//! A background call's result (the user message `[result of background call ID (tool)]: ...`)
+//! is the call's output, not a new turn, and a filler (an out-of-band response with
+//! `metadata.purpose = "filler"`) is no model step: the scripted server plays both by itself.
+//!
 //! Replays after a reconnect (the client sends the conversation again on a new connection)
 //! are recognised and not taken for new turns; a call id is recorded once. Lines that are not
 //! JSON, and local records (usage, latency), are skipped. A plain JSONL dump with one server
@@ -114,7 +118,13 @@ impl Recording {
                 let item = event.get("item").unwrap_or(&Value::Null);
                 match item_type(item) {
                     "message" if item.get("role").and_then(Value::as_str) == Some("user") => {
-                        self.user_message(message_text(item));
+                        let text = message_text(item);
+                        match background_result(&text) {
+                            Some((call_id, output)) => {
+                                self.outputs.insert(call_id, output);
+                            }
+                            None => self.user_message(text),
+                        }
                     }
                     "function_call_output" => {
                         let call_id = text_of(item, "call_id");
@@ -178,6 +188,10 @@ impl Recording {
     /// A finished response: one model step of the current turn.
     fn response_done(&mut self, response: &Value) {
         let id = text_of(response, "id");
+        if is_filler(response) {
+            self.deltas.remove(&id);
+            return;
+        }
         let output = response.get("output").and_then(Value::as_array);
         let mut step = Step::default();
         for item in output.into_iter().flatten() {
@@ -225,6 +239,20 @@ fn call(item: &Value, call_id: String) -> Call {
         name: text_of(item, "name"),
         arguments,
     }
+}
+
+/// The call id and output of a background call's result message.
+fn background_result(text: &str) -> Option<(String, String)> {
+    let rest = text.strip_prefix("[result of background call ")?;
+    let (call_id, rest) = rest.split_once(" (")?;
+    let (_tool, output) = rest.split_once(")]: ")?;
+    Some((call_id.to_owned(), output.to_owned()))
+}
+
+/// Whether a response is a filler: out of band, `metadata.purpose = "filler"`.
+fn is_filler(response: &Value) -> bool {
+    response.get("conversation_id").is_none_or(Value::is_null)
+        && response.pointer("/metadata/purpose").and_then(Value::as_str) == Some("filler")
 }
 
 fn event_type(event: &Value) -> &str {

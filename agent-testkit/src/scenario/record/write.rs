@@ -309,6 +309,29 @@ mod tests {
     }
 
     #[test]
+    fn a_background_result_is_its_calls_output_and_a_filler_no_step() {
+        let recording = trace(&[
+            session(),
+            user("make the report"),
+            done("r1", json!([call("c1", "report", "{}")])),
+            output("c1", r#"{"status":"started"}"#),
+            received(json!({"type": "response.done", "response": {"id": "f1",
+                "status": "completed", "conversation_id": null,
+                "metadata": {"purpose": "filler"}, "output": [say("One moment.")]}})),
+            done("r2", json!([say("I started it.")])),
+            user(r#"[result of background call c1 (report)]: {"pages":3}"#),
+            done("r3", json!([say("It has 3 pages.")])),
+        ]);
+        assert_eq!(recording.turns(), 1);
+        let text = recording.to_scenario_toml(&options(&|_| true));
+        let file = ScenarioFile::from_str(&text, "recorded").expect(&text);
+        let turn = &file.scenarios[0].turns[0];
+        assert_eq!(turn.model.len(), 3, "{text}");
+        assert!(!text.contains("One moment."), "{text}");
+        assert_eq!(turn.expect[0].output_contains.as_deref(), Some(r#"{"pages":3}"#));
+    }
+
+    #[test]
     fn a_recording_that_ends_after_calls_still_gets_a_reply_step() {
         let recording = trace(&[
             user("go"),
