@@ -12,11 +12,11 @@ use std::{
 
 use agent_core::{
     protocol::{Dialect, Item},
-    session::{Filler, HistorySink, SessionEvent, SlowTools},
+    session::{Filler, HistorySink, ReconnectPolicy, SessionEvent, SlowTools},
 };
 use agent_testkit::{
     scenario::{ModelStep, Scenario, Turn},
-    server::{FILLER_LINE, ServerConfig},
+    server::{ConnectionFaults, FILLER_LINE, Faults, ServerConfig},
 };
 use common::harness::*;
 use serde_json::Value;
@@ -312,4 +312,85 @@ async fn a_call_that_finishes_in_time_gets_no_filler() {
     session.handle.close().await.unwrap();
     assert_no_violations(&server).await;
     server.shutdown().await;
+}
+
+/// One background conversation under `faults`: how often the tool ran, the history, and how
+/// many events the server sent on the first connection.
+async fn background_run(faults: Faults) -> (usize, Vec<(String, Item)>, usize) {
+    let h = harness("");
+    let scenario = Scenario::new("background").turn(
+        Turn::user("make the report")
+            .model(calls(&["quick"]))
+            .model(ModelStep::say("I started the report."))
+            .model(ModelStep::say("The report is ready.")),
+    );
+    let sink = Arc::new(Recorded::default());
+    let (server, mut session) = start_with(&h, ServerConfig::new(scenario).faults(faults), |c| {
+        c.slow_tools.background = ["quick".to_owned()].into();
+        c.history_sink = Some(sink.clone());
+        c.reconnect = ReconnectPolicy {
+            base_delay: Duration::from_millis(2),
+            max_delay: Duration::from_millis(20),
+            ..ReconnectPolicy::default()
+        };
+    })
+    .await;
+    session.handle.send_text("make the report").await.unwrap();
+    until_idle(&mut session).await;
+    let ran = h
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("start quick"))
+        .count();
+    let frames = server.received().await;
+    // The result per connection: sent (or replayed) at most once on each.
+    let mut per_connection = std::collections::HashMap::<usize, usize>::new();
+    for frame in &frames {
+        if let Some(value) = &frame.value
+            && value["item"]["role"] == "user"
+            && value["item"]["content"][0]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("[result of background call"))
+        {
+            *per_connection.entry(frame.connection).or_default() += 1;
+        }
+    }
+    assert!(per_connection.values().all(|n| *n == 1), "{per_connection:?}");
+    let sent = server.sent_counts().await.first().copied().unwrap_or(0);
+    session.handle.close().await.unwrap();
+    validate_all(&server, Dialect::Ga).await;
+    server.shutdown().await;
+    let history = sink.appends.lock().unwrap().clone();
+    (ran, history, sent)
+}
+
+#[tokio::test]
+async fn a_background_result_is_delivered_once_across_reconnects() {
+    let (ran, baseline, sent) = background_run(Faults::none()).await;
+    assert_eq!(ran, 1);
+    assert!(sent > 20, "the first connection sent {sent} events");
+    let once = |history: &[(String, Item)], drop_after: usize| {
+        let results = history
+            .iter()
+            .filter(|(key, _)| key.starts_with("background:"))
+            .count();
+        assert_eq!(results, 1, "drop after {drop_after}: {history:#?}");
+        let text = format!("{history:?}");
+        assert_eq!(
+            text.matches("The report is ready.").count(),
+            1,
+            "drop after {drop_after}: {history:#?}"
+        );
+    };
+    once(&baseline, 0);
+    for drop_after in 1..sent {
+        let (ran, history, _) = background_run(
+            Faults::none().on_connection(0, ConnectionFaults::new().drop_after(drop_after)),
+        )
+        .await;
+        assert_eq!(ran, 1, "drop after {drop_after}: the tool ran {ran} times");
+        once(&history, drop_after);
+    }
 }

@@ -544,6 +544,29 @@ mod tests {
     }
 
     #[test]
+    fn slow_tool_options_parse_and_bad_values_are_refused() {
+        let file = parse(
+            "name = \"x\"\n[tool_options]\nbackground = [\"report\"]\nbackground_timeout_secs = 600\nfiller_after_ms = 1500\n",
+        )
+        .unwrap();
+        let options = &file.spec.tool_options;
+        assert_eq!(options.background[0].get_ref(), "report");
+        assert_eq!(options.background_timeout_secs, 600.0);
+        assert_eq!(options.filler_after_ms, Some(1500));
+        assert_eq!(options.filler_instructions, None);
+        let defaults = parse("name = \"x\"\n").unwrap();
+        assert_eq!(defaults.spec.tool_options.background_timeout_secs, 300.0);
+        assert_eq!(defaults.spec.tool_options.filler_after_ms, None);
+        let d = first_error("name = \"x\"\n[tool_options]\nfiller_after_ms = 0\n");
+        assert_eq!(d.line, 3);
+        assert!(d.message.contains("filler_after_ms"), "{}", d.message);
+        let d = first_error("name = \"x\"\n[tool_options]\nbackground_timeout_secs = 0.5\n");
+        assert!(d.message.contains("background_timeout_secs"), "{}", d.message);
+        let d = first_error("name = \"x\"\n[tool_options]\nfiller_instructions = \" \"\n");
+        assert!(d.message.contains("filler_instructions"), "{}", d.message);
+    }
+
+    #[test]
     fn unknown_key_names_line_and_column() {
         let d = first_error("name = \"x\"\nmodle = \"gpt-realtime\"\n");
         assert_eq!((d.line, d.column), (2, 1));

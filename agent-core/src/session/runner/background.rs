@@ -17,6 +17,7 @@ use crate::{
         events::{NotRun, SessionEvent},
         slow,
     },
+    tool::ToolError,
 };
 
 /// The calls running in the background: call id → tool name.
@@ -86,6 +87,9 @@ impl Runner {
         }
         let text = slow::result_message(&request.call_id, &request.name, &output);
         let call_id = request.call_id.clone();
+        // Cancelled with its response (the user cut it off) or the session: nobody waits for
+        // the result any more, and no response is asked for it.
+        let cancelled = matches!(result, Err(ToolError::Cancelled));
         match not_run {
             // The store answered for it: an earlier run delivered this result already.
             Some(NotRun::AlreadyRan) => {
@@ -100,6 +104,9 @@ impl Runner {
                 duration,
                 result: result.map_err(|_| output),
             }),
+        }
+        if cancelled {
+            return Ok(Flow::Continue);
         }
         let steps = self
             .sequencer
