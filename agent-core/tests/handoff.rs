@@ -190,7 +190,7 @@ async fn a_transfer_switches_instructions_and_tools_and_keeps_the_voice() {
         );
     }
     // The transfer's output names the target, and the switch precedes the follow-up.
-    let position = |pred: &dyn Fn(&Value) -> bool| sent.iter().position(|e| pred(e)).unwrap();
+    let position = |pred: &dyn Fn(&Value) -> bool| sent.iter().position(pred).unwrap();
     let update_at = position(&|e| {
         e["type"] == "session.update" && e["session"]["instructions"] == "You are the back office."
     });

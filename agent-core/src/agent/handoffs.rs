@@ -127,9 +127,9 @@ pub(super) fn attach_team(mut root: Agent, registry: &ToolRegistry) -> (Agent, V
     for member in members.values().filter(|m| m.name() != root_name) {
         problems.extend(pinned_problems(&root.file, &member.file));
     }
-    members
-        .remove(&root_name)
-        .map(|r| root.handoffs = r.handoffs);
+    if let Some(r) = members.remove(&root_name) {
+        root.handoffs = r.handoffs;
+    }
     root.members = Arc::new(members);
     (root, problems)
 }

@@ -16,7 +16,7 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{SessionConfig, approval::ApprovalPolicy};
 use crate::{
@@ -213,7 +213,7 @@ impl Team {
 
 /// The output the model reads for a transfer call.
 pub fn transfer_output(to: &str) -> String {
-    Value::from(json!({"transferred_to": to, "status": "done"})).to_string()
+    json!({"transferred_to": to, "status": "done"}).to_string()
 }
 
 #[cfg(test)]
