@@ -79,7 +79,12 @@ fn user_texts(events: &[Value]) -> Vec<(usize, String)> {
 fn errors(events: &[SessionEvent]) -> Vec<&SessionEvent> {
     events
         .iter()
-        .filter(|e| matches!(e, SessionEvent::Error { .. } | SessionEvent::TurnFailed { .. }))
+        .filter(|e| {
+            matches!(
+                e,
+                SessionEvent::Error { .. } | SessionEvent::TurnFailed { .. }
+            )
+        })
         .collect()
 }
 
@@ -117,7 +122,9 @@ fn started(events: &[SessionEvent]) -> Vec<(usize, String)> {
 fn done_at(events: &[SessionEvent], id: &str) -> usize {
     events
         .iter()
-        .position(|e| matches!(e, SessionEvent::ResponseDone { response_id, .. } if response_id == id))
+        .position(
+            |e| matches!(e, SessionEvent::ResponseDone { response_id, .. } if response_id == id),
+        )
         .unwrap_or_else(|| panic!("no response.done for {id}"))
 }
 
@@ -257,7 +264,10 @@ async fn a_slow_call_gets_one_filler_and_the_follow_up_waits_for_its_end() {
         .iter()
         .position(|e| e["item"]["type"] == "function_call_output")
         .expect("the output was sent");
-    assert!(output_at < follow_up, "the follow-up comes after the output");
+    assert!(
+        output_at < follow_up,
+        "the follow-up comes after the output"
+    );
     assert!(
         creates_at[1] < output_at,
         "the filler was asked for while the tool ran: {:?}",
@@ -357,7 +367,10 @@ async fn background_run(faults: Faults) -> (usize, Vec<(String, Item)>, usize) {
             *per_connection.entry(frame.connection).or_default() += 1;
         }
     }
-    assert!(per_connection.values().all(|n| *n == 1), "{per_connection:?}");
+    assert!(
+        per_connection.values().all(|n| *n == 1),
+        "{per_connection:?}"
+    );
     let sent = server.sent_counts().await.first().copied().unwrap_or(0);
     session.handle.close().await.unwrap();
     validate_all(&server, Dialect::Ga).await;

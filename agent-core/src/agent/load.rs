@@ -561,7 +561,11 @@ mod tests {
         assert_eq!(d.line, 3);
         assert!(d.message.contains("filler_after_ms"), "{}", d.message);
         let d = first_error("name = \"x\"\n[tool_options]\nbackground_timeout_secs = 0.5\n");
-        assert!(d.message.contains("background_timeout_secs"), "{}", d.message);
+        assert!(
+            d.message.contains("background_timeout_secs"),
+            "{}",
+            d.message
+        );
         let d = first_error("name = \"x\"\n[tool_options]\nfiller_instructions = \" \"\n");
         assert!(d.message.contains("filler_instructions"), "{}", d.message);
     }

@@ -252,7 +252,10 @@ fn background_result(text: &str) -> Option<(String, String)> {
 /// Whether a response is a filler: out of band, `metadata.purpose = "filler"`.
 fn is_filler(response: &Value) -> bool {
     response.get("conversation_id").is_none_or(Value::is_null)
-        && response.pointer("/metadata/purpose").and_then(Value::as_str) == Some("filler")
+        && response
+            .pointer("/metadata/purpose")
+            .and_then(Value::as_str)
+            == Some("filler")
 }
 
 fn event_type(event: &Value) -> &str {

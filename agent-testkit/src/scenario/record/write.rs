@@ -328,7 +328,10 @@ mod tests {
         let turn = &file.scenarios[0].turns[0];
         assert_eq!(turn.model.len(), 3, "{text}");
         assert!(!text.contains("One moment."), "{text}");
-        assert_eq!(turn.expect[0].output_contains.as_deref(), Some(r#"{"pages":3}"#));
+        assert_eq!(
+            turn.expect[0].output_contains.as_deref(),
+            Some(r#"{"pages":3}"#)
+        );
     }
 
     #[test]
