@@ -647,6 +647,7 @@ impl Agent {
                 .collect(),
             guardrails: crate::guardrail::Guardrails::compile(&self.file.spec.guardrails)?
                 .map(Arc::new),
+            slow_tools: self.slow_tools(),
         })
     }
 

@@ -86,6 +86,8 @@ pub struct TeamAgent {
     /// Its guardrails. Spoken input is checked in blocking mode only when the starting
     /// agent's turn detection lets the runtime answer (turn detection is pinned).
     pub guardrails: Option<Arc<crate::guardrail::Guardrails>>,
+    /// Its background tools and filler for slow calls.
+    pub slow_tools: super::SlowTools,
 }
 
 impl std::fmt::Debug for TeamAgent {
@@ -170,6 +172,7 @@ impl Team {
         config.tool_timeout = target.tool_timeout;
         config.approval = target.approval.clone();
         config.guardrails = target.guardrails.clone();
+        config.slow_tools = target.slow_tools.clone();
         config.session.instructions = target.instructions.clone();
         config.session.tools = Some(definitions.clone());
         config.session.tool_choice = target.tool_choice.clone();
