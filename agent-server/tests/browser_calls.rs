@@ -488,3 +488,74 @@ async fn a_client_over_its_rate_gets_429() {
     );
     h.stop().await;
 }
+
+/// A handoff on a browser's call (WebRTC, the tools on the server's sideband): the session
+/// switches to the target's instructions and tools, and the voice and formats stay.
+#[tokio::test]
+async fn a_handoff_on_a_browser_call_switches_the_agent_over_the_sideband() {
+    let scenario = Scenario::new("browser handoff").turn(
+        Turn::user("Where is my order A1001?")
+            .model(ModelStep::calls([ScriptedCall::new(
+                "transfer_to_desk",
+                json!({}),
+            )]))
+            .model(ModelStep::calls([ScriptedCall::new(
+                "caller_lookup",
+                json!({"order_id": "A1001"}),
+            )]))
+            .model(ModelStep::say(
+                "The order desk here: A1001 shipped yesterday.",
+            )),
+    );
+    // The route's agent, written over the harness's own (top-level keys before its tables),
+    // and the desk it hands to.
+    let phone = "name = \"phone\"\ninstructions = \"You answer the phone for a shop.\"\n\
+                 output_modalities = [\"audio\"]\ntools = [\"caller_lookup\"]\nhandoffs = [\"desk\"]\n\
+                 [turn_detection]\ntype = \"server_vad\"\nsilence_duration_ms = 200\n";
+    let desk = "name = \"desk\"\ninstructions = \"You are the order desk.\"\n\
+                output_modalities = [\"audio\"]\ntools = [\"caller_lookup\"]\n";
+    let options = SipOptions {
+        files: vec![
+            ("phone.toml", phone.to_owned()),
+            ("desk.toml", desk.to_owned()),
+        ],
+        ..browser_options(BOTH_ON)
+    };
+    let h = SipHarness::start(scenario, options).await;
+    let mut browser = relayed_call(&h, vec![("origin".into(), ORIGIN.into())]).await;
+    let call_id = browser.call_id().to_owned();
+    eventually("the sideband attached", || async {
+        h.platform.calls().attached(&call_id)
+    })
+    .await;
+    browser.speak(400).unwrap();
+    browser.silence(600).unwrap();
+    loop {
+        let done = browser
+            .wait_for("response.done", Duration::from_secs(10))
+            .await
+            .expect("the desk's answer reaches the page");
+        if done.to_string().contains("order desk here") {
+            break;
+        }
+    }
+    let updates = h.received("session.update").await;
+    let handoff = updates
+        .iter()
+        .map(|u| &u["session"])
+        .find(|s| s["instructions"] == "You are the order desk.")
+        .unwrap_or_else(|| panic!("a handoff update in {updates:#?}"));
+    assert!(
+        handoff.get("audio").is_none(),
+        "voice and formats stay: {handoff}"
+    );
+    assert!(
+        outputs(&h)
+            .await
+            .iter()
+            .any(|o| o.contains("transferred_to"))
+    );
+    browser.close().await;
+    h.until_no_calls().await;
+    h.stop().await;
+}
