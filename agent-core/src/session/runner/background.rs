@@ -76,10 +76,7 @@ impl Runner {
             not_run,
             approval,
         } = outcome;
-        self.accounting.call_finished(&request.call_id);
-        if let Some(verdict) = approval {
-            self.approval_decided(&request.call_id, &request.name, &verdict);
-        }
+        self.call_settled(&request, approval);
         if not_run != Some(NotRun::AlreadyRan)
             && let Some(sink) = &self.config.history_sink
         {

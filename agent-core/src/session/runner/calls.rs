@@ -314,10 +314,7 @@ impl Runner {
             not_run,
             approval,
         } = outcome;
-        self.accounting.call_finished(&request.call_id);
-        if let Some(verdict) = approval {
-            self.approval_decided(&request.call_id, &request.name, &verdict);
-        }
+        self.call_settled(&request, approval);
         if let Some(why) = not_run {
             // The store knew the call (an earlier run, or an id this session let go of).
             self.answer_without_running(request, why, output);
@@ -338,6 +335,15 @@ impl Runner {
         match self.flush_outputs().await {
             Ok(steps) => self.apply(steps).await,
             Err(flow) => flow,
+        }
+    }
+
+    /// What every finished call does first, in the background or not: its time stops being
+    /// counted, and the trace and the app learn how its wait for approval ended.
+    pub(super) fn call_settled(&mut self, request: &CallRequest, approval: Option<Verdict>) {
+        self.accounting.call_finished(&request.call_id);
+        if let Some(verdict) = approval {
+            self.approval_decided(&request.call_id, &request.name, &verdict);
         }
     }
 
