@@ -30,7 +30,7 @@ fn offline_run_ends_with_usage_cost_and_latency_and_its_trace_summarizes() {
         .nth(1)
         .unwrap_or_else(|| panic!("no summary at the end:\n{stdout}"));
     for expected in [
-        "usage    20 responses in 6 sessions",
+        "usage    21 responses in 7 sessions",
         "cached",
         "cost     $",
         "at gpt-realtime prices of ",
@@ -67,11 +67,11 @@ fn offline_run_ends_with_usage_cost_and_latency_and_its_trace_summarizes() {
     for expected in [
         "response.done",
         "response.create",
-        "turns    9   responses 20",
+        "turns    10   responses 21",
         "tools    11 call(s)",
         "create_ticket",
         "framework overhead",
-        "20 responses:",
+        "21 responses:",
         "cost     $",
     ] {
         assert!(

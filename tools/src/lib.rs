@@ -4,6 +4,8 @@
 //! - [`calculate`]: arithmetic through a small, safe parser (no eval, no panics);
 //! - [`http_get`]: fetches a URL from the agent's allowlist of hosts, with SSRF
 //!   protection, size and time limits;
+//! - the guardrail `payment_card_numbers` ([`guardrails`]), for `type = "rust"` under an agent
+//!   file's `[guardrails]`;
 //! - the support demo over a bundled data set (`agents/data/support/`): [`lookup_order`],
 //!   [`search_help_center`] and [`create_ticket`](support).
 //!
@@ -33,6 +35,7 @@ macro_rules! link_anchor {
 }
 
 pub mod calculate;
+pub mod guardrails;
 pub mod http_get;
 mod net_policy;
 pub mod support;
@@ -72,6 +75,7 @@ pub fn registry() -> Result<ToolRegistry, RegistryError> {
 /// submissions. [`registry`] calls it; call it yourself if you build the registry another way.
 pub fn link() {
     std::hint::black_box([
+        guardrails::LINK,
         time::LINK,
         calculate::LINK,
         http_get::LINK,
