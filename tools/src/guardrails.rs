@@ -115,7 +115,13 @@ mod tests {
     fn other_numbers_pass() {
         assert!(!trips("order A1001, call me at +1 555 0100"));
         assert!(!trips("4111 1111 1111 1112"), "fails the checksum");
-        assert!(!trips("tracking 05212345678901"), "14 digits, not a valid card");
-        assert!(!trips(&"9".repeat(500)), "long runs are cheap and not cards");
+        assert!(
+            !trips("tracking 05212345678901"),
+            "14 digits, not a valid card"
+        );
+        assert!(
+            !trips(&"9".repeat(500)),
+            "long runs are cheap and not cards"
+        );
     }
 }
