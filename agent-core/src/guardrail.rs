@@ -135,14 +135,6 @@ pub fn registered() -> BTreeMap<String, Arc<dyn Guardrail>> {
         .collect()
 }
 
-/// Compiles one declaration; `rust` holds the registered Rust guardrails.
-pub fn compile_one(
-    spec: &GuardrailSpec,
-    rust: &BTreeMap<String, Arc<dyn Guardrail>>,
-) -> Result<(), GuardrailError> {
-    compile(spec, rust).map(|_| ())
-}
-
 fn compile(
     spec: &GuardrailSpec,
     rust: &BTreeMap<String, Arc<dyn Guardrail>>,
@@ -226,22 +218,48 @@ fn compile(
 impl Guardrails {
     /// Compiles `spec` against the registered Rust guardrails; `None` when it declares none.
     pub fn compile(spec: &GuardrailsSpec) -> Result<Option<Guardrails>, GuardrailError> {
+        let mut first = None;
+        let compiled = Self::compile_reporting(spec, |err| {
+            first.get_or_insert(err);
+        });
+        match first {
+            Some(err) => Err(err),
+            None => Ok(compiled),
+        }
+    }
+
+    /// Compiles every declaration of `spec` once, handing each problem to `problem` (so a
+    /// file's checks can list them all); `None` when there are none or any failed.
+    pub fn compile_reporting(
+        spec: &GuardrailsSpec,
+        mut problem: impl FnMut(GuardrailError),
+    ) -> Option<Guardrails> {
         if spec.is_empty() {
-            return Ok(None);
+            return None;
         }
         let rust = registered();
-        let all = |list: &[GuardrailSpec]| {
+        let mut failed = false;
+        let mut all = |list: &[GuardrailSpec]| -> Vec<Compiled> {
             list.iter()
-                .map(|g| compile(g, &rust))
-                .collect::<Result<Vec<_>, _>>()
+                .filter_map(|g| {
+                    compile(g, &rust)
+                        .map_err(|err| {
+                            failed = true;
+                            problem(err);
+                        })
+                        .ok()
+                })
+                .collect()
         };
-        Ok(Some(Guardrails {
-            input: all(&spec.input)?,
-            output: all(&spec.output)?,
+        let input = all(&spec.input);
+        let output = all(&spec.output);
+        (!failed).then(|| Guardrails {
+            input,
+            output,
             input_mode: spec.input_mode,
             output_debounce: Duration::from_millis(u64::from(spec.output_debounce_ms)),
             max_retries: spec.max_retries,
-        }))
+        })
     }
 
     /// Whether any input guardrail is declared.

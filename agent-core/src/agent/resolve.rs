@@ -38,6 +38,8 @@ pub struct Agent {
     /// Every other agent reachable by handoffs, by name, each with its own `handoffs` (and
     /// no members of its own): what a session needs to switch to any of them.
     pub members: Arc<BTreeMap<String, Agent>>,
+    /// Its guardrails, compiled once when the file loaded; `None` without any.
+    pub(crate) guardrails: Option<Arc<crate::guardrail::Guardrails>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -89,9 +91,6 @@ pub enum ConnectConfigError {
         /// The servers' names.
         servers: String,
     },
-    /// A guardrail cannot be compiled (loading reports this at its line first).
-    #[error(transparent)]
-    Guardrail(#[from] crate::guardrail::GuardrailError),
     /// `ws://` to another machine without `allow_insecure`.
     #[error(
         "{url} is ws:// to another machine: the API key and the conversation would travel unencrypted; use wss://, or set allow_insecure = true under [connection] if the network is trusted"
@@ -211,7 +210,7 @@ impl AgentFile {
         problems.extend(crate::mcp::check_declarations(&self));
         self.check_choice(&tools, &mut problems);
         self.check_needs_approval(&tools, &mut problems);
-        self.check_guardrails(&mut problems);
+        let guardrails = self.check_guardrails(&mut problems);
         problems.extend(self.check_tool_config(&tools, registry));
         let agent = Agent {
             file: self,
@@ -219,6 +218,7 @@ impl AgentFile {
             mcp_attached: false,
             handoffs: Vec::new(),
             members: Arc::default(),
+            guardrails,
         };
         (agent, problems)
     }
@@ -256,26 +256,24 @@ impl AgentFile {
         }
     }
 
-    /// Every guardrail compiles (patterns, registered Rust names), and spoken input can be
-    /// checked: input guardrails need transcripts, and blocking mode needs turn detection
-    /// that does not answer by itself.
-    fn check_guardrails(&self, problems: &mut Vec<Diagnostic>) {
+    /// Compiles the guardrails, once: every declaration compiles (patterns, registered Rust
+    /// names), and spoken input can be checked: input guardrails need transcripts, and
+    /// blocking mode needs turn detection that does not answer by itself.
+    fn check_guardrails(
+        &self,
+        problems: &mut Vec<Diagnostic>,
+    ) -> Option<Arc<crate::guardrail::Guardrails>> {
         let spec = &self.spec.guardrails;
-        if spec.is_empty() {
-            return;
-        }
-        let rust = crate::guardrail::registered();
-        for guardrail in spec.input.iter().chain(&spec.output) {
-            if let Err(err) = crate::guardrail::compile_one(guardrail, &rust) {
-                problems.push(self.diagnostic_at_key(
-                    "guardrails",
-                    err.to_string(),
-                    Some("fix the guardrail's declaration under [guardrails]".to_owned()),
-                ));
-            }
-        }
+        let compiled = crate::guardrail::Guardrails::compile_reporting(spec, |err| {
+            problems.push(self.diagnostic_at_key(
+                "guardrails",
+                err.to_string(),
+                Some("fix the guardrail's declaration under [guardrails]".to_owned()),
+            ));
+        })
+        .map(Arc::new);
         if spec.input.is_empty() || self.spec.kind != AgentKind::Realtime {
-            return;
+            return compiled;
         }
         if self.spec.transcription.is_none() {
             problems.push(self.diagnostic_at_key(
@@ -300,6 +298,7 @@ impl AgentFile {
                 Some("remove create_response, or set input_mode = \"parallel\" under [guardrails]".into()),
             ));
         }
+        compiled
     }
 
     fn check_choice(&self, tools: &ToolRegistry, problems: &mut Vec<Diagnostic>) {
@@ -609,8 +608,7 @@ impl Agent {
             approval: self.approval_policy(),
             approver: None,
             team: self.team()?,
-            guardrails: crate::guardrail::Guardrails::compile(&self.file.spec.guardrails)?
-                .map(Arc::new),
+            guardrails: self.guardrails.clone(),
             slow_tools: self.slow_tools(),
         })
     }
@@ -645,8 +643,7 @@ impl Agent {
                 .iter()
                 .map(|t| (t.tool.clone(), t.name.clone()))
                 .collect(),
-            guardrails: crate::guardrail::Guardrails::compile(&self.file.spec.guardrails)?
-                .map(Arc::new),
+            guardrails: self.guardrails.clone(),
             slow_tools: self.slow_tools(),
         })
     }
