@@ -132,12 +132,7 @@ impl Runner {
     /// answer asked for once its transcript passed (see [`Runner::guard_transcript`]).
     /// `None` when the commit takes the usual way (commit, then answer).
     pub(super) async fn guard_commit(&mut self) -> Option<Flow> {
-        let blocking = self
-            .config
-            .guardrails
-            .clone()
-            .is_some_and(|g| g.checks_input() && self.blocking_input(&g));
-        if !blocking {
+        if !self.blocks_spoken_input() {
             return None;
         }
         Some(
@@ -226,7 +221,7 @@ impl Runner {
         if !guardrails.checks_input() {
             return Flow::Continue;
         }
-        let blocking = self.blocking_input(&guardrails);
+        let blocking = self.blocks_spoken_input();
         let outcome = match guardrails.check(GuardrailStage::Input, transcript) {
             None if blocking => self.submit(Input::Respond).await,
             None => Ok(()),
@@ -241,12 +236,7 @@ impl Runner {
     /// A spoken turn could not be transcribed, so it could not be checked: in blocking mode
     /// the model asks the user to say it again rather than answer unchecked input.
     pub(super) async fn guard_untranscribed(&mut self, item_id: &str) -> Flow {
-        let blocking = self
-            .config
-            .guardrails
-            .clone()
-            .is_some_and(|g| g.checks_input() && self.blocking_input(&g));
-        if !blocking {
+        if !self.blocks_spoken_input() {
             return Flow::Continue;
         }
         let note = "The user's last words could not be transcribed, so they were not passed \
@@ -291,12 +281,16 @@ impl Runner {
         .await
     }
 
-    /// Whether spoken turns wait for the input guardrails: blocking mode, and turn detection
-    /// that leaves the answer to the runtime. After a handoff to an agent with blocking input
-    /// guardrails from one without, the server still answers by itself (turn detection is
-    /// the starting agent's), so the check runs in parallel instead of asking twice.
-    fn blocking_input(&self, guardrails: &crate::guardrail::Guardrails) -> bool {
-        guardrails.input_mode == crate::agent::InputGuardMode::Blocking && !self.server_responds
+    /// Whether spoken turns wait for the input guardrails: input guardrails in blocking mode,
+    /// and turn detection that leaves the answer to the runtime. After a handoff to an agent
+    /// with blocking input guardrails from one without, the server still answers by itself
+    /// (turn detection is the starting agent's), so the check runs in parallel instead of
+    /// asking twice.
+    fn blocks_spoken_input(&self) -> bool {
+        !self.server_responds
+            && self.config.guardrails.as_ref().is_some_and(|g| {
+                g.checks_input() && g.input_mode == crate::agent::InputGuardMode::Blocking
+            })
     }
 
     /// Cancels `response_id` if it is still streaming, and stops its playback.
