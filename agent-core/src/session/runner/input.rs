@@ -71,10 +71,13 @@ impl Runner {
                 Step::SendInput(Input::Text(_)) => Sent::Input(TurnStart::Text),
                 Step::SendInput(Input::CommitAudio) => Sent::Input(TurnStart::Speech),
                 Step::SendInput(Input::Respond) => Sent::Input(TurnStart::Request),
-                Step::SendInput(
-                    Input::Note { withheld: None, .. } | Input::BackgroundResult { .. },
-                ) => Sent::Input(TurnStart::Request),
-                Step::SendInput(Input::Note { .. }) => Sent::Input(TurnStart::Text),
+                Step::SendInput(input @ (Input::Note { .. } | Input::BackgroundResult { .. })) => {
+                    Sent::Input(if input.is_users_turn() {
+                        TurnStart::Text
+                    } else {
+                        TurnStart::Request
+                    })
+                }
                 Step::CreateResponse => Sent::Create,
             };
             if let Some(reason) = self.accounting.refuse(sent) {
@@ -84,36 +87,22 @@ impl Runner {
                 // A new user turn: its tool rounds start from zero.
                 self.tool_rounds = 0;
             }
-            if matches!(step, Step::SendInput(ref input)
-                if !matches!(input, Input::Note { withheld: None, .. } | Input::BackgroundResult { .. }))
-            {
+            if matches!(&step, Step::SendInput(input) if input.is_users_turn()) {
                 // A note answers a guardrail within the turn: its retries go on counting. Nor
                 // is a background result the user's new turn.
                 self.guard_new_turn();
             }
             let event = match step {
-                Step::SendInput(Input::Text(text)) => {
-                    let item = Item::user_text(text);
-                    let key = self.log.local_key();
-                    self.record(key, item.clone());
-                    ClientEvent::conversation_item_create(item)
-                }
+                Step::SendInput(Input::Text(text)) => self.record_local(Item::user_text(text)),
                 Step::SendInput(Input::CommitAudio) => ClientEvent::input_audio_buffer_commit(),
                 Step::SendInput(Input::Note { withheld, note }) => {
                     if let Some(placeholder) = withheld {
-                        let item = Item::user_text(placeholder);
-                        let key = self.log.local_key();
-                        self.record(key, item.clone());
-                        if let Err(flow) =
-                            self.send(ClientEvent::conversation_item_create(item)).await
-                        {
+                        let event = self.record_local(Item::user_text(placeholder));
+                        if let Err(flow) = self.send(event).await {
                             return flow;
                         }
                     }
-                    let item = Item::system_text(note);
-                    let key = self.log.local_key();
-                    self.record(key, item.clone());
-                    ClientEvent::conversation_item_create(item)
+                    self.record_local(Item::system_text(note))
                 }
                 Step::SendInput(Input::BackgroundResult { call_id, text }) => {
                     // A user message, never a system one: a tool's output is data, not orders.
@@ -144,5 +133,26 @@ impl Runner {
             self.emit_all(accounted);
         }
         Flow::Continue
+    }
+}
+
+impl Runner {
+    /// Logs an item this client created (under a local key) and returns its
+    /// `conversation.item.create`.
+    fn record_local(&mut self, item: Item) -> ClientEvent {
+        let key = self.log.local_key();
+        self.record(key, item.clone());
+        ClientEvent::conversation_item_create(item)
+    }
+}
+
+impl Input {
+    /// Whether sending this starts a turn of the user's: everything but a runtime's note
+    /// within a turn (a guardrail's, without withheld input) and a background result.
+    fn is_users_turn(&self) -> bool {
+        !matches!(
+            self,
+            Input::Note { withheld: None, .. } | Input::BackgroundResult { .. }
+        )
     }
 }
