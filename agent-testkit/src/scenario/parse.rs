@@ -505,15 +505,7 @@ fn convert_mcp_approval(ctx: &mut Ctx<'_>, raw: Spanned<RawMcpApproval>) -> Scri
             "use the `server_label` of the agent file's [[mcp_servers]] entry: letters, digits, `_` or `-`",
         );
     }
-    let name_span = raw.name.span();
-    let name = raw.name.into_inner();
-    if !valid_tool_name(&name) {
-        ctx.error(
-            &name_span,
-            format!("`{name}` is not a valid tool name"),
-            "tool names use 1 to 64 letters, digits, `_` or `-`",
-        );
-    }
+    let name = checked_tool_name(ctx, raw.name);
     let arguments = match raw.arguments {
         None => "{}".to_owned(),
         Some(args) => {
@@ -539,6 +531,20 @@ fn convert_mcp_approval(ctx: &mut Ctx<'_>, raw: Spanned<RawMcpApproval>) -> Scri
     }
 }
 
+/// The tool name `raw` holds, reported at its place when the API would refuse it.
+fn checked_tool_name(ctx: &mut Ctx<'_>, raw: Spanned<String>) -> String {
+    let span = raw.span();
+    let name = raw.into_inner();
+    if !valid_tool_name(&name) {
+        ctx.error(
+            &span,
+            format!("`{name}` is not a valid tool name"),
+            "tool names use 1 to 64 letters, digits, `_` or `-`",
+        );
+    }
+    name
+}
+
 fn valid_tool_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -550,15 +556,7 @@ fn valid_tool_name(name: &str) -> bool {
 fn convert_call(ctx: &mut Ctx<'_>, raw: Spanned<RawCall>) -> ScriptedCall {
     let span = raw.span();
     let raw = raw.into_inner();
-    let name_span = raw.name.span();
-    let name = raw.name.into_inner();
-    if !valid_tool_name(&name) {
-        ctx.error(
-            &name_span,
-            format!("`{name}` is not a valid tool name"),
-            "tool names use 1 to 64 letters, digits, `_` or `-`",
-        );
-    }
+    let name = checked_tool_name(ctx, raw.name);
     let arguments = match (raw.arguments, &raw.arguments_raw) {
         (Some(_), Some(_)) => {
             ctx.error(
