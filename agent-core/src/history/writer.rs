@@ -847,12 +847,20 @@ mod tests {
 
     /// Blocks the writer thread until the returned sender is dropped or sent to, so a test can
     /// queue a burst that then runs as one batch.
+    /// Occupies the writer thread until the returned sender is dropped. Returns only once the
+    /// thread is inside the job, so whatever the test queues next waits for one later batch
+    /// (returning earlier let the thread take part of the test's jobs into the held batch).
     fn hold(writer: &HistoryWriter) -> std::sync::mpsc::Sender<()> {
         let (release, held) = std::sync::mpsc::channel::<()>();
+        let (entered, inside) = std::sync::mpsc::channel::<()>();
         drop(writer.run(move |_| {
+            let _ = entered.send(());
             let _ = held.recv_timeout(Duration::from_secs(10));
             Ok(())
         }));
+        inside
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the writer thread took the holding job");
         release
     }
 
