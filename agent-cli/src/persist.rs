@@ -300,8 +300,9 @@ pub struct HistoryArgs {
     /// `agent history list`) in a new session.
     #[arg(long, value_name = "ID")]
     pub resume: Option<String>,
-    /// The history database (default: $AGENT_HISTORY_DB, else the user's data directory).
-    #[arg(long, value_name = "FILE")]
+    /// The history database: an SQLite file, or a `postgres://` URL (default:
+    /// $AGENT_HISTORY_DB, else a file in the user's data directory).
+    #[arg(long, value_name = "FILE|URL")]
     pub history_db: Option<std::path::PathBuf>,
     /// Do not store the conversation.
     #[arg(long, conflicts_with = "resume")]

@@ -35,6 +35,7 @@
 
 pub mod mcp;
 pub mod platform;
+pub mod postgres;
 pub mod scenario;
 pub mod server;
 pub mod twilio;

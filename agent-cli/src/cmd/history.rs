@@ -26,13 +26,14 @@ const TITLE_WIDTH: usize = 60;
 /// Arguments of `agent history`.
 #[derive(Debug, clap::Args)]
 pub struct HistoryArgs {
-    /// The history database [default: $AGENT_HISTORY_DB, else
-    /// $XDG_DATA_HOME/agent/history.sqlite3, else ~/.local/share/agent/history.sqlite3].
+    /// The history database, an SQLite file or a `postgres://` URL [default:
+    /// $AGENT_HISTORY_DB, else $XDG_DATA_HOME/agent/history.sqlite3, else
+    /// ~/.local/share/agent/history.sqlite3].
     /// Named like `agent run --history-db`, so a hint names one flag for both; `--db` also works.
     #[arg(
         long = "history-db",
         visible_alias = "db",
-        value_name = "PATH",
+        value_name = "PATH|URL",
         global = true
     )]
     pub db: Option<PathBuf>,
@@ -105,7 +106,7 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
     };
     let text = match args.command {
         HistoryCommand::List { json } => {
-            if !path.exists() {
+            if !exists(&path) {
                 if json {
                     "[]\n".to_owned()
                 } else {
@@ -140,7 +141,7 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
             }
         }
         HistoryCommand::Delete { id } => {
-            if !path.exists() {
+            if !exists(&path) {
                 anyhow::bail!(
                     "no conversation `{id}`: there is no history database at {}",
                     path.display()
@@ -163,6 +164,12 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether there is a database to read: a file that exists, or any PostgreSQL URL (a server
+/// is asked, never assumed empty).
+fn exists(path: &Path) -> bool {
+    history::is_database_url(path) || path.exists()
+}
+
 fn open(path: &Path) -> anyhow::Result<HistoryStore> {
     Ok(HistoryStore::open(path)?)
 }
@@ -170,7 +177,7 @@ fn open(path: &Path) -> anyhow::Result<HistoryStore> {
 /// The conversation `query` names and its items. A missing database file is reported as
 /// such rather than created empty.
 fn load(path: &Path, query: &str) -> anyhow::Result<(ConversationSummary, Vec<StoredItem>)> {
-    if !path.exists() {
+    if !exists(path) {
         anyhow::bail!(
             "no conversation `{query}`: there is no history database at {} yet (run an agent \
              first, or pass --history-db PATH)",

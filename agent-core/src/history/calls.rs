@@ -6,10 +6,10 @@
 //! died while the tool ran, and the tool may have had its effect) is reported to the model as
 //! interrupted instead of run again.
 
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::store::{begin_item_write, cached_exec, cached_row, conversation_exists};
+use super::db::{Dialect, params};
+use super::store::{begin_item_write, conversation_exists};
 use super::{ConversationId, HistoryError, HistoryStore, Timestamp};
 
 /// What [`HistoryStore::call_started`] found recorded for the call before this start.
@@ -82,39 +82,40 @@ impl HistoryStore {
         }
         self.relaxed(|store| {
             let path = store.path.clone();
-            let fail = |e| HistoryError::from_sqlite(&path, e);
+            let fail = |e| HistoryError::from_db(&path, e);
             let tx = begin_item_write(
-                &mut store.conn,
+                &store.db,
                 &mut store.batch,
                 store.grouped,
                 &path,
                 conversation,
                 holder,
             )?;
-            let recorded: Option<(bool, Option<String>)> = cached_row(
-                &tx,
-                "SELECT finished_at IS NOT NULL, output FROM calls
-                     WHERE conversation_id = ?1 AND call_id = ?2",
-                params![conversation.as_str(), call_id],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()
-            .map_err(fail)?;
+            let recorded = tx
+                .query_opt(
+                    "SELECT finished_at IS NOT NULL, output FROM calls
+                         WHERE conversation_id = ?1 AND call_id = ?2",
+                    params![conversation.as_str(), call_id],
+                )
+                .and_then(|row| {
+                    row.map(|row| Ok((row.flag(0)?, row.opt_text(1)?)))
+                        .transpose()
+                })
+                .map_err(fail)?;
             let state = match recorded {
                 Some((true, output)) => CallRecordState::Finished {
                     output: output.unwrap_or_default(),
                 },
                 Some((false, _)) => CallRecordState::Started,
                 None => {
-                    cached_exec(
-                        &tx,
+                    tx.execute(
                         "INSERT INTO calls (conversation_id, call_id, name, arguments, started_at)
                          VALUES (?1, ?2, ?3, ?4, ?5)",
                         params![
                             conversation.as_str(),
                             call_id,
                             name,
-                            crate::redact::scrub(arguments),
+                            crate::redact::scrub(arguments).as_ref(),
                             Timestamp::now().as_millis()
                         ],
                     )
@@ -156,28 +157,29 @@ impl HistoryStore {
             });
         }
         let path = self.path.clone();
-        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let fail = |e| HistoryError::from_db(&path, e);
         let tx = begin_item_write(
-            &mut self.conn,
+            &self.db,
             &mut self.batch,
             self.grouped,
             &path,
             conversation,
             holder,
         )?;
-        cached_exec(
-            &tx,
+        // `calls.finished_at`: PostgreSQL finds a bare column name ambiguous here (the row, or
+        // `excluded`'s).
+        tx.execute(
             "INSERT INTO calls
                  (conversation_id, call_id, name, arguments, started_at, finished_at, output)
              VALUES (?1, ?2, '', '', ?3, ?3, ?4)
              ON CONFLICT (conversation_id, call_id) DO UPDATE
                  SET finished_at = excluded.finished_at, output = excluded.output
-                 WHERE finished_at IS NULL",
+                 WHERE calls.finished_at IS NULL",
             params![
                 conversation.as_str(),
                 call_id,
                 Timestamp::now().as_millis(),
-                crate::redact::scrub(output)
+                crate::redact::scrub(output).as_ref()
             ],
         )
         .map_err(fail)?;
@@ -187,30 +189,37 @@ impl HistoryStore {
 
     /// The conversation's recorded tool calls, in the order their starts were recorded.
     pub fn calls(&self, conversation: &ConversationId) -> Result<Vec<CallRecord>, HistoryError> {
-        if !conversation_exists(&self.conn, conversation).map_err(|e| self.fail(e))? {
+        if !conversation_exists(&self.db, conversation).map_err(|e| self.fail(e))? {
             return Err(self.unknown(conversation.as_str()));
         }
-        // Row ids only grow while a row with a larger one exists, so they give insertion
-        // order even when the clock jumps.
-        let mut statement = self
-            .conn
-            .prepare(
+        // Insertion order even when the clock jumps: SQLite's row ids only grow while a row
+        // with a larger one exists; PostgreSQL's identity column only grows.
+        let sql = match self.db.dialect() {
+            Dialect::Sqlite => {
                 "SELECT call_id, name, arguments, started_at, finished_at, output FROM calls
-                 WHERE conversation_id = ?1 ORDER BY rowid",
-            )
-            .map_err(|e| self.fail(e))?;
-        statement
-            .query_map([conversation.as_str()], |row| {
-                Ok(CallRecord {
-                    call_id: row.get(0)?,
-                    name: row.get(1)?,
-                    arguments: row.get(2)?,
-                    started_at: Timestamp::from_millis(row.get(3)?),
-                    finished_at: row.get::<_, Option<i64>>(4)?.map(Timestamp::from_millis),
-                    output: row.get(5)?,
-                })
+                 WHERE conversation_id = ?1 ORDER BY rowid"
+            }
+            Dialect::Postgres => {
+                "SELECT call_id, name, arguments, started_at, finished_at, output FROM calls
+                 WHERE conversation_id = ?1 ORDER BY position"
+            }
+        };
+        self.db
+            .query(sql, params![conversation.as_str()])
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|row| {
+                        Ok(CallRecord {
+                            call_id: row.text(0)?,
+                            name: row.text(1)?,
+                            arguments: row.text(2)?,
+                            started_at: Timestamp::from_millis(row.int(3)?),
+                            finished_at: row.opt_int(4)?.map(Timestamp::from_millis),
+                            output: row.opt_text(5)?,
+                        })
+                    })
+                    .collect()
             })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(|e| self.fail(e))
     }
 }
@@ -220,29 +229,41 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::history::db::Db;
+    use crate::history::testdb::{TestDb, on_both_backends};
     use crate::history::{Durability, OpenOptions};
 
-    fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("history.sqlite3");
-        (dir, path)
-    }
+    on_both_backends!(
+        a_call_is_new_then_started_then_finished,
+        calls_list_in_start_order_and_a_finish_alone_is_recorded,
+        bad_calls_are_clear_errors_and_durability_is_restored,
+        leased_call_records_are_refused_after_a_takeover,
+        a_started_record_survives_an_unclosed_connection,
+        calls_go_with_their_conversation,
+    );
 
     /// `PRAGMA synchronous` reads 0 for OFF, 1 for NORMAL, 2 for FULL.
     const NORMAL: i64 = 1;
     const FULL: i64 = 2;
 
-    fn synchronous(store: &HistoryStore) -> i64 {
-        store
-            .conn
-            .pragma_query_value(None, "synchronous", |row| row.get(0))
-            .unwrap()
+    /// SQLite's `synchronous` setting; `None` on PostgreSQL, which has no such client setting.
+    fn synchronous(store: &HistoryStore) -> Option<i64> {
+        match &store.db {
+            Db::Sqlite(conn) => Some(
+                conn.pragma_query_value(None, "synchronous", |row| row.get(0))
+                    .unwrap(),
+            ),
+            Db::Postgres(_) => None,
+        }
     }
 
-    #[test]
-    fn a_call_is_new_then_started_then_finished() {
-        let (_dir, path) = temp_db();
-        let mut store = HistoryStore::open(&path).unwrap();
+    /// A store with full durability (the default), where SQLite's fsync setting can be seen.
+    fn durable(db: &TestDb) -> HistoryStore {
+        OpenOptions::new().open(db.location()).unwrap()
+    }
+
+    fn a_call_is_new_then_started_then_finished(db: &TestDb) {
+        let mut store = durable(db);
         let id = store.create_conversation("a", "m").unwrap();
         let args = r#"{"order_id":"A1001"}"#;
         assert_eq!(
@@ -250,7 +271,7 @@ mod tests {
             CallRecordState::New
         );
         // The store's durability is back to FULL.
-        assert_eq!(synchronous(&store), FULL);
+        assert_ne!(synchronous(&store), Some(NORMAL));
         assert_eq!(
             store.call_started(&id, "c1", "lookup_order", args).unwrap(),
             CallRecordState::Started
@@ -272,7 +293,7 @@ mod tests {
         );
         drop(store);
 
-        let store = HistoryStore::open(&path).unwrap();
+        let store = db.open();
         let calls = store.calls(&id).unwrap();
         assert_eq!(calls.len(), 1);
         let call = &calls[0];
@@ -291,13 +312,13 @@ mod tests {
     #[test]
     fn starts_commit_without_an_fsync_and_leave_the_durability_as_it_was() {
         let mut store = HistoryStore::open_in_memory().unwrap();
-        assert_eq!(synchronous(&store), FULL);
+        assert_eq!(synchronous(&store), Some(FULL));
         let inside = store.relaxed(|store| Ok(synchronous(store))).unwrap();
-        assert_eq!(inside, NORMAL);
-        assert_eq!(synchronous(&store), FULL);
+        assert_eq!(inside, Some(NORMAL));
+        assert_eq!(synchronous(&store), Some(FULL));
         let failed: Result<(), _> = store.relaxed(|_| Err(HistoryError::WriterGone));
         assert!(failed.is_err());
-        assert_eq!(synchronous(&store), FULL);
+        assert_eq!(synchronous(&store), Some(FULL));
         // A store opened for process crashes only stays as it is.
         let mut fast = OpenOptions::new()
             .durability(Durability::ProcessCrash)
@@ -305,14 +326,13 @@ mod tests {
             .unwrap();
         assert_eq!(
             fast.relaxed(|store| Ok(synchronous(store))).unwrap(),
-            NORMAL
+            Some(NORMAL)
         );
-        assert_eq!(synchronous(&fast), NORMAL);
+        assert_eq!(synchronous(&fast), Some(NORMAL));
     }
 
-    #[test]
-    fn calls_list_in_start_order_and_a_finish_alone_is_recorded() {
-        let mut store = HistoryStore::open_in_memory().unwrap();
+    fn calls_list_in_start_order_and_a_finish_alone_is_recorded(db: &TestDb) {
+        let mut store = db.open();
         let id = store.create_conversation("a", "m").unwrap();
         for call_id in ["c3", "c1", "c2"] {
             store.call_started(&id, call_id, "f", "{}").unwrap();
@@ -334,9 +354,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn bad_calls_are_clear_errors_and_durability_is_restored() {
-        let mut store = HistoryStore::open_in_memory().unwrap();
+    fn bad_calls_are_clear_errors_and_durability_is_restored(db: &TestDb) {
+        let mut store = durable(db);
         let id = store.create_conversation("a", "m").unwrap();
         let error = store.call_started(&id, "", "f", "{}").unwrap_err();
         assert!(matches!(error, HistoryError::EmptyCallId { .. }), "{error}");
@@ -353,12 +372,11 @@ mod tests {
                 "{error:?}"
             );
         }
-        assert_eq!(synchronous(&store), FULL);
+        assert_ne!(synchronous(&store), Some(NORMAL));
     }
 
-    #[test]
-    fn leased_call_records_are_refused_after_a_takeover() {
-        let mut store = HistoryStore::open_in_memory().unwrap();
+    fn leased_call_records_are_refused_after_a_takeover(db: &TestDb) {
+        let mut store = durable(db);
         let id = store.create_conversation("a", "m").unwrap();
         let ttl = Duration::from_secs(15);
         store.acquire_lease(&id, "run a", ttl).unwrap();
@@ -380,23 +398,21 @@ mod tests {
         ] {
             assert!(matches!(error, HistoryError::LeaseLost { .. }), "{error:?}");
         }
-        assert_eq!(synchronous(&store), FULL);
+        assert_ne!(synchronous(&store), Some(NORMAL));
         let calls = store.calls(&id).unwrap();
         assert_eq!(calls.len(), 1);
         assert_eq!(calls[0].finished_at, None);
     }
 
-    /// What a crash right after `call_started` leaves behind: a NORMAL commit in the
+    /// What a crash right after `call_started` leaves behind: on SQLite a NORMAL commit in the
     /// write-ahead log and a connection that was never closed. The record must be there.
-    #[test]
-    fn a_started_record_survives_an_unclosed_connection() {
-        let (_dir, path) = temp_db();
-        let mut store = HistoryStore::open(&path).unwrap();
+    fn a_started_record_survives_an_unclosed_connection(db: &TestDb) {
+        let mut store = durable(db);
         let id = store.create_conversation("a", "m").unwrap();
         store.call_started(&id, "c1", "charge_card", "{}").unwrap();
         std::mem::forget(store);
 
-        let mut reopened = HistoryStore::open(&path).unwrap();
+        let mut reopened = db.open();
         let calls = reopened.calls(&id).unwrap();
         assert_eq!(calls.len(), 1);
         assert_eq!(calls[0].name, "charge_card");
@@ -409,22 +425,17 @@ mod tests {
         );
     }
 
-    #[test]
-    fn calls_go_with_their_conversation() {
-        let mut store = OpenOptions::new()
-            .durability(Durability::ProcessCrash)
-            .open_in_memory()
-            .unwrap();
+    fn calls_go_with_their_conversation(db: &TestDb) {
+        let mut store = db.open();
         let id = store.create_conversation("a", "m").unwrap();
         store.call_started(&id, "c1", "f", "{}").unwrap();
         store.call_finished(&id, "c1", "ok").unwrap();
-        store
-            .conn
-            .execute("DELETE FROM conversations WHERE id = ?1", [id.as_str()])
-            .unwrap();
-        let count: i64 = store
-            .conn
-            .query_row("SELECT COUNT(*) FROM calls", [], |row| row.get(0))
+        store.delete_conversation(&id).unwrap();
+        let count = store
+            .db
+            .query_one("SELECT COUNT(*) FROM calls", params![])
+            .unwrap()
+            .int(0)
             .unwrap();
         assert_eq!(count, 0);
     }

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ConversationId;
+use super::db::{DbError, DbErrorKind};
 
 /// An error of the history store or its writer thread.
 ///
-/// Every message names the database file and says how to get past the problem, because the
+/// Every message names the database (its file, or its URL without the password) and says how to get past the problem, because the
 /// person reading it is usually at a terminal with `agent history` or `agent run --resume`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -49,25 +50,25 @@ pub enum HistoryError {
         path.display()
     )]
     Permissions {
-        /// The database file.
+        /// The database: its file, or its PostgreSQL URL without the password.
         path: PathBuf,
         /// Why it failed.
         #[source]
         source: std::io::Error,
     },
 
-    /// The file exists but is not a SQLite database, or its pages are damaged.
+    /// The file exists but is not a SQLite database, or its pages (or rows) are damaged.
     #[error(
-        "the history database {} is corrupt or not a SQLite file ({source}); move it aside \
+        "the history database {} is corrupt or not a history database ({source}); move it aside \
          (a new one is created in its place) or pass --history-db PATH to use another file",
         path.display()
     )]
     Corrupt {
-        /// The database file.
+        /// The database: its file, or its PostgreSQL URL without the password.
         path: PathBuf,
-        /// SQLite's report.
+        /// The database's report.
         #[source]
-        source: rusqlite::Error,
+        source: DbError,
     },
 
     /// Another connection held a lock for longer than the busy timeout.
@@ -77,11 +78,11 @@ pub enum HistoryError {
         path.display()
     )]
     Locked {
-        /// The database file.
+        /// The database: its file, or its PostgreSQL URL without the password.
         path: PathBuf,
-        /// SQLite's report.
+        /// The database's report.
         #[source]
-        source: rusqlite::Error,
+        source: DbError,
     },
 
     /// The file or its folder cannot be opened or written.
@@ -91,11 +92,11 @@ pub enum HistoryError {
         path.display()
     )]
     Unwritable {
-        /// The database file.
+        /// The database: its file, or its PostgreSQL URL without the password.
         path: PathBuf,
-        /// SQLite's report.
+        /// The database's report.
         #[source]
-        source: rusqlite::Error,
+        source: DbError,
     },
 
     /// The database was written by a newer version of this program.
@@ -105,7 +106,7 @@ pub enum HistoryError {
         path.display()
     )]
     NewerSchema {
-        /// The database file.
+        /// The database: its file, or its PostgreSQL URL without the password.
         path: PathBuf,
         /// The `user_version` found in the file.
         found: i64,
@@ -122,7 +123,7 @@ pub enum HistoryError {
     UnknownConversation {
         /// The id asked for.
         id: String,
-        /// The database file.
+        /// The database: its file, or its PostgreSQL URL without the password.
         path: PathBuf,
     },
 
@@ -174,7 +175,7 @@ pub enum HistoryError {
         holder: String,
         /// How long until the lease expires unless its holder renews it.
         expires_in: Duration,
-        /// The database file.
+        /// The database: its file, or its PostgreSQL URL without the password.
         path: PathBuf,
     },
 
@@ -197,7 +198,7 @@ pub enum HistoryError {
         /// Who holds the lease now; `None` when the run that took it over has released it or
         /// let it expire.
         holder_now: Option<String>,
-        /// The database file.
+        /// The database: its file, or its PostgreSQL URL without the password.
         path: PathBuf,
     },
 
@@ -219,7 +220,7 @@ pub enum HistoryError {
         path.display()
     )]
     CorruptItem {
-        /// The database file.
+        /// The database: its file, or its PostgreSQL URL without the password.
         path: PathBuf,
         /// The conversation.
         conversation: ConversationId,
@@ -230,14 +231,29 @@ pub enum HistoryError {
         source: serde_json::Error,
     },
 
-    /// Any other SQLite failure.
-    #[error("history database {}: {source}", path.display())]
-    Sqlite {
-        /// The database file.
+    /// The PostgreSQL server could not be reached, refused the connection, or stopped
+    /// answering.
+    #[error(
+        "cannot reach the history database {} ({source}); check that the server runs and that \
+         the URL, user and database are right, or pass --history-db PATH to use an SQLite file",
+        path.display()
+    )]
+    Unreachable {
+        /// The database's URL, without its password.
         path: PathBuf,
-        /// SQLite's report.
+        /// The connection's report.
         #[source]
-        source: rusqlite::Error,
+        source: DbError,
+    },
+
+    /// Any other database failure.
+    #[error("history database {}: {source}", path.display())]
+    Database {
+        /// The database: its file, or its PostgreSQL URL without the password.
+        path: PathBuf,
+        /// The database's report.
+        #[source]
+        source: DbError,
     },
 
     /// The write-ahead log could not be synced to disk: what was committed since the last
@@ -272,25 +288,17 @@ fn seconds(duration: &Duration) -> String {
 }
 
 impl HistoryError {
-    /// Sorts a rusqlite error into the variant that tells the user what to do.
-    pub(crate) fn from_sqlite(path: &std::path::Path, source: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode;
+    /// Sorts a database error into the variant that tells the user what to do; both
+    /// backends land in the same variants (see [`DbError::kind`]).
+    pub(crate) fn from_db(path: &std::path::Path, source: impl Into<DbError>) -> Self {
+        let source = source.into();
         let path = path.to_path_buf();
-        match source.sqlite_error_code() {
-            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
-                HistoryError::Corrupt { path, source }
-            }
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                HistoryError::Locked { path, source }
-            }
-            Some(
-                ErrorCode::ReadOnly
-                | ErrorCode::CannotOpen
-                | ErrorCode::PermissionDenied
-                | ErrorCode::DiskFull
-                | ErrorCode::SystemIoFailure,
-            ) => HistoryError::Unwritable { path, source },
-            _ => HistoryError::Sqlite { path, source },
+        match source.kind() {
+            DbErrorKind::Corrupt => HistoryError::Corrupt { path, source },
+            DbErrorKind::Locked => HistoryError::Locked { path, source },
+            DbErrorKind::Unwritable => HistoryError::Unwritable { path, source },
+            DbErrorKind::Unreachable => HistoryError::Unreachable { path, source },
+            DbErrorKind::Other => HistoryError::Database { path, source },
         }
     }
 }

@@ -10,10 +10,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::store::{begin_write, cached_exec, cached_row};
+use super::db::{Db, DbError, params};
+use super::store::begin_write;
 use super::{ConversationId, HistoryError, HistoryStore, Timestamp};
 
 /// A run's claim on a conversation: until `expires_at`, no other run may take it, and writes
@@ -82,13 +82,15 @@ impl HistoryStore {
         let now = Timestamp::now().as_millis();
         self.relaxed(|store| {
             store.batch.clear();
-            cached_exec(
-                &store.conn,
-                "UPDATE leases SET expires_at = min(expires_at, ?3)
-                     WHERE conversation_id = ?1 AND holder = ?2",
-                params![conversation.as_str(), holder, now],
-            )
-            .map_err(|e| store.fail(e))?;
+            store
+                .db
+                .execute(
+                    "UPDATE leases
+                         SET expires_at = CASE WHEN expires_at < ?3 THEN expires_at ELSE ?3 END
+                         WHERE conversation_id = ?1 AND holder = ?2",
+                    params![conversation.as_str(), holder, now],
+                )
+                .map_err(|e| store.fail(e))?;
             Ok(())
         })
     }
@@ -97,7 +99,7 @@ impl HistoryStore {
     ///
     /// Lease writes need not survive power loss (after one, the run that held the lease is
     /// gone too), so they skip the fsync; see [`relaxed`](Self::relaxed).
-    fn acquire_lease_at(
+    pub(super) fn acquire_lease_at(
         &mut self,
         conversation: &ConversationId,
         holder: &str,
@@ -106,9 +108,9 @@ impl HistoryStore {
     ) -> Result<Lease, HistoryError> {
         self.relaxed(|store| {
             let path = store.path.clone();
-            let fail = |e| HistoryError::from_sqlite(&path, e);
+            let fail = |e| HistoryError::from_db(&path, e);
             let tx = begin_write(
-                &mut store.conn,
+                &store.db,
                 &mut store.batch,
                 store.grouped,
                 &path,
@@ -142,9 +144,9 @@ impl HistoryStore {
     ) -> Result<Lease, HistoryError> {
         self.relaxed(|store| {
             let path = store.path.clone();
-            let fail = |e| HistoryError::from_sqlite(&path, e);
+            let fail = |e| HistoryError::from_db(&path, e);
             let tx = begin_write(
-                &mut store.conn,
+                &store.db,
                 &mut store.batch,
                 store.grouped,
                 &path,
@@ -165,12 +167,12 @@ impl HistoryStore {
 /// A lease of `holder`'s that expired unnoticed passes (nobody else took it, so nothing was
 /// missed), and so does a conversation that was never leased.
 pub(super) fn check_holder(
-    conn: &Connection,
+    db: &Db,
     path: &Path,
     conversation: &ConversationId,
     holder: &str,
 ) -> Result<(), HistoryError> {
-    let row = read(conn, conversation).map_err(|e| HistoryError::from_sqlite(path, e))?;
+    let row = read(db, conversation).map_err(|e| HistoryError::from_db(path, e))?;
     match row {
         Some(row) if row.holder != holder => Err(HistoryError::LeaseLost {
             id: conversation.clone(),
@@ -181,33 +183,31 @@ pub(super) fn check_holder(
     }
 }
 
-fn read(conn: &Connection, conversation: &ConversationId) -> rusqlite::Result<Option<Row>> {
-    cached_row(
-        conn,
+fn read(db: &Db, conversation: &ConversationId) -> Result<Option<Row>, DbError> {
+    db.query_opt(
         "SELECT holder, expires_at FROM leases WHERE conversation_id = ?1",
-        [conversation.as_str()],
-        |row| {
-            Ok(Row {
-                holder: row.get(0)?,
-                expires_at: row.get(1)?,
-            })
-        },
-    )
-    .optional()
+        params![conversation.as_str()],
+    )?
+    .map(|row| {
+        Ok(Row {
+            holder: row.text(0)?,
+            expires_at: row.int(1)?,
+        })
+    })
+    .transpose()
 }
 
 /// Records `holder` as holding the lease until `ttl` after `now`.
 fn write(
-    conn: &Connection,
+    db: &Db,
     conversation: &ConversationId,
     holder: &str,
     ttl: Duration,
     now: Timestamp,
-) -> rusqlite::Result<Lease> {
+) -> Result<Lease, DbError> {
     let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let expires_at = now.as_millis().saturating_add(ttl);
-    cached_exec(
-        conn,
+    db.execute(
         "INSERT INTO leases (conversation_id, holder, expires_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (conversation_id) DO UPDATE
              SET holder = excluded.holder, expires_at = excluded.expires_at",
@@ -229,31 +229,30 @@ fn until(millis: i64, now: Timestamp) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{Durability, OpenOptions};
+    use crate::history::testdb::{TestDb, on_both_backends};
     use crate::protocol::Item;
 
     const TTL: Duration = Duration::from_secs(15);
     const A: &str = "pid 100 on host a";
     const B: &str = "pid 200 on host b";
 
-    fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("history.sqlite3");
-        (dir, path)
-    }
-
-    fn fast() -> OpenOptions {
-        OpenOptions::new().durability(Durability::ProcessCrash)
-    }
+    on_both_backends!(
+        a_second_holder_is_refused_and_the_same_holder_is_not,
+        an_expired_lease_can_be_taken_over_and_the_old_holder_notices,
+        an_expired_lease_nobody_took_still_lets_its_holder_write_and_renew,
+        release_lets_another_run_in_and_ignores_other_holders,
+        unknown_conversations_cannot_be_leased,
+        two_connections_contend_for_one_conversation,
+        leases_go_with_their_conversation,
+    );
 
     /// `seconds` after the real clock: lease expiry without sleeping.
     fn later(seconds: i64) -> Timestamp {
         Timestamp::from_millis(Timestamp::now().as_millis() + seconds * 1000)
     }
 
-    #[test]
-    fn a_second_holder_is_refused_and_the_same_holder_is_not() {
-        let mut store = fast().open_in_memory().unwrap();
+    fn a_second_holder_is_refused_and_the_same_holder_is_not(db: &TestDb) {
+        let mut store = db.open();
         let id = store.create_conversation("a", "m").unwrap();
         let lease = store.acquire_lease(&id, A, TTL).unwrap();
         assert_eq!(lease.conversation, id);
@@ -281,9 +280,8 @@ mod tests {
         assert!(again.expires_at >= lease.expires_at);
     }
 
-    #[test]
-    fn an_expired_lease_can_be_taken_over_and_the_old_holder_notices() {
-        let mut store = fast().open_in_memory().unwrap();
+    fn an_expired_lease_can_be_taken_over_and_the_old_holder_notices(db: &TestDb) {
+        let mut store = db.open();
         let id = store.create_conversation("a", "m").unwrap();
         store.acquire_lease(&id, A, TTL).unwrap();
         // A stalls past its lease; B takes the conversation.
@@ -315,9 +313,8 @@ mod tests {
         store.append(&id, "k2", &Item::user_text("x")).unwrap();
     }
 
-    #[test]
-    fn an_expired_lease_nobody_took_still_lets_its_holder_write_and_renew() {
-        let mut store = fast().open_in_memory().unwrap();
+    fn an_expired_lease_nobody_took_still_lets_its_holder_write_and_renew(db: &TestDb) {
+        let mut store = db.open();
         let id = store.create_conversation("a", "m").unwrap();
         // Acquired a minute ago, so long expired.
         store.acquire_lease_at(&id, A, TTL, later(-60)).unwrap();
@@ -337,9 +334,8 @@ mod tests {
         store.renew_lease(&other, A, TTL).unwrap();
     }
 
-    #[test]
-    fn release_lets_another_run_in_and_ignores_other_holders() {
-        let mut store = fast().open_in_memory().unwrap();
+    fn release_lets_another_run_in_and_ignores_other_holders(db: &TestDb) {
+        let mut store = db.open();
         let id = store.create_conversation("a", "m").unwrap();
         store.acquire_lease(&id, A, TTL).unwrap();
         // B releasing A's lease does nothing.
@@ -365,9 +361,8 @@ mod tests {
         store.acquire_lease(&id, A, TTL).unwrap();
     }
 
-    #[test]
-    fn unknown_conversations_cannot_be_leased() {
-        let mut store = fast().open_in_memory().unwrap();
+    fn unknown_conversations_cannot_be_leased(db: &TestDb) {
+        let mut store = db.open();
         let id = ConversationId::new("conv_missing");
         let error = store.acquire_lease(&id, A, TTL).unwrap_err();
         assert!(
@@ -377,12 +372,10 @@ mod tests {
         store.release_lease(&id, A).unwrap();
     }
 
-    /// Two processes in reality: two connections to one file, each with its own view.
-    #[test]
-    fn two_connections_contend_for_one_conversation() {
-        let (_dir, path) = temp_db();
-        let mut first = fast().open(&path).unwrap();
-        let mut second = fast().open(&path).unwrap();
+    /// Two processes (or nodes) in reality: two connections, each with its own view.
+    fn two_connections_contend_for_one_conversation(db: &TestDb) {
+        let mut first = db.open();
+        let mut second = db.open();
         let id = first.create_conversation("a", "m").unwrap();
 
         first.acquire_lease(&id, A, TTL).unwrap();
@@ -420,18 +413,16 @@ mod tests {
         assert_eq!(keys, ["k1", "k2"]);
     }
 
-    #[test]
-    fn leases_go_with_their_conversation() {
-        let mut store = fast().open_in_memory().unwrap();
+    fn leases_go_with_their_conversation(db: &TestDb) {
+        let mut store = db.open();
         let id = store.create_conversation("a", "m").unwrap();
         store.acquire_lease(&id, A, TTL).unwrap();
-        store
-            .conn
-            .execute("DELETE FROM conversations WHERE id = ?1", [id.as_str()])
-            .unwrap();
-        let count: i64 = store
-            .conn
-            .query_row("SELECT COUNT(*) FROM leases", [], |row| row.get(0))
+        store.delete_conversation(&id).unwrap();
+        let count = store
+            .db
+            .query_one("SELECT COUNT(*) FROM leases", params![])
+            .unwrap()
+            .int(0)
             .unwrap();
         assert_eq!(count, 0);
     }

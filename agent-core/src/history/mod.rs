@@ -81,6 +81,7 @@
 mod batch_cache;
 mod calls;
 pub mod chat;
+mod db;
 mod error;
 mod id;
 mod import;
@@ -90,15 +91,18 @@ mod path;
 mod phone_calls;
 mod schema;
 mod store;
+#[cfg(test)]
+mod testdb;
 mod writer;
 
 pub use calls::{CallRecord, CallRecordState};
+pub use db::{DbError, DbErrorKind};
 pub use error::HistoryError;
 pub use id::{ConversationId, Timestamp};
 pub use import::{ImportError, parse_import, read_import};
 pub use jsonl::{JsonlError, REPLAYABLE_ITEM_TYPES, from_jsonl, to_jsonl};
 pub use lease::Lease;
-pub use path::{HISTORY_DB_ENV, default_path};
+pub use path::{HISTORY_DB_ENV, default_path, is_database_url};
 pub use phone_calls::PhoneCallRecord;
 pub use store::{Appended, ConversationSummary, Durability, HistoryStore, OpenOptions, StoredItem};
 pub use writer::{COMMIT_DELAY, ConversationWriter, HistoryWriter, Pending};

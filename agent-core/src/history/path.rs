@@ -1,4 +1,5 @@
-//! Where the history database lives when no path is given.
+//! Where the history database lives when no path is given, and whether a location is a file
+//! or a PostgreSQL URL.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -7,6 +8,12 @@ use super::HistoryError;
 
 /// The environment variable that overrides the default database path.
 pub const HISTORY_DB_ENV: &str = "AGENT_HISTORY_DB";
+
+/// Whether `location` (a `--history-db` value or `AGENT_HISTORY_DB`) names a PostgreSQL
+/// database (`postgres://` or `postgresql://`) rather than an SQLite file.
+pub fn is_database_url(location: &std::path::Path) -> bool {
+    location.to_str().is_some_and(super::db::postgres::is_url)
+}
 
 /// The database file's name inside the user data directory.
 const FILE_NAME: &str = "history.sqlite3";

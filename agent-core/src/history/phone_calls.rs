@@ -10,9 +10,9 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension as _, params};
 use serde::Serialize;
 
+use super::db::{DbError, Row, params};
 use super::{ConversationId, HistoryError, HistoryStore, Timestamp};
 
 /// Migration 3: the `phone_calls` table (see [`super::schema`]).
@@ -30,6 +30,38 @@ pub(super) const MIGRATION: &str = r#"
 
     CREATE INDEX phone_calls_by_start ON phone_calls (started_at);
 "#;
+
+/// Migration 3 for PostgreSQL.
+pub(super) const POSTGRES_MIGRATION: &str = r#"
+    CREATE TABLE phone_calls (
+        conversation_id TEXT NOT NULL PRIMARY KEY REFERENCES conversations (id) ON DELETE CASCADE,
+        transport       TEXT NOT NULL,
+        call_id         TEXT NOT NULL,
+        caller          TEXT NOT NULL,
+        callee          TEXT NOT NULL,
+        started_at      BIGINT NOT NULL,
+        ended_at        BIGINT,
+        outcome         TEXT
+    );
+
+    CREATE INDEX phone_calls_by_start ON phone_calls (started_at);
+"#;
+
+/// The columns [`record`] reads, in its order.
+const COLUMNS: &str = "transport, call_id, caller, callee, started_at, ended_at, outcome";
+
+/// A phone call from [`COLUMNS`], starting at column `at`.
+fn record(row: &Row, at: usize) -> Result<PhoneCallRecord, DbError> {
+    Ok(PhoneCallRecord {
+        transport: row.text(at)?,
+        call_id: row.text(at + 1)?,
+        caller: row.text(at + 2)?,
+        callee: row.text(at + 3)?,
+        started_at: Timestamp::from_millis(row.int(at + 4)?),
+        ended_at: row.opt_int(at + 5)?.map(Timestamp::from_millis),
+        outcome: row.opt_text(at + 6)?,
+    })
+}
 
 /// One phone call, as stored beside its conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -73,7 +105,7 @@ impl HistoryStore {
         call: &PhoneCallRecord,
     ) -> Result<(), HistoryError> {
         let path = self.path.clone();
-        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let fail = |e| HistoryError::from_db(&path, e);
         let tx = self.any_write().map_err(fail)?;
         tx.execute(
             "INSERT INTO phone_calls (conversation_id, transport, call_id, caller, callee,
@@ -81,13 +113,13 @@ impl HistoryStore {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 conversation.as_str(),
-                call.transport,
-                call.call_id,
-                call.caller,
-                call.callee,
+                &call.transport,
+                &call.call_id,
+                &call.caller,
+                &call.callee,
                 call.started_at.as_millis(),
                 call.ended_at.map(Timestamp::as_millis),
-                call.outcome,
+                call.outcome.as_ref(),
             ],
         )
         .map_err(fail)?;
@@ -101,7 +133,7 @@ impl HistoryStore {
         outcome: &str,
     ) -> Result<(), HistoryError> {
         let path = self.path.clone();
-        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let fail = |e| HistoryError::from_db(&path, e);
         let tx = self.any_write().map_err(fail)?;
         tx.execute(
             "UPDATE phone_calls SET ended_at = ?2, outcome = ?3 WHERE conversation_id = ?1",
@@ -113,32 +145,17 @@ impl HistoryStore {
 
     /// Every stored phone call, by conversation.
     pub fn phone_calls(&self) -> Result<HashMap<ConversationId, PhoneCallRecord>, HistoryError> {
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT conversation_id, transport, call_id, caller, callee, started_at,
-                        ended_at, outcome
-                 FROM phone_calls",
+        self.db
+            .query(
+                &format!("SELECT conversation_id, {COLUMNS} FROM phone_calls"),
+                params![],
             )
-            .map_err(|e| self.fail(e))?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok((
-                    ConversationId::new(row.get::<_, String>(0)?),
-                    PhoneCallRecord {
-                        transport: row.get(1)?,
-                        call_id: row.get(2)?,
-                        caller: row.get(3)?,
-                        callee: row.get(4)?,
-                        started_at: Timestamp::from_millis(row.get(5)?),
-                        ended_at: row.get::<_, Option<i64>>(6)?.map(Timestamp::from_millis),
-                        outcome: row.get(7)?,
-                    },
-                ))
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|row| Ok((ConversationId::new(row.text(0)?), record(row, 1)?)))
+                    .collect()
             })
-            .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>())
-            .map_err(|e| self.fail(e))?;
-        Ok(rows)
+            .map_err(|e| self.fail(e))
     }
 
     /// The phone call `conversation` was, if it was one.
@@ -146,24 +163,12 @@ impl HistoryStore {
         &self,
         conversation: &ConversationId,
     ) -> Result<Option<PhoneCallRecord>, HistoryError> {
-        self.conn
-            .query_row(
-                "SELECT transport, call_id, caller, callee, started_at, ended_at, outcome
-                 FROM phone_calls WHERE conversation_id = ?1",
-                [conversation.as_str()],
-                |row| {
-                    Ok(PhoneCallRecord {
-                        transport: row.get(0)?,
-                        call_id: row.get(1)?,
-                        caller: row.get(2)?,
-                        callee: row.get(3)?,
-                        started_at: Timestamp::from_millis(row.get(4)?),
-                        ended_at: row.get::<_, Option<i64>>(5)?.map(Timestamp::from_millis),
-                        outcome: row.get(6)?,
-                    })
-                },
+        self.db
+            .query_opt(
+                &format!("SELECT {COLUMNS} FROM phone_calls WHERE conversation_id = ?1"),
+                params![conversation.as_str()],
             )
-            .optional()
+            .and_then(|row| row.map(|row| record(&row, 0)).transpose())
             .map_err(|e| self.fail(e))
     }
 
@@ -174,12 +179,12 @@ impl HistoryStore {
         conversation: &ConversationId,
     ) -> Result<(), HistoryError> {
         let path = self.path.clone();
-        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let fail = |e| HistoryError::from_db(&path, e);
         let tx = self.any_write().map_err(fail)?;
         let deleted = tx
             .execute(
                 "DELETE FROM conversations WHERE id = ?1",
-                [conversation.as_str()],
+                params![conversation.as_str()],
             )
             .map_err(fail)?;
         tx.commit().map_err(fail)?;
@@ -193,38 +198,33 @@ impl HistoryStore {
     /// returns how many. Conversations that were not phone calls are never touched.
     pub fn delete_phone_calls_before(&mut self, cutoff: Timestamp) -> Result<usize, HistoryError> {
         let path = self.path.clone();
-        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let fail = |e| HistoryError::from_db(&path, e);
         let tx = self.any_write().map_err(fail)?;
         let deleted = tx
             .execute(
                 "DELETE FROM conversations WHERE id IN
                     (SELECT conversation_id FROM phone_calls WHERE started_at < ?1)",
-                [cutoff.as_millis()],
+                params![cutoff.as_millis()],
             )
             .map_err(fail)?;
         tx.commit().map_err(fail)?;
-        Ok(deleted)
+        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        history::{Durability, OpenOptions},
-        protocol::Item,
-    };
+    use crate::history::testdb::{TestDb, on_both_backends};
+    use crate::protocol::Item;
 
-    fn store() -> HistoryStore {
-        OpenOptions::new()
-            .durability(Durability::ProcessCrash)
-            .open_in_memory()
-            .unwrap()
-    }
+    on_both_backends!(
+        a_call_is_stored_finished_and_listed,
+        deleting_removes_the_call_and_its_items_and_nothing_else,
+    );
 
-    #[test]
-    fn a_call_is_stored_finished_and_listed() {
-        let mut store = store();
+    fn a_call_is_stored_finished_and_listed(db: &TestDb) {
+        let mut store = db.open();
         let id = store.create_conversation("phone", "gpt-realtime").unwrap();
         let terminal = store
             .create_conversation("support", "gpt-realtime")
@@ -243,9 +243,8 @@ mod tests {
         assert_eq!(store.phone_calls().unwrap().len(), 1);
     }
 
-    #[test]
-    fn deleting_removes_the_call_and_its_items_and_nothing_else() {
-        let mut store = store();
+    fn deleting_removes_the_call_and_its_items_and_nothing_else(db: &TestDb) {
+        let mut store = db.open();
         let old = store.create_conversation("phone", "m").unwrap();
         let mut call = PhoneCallRecord::starting("twilio", "CA1", "+15550111", "+15550100");
         call.started_at = Timestamp::from_millis(1_000);

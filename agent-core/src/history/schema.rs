@@ -1,11 +1,16 @@
-//! The database schema and its migrations, versioned with SQLite's `user_version`.
+//! The database schema and its migrations: SQLite's versioned with its `user_version`,
+//! PostgreSQL's with a one-row `agent_schema` table.
 //!
-//! Migration `n` (counting from 1) takes a database from version `n - 1` to `n`. All pending
-//! migrations run in one `BEGIN IMMEDIATE` transaction, and the version is read again inside
-//! it, so two processes opening a fresh file at once cannot both create the tables. A migration is
-//! never edited once released: changes are new entries at the end.
+//! Migration `n` (counting from 1) takes a database from version `n - 1` to `n`; the two
+//! backends have the same migrations, in each one's types, so a version number means the same
+//! tables on both. All pending migrations run in one transaction, and the version is read
+//! again inside it under a lock (SQLite's `BEGIN IMMEDIATE`, a PostgreSQL advisory lock), so
+//! two processes — or two nodes — opening a fresh database at once cannot both create the
+//! tables. A migration is never edited once released: changes are new entries at the end.
 
 use rusqlite::{Connection, TransactionBehavior};
+
+use super::db::{Db, DbError, params};
 
 /// The migrations, oldest first. The schema version of a database is how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -63,8 +68,66 @@ const MIGRATIONS: &[&str] = &[
     super::phone_calls::MIGRATION,
 ];
 
+/// The same migrations for PostgreSQL: `BIGINT` for SQLite's 64-bit `INTEGER`, and an
+/// identity column where SQLite orders call records by `rowid`.
+const POSTGRES_MIGRATIONS: &[&str] = &[
+    // 1: conversations and their items.
+    r#"
+    CREATE TABLE conversations (
+        id          TEXT PRIMARY KEY,
+        agent       TEXT NOT NULL,
+        model       TEXT NOT NULL,
+        created_at  BIGINT NOT NULL,
+        updated_at  BIGINT NOT NULL,
+        title       TEXT
+    );
+
+    CREATE INDEX conversations_by_update ON conversations (updated_at DESC, id DESC);
+
+    CREATE TABLE items (
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        seq             BIGINT NOT NULL,
+        item_key        TEXT NOT NULL,
+        item_type       TEXT NOT NULL,
+        call_id         TEXT,
+        server_item_id  TEXT,
+        item            TEXT NOT NULL,
+        created_at      BIGINT NOT NULL,
+        PRIMARY KEY (conversation_id, seq),
+        UNIQUE (conversation_id, item_key)
+    );
+
+    CREATE UNIQUE INDEX items_by_call ON items (conversation_id, item_type, call_id)
+        WHERE call_id IS NOT NULL;
+    "#,
+    // 2: leases and tool-call records.
+    r#"
+    CREATE TABLE leases (
+        conversation_id TEXT NOT NULL PRIMARY KEY REFERENCES conversations (id) ON DELETE CASCADE,
+        holder          TEXT NOT NULL,
+        expires_at      BIGINT NOT NULL
+    );
+
+    CREATE TABLE calls (
+        position        BIGINT GENERATED ALWAYS AS IDENTITY,
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        call_id         TEXT NOT NULL,
+        name            TEXT NOT NULL,
+        arguments       TEXT NOT NULL,
+        started_at      BIGINT NOT NULL,
+        finished_at     BIGINT,
+        output          TEXT,
+        PRIMARY KEY (conversation_id, call_id)
+    );
+    "#,
+    // 3: phone calls.
+    super::phone_calls::POSTGRES_MIGRATION,
+];
+
 /// The schema version this build writes.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
+
+const _: () = assert!(MIGRATIONS.len() == POSTGRES_MIGRATIONS.len());
 
 /// The outcome of [`migrate`] when the file is newer than this build.
 pub(crate) enum Migration {
@@ -95,6 +158,54 @@ pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<Migration> {
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
     }
     tx.commit()?;
+    Ok(Migration::Current)
+}
+
+/// Brings a PostgreSQL schema up to [`LATEST`]: in the connection's current schema (its
+/// search path), so one database can hold several deployments' or tests' histories.
+pub(crate) fn migrate_postgres(db: &Db) -> Result<Migration, DbError> {
+    db.begin()?;
+    let migrated = migrate_postgres_locked(db);
+    match migrated {
+        Ok(Migration::Current) => {
+            db.commit()?;
+            Ok(Migration::Current)
+        }
+        other => {
+            db.rollback();
+            other
+        }
+    }
+}
+
+fn migrate_postgres_locked(db: &Db) -> Result<Migration, DbError> {
+    // Held until the transaction ends; per schema, so separate schemas migrate independently.
+    db.query(
+        "SELECT pg_advisory_xact_lock(hashtext(current_schema()))",
+        params![],
+    )?;
+    db.batch("CREATE TABLE IF NOT EXISTS agent_schema (version BIGINT NOT NULL)")?;
+    let version = match db.query_opt("SELECT version FROM agent_schema", params![])? {
+        Some(row) => row.int(0)?,
+        None => {
+            db.execute("INSERT INTO agent_schema (version) VALUES (0)", params![])?;
+            0
+        }
+    };
+    if version > LATEST {
+        return Ok(Migration::Newer(version));
+    }
+    for (index, sql) in POSTGRES_MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(version.max(0) as usize)
+    {
+        db.batch(sql)?;
+        db.execute(
+            "UPDATE agent_schema SET version = ?1",
+            params![index as i64 + 1],
+        )?;
+    }
     Ok(Migration::Current)
 }
 

@@ -7,10 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use super::batch_cache::BatchCache;
+use super::db::{Db, DbError, Dialect, PgConn, WriteTx, params};
 use super::lease;
 use super::schema::{self, Migration};
 use super::{ConversationId, HistoryError, Timestamp, default_path};
@@ -43,6 +44,7 @@ pub enum Durability {
 pub struct OpenOptions {
     durability: Durability,
     busy_timeout: Duration,
+    timeout: Duration,
 }
 
 impl Default for OpenOptions {
@@ -50,6 +52,7 @@ impl Default for OpenOptions {
         OpenOptions {
             durability: Durability::default(),
             busy_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(30),
         }
     }
 }
@@ -73,10 +76,26 @@ impl OpenOptions {
         self
     }
 
-    /// Opens (creating it and its folder if needed) the database at `path` and brings its
-    /// schema up to date.
-    pub fn open(&self, path: impl AsRef<Path>) -> Result<HistoryStore, HistoryError> {
-        let path = path.as_ref().to_path_buf();
+    /// PostgreSQL only: how long connecting, and then any one statement, may take before it
+    /// fails with [`HistoryError::Unreachable`] (30 s by default), so a server that stops
+    /// answering never hangs a session.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Opens the database at `location` and brings its schema up to date: an SQLite file
+    /// (created, with its folder, if needed), or a PostgreSQL database when `location` is a
+    /// `postgres://` (or `postgresql://`) URL.
+    pub fn open(&self, location: impl AsRef<Path>) -> Result<HistoryStore, HistoryError> {
+        if let Some(url) = location
+            .as_ref()
+            .to_str()
+            .filter(|l| super::db::postgres::is_url(l))
+        {
+            return self.open_postgres(url);
+        }
+        let path = location.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| HistoryError::CreateDir {
                 path: parent.to_path_buf(),
@@ -92,19 +111,44 @@ impl OpenOptions {
             path: path.clone(),
             source,
         })?;
-        let conn = Connection::open(&path).map_err(|e| HistoryError::from_sqlite(&path, e))?;
+        let conn = Connection::open(&path).map_err(|e| HistoryError::from_db(&path, e))?;
         self.prepare(conn, path)
+    }
+
+    /// Connects to PostgreSQL at `url`. Errors name the URL without its password. The
+    /// database's search path picks the schema, so several deployments (or tests) can share
+    /// one database: `?options=-csearch_path%3Dname`.
+    fn open_postgres(&self, url: &str) -> Result<HistoryStore, HistoryError> {
+        let path = PathBuf::from(super::db::postgres::redacted(url));
+        let conn = PgConn::connect(url, self.timeout, self.busy_timeout)
+            .map_err(|e| HistoryError::from_db(&path, e))?;
+        let db = Db::Postgres(Box::new(conn));
+        match schema::migrate_postgres(&db).map_err(|e| HistoryError::from_db(&path, e))? {
+            Migration::Current => Ok(HistoryStore {
+                db,
+                path,
+                durability: self.durability,
+                grouped: false,
+                sync_deferred: false,
+                batch: BatchCache::default(),
+            }),
+            Migration::Newer(found) => Err(HistoryError::NewerSchema {
+                path,
+                found,
+                supported: schema::LATEST,
+            }),
+        }
     }
 
     /// A store that lives in memory and is gone when dropped, for tests and dry runs.
     pub fn open_in_memory(&self) -> Result<HistoryStore, HistoryError> {
         let path = PathBuf::from(":memory:");
-        let conn = Connection::open_in_memory().map_err(|e| HistoryError::from_sqlite(&path, e))?;
+        let conn = Connection::open_in_memory().map_err(|e| HistoryError::from_db(&path, e))?;
         self.prepare(conn, path)
     }
 
     fn prepare(&self, mut conn: Connection, path: PathBuf) -> Result<HistoryStore, HistoryError> {
-        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let fail = |e| HistoryError::from_db(&path, e);
         conn.busy_timeout(self.busy_timeout).map_err(fail)?;
         // The first statement that reads the file: a corrupt or foreign file fails here.
         let mode: String = conn
@@ -126,11 +170,11 @@ impl OpenOptions {
             .map_err(fail)?;
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(fail)?;
-        // Every statement the writer runs stays prepared (see `cached_exec`).
+        // Every statement the writer runs stays prepared (see `db::sqlite::execute`).
         conn.set_prepared_statement_cache_capacity(64);
         match schema::migrate(&mut conn).map_err(fail)? {
             Migration::Current => Ok(HistoryStore {
-                conn,
+                db: Db::Sqlite(conn),
                 path,
                 durability: self.durability,
                 grouped: false,
@@ -197,14 +241,15 @@ pub struct Appended {
     pub inserted: bool,
 }
 
-/// Conversations and their items in one SQLite file.
+/// Conversations and their items in one SQLite file, or in PostgreSQL.
 ///
 /// Calls block on disk I/O (an append with [`Durability::PowerLoss`] waits for an fsync). From
 /// async code, use a [`HistoryWriter`](super::HistoryWriter), which owns the store on its own
 /// thread, or wrap calls in `tokio::task::spawn_blocking`.
 #[derive(Debug)]
 pub struct HistoryStore {
-    pub(super) conn: Connection,
+    pub(super) db: Db,
+    /// The file, or the PostgreSQL URL without its password: what errors name.
     pub(super) path: PathBuf,
     /// What every commit is synced for; call starts and lease writes relax it for their one
     /// transaction (see [`HistoryStore::relaxed`]).
@@ -235,13 +280,19 @@ impl HistoryStore {
         OpenOptions::default().open_in_memory()
     }
 
-    /// The database file (`:memory:` for an in-memory store).
+    /// The database file (`:memory:` for an in-memory store), or the PostgreSQL URL without
+    /// its password.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    pub(super) fn fail(&self, error: rusqlite::Error) -> HistoryError {
-        HistoryError::from_sqlite(&self.path, error)
+    /// Whether the store is on PostgreSQL (shared by every node) rather than a local file.
+    pub fn is_shared(&self) -> bool {
+        self.db.dialect() == Dialect::Postgres
+    }
+
+    pub(super) fn fail(&self, error: impl Into<DbError>) -> HistoryError {
+        HistoryError::from_db(&self.path, error)
     }
 
     pub(super) fn unknown(&self, id: &str) -> HistoryError {
@@ -266,16 +317,22 @@ impl HistoryStore {
     ) -> Result<T, HistoryError> {
         // Inside a group commit the batch commits with the store's durability, which is at
         // least as strong; `synchronous` cannot change inside a transaction anyway.
+        // PostgreSQL commits are durable on the server whatever the client does.
+        let Db::Sqlite(conn) = &self.db else {
+            return work(self);
+        };
         if self.durability == Durability::ProcessCrash || self.grouped || self.sync_deferred {
             return work(self);
         }
-        self.conn
-            .pragma_update(None, "synchronous", "NORMAL")
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| self.fail(e))?;
         let result = work(self);
         // A failed transaction was rolled back when it was dropped, so no transaction is open
         // here and the restore cannot be refused for that reason.
-        let restored = self.conn.pragma_update(None, "synchronous", "FULL");
+        let Db::Sqlite(conn) = &self.db else {
+            return result;
+        };
+        let restored = conn.pragma_update(None, "synchronous", "FULL");
         match restored {
             Ok(()) => result,
             Err(error) => {
@@ -294,11 +351,13 @@ impl HistoryStore {
     /// caller's job. Used by the writer thread, which syncs on an interval and at every
     /// flush, so a busy session pays one fsync per interval instead of one per commit.
     pub(super) fn defer_sync(&mut self) -> Result<bool, HistoryError> {
+        let Db::Sqlite(conn) = &self.db else {
+            return Ok(false);
+        };
         if self.durability != Durability::PowerLoss || self.path == Path::new(":memory:") {
             return Ok(false);
         }
-        self.conn
-            .pragma_update(None, "synchronous", "NORMAL")
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| self.fail(e))?;
         self.sync_deferred = true;
         Ok(true)
@@ -329,7 +388,7 @@ impl HistoryStore {
         model: &str,
     ) -> Result<ConversationId, HistoryError> {
         let path = self.path.clone();
-        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let fail = |e| HistoryError::from_db(&path, e);
         let tx = self.any_write().map_err(fail)?;
         let id = insert_conversation(&tx, agent, model).map_err(fail)?;
         tx.commit().map_err(fail)?;
@@ -368,10 +427,10 @@ impl HistoryStore {
         }
         let json = item_json(item);
         let path = self.path.clone();
-        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let fail = |e| HistoryError::from_db(&path, e);
         let grouped = self.grouped;
         let tx = begin_item_write(
-            &mut self.conn,
+            &self.db,
             &mut self.batch,
             grouped,
             &path,
@@ -386,24 +445,25 @@ impl HistoryStore {
         let now = Timestamp::now().as_millis();
         // The common case (a new item) is one statement; a duplicate key or call makes the
         // insert do nothing, and the earlier copy's position is looked up.
-        let inserted = cached_exec(
-            &tx,
-            "INSERT INTO items
-                 (conversation_id, seq, item_key, item_type, call_id, server_item_id, item, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT DO NOTHING",
-            params![
-                conversation.as_str(),
-                seq,
-                key,
-                item.item_type(),
-                call_id,
-                item.id(),
-                json,
-                now
-            ],
-        )
-        .map_err(fail)?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO items
+                     (conversation_id, seq, item_key, item_type, call_id, server_item_id, item,
+                      created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT DO NOTHING",
+                params![
+                    conversation.as_str(),
+                    seq,
+                    key,
+                    item.item_type(),
+                    call_id,
+                    item.id(),
+                    &json,
+                    now
+                ],
+            )
+            .map_err(fail)?;
         if inserted == 0 {
             if let Some(existing) =
                 stored_seq(&tx, conversation, key, item, call_id).map_err(fail)?
@@ -416,10 +476,9 @@ impl HistoryStore {
             // Neither the key nor the call is stored, so the position was taken: the batch's
             // cache is stale, which no write should make happen. Say so rather than guess.
             self.batch.clear();
-            return Err(fail(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
-                Some(format!("item position {seq} is already taken")),
-            )));
+            return Err(fail(DbError::invariant(format!(
+                "item position {seq} is already taken"
+            ))));
         }
         let offers_title = item.as_message().is_some_and(|m| m.role == Role::User);
         let touch_now = !(grouped && self.batch.is_touched(conversation, offers_title));
@@ -464,32 +523,31 @@ impl HistoryStore {
     ) -> Result<u64, HistoryError> {
         let json = item_json(item);
         let path = self.path.clone();
-        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let fail = |e| HistoryError::from_db(&path, e);
         let tx = begin_item_write(
-            &mut self.conn,
+            &self.db,
             &mut self.batch,
             self.grouped,
             &path,
             conversation,
             holder,
         )?;
-        let seq: Option<i64> = cached_row(
-            &tx,
-            "UPDATE items SET item = ?3, item_type = ?4, call_id = ?5, server_item_id = ?6
-                 WHERE conversation_id = ?1 AND item_key = ?2
-                 RETURNING seq",
-            params![
-                conversation.as_str(),
-                key,
-                json,
-                item.item_type(),
-                call_id(item),
-                item.id()
-            ],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(fail)?;
+        let seq = tx
+            .query_opt(
+                "UPDATE items SET item = ?3, item_type = ?4, call_id = ?5, server_item_id = ?6
+                     WHERE conversation_id = ?1 AND item_key = ?2
+                     RETURNING seq",
+                params![
+                    conversation.as_str(),
+                    key,
+                    &json,
+                    item.item_type(),
+                    call_id(item),
+                    item.id()
+                ],
+            )
+            .and_then(|row| row.map(|row| row.int(0)).transpose())
+            .map_err(fail)?;
         let Some(seq) = seq else {
             return Err(HistoryError::UnknownItem {
                 conversation: conversation.clone(),
@@ -513,7 +571,7 @@ impl HistoryStore {
         items: &[Item],
     ) -> Result<ConversationId, HistoryError> {
         let path = self.path.clone();
-        let fail = |e| HistoryError::from_sqlite(&path, e);
+        let fail = |e| HistoryError::from_db(&path, e);
         let tx = self.any_write().map_err(fail)?;
         let id = insert_conversation(&tx, agent, model).map_err(fail)?;
         let now = Timestamp::now().as_millis();
@@ -528,25 +586,25 @@ impl HistoryStore {
                 }
                 _ => format!("import_{:06}", index + 1),
             };
-            let inserted = cached_exec(
-                &tx,
-                "INSERT INTO items
-                         (conversation_id, seq, item_key, item_type, call_id, server_item_id,
-                          item, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT DO NOTHING",
-                params![
-                    id.as_str(),
-                    seq + 1,
-                    key,
-                    item.item_type(),
-                    call_id(item),
-                    item.id(),
-                    item_json(item),
-                    now
-                ],
-            )
-            .map_err(fail)?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO items
+                             (conversation_id, seq, item_key, item_type, call_id, server_item_id,
+                              item, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                         ON CONFLICT DO NOTHING",
+                    params![
+                        id.as_str(),
+                        seq + 1,
+                        &key,
+                        item.item_type(),
+                        call_id(item),
+                        item.id(),
+                        &item_json(item),
+                        now
+                    ],
+                )
+                .map_err(fail)?;
             if inserted == 1 {
                 seq += 1;
                 touch(&tx, &id, item, now).map_err(fail)?;
@@ -558,30 +616,29 @@ impl HistoryStore {
 
     /// The conversation's items in order.
     pub fn items(&self, conversation: &ConversationId) -> Result<Vec<StoredItem>, HistoryError> {
-        if !conversation_exists(&self.conn, conversation).map_err(|e| self.fail(e))? {
+        if !conversation_exists(&self.db, conversation).map_err(|e| self.fail(e))? {
             return Err(self.unknown(conversation.as_str()));
         }
-        let mut statement = self
-            .conn
-            .prepare(
+        let rows = self
+            .db
+            .query(
                 "SELECT seq, item_key, item, server_item_id, created_at FROM items
                  WHERE conversation_id = ?1 ORDER BY seq",
+                params![conversation.as_str()],
             )
             .map_err(|e| self.fail(e))?;
-        let rows = statement
-            .query_map([conversation.as_str()], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, Option<String>>(3)?,
-                    row.get::<_, i64>(4)?,
-                ))
-            })
-            .map_err(|e| self.fail(e))?;
-        let mut items = Vec::new();
+        let mut items = Vec::with_capacity(rows.len());
         for row in rows {
-            let (seq, key, json, server_item_id, created_at) = row.map_err(|e| self.fail(e))?;
+            let read = || -> Result<_, DbError> {
+                Ok((
+                    row.int(0)?,
+                    row.text(1)?,
+                    row.text(2)?,
+                    row.opt_text(3)?,
+                    row.int(4)?,
+                ))
+            };
+            let (seq, key, json, server_item_id, created_at) = read().map_err(|e| self.fail(e))?;
             let seq = seq_from(seq);
             let value =
                 serde_json::from_str(&json).map_err(|source| HistoryError::CorruptItem {
@@ -603,12 +660,12 @@ impl HistoryStore {
 
     /// Every conversation, most recently updated first.
     pub fn conversations(&self) -> Result<Vec<ConversationSummary>, HistoryError> {
-        self.summaries(NEWEST_FIRST, ())
+        self.summaries(NEWEST_FIRST, params![])
     }
 
     /// One conversation's summary.
     pub fn conversation(&self, id: &ConversationId) -> Result<ConversationSummary, HistoryError> {
-        self.summaries("WHERE c.id = ?1", [id.as_str()])?
+        self.summaries("WHERE c.id = ?1", params![id.as_str()])?
             .pop()
             .ok_or_else(|| self.unknown(id.as_str()))
     }
@@ -619,22 +676,24 @@ impl HistoryStore {
         let query = query.trim();
         if query == "latest" {
             return self
-                .summaries(&format!("{NEWEST_FIRST} LIMIT 1"), ())?
+                .summaries(&format!("{NEWEST_FIRST} LIMIT 1"), params![])?
                 .pop()
                 .map(|summary| summary.id)
                 .ok_or_else(|| self.unknown(query));
         }
-        let mut statement = self
-            .conn
-            .prepare(
+        let ids = self
+            .db
+            .query(
                 "SELECT id FROM conversations
                  WHERE id = ?1 OR (?1 <> '' AND substr(id, 1, length(?1)) = ?1)
                  ORDER BY id = ?1 DESC, id DESC LIMIT 6",
+                params![query],
             )
-            .map_err(|e| self.fail(e))?;
-        let ids = statement
-            .query_map([query], |row| row.get::<_, String>(0))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|row| row.text(0))
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .map_err(|e| self.fail(e))?;
         match ids.as_slice() {
             [] => Err(self.unknown(query)),
@@ -651,44 +710,38 @@ impl HistoryStore {
     fn summaries(
         &self,
         tail: &str,
-        params: impl rusqlite::Params,
+        params: &[super::db::Param<'_>],
     ) -> Result<Vec<ConversationSummary>, HistoryError> {
         let sql = format!(
             "SELECT c.id, c.agent, c.model, c.created_at, c.updated_at, c.title,
                     (SELECT COUNT(*) FROM items i WHERE i.conversation_id = c.id)
              FROM conversations c {tail}"
         );
-        let mut statement = self.conn.prepare(&sql).map_err(|e| self.fail(e))?;
-        let rows = statement
-            .query_map(params, |row| {
+        let rows = self.db.query(&sql, params).map_err(|e| self.fail(e))?;
+        rows.iter()
+            .map(|row| {
                 Ok(ConversationSummary {
-                    id: ConversationId::new(row.get::<_, String>(0)?),
-                    agent: row.get(1)?,
-                    model: row.get(2)?,
-                    created_at: Timestamp::from_millis(row.get(3)?),
-                    updated_at: Timestamp::from_millis(row.get(4)?),
-                    title: row.get(5)?,
-                    item_count: seq_from(row.get(6)?),
+                    id: ConversationId::new(row.text(0)?),
+                    agent: row.text(1)?,
+                    model: row.text(2)?,
+                    created_at: Timestamp::from_millis(row.int(3)?),
+                    updated_at: Timestamp::from_millis(row.int(4)?),
+                    title: row.opt_text(5)?,
+                    item_count: seq_from(row.int(6)?),
                 })
             })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| self.fail(e))?;
-        Ok(rows)
+            .collect::<Result<Vec<_>, DbError>>()
+            .map_err(|e| self.fail(e))
     }
 }
 
 /// Inserts a conversation row under a fresh id (retrying on the astronomically unlikely
 /// collision).
-fn insert_conversation(
-    conn: &Connection,
-    agent: &str,
-    model: &str,
-) -> rusqlite::Result<ConversationId> {
+fn insert_conversation(db: &Db, agent: &str, model: &str) -> Result<ConversationId, DbError> {
     let now = Timestamp::now().as_millis();
     loop {
         let id = ConversationId::generate();
-        let inserted = cached_exec(
-            conn,
+        let inserted = db.execute(
             "INSERT INTO conversations (id, agent, model, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?4)
              ON CONFLICT (id) DO NOTHING",
@@ -700,75 +753,77 @@ fn insert_conversation(
     }
 }
 
-pub(super) fn conversation_exists(
-    conn: &Connection,
-    id: &ConversationId,
-) -> rusqlite::Result<bool> {
-    cached_row(
-        conn,
+pub(super) fn conversation_exists(db: &Db, id: &ConversationId) -> Result<bool, DbError> {
+    db.query_one(
         "SELECT EXISTS (SELECT 1 FROM conversations WHERE id = ?1)",
-        [id.as_str()],
-        |row| row.get(0),
-    )
+        params![id.as_str()],
+    )?
+    .flag(0)
+}
+
+/// Whether the conversation exists, locking it for the rest of the transaction where the
+/// database locks rows: on PostgreSQL every write to a conversation (an item, a call record, a
+/// lease) first locks its row, so two nodes writing one conversation take turns and the
+/// lease check and the write stay one atomic step, as SQLite's `BEGIN IMMEDIATE` makes them.
+fn lock_conversation(db: &Db, id: &ConversationId) -> Result<bool, DbError> {
+    match db.dialect() {
+        Dialect::Sqlite => conversation_exists(db, id),
+        Dialect::Postgres => Ok(db
+            .query_opt(
+                "SELECT id FROM conversations WHERE id = ?1 FOR UPDATE",
+                params![id.as_str()],
+            )?
+            .is_some()),
+    }
 }
 
 /// Marks the conversation updated and gives it a title if it has none and `item` offers one;
 /// returns whether `item` offered one (the conversation has a title now).
-fn touch(
-    conn: &Connection,
-    conversation: &ConversationId,
-    item: &Item,
-    now: i64,
-) -> rusqlite::Result<bool> {
+fn touch(db: &Db, conversation: &ConversationId, item: &Item, now: i64) -> Result<bool, DbError> {
     let title = title_of(item);
     let titled = title.is_some();
-    cached_exec(
-        conn,
-        "UPDATE conversations SET updated_at = max(updated_at, ?2), title = COALESCE(title, ?3)
+    db.execute(
+        "UPDATE conversations
+             SET updated_at = CASE WHEN updated_at > ?2 THEN updated_at ELSE ?2 END,
+                 title = COALESCE(title, ?3)
          WHERE id = ?1",
-        params![conversation.as_str(), now, title],
+        params![conversation.as_str(), now, title.as_ref()],
     )?;
     Ok(titled)
 }
 
 /// The conversation's last item position (0 when it has none).
-fn last_seq(conn: &Connection, conversation: &ConversationId) -> rusqlite::Result<i64> {
-    cached_row(
-        conn,
+fn last_seq(db: &Db, conversation: &ConversationId) -> Result<i64, DbError> {
+    db.query_one(
         "SELECT COALESCE(MAX(seq), 0) FROM items WHERE conversation_id = ?1",
-        [conversation.as_str()],
-        |row| row.get(0),
-    )
+        params![conversation.as_str()],
+    )?
+    .int(0)
 }
 
 /// The position of the item already stored under `key`, or — for a call or its output — of
 /// the item of the same type with the same `call_id`.
 fn stored_seq(
-    conn: &Connection,
+    db: &Db,
     conversation: &ConversationId,
     key: &str,
     item: &Item,
     call_id: Option<&str>,
-) -> rusqlite::Result<Option<i64>> {
-    let by_key = cached_row(
-        conn,
+) -> Result<Option<i64>, DbError> {
+    let by_key = db.query_opt(
         "SELECT seq FROM items WHERE conversation_id = ?1 AND item_key = ?2",
         params![conversation.as_str(), key],
-        |row| row.get(0),
-    )
-    .optional()?;
-    match (by_key, call_id) {
-        (Some(seq), _) => Ok(Some(seq)),
-        (None, Some(call_id)) => cached_row(
-            conn,
+    )?;
+    let row = match (by_key, call_id) {
+        (Some(row), _) => Some(row),
+        (None, Some(call_id)) => db.query_opt(
             "SELECT seq FROM items
                  WHERE conversation_id = ?1 AND item_type = ?2 AND call_id = ?3",
             params![conversation.as_str(), item.item_type(), call_id],
-            |row| row.get(0),
-        )
-        .optional(),
-        (None, None) => Ok(None),
-    }
+        )?,
+        (None, None) => None,
+    };
+    row.map(|row| row.int(0)).transpose()
 }
 
 /// The GA JSON of an item. Serializing an `Item` cannot fail (every field is a string, a
@@ -802,26 +857,6 @@ fn make_private(path: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Runs `sql` from the connection's statement cache. The writer runs the same few statements
-/// for every item; parsing them each time was a seventh of its CPU.
-pub(super) fn cached_exec(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-) -> rusqlite::Result<usize> {
-    conn.prepare_cached(sql)?.execute(params)
-}
-
-/// Reads one row with a statement from the connection's cache (see [`cached_exec`]).
-pub(super) fn cached_row<T>(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    read: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    conn.prepare_cached(sql)?.query_row(params, read)
 }
 
 /// The `call_id` that makes a call or its output unique within a conversation.
@@ -861,82 +896,33 @@ fn seq_from(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-/// One write: its own `BEGIN IMMEDIATE` transaction, or a savepoint inside the writer thread's
-/// group commit. Either way a failed write rolls back alone (dropping it rolls back) and the
-/// rest of a batch is unaffected.
-pub(super) enum WriteTx<'c> {
-    /// A transaction of its own, committed (and synced) by [`WriteTx::commit`].
-    Own(rusqlite::Transaction<'c>),
-    /// A savepoint in an open group commit: [`WriteTx::commit`] releases it, and the batch's
-    /// `COMMIT` makes it durable.
-    Nested(rusqlite::Savepoint<'c>),
-}
-
-impl std::ops::Deref for WriteTx<'_> {
-    type Target = Connection;
-
-    fn deref(&self) -> &Connection {
-        match self {
-            WriteTx::Own(tx) => tx,
-            WriteTx::Nested(savepoint) => savepoint,
-        }
-    }
-}
-
-impl WriteTx<'_> {
-    /// Commits the transaction, or releases the savepoint into the open batch.
-    pub(super) fn commit(self) -> rusqlite::Result<()> {
-        match self {
-            WriteTx::Own(tx) => tx.commit(),
-            WriteTx::Nested(savepoint) => savepoint.commit(),
-        }
-    }
-}
-
-/// Starts one write on `conn`: a savepoint when a group commit is open, else an immediate
-/// (write-locking) transaction.
-fn write_tx(conn: &mut Connection, grouped: bool) -> rusqlite::Result<WriteTx<'_>> {
-    if grouped {
-        conn.savepoint().map(WriteTx::Nested)
-    } else {
-        conn.transaction_with_behavior(TransactionBehavior::Immediate)
-            .map(WriteTx::Own)
-    }
-}
-
 impl HistoryStore {
     /// Starts a write that may change anything a group commit's [`BatchCache`] holds (a new
     /// or deleted conversation, a lease, an import): the cache is cleared first.
-    pub(super) fn any_write(&mut self) -> rusqlite::Result<WriteTx<'_>> {
+    pub(super) fn any_write(&mut self) -> Result<WriteTx<'_>, DbError> {
         self.batch.clear();
-        write_tx(&mut self.conn, self.grouped)
+        WriteTx::begin(&self.db, self.grouped)
     }
 
     /// Opens a group commit: until [`end_group`](Self::end_group), every write is a savepoint
-    /// in one `BEGIN IMMEDIATE` transaction, so a batch of writes costs one commit (and one
+    /// in one transaction (`BEGIN IMMEDIATE` on SQLite), so a batch of writes costs one commit (and one
     /// fsync) instead of one each. Used by the [`HistoryWriter`](super::HistoryWriter)'s
     /// thread for whatever is queued at once.
     pub(super) fn begin_group(&mut self) -> Result<(), HistoryError> {
         debug_assert!(!self.grouped, "group commits do not nest");
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| self.fail(e))?;
+        self.db.begin().map_err(|e| self.fail(e))?;
         self.grouped = true;
         self.batch.clear();
         Ok(())
     }
 
-    /// Commits the open group. On failure everything in it is rolled back, and the error is
-    /// SQLite's report, for the writer to give every write of the batch.
-    pub(super) fn end_group(&mut self) -> rusqlite::Result<()> {
+    /// Commits the open group. On failure everything in it is rolled back (no transaction is
+    /// left open, so the next write can start its own), and the error is the database's
+    /// report, for the writer to give every write of the batch.
+    pub(super) fn end_group(&mut self) -> Result<(), DbError> {
         self.grouped = false;
         self.batch.clear();
-        let committed = self.conn.execute_batch("COMMIT");
-        if committed.is_err() && !self.conn.is_autocommit() {
-            // Leave no transaction open, so the next write can start its own.
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-        committed
+        self.db.commit()
     }
 }
 
@@ -945,7 +931,7 @@ impl HistoryStore {
 /// starts here, so the lease check and the write are one transaction. For writes that may
 /// change the lease (or anything else a [`BatchCache`] holds): the cache is cleared.
 pub(super) fn begin_write<'c>(
-    conn: &'c mut Connection,
+    db: &'c Db,
     batch: &mut BatchCache,
     grouped: bool,
     path: &Path,
@@ -953,25 +939,25 @@ pub(super) fn begin_write<'c>(
     holder: Option<&str>,
 ) -> Result<WriteTx<'c>, HistoryError> {
     batch.clear();
-    begin_item_write(conn, batch, grouped, path, conversation, holder)
+    begin_item_write(db, batch, grouped, path, conversation, holder)
 }
 
 /// [`begin_write`] for an item or call-record write, which changes neither the conversation's
 /// existence nor its lease: inside a group commit the checks run once per conversation.
 pub(super) fn begin_item_write<'c>(
-    conn: &'c mut Connection,
+    db: &'c Db,
     batch: &mut BatchCache,
     grouped: bool,
     path: &Path,
     conversation: &ConversationId,
     holder: Option<&str>,
 ) -> Result<WriteTx<'c>, HistoryError> {
-    let fail = |e| HistoryError::from_sqlite(path, e);
-    let tx = write_tx(conn, grouped).map_err(fail)?;
+    let fail = |e| HistoryError::from_db(path, e);
+    let tx = WriteTx::begin(db, grouped).map_err(fail)?;
     if grouped && batch.is_checked(conversation, holder) {
         return Ok(tx);
     }
-    if !conversation_exists(&tx, conversation).map_err(fail)? {
+    if !lock_conversation(&tx, conversation).map_err(fail)? {
         return Err(HistoryError::UnknownConversation {
             id: conversation.to_string(),
             path: path.to_owned(),
@@ -989,7 +975,21 @@ pub(super) fn begin_item_write<'c>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::testdb::{TestDb, on_both_backends};
     use crate::protocol::ContentPart;
+
+    on_both_backends!(
+        appends_in_order_and_reads_back,
+        duplicates_are_stored_once,
+        replace_keeps_the_position,
+        listing_is_newest_first_and_ids_resolve,
+        unknown_conversations_are_clear_errors,
+        import_stores_a_whole_conversation,
+        a_held_write_lock_times_out_clearly,
+        newer_schemas_are_refused_and_reopening_is_a_no_op,
+        a_damaged_item_row_is_a_clear_error,
+        a_group_commit_checks_once_and_forgets_what_a_lease_write_may_change,
+    );
 
     fn temp_db() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
@@ -1001,10 +1001,8 @@ mod tests {
         OpenOptions::new().durability(Durability::ProcessCrash)
     }
 
-    #[test]
-    fn appends_in_order_and_reads_back() {
-        let (_dir, path) = temp_db();
-        let mut store = fast().open(&path).unwrap();
+    fn appends_in_order_and_reads_back(db: &TestDb) {
+        let mut store = db.open();
         let id = store
             .create_conversation("support", "gpt-realtime")
             .unwrap();
@@ -1045,9 +1043,8 @@ mod tests {
         assert!(summary.updated_at >= summary.created_at);
     }
 
-    #[test]
-    fn duplicates_are_stored_once() {
-        let mut store = fast().open_in_memory().unwrap();
+    fn duplicates_are_stored_once(db: &TestDb) {
+        let mut store = db.open();
         let id = store.create_conversation("a", "m").unwrap();
         let call = Item::function_call("c1", "f", "{}");
         assert!(store.append(&id, "call:c1", &call).unwrap().inserted);
@@ -1085,9 +1082,8 @@ mod tests {
         assert!(store.append(&other, "call:c1", &call).unwrap().inserted);
     }
 
-    #[test]
-    fn replace_keeps_the_position() {
-        let mut store = fast().open_in_memory().unwrap();
+    fn replace_keeps_the_position(db: &TestDb) {
+        let mut store = db.open();
         let id = store.create_conversation("a", "m").unwrap();
         let audio = |transcript: Option<&str>| {
             Item::message(
@@ -1119,9 +1115,8 @@ mod tests {
         assert!(matches!(error, HistoryError::UnknownItem { .. }), "{error}");
     }
 
-    #[test]
-    fn listing_is_newest_first_and_ids_resolve() {
-        let mut store = fast().open_in_memory().unwrap();
+    fn listing_is_newest_first_and_ids_resolve(db: &TestDb) {
+        let mut store = db.open();
         let first = store.create_conversation("a", "m").unwrap();
         let second = store.create_conversation("b", "m").unwrap();
         store.append(&first, "k", &Item::user_text("x")).unwrap();
@@ -1146,9 +1141,8 @@ mod tests {
         assert!(store.resolve("").is_err());
     }
 
-    #[test]
-    fn unknown_conversations_are_clear_errors() {
-        let mut store = fast().open_in_memory().unwrap();
+    fn unknown_conversations_are_clear_errors(db: &TestDb) {
+        let mut store = db.open();
         let id = ConversationId::new("conv_missing");
         for error in [
             store.items(&id).unwrap_err(),
@@ -1166,9 +1160,8 @@ mod tests {
         assert!(matches!(error, HistoryError::EmptyKey { .. }), "{error}");
     }
 
-    #[test]
-    fn import_stores_a_whole_conversation() {
-        let mut store = fast().open_in_memory().unwrap();
+    fn import_stores_a_whole_conversation(db: &TestDb) {
+        let mut store = db.open();
         let items = vec![
             Item::user_text("hi"),
             Item::function_call("c1", "f", "{}"),
@@ -1274,7 +1267,7 @@ mod tests {
         assert!(matches!(error, HistoryError::Corrupt { .. }), "{error:?}");
         let message = error.to_string();
         assert!(
-            message.contains("corrupt or not a SQLite file"),
+            message.contains("corrupt or not a history database"),
             "{message}"
         );
         assert!(message.contains("--history-db"), "{message}");
@@ -1319,23 +1312,23 @@ mod tests {
         assert!(error.contains("a FIFO (named pipe)"), "{error}");
     }
 
-    #[test]
-    fn a_held_write_lock_times_out_clearly() {
-        let (_dir, path) = temp_db();
-        let mut store = OpenOptions::new()
+    fn a_held_write_lock_times_out_clearly(db: &TestDb) {
+        let mut store = TestDb::options()
             .busy_timeout(Duration::from_millis(50))
-            .open(&path)
+            .open(db.location())
             .unwrap();
         let id = store.create_conversation("a", "m").unwrap();
-        let other = Connection::open(&path).unwrap();
-        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        // Another process (or node) in the middle of a write to the conversation.
+        let other = db.open();
+        other.db.begin().unwrap();
+        assert!(lock_conversation(&other.db, &id).unwrap());
         let error = store.append(&id, "k", &Item::user_text("x")).unwrap_err();
         assert!(matches!(error, HistoryError::Locked { .. }), "{error:?}");
         assert!(
             error.to_string().contains("locked by another process"),
             "{error}"
         );
-        other.execute_batch("ROLLBACK").unwrap();
+        other.db.rollback();
         assert!(
             store
                 .append(&id, "k", &Item::user_text("x"))
@@ -1344,22 +1337,25 @@ mod tests {
         );
     }
 
-    #[test]
-    fn newer_schemas_are_refused_and_reopening_is_a_no_op() {
-        let (_dir, path) = temp_db();
-        let mut store = HistoryStore::open(&path).unwrap();
+    fn newer_schemas_are_refused_and_reopening_is_a_no_op(db: &TestDb) {
+        let mut store = db.open();
         let id = store.create_conversation("a", "m").unwrap();
         drop(store);
         // Reopening runs no migration again and keeps the data.
-        let store = HistoryStore::open(&path).unwrap();
+        let store = db.open();
         assert_eq!(store.conversations().unwrap().len(), 1);
         assert_eq!(store.conversation(&id).unwrap().item_count, 0);
         drop(store);
-        let conn = Connection::open(&path).unwrap();
-        conn.pragma_update(None, "user_version", schema::LATEST + 1)
-            .unwrap();
-        drop(conn);
-        let error = HistoryStore::open(&path).unwrap_err();
+        match db {
+            TestDb::Sqlite { .. } => {
+                db.execute(&format!("PRAGMA user_version = {}", schema::LATEST + 1))
+            }
+            TestDb::Postgres(_) => db.execute(&format!(
+                "UPDATE agent_schema SET version = {}",
+                schema::LATEST + 1
+            )),
+        }
+        let error = TestDb::options().open(db.location()).unwrap_err();
         assert!(
             matches!(error, HistoryError::NewerSchema { .. }),
             "{error:?}"
@@ -1367,15 +1363,11 @@ mod tests {
         assert!(error.to_string().contains("upgrade `agent`"), "{error}");
     }
 
-    #[test]
-    fn a_damaged_item_row_is_a_clear_error() {
-        let (_dir, path) = temp_db();
-        let mut store = fast().open(&path).unwrap();
+    fn a_damaged_item_row_is_a_clear_error(db: &TestDb) {
+        let mut store = db.open();
         let id = store.create_conversation("a", "m").unwrap();
         store.append(&id, "k", &Item::user_text("x")).unwrap();
-        let conn = Connection::open(&path).unwrap();
-        conn.execute("UPDATE items SET item = '{broken'", [])
-            .unwrap();
+        db.execute("UPDATE items SET item = '{broken'");
         let error = store.items(&id).unwrap_err();
         assert!(
             matches!(error, HistoryError::CorruptItem { seq: 1, .. }),
@@ -1383,10 +1375,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_group_commit_checks_once_and_forgets_what_a_lease_write_may_change() {
-        let (_dir, path) = temp_db();
-        let mut store = fast().open(&path).unwrap();
+    fn a_group_commit_checks_once_and_forgets_what_a_lease_write_may_change(db: &TestDb) {
+        let mut store = db.open();
         let id = store.create_conversation("support", "m").unwrap();
         let ttl = std::time::Duration::from_secs(60);
         store.acquire_lease(&id, "run a", ttl).unwrap();

@@ -107,21 +107,12 @@ struct WriterState {
 }
 
 /// A batch whose `COMMIT` failed: nothing in it was stored.
-struct CommitFailed(rusqlite::Error);
+struct CommitFailed(super::db::DbError);
 
 impl CommitFailed {
     /// The failure as each job of the batch reports it.
     fn error(&self, store: &HistoryStore) -> HistoryError {
-        let copy = match &self.0 {
-            rusqlite::Error::SqliteFailure(code, message) => {
-                rusqlite::Error::SqliteFailure(*code, message.clone())
-            }
-            other => rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-                Some(other.to_string()),
-            ),
-        };
-        HistoryError::from_sqlite(store.path(), copy)
+        HistoryError::from_db(store.path(), self.0.copy())
     }
 }
 
@@ -685,7 +676,17 @@ impl<T> Future for Pending<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::testdb::{TestDb, on_both_backends};
     use crate::history::{Durability, OpenOptions};
+
+    on_both_backends!(
+        async appends_queue_without_waiting_and_flush_is_a_barrier,
+        sessions_append_through_the_sink,
+        unobserved_failures_surface_at_the_next_flush,
+        leases_and_call_records_through_the_writer,
+        a_burst_is_one_group_commit_and_a_failed_write_rolls_back_alone,
+        call_records_in_a_batch_are_durable_when_their_reply_arrives,
+    );
 
     fn writer() -> HistoryWriter {
         let store = OpenOptions::new()
@@ -695,9 +696,12 @@ mod tests {
         HistoryWriter::spawn(store).unwrap()
     }
 
-    #[tokio::test]
-    async fn appends_queue_without_waiting_and_flush_is_a_barrier() {
-        let writer = writer();
+    fn writer_on(db: &TestDb) -> HistoryWriter {
+        HistoryWriter::spawn(db.open()).unwrap()
+    }
+
+    async fn appends_queue_without_waiting_and_flush_is_a_barrier(db: &TestDb) {
+        let writer = writer_on(db);
         let id = writer.create_conversation("support", "m").await.unwrap();
         let conversation = writer.conversation(id.clone());
         for n in 0..50 {
@@ -717,10 +721,9 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn sessions_append_through_the_sink() {
+    async fn sessions_append_through_the_sink(db: &TestDb) {
         use crate::session::HistorySink;
-        let writer = writer();
+        let writer = writer_on(db);
         let id = writer.create_conversation("support", "m").await.unwrap();
         let conversation = writer.conversation(id.clone());
         let sink: std::sync::Arc<dyn HistorySink> = std::sync::Arc::new(conversation.clone());
@@ -744,9 +747,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn unobserved_failures_surface_at_the_next_flush() {
-        let writer = writer();
+    async fn unobserved_failures_surface_at_the_next_flush(db: &TestDb) {
+        let writer = writer_on(db);
         drop(writer.append(
             &ConversationId::new("conv_gone"),
             "k",
@@ -769,10 +771,9 @@ mod tests {
         writer.flush().await.unwrap();
     }
 
-    #[tokio::test]
-    async fn leases_and_call_records_through_the_writer() {
+    async fn leases_and_call_records_through_the_writer(db: &TestDb) {
         let ttl = Duration::from_secs(15);
-        let writer = writer();
+        let writer = writer_on(db);
         let id = writer.create_conversation("support", "m").await.unwrap();
         let lease = writer.acquire_lease(&id, "run a", ttl).await.unwrap();
         assert_eq!(lease.holder, "run a");
@@ -845,8 +846,6 @@ mod tests {
         assert_eq!(finished.recv().unwrap(), 1);
     }
 
-    /// Blocks the writer thread until the returned sender is dropped or sent to, so a test can
-    /// queue a burst that then runs as one batch.
     /// Occupies the writer thread until the returned sender is dropped. Returns only once the
     /// thread is inside the job, so whatever the test queues next waits for one later batch
     /// (returning earlier let the thread take part of the test's jobs into the held batch).
@@ -864,12 +863,8 @@ mod tests {
         release
     }
 
-    #[tokio::test]
-    async fn a_burst_is_one_group_commit_and_a_failed_write_rolls_back_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("history.db");
-        let store = OpenOptions::new().open(&path).unwrap();
-        let writer = HistoryWriter::spawn(store).unwrap();
+    async fn a_burst_is_one_group_commit_and_a_failed_write_rolls_back_alone(db: &TestDb) {
+        let writer = writer_on(db);
         let id = writer.create_conversation("support", "m").await.unwrap();
         let conversation = writer.conversation(id.clone());
 
@@ -901,7 +896,7 @@ mod tests {
         assert!(!writer.run(|store| Ok(store.grouped)).await.unwrap());
 
         // Once a reply arrived, the batch is committed: another connection sees it.
-        let reader = HistoryStore::open(&path).unwrap();
+        let reader = db.open();
         let items = reader.items(&id).unwrap();
         assert_eq!(items.len(), 2);
         assert_eq!(items[1].item, Item::user_text("b"));
@@ -945,11 +940,8 @@ mod tests {
         assert_eq!(reader.items(&id).unwrap().len(), 3);
     }
 
-    #[tokio::test]
-    async fn call_records_in_a_batch_are_durable_when_their_reply_arrives() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("history.db");
-        let writer = HistoryWriter::spawn(OpenOptions::new().open(&path).unwrap()).unwrap();
+    async fn call_records_in_a_batch_are_durable_when_their_reply_arrives(db: &TestDb) {
+        let writer = writer_on(db);
         let id = writer.create_conversation("support", "m").await.unwrap();
         let conversation = writer.conversation(id.clone());
         let release = hold(&writer);
@@ -961,7 +953,7 @@ mod tests {
             assert_eq!(start.await.unwrap(), CallRecordState::New);
         }
         // Read by a second connection, as a process resuming after a kill would.
-        let reader = HistoryStore::open(&path).unwrap();
+        let reader = db.open();
         assert_eq!(reader.calls(&id).unwrap().len(), 3);
     }
 
@@ -1006,8 +998,10 @@ mod tests {
         // Commits no longer fsync one by one: the thread syncs the log itself.
         let (deferred, synchronous) = writer
             .run(|store| {
-                let mode: i64 = store
-                    .conn
+                let crate::history::db::Db::Sqlite(conn) = &store.db else {
+                    unreachable!("a file store");
+                };
+                let mode: i64 = conn
                     .pragma_query_value(None, "synchronous", |row| row.get(0))
                     .map_err(|e| store.fail(e))?;
                 Ok((store.sync_deferred, mode))
