@@ -845,3 +845,120 @@ impl Serving {
         (logs, stderr)
     }
 }
+
+/// The PostgreSQL history store's password (in the `--history-db` URL or
+/// `AGENT_HISTORY_DB`): a run against the server, an unreachable server and a refused login
+/// print it nowhere and write it to no file, even with debug logs on.
+#[test]
+fn the_database_password_reaches_no_output_and_no_file() {
+    const PASSWORD: &str = "pg-leaktest-RRRR0000SSSS";
+    let Some(schema) = agent_testkit::postgres::TestSchema::create("secrets_cli_database") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The test server trusts loopback, so the password is sent and ignored; what matters is
+    // where it ends up.
+    let url = with_password(schema.url(), PASSWORD);
+    let unreachable = with_password("postgres://root@127.0.0.1:1/test", PASSWORD);
+    let wrong_database = with_password(&url.replace("/test?", "/no_such_db?"), PASSWORD);
+    let mut outputs = Vec::new();
+    for (what, args, env) in [
+        (
+            "run (flag)",
+            vec![
+                "-vv",
+                "run",
+                "agents/support.toml",
+                "--offline",
+                "--history-db",
+                &url,
+            ],
+            None,
+        ),
+        (
+            "run (variable)",
+            vec!["-vv", "run", "agents/support.toml", "--offline"],
+            Some(url.as_str()),
+        ),
+        (
+            "history list",
+            vec!["history", "list", "--history-db", &url],
+            None,
+        ),
+        (
+            "history show",
+            vec!["history", "show", "latest", "--full", "--history-db", &url],
+            None,
+        ),
+        (
+            "unreachable",
+            vec!["-vv", "history", "list", "--history-db", &unreachable],
+            None,
+        ),
+        (
+            "no such database",
+            vec![
+                "-vv",
+                "run",
+                "agents/support.toml",
+                "--offline",
+                "--history-db",
+                &wrong_database,
+            ],
+            None,
+        ),
+    ] {
+        let mut command = common::command(&args, dir.path());
+        if let Some(location) = env {
+            command.env("AGENT_HISTORY_DB", location);
+        }
+        let output = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        outputs.push((what, output));
+    }
+    let (_, run) = &outputs[0];
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let (_, list) = &outputs[2];
+    assert!(
+        text(&list.stdout).lines().count() >= 3,
+        "both runs were stored on the server: {}",
+        text(&list.stdout)
+    );
+    let (_, unreachable) = &outputs[4];
+    assert!(
+        text(&unreachable.stderr)
+            .contains("cannot reach the history database postgres://root@127.0.0.1:1/test"),
+        "the error names the database without its password: {}",
+        text(&unreachable.stderr)
+    );
+    let mut found = Vec::new();
+    for (what, output) in &outputs {
+        for (stream, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+            if String::from_utf8_lossy(bytes).contains(PASSWORD) {
+                found.push(format!("{what}: {stream}"));
+            }
+        }
+    }
+    for file in files_under(dir.path()) {
+        if String::from_utf8_lossy(&std::fs::read(&file).unwrap()).contains(PASSWORD) {
+            found.push(file.display().to_string());
+        }
+    }
+    assert!(found.is_empty(), "the database password leaked: {found:#?}");
+}
+
+/// `url` with `password` in its user part (`postgres://user:password@host/...`).
+fn with_password(url: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    match rest.split_once('@') {
+        Some((user, host)) => {
+            let user = user.split(':').next().unwrap_or(user);
+            format!("{scheme}://{user}:{password}@{host}")
+        }
+        None => format!("{scheme}://postgres:{password}@{rest}"),
+    }
+}

@@ -56,6 +56,22 @@ impl CallHistory {
         }))
     }
 
+    /// Whether the webhook `id` is seen for the first time by any node sharing the store;
+    /// `None` when the store is a local file (each node then remembers ids itself) or the
+    /// shared store could not answer (the caller falls back to its own memory).
+    pub async fn claim_webhook(&self, id: &str, remember: std::time::Duration) -> Option<bool> {
+        if !self.writer.is_shared() {
+            return None;
+        }
+        match self.writer.claim_webhook(id, remember).await {
+            Ok(first) => Some(first),
+            Err(error) => {
+                tracing::error!(%error, "could not check the webhook id in the shared store; deduplicating on this node only");
+                None
+            }
+        }
+    }
+
     /// Starts the conversation of a call answered by `agent` (its model `model`).
     pub async fn start_call(
         &self,

@@ -93,6 +93,7 @@ mod schema;
 mod store;
 #[cfg(test)]
 mod testdb;
+mod webhooks;
 mod writer;
 
 pub use calls::{CallRecord, CallRecordState};

@@ -66,6 +66,8 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 3: phone calls (`agent serve`): which call a conversation was, with caller and callee.
     super::phone_calls::MIGRATION,
+    // 4: webhook ids already processed, shared by the nodes of one store.
+    super::webhooks::MIGRATION,
 ];
 
 /// The same migrations for PostgreSQL: `BIGINT` for SQLite's 64-bit `INTEGER`, and an
@@ -122,6 +124,8 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     "#,
     // 3: phone calls.
     super::phone_calls::POSTGRES_MIGRATION,
+    // 4: webhook ids.
+    super::webhooks::POSTGRES_MIGRATION,
 ];
 
 /// The schema version this build writes.
@@ -272,6 +276,6 @@ mod tests {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();
         assert_eq!(version, LATEST);
-        assert_eq!(LATEST, 3);
+        assert_eq!(LATEST, 4);
     }
 }

@@ -191,6 +191,7 @@ pub struct HistoryWriter {
     jobs: Arc<Jobs>,
     path: Arc<Path>,
     unobserved: Unobserved,
+    shared: bool,
 }
 
 impl std::fmt::Debug for HistoryWriter {
@@ -223,6 +224,7 @@ impl HistoryWriter {
     ) -> Result<Self, HistoryError> {
         let syncs = store.defer_sync()?;
         let path: Arc<Path> = store.path().into();
+        let is_shared = store.is_shared();
         let queue = Arc::new(JobQueue::new(MAX_BATCH, usize::MAX));
         let unobserved = Unobserved::default();
         let shared = unobserved.clone();
@@ -245,6 +247,7 @@ impl HistoryWriter {
             jobs: Arc::new(Jobs(queue)),
             path,
             unobserved,
+            shared: is_shared,
         })
     }
 
@@ -381,6 +384,18 @@ impl HistoryWriter {
         output: &str,
     ) -> Pending<()> {
         self.call_finished_leased(conversation, None, call_id, output)
+    }
+
+    /// Queues [`HistoryStore::claim_webhook`]: `true` the first time the webhook `id` is
+    /// seen within `remember`, by any process sharing the store.
+    pub fn claim_webhook(&self, id: &str, remember: Duration) -> Pending<bool> {
+        let id = id.to_owned();
+        self.run(move |store| store.claim_webhook(&id, remember))
+    }
+
+    /// Whether the store is shared by several processes (PostgreSQL) rather than a local file.
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// The conversation's tool-call records, read after every write queued before this call.

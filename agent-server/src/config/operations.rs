@@ -1,6 +1,10 @@
 //! The operator's part of `serve.toml`: the admin listener and the call history.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use super::{
     check::Checker,
@@ -91,7 +95,15 @@ pub(super) fn history(c: &mut Checker<'_>, spec: &HistorySpec) -> HistoryConfig 
     });
     HistoryConfig {
         store: spec.store,
-        path: spec.path.as_ref().map(|p| base.join(p.get_ref())),
+        // A file is relative to serve.toml's folder; a `postgres://` URL is taken as it is.
+        path: spec.path.as_ref().map(|p| {
+            let path = Path::new(p.get_ref());
+            if agent_core::history::is_database_url(path) {
+                path.to_path_buf()
+            } else {
+                base.join(path)
+            }
+        }),
         retention,
     }
 }

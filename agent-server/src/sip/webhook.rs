@@ -72,7 +72,15 @@ pub async fn receive(
             return plain(StatusCode::BAD_REQUEST, "the body is not a webhook event\n");
         }
     };
-    if !sip.seen.first_time(id, Instant::now()) {
+    // Nodes sharing a PostgreSQL store share the ids too: a retry that lands on another node
+    // is still processed once. The local set is kept either way (and is all there is without
+    // a shared store, or when it cannot answer).
+    let first_here = sip.seen.first_time(id, Instant::now());
+    let shared = match &state.history {
+        Some(history) => history.claim_webhook(id, super::seen::REMEMBERED).await,
+        None => None,
+    };
+    if !shared.unwrap_or(first_here) {
         tracing::info!(
             webhook_id = id,
             "a webhook delivered again: already processed"
