@@ -77,6 +77,7 @@ impl Persistence {
                     .map(|call| PriorCall {
                         call_id: call.call_id,
                         name: call.name,
+                        arguments: call.arguments,
                         output: call.output,
                     })
                     .collect();

@@ -339,11 +339,13 @@ async fn a_call_that_already_ran_before_a_restart_is_not_run_again() {
             PriorCall {
                 call_id: "call_0001".into(),
                 name: "slow_a".into(),
+                arguments: "{}".into(),
                 output: Some("booked earlier".into()),
             },
             PriorCall {
                 call_id: "call_0002".into(),
                 name: "slow_b".into(),
+                arguments: "{}".into(),
                 output: None,
             },
         ];
@@ -398,6 +400,7 @@ async fn a_resumed_conversation_with_a_hanging_call_replays_it_answered() {
         c.prior_calls = vec![PriorCall {
             call_id: "c_old".into(),
             name: "slow_a".into(),
+            arguments: "{}".into(),
             output: Some("booked before the crash".into()),
         }];
     })

@@ -7,14 +7,21 @@
 //! while the server runs is logged and the call goes on without history: a full disk must
 //! not hang up on callers.
 
-use std::time::{Duration, SystemTime};
-
-use agent_core::history::{
-    ConversationId, ConversationWriter, HistoryError, HistoryStore, HistoryWriter, PhoneCallRecord,
-    Timestamp, default_path,
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
 };
 
-use agent_core::{agent::Agent, session::SessionConfig};
+use agent_core::history::{
+    ConversationId, ConversationWriter, HistoryError, HistoryStore, HistoryWriter, OrphanedCall,
+    PhoneCallRecord, StoredItem, Timestamp, default_path,
+};
+
+use agent_core::{
+    agent::Agent,
+    session::{PriorCall, SessionConfig},
+};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::HistoryConfig;
 
@@ -28,6 +35,11 @@ pub const FLUSH_DEADLINE: Duration = Duration::from_secs(10);
 pub struct CallHistory {
     writer: HistoryWriter,
     retention: Option<Duration>,
+    /// This node as it names itself in the leases it takes on calls: its node name, process
+    /// and a random tag, so a restarted node is a new holder.
+    holder: Arc<str>,
+    /// How long a lease on a call lasts unless renewed (renewed every third of it).
+    lease: Duration,
 }
 
 /// One call's conversation in the history.
@@ -35,13 +47,38 @@ pub struct CallHistory {
 pub struct StoredCall {
     /// The conversation's id.
     pub id: ConversationId,
-    /// What the session writes to.
+    /// What the session writes to (under this node's lease, when the store is shared).
     pub sink: ConversationWriter,
+    /// Renews this node's lease on the call while it runs; stops when the last clone of the
+    /// call is dropped or the call is finished.
+    heartbeat: Option<Arc<Heartbeat>>,
+}
+
+/// A call taken over from a node that died: its stored conversation, for the new session.
+#[derive(Debug)]
+pub struct AdoptedCall {
+    /// The call, now leased by this node.
+    pub stored: StoredCall,
+    /// Its items so far, in order with their keys.
+    pub items: Vec<(String, agent_core::protocol::Item)>,
+    /// Its tool calls recorded so far: none of them runs again.
+    pub prior_calls: Vec<PriorCall>,
+}
+
+/// Stops a call's lease renewals when dropped.
+#[derive(Debug)]
+struct Heartbeat(CancellationToken);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 impl CallHistory {
-    /// Opens the store `config` names, or `None` when calls are not stored.
-    pub fn open(config: &HistoryConfig) -> Result<Option<CallHistory>, HistoryError> {
+    /// Opens the store `config` names, or `None` when calls are not stored. `node` names this
+    /// node in the leases it takes on calls.
+    pub fn open(config: &HistoryConfig, node: &str) -> Result<Option<CallHistory>, HistoryError> {
         if !config.store {
             return Ok(None);
         }
@@ -50,9 +87,18 @@ impl CallHistory {
             None => default_path()?,
         };
         let writer = HistoryWriter::spawn(HistoryStore::open(&path)?)?;
+        // The tag tells a restarted node (same name, maybe the same pid in a container)
+        // from the one that died; a tag of the clock does when no randomness is at hand.
+        let tag = crate::random::token().map_or_else(
+            |_| format!("{:x}", Timestamp::now().as_millis()),
+            |token| token.chars().take(8).collect(),
+        );
+        let holder = format!("node {node} pid {} {tag}", std::process::id());
         Ok(Some(CallHistory {
             writer,
             retention: config.retention,
+            holder: holder.into(),
+            lease: config.lease,
         }))
     }
 
@@ -81,11 +127,92 @@ impl CallHistory {
     ) -> Result<StoredCall, HistoryError> {
         let id = self.writer.create_conversation(agent, model).await?;
         let recorded = id.clone();
+        // With a shared store the call is leased from the start, so a node that dies leaves a
+        // lease that runs out, and another node can take the call over.
+        let lease = self.is_shared().then(|| (self.holder.clone(), self.lease));
         self.writer
-            .run(move |store| store.record_phone_call(&recorded, &call))
+            .run(move |store| {
+                store.record_phone_call(&recorded, &call)?;
+                if let Some((holder, ttl)) = lease {
+                    store.acquire_lease(&recorded, &holder, ttl)?;
+                }
+                Ok(())
+            })
             .await?;
-        let sink = self.writer.conversation(id.clone());
-        Ok(StoredCall { id, sink })
+        Ok(self.leased(id))
+    }
+
+    /// How long this node's lease on a call lasts unless renewed.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Whether several nodes share the store (PostgreSQL), so calls are leased and taken
+    /// over.
+    pub fn is_shared(&self) -> bool {
+        self.writer.is_shared()
+    }
+
+    /// The call `id`, written under this node's lease with a heartbeat renewing it when the
+    /// store is shared; a plain conversation otherwise.
+    fn leased(&self, id: ConversationId) -> StoredCall {
+        if !self.is_shared() {
+            let sink = self.writer.conversation(id.clone());
+            return StoredCall {
+                id,
+                sink,
+                heartbeat: None,
+            };
+        }
+        let stop = CancellationToken::new();
+        tokio::spawn(renew(
+            self.writer.clone(),
+            id.clone(),
+            self.holder.clone(),
+            self.lease,
+            stop.clone(),
+        ));
+        StoredCall {
+            sink: self.writer.leased_conversation(id.clone(), &self.holder),
+            id,
+            heartbeat: Some(Arc::new(Heartbeat(stop))),
+        }
+    }
+
+    /// The running calls whose node let its lease run out (it died), oldest first.
+    pub async fn orphaned_calls(&self, limit: usize) -> Result<Vec<OrphanedCall>, HistoryError> {
+        self.writer
+            .run(move |store| store.orphaned_phone_calls(Timestamp::now(), limit))
+            .await
+    }
+
+    /// Takes the orphaned call over: this node's lease (of two nodes trying at once, one
+    /// wins; the other gets [`HistoryError::ConversationInUse`]), with the conversation and
+    /// the tool calls recorded so far.
+    pub async fn adopt(&self, orphan: &OrphanedCall) -> Result<AdoptedCall, HistoryError> {
+        let (id, holder, ttl) = (orphan.conversation.clone(), self.holder.clone(), self.lease);
+        let (items, calls) = self
+            .writer
+            .run(move |store| {
+                store.acquire_lease(&id, &holder, ttl)?;
+                Ok((store.items(&id)?, store.calls(&id)?))
+            })
+            .await?;
+        let items = items.into_iter().map(StoredItem::into_keyed).collect();
+        let prior_calls = calls
+            .into_iter()
+            .map(|call| PriorCall {
+                call_id: call.call_id,
+                name: call.name,
+                arguments: call.arguments,
+                output: call.output,
+            })
+            .collect();
+        Ok(AdoptedCall {
+            stored: self.leased(orphan.conversation.clone()),
+            items,
+            prior_calls,
+        })
     }
 
     /// Starts the conversation of a call in the history of the server (if it keeps one) and
@@ -114,16 +241,43 @@ impl CallHistory {
         }
     }
 
-    /// Records how the call ended.
-    pub async fn finish_call(&self, id: &ConversationId, outcome: &'static str) {
-        let id = id.clone();
+    /// Records how the call ended, and lets go of this node's lease on it.
+    pub async fn finish_call(&self, call: &StoredCall, outcome: &'static str) {
+        if let Some(heartbeat) = &call.heartbeat {
+            heartbeat.0.cancel();
+        }
+        let id = call.id.clone();
+        let holder = call.heartbeat.is_some().then(|| self.holder.clone());
         let finished = self
             .writer
-            .run(move |store| store.finish_phone_call(&id, outcome))
+            .run(move |store| {
+                store.finish_phone_call(&id, outcome)?;
+                if let Some(holder) = holder {
+                    store.release_lease(&id, &holder)?;
+                }
+                Ok(())
+            })
             .await;
         if let Err(err) = finished {
             tracing::error!("could not record the end of a call in the history: {err}");
         }
+    }
+
+    /// Records the end of a call nobody can take over (its media stream died with its node)
+    /// under this node's lease, so it is never left running in the history.
+    pub async fn close_orphan(
+        &self,
+        orphan: &OrphanedCall,
+        outcome: &'static str,
+    ) -> Result<(), HistoryError> {
+        let (id, holder, ttl) = (orphan.conversation.clone(), self.holder.clone(), self.lease);
+        self.writer
+            .run(move |store| {
+                store.acquire_lease(&id, &holder, ttl)?;
+                store.finish_phone_call(&id, outcome)?;
+                store.release_lease(&id, &holder)
+            })
+            .await
     }
 
     /// Deletes the calls past the retention time, if one is set; returns how many.
@@ -161,6 +315,39 @@ impl CallHistory {
             Ok(Ok(())) => {}
             Ok(Err(err)) => tracing::error!("the call history could not be flushed: {err}"),
             Err(_) => tracing::error!("the call history did not flush within {FLUSH_DEADLINE:?}"),
+        }
+    }
+}
+
+/// Renews `holder`'s lease on the call every third of `ttl` until `stop`. A renewal that
+/// fails is retried at the next beat (a database blip must not give the call away); a lost
+/// lease (another node took the call over after this one stalled) ends the renewals.
+async fn renew(
+    writer: HistoryWriter,
+    id: ConversationId,
+    holder: Arc<str>,
+    ttl: Duration,
+    stop: CancellationToken,
+) {
+    let beat = ttl / 3;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(beat) => {}
+        }
+        let renewed = tokio::time::timeout(beat, writer.renew_lease(&id, &holder, ttl)).await;
+        match renewed {
+            Ok(Ok(_)) => {}
+            Ok(Err(HistoryError::LeaseLost { .. })) => {
+                tracing::error!(conversation = %id, "another node took this call over");
+                return;
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(conversation = %id, %error, "the call's lease was not renewed")
+            }
+            Err(_) => {
+                tracing::warn!(conversation = %id, "the call's lease renewal took longer than {beat:?}")
+            }
         }
     }
 }

@@ -40,6 +40,7 @@ mod server;
 pub mod sip;
 pub mod spend;
 mod state;
+mod takeover;
 pub mod twilio;
 pub mod websocket;
 

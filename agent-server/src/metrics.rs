@@ -129,6 +129,7 @@ pub struct Metrics {
     output_tokens: AtomicU64,
     cost_micro_usd: AtomicU64,
     reconnects: AtomicU64,
+    takeovers: AtomicU64,
     rate_limited: AtomicU64,
     /// Handoffs by the agent that took the conversation. Agent names come from the
     /// operator's agent files, so the label's values are few and known; handoffs are rare, so
@@ -223,6 +224,16 @@ impl Metrics {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A call of a node that died went on here.
+    pub fn count_takeover(&self) {
+        self.takeovers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many calls this node took over.
+    pub fn takeover_count(&self) -> u64 {
+        self.takeovers.load(Ordering::Relaxed)
+    }
+
     /// A conversation was handed to the agent `to`.
     pub fn handoff(&self, to: &str) {
         let mut handoffs = self.handoffs.lock().unwrap_or_else(|e| e.into_inner());
@@ -315,6 +326,12 @@ impl Metrics {
             "agent_serve_reconnects_total",
             "Realtime sessions reconnected or rolled over.",
             self.reconnects.load(Ordering::Relaxed).to_string(),
+        );
+        counter(
+            &mut out,
+            "agent_serve_takeovers_total",
+            "Calls of a node that died that this node took over.",
+            self.takeovers.load(Ordering::Relaxed).to_string(),
         );
         counter(
             &mut out,

@@ -288,7 +288,7 @@ impl Server {
                 }
             }
         }
-        let history = CallHistory::open(&config.history)?;
+        let history = CallHistory::open(&config.history, &config.node)?;
         let twilio_rest = match &secrets.twilio_auth_token {
             Some(token) => Some(Arc::new(TwilioRest::new(
                 &config.twilio_api_base,
@@ -380,6 +380,12 @@ impl Server {
                 }
             })
         });
+        // With a shared store, the calls of nodes that died go on here.
+        let stop_takeovers = CancellationToken::new();
+        let takeovers = tokio::spawn(crate::takeover::watch(
+            state.clone(),
+            stop_takeovers.clone(),
+        ));
         // Expired stream tokens give their call slots back even when no request comes.
         let prune = || state.tokens.prune(std::time::Instant::now());
         // Requests are still answered while draining: `/readyz` says 503 and new calls are
@@ -392,6 +398,8 @@ impl Server {
         if let Some(sweeper) = sweeper {
             sweeper.abort();
         }
+        stop_takeovers.cancel();
+        let _ = takeovers.await;
         stop_admin.cancel();
         if let Some(task) = admin_task {
             let _ = task.await;

@@ -82,6 +82,20 @@ pub struct PhoneCallRecord {
     pub outcome: Option<String>,
 }
 
+/// A running call whose node let its lease run out: see
+/// [`HistoryStore::orphaned_phone_calls`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrphanedCall {
+    /// The call's conversation.
+    pub conversation: ConversationId,
+    /// The agent that answered it.
+    pub agent: String,
+    /// The node (run) whose lease ran out.
+    pub last_holder: String,
+    /// The call.
+    pub call: PhoneCallRecord,
+}
+
 impl PhoneCallRecord {
     /// A call that starts now.
     pub fn starting(transport: &str, call_id: &str, caller: &str, callee: &str) -> Self {
@@ -172,6 +186,47 @@ impl HistoryStore {
             .map_err(|e| self.fail(e))
     }
 
+    /// The phone calls still running (`ended_at` unset) whose lease ran out before `now`: the
+    /// node that answered them died or stalled, so another may take them over. Oldest first,
+    /// at most `limit`. Calls never leased are not listed (nothing says their node is gone).
+    pub fn orphaned_phone_calls(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OrphanedCall>, HistoryError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db
+            .query(
+                &format!(
+                    "SELECT p.conversation_id, c.agent, l.holder, {}
+                     FROM phone_calls p
+                     JOIN conversations c ON c.id = p.conversation_id
+                     JOIN leases l ON l.conversation_id = p.conversation_id
+                     WHERE p.ended_at IS NULL AND l.expires_at < ?1
+                     ORDER BY p.started_at LIMIT ?2",
+                    COLUMNS
+                        .split(", ")
+                        .map(|c| format!("p.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                params![now.as_millis(), limit],
+            )
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|row| {
+                        Ok(OrphanedCall {
+                            conversation: ConversationId::new(row.text(0)?),
+                            agent: row.text(1)?,
+                            last_holder: row.text(2)?,
+                            call: record(row, 3)?,
+                        })
+                    })
+                    .collect()
+            })
+            .map_err(|e| self.fail(e))
+    }
+
     /// Deletes a conversation with everything stored about it (items, tool-call records,
     /// lease, phone call). An unknown id is an error, so a typo never reads as done.
     pub fn delete_conversation(
@@ -221,7 +276,45 @@ mod tests {
     on_both_backends!(
         a_call_is_stored_finished_and_listed,
         deleting_removes_the_call_and_its_items_and_nothing_else,
+        calls_whose_lease_ran_out_are_orphaned_until_taken_or_ended,
     );
+
+    fn calls_whose_lease_ran_out_are_orphaned_until_taken_or_ended(db: &TestDb) {
+        let ttl = std::time::Duration::from_secs(10);
+        let mut store = db.open();
+        let later = Timestamp::from_millis(Timestamp::now().as_millis() + 11_000);
+        let mut ids = Vec::new();
+        for n in 0..3 {
+            let id = store.create_conversation("support", "m").unwrap();
+            let call = PhoneCallRecord::starting("sip", &format!("rtc_{n}"), "+1", "+2");
+            store.record_phone_call(&id, &call).unwrap();
+            ids.push(id);
+        }
+        // Two calls leased by node a; the third never leased.
+        store.acquire_lease(&ids[0], "node a", ttl).unwrap();
+        store.acquire_lease(&ids[1], "node a", ttl).unwrap();
+        assert!(
+            store
+                .orphaned_phone_calls(Timestamp::now(), 10)
+                .unwrap()
+                .is_empty()
+        );
+        let orphaned = store.orphaned_phone_calls(later, 10).unwrap();
+        assert_eq!(orphaned.len(), 2, "{orphaned:?}");
+        assert_eq!(orphaned[0].conversation, ids[0]);
+        assert_eq!(
+            (orphaned[0].agent.as_str(), orphaned[0].last_holder.as_str()),
+            ("support", "node a")
+        );
+        assert_eq!(orphaned[0].call.call_id, "rtc_0");
+        assert_eq!(store.orphaned_phone_calls(later, 1).unwrap().len(), 1);
+        // Node b takes the first over (its lease is fresh); the second ended.
+        store
+            .acquire_lease_at(&ids[0], "node b", ttl, later)
+            .unwrap();
+        store.finish_phone_call(&ids[1], "caller_hung_up").unwrap();
+        assert!(store.orphaned_phone_calls(later, 10).unwrap().is_empty());
+    }
 
     fn a_call_is_stored_finished_and_listed(db: &TestDb) {
         let mut store = db.open();

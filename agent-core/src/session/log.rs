@@ -337,17 +337,9 @@ pub(crate) fn reconcile_calls(
     log: &mut ConversationLog,
     prior: &[super::PriorCall],
 ) -> Vec<super::SessionEvent> {
-    let answered: HashSet<String> = log
-        .items()
-        .filter_map(|item| match item {
-            Item::FunctionCallOutput(output) => Some(output.call_id.clone()),
-            _ => None,
-        })
-        .collect();
-    let hanging: Vec<(String, String, String)> = log
-        .items()
+    let hanging: Vec<(String, String, String)> = hanging_calls(log)
+        .iter()
         .filter_map(Item::as_function_call)
-        .filter(|call| !answered.contains(&call.call_id))
         .map(|call| {
             (
                 call.call_id.clone(),
@@ -382,6 +374,48 @@ pub(crate) fn reconcile_calls(
         });
     }
     events
+}
+
+/// The function calls of a stored conversation that have no output yet, in order.
+pub(crate) fn hanging_calls(log: &ConversationLog) -> Vec<Item> {
+    let answered: HashSet<&str> = log
+        .items()
+        .filter_map(|item| match item {
+            Item::FunctionCallOutput(output) => Some(output.call_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    log.items()
+        .filter(|item| {
+            item.as_function_call()
+                .is_some_and(|call| !answered.contains(call.call_id.as_str()))
+        })
+        .cloned()
+        .collect()
+}
+
+/// The calls a taken-over platform-held conversation owes outputs for: its function calls
+/// without an output, and the calls recorded as started whose item never reached the store
+/// (a call's item is stored with its output, so a process that died while the tool ran left
+/// only the record). In the order they were made.
+pub(crate) fn unanswered_calls(log: &ConversationLog, prior: &[super::PriorCall]) -> Vec<Item> {
+    let mut calls = hanging_calls(log);
+    let known: HashSet<&str> = log
+        .items()
+        .filter_map(|item| match item {
+            Item::FunctionCall(call) => Some(call.call_id.as_str()),
+            Item::FunctionCallOutput(output) => Some(output.call_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let recorded: Vec<Item> = prior
+        .iter()
+        .filter(|p| !p.call_id.is_empty() && !p.name.is_empty())
+        .filter(|p| !known.contains(p.call_id.as_str()))
+        .map(|p| Item::function_call(p.call_id.clone(), p.name.clone(), p.arguments.clone()))
+        .collect();
+    calls.extend(recorded);
+    calls
 }
 
 /// What a replayed spoken turn says when it was never transcribed.
@@ -619,6 +653,7 @@ mod tests {
         let prior = [super::super::PriorCall {
             call_id: "c1".into(),
             name: "book".into(),
+            arguments: "{}".into(),
             output: Some("booked".into()),
         }];
         let added = reconcile_calls(&mut log, &prior);

@@ -179,6 +179,8 @@ pub struct PriorCall {
     pub call_id: String,
     /// The tool.
     pub name: String,
+    /// The arguments the model gave it (as recorded: known secrets scrubbed).
+    pub arguments: String,
     /// Its output, when it finished; `None` when it started and never finished.
     pub output: Option<String>,
 }
@@ -352,8 +354,27 @@ impl Session {
         // the store holds it): the config, which lives as long as the session, does not.
         resume_handoffs(&mut config);
         let mut log = ConversationLog::from_items(std::mem::take(&mut config.history));
-        let reconciled = log::reconcile_calls(&mut log, &config.prior_calls);
-        let conversation = log.entries();
+        // A client-held conversation is replayed into the new session, so its hanging calls
+        // get their outputs in the replay. A platform-held one is not replayed: the platform
+        // still holds it, calls waiting for outputs included (another node held the call and
+        // died). Those calls are adopted: run (or answered from their records) as the calls of
+        // one response, and the model is asked to go on.
+        let (reconciled, adopted) = if config.ownership.is_platform_held() {
+            (Vec::new(), log::unanswered_calls(&log, &config.prior_calls))
+        } else {
+            (
+                log::reconcile_calls(&mut log, &config.prior_calls),
+                Vec::new(),
+            )
+        };
+        // Only a conversation we hold is replayed into the first connection: a platform-held
+        // call's conversation is on the platform already (a call taken over from a node that
+        // died), and a replay would duplicate every item of it.
+        let conversation = if config.ownership.replays() {
+            log.entries()
+        } else {
+            Vec::new()
+        };
         // The first connection's retries come out of the same budget as later reconnects.
         let mut budget = ReconnectBudget::new(config.reconnect.clone());
         let (ws, (session_id, model)) = loop {
@@ -392,7 +413,7 @@ impl Session {
             },
             budget,
         );
-        tokio::spawn(runner.run(reconciled));
+        tokio::spawn(runner.run(reconciled, adopted));
         Ok(Session {
             handle: SessionHandle {
                 commands: command_tx,

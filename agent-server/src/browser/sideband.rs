@@ -96,9 +96,7 @@ async fn attach_and_run(
             tracing::error!(call_id, "the sideband's session did not start: {why}");
             state.metrics.count_outcome(Outcome::Failed);
             if let (Some(history), Some(stored)) = (&state.history, &stored) {
-                history
-                    .finish_call(&stored.id, Outcome::Failed.as_str())
-                    .await;
+                history.finish_call(stored, Outcome::Failed.as_str()).await;
             }
             return Outcome::Failed;
         }

@@ -21,6 +21,9 @@ pub struct HistoryConfig {
     pub store: bool,
     /// The database; `None`: `agent history`'s default.
     pub path: Option<PathBuf>,
+    /// How long this node's claim on a call it answers lasts unless renewed; with a shared
+    /// (PostgreSQL) store, another node takes over a call whose claim ran out.
+    pub lease: Duration,
     /// Calls older than this are deleted.
     pub retention: Option<Duration>,
 }
@@ -79,6 +82,9 @@ pub(super) fn node(c: &mut Checker<'_>, node: Option<&toml::Spanned<String>>) ->
     from_env.or_else(host).unwrap_or_else(|| "local".into())
 }
 
+/// How long a node's claim on a call lasts without a renewal (renewed every third of it).
+pub const DEFAULT_CALL_LEASE: Duration = Duration::from_secs(10);
+
 pub(super) fn history(c: &mut Checker<'_>, spec: &HistorySpec) -> HistoryConfig {
     let base = c.path.parent().map(PathBuf::from).unwrap_or_default();
     let retention = spec.retention_days.as_ref().and_then(|days| {
@@ -93,8 +99,25 @@ pub(super) fn history(c: &mut Checker<'_>, spec: &HistorySpec) -> HistoryConfig 
         );
         None
     });
+    let lease = match &spec.lease_secs {
+        None => DEFAULT_CALL_LEASE,
+        Some(secs) => {
+            let s = *secs.get_ref();
+            if s.is_finite() && (0.5..=300.0).contains(&s) {
+                Duration::from_secs_f64(s)
+            } else {
+                c.at(
+                    secs.span(),
+                    "`history.lease_secs` must be between 0.5 and 300",
+                    Some("the default, 10, lets another node take a call over about 10 s after its node died"),
+                );
+                DEFAULT_CALL_LEASE
+            }
+        }
+    };
     HistoryConfig {
         store: spec.store,
+        lease,
         // A file is relative to serve.toml's folder; a `postgres://` URL is taken as it is.
         path: spec.path.as_ref().map(|p| {
             let path = Path::new(p.get_ref());

@@ -115,6 +115,10 @@ pub struct HistorySpec {
     /// Delete calls (caller numbers are personal data) this many days after they started;
     /// unset, calls are kept until `agent history delete`.
     pub retention_days: Option<Spanned<f64>>,
+    /// With a PostgreSQL store shared by several nodes: how long, in seconds, a node's claim
+    /// on a call lasts unless renewed (every third of it). Once it runs out (the node died),
+    /// another node takes the call over. Default 10.
+    pub lease_secs: Option<Spanned<f64>>,
 }
 
 impl Default for HistorySpec {
@@ -123,6 +127,7 @@ impl Default for HistorySpec {
             store: true,
             path: None,
             retention_days: None,
+            lease_secs: None,
         }
     }
 }

@@ -46,6 +46,6 @@ pub async fn wind_down(
     }
     state.metrics.call_ended(outcome);
     if let (Some(history), Some(stored)) = (&state.history, stored) {
-        history.finish_call(&stored.id, outcome.as_str()).await;
+        history.finish_call(stored, outcome.as_str()).await;
     }
 }

@@ -19,7 +19,7 @@ use std::{
 use agent_core::{
     agent::PhoneSpec,
     audio::PlaybackClock,
-    history::PhoneCallRecord,
+    history::{OrphanedCall, PhoneCallRecord, Timestamp},
     protocol::{ClientEvent, Dialect},
     session::{Ownership, PlatformHeld, Session, SessionConfig},
     tool::PhoneCall,
@@ -33,7 +33,7 @@ use super::{
     playback::PlaybackWatch,
 };
 use crate::{
-    call_history::CallHistory,
+    call_history::{AdoptedCall, CallHistory, StoredCall},
     capacity::CallSlot,
     metrics::Outcome,
     phone::{CallRequests, END_GRACE, add_call_tools},
@@ -111,9 +111,7 @@ async fn run(state: Arc<AppState>, call: IncomingCall, route: usize, slot: CallS
             }
             state.metrics.count_outcome(Outcome::Failed);
             if let (Some(history), Some(stored)) = (&state.history, &stored) {
-                history
-                    .finish_call(&stored.id, Outcome::Failed.as_str())
-                    .await;
+                history.finish_call(stored, Outcome::Failed.as_str()).await;
             }
             return;
         }
@@ -128,9 +126,106 @@ async fn run(state: Arc<AppState>, call: IncomingCall, route: usize, slot: CallS
         control,
         phone,
         connected,
+        resumed: false,
     };
     SipCall::new(state, call_id, route, started).run().await;
     drop(slot);
+}
+
+/// Goes on with a call another node answered and then died with: attaches a new sideband to
+/// the same call (the platform still holds it and its conversation), with the conversation
+/// and tool-call records from the shared store, so no recorded call runs again and the calls
+/// the dead node left unanswered are answered now. No greeting; the call's length counts
+/// from when it was first answered.
+pub(crate) async fn resume(
+    state: Arc<AppState>,
+    orphan: OrphanedCall,
+    adopted: AdoptedCall,
+    slot: CallSlot,
+) {
+    let Some(sip) = &state.sip else { return };
+    let call_id = orphan.call.call_id.clone();
+    let control = Arc::new(SipControl::new(sip.platform.clone(), &call_id));
+    let AdoptedCall {
+        stored,
+        items,
+        prior_calls,
+    } = adopted;
+    let Some(route) = state
+        .agents
+        .iter()
+        .position(|agent| agent.name() == orphan.agent)
+    else {
+        tracing::error!(call_id, agent = %orphan.agent, "a call taken over from a dead node has an agent no route of this node serves; hanging up");
+        give_up(&state, &control, &stored, &call_id).await;
+        return;
+    };
+    let call = IncomingCall {
+        call_id: call_id.clone(),
+        from: orphan.call.caller.clone(),
+        to: orphan.call.callee.clone(),
+    };
+    let Prepared {
+        mut config,
+        phone,
+        requests,
+        playback,
+        ..
+    } = match prepare(&state, &call, route) {
+        Ok(prepared) => prepared,
+        Err(why) => {
+            tracing::error!(
+                call_id,
+                "a call taken over from a dead node cannot go on: {why}"
+            );
+            give_up(&state, &control, &stored, &call_id).await;
+            return;
+        }
+    };
+    config.history = items;
+    config.prior_calls = prior_calls;
+    config.history_sink = Some(Arc::new(stored.sink.clone()));
+    let answered = orphan.call.started_at.as_millis();
+    let elapsed = Timestamp::now().as_millis().saturating_sub(answered).max(0);
+    let connected = Instant::now()
+        .checked_sub(Duration::from_millis(u64::try_from(elapsed).unwrap_or(0)))
+        .unwrap_or_else(Instant::now);
+    let session = match start_session(&state, config).await {
+        Ok(session) => session,
+        Err(why) => {
+            tracing::warn!(
+                call_id,
+                "could not attach to a call taken over from a dead node (it may have ended): {why}"
+            );
+            give_up(&state, &control, &stored, &call_id).await;
+            return;
+        }
+    };
+    tracing::info!(call_id, route, from = %orphan.last_holder, "took over a SIP call from a node that died");
+    state.metrics.count_takeover();
+    let started = Started {
+        session,
+        requests,
+        playback,
+        stored: Some(stored),
+        control,
+        phone,
+        connected,
+        resumed: true,
+    };
+    SipCall::new(state, call_id, route, started).run().await;
+    drop(slot);
+}
+
+/// A taken-over call that cannot go on here: hung up (a call the platform already ended
+/// answers 404, which is fine) and recorded as failed.
+async fn give_up(state: &AppState, control: &SipControl, stored: &StoredCall, call_id: &str) {
+    if let Err(err) = crate::phone::CallControl::hang_up(control).await {
+        tracing::warn!(call_id, "the hang-up did not go through: {err}");
+    }
+    if let Some(history) = &state.history {
+        history.finish_call(stored, Outcome::Failed.as_str()).await;
+    }
 }
 
 /// The call's session config (platform-held, attached to the call by the sideband, with the

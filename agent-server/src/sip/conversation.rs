@@ -69,6 +69,8 @@ pub(super) struct Started {
     pub phone: PhoneSpec,
     /// When the session started: the policy's clock.
     pub connected: Instant,
+    /// Taken over from a node that died: the caller was greeted already.
+    pub resumed: bool,
 }
 
 /// One connected SIP call.
@@ -82,6 +84,7 @@ pub(super) struct SipCall {
     stored: Option<StoredCall>,
     control: Arc<dyn CallControl>,
     policy: CallPolicy,
+    resumed: bool,
 }
 
 impl SipCall {
@@ -96,13 +99,14 @@ impl SipCall {
             playback: s.playback,
             stored: s.stored,
             control: s.control,
+            resumed: s.resumed,
         }
     }
 
     /// Greets (when the route says so), converses until the call ends, then winds down.
     pub(super) async fn run(mut self) {
         self.state.metrics.call_started();
-        let greeted = if self.state.config.routes[self.route].greet {
+        let greeted = if self.state.config.routes[self.route].greet && !self.resumed {
             let greeting = self.policy.greeting();
             self.execute(greeting).await
         } else {

@@ -48,6 +48,36 @@ impl Runner {
         }
     }
 
+    /// Takes on the calls a platform-held conversation was left with (their outputs never
+    /// sent: the process that held the call died). They are handled as the calls of one
+    /// response: a call whose record says it finished gets its recorded output, one that
+    /// started and never finished is reported interrupted, one never started runs now; then,
+    /// once every output is sent, the model is asked to go on. Returns what the session loop
+    /// does next.
+    pub(super) async fn adopt_calls(&mut self, calls: Vec<Item>) -> Flow {
+        const ADOPTED: &str = "adopted_calls";
+        tracing::info!(
+            calls = calls.len(),
+            "adopting the conversation's unanswered calls"
+        );
+        self.sequencer.response_created(ADOPTED);
+        for item in &calls {
+            self.maybe_start_call(ADOPTED, item).await;
+        }
+        // The response that made these calls ended long ago, on the platform.
+        if let Some(adopted) = self.response_calls.get_mut(ADOPTED) {
+            adopted.done = true;
+        }
+        let steps = self.sequencer.response_done(ADOPTED);
+        if let Flow::Close(reason) = self.apply(steps).await {
+            return Flow::Close(reason);
+        }
+        match self.flush_outputs().await {
+            Ok(steps) => self.apply(steps).await,
+            Err(flow) => flow,
+        }
+    }
+
     /// Notes a completed function call under its response. Returns it when it has never run:
     /// a call runs at most once, even when a response replayed after a reconnect asks for it
     /// again (that response then waits for its output, or, when that was already delivered,

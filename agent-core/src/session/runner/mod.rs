@@ -305,15 +305,26 @@ impl Runner {
     }
 
     /// Runs the session to its end. `reconciled` are the outputs a resumed conversation's
-    /// hanging calls were given before it was replayed.
-    pub(crate) async fn run(mut self, reconciled: Vec<SessionEvent>) {
+    /// hanging calls were given before it was replayed; `adopted` are the hanging calls of a
+    /// platform-held conversation taken over from a process that died (see
+    /// [`adopt_calls`](Self::adopt_calls)).
+    pub(crate) async fn run(mut self, reconciled: Vec<SessionEvent>, adopted: Vec<Item>) {
         // What a resumed conversation gained (outputs of hanging calls) goes to the store.
         self.settle();
         self.emit_all(reconciled);
+        let mut first = if adopted.is_empty() {
+            Flow::Continue
+        } else {
+            self.adopt_calls(adopted).await
+        };
         let reason = loop {
+            let flow = match std::mem::replace(&mut first, Flow::Continue) {
+                Flow::Continue => self.run_loop().await,
+                adopting => adopting,
+            };
             // Replacing a connection (dialling, TLS, the handshake) is a large future; boxed, it
             // takes memory only while it runs, not in every idle session.
-            let replaced = match self.run_loop().await {
+            let replaced = match flow {
                 Flow::Close(reason) => break reason,
                 Flow::Lost(why) => Box::pin(self.replace_connection(why, false)).await,
                 Flow::Rollover(why) => Box::pin(self.replace_connection(why, true)).await,

@@ -1,0 +1,109 @@
+//! Taking over the calls of a node that died, when several nodes share one PostgreSQL store.
+//!
+//! Every call a node answers is leased in the store ([`CallHistory::store_call`]) and the
+//! lease renewed every third of its length (`[history] lease_secs`, 10 s by default). A node
+//! that dies (`kill -9`, a lost machine) stops renewing; every node looks for such calls every
+//! third of the lease ([`watch`]) and the first to take a lost call's lease goes on with it:
+//!
+//! - **SIP calls** are held by the platform, which keeps the call and its conversation when
+//!   the sideband drops (this is what the code assumes; see the README). The new node attaches
+//!   a sideband to the same `call_id` ([`crate::sip::call::resume`]): its session starts from the
+//!   stored conversation and the stored tool-call records, so no recorded call runs again and
+//!   the calls the dead node left without an output are answered (or run, if they never
+//!   started). If the platform ended the call instead, the attach is refused and the call is
+//!   recorded as failed.
+//! - **Twilio calls and browser calls** die with their node (the media stream, or the relay,
+//!   was a connection to it), so there is nothing to attach to: the call is recorded as ended
+//!   with outcome `node_lost`, never left running in the history.
+//!
+//! A node takes over only while it has a free call slot, so a full node leaves the call to
+//! another; of two nodes trying at once, the lease decides (one atomic write).
+
+use std::{sync::Arc, time::Duration};
+
+use agent_core::history::HistoryError;
+use tokio_util::sync::CancellationToken;
+
+use crate::state::AppState;
+
+/// The most lost calls looked at per round.
+const BATCH: usize = 32;
+
+/// Looks for lost calls every third of the lease until `stop`; returns at once when the store
+/// is not shared.
+pub(crate) async fn watch(state: Arc<AppState>, stop: CancellationToken) {
+    let Some(history) = state.history.clone() else {
+        return;
+    };
+    if !history.is_shared() {
+        return;
+    }
+    let every = history.lease() / 3;
+    loop {
+        // A little jitter, so nodes started together do not all ask at once.
+        let jitter = Duration::from_millis(fastrand_below(every.as_millis() as u64 / 5 + 1));
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every + jitter) => {}
+        }
+        if state.capacity.is_draining() {
+            continue;
+        }
+        let orphans = match tokio::time::timeout(every, history.orphaned_calls(BATCH)).await {
+            Ok(Ok(orphans)) => orphans,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "could not look for calls of nodes that died");
+                continue;
+            }
+            Err(_) => {
+                tracing::warn!("looking for calls of nodes that died took longer than {every:?}");
+                continue;
+            }
+        };
+        for orphan in orphans {
+            let call_id = orphan.call.call_id.clone();
+            if orphan.call.transport != "sip" || state.sip.is_none() {
+                match history.close_orphan(&orphan, "node_lost").await {
+                    Ok(()) => tracing::info!(
+                        call_id,
+                        transport = %orphan.call.transport,
+                        from = %orphan.last_holder,
+                        "a call ended with the node that held it"
+                    ),
+                    Err(HistoryError::ConversationInUse { .. }) => {}
+                    Err(error) => {
+                        tracing::warn!(call_id, %error, "could not record a lost call's end")
+                    }
+                }
+                continue;
+            }
+            let Some(slot) = state.capacity.try_take() else {
+                // Full: another node takes it.
+                break;
+            };
+            match history.adopt(&orphan).await {
+                Ok(adopted) => {
+                    state.calls.spawn(crate::sip::call::resume(
+                        state.clone(),
+                        orphan,
+                        adopted,
+                        slot,
+                    ));
+                }
+                // Another node was faster.
+                Err(HistoryError::ConversationInUse { .. }) => {}
+                Err(error) => {
+                    tracing::warn!(call_id, %error, "could not take over a call of a node that died");
+                }
+            }
+        }
+    }
+}
+
+/// A number below `n` (`n` > 0), from the clock: jitter needs no better randomness.
+fn fastrand_below(n: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    nanos % n.max(1)
+}
