@@ -14,7 +14,7 @@ use std::{
 
 use agent_core::history::{
     ConversationId, ConversationWriter, HistoryError, HistoryStore, HistoryWriter, OrphanedCall,
-    PhoneCallRecord, StoredItem, Timestamp, default_path,
+    PhoneCallRecord, RateLimit, StoredItem, Timestamp, default_path,
 };
 
 use agent_core::{
@@ -27,6 +27,9 @@ use crate::config::HistoryConfig;
 
 /// How often the retention sweep runs.
 pub const RETENTION_SWEEP: Duration = Duration::from_secs(3600);
+/// How long a webhook waits for the shared store's rate-limit answer before going by this
+/// node's own limit.
+const SHARED_CHECK_DEADLINE: Duration = Duration::from_secs(2);
 /// How long the server waits for the history to reach the disk when it stops.
 pub const FLUSH_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -113,6 +116,32 @@ impl CallHistory {
             Ok(first) => Some(first),
             Err(error) => {
                 tracing::error!(%error, "could not check the webhook id in the shared store; deduplicating on this node only");
+                None
+            }
+        }
+    }
+
+    /// Takes a token from `client`'s bucket in the shared store: `Some(Ok(()))` or
+    /// `Some(Err(wait))`; `None` when the store is a local file (each node limits on its own)
+    /// or could not answer (the caller's own limit stands alone then).
+    pub async fn take_token(&self, client: &str, limit: RateLimit) -> Option<Result<(), Duration>> {
+        if !self.is_shared() {
+            return None;
+        }
+        let client = client.to_owned();
+        let taken = self
+            .writer
+            .run(move |store| store.take_token(&client, limit, Timestamp::now()));
+        match tokio::time::timeout(SHARED_CHECK_DEADLINE, taken).await {
+            Ok(Ok(answer)) => Some(answer),
+            Ok(Err(error)) => {
+                tracing::error!(%error, "could not check the shared rate limit; this node's own limit applies");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "the shared rate limit did not answer within {SHARED_CHECK_DEADLINE:?}; this node's own limit applies"
+                );
                 None
             }
         }
@@ -278,6 +307,23 @@ impl CallHistory {
                 store.release_lease(&id, &holder)
             })
             .await
+    }
+
+    /// Forgets the shared rate-limit buckets idle for an hour (full again long before).
+    pub async fn prune_rate_buckets(&self) {
+        if !self.is_shared() {
+            return;
+        }
+        let Some(cutoff) = Timestamp::now().as_millis().checked_sub(3_600_000) else {
+            return;
+        };
+        let pruned = self
+            .writer
+            .run(move |store| store.prune_rate_buckets(Timestamp::from_millis(cutoff)))
+            .await;
+        if let Err(error) = pruned {
+            tracing::warn!(%error, "could not prune the shared rate-limit buckets");
+        }
     }
 
     /// Deletes the calls past the retention time, if one is set; returns how many.

@@ -3,6 +3,10 @@
 //! `Retry-After`, before the request's signature is even checked, so a flood of forged
 //! webhooks costs one map lookup each.
 //!
+//! When several nodes share a PostgreSQL store, each client also has one bucket there, shared
+//! by every node (checked after this node's own, which stops a flood at one node without a
+//! database round trip).
+//!
 //! The address is the TCP peer's. Behind a reverse proxy every request comes from the proxy,
 //! so the proxy should limit per client itself (forwarded headers are not trusted: anyone
 //! can write them). The map is bounded: full, idle buckets are dropped when it grows.
@@ -55,6 +59,14 @@ impl RateLimiter {
         }
     }
 
+    /// The bucket's shape, for the store shared by several nodes.
+    pub fn limit(&self) -> agent_core::history::RateLimit {
+        agent_core::history::RateLimit {
+            per_sec: self.per_sec,
+            burst: self.burst,
+        }
+    }
+
     /// Takes one request's token for `ip` at `now`; `Err` holds the seconds until one is free.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
@@ -100,7 +112,19 @@ pub async fn limit(
     let Some(ClientAddr(addr)) = request.extensions().get::<ClientAddr>().copied() else {
         return next.run(request).await;
     };
-    match state.rate_limiter.check(addr.ip(), Instant::now()) {
+    // This node's own bucket first: a flood at one node costs a map lookup each, never a
+    // database round trip. Then, with a store shared by several nodes, the client's bucket
+    // there, so spreading requests over the nodes gains nothing.
+    let mut checked = state.rate_limiter.check(addr.ip(), Instant::now());
+    if checked.is_ok()
+        && let Some(history) = &state.history
+        && let Some(Err(wait)) = history
+            .take_token(&addr.ip().to_string(), state.rate_limiter.limit())
+            .await
+    {
+        checked = Err(wait.as_secs().max(1));
+    }
+    match checked {
         Ok(()) => next.run(request).await,
         Err(retry_after) => {
             state.metrics.rate_limited();

@@ -377,6 +377,7 @@ impl Server {
                 loop {
                     sweep.tick().await;
                     history.apply_retention().await;
+                    history.prune_rate_buckets().await;
                 }
             })
         });

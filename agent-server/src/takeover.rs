@@ -5,16 +5,17 @@
 //! that dies (`kill -9`, a lost machine) stops renewing; every node looks for such calls every
 //! third of the lease ([`watch`]) and the first to take a lost call's lease goes on with it:
 //!
-//! - **SIP calls** are held by the platform, which keeps the call and its conversation when
+//! - **SIP calls and browser (WebRTC) calls** are held by the platform, which keeps the call and its conversation when
 //!   the sideband drops (this is what the code assumes; see the README). The new node attaches
-//!   a sideband to the same `call_id` ([`crate::sip::call::resume`]): its session starts from the
+//!   a sideband to the same `call_id` ([`crate::sip::call::resume`],
+//!   [`crate::browser::sideband::resume`]): its session starts from the
 //!   stored conversation and the stored tool-call records, so no recorded call runs again and
 //!   the calls the dead node left without an output are answered (or run, if they never
 //!   started). If the platform ended the call instead, the attach is refused and the call is
 //!   recorded as failed.
-//! - **Twilio calls and browser calls** die with their node (the media stream, or the relay,
-//!   was a connection to it), so there is nothing to attach to: the call is recorded as ended
-//!   with outcome `node_lost`, never left running in the history.
+//! - **Twilio calls** die with their node (the media stream was a connection to it), so there
+//!   is nothing to attach to: the call is recorded as ended with outcome `node_lost`, never
+//!   left running in the history. So is a call no route of this node can go on with.
 //!
 //! A node takes over only while it has a free call slot, so a full node leaves the call to
 //! another; of two nodes trying at once, the lease decides (one atomic write).
@@ -62,7 +63,12 @@ pub(crate) async fn watch(state: Arc<AppState>, stop: CancellationToken) {
         };
         for orphan in orphans {
             let call_id = orphan.call.call_id.clone();
-            if orphan.call.transport != "sip" || state.sip.is_none() {
+            let attachable = match orphan.call.transport.as_str() {
+                "sip" => state.sip.is_some(),
+                "webrtc" => state.browser.is_some(),
+                _ => false,
+            };
+            if !attachable {
                 match history.close_orphan(&orphan, "node_lost").await {
                     Ok(()) => tracing::info!(
                         call_id,
@@ -82,6 +88,14 @@ pub(crate) async fn watch(state: Arc<AppState>, stop: CancellationToken) {
                 break;
             };
             match history.adopt(&orphan).await {
+                Ok(adopted) if orphan.call.transport == "webrtc" => {
+                    state.calls.spawn(crate::browser::sideband::resume(
+                        state.clone(),
+                        orphan,
+                        adopted,
+                        slot,
+                    ));
+                }
                 Ok(adopted) => {
                     state.calls.spawn(crate::sip::call::resume(
                         state.clone(),

@@ -89,6 +89,7 @@ mod jsonl;
 mod lease;
 mod path;
 mod phone_calls;
+mod rate_limits;
 mod schema;
 mod store;
 #[cfg(test)]
@@ -105,5 +106,6 @@ pub use jsonl::{JsonlError, REPLAYABLE_ITEM_TYPES, from_jsonl, to_jsonl};
 pub use lease::Lease;
 pub use path::{HISTORY_DB_ENV, default_path, is_database_url};
 pub use phone_calls::{OrphanedCall, PhoneCallRecord};
+pub use rate_limits::RateLimit;
 pub use store::{Appended, ConversationSummary, Durability, HistoryStore, OpenOptions, StoredItem};
 pub use writer::{COMMIT_DELAY, ConversationWriter, HistoryWriter, Pending};

@@ -68,6 +68,8 @@ const MIGRATIONS: &[&str] = &[
     super::phone_calls::MIGRATION,
     // 4: webhook ids already processed, shared by the nodes of one store.
     super::webhooks::MIGRATION,
+    // 5: rate-limit buckets shared by the nodes of one store.
+    super::rate_limits::MIGRATION,
 ];
 
 /// The same migrations for PostgreSQL: `BIGINT` for SQLite's 64-bit `INTEGER`, and an
@@ -126,6 +128,8 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     super::phone_calls::POSTGRES_MIGRATION,
     // 4: webhook ids.
     super::webhooks::POSTGRES_MIGRATION,
+    // 5: rate-limit buckets.
+    super::rate_limits::POSTGRES_MIGRATION,
 ];
 
 /// The schema version this build writes.
@@ -276,6 +280,6 @@ mod tests {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();
         assert_eq!(version, LATEST);
-        assert_eq!(LATEST, 4);
+        assert_eq!(LATEST, 5);
     }
 }

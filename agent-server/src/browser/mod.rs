@@ -21,7 +21,7 @@ pub(crate) use calls::unknown_agent;
 pub mod feed;
 pub mod guard;
 mod secret;
-mod sideband;
+pub(crate) mod sideband;
 
 use std::{
     collections::HashSet,

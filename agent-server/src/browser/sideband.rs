@@ -9,14 +9,14 @@
 use std::sync::Arc;
 
 use agent_core::{
-    history::PhoneCallRecord,
+    history::{OrphanedCall, PhoneCallRecord},
     session::{Ownership, PlatformHeld, SessionConfig, SessionEvent},
 };
 use serde_json::Value;
 
 use super::feed::Feed;
 use crate::{
-    call_history::CallHistory,
+    call_history::{AdoptedCall, CallHistory, StoredCall},
     capacity::CallSlot,
     metrics::Outcome,
     phone::wind_down::{charge, wind_down},
@@ -90,7 +90,7 @@ async fn attach_and_run(
     config.approver = state.approver_for("webrtc", call_id, agent.name());
     let record = PhoneCallRecord::starting("webrtc", call_id, "browser", agent.name());
     let stored = CallHistory::store_call(state.history.as_ref(), agent, record, config).await;
-    let mut session = match start_session(state, config.clone()).await {
+    let session = match start_session(state, config.clone()).await {
         Ok(session) => session,
         Err(why) => {
             tracing::error!(call_id, "the sideband's session did not start: {why}");
@@ -101,6 +101,89 @@ async fn attach_and_run(
             return Outcome::Failed;
         }
     };
+    converse(state, call_id, route, session, stored.as_ref(), feed).await
+}
+
+/// Goes on with a browser's call another node attached to and then died with: a new sideband
+/// on the same `call_id`, the stored conversation and tool-call records (see
+/// [`crate::sip::call::resume`], which does the same for SIP calls). The page's event feed was
+/// the dead node's and is not restored.
+pub(crate) async fn resume(
+    state: Arc<AppState>,
+    orphan: OrphanedCall,
+    adopted: AdoptedCall,
+    slot: CallSlot,
+) {
+    let call_id = orphan.call.call_id.clone();
+    let AdoptedCall {
+        stored,
+        items,
+        prior_calls,
+    } = adopted;
+    let route = state
+        .config
+        .routes
+        .iter()
+        .enumerate()
+        .position(|(n, route)| route.browser && state.agents[n].name() == orphan.agent);
+    let prepared = route
+        .ok_or_else(|| {
+            format!(
+                "no browser route of this node serves the agent `{}`",
+                orphan.agent
+            )
+        })
+        .and_then(|route| {
+            let (mut config, _) = prepare(&state, route)?;
+            config.connect.url = sideband_url(&config.connect.url, &call_id)?;
+            Ok((route, config))
+        });
+    let (route, mut config) = match prepared {
+        Ok(prepared) => prepared,
+        Err(why) => {
+            tracing::error!(
+                call_id,
+                "a browser call taken over from a dead node cannot go on: {why}"
+            );
+            if let Some(history) = &state.history {
+                history.finish_call(&stored, Outcome::Failed.as_str()).await;
+            }
+            return;
+        }
+    };
+    config.approver = state.approver_for("webrtc", &call_id, &orphan.agent);
+    config.history = items;
+    config.prior_calls = prior_calls;
+    config.history_sink = Some(Arc::new(stored.sink.clone()));
+    let session = match start_session(&state, config).await {
+        Ok(session) => session,
+        Err(why) => {
+            tracing::warn!(
+                call_id,
+                "could not attach to a browser call taken over from a dead node (it may have ended): {why}"
+            );
+            if let Some(history) = &state.history {
+                history.finish_call(&stored, Outcome::Failed.as_str()).await;
+            }
+            return;
+        }
+    };
+    tracing::info!(call_id, route, from = %orphan.last_holder, "took over a browser call from a node that died");
+    state.metrics.count_takeover();
+    let outcome = converse(&state, &call_id, route, session, Some(&stored), None).await;
+    tracing::info!(call_id, outcome = outcome.as_str(), "browser call over");
+    drop(slot);
+}
+
+/// Runs an attached session until the call ends (or the server drains), then winds it down.
+async fn converse(
+    state: &Arc<AppState>,
+    call_id: &str,
+    route: usize,
+    mut session: agent_core::session::Session,
+    stored: Option<&StoredCall>,
+    feed: Option<&Feed>,
+) -> Outcome {
     state.metrics.call_started();
     let outcome = loop {
         tokio::select! {
@@ -126,14 +209,6 @@ async fn attach_and_run(
             }
         }
     };
-    wind_down(
-        state,
-        route,
-        &mut session,
-        stored.as_ref(),
-        outcome,
-        call_id,
-    )
-    .await;
+    wind_down(state, route, &mut session, stored, outcome, call_id).await;
     outcome
 }

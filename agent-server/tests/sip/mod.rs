@@ -2,6 +2,8 @@
 //! SIP user `support` (and, when the options say so, for browsers), and the fake OpenAI
 //! platform (webhooks, call-control REST, WebRTC calls, sidebands) as the other side.
 
+#![allow(dead_code)] // each test binary uses a different subset
+
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use agent_core::{session::Secret, tool::ToolRegistry};
@@ -44,6 +46,9 @@ pub struct SipOptions {
     pub operator_token: Option<&'static str>,
     /// More files beside the agent's (e.g. a handoff target's agent file): name, text.
     pub files: Vec<(&'static str, String)>,
+    /// The history database: a `postgres://` URL shared with other nodes; `None`, a file of
+    /// the test's own.
+    pub history: Option<String>,
 }
 
 impl Default for SipOptions {
@@ -57,6 +62,7 @@ impl Default for SipOptions {
             serve_extra: String::new(),
             operator_token: None,
             files: Vec::new(),
+            history: None,
         }
     }
 }
@@ -100,7 +106,6 @@ impl SipHarness {
         )
         .expect("fake platform");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("phone.toml"),
@@ -110,49 +115,28 @@ impl SipHarness {
         for (name, text) in &options.files {
             std::fs::write(dir.path().join(name), text).unwrap();
         }
-        // Calls are stored in the test's own history, never the user's.
-        let serve_toml = format!(
-            "listen = \"{addr}\"\nnode = \"n1\"\npublic_base_url = \"http://localhost:{}\"\nmax_calls = {}\n\n[limits]\n{}\n\n[history]\npath = \"history.sqlite3\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[[route]]\nagent = \"phone.toml\"\nsip_users = [\"{USER}\"]\n{}\n\n{}\n",
-            addr.port(),
-            options.max_calls,
-            options.limits,
-            options.route_extra,
-            options.serve_extra,
-        );
-        let path = dir.path().join("serve.toml");
-        std::fs::write(&path, serve_toml).unwrap();
-        let config = ServeConfig::load(&path).unwrap();
-        let registry = ToolRegistry::from_inventory().unwrap();
-        let secrets = Secrets {
-            openai_webhook_secret: Some(Secret::new(WEBHOOK_SECRET)),
-            openai_api_key: Some(Secret::new(API_KEY)),
-            operator_token: options.operator_token.map(Secret::new),
-            ..Secrets::default()
+        let node = Node::start("n1", listener, dir.path(), &options, &platform).await;
+        let history_db = match &options.history {
+            Some(url) => std::path::PathBuf::from(url),
+            None => dir.path().join("history.sqlite3"),
         };
-        let serve_options = ServeOptions {
-            realtime_url: Some(platform.realtime_url()),
-            api_base: Some(platform.api_base()),
-            drain_timeout: Some(Duration::from_secs(2)),
-        };
-        let server = Server::with_listener(config, &registry, secrets, serve_options, listener)
-            .await
-            .unwrap();
-        let state = server.state();
-        let admin = server.admin_addr().expect("an admin listener").unwrap();
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
         SipHarness {
             platform,
-            state,
-            addr,
-            admin,
-            history_db: dir.path().join("history.sqlite3"),
-            stop: Some(stop),
-            task: Some(task),
+            state: node.state,
+            addr: node.addr,
+            admin: node.admin,
+            history_db,
+            stop: Some(node.stop),
+            task: Some(node.task),
             _dir: dir,
         }
+    }
+
+    /// A second `agent serve` against the same platform, with the same agent file: another
+    /// node (sharing the history when `options.history` names a shared database).
+    pub async fn second_node(&self, options: &SipOptions) -> Node {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Node::start("n2", listener, self._dir.path(), options, &self.platform).await
     }
 
     /// The scripted sideband server.
@@ -281,6 +265,82 @@ impl SipHarness {
                 .unwrap();
         }
         self.platform.shutdown().await;
+    }
+}
+
+/// One `agent serve` in this process.
+pub struct Node {
+    /// Its state.
+    pub state: Arc<AppState>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its admin listener.
+    pub admin: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Node {
+    /// Starts a server named `node` on `listener`, its serve.toml in `dir` beside the agent
+    /// file, against `platform`.
+    async fn start(
+        node: &str,
+        listener: TcpListener,
+        dir: &std::path::Path,
+        options: &SipOptions,
+        platform: &FakePlatform,
+    ) -> Node {
+        let addr = listener.local_addr().unwrap();
+        // Calls are stored in the test's own history, never the user's.
+        let history = options.history.as_deref().unwrap_or("history.sqlite3");
+        let serve_toml = format!(
+            "listen = \"{addr}\"\nnode = \"{node}\"\npublic_base_url = \"http://localhost:{}\"\nmax_calls = {}\n\n[limits]\n{}\n\n[history]\npath = \"{history}\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[[route]]\nagent = \"phone.toml\"\nsip_users = [\"{USER}\"]\n{}\n\n{}\n",
+            addr.port(),
+            options.max_calls,
+            options.limits,
+            options.route_extra,
+            options.serve_extra,
+        );
+        let path = dir.join(format!("serve-{node}.toml"));
+        std::fs::write(&path, serve_toml).unwrap();
+        let config = ServeConfig::load(&path).unwrap();
+        let registry = ToolRegistry::from_inventory().unwrap();
+        let secrets = Secrets {
+            openai_webhook_secret: Some(Secret::new(WEBHOOK_SECRET)),
+            openai_api_key: Some(Secret::new(API_KEY)),
+            operator_token: options.operator_token.map(Secret::new),
+            ..Secrets::default()
+        };
+        let serve_options = ServeOptions {
+            realtime_url: Some(platform.realtime_url()),
+            api_base: Some(platform.api_base()),
+            drain_timeout: Some(Duration::from_secs(2)),
+        };
+        let server = Server::with_listener(config, &registry, secrets, serve_options, listener)
+            .await
+            .unwrap();
+        let state = server.state();
+        let admin = server.admin_addr().expect("an admin listener").unwrap();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        Node {
+            state,
+            addr,
+            admin,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops it (draining).
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the server stopped")
+            .unwrap();
     }
 }
 
