@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use agent_core::{
     history::PhoneCallRecord,
-    session::{Ownership, PlatformHeld, SessionConfig, SessionEvent},
+    session::{Ownership, PlatformHeld, PlatformIds, SessionConfig, SessionEvent},
 };
 use serde_json::Value;
 
@@ -88,6 +88,7 @@ async fn attach_and_run(
     }
     let agent = &state.agents[route];
     config.approver = state.approver_for("webrtc", call_id, agent.name());
+    config.platform_ids = PlatformIds::openai("webrtc", call_id);
     let record = PhoneCallRecord::starting("webrtc", call_id, "browser", agent.name());
     let stored = CallHistory::store_call(state.history.as_ref(), agent, record, config).await;
     let mut session = match start_session(state, config.clone()).await {
