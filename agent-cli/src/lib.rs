@@ -31,6 +31,7 @@ mod console;
 mod conversation;
 mod persist;
 mod summary;
+mod telemetry;
 mod terminal;
 mod transcript;
 mod voice;
@@ -41,7 +42,16 @@ use clap::{Parser, Subcommand};
 
 /// Declarative function-calling voice agents on the OpenAI Realtime API.
 #[derive(Debug, Parser)]
-#[command(name = "agent", version, about, long_about = None)]
+#[command(
+    name = "agent",
+    version,
+    about,
+    long_about = None,
+    after_help = "Environment: RUST_LOG (the log's level), and for traces (README, Observability): \
+OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT exports the session spans \
+(call, turn, response, tool call) over OTLP/HTTP; OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_HEADERS, \
+OTEL_EXPORTER_OTLP_TIMEOUT and OTEL_RESOURCE_ATTRIBUTES apply, OTEL_SDK_DISABLED=true turns it off."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -111,14 +121,19 @@ pub fn main() -> ! {
 
 fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.log_format);
+    let logging = Logging {
+        verbose: cli.verbose,
+        format: cli.log_format,
+    };
+    // `agent serve` starts its log once serve.toml has named the node (its traces carry it).
+    let _logging = (!matches!(cli.command, Command::Serve(_))).then(|| logging.init(None));
     let verbose = cli.verbose > 0;
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(args, verbose),
         Command::Test(args) => cmd::test::run(args, verbose),
         Command::Check(args) => cmd::check::run(args),
         Command::Schema => cmd::schema::run(),
-        Command::Serve(args) => cmd::serve::run(args),
+        Command::Serve(args) => cmd::serve::run(args, logging),
         Command::Call(args) => cmd::call::run(args),
         Command::Console(args) => cmd::web_console::run(args),
         Command::Mock(args) => cmd::mock::run(args),
@@ -148,28 +163,75 @@ fn exit_status(code: ExitCode) -> i32 {
         .map_or(1, i32::from)
 }
 
-/// Sends the library's `tracing` output (retries, history and trace write errors) to stderr:
-/// warnings and errors by default, more with `-v`/`-vv`, or whatever `RUST_LOG` says. Either
-/// format goes through the same scrubbing writer, so no secret reaches a log collector.
-fn init_logging(verbose: u8, format: LogFormat) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(output::ScrubbedStderr);
-    let _ = match format {
-        LogFormat::Text => builder.with_target(false).without_time().try_init(),
-        // Collectors want the time, the level, the module and the span's fields as keys.
-        LogFormat::Json => {
-            output::set_json_logs();
-            builder.json().with_current_span(true).try_init()
+/// How the library's log is shown, from the global flags (see [`Logging::init`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Logging {
+    verbose: u8,
+    format: LogFormat,
+}
+
+/// Keeps the trace exporter, if there is one, until the command ends; then the last spans
+/// leave, within [`telemetry::SHUTDOWN_WAIT`].
+pub(crate) struct LoggingGuard(Option<telemetry::Telemetry>);
+
+impl Drop for LoggingGuard {
+    fn drop(&mut self) {
+        if let Some(telemetry) = self.0.take() {
+            telemetry.shutdown();
         }
-    };
+    }
+}
+
+impl Logging {
+    /// Sends the library's `tracing` output (retries, history and trace write errors) to
+    /// stderr: warnings and errors by default, more with `-v`/`-vv`, or whatever `RUST_LOG`
+    /// says. Either format goes through the same scrubbing writer, so no secret reaches a log
+    /// collector. When `OTEL_EXPORTER_OTLP_ENDPOINT` is set, the session spans are exported
+    /// over OTLP too (see [`telemetry`]); `node` is `agent serve`'s node name.
+    pub(crate) fn init(self, node: Option<&str>) -> LoggingGuard {
+        use tracing_subscriber::{
+            Layer as _, Registry, filter::FilterExt as _, layer::SubscriberExt as _,
+            util::SubscriberInitExt as _,
+        };
+        let default = match self.verbose {
+            0 => "warn",
+            1 => "info",
+            _ => "debug",
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+            // The session spans are for the trace exporter: log lines stay as they were.
+            .and(tracing_subscriber::filter::filter_fn(|meta| {
+                meta.target() != agent_core::session::spans::TARGET
+            }));
+        let fmt = tracing_subscriber::fmt::layer().with_writer(output::ScrubbedStderr);
+        let fmt = match self.format {
+            LogFormat::Text => fmt
+                .with_target(false)
+                .without_time()
+                .with_filter(filter)
+                .boxed(),
+            // Collectors want the time, the level, the module and the span's fields as keys.
+            LogFormat::Json => {
+                output::set_json_logs();
+                fmt.json()
+                    .with_current_span(true)
+                    .with_filter(filter)
+                    .boxed()
+            }
+        };
+        let (telemetry, otlp, refused) = match telemetry::Telemetry::from_env::<Registry>(node) {
+            Ok(Some((telemetry, layer))) => (Some(telemetry), Some(layer.boxed()), None),
+            Ok(None) => (None, None, None),
+            Err(why) => (None, None, Some(why)),
+        };
+        let layers: Vec<_> = [Some(fmt), otlp].into_iter().flatten().collect();
+        let _ = tracing_subscriber::registry().with(layers).try_init();
+        if let Some(why) = refused {
+            tracing::warn!("traces are not exported (OTEL_EXPORTER_OTLP_ENDPOINT is set): {why}");
+        }
+        LoggingGuard(telemetry)
+    }
 }
 
 #[cfg(test)]

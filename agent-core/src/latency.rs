@@ -132,6 +132,11 @@ impl LatencyTracker {
         previous
     }
 
+    /// How many turns have started.
+    pub fn turns(&self) -> u64 {
+        self.turns
+    }
+
     /// Whether a turn is open.
     pub fn in_turn(&self) -> bool {
         self.open.is_some()

@@ -28,12 +28,14 @@ pub struct ServeArgs {
     pub drain_secs: f64,
 }
 
-/// Serves until Ctrl-C or SIGTERM, then drains.
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// Serves until Ctrl-C or SIGTERM, then drains. The log (and the trace export) starts once
+/// serve.toml is read, with its node's name.
+pub fn run(args: ServeArgs, logging: crate::Logging) -> anyhow::Result<ExitCode> {
     if !(args.drain_secs.is_finite() && args.drain_secs >= 0.0) {
         bail!("--drain-secs must be a number of seconds, 0 or more");
     }
     let mut config = ServeConfig::load(&args.config)?;
+    let _logging = logging.init(Some(&config.node));
     if let Some(base) = args.twilio_api_base {
         let base = base.trim_end_matches('/');
         let parsed = url::Url::parse(base).ok();

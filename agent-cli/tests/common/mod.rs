@@ -27,7 +27,10 @@ pub fn command(args: &[&str], dir: &Path) -> Command {
         .env("AGENT_DATA_DIR", dir)
         .env("AGENT_HISTORY_DB", dir.join("history.sqlite3"))
         .env_remove("OPENAI_API_KEY")
-        .env_remove("AGENT_PRICES");
+        .env_remove("AGENT_PRICES")
+        // No trace leaves for a collector of the developer's (tests/otel_cli.rs sets its own).
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
     command
 }
 

@@ -610,6 +610,7 @@ impl Agent {
             team: self.team()?,
             guardrails: self.guardrails.clone(),
             slow_tools: self.slow_tools(),
+            platform_ids: crate::session::PlatformIds::default(),
         })
     }
 

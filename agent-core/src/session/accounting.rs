@@ -17,7 +17,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use super::{CloseReason, SessionConfig, SessionEvent, WireObserver};
+use super::{CloseReason, SessionConfig, SessionEvent, WireObserver, spans::Spans};
 use crate::{
     cost::{BudgetEvent, ChargeSource, CostMeter, CostReport, format_usd},
     latency::{LatencySummary, LatencyTracker, Samples, TurnStart},
@@ -46,10 +46,13 @@ pub(crate) struct Accounting {
     /// `Some(n)` once the budget is spent: follow-ups still allowed.
     after_budget: Option<u8>,
     warned_unenforceable: bool,
+    /// The call's spans: turns open and close with the latency's turns, responses and calls
+    /// carry what is accounted for them. The runner records the rest (handoffs, reconnects).
+    pub(crate) spans: Spans,
 }
 
 impl Accounting {
-    pub(crate) fn new(config: &SessionConfig) -> Self {
+    pub(crate) fn new(config: &SessionConfig, spans: Spans) -> Self {
         let meter = config.cost.as_ref().map(|cost| {
             CostMeter::new(
                 &cost.prices,
@@ -66,6 +69,7 @@ impl Accounting {
             observer: config.observer.clone(),
             after_budget: None,
             warned_unenforceable: false,
+            spans,
         }
     }
 
@@ -93,20 +97,15 @@ impl Accounting {
 
     /// `sent` went out.
     pub(crate) fn sent(&mut self, sent: Sent) -> Vec<SessionEvent> {
-        let now = self.now();
         match sent {
-            Sent::Input(start) => {
-                let previous = self.latency.turn_started(now, start);
-                self.turn_events(previous)
-            }
+            Sent::Input(start) => self.turn_started(start),
             Sent::Create => {
                 if !self.latency.in_turn() {
                     // The server asked for nothing and no input started a turn (a create the
                     // app sent by hand): measure from here.
-                    let previous = self.latency.turn_started(now, TurnStart::Request);
-                    return self.turn_events(previous);
+                    return self.turn_started(TurnStart::Request);
                 }
-                self.latency.response_create_sent(now);
+                self.latency.response_create_sent(self.now());
                 Vec::new()
             }
         }
@@ -114,26 +113,52 @@ impl Accounting {
 
     /// `input_audio_buffer.speech_stopped`: the user's spoken turn ended.
     pub(crate) fn speech_stopped(&mut self) -> Vec<SessionEvent> {
-        let previous = self.latency.turn_started(self.now(), TurnStart::Speech);
-        self.turn_events(previous)
+        self.turn_started(TurnStart::Speech)
     }
 
-    /// A response delta arrived.
-    pub(crate) fn delta(&mut self, audio: bool) {
+    /// A new turn starts now: the open one, if any, ends first (its events are returned).
+    fn turn_started(&mut self, start: TurnStart) -> Vec<SessionEvent> {
+        let previous = self.latency.turn_started(self.now(), start);
+        let events = self.turn_events(previous);
+        self.spans.turn_started(self.latency.turns(), start);
+        events
+    }
+
+    /// `response.created`.
+    pub(crate) fn response_created(&mut self, response_id: &str) {
+        self.spans.response_created(response_id);
+    }
+
+    /// A delta of `response_id` arrived; `audio` for audio.
+    pub(crate) fn delta(&mut self, response_id: &str, audio: bool) {
         let now = self.now();
         self.latency.delta(now, audio);
+        self.spans.response_delta(response_id, audio);
     }
 
-    /// A tool call started running.
-    pub(crate) fn call_started(&mut self, call_id: &str, name: &str) {
+    /// A tool call of `response_id` starts running: the span its task runs in.
+    pub(crate) fn call_started(
+        &mut self,
+        response_id: &str,
+        call_id: &str,
+        name: &str,
+    ) -> tracing::Span {
         let now = self.now();
         self.latency.call_received(now, call_id, name);
+        self.spans.tool_started(response_id, call_id, name)
     }
 
-    /// A tool call returned.
-    pub(crate) fn call_finished(&mut self, call_id: &str) {
+    /// A tool call returned, with `outcome`, after running for `duration`.
+    pub(crate) fn call_finished(
+        &mut self,
+        call_id: &str,
+        outcome: super::spans::ToolOutcome,
+        duration: Duration,
+    ) {
         let now = self.now();
         self.latency.call_finished(now, call_id);
+        self.spans
+            .tool_finished(call_id, outcome, duration.as_secs_f64() * 1000.0);
     }
 
     /// A call's output was sent.
@@ -142,19 +167,24 @@ impl Accounting {
         self.latency.call_output_sent(now, call_id);
     }
 
-    /// `response.done` arrived, with its usage if the server reported it.
+    /// `response.done` arrived with its final `status`, and its usage if the server reported
+    /// it.
     pub(crate) fn response_done(
         &mut self,
         response_id: &str,
+        status: &str,
         usage: Option<&Usage>,
     ) -> Vec<SessionEvent> {
         let now = self.now();
         self.latency.response_done(now);
         let mut events = Vec::new();
         let (Some(meter), Some(usage)) = (self.meter.as_mut(), usage) else {
+            self.spans.response_done(response_id, status, usage, None);
             return events;
         };
         let (tokens, charge) = meter.record_response(usage);
+        self.spans
+            .response_done(response_id, status, Some(usage), charge.cost_usd);
         let report = CostReport {
             source: ChargeSource::Response {
                 response_id: response_id.to_owned(),
@@ -250,10 +280,13 @@ impl Accounting {
         self.turn_events(turn)
     }
 
-    /// The session is closing: the open turn ends and the summary goes to the trace.
+    /// The session is closing: the open turn ends, the summary goes to the trace and the
+    /// totals to the call's span.
     pub(crate) fn closing(&mut self, reason: &CloseReason) -> Vec<SessionEvent> {
         let turn = self.latency.finish(self.now());
         let events = self.turn_events(turn);
+        let totals = self.meter.as_ref().map(CostMeter::totals);
+        self.spans.closing(reason, self.latency.turns(), totals);
         if self.observer.is_some() {
             let stats = |samples: &Samples| {
                 samples
@@ -290,6 +323,7 @@ impl Accounting {
         let Some(turn) = turn else {
             return Vec::new();
         };
+        self.spans.turn_ended(&turn);
         self.summary.add(&turn);
         if self.observer.is_some() {
             self.note(

@@ -10,6 +10,7 @@ use std::{
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument as _, Span};
 
 use super::approval::{Gate, Verdict};
 use crate::tool::{ToolConfig, ToolContext, ToolError, ToolRegistry};
@@ -143,18 +144,20 @@ impl Dispatcher {
         self.agent = agent.into();
     }
 
-    /// Starts `request` on its own task in `set` and returns the task's id (a panic that
-    /// escapes the task is reported under it). `cancel` fires when its response is cancelled
-    /// or the session ends; the tool sees it through its [`ToolContext`].
+    /// Starts `request` on its own task in `set`, inside `span` (the call's; `Span::none()`
+    /// for none), and returns the task's id (a panic that escapes the task is reported under
+    /// it). `cancel` fires when its response is cancelled or the session ends; the tool sees it
+    /// through its [`ToolContext`].
     pub fn spawn(
         &self,
         set: &mut JoinSet<CallOutcome>,
         request: CallRequest,
         cancel: CancellationToken,
         gate: Option<Gate>,
+        span: Span,
     ) -> tokio::task::Id {
         let this = self.clone();
-        set.spawn(async move { this.run_gated(request, cancel, gate).await })
+        set.spawn(async move { this.run_gated(request, cancel, gate).await }.instrument(span))
             .id()
     }
 
@@ -165,6 +168,7 @@ impl Dispatcher {
     /// one call is better than refusing to answer. A record the store already had (an earlier
     /// run's, or a call id the session no longer holds in memory) answers the call without
     /// running the tool again.
+    #[allow(clippy::too_many_arguments)] // spawn's, and the record with its deadline
     pub fn spawn_recorded(
         &self,
         set: &mut JoinSet<CallOutcome>,
@@ -173,23 +177,27 @@ impl Dispatcher {
         recorded: super::DurableWrite<super::CallStart>,
         wait: Duration,
         gate: Option<Gate>,
+        span: Span,
     ) -> tokio::task::Id {
         let this = self.clone();
-        set.spawn(async move {
-            match tokio::time::timeout(wait, recorded).await {
-                Ok(Ok(super::CallStart::New)) => {}
-                Ok(Ok(known)) => return CallOutcome::known(request, known),
-                Ok(Err(error)) => tracing::warn!(
-                    call_id = %request.call_id,
-                    "could not record that the call started ({error}); running it anyway"
-                ),
-                Err(_) => tracing::warn!(
-                    call_id = %request.call_id,
-                    "recording that the call started took over {wait:?}; running it anyway"
-                ),
+        set.spawn(
+            async move {
+                match tokio::time::timeout(wait, recorded).await {
+                    Ok(Ok(super::CallStart::New)) => {}
+                    Ok(Ok(known)) => return CallOutcome::known(request, known),
+                    Ok(Err(error)) => tracing::warn!(
+                        call_id = %request.call_id,
+                        "could not record that the call started ({error}); running it anyway"
+                    ),
+                    Err(_) => tracing::warn!(
+                        call_id = %request.call_id,
+                        "recording that the call started took over {wait:?}; running it anyway"
+                    ),
+                }
+                this.run_gated(request, cancel, gate).await
             }
-            this.run_gated(request, cancel, gate).await
-        })
+            .instrument(span),
+        )
         .id()
     }
 

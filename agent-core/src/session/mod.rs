@@ -32,6 +32,7 @@ pub mod secret;
 pub mod sequencer;
 mod sink;
 pub mod slow;
+pub mod spans;
 pub mod transport;
 pub mod watchdog;
 
@@ -48,6 +49,7 @@ pub use reconnect::{ReconnectBudget, ReconnectPolicy};
 pub use secret::Secret;
 pub use sink::{CallStart, DurableWrite, HistorySink};
 pub use slow::{Filler, SlowTools};
+pub use spans::PlatformIds;
 pub use transport::{ConnectOptions, TransportError};
 pub use watchdog::ResponseDeadlines;
 
@@ -150,6 +152,9 @@ pub struct SessionConfig {
     pub guardrails: Option<Arc<crate::guardrail::Guardrails>>,
     /// Background tools and the filler for slow calls (see [`slow`]).
     pub slow_tools: SlowTools,
+    /// The ids the platform gave the call (Twilio's `CallSid`, OpenAI's `call_id`), recorded
+    /// on the call's span (see [`spans`]); empty for a session the app opened itself.
+    pub platform_ids: PlatformIds,
 }
 
 /// Keepalive: a ping every `ping_every`, and a connection that sent nothing at all (not even
@@ -198,6 +203,7 @@ impl std::fmt::Debug for SessionConfig {
             .field("deadlines", &self.deadlines)
             .field("max_tool_rounds", &self.max_tool_rounds)
             .field("ownership", &self.ownership)
+            .field("platform_ids", &self.platform_ids)
             .finish_non_exhaustive()
     }
 }
@@ -375,6 +381,7 @@ impl Session {
         } else {
             Vec::new()
         };
+        let mut spans = spans::Spans::start(&config);
         // The first connection's retries come out of the same budget as later reconnects.
         let mut budget = ReconnectBudget::new(config.reconnect.clone());
         let (ws, (session_id, model)) = loop {
@@ -383,15 +390,20 @@ impl Session {
                 Err(err) if err.is_retryable() => {
                     let Ok(delay) = budget.take(std::time::Instant::now(), false, fastrand::f64())
                     else {
+                        spans.start_failed();
                         return Err(err);
                     };
                     tracing::warn!("connecting failed ({err}); retrying in {delay:?}");
                     tokio::time::sleep(delay).await;
                 }
-                Err(err) => return Err(err),
+                Err(err) => {
+                    spans.start_failed();
+                    return Err(err);
+                }
             }
         };
         drop(conversation);
+        spans.session_started(session_id.as_deref());
         let (mut outbox, event_rx) = outbox::Outbox::new(config.event_buffer);
         let (command_tx, command_rx) = mpsc::channel(64);
         let approvals = approval::Approvals::default();
@@ -412,6 +424,7 @@ impl Session {
                 approvals: approvals.clone(),
             },
             budget,
+            spans,
         );
         tokio::spawn(runner.run(reconciled, adopted));
         Ok(Session {

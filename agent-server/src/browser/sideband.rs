@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use agent_core::{
     history::{OrphanedCall, PhoneCallRecord},
-    session::{Ownership, PlatformHeld, SessionConfig, SessionEvent},
+    session::{Ownership, PlatformHeld, PlatformIds, SessionConfig, SessionEvent},
 };
 use serde_json::Value;
 
@@ -88,6 +88,7 @@ async fn attach_and_run(
     }
     let agent = &state.agents[route];
     config.approver = state.approver_for("webrtc", call_id, agent.name());
+    config.platform_ids = PlatformIds::openai("webrtc", call_id);
     let record = PhoneCallRecord::starting("webrtc", call_id, "browser", agent.name());
     let stored = CallHistory::store_call(state.history.as_ref(), agent, record, config).await;
     let session = match start_session(state, config.clone()).await {
@@ -152,6 +153,7 @@ pub(crate) async fn resume(
         }
     };
     config.approver = state.approver_for("webrtc", &call_id, &orphan.agent);
+    config.platform_ids = PlatformIds::openai("webrtc", &call_id);
     config.history = items;
     config.prior_calls = prior_calls;
     config.history_sink = Some(Arc::new(stored.sink.clone()));

@@ -21,7 +21,7 @@ use agent_core::{
     audio::PlaybackClock,
     history::{OrphanedCall, PhoneCallRecord, Timestamp},
     protocol::{ClientEvent, Dialect},
-    session::{Ownership, PlatformHeld, Session, SessionConfig},
+    session::{Ownership, PlatformHeld, PlatformIds, Session, SessionConfig},
     tool::PhoneCall,
 };
 use serde_json::Value;
@@ -244,6 +244,7 @@ fn prepare(state: &AppState, call: &IncomingCall, route: usize) -> Result<Prepar
     )
     .map_err(|err| err.to_string())?;
     config.approver = state.approver_for("sip", &call.call_id, agent.name());
+    config.platform_ids = PlatformIds::openai("sip", &call.call_id);
     config.connect.url = sideband_url(&config.connect.url, &call.call_id)?;
     let (phone, held) = limited_by_session(
         &agent.spec().phone.clone().unwrap_or_default(),

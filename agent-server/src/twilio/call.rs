@@ -23,7 +23,7 @@ use agent_core::{
     audio::PlaybackClock,
     history::PhoneCallRecord,
     protocol::ClientEvent,
-    session::{Session, SessionEvent},
+    session::{PlatformIds, Session, SessionEvent},
     tool::PhoneCall,
 };
 use base64::Engine as _;
@@ -191,6 +191,7 @@ async fn start_session(
     )
     .map_err(|err| err.to_string())?;
     config.approver = state.approver_for("twilio", &start.call_sid, agent.name());
+    config.platform_ids = PlatformIds::twilio(&start.call_sid, &start.stream_sid);
     let phone_spec = agent.spec().phone.clone().unwrap_or_default();
     let requests = add_call_tools(&mut config, &phone_spec).map_err(|err| err.to_string())?;
     let record = PhoneCallRecord::starting("twilio", &start.call_sid, &pending.from, &pending.to);

@@ -69,14 +69,14 @@ impl Runner {
             return Err(outcome);
         }
         let output = outcome.output_text();
+        self.call_settled(&outcome);
         let CallOutcome {
             request,
             duration,
             result,
             not_run,
-            approval,
+            ..
         } = outcome;
-        self.call_settled(&request, approval);
         if not_run != Some(NotRun::AlreadyRan)
             && let Some(sink) = &self.config.history_sink
         {

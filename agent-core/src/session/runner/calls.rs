@@ -18,6 +18,7 @@ use crate::{
         events::{ApprovalKind, NotRun, SessionEvent},
         log::for_replay,
         sequencer::Step,
+        spans::ToolOutcome,
     },
     tool::ToolError,
 };
@@ -31,7 +32,7 @@ impl Runner {
         let Some(call) = self.register_call(response_id, item) else {
             return;
         };
-        if self.answer_early(response_id, call) || self.maybe_hand_off(call).await {
+        if self.answer_early(response_id, call) || self.maybe_hand_off(response_id, call).await {
             return;
         }
         let request = CallRequest {
@@ -138,6 +139,7 @@ impl Runner {
         if self.over_limit.contains(response_id) {
             let limit = self.config.max_tool_rounds;
             let output = ToolError::RoundLimit { limit }.to_model_output();
+            self.answered_early(&request, NotRun::ToolRoundLimit);
             self.answer_without_running(request, NotRun::ToolRoundLimit, output);
             return true;
         }
@@ -154,8 +156,19 @@ impl Runner {
                 .to_model_output(),
             ),
         };
+        self.answered_early(&request, why);
         self.answer_without_running(request, why, output);
         true
+    }
+
+    /// The span of a call answered without a task.
+    fn answered_early(&mut self, request: &CallRequest, why: NotRun) {
+        self.accounting.spans.tool_answered(
+            &request.response_id,
+            &request.call_id,
+            &request.name,
+            ToolOutcome::not_run(why),
+        );
     }
 
     /// Runs a call on its own task, with the cancellation of its response; when there is a
@@ -167,8 +180,9 @@ impl Runner {
             .get(&request.response_id)
             .map(CancellationToken::child_token)
             .unwrap_or_else(|| self.shutdown.child_token());
-        self.accounting
-            .call_started(&request.call_id, &request.name);
+        let span =
+            self.accounting
+                .call_started(&request.response_id, &request.call_id, &request.name);
         self.emit(SessionEvent::ToolCallStarted {
             call_id: request.call_id.clone(),
             name: request.name.clone(),
@@ -192,9 +206,10 @@ impl Runner {
                     recorded,
                     RECORD_WAIT,
                     gate,
+                    span,
                 )
             }
-            None => dispatcher.spawn(&mut self.calls, request.clone(), token, gate),
+            None => dispatcher.spawn(&mut self.calls, request.clone(), token, gate, span),
         };
         self.tasks.insert(task, (request, Instant::now()));
     }
@@ -337,14 +352,14 @@ impl Runner {
             Err(outcome) => outcome,
         };
         let output = outcome.output_text();
+        self.call_settled(&outcome);
         let CallOutcome {
             request,
             duration,
             result,
             not_run,
-            approval,
+            ..
         } = outcome;
-        self.call_settled(&request, approval);
         if let Some(why) = not_run {
             // The store knew the call (an earlier run, or an id this session let go of).
             self.answer_without_running(request, why, output);
@@ -369,11 +384,17 @@ impl Runner {
     }
 
     /// What every finished call does first, in the background or not: its time stops being
-    /// counted, and the trace and the app learn how its wait for approval ended.
-    pub(super) fn call_settled(&mut self, request: &CallRequest, approval: Option<Verdict>) {
-        self.accounting.call_finished(&request.call_id);
-        if let Some(verdict) = approval {
-            self.approval_decided(&request.call_id, &request.name, &verdict);
+    /// counted, its span learns how it ended, and the trace and the app learn how its wait for
+    /// approval ended.
+    pub(super) fn call_settled(&mut self, outcome: &CallOutcome) {
+        let request = &outcome.request;
+        self.accounting.call_finished(
+            &request.call_id,
+            ToolOutcome::of(&outcome.result, outcome.not_run),
+            outcome.duration,
+        );
+        if let Some(verdict) = &outcome.approval {
+            self.approval_decided(&request.call_id, &request.name, verdict);
         }
     }
 

@@ -42,8 +42,11 @@ impl Runner {
                 }
             };
             match established {
-                Ok((ws, _ids)) => {
+                Ok((ws, (session_id, _))) => {
                     self.ws = ws;
+                    self.accounting
+                        .spans
+                        .connection_replaced(session_id.as_deref(), rollover);
                     match self.reconnected(rollover, &reason).await {
                         Flow::Continue => return Ok(()),
                         Flow::Close(reason) => return Err(reason),

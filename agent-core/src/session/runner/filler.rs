@@ -183,13 +183,16 @@ impl Runner {
         self.guard_response_done(&id);
         self.barge_in.on_response_done(&id, Instant::now());
         let steps = self.sequencer.response_done(&id);
-        let accounted = self.accounting.response_done(&id, response.usage.as_ref());
+        let status = response
+            .status
+            .as_ref()
+            .map_or_else(|| "completed".to_owned(), |s| s.as_str().to_owned());
+        let accounted = self
+            .accounting
+            .response_done(&id, &status, response.usage.as_ref());
         self.emit(SessionEvent::ResponseDone {
             response_id: id,
-            status: response
-                .status
-                .as_ref()
-                .map_or_else(|| "completed".to_owned(), |s| s.as_str().to_owned()),
+            status,
             usage: response.usage.clone(),
         });
         self.emit_all(accounted);

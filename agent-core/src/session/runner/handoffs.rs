@@ -8,14 +8,18 @@
 use super::Runner;
 use crate::{
     protocol::{ClientEvent, FunctionCallItem, Item},
-    session::{events::SessionEvent, handoff::transfer_output},
+    session::{events::SessionEvent, handoff::transfer_output, spans::ToolOutcome},
 };
 
 impl Runner {
     /// Handles `call` when it is one of the current agent's transfer tools; returns whether
     /// it was. The call counts as finished at once: it is recorded like any call, so it is
     /// never answered twice.
-    pub(super) async fn maybe_hand_off(&mut self, call: &FunctionCallItem) -> bool {
+    pub(super) async fn maybe_hand_off(
+        &mut self,
+        response_id: &str,
+        call: &FunctionCallItem,
+    ) -> bool {
         let Some(team) = self.config.team.clone() else {
             return false;
         };
@@ -45,6 +49,9 @@ impl Runner {
             &serde_json::json!({"call_id": call.call_id, "from": handoff.from, "to": handoff.to}),
         );
         tracing::info!(from = %handoff.from, to = %handoff.to, "handoff");
+        let spans = &mut self.accounting.spans;
+        spans.tool_answered(response_id, &call.call_id, &call.name, ToolOutcome::HANDOFF);
+        spans.handoff(&handoff.from, &handoff.to);
         self.emit(SessionEvent::Handoff {
             call_id: call.call_id.clone(),
             from: handoff.from,

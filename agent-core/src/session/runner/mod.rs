@@ -209,6 +209,7 @@ impl Runner {
         log: ConversationLog,
         app: AppSide,
         budget: ReconnectBudget,
+        spans: super::spans::Spans,
     ) -> Self {
         let AppSide {
             outbox,
@@ -229,7 +230,7 @@ impl Runner {
         {
             dispatcher = dispatcher.with_conversation(conversation);
         }
-        let accounting = Accounting::new(&config);
+        let accounting = Accounting::new(&config, spans);
         let barge_in = super::barge_in::BargeIn::new(&config.session, config.playback.clone())
             .with_ownership(config.ownership);
         // A store that reads back answers for every call it recorded (see `spawn_call`), so
@@ -427,6 +428,7 @@ impl Runner {
         &mut self,
         failure: super::events::TurnFailure,
     ) -> Vec<super::sequencer::Step<Input>> {
+        self.accounting.spans.turn_failed(&failure);
         self.emit(SessionEvent::TurnFailed { failure });
         self.sequencer.fail_turn()
     }

@@ -41,7 +41,9 @@ impl Runner {
         let status = status_of(&response);
         let (stalled, ours) = self.end_response(&id, &status, &response);
         let mut steps = self.sequencer.response_done(&id);
-        let accounted = self.accounting.response_done(&id, response.usage.as_ref());
+        let accounted = self
+            .accounting
+            .response_done(&id, &status, response.usage.as_ref());
         self.emit(SessionEvent::ResponseDone {
             response_id: id.clone(),
             status: status.clone(),
@@ -54,11 +56,11 @@ impl Runner {
             turn_failure(&status, response.status_details.as_ref(), ours)
         };
         if self.over_limit.remove(&id) {
-            self.emit(SessionEvent::TurnFailed {
-                failure: TurnFailure::ToolRounds {
-                    limit: self.config.max_tool_rounds,
-                },
-            });
+            let failure = TurnFailure::ToolRounds {
+                limit: self.config.max_tool_rounds,
+            };
+            self.accounting.spans.turn_failed(&failure);
+            self.emit(SessionEvent::TurnFailed { failure });
         }
         if let Some(failure) = failure {
             steps.extend(self.fail_turn(failure));

@@ -20,7 +20,7 @@ impl Runner {
                 return self.guard_response_created(&e.response.id).await;
             }
             ServerEvent::ResponseOutputTextDelta(e) => {
-                self.accounting.delta(false);
+                self.accounting.delta(&e.response_id, false);
                 match self.guard_delta(&e.response_id, &e.item_id, &e.delta).await {
                     Ok(true) => self.emit(SessionEvent::TextDelta {
                         response_id: e.response_id,
@@ -32,7 +32,7 @@ impl Runner {
                 }
             }
             ServerEvent::ResponseOutputAudioTranscriptDelta(e) => {
-                self.accounting.delta(false);
+                self.accounting.delta(&e.response_id, false);
                 match self.guard_delta(&e.response_id, &e.item_id, &e.delta).await {
                     Ok(true) => self.emit(SessionEvent::TranscriptDelta {
                         response_id: e.response_id,
@@ -116,6 +116,7 @@ impl Runner {
         // Ours or one the server's turn detection started: either way the slot is taken.
         self.pending_create = None;
         self.sequencer.response_created(&id);
+        self.accounting.response_created(&id);
         self.response_tokens
             .insert(id.clone(), self.shutdown.child_token());
         self.emit(SessionEvent::ResponseStarted { response_id: id });
@@ -129,7 +130,7 @@ impl Runner {
         content_index: u32,
         delta: &str,
     ) {
-        self.accounting.delta(true);
+        self.accounting.delta(&response_id, true);
         match crate::audio::decode_base64(delta) {
             // Audio cut off by a barge-in is dropped, not played.
             Ok(data)
