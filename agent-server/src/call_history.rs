@@ -55,6 +55,17 @@ pub struct StoredCall {
     /// Renews this node's lease on the call while it runs; stops when the last clone of the
     /// call is dropped or the call is finished.
     heartbeat: Option<Arc<Heartbeat>>,
+    /// Cancelled when another node has taken the call over (this one stalled past its
+    /// lease): this node must let go of the call.
+    taken_over: CancellationToken,
+}
+
+impl StoredCall {
+    /// Resolves when another node has taken the call over; never for a call on a store of
+    /// its own.
+    pub async fn taken_over(&self) {
+        self.taken_over.cancelled().await;
+    }
 }
 
 /// A call taken over from a node that died: its stored conversation, for the new session.
@@ -185,12 +196,14 @@ impl CallHistory {
     /// The call `id`, written under this node's lease with a heartbeat renewing it when the
     /// store is shared; a plain conversation otherwise.
     fn leased(&self, id: ConversationId) -> StoredCall {
+        let taken_over = CancellationToken::new();
         if !self.is_shared() {
             let sink = self.writer.conversation(id.clone());
             return StoredCall {
                 id,
                 sink,
                 heartbeat: None,
+                taken_over,
             };
         }
         let stop = CancellationToken::new();
@@ -200,11 +213,13 @@ impl CallHistory {
             self.holder.clone(),
             self.lease,
             stop.clone(),
+            taken_over.clone(),
         ));
         StoredCall {
             sink: self.writer.leased_conversation(id.clone(), &self.holder),
             id,
             heartbeat: Some(Arc::new(Heartbeat(stop))),
+            taken_over,
         }
     }
 
@@ -367,25 +382,37 @@ impl CallHistory {
 
 /// Renews `holder`'s lease on the call every third of `ttl` until `stop`. A renewal that
 /// fails is retried at the next beat (a database blip must not give the call away); a lost
-/// lease (another node took the call over after this one stalled) ends the renewals.
+/// lease (another node took the call over after this one stalled) ends the renewals and
+/// cancels `taken_over`.
 async fn renew(
     writer: HistoryWriter,
     id: ConversationId,
     holder: Arc<str>,
     ttl: Duration,
     stop: CancellationToken,
+    taken_over: CancellationToken,
 ) {
     let beat = ttl / 3;
+    let mut renewed_at = std::time::Instant::now();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(beat) => {}
         }
+        // A lease not renewed for its whole length may be another node's by now (this process
+        // stalled, or lost the database): go on with the call and both nodes would answer it.
+        // So it lets go, as a lease holder must once its lease may have run out.
+        if renewed_at.elapsed() >= ttl {
+            tracing::error!(conversation = %id, "this node could not renew its lease on the call for {ttl:?}; letting go of it, as another node may have taken it over");
+            taken_over.cancel();
+            return;
+        }
         let renewed = tokio::time::timeout(beat, writer.renew_lease(&id, &holder, ttl)).await;
         match renewed {
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => renewed_at = std::time::Instant::now(),
             Ok(Err(HistoryError::LeaseLost { .. })) => {
-                tracing::error!(conversation = %id, "another node took this call over");
+                tracing::error!(conversation = %id, "another node took this call over (this node stalled past its lease); letting go of it");
+                taken_over.cancel();
                 return;
             }
             Ok(Err(error)) => {

@@ -31,11 +31,14 @@ pub enum Outcome {
     Drained,
     /// The session could not start, or the stream or session failed.
     Failed,
+    /// Another node took the call over while this one stalled (its lease ran out): this node
+    /// lets go of it without hanging up, and the other records how it ends.
+    TakenOver,
 }
 
 impl Outcome {
     /// Every outcome, in the order `/metrics` lists them.
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::CallerHungUp,
         Outcome::AgentHungUp,
         Outcome::Transferred,
@@ -43,6 +46,7 @@ impl Outcome {
         Outcome::MaxLength,
         Outcome::Drained,
         Outcome::Failed,
+        Outcome::TakenOver,
     ];
 
     /// How a call whose session the platform holds (SIP, WebRTC: the server is on the
@@ -69,6 +73,7 @@ impl Outcome {
             Outcome::MaxLength => "max_length",
             Outcome::Drained => "drained",
             Outcome::Failed => "failed",
+            Outcome::TakenOver => "taken_over",
         }
     }
 

@@ -14,7 +14,9 @@ use agent_testkit::{
 use sip::{CALLER, SipHarness, SipOptions, USER, WEBHOOK_PATH, eventually};
 
 fn scenario() -> Scenario {
-    Scenario::new("shared").turn(Turn::model_first().model(ModelStep::say("Hello.")))
+    Scenario::new("shared")
+        .turn(Turn::model_first().model(ModelStep::say("Hello.")))
+        .turn(Turn::user("Still there?").model(ModelStep::say("Yes.")))
 }
 
 fn shared(schema: &TestSchema, limits: &'static str) -> SipOptions {
@@ -117,5 +119,92 @@ async fn a_client_spreading_requests_over_the_nodes_gets_one_rate_limit() {
         "the burst goes through: {statuses:?}"
     );
     b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_whose_call_was_taken_over_lets_go_of_it_without_hanging_up() {
+    let Some(schema) = TestSchema::create("shared_store_taken") else {
+        return;
+    };
+    let options = SipOptions {
+        history_extra: "lease_secs = 1",
+        ..shared(&schema, "")
+    };
+    let a = SipHarness::start(scenario(), options).await;
+    let call = IncomingCall::new(
+        "rtc_taken",
+        &format!("sip:{CALLER}@carrier.example"),
+        &format!("sip:{USER}@sip.api.openai.com"),
+    );
+    let answer = a
+        .platform
+        .incoming_call(
+            a.addr,
+            WEBHOOK_PATH,
+            &call,
+            "wh_taken",
+            WebhookSigning::Valid,
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    eventually("the call is up on node A", || async {
+        a.state.capacity.in_use() == 1 && a.platform.calls().attached("rtc_taken")
+    })
+    .await;
+    // Node A stalled (as far as the store can tell: its lease ran out) and another node took
+    // the call over.
+    schema.execute("UPDATE leases SET expires_at = 0").unwrap();
+    let url = schema.url().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut store = agent_core::history::HistoryStore::open(&url).unwrap();
+        let (id, _) = store
+            .phone_calls()
+            .unwrap()
+            .into_iter()
+            .find(|(_, call)| call.call_id == "rtc_taken")
+            .unwrap();
+        store
+            .acquire_lease(&id, "node thief", std::time::Duration::from_secs(60))
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    // Node A notices at its next renewal and lets go: no hang-up, no outcome of its own.
+    eventually("node A let go of the call", || async {
+        a.state.capacity.in_use() == 0
+    })
+    .await;
+    assert!(
+        !a.actions("rtc_taken")
+            .iter()
+            .any(|(action, _)| action == "hangup"),
+        "the call is the other node's now: {:?}",
+        a.actions("rtc_taken")
+    );
+    assert_eq!(
+        a.platform.calls().state("rtc_taken"),
+        Some(agent_testkit::platform::CallState::Accepted)
+    );
+    assert!(a.metrics().await.contains("outcome=\"taken_over\"} 1"));
+    let record = tokio::task::spawn_blocking({
+        let url = schema.url().to_owned();
+        move || {
+            agent_core::history::HistoryStore::open(&url)
+                .unwrap()
+                .phone_calls()
+                .unwrap()
+                .into_values()
+                .find(|call| call.call_id == "rtc_taken")
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        record.ended_at, None,
+        "the thief records the end, not node A"
+    );
     a.stop().await;
 }

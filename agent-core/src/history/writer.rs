@@ -646,6 +646,9 @@ impl crate::session::HistorySink for ConversationWriter {
                 Ok(CallRecordState::New) => Ok(CallStart::New),
                 Ok(CallRecordState::Started) => Ok(CallStart::Started),
                 Ok(CallRecordState::Finished { output }) => Ok(CallStart::Finished { output }),
+                // Running it anyway (as for a store that failed) could run it twice: the run
+                // that took the conversation over may run it too.
+                Err(HistoryError::LeaseLost { .. }) => Ok(CallStart::TakenOver),
                 Err(error) => Err(error.to_string()),
             }
         })
@@ -840,8 +843,14 @@ mod tests {
         ] {
             assert!(matches!(error, HistoryError::LeaseLost { .. }), "{error}");
         }
-        // A fire-and-forget write through the session's sink surfaces at the next flush.
+        // A session asking through its sink whether to run a call is told not to: the run
+        // that took over may run it.
         use crate::session::HistorySink;
+        assert_eq!(
+            HistorySink::call_started(&conversation, "c4", "f", "{}").await,
+            Ok(crate::session::CallStart::TakenOver)
+        );
+        // A fire-and-forget write through the session's sink surfaces at the next flush.
         HistorySink::append(&conversation, "k", &Item::user_text("x"));
         let error = conversation.flush().await.unwrap_err();
         assert!(matches!(error, HistoryError::LeaseLost { .. }), "{error}");

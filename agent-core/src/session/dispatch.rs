@@ -50,7 +50,7 @@ impl CallOutcome {
     fn known(request: CallRequest, known: super::CallStart) -> CallOutcome {
         let (why, result) = match known {
             super::CallStart::Finished { output } => (super::NotRun::AlreadyRan, Ok(output)),
-            super::CallStart::Started | super::CallStart::New => (
+            super::CallStart::Started | super::CallStart::New | super::CallStart::TakenOver => (
                 super::NotRun::Interrupted,
                 Err(ToolError::Interrupted {
                     tool: request.name.clone(),

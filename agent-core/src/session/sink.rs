@@ -82,6 +82,10 @@ pub enum CallStart {
         /// The output recorded with the finish.
         output: String,
     },
+    /// Another run (a node that took the call over while this one stalled) holds the
+    /// conversation now: this run must not run the tool, which that run may run too. Reported
+    /// to the model as interrupted.
+    TakenOver,
 }
 
 /// A store operation that resolves once it is durable (or read), or with why it could not be.

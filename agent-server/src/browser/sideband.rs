@@ -187,8 +187,16 @@ async fn converse(
     feed: Option<&Feed>,
 ) -> Outcome {
     state.metrics.call_started();
+    let taken_over = async {
+        match stored {
+            Some(stored) => stored.taken_over().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(taken_over);
     let outcome = loop {
         tokio::select! {
+            () = &mut taken_over => break Outcome::TakenOver,
             event = session.events.recv() => {
                 let Some(event) = event else { break Outcome::Failed };
                 state.metrics.observe(&event);
@@ -211,6 +219,8 @@ async fn converse(
             }
         }
     };
+    // A call another node took over is that node's to record.
+    let stored = stored.filter(|_| outcome != Outcome::TakenOver);
     wind_down(state, route, &mut session, stored, outcome, call_id).await;
     outcome
 }

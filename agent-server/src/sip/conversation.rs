@@ -36,6 +36,8 @@ enum End {
     AgentEnded(EndReason),
     /// The agent transferred the call.
     Transferred,
+    /// Another node took the call over (this one stalled past its lease).
+    TakenOver,
 }
 
 impl End {
@@ -48,13 +50,14 @@ impl End {
             End::AgentEnded(EndReason::Silence) => Outcome::Silence,
             End::AgentEnded(EndReason::MaxLength) => Outcome::MaxLength,
             End::Transferred => Outcome::Transferred,
+            End::TakenOver => Outcome::TakenOver,
         }
     }
 
     /// Whether the call may still be up on the platform, so the server hangs it up: not
-    /// after its own hang-up or transfer.
+    /// after its own hang-up or transfer, and not when another node has the call now.
     fn needs_hang_up(&self) -> bool {
-        !matches!(self, End::AgentEnded(_) | End::Transferred)
+        !matches!(self, End::AgentEnded(_) | End::Transferred | End::TakenOver)
     }
 }
 
@@ -122,6 +125,14 @@ impl SipCall {
     /// Handles events, requests, playback and deadlines until the conversation ends.
     async fn converse(&mut self) -> End {
         let hang_up = self.state.hang_up.clone();
+        let stored = self.stored.clone();
+        let taken_over = async {
+            match &stored {
+                Some(stored) => stored.taken_over().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(taken_over);
         loop {
             let wake = self.policy.deadline();
             let step = tokio::select! {
@@ -136,6 +147,7 @@ impl SipCall {
                 () = self.playback.changed() => ControlFlow::Continue(()),
                 () = crate::phone::sleep_until(wake) => ControlFlow::Continue(()),
                 () = hang_up.cancelled() => ControlFlow::Break(End::Drained),
+                () = &mut taken_over => ControlFlow::Break(End::TakenOver),
             };
             if let ControlFlow::Break(end) = step {
                 return end;
@@ -261,11 +273,16 @@ impl SipCall {
         {
             tracing::warn!(call_id = %self.call_id, "the hang-up did not go through: {err}");
         }
+        // A call another node took over is that node's to record.
+        let stored = match end {
+            End::TakenOver => None,
+            _ => self.stored.as_ref(),
+        };
         phone::wind_down(
             &self.state,
             self.route,
             &mut self.session,
-            self.stored.as_ref(),
+            stored,
             end.outcome(),
             &self.call_id,
         )

@@ -49,6 +49,8 @@ pub struct SipOptions {
     /// The history database: a `postgres://` URL shared with other nodes; `None`, a file of
     /// the test's own.
     pub history: Option<String>,
+    /// Extra lines under serve.toml's `[history]` (e.g. `lease_secs`).
+    pub history_extra: &'static str,
 }
 
 impl Default for SipOptions {
@@ -63,6 +65,7 @@ impl Default for SipOptions {
             operator_token: None,
             files: Vec::new(),
             history: None,
+            history_extra: "",
         }
     }
 }
@@ -294,10 +297,11 @@ impl Node {
         // Calls are stored in the test's own history, never the user's.
         let history = options.history.as_deref().unwrap_or("history.sqlite3");
         let serve_toml = format!(
-            "listen = \"{addr}\"\nnode = \"{node}\"\npublic_base_url = \"http://localhost:{}\"\nmax_calls = {}\n\n[limits]\n{}\n\n[history]\npath = \"{history}\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[[route]]\nagent = \"phone.toml\"\nsip_users = [\"{USER}\"]\n{}\n\n{}\n",
+            "listen = \"{addr}\"\nnode = \"{node}\"\npublic_base_url = \"http://localhost:{}\"\nmax_calls = {}\n\n[limits]\n{}\n\n[history]\npath = \"{history}\"\n{}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[[route]]\nagent = \"phone.toml\"\nsip_users = [\"{USER}\"]\n{}\n\n{}\n",
             addr.port(),
             options.max_calls,
             options.limits,
+            options.history_extra,
             options.route_extra,
             options.serve_extra,
         );
