@@ -71,16 +71,7 @@ impl Persistence {
                     .into_iter()
                     .map(|stored| stored.into_keyed())
                     .collect();
-                let calls = store
-                    .calls(&id)?
-                    .into_iter()
-                    .map(|call| PriorCall {
-                        call_id: call.call_id,
-                        name: call.name,
-                        arguments: call.arguments,
-                        output: call.output,
-                    })
-                    .collect();
+                let calls = store.calls(&id)?.into_iter().map(PriorCall::from).collect();
                 (items, calls)
             }
             None => (Vec::new(), Vec::new()),

@@ -243,15 +243,7 @@ impl CallHistory {
             })
             .await?;
         let items = items.into_iter().map(StoredItem::into_keyed).collect();
-        let prior_calls = calls
-            .into_iter()
-            .map(|call| PriorCall {
-                call_id: call.call_id,
-                name: call.name,
-                arguments: call.arguments,
-                output: call.output,
-            })
-            .collect();
+        let prior_calls = calls.into_iter().map(PriorCall::from).collect();
         Ok(AdoptedCall {
             stored: self.leased(orphan.conversation.clone()),
             items,

@@ -19,6 +19,15 @@ fn scenario() -> Scenario {
         .turn(Turn::user("Still there?").model(ModelStep::say("Yes.")))
 }
 
+/// A SIP call from the test's caller to its agent.
+fn sip_call(call_id: &str) -> IncomingCall {
+    IncomingCall::new(
+        call_id,
+        &format!("sip:{CALLER}@carrier.example"),
+        &format!("sip:{USER}@sip.api.openai.com"),
+    )
+}
+
 fn shared(schema: &TestSchema, limits: &'static str) -> SipOptions {
     SipOptions {
         history: Some(schema.url().to_owned()),
@@ -35,11 +44,7 @@ async fn a_webhook_delivered_again_to_another_node_accepts_the_call_once() {
     let options = shared(&schema, "");
     let a = SipHarness::start(scenario(), options).await;
     let b = a.second_node(&shared(&schema, "")).await;
-    let call = IncomingCall::new(
-        "rtc_shared1",
-        &format!("sip:{CALLER}@carrier.example"),
-        &format!("sip:{USER}@sip.api.openai.com"),
-    );
+    let call = sip_call("rtc_shared1");
     let first = a
         .platform
         .incoming_call(
@@ -132,11 +137,7 @@ async fn a_node_whose_call_was_taken_over_lets_go_of_it_without_hanging_up() {
         ..shared(&schema, "")
     };
     let a = SipHarness::start(scenario(), options).await;
-    let call = IncomingCall::new(
-        "rtc_taken",
-        &format!("sip:{CALLER}@carrier.example"),
-        &format!("sip:{USER}@sip.api.openai.com"),
-    );
+    let call = sip_call("rtc_taken");
     let answer = a
         .platform
         .incoming_call(

@@ -123,7 +123,19 @@ impl OpenOptions {
         let conn = PgConn::connect(url, self.timeout, self.busy_timeout)
             .map_err(|e| HistoryError::from_db(&path, e))?;
         let db = Db::Postgres(Box::new(conn));
-        match schema::migrate_postgres(&db).map_err(|e| HistoryError::from_db(&path, e))? {
+        let migration =
+            schema::migrate_postgres(&db).map_err(|e| HistoryError::from_db(&path, e))?;
+        self.store(db, path, migration)
+    }
+
+    /// The store on `db`, once its schema is current (`migration` said how it went).
+    fn store(
+        &self,
+        db: Db,
+        path: PathBuf,
+        migration: Migration,
+    ) -> Result<HistoryStore, HistoryError> {
+        match migration {
             Migration::Current => Ok(HistoryStore {
                 db,
                 path,
@@ -172,21 +184,8 @@ impl OpenOptions {
             .map_err(fail)?;
         // Every statement the writer runs stays prepared (see `db::sqlite::execute`).
         conn.set_prepared_statement_cache_capacity(64);
-        match schema::migrate(&mut conn).map_err(fail)? {
-            Migration::Current => Ok(HistoryStore {
-                db: Db::Sqlite(conn),
-                path,
-                durability: self.durability,
-                grouped: false,
-                sync_deferred: false,
-                batch: BatchCache::default(),
-            }),
-            Migration::Newer(found) => Err(HistoryError::NewerSchema {
-                path,
-                found,
-                supported: schema::LATEST,
-            }),
-        }
+        let migration = schema::migrate(&mut conn).map_err(fail)?;
+        self.store(Db::Sqlite(conn), path, migration)
     }
 }
 

@@ -190,6 +190,18 @@ pub struct PriorCall {
     pub output: Option<String>,
 }
 
+impl From<crate::history::CallRecord> for PriorCall {
+    /// A call as the history recorded it: what a resumed (or taken-over) session starts from.
+    fn from(call: crate::history::CallRecord) -> Self {
+        PriorCall {
+            call_id: call.call_id,
+            name: call.name,
+            arguments: call.arguments,
+            output: call.output,
+        }
+    }
+}
+
 impl std::fmt::Debug for SessionConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionConfig")
