@@ -30,8 +30,8 @@ use crate::state::AppState;
 /// The most lost calls looked at per round.
 const BATCH: usize = 32;
 
-/// Looks for lost calls every third of the lease until `stop`; returns at once when the store
-/// is not shared.
+/// Looks for lost calls every third of the lease (and again at once after a round that took
+/// a full batch) until `stop`; returns at once when the store is not shared.
 pub(crate) async fn watch(state: Arc<AppState>, stop: CancellationToken) {
     let Some(history) = state.history.clone() else {
         return;
@@ -40,13 +40,18 @@ pub(crate) async fn watch(state: Arc<AppState>, stop: CancellationToken) {
         return;
     }
     let every = history.lease() / 3;
+    let mut more = false;
     loop {
-        // A little jitter, so nodes started together do not all ask at once.
+        // A little jitter, so nodes started together do not all ask at once. A round that
+        // found a full batch and took it looks again at once: a dead node leaves all its calls
+        // at one time, and a pause per batch would make the last of 500 calls wait 16 rounds.
         let jitter = Duration::from_millis(fastrand_below(every.as_millis() as u64 / 5 + 1));
+        let pause = if more { Duration::ZERO } else { every + jitter };
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(every + jitter) => {}
+            () = tokio::time::sleep(pause) => {}
         }
+        more = false;
         if state.capacity.is_draining() {
             continue;
         }
@@ -61,6 +66,8 @@ pub(crate) async fn watch(state: Arc<AppState>, stop: CancellationToken) {
                 continue;
             }
         };
+        let full = orphans.len() == BATCH;
+        let mut took_all = true;
         for orphan in orphans {
             let call_id = orphan.call.call_id.clone();
             let attachable = match orphan.call.transport.as_str() {
@@ -78,6 +85,7 @@ pub(crate) async fn watch(state: Arc<AppState>, stop: CancellationToken) {
                     ),
                     Err(HistoryError::ConversationInUse { .. }) => {}
                     Err(error) => {
+                        took_all = false;
                         tracing::warn!(call_id, %error, "could not record a lost call's end")
                     }
                 }
@@ -85,6 +93,7 @@ pub(crate) async fn watch(state: Arc<AppState>, stop: CancellationToken) {
             }
             let Some(slot) = state.capacity.try_take() else {
                 // Full: another node takes it.
+                took_all = false;
                 break;
             };
             match history.adopt(&orphan).await {
@@ -107,10 +116,12 @@ pub(crate) async fn watch(state: Arc<AppState>, stop: CancellationToken) {
                 // Another node was faster.
                 Err(HistoryError::ConversationInUse { .. }) => {}
                 Err(error) => {
+                    took_all = false;
                     tracing::warn!(call_id, %error, "could not take over a call of a node that died");
                 }
             }
         }
+        more = full && took_all;
     }
 }
 
