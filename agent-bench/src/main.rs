@@ -28,7 +28,14 @@
 //! 9. telephony: simulated Twilio calls through the shipped `agent serve` at 100, 250, 500 and
 //!    1,000 concurrent calls (frames in real time, a tool turn every 10 s per call), serve CPU
 //!    per call-second, RSS per call, frame and audio latencies, frames lost, next to
-//!    openai-agents-js's Twilio transport; about 5 minutes, alone with `--only telephony`.
+//!    openai-agents-js's Twilio transport; about 5 minutes, alone with `--only telephony`;
+//! 10. the missed targets, each explained with the numbers above;
+//! 11. takeover: two `agent serve` nodes (the release binary) share a PostgreSQL history and
+//!     answer 1,000 simulated SIP calls from the fake platform; one is killed (SIGKILL) mid-run
+//!     and the other takes its calls over: calls completed, takeover time, duplicate tool runs,
+//!     and the history's write throughput on PostgreSQL against SQLite. It needs a PostgreSQL
+//!     server (`--postgres`, else `AGENT_POSTGRES_URL`, else the local one); about 3 minutes,
+//!     alone with `--only takeover --out FILE` (the file then holds only that section).
 //!
 //! Benchmarks report numbers; nothing here asserts a timing, and CI does not run this. Each
 //! benchmark's module says what exactly it measures. The bench builds the `agent` binaries it
@@ -44,19 +51,29 @@ mod common;
 mod concurrency;
 mod decode;
 mod dispatch;
+mod history_writes;
 mod library_client;
 mod machine;
 mod memory;
 mod peer;
 mod peer_install;
+mod pg;
 mod report;
 mod report_missed;
 mod report_profile;
 mod report_sdk;
+mod report_takeover;
 mod report_telephony;
 mod scale;
 mod sdk;
 mod server_work;
+mod takeover;
+mod takeover_caller;
+mod takeover_check;
+mod takeover_measure;
+mod takeover_monitor;
+mod takeover_node;
+mod takeover_orders;
 mod telephony;
 mod telephony_load;
 mod telephony_probe;
@@ -87,9 +104,19 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     sessions: Vec<usize>,
     /// Run only these benchmarks (comma-separated: decode, dispatch, concurrency, scale, sdk,
-    /// memory, size, callgrind, telephony).
+    /// memory, size, callgrind, telephony, takeover); the report then holds only them.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// The PostgreSQL server of the takeover benchmark (it makes schemas of its own there).
+    #[arg(long, env = "AGENT_POSTGRES_URL", default_value = takeover::DEFAULT_POSTGRES)]
+    postgres: String,
+    /// Concurrent calls of the takeover benchmark (default 1000; --quick: 100).
+    #[arg(long)]
+    takeover_calls: Option<usize>,
+    /// Takeover benchmark: keep every sideband frame and write those of the calls that did
+    /// not complete next to the nodes' logs (a diagnosis; costs memory).
+    #[arg(long)]
+    takeover_frames: bool,
     /// Internal: serve the raw peer for the scale benchmark (child process).
     #[arg(long, hide = true)]
     serve_peer: bool,
@@ -215,6 +242,22 @@ fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+    let takeover = if wanted("takeover") {
+        let mut plan = if args.quick {
+            takeover::Plan::quick()
+        } else {
+            takeover::Plan::full()
+        };
+        if let Some(calls) = args.takeover_calls {
+            plan.calls = calls;
+        }
+        plan.record_frames = args.takeover_frames;
+        eprintln!("11 takeover: {} calls, two nodes, one killed", plan.calls);
+        // Without a database the section says why instead of failing the whole run.
+        Some(takeover::run(&plan, &args.postgres, command_line()).map_err(|e| format!("{e:#}")))
+    } else {
+        None
+    };
 
     let report = report::Report {
         machine,
@@ -230,6 +273,8 @@ fn main() -> anyhow::Result<()> {
         size,
         callgrind,
         telephony,
+        takeover,
+        partial: !args.only.is_empty(),
     };
     std::fs::write(&out, report.render())?;
     eprintln!(

@@ -27,6 +27,11 @@ pub struct Report {
     pub size: Option<crate::binary_size::BinarySize>,
     pub callgrind: Option<Result<crate::callgrind::CallgrindResult, String>>,
     pub telephony: Option<crate::telephony::TelephonyResult>,
+    /// §11, or why it could not run.
+    pub takeover: Option<Result<crate::takeover::TakeoverResult, String>>,
+    /// Only the sections `--only` named ran: the others are left out rather than shown as
+    /// not run, so the file holds just those sections (to paste into BENCHMARKS.md).
+    pub partial: bool,
 }
 
 /// Dispatch p50 at most this many times the bare-WebSocket floor: (calls, ratio).
@@ -92,6 +97,7 @@ impl Report {
         self.callgrind_section(&mut md);
         self.telephony_section(&mut md);
         self.missed_section(&mut md);
+        self.takeover_section(&mut md);
         md
     }
 
@@ -132,6 +138,7 @@ impl Report {
                     mark(worst <= RSS_PER_SESSION)
                 );
             }
+            None if self.partial => {}
             None => {
                 let _ = writeln!(md, "| ≤ 100 KB RSS per idle session | not run | |");
             }
@@ -140,6 +147,7 @@ impl Report {
         self.memory_target(md);
         self.size_target(md);
         self.telephony_targets(md);
+        self.takeover_targets(md);
         let _ = writeln!(md);
     }
 
@@ -343,6 +351,9 @@ impl Report {
     }
 
     fn scale_section(&self, md: &mut String) {
+        if self.scale.is_none() && self.partial {
+            return;
+        }
         let _ = writeln!(md, "## 4. Scale: concurrent sessions in one process\n");
         let Some(levels) = &self.scale else {
             let _ = writeln!(md, "Not run (`--skip-scale`).\n");

@@ -40,10 +40,15 @@ impl Report {
             return;
         }
         let _ = writeln!(md, "## 10. Missed targets, explained\n");
+        let takeover = if self.takeover.is_some() {
+            ", and the takeover rows under §11"
+        } else {
+            ""
+        };
         let _ = writeln!(
             md,
             "Every number here comes from the sections above, in this run. The dispatch rows \
-             are explained under §2, beside their own measurements.\n"
+             are explained under §2, beside their own measurements{takeover}.\n"
         );
         for p in paragraphs {
             let _ = writeln!(md, "- {p}\n");

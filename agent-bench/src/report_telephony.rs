@@ -122,6 +122,9 @@ impl Report {
     }
 
     pub(crate) fn telephony_section(&self, md: &mut String) {
+        if self.telephony.is_none() && self.partial {
+            return;
+        }
         let _ = writeln!(md, "## 9. Telephony: simulated Twilio calls\n");
         let Some(t) = &self.telephony else {
             let _ = writeln!(md, "Not run (`--only` left it out).\n");

@@ -268,7 +268,7 @@ impl Runtimes {
 }
 
 /// CPU seconds of this process's threads whose name starts with `prefix`.
-fn threads_cpu(prefix: &str) -> f64 {
+pub(crate) fn threads_cpu(prefix: &str) -> f64 {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0.0;
     };

@@ -59,7 +59,7 @@ impl ServerProcess {
             .args(["--url", realtime_url])
             .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
             .env_remove("OPENAI_API_KEY");
-        let child = spawn(command, "agent serve: listening on http://")?;
+        let child = spawn(command, "agent serve: listening on http://", Stdio::null())?;
         Ok(ServerProcess {
             addr: child.1,
             child: child.0,
@@ -80,7 +80,7 @@ impl ServerProcess {
             .current_dir(folder)
             .args([script, realtime_url])
             .env_remove("OPENAI_API_KEY");
-        let (child, addr) = spawn(command, "listening on http://")?;
+        let (child, addr) = spawn(command, "listening on http://", Stdio::null())?;
         Ok(ServerProcess {
             child,
             addr,
@@ -127,13 +127,18 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Starts `command` and reads its stdout until a line starting with `ready` names the
-/// address; the rest of its output is read and dropped on a thread, so it never blocks.
-fn spawn(mut command: Command, ready: &str) -> anyhow::Result<(Child, SocketAddr)> {
+/// Starts `command` (its stderr to `stderr`) and reads its stdout until a line starting with
+/// `ready` names the address; the rest of its output is read and dropped on a thread, so it
+/// never blocks.
+pub(crate) fn spawn(
+    mut command: Command,
+    ready: &str,
+    stderr: Stdio,
+) -> anyhow::Result<(Child, SocketAddr)> {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(stderr);
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {command:?}"))?;

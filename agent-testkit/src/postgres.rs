@@ -45,6 +45,21 @@ impl TestSchema {
                 return None;
             }
         };
+        match TestSchema::create_on(&server, label) {
+            Ok(schema) => Some(schema),
+            Err(error) if required => {
+                panic!("cannot create a test schema on {URL_ENV}: {error}")
+            }
+            Err(error) => {
+                eprintln!("skipped {label}: PostgreSQL at {URL_ENV} is unusable ({error})");
+                None
+            }
+        }
+    }
+
+    /// A fresh schema for `label` on the server at `server` (a benchmark names its server
+    /// itself), or why it could not be made.
+    pub fn create_on(server: &str, label: &str) -> Result<TestSchema, String> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let tag: String = label
             .chars()
@@ -58,15 +73,13 @@ impl TestSchema {
             NEXT.fetch_add(1, Ordering::Relaxed),
             fastrand_suffix()
         );
-        if let Err(error) = run(&server, &format!("CREATE SCHEMA {name}")) {
-            if required {
-                panic!("cannot create a test schema on {URL_ENV}: {error}");
-            }
-            eprintln!("skipped {label}: PostgreSQL at {URL_ENV} is unusable ({error})");
-            return None;
-        }
-        let url = with_search_path(&server, &name);
-        Some(TestSchema { server, name, url })
+        run(server, &format!("CREATE SCHEMA {name}"))?;
+        let url = with_search_path(server, &name);
+        Ok(TestSchema {
+            server: server.to_owned(),
+            name,
+            url,
+        })
     }
 
     /// The URL of the schema: the server's, with the search path set to it.

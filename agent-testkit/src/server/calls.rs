@@ -15,6 +15,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
+    time::Instant,
 };
 
 use serde_json::Value;
@@ -91,6 +92,11 @@ struct Call {
     saved: Option<Saved>,
     control: Option<mpsc::UnboundedSender<CallControl>>,
     sidebands: usize,
+    /// When each SIP sideband attached, in order.
+    attached_at: Vec<Instant>,
+    /// The script's progress on this call, once a sideband attached (it travels with the
+    /// call from sideband to sideband).
+    progress: Option<Arc<Mutex<ScriptProgress>>>,
     /// A WebRTC call's session, while it runs.
     media: Option<MediaCall>,
 }
@@ -153,6 +159,8 @@ impl PlatformCalls {
                 saved: None,
                 control: None,
                 sidebands: 0,
+                attached_at: Vec::new(),
+                progress: None,
                 media: None,
             },
         );
@@ -171,6 +179,24 @@ impl PlatformCalls {
     /// How many sidebands attached to the call so far.
     pub fn sidebands(&self, call_id: &str) -> usize {
         lock(&self.calls).get(call_id).map_or(0, |c| c.sidebands)
+    }
+
+    /// When each of the call's sidebands attached (a SIP call's), in order: a benchmark times
+    /// a takeover from a node's death to the next attach.
+    pub fn attach_times(&self, call_id: &str) -> Vec<Instant> {
+        lock(&self.calls)
+            .get(call_id)
+            .map_or_else(Vec::new, |c| c.attached_at.clone())
+    }
+
+    /// How many model steps of scripted turn `turn` (0-based, a model-first turn included)
+    /// the call's sidebands played to their `response.done`, across sidebands; 0 for a call
+    /// no sideband attached to yet. A caller waits on it to know its turn was answered.
+    pub fn steps_played(&self, call_id: &str, turn: usize) -> usize {
+        let progress = lock(&self.calls)
+            .get(call_id)
+            .and_then(|c| c.progress.clone());
+        progress.map_or(0, |p| lock(&p).done(turn))
     }
 
     /// Whether a sideband is attached right now.
@@ -261,6 +287,7 @@ impl PlatformCalls {
         let (tx, rx) = mpsc::unbounded_channel();
         call.control = Some(tx);
         call.sidebands += 1;
+        call.attached_at.push(Instant::now());
         Some(Attachment::Sip(Box::new(Attached {
             saved: call.saved.take(),
             accepted: call.accepted.clone(),
@@ -286,6 +313,8 @@ impl PlatformCalls {
                 saved: None,
                 control: Some(tx),
                 sidebands: 0,
+                attached_at: Vec::new(),
+                progress: None,
                 media: Some(MediaCall {
                     inbound,
                     live_sidebands: 0,
@@ -296,6 +325,13 @@ impl PlatformCalls {
             saved: None,
             accepted: Some(session),
             control: rx,
+        }
+    }
+
+    /// The script's progress on the call, as the sideband now attached plays it.
+    pub(crate) fn follow_progress(&self, call_id: &str, progress: Arc<Mutex<ScriptProgress>>) {
+        if let Some(call) = lock(&self.calls).get_mut(call_id) {
+            call.progress = Some(progress);
         }
     }
 
@@ -350,5 +386,32 @@ impl PlatformCalls {
         if dropped && self.on_drop == SidebandDrop::CallEnds && call.state == CallState::Accepted {
             call.state = CallState::Ended;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sideband_attaches_are_timed_and_the_script_progress_follows_the_call() {
+        let calls = PlatformCalls::new(SidebandDrop::CallSurvives);
+        calls.incoming("rtc_1");
+        assert!(calls.attach("rtc_1").is_none(), "not answered yet");
+        calls.accept("rtc_1", Value::Null).unwrap();
+        assert!(calls.attach("rtc_1").is_some());
+        assert_eq!(calls.attach_times("rtc_1").len(), 1);
+        assert_eq!(calls.steps_played("rtc_1", 0), 0);
+        let progress = Arc::new(Mutex::new(ScriptProgress::default()));
+        calls.follow_progress("rtc_1", Arc::clone(&progress));
+        lock(&progress).mark(1, 0);
+        assert_eq!(calls.steps_played("rtc_1", 1), 1);
+        assert_eq!(calls.steps_played("rtc_1", 0), 0);
+        // A second sideband is timed too; unknown calls have nothing.
+        assert!(calls.attach("rtc_1").is_some());
+        let times = calls.attach_times("rtc_1");
+        assert!(times.len() == 2 && times[0] <= times[1]);
+        assert!(calls.attach_times("rtc_2").is_empty());
+        assert_eq!(calls.steps_played("rtc_2", 0), 0);
     }
 }

@@ -36,6 +36,9 @@ impl Conn {
             session::merge(&mut self.session, accepted);
         }
         self.conversation_id = format!("conv_{call_id}");
+        if let Some(calls) = &self.shared.config.calls {
+            calls.follow_progress(&call_id, Arc::clone(&self.progress));
+        }
         self.control = Some(attached.control);
         self.call_id = Some(call_id);
     }
