@@ -522,9 +522,6 @@ fn shortfalls(md: &mut String, t: &TakeoverResult) {
     if let Some(error) = &t.pg.error {
         lines.push(format!("sampling pg_stat_activity failed: {error}"));
     }
-    if let Some(dir) = &t.logs_kept {
-        lines.push(format!("the nodes' logs were kept in {}", dir.display()));
-    }
     for line in lines {
         let _ = writeln!(md, "- {line}\n");
     }

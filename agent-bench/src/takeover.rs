@@ -23,7 +23,6 @@
 //! ([`crate::takeover_check`]); [`crate::takeover_measure`] reads the rest off the run.
 
 use std::{
-    path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -215,8 +214,6 @@ pub struct TakeoverResult {
     pub violations: (usize, Vec<String>),
     /// Calls the platform got a second `function_call_output` for (one of the violations).
     pub second_outputs: usize,
-    /// Where the nodes' logs were kept, when a call did not complete.
-    pub logs_kept: Option<PathBuf>,
     /// History write throughput: PostgreSQL, then SQLite (or why it did not run).
     pub writes: Result<(StoreRun, StoreRun), String>,
 }
@@ -402,6 +399,13 @@ fn two_nodes(plan: &Plan, server: &str, agent: &std::path::Path) -> anyhow::Resu
         dir,
         ..
     } = bench;
+    if !all_done {
+        // Not in the report: a temporary path means nothing to its readers.
+        eprintln!(
+            "  a call did not complete; the nodes' logs are kept in {}",
+            dir.keep().display()
+        );
+    }
     let violations = runtimes.platform.block_on(platform.sideband().violations());
     if let Ok(platform) = Arc::try_unwrap(platform) {
         runtimes.platform.block_on(platform.shutdown());
@@ -412,7 +416,6 @@ fn two_nodes(plan: &Plan, server: &str, agent: &std::path::Path) -> anyhow::Resu
             .filter(|v| v.contains("a second function_call_output"))
             .count(),
         violations: (violations.len(), violations.into_iter().take(3).collect()),
-        logs_kept: (!all_done).then(|| dir.keep()),
         ..result
     })
 }

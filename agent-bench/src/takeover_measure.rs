@@ -14,8 +14,8 @@ use crate::{
     takeover_orders::{Orders, Request},
 };
 
-/// Everything [`TakeoverResult`] holds about the run (the platform's violations and the
-/// kept logs are the caller's to fill in).
+/// Everything [`TakeoverResult`] holds about the run (the platform's violations are the
+/// caller's to fill in).
 pub(crate) fn measure(
     plan: &Plan,
     platform: &FakePlatform,
@@ -76,7 +76,6 @@ pub(crate) fn measure(
         log_lines,
         violations: (0, Vec::new()),
         second_outputs: 0,
-        logs_kept: None,
         writes: Err("not run".into()),
     }
 }
