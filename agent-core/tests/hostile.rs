@@ -22,7 +22,7 @@ use agent_testkit::{
     server::{ConnectionFaults, ErrorSpec, Faults, MalformedDone, ServerConfig, ServerHandle},
 };
 use common::harness::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Captures what the runtime hands to durable storage, calls included.
 #[derive(Default)]
@@ -921,4 +921,87 @@ async fn spoken_turns_are_logged_without_transcription_too() {
         Some(agent_core::session::log::UNTRANSCRIBED)
     );
     assert_no_violations(&server).await;
+}
+
+/// A caller who speaks while the sideband attaches: the server sends that turn's function
+/// call before it confirms the session's configuration. The call still runs and is answered
+/// (setup used to skip every frame before `session.updated`, and the call waited forever).
+#[tokio::test]
+async fn a_function_call_sent_before_session_updated_is_still_answered() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v1/realtime", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let mut received = Vec::new();
+        let next = |received: &mut Vec<Value>, text: &str| {
+            received.push(serde_json::from_str::<Value>(text).unwrap());
+        };
+        let Some(Ok(Message::Text(update))) = ws.next().await else {
+            panic!("no session.update");
+        };
+        next(&mut received, update.as_str());
+        let call = json!({"type": "function_call", "id": "item_early", "call_id": "call_early",
+            "name": "quick", "arguments": "{}", "status": "completed"});
+        let response = |status: &str, output: Value| {
+            json!({"id": "resp_early", "object": "realtime.response", "status": status,
+                "output": output, "usage": null})
+        };
+        for event in [
+            json!({"type": "session.created", "event_id": "e1",
+                "session": {"id": "sess_early", "type": "realtime"}}),
+            json!({"type": "response.created", "event_id": "e2",
+                "response": response("in_progress", json!([]))}),
+            json!({"type": "response.output_item.done", "event_id": "e3",
+                "response_id": "resp_early", "output_index": 0, "item": call}),
+            json!({"type": "response.done", "event_id": "e4",
+                "response": response("completed", json!([call]))}),
+            json!({"type": "session.updated", "event_id": "e5",
+                "session": {"id": "sess_early", "type": "realtime", "model": "gpt-realtime"}}),
+        ] {
+            ws.send(Message::Text(event.to_string().into()))
+                .await
+                .unwrap();
+        }
+        // Everything the client sends until it answers the call.
+        while let Ok(Some(Ok(frame))) =
+            tokio::time::timeout(Duration::from_secs(5), ws.next()).await
+        {
+            let Message::Text(text) = frame else { continue };
+            next(&mut received, text.as_str());
+            if text.as_str().contains("response.create") {
+                break;
+            }
+        }
+        received
+    });
+    let harness = harness("");
+    let overrides = agent_core::agent::ConnectOverrides {
+        url: Some(url),
+        key_optional: true,
+        ..Default::default()
+    };
+    let mut config = harness.agent.session_config(&overrides, None).unwrap();
+    fast(&mut config);
+    let session = Session::start(config).await.unwrap();
+    let received = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the client never answered the early call")
+        .unwrap();
+    let answered = outputs(&received);
+    assert_eq!(answered.len(), 1, "{answered:?}");
+    assert_eq!(answered[0].0, "call_early");
+    assert!(answered[0].1.contains("quick done"), "{answered:?}");
+    assert_eq!(
+        types(&received).last().map(String::as_str),
+        Some("response.create")
+    );
+    assert_eq!(
+        harness.log.lock().unwrap().as_slice(),
+        ["start quick call_early", "end quick call_early"]
+    );
+    drop(session);
 }

@@ -396,7 +396,7 @@ impl Session {
         let mut spans = spans::Spans::start(&config);
         // The first connection's retries come out of the same budget as later reconnects.
         let mut budget = ReconnectBudget::new(config.reconnect.clone());
-        let (ws, (session_id, model)) = loop {
+        let established = loop {
             match runner::establish(&config, &conversation).await {
                 Ok(established) => break established,
                 Err(err) if err.is_retryable() => {
@@ -415,6 +415,8 @@ impl Session {
             }
         };
         drop(conversation);
+        let session_id = established.session_id.clone();
+        let model = established.model.clone();
         spans.session_started(session_id.as_deref());
         let (mut outbox, event_rx) = outbox::Outbox::new(config.event_buffer);
         let (command_tx, command_rx) = mpsc::channel(64);
@@ -427,7 +429,7 @@ impl Session {
         let agent = config.agent.clone();
         let runner = runner::Runner::new(
             config,
-            ws,
+            established,
             session_id.clone().unwrap_or_default(),
             log,
             runner::AppSide {

@@ -42,11 +42,12 @@ impl Runner {
                 }
             };
             match established {
-                Ok((ws, (session_id, _))) => {
-                    self.ws = ws;
+                Ok(established) => {
+                    self.ws = established.ws;
+                    self.early.extend(established.early);
                     self.accounting
                         .spans
-                        .connection_replaced(session_id.as_deref(), rollover);
+                        .connection_replaced(established.session_id.as_deref(), rollover);
                     match self.reconnected(rollover, &reason).await {
                         Flow::Continue => return Ok(()),
                         Flow::Close(reason) => return Err(reason),

@@ -44,12 +44,13 @@ mod speech;
 mod wire;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     time::{Duration, Instant},
 };
 
 use futures_util::StreamExt;
 use tokio::{sync::mpsc, task::JoinSet};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use setup::establish;
@@ -107,6 +108,9 @@ const FINAL_EVENTS_WAIT: Duration = Duration::from_secs(5);
 pub(crate) struct Runner {
     config: SessionConfig,
     ws: WsStream,
+    /// Frames the connection's setup read before the configuration was confirmed, handled
+    /// first when the loop starts (see [`setup::Established::early`]).
+    early: VecDeque<Utf8Bytes>,
     outbox: Outbox,
     /// Set when the app fell too far behind; the loop ends the session.
     too_slow: Option<TooSlow>,
@@ -204,7 +208,7 @@ pub(crate) struct AppSide {
 impl Runner {
     pub(crate) fn new(
         config: SessionConfig,
-        ws: WsStream,
+        connection: setup::Established,
         session_id: String,
         log: ConversationLog,
         app: AppSide,
@@ -265,7 +269,8 @@ impl Runner {
             budget,
             watchdog: Watchdog::new(config.deadlines, now),
             config,
-            ws,
+            ws: connection.ws,
+            early: connection.early.into(),
             outbox,
             too_slow: None,
             commands,
@@ -358,6 +363,12 @@ impl Runner {
         let mut keepalive = tokio::time::interval(every);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         keepalive.reset();
+        while let Some(text) = self.early.pop_front() {
+            let flow = self.on_text(text).await;
+            if !matches!(flow, Flow::Continue) {
+                return flow;
+            }
+        }
         // Commands that came in while the connection was being replaced, in order; if one
         // fails, the rest wait for the next connection.
         while !self.deferred.is_empty() {

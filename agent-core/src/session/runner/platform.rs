@@ -3,13 +3,16 @@
 //! same call without `session.update` or replay, and the call ends at its time limit instead
 //! of rolling over.
 
-use super::{Flow, Runner, setup::establish};
+use super::{
+    Flow, Runner,
+    setup::{Established, establish},
+};
 use crate::{
     protocol::{ClientEvent, Item},
     session::{
         SessionConfig, SessionError,
         events::{CloseReason, SessionEvent},
-        transport::{self, TransportError, WsStream},
+        transport::{self, TransportError},
     },
 };
 
@@ -24,22 +27,19 @@ pub(super) fn call_gone(config: &SessionConfig, err: &SessionError) -> bool {
         )
 }
 
-/// The session id and model a new connection reported (none on a re-attach).
-type SessionIds = (Option<String>, Option<String>);
-
 /// A connection to replace a lost one: configured and replayed into when we hold the
 /// conversation, re-attached as it is when the platform holds it.
 pub(super) async fn establish_again(
     config: &SessionConfig,
     conversation: &[(String, Item)],
-) -> Result<(WsStream, SessionIds), SessionError> {
+) -> Result<Established, SessionError> {
     if config.ownership.replays() {
         return establish(config, conversation).await;
     }
     // The call's session is still configured (the loop never changes it after the first
     // attach), so the sideband is ready as soon as it is open.
     let ws = transport::connect(&config.connect).await?;
-    Ok((ws, (None, None)))
+    Ok(Established::bare(ws))
 }
 
 impl Runner {

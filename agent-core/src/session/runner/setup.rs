@@ -3,7 +3,7 @@
 //! every replacement.
 
 use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::wire::{describe, final_close};
 use crate::{
@@ -16,21 +16,56 @@ use crate::{
     },
 };
 
-/// The session id and model `session.updated` (or `session.created`) reported.
-type SessionIds = (Option<String>, Option<String>);
+/// Bytes of frames kept from before the configuration was confirmed (see
+/// [`Established::early`]); a server that sends more than this during setup loses the excess,
+/// with a warning, rather than growing memory without bound.
+const EARLY_BYTES_MAX: usize = 4 << 20;
+
+/// A connection ready for the session loop.
+pub(crate) struct Established {
+    pub ws: WsStream,
+    /// The session id `session.updated` (or `session.created`) reported.
+    pub session_id: Option<String>,
+    /// The model `session.updated` reported.
+    pub model: Option<String>,
+    /// Frames the server sent before it confirmed the configuration, already observed, in
+    /// order. On a call the platform holds, the caller may speak while the sideband attaches:
+    /// that turn's events (a function call among them) come before `session.updated` and must
+    /// reach the loop, or the call would wait for an output forever.
+    pub early: Vec<Utf8Bytes>,
+}
+
+impl Established {
+    /// A connection with nothing to report (a re-attach, which sends no `session.update`).
+    pub(crate) fn bare(ws: WsStream) -> Self {
+        Self {
+            ws,
+            session_id: None,
+            model: None,
+            early: Vec::new(),
+        }
+    }
+}
 
 /// Connects, configures the session and replays `conversation` (every item, in order) into
 /// it.
 pub(crate) async fn establish(
     config: &SessionConfig,
     conversation: &[(String, Item)],
-) -> Result<(WsStream, SessionIds), SessionError> {
+) -> Result<Established, SessionError> {
     let mut ws = transport::connect(&config.connect).await?;
-    let ids = configure(&mut ws, config).await?;
+    let (session_id, model, early) = configure(&mut ws, config).await?;
+    let established = Established {
+        ws,
+        session_id,
+        model,
+        early,
+    };
     if config.session.kind == SessionKind::Transcription {
         // A transcription session has no conversation to restore: its items are transcripts.
-        return Ok((ws, ids));
+        return Ok(established);
     }
+    let mut ws = established.ws;
     let compacted;
     let entries = match config.compaction {
         Some(compaction) => {
@@ -43,7 +78,7 @@ pub(crate) async fn establish(
         let event = ClientEvent::conversation_item_create(for_replay(item));
         send_during_setup(&mut ws, config, &event).await?;
     }
-    Ok((ws, ids))
+    Ok(Established { ws, ..established })
 }
 
 /// Sends one event before the session loop runs (setup and replay), traced like any other.
@@ -67,11 +102,18 @@ async fn send_during_setup(
 }
 
 /// Sends `session.update` and waits for `session.updated`, reporting a server error verbatim.
-async fn configure(ws: &mut WsStream, config: &SessionConfig) -> Result<SessionIds, SessionError> {
+/// Returns the session id, the model, and the other frames that came first (see
+/// [`Established::early`]).
+async fn configure(
+    ws: &mut WsStream,
+    config: &SessionConfig,
+) -> Result<(Option<String>, Option<String>, Vec<Utf8Bytes>), SessionError> {
     let update = ClientEvent::session_update(config.session.clone());
     send_during_setup(ws, config, &update).await?;
     let deadline = tokio::time::Instant::now() + config.ready_timeout;
     let mut session_id = None;
+    let mut early = Vec::new();
+    let mut early_bytes = 0usize;
     loop {
         let frame = tokio::time::timeout_at(deadline, ws.next())
             .await
@@ -88,7 +130,7 @@ async fn configure(ws: &mut WsStream, config: &SessionConfig) -> Result<SessionI
             Ok(ServerEvent::SessionCreated(e)) => session_id = e.session.id.clone(),
             Ok(ServerEvent::SessionUpdated(e)) => {
                 let model = e.session.model.clone();
-                return Ok((e.session.id.clone().or(session_id), model));
+                return Ok((e.session.id.clone().or(session_id), model, early));
             }
             Ok(ServerEvent::Error(e)) => {
                 return Err(SessionError::Rejected {
@@ -96,7 +138,15 @@ async fn configure(ws: &mut WsStream, config: &SessionConfig) -> Result<SessionI
                     message: e.error.message,
                 });
             }
-            Ok(_) => {}
+            Ok(_) if early_bytes + text.len() <= EARLY_BYTES_MAX => {
+                early_bytes += text.len();
+                early.push(text);
+            }
+            Ok(_) => tracing::warn!(
+                "dropped a server frame sent before the session was configured: over {} MiB \
+                 of such frames",
+                EARLY_BYTES_MAX >> 20
+            ),
             Err(err) => tracing::warn!("skipped a server frame during setup: {err}"),
         }
     }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
-use tokio_tungstenite::tungstenite::{self, Message, protocol::CloseFrame};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes, protocol::CloseFrame};
 
 use super::{Flow, Runner};
 use crate::{
@@ -49,6 +49,11 @@ impl Runner {
             Some(Ok(_)) => return Flow::Continue,
         };
         self.observe(Direction::Received, text.as_str());
+        self.on_text(text).await
+    }
+
+    /// One server frame's text, already observed.
+    pub(super) async fn on_text(&mut self, text: Utf8Bytes) -> Flow {
         match ServerEvent::decode(text.as_str()) {
             Ok(event) => self.on_event(event).await,
             Err(err) => {
