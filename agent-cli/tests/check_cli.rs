@@ -172,3 +172,41 @@ fn client_secrets_without_attach_are_refused_for_an_agent_with_server_tools() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_handoff_target_with_another_voice_or_format_is_reported_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("front.toml"),
+        "name = \"front\"\ninstructions = \"x\"\nvoice = \"marin\"\nhandoffs = [\"back\"]\n\
+         [audio]\ninput_format = \"g711_ulaw\"\noutput_format = \"g711_ulaw\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("back.toml"),
+        "name = \"back\"\ninstructions = \"y\"\nhandoff_description = \"the back office\"\n\
+         voice = \"cedar\"\n[audio]\noutput_format = \"pcm16\"\n",
+    )
+    .unwrap();
+    let front = dir.path().join("front.toml");
+    let out = agent(&["check", front.to_str().unwrap()], dir.path());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("back.toml:4:9"), "points at the voice: {stderr}");
+    assert!(
+        stderr.contains("voice `cedar` differs from `marin`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("output_format `pcm16` differs from `g711_ulaw`"),
+        "{stderr}"
+    );
+    // The same team with the formats and the voice left to the front agent passes.
+    std::fs::write(
+        dir.path().join("back.toml"),
+        "name = \"back\"\ninstructions = \"y\"\nhandoff_description = \"the back office\"\n",
+    )
+    .unwrap();
+    let out = agent(&["check", front.to_str().unwrap()], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

@@ -47,6 +47,15 @@ fn agent_test_passes_the_support_scenarios() {
 }
 
 #[test]
+fn agent_test_passes_the_billing_scenarios() {
+    let data = tempfile::tempdir().unwrap();
+    let out = agent(&["test", "agents/billing.toml"], data.path());
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+}
+
+#[test]
 fn agent_test_fails_when_an_expectation_fails() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -167,6 +176,42 @@ fn schema_describes_agent_files() {
             schema["properties"].get(key).is_some(),
             "no {key} in the schema"
         );
+    }
+    // The settings inside tables, through their definitions.
+    let defined = |section: &str| {
+        let reference = schema["properties"][section]["$ref"].as_str().unwrap();
+        let name = reference.trim_start_matches("#/$defs/");
+        schema["$defs"][name].clone()
+    };
+    let tool_options = defined("tool_options");
+    for key in [
+        "needs_approval",
+        "approval_timeout_secs",
+        "background",
+        "background_timeout_secs",
+        "filler_after_ms",
+        "filler_instructions",
+    ] {
+        assert!(
+            tool_options["properties"].get(key).is_some(),
+            "no tool_options.{key} in the schema"
+        );
+    }
+    let guardrails = defined("guardrails");
+    for key in ["input", "output", "input_mode"] {
+        assert!(
+            guardrails["properties"].get(key).is_some(),
+            "no guardrails.{key} in the schema: {guardrails}"
+        );
+    }
+    let kinds: Vec<&str> = schema["$defs"]["GuardrailSpec"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|kind| kind["properties"]["type"]["const"].as_str())
+        .collect();
+    for kind in ["blocklist", "regex", "max_length", "rust"] {
+        assert!(kinds.contains(&kind), "no guardrail kind {kind}: {kinds:?}");
     }
 }
 

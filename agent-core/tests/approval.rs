@@ -172,3 +172,59 @@ async fn no_answer_in_time_counts_as_a_denial() {
     session.handle.close().await.unwrap();
     server.shutdown().await;
 }
+
+/// A tool whose code asks for approval (what `#[tool(needs_approval)]` expands to).
+struct Refund;
+
+#[async_trait::async_trait]
+impl agent_core::tool::Tool for Refund {
+    fn name(&self) -> &str {
+        "refund"
+    }
+    fn description(&self) -> &str {
+        "refunds an order"
+    }
+    fn parameters(&self, _strict: bool) -> &serde_json::Value {
+        static SCHEMA: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+        SCHEMA.get_or_init(|| serde_json::json!({"type": "object", "properties": {}}))
+    }
+    fn needs_approval(&self) -> bool {
+        true
+    }
+    async fn call(
+        &self,
+        _: serde_json::Value,
+        _: agent_core::tool::ToolContext,
+    ) -> Result<agent_core::tool::ToolOutput, agent_core::tool::ToolError> {
+        Ok(agent_core::tool::ToolOutput::text("refunded"))
+    }
+}
+
+#[test]
+fn a_tool_marked_in_code_needs_approval_without_the_agent_file_saying_so() {
+    let mut registry = agent_core::tool::ToolRegistry::new();
+    registry
+        .register(std::sync::Arc::new(Refund), "tests/approval.rs")
+        .unwrap();
+    let agent = agent_core::agent::AgentFile::parse(
+        "refunds.toml",
+        "name = \"refunds\"\ninstructions = \"x\"\ntools = [\"refund\"]\n".to_owned(),
+    )
+    .unwrap()
+    .resolve(&registry)
+    .unwrap();
+    let policy = agent.approval_policy();
+    assert!(policy.tools.contains("refund"), "{:?}", policy.tools);
+    assert_eq!(policy.timeout, Duration::from_secs(60));
+    let config = agent
+        .session_config(
+            &agent_core::agent::ConnectOverrides {
+                url: Some("ws://127.0.0.1:9/v1/realtime".into()),
+                key_optional: true,
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+    assert!(config.approval.tools.contains("refund"));
+}

@@ -402,6 +402,20 @@ fn background_is_declared_and_defaults_to_false() {
     assert!(!registry.get("double").unwrap().background());
 }
 
+/// Refunds an order: money leaves the business, so a person approves each call.
+#[tool(needs_approval)]
+fn refund_order(order_id: String) -> String {
+    format!("refunded {order_id}")
+}
+
+#[test]
+fn needs_approval_is_declared_and_defaults_to_false() {
+    let registry = registry();
+    assert!(registry.get("refund_order").unwrap().needs_approval());
+    assert!(!registry.get("long_report").unwrap().needs_approval());
+    assert!(!registry.get("double").unwrap().needs_approval());
+}
+
 #[tokio::test]
 async fn panics_become_errors() {
     let err = registry()
