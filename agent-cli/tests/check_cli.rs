@@ -192,7 +192,10 @@ fn a_handoff_target_with_another_voice_or_format_is_reported_at_its_line() {
     let out = agent(&["check", front.to_str().unwrap()], dir.path());
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("back.toml:4:9"), "points at the voice: {stderr}");
+    assert!(
+        stderr.contains("back.toml:4:9"),
+        "points at the voice: {stderr}"
+    );
     assert!(
         stderr.contains("voice `cedar` differs from `marin`"),
         "{stderr}"

@@ -1005,3 +1005,82 @@ async fn a_function_call_sent_before_session_updated_is_still_answered() {
     );
     drop(session);
 }
+
+/// A sink whose writes become "durable" only when the test opens its gate.
+struct Gated {
+    captured: Captured,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl HistorySink for Gated {
+    fn append(&self, key: &str, item: &Item) {
+        self.captured.append(key, item);
+    }
+
+    fn call_started(
+        &self,
+        call_id: &str,
+        name: &str,
+        arguments: &str,
+    ) -> agent_core::session::DurableWrite<agent_core::session::CallStart> {
+        self.captured.call_started(call_id, name, arguments)
+    }
+
+    fn call_finished(&self, call_id: &str, output: &str) {
+        self.captured.call_finished(call_id, output);
+    }
+
+    fn durable_before_outputs(&self) -> Option<agent_core::session::DurableWrite> {
+        let gate = self.gate.clone();
+        Some(Box::pin(async move {
+            let permit = gate.acquire().await.map_err(|e| e.to_string())?;
+            permit.forget();
+            Ok(())
+        }))
+    }
+}
+
+/// On a call the platform holds and another node could take over, a tool's output leaves
+/// only once the store holds it: a node that took the call over after the output left but
+/// before its record would answer the call a second time.
+#[tokio::test]
+async fn a_platform_held_calls_outputs_wait_until_the_store_holds_them() {
+    let h = harness("");
+    let scenario = Scenario::new("durable outputs").turn(
+        Turn::user("go")
+            .model(calls(&["quick"]))
+            .model(ModelStep::say("Done.")),
+    );
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let sink = Arc::new(Gated {
+        captured: Captured::default(),
+        gate: gate.clone(),
+    });
+    let held = sink.clone();
+    let (server, mut session) = start_with(&h, ServerConfig::new(scenario), |c| {
+        c.ownership = agent_core::session::Ownership::PlatformHeld(Default::default());
+        c.history_sink = Some(held);
+    })
+    .await;
+    session.handle.send_text("go").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.captured.finished.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the tool never finished");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        outputs(&received(&server).await).is_empty(),
+        "the output left before the store held it"
+    );
+    gate.add_permits(1);
+    let events = until_idle(&mut session).await;
+    assert!(warnings(&events).is_empty(), "{events:#?}");
+    let sent = outputs(&received(&server).await);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].1, "quick done");
+    assert_eq!(reply_text(&events), "Done.");
+    validate_all(&server, Dialect::Ga).await;
+    session.handle.close().await.unwrap();
+    server.shutdown().await;
+}

@@ -600,6 +600,17 @@ impl crate::session::HistorySink for ConversationWriter {
         Some(self.durable.count.load(Ordering::Acquire))
     }
 
+    /// Only a leased conversation on a shared store can be taken over by another process.
+    fn durable_before_outputs(&self) -> Option<crate::session::DurableWrite> {
+        if self.holder.is_none() || !self.writer.is_shared() {
+            return None;
+        }
+        let barrier = self.writer.flush();
+        Some(Box::pin(async move {
+            barrier.await.map_err(|error| error.to_string())
+        }))
+    }
+
     fn conversation_id(&self) -> Option<String> {
         Some(self.id.to_string())
     }
@@ -804,6 +815,22 @@ mod tests {
 
         let conversation = writer.leased_conversation(id.clone(), "run a");
         assert_eq!(conversation.holder(), Some("run a"));
+        {
+            // Only a leased conversation on a store other processes share must hold a call's
+            // output before it is sent (another node could take the call over).
+            use crate::session::HistorySink;
+            let barrier = conversation.durable_before_outputs();
+            assert_eq!(barrier.is_some(), writer.is_shared());
+            if let Some(barrier) = barrier {
+                barrier.await.unwrap();
+            }
+            assert!(
+                writer
+                    .conversation(id.clone())
+                    .durable_before_outputs()
+                    .is_none()
+            );
+        }
         let state = conversation.call_started("c1", "f", "{}").await.unwrap();
         assert_eq!(state, CallRecordState::New);
         conversation.call_finished("c1", "ok").await.unwrap();

@@ -52,6 +52,18 @@ pub trait HistorySink: Send + Sync {
         let _ = (call_id, output);
     }
 
+    /// Resolves once everything handed to the sink so far is durable, for a session that must
+    /// not tell the platform what the store does not know yet; `None` (the default) when the
+    /// sink sees no need to wait.
+    ///
+    /// A call the platform holds, leased on a store that other nodes share, waits for it
+    /// before its tool calls' outputs go out: a node that takes the call over reads the store
+    /// to learn which calls still want an answer, and would answer a second time a call whose
+    /// output left before its record. One wait covers all the outputs of a response.
+    fn durable_before_outputs(&self) -> Option<DurableWrite> {
+        None
+    }
+
     /// How many of the items [`append`](Self::append)ed so far are durable, counted in append
     /// order from the first; a failed append stops the count there. `None` (the default) when
     /// the sink cannot tell or cannot [`load`](Self::load): the session then keeps the whole

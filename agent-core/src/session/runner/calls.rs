@@ -23,7 +23,7 @@ use crate::{
     tool::ToolError,
 };
 
-use super::{Input, RECORD_WAIT};
+use super::{Input, OUTPUTS_DURABLE_WAIT, RECORD_WAIT};
 
 impl Runner {
     /// Starts the call in `item` if it is a completed function call not seen before. A call
@@ -411,6 +411,7 @@ impl Runner {
             .collect();
         let mut steps = Vec::new();
         let mut wire = Vec::new();
+        let mut delivering = false;
         for response_id in ready {
             let Some(calls) = self.response_calls.remove(&response_id) else {
                 continue;
@@ -432,6 +433,7 @@ impl Runner {
                 if let Some(item) = self.finished.remove(call_id) {
                     self.record(format!("output:{call_id}"), item.clone());
                     self.delivered.insert(call_id);
+                    delivering = true;
                     wire.push(ClientEvent::conversation_item_create(item));
                     self.accounting.output_sent(call_id);
                 }
@@ -440,9 +442,40 @@ impl Runner {
                 steps.extend(self.sequencer.call_finished(&response_id, call_id));
             }
         }
+        if delivering {
+            self.outputs_durable().await;
+        }
         for event in wire {
             self.send(event).await?;
         }
         Ok(steps)
+    }
+
+    /// Waits, within [`OUTPUTS_DURABLE_WAIT`], until the store holds what this session is
+    /// about to say, when its sink asks for that (see
+    /// [`HistorySink::durable_before_outputs`](crate::session::HistorySink::durable_before_outputs)):
+    /// only calls the platform holds can be taken over by another node. A store that fails or
+    /// is slow costs that guarantee, not the call: the outputs go out anyway, with a warning.
+    async fn outputs_durable(&mut self) {
+        if !self.config.ownership.is_platform_held() {
+            return;
+        }
+        let Some(barrier) = self
+            .config
+            .history_sink
+            .as_ref()
+            .and_then(|sink| sink.durable_before_outputs())
+        else {
+            return;
+        };
+        let problem = match tokio::time::timeout(OUTPUTS_DURABLE_WAIT, barrier).await {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => format!("the history store failed ({error})"),
+            Err(_) => format!("the history store took over {OUTPUTS_DURABLE_WAIT:?}"),
+        };
+        self.warn(&format!(
+            "sent tool outputs before they were stored: {problem}; a node that takes this \
+             call over may answer them again"
+        ));
     }
 }

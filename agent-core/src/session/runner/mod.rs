@@ -102,6 +102,9 @@ pub(crate) enum Input {
 const CALLS_WINDOW: usize = 256;
 /// How long a tool waits for the durable record that it started before it runs anyway.
 const RECORD_WAIT: Duration = Duration::from_secs(5);
+/// How long a call's outputs wait for the store before they go out anyway (see
+/// `Runner::outputs_durable`).
+const OUTPUTS_DURABLE_WAIT: Duration = Duration::from_secs(5);
 /// How long the session's last events may wait for the app once the session ended.
 const FINAL_EVENTS_WAIT: Duration = Duration::from_secs(5);
 
