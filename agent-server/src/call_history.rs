@@ -79,6 +79,18 @@ pub struct AdoptedCall {
     pub prior_calls: Vec<PriorCall>,
 }
 
+impl AdoptedCall {
+    /// Gives a new session what the dead node left: the stored conversation, the call
+    /// records (so no recorded call runs again), and the sink its writes go to under this
+    /// node's lease. Returns the stored call, on which the call's end is recorded.
+    pub fn apply(self, config: &mut agent_core::session::SessionConfig) -> StoredCall {
+        config.history = self.items;
+        config.prior_calls = self.prior_calls;
+        config.history_sink = Some(Arc::new(self.stored.sink.clone()));
+        self.stored
+    }
+}
+
 /// Stops a call's lease renewals when dropped.
 #[derive(Debug)]
 struct Heartbeat(CancellationToken);
@@ -316,20 +328,31 @@ impl CallHistory {
             .await
     }
 
-    /// Forgets the shared rate-limit buckets idle for an hour (full again long before).
-    pub async fn prune_rate_buckets(&self) {
+    /// Forgets what nodes share that has served its time: rate-limit buckets idle for an hour
+    /// (full again long before) and webhook ids older than `webhooks_remembered`.
+    pub async fn prune_shared(&self, webhooks_remembered: Duration) {
         if !self.is_shared() {
             return;
         }
-        let Some(cutoff) = Timestamp::now().as_millis().checked_sub(3_600_000) else {
-            return;
+        let now = Timestamp::now().as_millis();
+        let before = |age: Duration| {
+            Timestamp::from_millis(
+                now.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX)),
+            )
         };
+        let (buckets, webhooks) = (
+            before(Duration::from_secs(3_600)),
+            before(webhooks_remembered),
+        );
         let pruned = self
             .writer
-            .run(move |store| store.prune_rate_buckets(Timestamp::from_millis(cutoff)))
+            .run(move |store| {
+                store.prune_rate_buckets(buckets)?;
+                store.prune_webhook_ids(webhooks)
+            })
             .await;
         if let Err(error) = pruned {
-            tracing::warn!(%error, "could not prune the shared rate-limit buckets");
+            tracing::warn!(%error, "could not prune the rate-limit buckets and webhook ids nodes share");
         }
     }
 

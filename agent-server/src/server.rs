@@ -377,7 +377,7 @@ impl Server {
                 loop {
                     sweep.tick().await;
                     history.apply_retention().await;
-                    history.prune_rate_buckets().await;
+                    history.prune_shared(crate::sip::seen::REMEMBERED).await;
                 }
             })
         });

@@ -45,7 +45,7 @@ pub(crate) async fn watch(state: Arc<AppState>, stop: CancellationToken) {
         // A little jitter, so nodes started together do not all ask at once. A round that
         // found a full batch and took it looks again at once: a dead node leaves all its calls
         // at one time, and a pause per batch would make the last of 500 calls wait 16 rounds.
-        let jitter = Duration::from_millis(fastrand_below(every.as_millis() as u64 / 5 + 1));
+        let jitter = Duration::from_millis(fastrand::u64(..=every.as_millis() as u64 / 5));
         let pause = if more { Duration::ZERO } else { every + jitter };
         tokio::select! {
             () = stop.cancelled() => return,
@@ -123,12 +123,4 @@ pub(crate) async fn watch(state: Arc<AppState>, stop: CancellationToken) {
         }
         more = full && took_all;
     }
-}
-
-/// A number below `n` (`n` > 0), from the clock: jitter needs no better randomness.
-fn fastrand_below(n: u64) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::from(d.subsec_nanos()));
-    nanos % n.max(1)
 }

@@ -71,7 +71,7 @@ impl TestSchema {
             "t_{tag}_{}_{}_{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed),
-            fastrand_suffix()
+            fastrand::u32(..)
         );
         run(server, &format!("CREATE SCHEMA {name}"))?;
         let url = with_search_path(server, &name);
@@ -113,13 +113,6 @@ impl Drop for TestSchema {
 fn with_search_path(url: &str, schema: &str) -> String {
     let separator = if url.contains('?') { '&' } else { '?' };
     format!("{url}{separator}options=-csearch_path%3D{schema}")
-}
-
-fn fastrand_suffix() -> u32 {
-    // Unique enough across processes started in the same instant (the pid differs anyway).
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos())
 }
 
 /// Runs `sql` on its own connection, on a thread of its own (so it works inside a tokio test

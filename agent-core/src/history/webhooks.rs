@@ -2,10 +2,11 @@
 //! one PostgreSQL, a delivery the platform retries may land on another node than the first
 //! one, and must still be processed once (a call accepted twice is two sessions on one call).
 //!
-//! An id is claimed with one insert that does nothing when the id is there: of two nodes
-//! claiming at once, exactly one wins, on either backend. Ids are forgotten after the
-//! caller's window (a replay older than that fails the signature's timestamp check anyway),
-//! by the claims themselves, so the table stays small without a clean-up job.
+//! An id is claimed with one upsert that changes nothing when the id was seen within the
+//! caller's window: of two nodes claiming at once, exactly one wins, on either backend. An id
+//! older than the window can be claimed again (a replay that old fails the signature's
+//! timestamp check anyway). Old ids are deleted by the server's hourly sweep
+//! ([`HistoryStore::prune_webhook_ids`]), not by each claim, so a webhook costs one statement.
 
 use std::time::Duration;
 
@@ -42,19 +43,31 @@ impl HistoryStore {
         let path = self.path.clone();
         let fail = |e| HistoryError::from_db(&path, e);
         let tx = self.any_write().map_err(fail)?;
-        tx.execute(
-            "DELETE FROM webhook_ids WHERE seen_at < ?1",
-            params![cutoff],
-        )
-        .map_err(fail)?;
         let inserted = tx
             .execute(
-                "INSERT INTO webhook_ids (id, seen_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
-                params![id, now],
+                "INSERT INTO webhook_ids (id, seen_at) VALUES (?1, ?2) \
+                 ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at \
+                 WHERE webhook_ids.seen_at < ?3",
+                params![id, now, cutoff],
             )
             .map_err(fail)?;
         tx.commit().map_err(fail)?;
         Ok(inserted == 1)
+    }
+
+    /// Forgets the webhook ids seen before `before`; returns how many.
+    pub fn prune_webhook_ids(&mut self, before: Timestamp) -> Result<u64, HistoryError> {
+        let path = self.path.clone();
+        let fail = |e| HistoryError::from_db(&path, e);
+        let tx = self.any_write().map_err(fail)?;
+        let deleted = tx
+            .execute(
+                "DELETE FROM webhook_ids WHERE seen_at < ?1",
+                params![before.as_millis()],
+            )
+            .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        Ok(deleted)
     }
 }
 
@@ -73,8 +86,17 @@ mod tests {
         assert!(!second.claim_webhook("wh_1", window).unwrap());
         assert!(!first.claim_webhook("wh_1", window).unwrap());
         assert!(second.claim_webhook("wh_2", window).unwrap());
-        // Past the window the id is forgotten (a zero window forgets everything older than now).
+        // Past the window the id can be claimed again (a zero window forgets everything
+        // older than now), once.
         std::thread::sleep(Duration::from_millis(5));
         assert!(first.claim_webhook("wh_1", Duration::ZERO).unwrap());
+        assert!(!second.claim_webhook("wh_1", window).unwrap());
+        // The sweep deletes what is older than its cutoff, and nothing newer.
+        std::thread::sleep(Duration::from_millis(5));
+        let cutoff = Timestamp::now();
+        assert!(first.claim_webhook("wh_3", window).unwrap());
+        assert_eq!(first.prune_webhook_ids(cutoff).unwrap(), 2);
+        assert!(!second.claim_webhook("wh_3", window).unwrap());
+        assert!(second.claim_webhook("wh_1", window).unwrap());
     }
 }

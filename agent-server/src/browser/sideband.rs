@@ -116,11 +116,6 @@ pub(crate) async fn resume(
     slot: CallSlot,
 ) {
     let call_id = orphan.call.call_id.clone();
-    let AdoptedCall {
-        stored,
-        items,
-        prior_calls,
-    } = adopted;
     let route = state
         .config
         .routes
@@ -147,16 +142,16 @@ pub(crate) async fn resume(
                 "a browser call taken over from a dead node cannot go on: {why}"
             );
             if let Some(history) = &state.history {
-                history.finish_call(&stored, Outcome::Failed.as_str()).await;
+                history
+                    .finish_call(&adopted.stored, Outcome::Failed.as_str())
+                    .await;
             }
             return;
         }
     };
     config.approver = state.approver_for("webrtc", &call_id, &orphan.agent);
     config.platform_ids = PlatformIds::openai("webrtc", &call_id);
-    config.history = items;
-    config.prior_calls = prior_calls;
-    config.history_sink = Some(Arc::new(stored.sink.clone()));
+    let stored = adopted.apply(&mut config);
     let session = match start_session(&state, config).await {
         Ok(session) => session,
         Err(why) => {

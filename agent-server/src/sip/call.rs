@@ -146,18 +146,13 @@ pub(crate) async fn resume(
     let Some(sip) = &state.sip else { return };
     let call_id = orphan.call.call_id.clone();
     let control = Arc::new(SipControl::new(sip.platform.clone(), &call_id));
-    let AdoptedCall {
-        stored,
-        items,
-        prior_calls,
-    } = adopted;
     let Some(route) = state
         .agents
         .iter()
         .position(|agent| agent.name() == orphan.agent)
     else {
         tracing::error!(call_id, agent = %orphan.agent, "a call taken over from a dead node has an agent no route of this node serves; hanging up");
-        give_up(&state, &control, &stored, &call_id).await;
+        give_up(&state, &control, &adopted.stored, &call_id).await;
         return;
     };
     let call = IncomingCall {
@@ -178,13 +173,11 @@ pub(crate) async fn resume(
                 call_id,
                 "a call taken over from a dead node cannot go on: {why}"
             );
-            give_up(&state, &control, &stored, &call_id).await;
+            give_up(&state, &control, &adopted.stored, &call_id).await;
             return;
         }
     };
-    config.history = items;
-    config.prior_calls = prior_calls;
-    config.history_sink = Some(Arc::new(stored.sink.clone()));
+    let stored = adopted.apply(&mut config);
     let answered = orphan.call.started_at.as_millis();
     let elapsed = Timestamp::now().as_millis().saturating_sub(answered).max(0);
     let connected = Instant::now()
