@@ -2,7 +2,8 @@
 //! through `agent serve` in both ways a page can, against the fake OpenAI platform, and the
 //! server's sideband runs the agent's tool. Then one test per refusal: endpoints off, origins,
 //! the operator's token, rate limits, bad SDP, unknown agents, platform errors passed on, and
-//! a page's own `session.update` undone.
+//! a page's own `session.update` undone. A slow tool's filler and a handoff run on the
+//! server's sideband too.
 
 #![allow(dead_code)] // the shared SIP harness has more than these tests use
 
@@ -16,6 +17,7 @@ use agent_testkit::{
     twilio::http::{self, HttpAnswer},
     webrtc::{CallVia, TestBrowser},
 };
+use common::{assert_one_filler_then_one_follow_up, frames};
 use serde_json::{Value, json};
 use sip::{API_KEY, SipHarness, SipOptions, eventually};
 
@@ -555,6 +557,78 @@ async fn a_handoff_on_a_browser_call_switches_the_agent_over_the_sideband() {
             .iter()
             .any(|o| o.contains("transferred_to"))
     );
+    browser.close().await;
+    h.until_no_calls().await;
+    h.stop().await;
+}
+
+/// A tool slower than `filler_after_ms` on a browser's call: the server's sideband asks for
+/// the filler out of band (`conversation: "none"`) while the tool runs, the page hears it
+/// before the answer, and the answer is asked for once, after the tool's output and the
+/// filler's end.
+#[tokio::test]
+async fn a_slow_tool_gets_an_out_of_band_filler_the_page_hears_before_the_answer() {
+    let scenario = Scenario::new("browser slow tool").turn(
+        Turn::user("Where is my order A1001?")
+            .model(ModelStep::calls([ScriptedCall::new(
+                "slow_lookup",
+                json!({"order_id": "A1001"}),
+            )]))
+            .model(ModelStep::say("Your order A1001 shipped yesterday.")),
+    );
+    let phone = "name = \"phone\"\ninstructions = \"You answer the phone for a shop.\"\n\
+                 output_modalities = [\"audio\"]\ntools = [\"slow_lookup\"]\n\
+                 [turn_detection]\ntype = \"server_vad\"\nsilence_duration_ms = 200\n\
+                 [tool_options]\nfiller_after_ms = 150\n";
+    let options = SipOptions {
+        files: vec![("phone.toml", phone.to_owned())],
+        ..browser_options(BOTH_ON)
+    };
+    let h = SipHarness::start(scenario, options).await;
+    let mut browser = relayed_call(&h, vec![("origin".into(), ORIGIN.into())]).await;
+    let call_id = browser.call_id().to_owned();
+    eventually("the sideband attached", || async {
+        h.platform.calls().attached(&call_id)
+    })
+    .await;
+    browser.speak(400).unwrap();
+    browser.silence(600).unwrap();
+    loop {
+        let done = browser
+            .wait_for("response.done", Duration::from_secs(10))
+            .await
+            .expect("the answer reaches the page");
+        if done.to_string().contains("shipped yesterday") {
+            break;
+        }
+    }
+
+    let filler_id = assert_one_filler_then_one_follow_up(&frames(h.sideband()).await);
+    // The page's call played the filler: its audio started before the answer did.
+    let history = browser.history();
+    let at = |kind: &str, id: &str| {
+        history
+            .iter()
+            .position(|e| {
+                e["type"] == kind && (e["response_id"] == id || e["response"]["id"] == id)
+            })
+            .unwrap_or_else(|| panic!("no {kind} of {id}: {:?}", browser.history_types()))
+    };
+    let answer_id = history
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "response.done")
+        .and_then(|e| e["response"]["id"].as_str())
+        .unwrap()
+        .to_owned();
+    assert!(
+        at("output_audio_buffer.started", &filler_id) < at("response.created", &answer_id),
+        "the filler was played before the answer started: {:?}",
+        browser.history_types()
+    );
+    assert!(browser.audio_packets_received() > 0);
+    assert_eq!(h.sideband().violations().await, Vec::<String>::new());
+    h.assert_client_events_conform().await;
     browser.close().await;
     h.until_no_calls().await;
     h.stop().await;

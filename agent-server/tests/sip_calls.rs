@@ -2,7 +2,8 @@
 //! signed `realtime.call.incoming` webhooks; the server accepts or rejects through the
 //! platform's REST API and runs accepted calls over a sideband. One whole call (accept, a tool,
 //! a sideband drop and re-attach with nothing replayed, keypad digits, the caller hanging up),
-//! the time limit, then one test per refusal.
+//! the time limit, a slow tool's filler and a handoff over the sideband, then one test per
+//! refusal.
 
 mod common;
 mod sip;
@@ -13,7 +14,10 @@ use agent_testkit::{
     platform::{CallControl, CallState, IncomingCall, SidebandDrop, WebhookSigning},
     twilio::http,
 };
-use common::spec::{self, Mode};
+use common::{
+    assert_one_filler_then_one_follow_up, frames,
+    spec::{self, Mode},
+};
 use serde_json::{Value, json};
 use sip::{
     API_KEY, CALLER, SipHarness, SipOptions, USER, WEBHOOK_PATH, WEBHOOK_SECRET, eventually,
@@ -45,16 +49,6 @@ fn assert_conforms(schema: &str, body: &Value) {
     let Some(spec) = spec::spec() else { return };
     if let Err(err) = spec.validate_named(agent_testkit::Dialect::Ga, schema, body, Mode::STRICT) {
         panic!("a {schema} body does not conform: {err}\n{body}");
-    }
-}
-
-/// Every client event the sidebands received validates against the spec.
-async fn assert_client_events_conform(h: &SipHarness) {
-    let Some(spec) = spec::spec() else { return };
-    for event in h.sideband().received().await {
-        if let Err(err) = spec.validate_client_text(agent_testkit::Dialect::Ga, &event.raw) {
-            panic!("a client event does not conform: {err}\n{}", event.raw);
-        }
     }
 }
 
@@ -171,7 +165,7 @@ async fn a_sip_call_runs_tools_re_attaches_without_replay_and_hears_keys() {
         "no third attach"
     );
     assert_eq!(h.sideband().violations().await, Vec::<String>::new());
-    assert_client_events_conform(&h).await;
+    h.assert_client_events_conform().await;
     h.stop().await;
 }
 
@@ -213,7 +207,7 @@ async fn the_call_ends_before_its_time_limit_after_a_warning_and_a_goodbye() {
     assert_eq!(h.platform.calls().state("rtc_lim"), Some(CallState::HungUp));
     assert_eq!(h.platform.calls().sidebands("rtc_lim"), 1, "no rollover");
     assert_eq!(h.stored_outcome("rtc_lim").await, "max_length");
-    assert_client_events_conform(&h).await;
+    h.assert_client_events_conform().await;
     h.stop().await;
 }
 
@@ -584,7 +578,7 @@ async fn end_call_hangs_up_once_the_platform_played_the_goodbye() {
         "{metrics}"
     );
     assert_eq!(h.sideband().violations().await, Vec::<String>::new());
-    assert_client_events_conform(&h).await;
+    h.assert_client_events_conform().await;
     h.stop().await;
 }
 
@@ -763,8 +757,66 @@ async fn a_handoff_on_a_sip_call_switches_the_agent_over_the_sideband() {
             .await
             .contains("agent_serve_handoffs_total{node=\"n1\",to=\"desk\"} 1")
     );
-    assert_client_events_conform(&h).await;
+    h.assert_client_events_conform().await;
     assert!(h.platform.calls().caller_hangs_up("rtc_hand"));
+    h.until_no_calls().await;
+    h.stop().await;
+}
+
+/// A tool slower than `filler_after_ms` on a SIP call: the sideband asks for the filler out of
+/// band (`conversation: "none"`) while the tool runs, the platform plays it, and the answer is
+/// asked for once, after the tool's output and the filler's end.
+#[tokio::test]
+async fn a_slow_tool_gets_an_out_of_band_filler_over_the_sideband() {
+    let scenario = Scenario::new("slow tool")
+        .turn(Turn::model_first().model(ModelStep::say("Hello, thanks for calling the shop.")))
+        .turn(
+            Turn::user("Where is my order A1001?")
+                .model(ModelStep::calls([ScriptedCall::new(
+                    "slow_lookup",
+                    json!({"order_id": "A1001"}),
+                )]))
+                .model(ModelStep::say("Your order A1001 shipped yesterday.")),
+        );
+    let phone = "name = \"phone\"\ninstructions = \"You answer the phone for a shop.\"\n\
+                 output_modalities = [\"audio\"]\ntools = [\"slow_lookup\"]\n\
+                 [turn_detection]\ntype = \"server_vad\"\nsilence_duration_ms = 200\n\
+                 [tool_options]\nfiller_after_ms = 150\n";
+    let options = SipOptions {
+        files: vec![("phone.toml", phone.to_owned())],
+        ..SipOptions::default()
+    };
+    let h = SipHarness::start(scenario, options).await;
+    let answer = h
+        .call("rtc_slow", USER, "wh_slow", WebhookSigning::Valid)
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    eventually("the greeting", || async { responses_done(&h).await >= 1 }).await;
+    assert!(h.platform.control("rtc_slow", CallControl::CallerSpeaks));
+    eventually(
+        "the greeting, the call, the filler and the answer",
+        || async { responses_done(&h).await >= 4 },
+    )
+    .await;
+
+    let filler_id = assert_one_filler_then_one_follow_up(&frames(h.sideband()).await);
+    // The platform played it on the call (the sideband carries no audio, only word of it).
+    assert!(
+        h.sent("output_audio_buffer.started")
+            .await
+            .iter()
+            .any(|e| e["response_id"] == filler_id.as_str()),
+        "the filler was played"
+    );
+    let done = h.sent("response.done").await;
+    let answer = done.last().unwrap();
+    assert!(
+        answer.to_string().contains("shipped yesterday"),
+        "the last answer is the tool's: {answer}"
+    );
+    assert_eq!(h.sideband().violations().await, Vec::<String>::new());
+    h.assert_client_events_conform().await;
+    assert!(h.platform.calls().caller_hangs_up("rtc_slow"));
     h.until_no_calls().await;
     h.stop().await;
 }

@@ -1,16 +1,21 @@
 //! End to end through real sockets on loopback: the fake Twilio calls `agent serve`, whose
 //! session talks to the scripted Realtime server. One happy call (greeting, a tool call, a
-//! barge-in), then one test per refusal.
+//! barge-in); a slow tool's filler, an output guardrail and a handoff on a call; then one test
+//! per refusal.
 
 mod common;
 
 use std::{collections::BTreeMap, time::Duration};
 
 use agent_testkit::{
-    ModelStep, Scenario, ScriptedCall, Turn,
+    Direction, ModelStep, Scenario, ScriptedCall, Turn,
     twilio::{CallSpec, CallerStep, Signing, StreamStart, Twiml, http},
 };
-use common::{AUTH_TOKEN, CALLER, Harness, NUMBER, Options};
+use base64::Engine as _;
+use common::{
+    AUTH_TOKEN, CALLER, Harness, NUMBER, Options, assert_one_filler_then_one_follow_up, frames,
+    positions,
+};
 use serde_json::{Value, json};
 
 const GREETING_MS: u64 = 600;
@@ -127,6 +132,363 @@ async fn a_call_greets_runs_a_tool_and_truncates_at_the_last_mark_on_barge_in() 
     assert_eq!(update["input"]["format"]["type"], "audio/pcmu");
     assert_eq!(update["output"]["format"]["type"], "audio/pcmu");
     assert!(h.scripted.count_received("input_audio_buffer.append") > 50);
+    assert_eq!(h.scripted.violations().await, Vec::<String>::new());
+    h.assert_client_events_conform().await;
+    h.until_no_calls().await;
+    h.stop().await;
+}
+
+/// The harness's agent with `top` among its top-level keys and `tables` after its own.
+fn agent_file(top: &str, tables: &str) -> String {
+    format!(
+        "name = \"phone\"\ninstructions = \"You answer the phone for a shop. Greet the caller first.\"\n\
+         output_modalities = [\"audio\"]\n{top}\n\n[turn_detection]\ntype = \"server_vad\"\n\
+         silence_duration_ms = 200\n\n{tables}\n"
+    )
+}
+
+/// The ids of the responses the scripted server started, in order.
+fn response_ids(log: &[(Direction, Value)]) -> Vec<String> {
+    log.iter()
+        .filter(|(d, v)| *d == Direction::FromServer && v["type"] == "response.created")
+        .map(|(_, v)| v["response"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The audio (μ-law) the scripted server sent for `response_id`, in order.
+fn audio_of(log: &[(Direction, Value)], response_id: &str) -> Vec<u8> {
+    log.iter()
+        .filter(|(d, v)| {
+            *d == Direction::FromServer
+                && v["type"] == "response.output_audio.delta"
+                && v["response_id"] == response_id
+        })
+        .flat_map(|(_, v)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v["delta"].as_str().unwrap())
+                .unwrap()
+        })
+        .collect()
+}
+
+/// A filler is due this soon; the tool ([`common::SLOW_TOOL_MS`]) runs well past it.
+const FILLER_AFTER_MS: u64 = 150;
+
+/// A tool slower than `filler_after_ms` on a phone call: the filler (one out-of-band response)
+/// is asked for while the tool runs and its audio reaches the caller, between the greeting and
+/// the answer; the answer is asked for once, after the tool's output and the filler's end.
+#[tokio::test]
+async fn a_slow_tool_gets_a_filler_the_caller_hears_before_the_answer() {
+    const ANSWER: u32 = 1_000;
+    let scenario = Scenario::new("slow tool")
+        .turn(Turn::model_first().model(
+            ModelStep::say("Hello, thanks for calling the shop.").audio_ms(GREETING_MS as u32),
+        ))
+        .turn(
+            Turn::user("Where is my order A1001?")
+                .model(ModelStep::calls([ScriptedCall::new(
+                    "slow_lookup",
+                    json!({"order_id": "A1001"}),
+                )]))
+                .model(ModelStep::say("Your order A1001 shipped yesterday.").audio_ms(ANSWER)),
+        );
+    let tables = format!("[tool_options]\nfiller_after_ms = {FILLER_AFTER_MS}");
+    let options = Options {
+        agent: Some(agent_file("tools = [\"slow_lookup\"]", &tables)),
+        ..Options::default()
+    };
+    let h = Harness::start(scenario, options).await;
+    let script = vec![
+        CallerStep::WaitHeard {
+            ms: GREETING_MS,
+            within: secs(10),
+        },
+        CallerStep::Speak(ms(400)),
+        CallerStep::WaitHeard {
+            ms: GREETING_MS + u64::from(ANSWER),
+            within: secs(15),
+        },
+        CallerStep::WaitQuiet {
+            quiet: ms(500),
+            within: secs(10),
+        },
+        CallerStep::HangUp,
+    ];
+    let record = h
+        .twilio
+        .call(&CallSpec::new("CA800", CALLER, NUMBER, script))
+        .await
+        .unwrap();
+    assert!(!record.ended_by_server, "{record:?}");
+    assert!(record.clears.is_empty(), "nothing was cut off");
+
+    // One filler, asked for while the tool ran; one follow-up, after it ended.
+    let log = frames(&h.scripted).await;
+    let filler_id = assert_one_filler_then_one_follow_up(&log);
+    let responses = response_ids(&log);
+
+    // The caller heard every response's audio whole and in order: the greeting, the filler,
+    // then the answer.
+    assert_eq!(
+        responses.len(),
+        4,
+        "greeting, call, filler, answer: {responses:?}"
+    );
+    assert_eq!(responses[2], filler_id);
+    let filler_audio = audio_of(&log, &filler_id);
+    assert!(!filler_audio.is_empty(), "the filler was spoken");
+    let sent: Vec<u8> = responses.iter().flat_map(|id| audio_of(&log, id)).collect();
+    assert_eq!(
+        record.heard.len(),
+        sent.len(),
+        "heard {} ms",
+        record.heard_ms()
+    );
+    assert!(
+        record.heard == sent,
+        "the caller heard the audio in the order it was made"
+    );
+
+    assert_eq!(h.scripted.violations().await, Vec::<String>::new());
+    h.assert_client_events_conform().await;
+    h.until_no_calls().await;
+    h.stop().await;
+}
+
+/// An answer that trips an output guardrail on a phone call: playback at Twilio is cleared,
+/// the answer is cancelled and truncated at the last mark Twilio echoed (what the caller
+/// heard), and the model, told why, answers again, which the caller hears whole.
+#[tokio::test]
+async fn an_answer_that_trips_a_guardrail_is_cleared_truncated_at_the_last_mark_and_redone() {
+    const ANSWER: u64 = 3_000;
+    const AGAIN: u64 = 800;
+    let scenario = Scenario::new("promise")
+        .turn(Turn::model_first().model(
+            ModelStep::say("Hello, thanks for calling the shop.").audio_ms(GREETING_MS as u32),
+        ))
+        .turn(
+            Turn::user("Will my refund come?")
+                .model(
+                    ModelStep::say(
+                        "Let me see. Your refund was approved this morning, and it is \
+                         guaranteed to reach your card by Friday at the latest.",
+                    )
+                    .audio_ms(ANSWER as u32),
+                )
+                .model(
+                    ModelStep::say("Billing will check your refund and email you.")
+                        .audio_ms(AGAIN as u32),
+                ),
+        );
+    let tables = "[guardrails]\noutput_debounce_ms = 0\n\n[[guardrails.output]]\n\
+                  type = \"blocklist\"\nname = \"no promises\"\nwords = [\"guaranteed\"]\n\
+                  message = \"never promise an outcome\"";
+    let options = Options {
+        agent: Some(agent_file("tools = [\"caller_lookup\"]", tables)),
+        // The answer streams over about a second, as a live one would, so the word that
+        // trips comes while the caller is hearing it.
+        event_delay: ms(20),
+        ..Options::default()
+    };
+    let h = Harness::start(scenario, options).await;
+    let script = vec![
+        CallerStep::WaitHeard {
+            ms: GREETING_MS,
+            within: secs(10),
+        },
+        CallerStep::Speak(ms(400)),
+        CallerStep::WaitAnswer {
+            quiet: ms(1_000),
+            within: secs(20),
+        },
+        CallerStep::HangUp,
+    ];
+    let record = h
+        .twilio
+        .call(&CallSpec::new("CA810", CALLER, NUMBER, script))
+        .await
+        .unwrap();
+    assert!(!record.ended_by_server, "{record:?}");
+
+    // Twilio was told to drop what it still had queued of the answer, once.
+    assert_eq!(record.clears.len(), 1, "{:?}", record.clears);
+    let (heard_at_clear, dropped) = record.clears[0];
+    assert!(dropped > 0, "the clear dropped queued audio");
+    let heard_of_answer = heard_at_clear - GREETING_MS;
+    assert!(heard_of_answer < ANSWER, "the answer was cut off");
+
+    // Cancelled, and truncated at a mark that came back: where the caller's playback was.
+    let log = frames(&h.scripted).await;
+    let kinds: Vec<&str> = log
+        .iter()
+        .filter(|(d, _)| *d == Direction::FromClient)
+        .filter_map(|(_, v)| v["type"].as_str())
+        .filter(|k| *k != "input_audio_buffer.append")
+        .collect();
+    let cancels = positions(&log, Direction::FromClient, |v| {
+        v["type"] == "response.cancel"
+    });
+    assert_eq!(cancels.len(), 1, "{kinds:?}");
+    let truncates = positions(&log, Direction::FromClient, |v| {
+        v["type"] == "conversation.item.truncate"
+    });
+    assert_eq!(truncates.len(), 1, "{kinds:?}");
+    let truncate = &log[truncates[0]].1;
+    assert_eq!(truncate["item_id"], "item_t1s0o0", "{truncate}");
+    let end = truncate["audio_end_ms"].as_u64().unwrap();
+    let echoed: Vec<u64> = record
+        .marks
+        .iter()
+        .map(|(_, heard)| *heard)
+        .filter(|heard| (GREETING_MS..=heard_at_clear).contains(heard))
+        .map(|heard| heard - GREETING_MS)
+        .collect();
+    assert!(
+        end > 0 && echoed.contains(&end),
+        "truncated at {end}, marks echoed at {echoed:?}"
+    );
+    assert!(
+        end <= heard_of_answer,
+        "truncated at {end}, heard {heard_of_answer}"
+    );
+
+    // Then the model was told why, and answered again; the caller heard all of that answer.
+    let notes = positions(&log, Direction::FromClient, |v| {
+        v["type"] == "conversation.item.create"
+            && v["item"]["role"] == "system"
+            && v["item"]["content"][0]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("`no promises`"))
+    });
+    assert_eq!(notes.len(), 1, "{kinds:?}");
+    assert!(
+        cancels[0] < notes[0] && truncates[0] < notes[0],
+        "{kinds:?}"
+    );
+    let creates_after = positions(&log, Direction::FromClient, |v| {
+        v["type"] == "response.create"
+    })
+    .into_iter()
+    .filter(|&i| i > notes[0])
+    .count();
+    assert_eq!(creates_after, 1, "{kinds:?}");
+    let responses = response_ids(&log);
+    let again = audio_of(&log, responses.last().unwrap());
+    assert_eq!(
+        again.len() as u64 / 8,
+        AGAIN,
+        "the last answer is the one asked for again"
+    );
+    assert_eq!(
+        record.heard_ms(),
+        heard_at_clear + AGAIN,
+        "the new answer was heard whole"
+    );
+
+    assert_eq!(h.scripted.violations().await, Vec::<String>::new());
+    h.assert_client_events_conform().await;
+    h.until_no_calls().await;
+    h.stop().await;
+}
+
+/// A handoff on a phone call: the session switches to the target's instructions and tools,
+/// and its `session.update` leaves the audio alone (μ-law both ways, the voice), so the
+/// caller goes on hearing the agent, in the same voice, after the handoff.
+#[tokio::test]
+async fn a_handoff_on_a_call_keeps_the_phone_formats_and_the_voice() {
+    const DESK: u32 = 800;
+    let scenario = Scenario::new("handoff").turn(
+        Turn::model_first()
+            .model(ModelStep::calls([ScriptedCall::new(
+                "transfer_to_desk",
+                json!({}),
+            )]))
+            .model(ModelStep::calls([ScriptedCall::new(
+                "caller_lookup",
+                json!({"order_id": "A1001"}),
+            )]))
+            .model(ModelStep::say("The order desk here: A1001 shipped yesterday.").audio_ms(DESK)),
+    );
+    let desk = "name = \"desk\"\nhandoff_description = \"orders\"\n\
+                instructions = \"You are the order desk.\"\noutput_modalities = [\"audio\"]\n\
+                tools = [\"caller_lookup\"]\n";
+    let options = Options {
+        agent: Some(agent_file(
+            "voice = \"marin\"\ntools = [\"caller_lookup\"]\nhandoffs = [\"desk\"]",
+            "",
+        )),
+        files: vec![("desk.toml", desk.to_owned())],
+        ..Options::default()
+    };
+    let h = Harness::start(scenario, options).await;
+    let script = vec![
+        CallerStep::WaitHeard {
+            ms: u64::from(DESK),
+            within: secs(15),
+        },
+        CallerStep::HangUp,
+    ];
+    let record = h
+        .twilio
+        .call(&CallSpec::new("CA820", CALLER, NUMBER, script))
+        .await
+        .unwrap();
+    assert!(!record.ended_by_server, "{record:?}");
+    assert_eq!(
+        record.heard_ms(),
+        u64::from(DESK),
+        "the desk's answer, heard"
+    );
+
+    let updates = events_of(&h, "session.update").await;
+    assert_eq!(
+        updates.len(),
+        2,
+        "the call's, then the handoff's: {updates:#?}"
+    );
+    let phone = &updates[0]["session"]["audio"];
+    assert_eq!(phone["input"]["format"]["type"], "audio/pcmu");
+    assert_eq!(phone["output"]["format"]["type"], "audio/pcmu");
+    let handoff = &updates[1]["session"];
+    assert_eq!(
+        handoff["instructions"], "You are the order desk.",
+        "{handoff}"
+    );
+    let tools: Vec<&str> = handoff["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        tools.contains(&"caller_lookup") && tools.contains(&"end_call"),
+        "{tools:?}"
+    );
+    assert!(
+        handoff.get("audio").is_none() && handoff.get("voice").is_none(),
+        "formats and voice stay: {handoff}"
+    );
+    // The model's session after the handoff: still μ-law, still the voice it started with.
+    let log = frames(&h.scripted).await;
+    let (_, updated) = log
+        .iter()
+        .rfind(|(d, v)| *d == Direction::FromServer && v["type"] == "session.updated")
+        .expect("the handoff's session.updated");
+    let audio = &updated["session"]["audio"];
+    assert_eq!(
+        updated["session"]["instructions"],
+        "You are the order desk."
+    );
+    assert_eq!(audio["input"]["format"]["type"], "audio/pcmu", "{audio}");
+    assert_eq!(audio["output"]["format"]["type"], "audio/pcmu", "{audio}");
+    assert_eq!(audio["output"]["voice"], "marin", "{audio}");
+    let outputs = events_of(&h, "conversation.item.create").await;
+    assert!(
+        outputs
+            .iter()
+            .filter(|e| e["item"]["type"] == "function_call_output")
+            .any(|e| e["item"]["output"].as_str().unwrap().contains("desk"))
+    );
     assert_eq!(h.scripted.violations().await, Vec::<String>::new());
     h.assert_client_events_conform().await;
     h.until_no_calls().await;

@@ -13,11 +13,12 @@ use agent_core::{session::Secret, tool::ToolRegistry};
 use agent_server::{AppState, Secrets, ServeConfig, ServeOptions, Server};
 pub use agent_testkit::Dialect;
 use agent_testkit::{
-    Scenario,
+    Direction, Scenario,
     server::{ScriptScope, ScriptedServer, ServerConfig, ServerHandle},
     twilio::{FakeTwilio, TwilioRest},
 };
 use agent_tool::{ToolContext, tool};
+use serde_json::Value;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 /// Twilio's auth token in the tests.
@@ -42,6 +43,19 @@ async fn caller_lookup(
         ),
         None => format!("order {order_id} shipped; no phone call in the context"),
     }
+}
+
+/// How long [`slow_lookup`] takes: well past the `filler_after_ms` the filler tests set.
+pub const SLOW_TOOL_MS: u64 = 800;
+
+/// Looks up an order, slowly: a call still running after `filler_after_ms` gets a filler line.
+#[tool]
+async fn slow_lookup(
+    /// The order id.
+    order_id: String,
+) -> String {
+    tokio::time::sleep(Duration::from_millis(SLOW_TOOL_MS)).await;
+    format!("order {order_id} shipped yesterday")
 }
 
 /// The test agent; [`Options::phone`] adds a `[phone]` table to it.
@@ -70,6 +84,13 @@ pub struct Options {
     pub serve: &'static str,
     /// Serve `/metrics` on an admin listener.
     pub admin: bool,
+    /// The route's agent file instead of [`AGENT`] (`phone` is added to it all the same).
+    pub agent: Option<String>,
+    /// More files beside the agent's (e.g. a handoff target's agent file): name, text.
+    pub files: Vec<(&'static str, String)>,
+    /// The scripted server's pause before each event: an answer then streams over a while,
+    /// as a live one does, instead of at once.
+    pub event_delay: Duration,
 }
 
 impl Default for Options {
@@ -81,6 +102,9 @@ impl Default for Options {
             phone: "",
             serve: "",
             admin: false,
+            agent: None,
+            files: Vec::new(),
+            event_delay: Duration::ZERO,
         }
     }
 }
@@ -109,20 +133,25 @@ pub struct Harness {
 impl Harness {
     /// Starts everything; the scripted server plays `scenario`.
     pub async fn start(scenario: Scenario, options: Options) -> Harness {
-        let scripted =
-            ScriptedServer::start(ServerConfig::new(scenario).script_scope(options.scope))
-                .expect("scripted server");
+        let config = ServerConfig::new(scenario)
+            .script_scope(options.scope)
+            .event_delay(options.event_delay);
+        let scripted = ScriptedServer::start(config).expect("scripted server");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         // Twilio knows the server by a name, not by the address it connects to, so a
         // signature over the Host header's URL does not match.
         let base = format!("http://localhost:{}", addr.port());
         let dir = tempfile::tempdir().unwrap();
+        let agent = options.agent.as_deref().unwrap_or(AGENT);
         let agent = match options.phone {
-            "" => AGENT.to_owned(),
-            phone => format!("{AGENT}\n[phone]\n{phone}\n"),
+            "" => agent.to_owned(),
+            phone => format!("{agent}\n[phone]\n{phone}\n"),
         };
         std::fs::write(dir.path().join("phone.toml"), agent).unwrap();
+        for (name, text) in &options.files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
         let twilio = FakeTwilio::new(addr, &base, AUTH_TOKEN);
         let rest = twilio.start_rest().await.unwrap();
         let admin = if options.admin {
@@ -222,4 +251,93 @@ impl Harness {
             }
         }
     }
+}
+
+/// Every frame `server` saw or sent that parsed, both ways, in order.
+pub async fn frames(server: &ServerHandle) -> Vec<(Direction, Value)> {
+    server
+        .log()
+        .await
+        .into_iter()
+        .filter_map(|f| f.value.map(|v| (f.direction, v)))
+        .collect()
+}
+
+/// Where in `log` the frames that `direction` and `matches` pick are.
+pub fn positions(
+    log: &[(Direction, Value)],
+    direction: Direction,
+    matches: impl Fn(&Value) -> bool,
+) -> Vec<usize> {
+    log.iter()
+        .enumerate()
+        .filter(|(_, (d, v))| *d == direction && matches(v))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The filler of one slow call, checked on a connection's `log`: one out-of-band
+/// `response.create` (`conversation: "none"`, purpose `filler`) asked for while the call ran
+/// (before its output), and exactly one follow-up, in the conversation, after both the output
+/// and the filler's `response.done`. Returns the filler's response id.
+pub fn assert_one_filler_then_one_follow_up(log: &[(Direction, Value)]) -> String {
+    let creates = positions(log, Direction::FromClient, |v| {
+        v["type"] == "response.create"
+    });
+    let out_of_band = |i: &usize| log[*i].1["response"]["conversation"] == "none";
+    let fillers: Vec<usize> = creates.iter().copied().filter(out_of_band).collect();
+    assert_eq!(
+        fillers.len(),
+        1,
+        "one out-of-band response.create: {creates:?}"
+    );
+    let filler = &log[fillers[0]].1["response"];
+    assert_eq!(filler["metadata"]["purpose"], "filler", "{filler}");
+    assert!(
+        filler["instructions"]
+            .as_str()
+            .is_some_and(|i| !i.is_empty()),
+        "{filler}"
+    );
+    let outputs = positions(log, Direction::FromClient, |v| {
+        v["type"] == "conversation.item.create" && v["item"]["type"] == "function_call_output"
+    });
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    assert!(
+        fillers[0] < outputs[0],
+        "the filler was asked for while the call ran"
+    );
+    let filler_id = log
+        .iter()
+        .find(|(d, v)| {
+            *d == Direction::FromServer
+                && v["type"] == "response.created"
+                && v["response"]["metadata"]["purpose"] == "filler"
+        })
+        .and_then(|(_, v)| v["response"]["id"].as_str())
+        .expect("the filler's response.created")
+        .to_owned();
+    let filler_done = positions(log, Direction::FromServer, |v| {
+        v["type"] == "response.done" && v["response"]["id"] == filler_id.as_str()
+    });
+    assert_eq!(filler_done.len(), 1, "the filler ended once");
+    let follow_ups: Vec<usize> = creates
+        .iter()
+        .copied()
+        .filter(|&i| i > outputs[0])
+        .collect();
+    assert_eq!(
+        follow_ups.len(),
+        1,
+        "one follow-up after the output: {creates:?}"
+    );
+    assert!(
+        !out_of_band(&follow_ups[0]),
+        "the follow-up is in the conversation"
+    );
+    assert!(
+        filler_done[0] < follow_ups[0],
+        "the follow-up waited for the filler's response.done"
+    );
+    filler_id
 }

@@ -206,6 +206,19 @@ impl SipHarness {
             .collect()
     }
 
+    /// Every client event the sidebands received (on a WebRTC call, the page's too) validates
+    /// against the spec.
+    pub async fn assert_client_events_conform(&self) {
+        let Some(spec) = crate::common::spec::spec() else {
+            return;
+        };
+        for event in self.sideband().received().await {
+            if let Err(err) = spec.validate_client_text(agent_testkit::Dialect::Ga, &event.raw) {
+                panic!("a client event does not conform: {err}\n{}", event.raw);
+            }
+        }
+    }
+
     /// The call's record in the history, once its outcome is written (10 s at most).
     pub async fn stored_call(&self, call_id: &str) -> agent_core::history::PhoneCallRecord {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
