@@ -422,6 +422,14 @@ fn calls_of_a_killed_node_are_taken_over_and_no_tool_runs_twice() {
             .filter(|item| matches!(item, Item::FunctionCallOutput(_)))
             .count();
         assert_eq!(outputs, 1, "{call_id}: one order, one output");
+        // The node that took over told the model, once, to make again calls it lost.
+        let notes = stored[call_id]
+            .items
+            .iter()
+            .filter_map(Item::as_message)
+            .filter(|m| m.role == agent_core::protocol::Role::System)
+            .count();
+        assert_eq!(notes, 1, "{call_id}: one takeover note");
     }
     // Zero duplicate tool runs: one request per call, each with its own key.
     let keys = orders.keys();

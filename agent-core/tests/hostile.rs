@@ -1084,3 +1084,69 @@ async fn a_platform_held_calls_outputs_wait_until_the_store_holds_them() {
     session.handle.close().await.unwrap();
     server.shutdown().await;
 }
+
+/// A call taken over from a node that died: function calls the model made while no sideband
+/// was attached never reached anyone, so the model is told, first thing and without a
+/// response of our own, to make them again if it still needs them.
+#[tokio::test]
+async fn a_taken_over_call_tells_the_model_to_make_lost_calls_again() {
+    let h = harness("");
+    let scenario = Scenario::new("taken over").turn(
+        Turn::user("where is my order?")
+            .model(calls(&["quick"]))
+            .model(ModelStep::say("On its way.")),
+    );
+    let sink = Arc::new(Captured::default());
+    let held = sink.clone();
+    let (server, mut session) = start_with(&h, ServerConfig::new(scenario), |c| {
+        c.ownership = agent_core::session::Ownership::PlatformHeld(Default::default());
+        c.taken_over = true;
+        c.history_sink = Some(held);
+    })
+    .await;
+    // The caller asks again (on a real call, the caller's next turn).
+    session
+        .handle
+        .send_text("where is my order?")
+        .await
+        .unwrap();
+    let events = until_idle(&mut session).await;
+    assert_eq!(reply_text(&events), "On its way.");
+    let sent = received(&server).await;
+    let kinds = types(&sent);
+    let note = sent
+        .iter()
+        .position(|e| e["item"]["role"] == "system")
+        .expect("a system note");
+    assert!(
+        sent[note]["item"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("call the tool again"),
+        "{:?}",
+        sent[note]
+    );
+    // It came right after the configuration, before anything else, and asked for nothing.
+    assert_eq!(
+        &kinds[..2],
+        ["session.update", "conversation.item.create:message"],
+        "{kinds:?}"
+    );
+    assert_eq!(note, 1);
+    let creates = kinds.iter().filter(|k| *k == "response.create").count();
+    assert_eq!(
+        creates, 2,
+        "the typed turn and its tool's follow-up only: {kinds:?}"
+    );
+    // The note is part of the stored conversation.
+    let stored = sink.items.lock().unwrap().clone();
+    assert!(
+        stored
+            .iter()
+            .any(|(_, item)| matches!(item, Item::Message(m) if m.role == agent_core::protocol::Role::System)),
+        "{stored:?}"
+    );
+    validate_all(&server, Dialect::Ga).await;
+    session.handle.close().await.unwrap();
+    server.shutdown().await;
+}

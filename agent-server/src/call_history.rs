@@ -81,11 +81,13 @@ pub struct AdoptedCall {
 
 impl AdoptedCall {
     /// Gives a new session what the dead node left: the stored conversation, the call
-    /// records (so no recorded call runs again), and the sink its writes go to under this
-    /// node's lease. Returns the stored call, on which the call's end is recorded.
+    /// records (so no recorded call runs again), the sink its writes go to under this node's
+    /// lease, and the word that calls made while no node was attached are to be made again
+    /// ([`SessionConfig::taken_over`](agent_core::session::SessionConfig::taken_over)). Returns the stored call, on which the call's end is recorded.
     pub fn apply(self, config: &mut agent_core::session::SessionConfig) -> StoredCall {
         config.history = self.items;
         config.prior_calls = self.prior_calls;
+        config.taken_over = true;
         config.history_sink = Some(Arc::new(self.stored.sink.clone()));
         self.stored
     }

@@ -604,6 +604,7 @@ impl Agent {
                 .unwrap_or(super::spec::DEFAULT_MAX_TOOL_ROUNDS),
             event_buffer: crate::session::EventBuffer::default(),
             prior_calls: Vec::new(),
+            taken_over: false,
             ownership: crate::session::Ownership::default(),
             approval: self.approval_policy(),
             approver: None,

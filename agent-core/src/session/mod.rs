@@ -137,6 +137,15 @@ pub struct SessionConfig {
     /// Calls an earlier run of this conversation recorded (a resumed conversation): a finished
     /// one is never run again, a started one is reported as interrupted.
     pub prior_calls: Vec<PriorCall>,
+    /// This run goes on with a platform-held call another process held and lost (it died).
+    /// The model made no call that process did not store, as far as anyone can tell: calls
+    /// made while no sideband was attached never reached a process, and nothing in the
+    /// protocol lists them. So the first thing the session does is tell the model (a system
+    /// message; no response of its own, which could collide with one the platform is
+    /// playing) that such calls were lost and to make them again if it still needs them: the
+    /// next response, asked for by the adopted calls or by the caller's next turn, recovers
+    /// them.
+    pub taken_over: bool,
     /// Who holds the conversation and the audio: us (replay, rollover, truncate) or the
     /// platform of a SIP or WebRTC call (see [`ownership`]).
     pub ownership: Ownership,

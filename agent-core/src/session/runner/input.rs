@@ -139,7 +139,7 @@ impl Runner {
 impl Runner {
     /// Logs an item this client created (under a local key) and returns its
     /// `conversation.item.create`.
-    fn record_local(&mut self, item: Item) -> ClientEvent {
+    pub(super) fn record_local(&mut self, item: Item) -> ClientEvent {
         let key = self.log.local_key();
         self.record(key, item.clone());
         ClientEvent::conversation_item_create(item)

@@ -102,6 +102,11 @@ pub(crate) enum Input {
 const CALLS_WINDOW: usize = 256;
 /// How long a tool waits for the durable record that it started before it runs anyway.
 const RECORD_WAIT: Duration = Duration::from_secs(5);
+/// What the model reads after a takeover (see [`SessionConfig::taken_over`]).
+const TAKEOVER_NOTE: &str = "The connection between this call and its tools was down for a \
+    few seconds. Any tool call you made in that time was not received and has no result: if \
+    you still need one, call the tool again. Do not mention this unless the user asks why \
+    there was a pause.";
 /// How long a call's outputs wait for the store before they go out anyway (see
 /// `Runner::outputs_durable`).
 const OUTPUTS_DURABLE_WAIT: Duration = Duration::from_secs(5);
@@ -321,10 +326,10 @@ impl Runner {
         // What a resumed conversation gained (outputs of hanging calls) goes to the store.
         self.settle();
         self.emit_all(reconciled);
-        let mut first = if adopted.is_empty() {
-            Flow::Continue
-        } else {
-            self.adopt_calls(adopted).await
+        let mut first = match self.tell_of_takeover().await {
+            Err(flow) => flow,
+            Ok(()) if adopted.is_empty() => Flow::Continue,
+            Ok(()) => self.adopt_calls(adopted).await,
         };
         let reason = loop {
             let flow = match std::mem::replace(&mut first, Flow::Continue) {
@@ -355,6 +360,16 @@ impl Runner {
         self.outbox
             .finish(SessionEvent::Closed { reason }, FINAL_EVENTS_WAIT)
             .await;
+    }
+
+    /// A call taken over from a process that died: the model learns that calls it made while
+    /// no sideband was attached were lost (see [`SessionConfig::taken_over`]).
+    async fn tell_of_takeover(&mut self) -> Result<(), Flow> {
+        if !self.config.taken_over || !self.config.ownership.is_platform_held() {
+            return Ok(());
+        }
+        let event = self.record_local(Item::system_text(TAKEOVER_NOTE));
+        self.send(event).await
     }
 
     async fn run_loop(&mut self) -> Flow {
