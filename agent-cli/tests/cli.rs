@@ -3,6 +3,9 @@
 //! a trace file that must not contain the API key.
 
 mod common;
+/// In this binary rather than its own: each test binary is another link of the whole CLI.
+#[path = "e2e/idempotent_retry.rs"]
+mod idempotent_retry;
 
 use common::{agent, text, workspace};
 
