@@ -6,6 +6,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 use agent_core::history::{ConversationId, HistoryStore};
 use agent_core::protocol::{ContentPart, Item, Role};
 use serde_json::Value;
@@ -374,4 +376,71 @@ fn import_refuses_what_is_not_an_export() {
         "{stderr}"
     );
     assert_eq!(ok(&["list"], &f.db), before, "nothing was stored");
+}
+
+/// An offline run of support → billing, stopped while billing has the conversation: the list
+/// names billing (the current agent, not the one it started with), and the transcript shows
+/// the handoff and billing's guardrail trip, never the words the guardrail stopped.
+#[test]
+fn a_handoff_and_a_trip_show_in_the_history() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let agents = common::workspace().join("agents");
+    for file in ["support.toml", "support.md", "billing.toml", "billing.md"] {
+        std::fs::copy(agents.join(file), dir.path().join(file)).expect("copy the agents");
+    }
+    // The first turn of the example's "double charge goes to billing": it ends with billing.
+    std::fs::write(
+        dir.path().join("support.scenarios.toml"),
+        r#"
+[[scenario]]
+name = "double charge"
+
+[[scenario.turn]]
+user = "I was charged twice for order A1004!"
+
+  [[scenario.turn.model]]
+  calls = [{ name = "transfer_to_billing", arguments = {} }]
+
+  [[scenario.turn.model]]
+  say = "Done, and I guarantee the duplicate charge is back on your card tomorrow."
+
+  [[scenario.turn.model]]
+  say = "I'm sorry about that. Our payments team will check the double charge."
+"#,
+    )
+    .expect("write the scenario");
+    let agent_file = dir.path().join("support.toml");
+    let run = common::agent(
+        &["run", agent_file.to_str().expect("UTF-8 path"), "--offline"],
+        dir.path(),
+    );
+    assert!(
+        run.status.success(),
+        "{}\n{}",
+        common::text(&run.stdout),
+        common::text(&run.stderr)
+    );
+    let db = dir.path().join("history.sqlite3");
+
+    let list = ok(&["list"], &db);
+    let row = list.lines().nth(1).expect("one conversation");
+    assert_eq!(
+        row.split_whitespace().nth(1),
+        Some("billing"),
+        "the current agent: {list}"
+    );
+
+    let show = ok(&["show", "latest"], &db);
+    for expected in [
+        "· agent billing ·",
+        "you › I was charged twice for order A1004!",
+        "  ⇄ handoff: support → billing",
+        "  ⚠ guardrail no guarantees tripped on output: ",
+        "assistant › [answer stopped by the guardrail `no guarantees`]",
+        "assistant › I'm sorry about that.",
+    ] {
+        assert!(show.contains(expected), "missing {expected:?} in:\n{show}");
+    }
+    assert!(!show.contains("transfer_to_billing"), "{show}");
+    assert!(!show.contains("tomorrow"), "the stopped words: {show}");
 }

@@ -5,21 +5,21 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use agent_core::{
     agent::{AgentFile, ConnectOverrides},
     audio::{AppendChunker, PlaybackClock},
     guardrail::GuardrailStage,
     protocol::{AudioFormat, Dialect},
-    session::{Ownership, PlatformHeld, Session, SessionEvent},
+    session::{HistorySink, Ownership, PlatformHeld, Session, SessionEvent},
     tool::ToolRegistry,
 };
 use agent_testkit::{
     scenario::{ModelStep, Scenario, Turn},
     server::{ScriptedServer, ServerConfig, ServerHandle},
 };
-use common::harness::{received, types, validate_all};
+use common::harness::{CapturedHistory, received, types, validate_all};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -51,6 +51,16 @@ async fn start_owned(
     clock: PlaybackClock,
     ownership: Ownership,
 ) -> (ServerHandle, Session) {
+    start_with(agent_toml, scenario, clock, ownership, None).await
+}
+
+async fn start_with(
+    agent_toml: &str,
+    scenario: Scenario,
+    clock: PlaybackClock,
+    ownership: Ownership,
+    sink: Option<Arc<CapturedHistory>>,
+) -> (ServerHandle, Session) {
     // Time between server events, so a `response.cancel` lands while the answer streams.
     let config = ServerConfig::new(scenario).event_delay(Duration::from_millis(5));
     let server = ScriptedServer::start(config).unwrap();
@@ -66,6 +76,7 @@ async fn start_owned(
     let mut config = agent.session_config(&overrides, None).unwrap();
     config.playback = clock;
     config.ownership = ownership;
+    config.history_sink = sink.map(|sink| sink as Arc<dyn HistorySink>);
     let session = Session::start(config).await.unwrap();
     (server, session)
 }
@@ -201,6 +212,68 @@ async fn an_answer_that_trips_is_cancelled_cut_off_and_answered_again() {
     );
     validate_all(&server, Dialect::Ga).await;
     common::harness::assert_no_violations(&server).await;
+}
+
+/// A text answer is not truncated by the server, so the runtime must not store what the
+/// guardrail stopped: the history (replayed into the next connection) keeps a placeholder, and
+/// a record of the trip without the words.
+#[tokio::test]
+async fn a_stopped_answer_is_stored_as_a_placeholder_and_the_trip_is_recorded() {
+    let scenario = Scenario::new("promise").turn(
+        Turn::user("Will my refund come?")
+            .model(ModelStep::say(
+                "Your refund is guaranteed and it will arrive tomorrow, I promise.",
+            ))
+            .model(ModelStep::say(
+                "Billing will check your refund and email you.",
+            )),
+    );
+    let agent = format!("output_modalities = [\"text\"]\n{}", output_guard(""));
+    let sink = Arc::new(CapturedHistory::default());
+    let (server, mut session) = start_with(
+        &agent,
+        scenario,
+        PlaybackClock::immediate(),
+        Ownership::ClientHeld,
+        Some(sink.clone()),
+    )
+    .await;
+    session
+        .handle
+        .send_text("Will my refund come?")
+        .await
+        .unwrap();
+    let events = until_done(&mut session, 2).await;
+    assert_eq!(trips(&events).len(), 1, "{events:#?}");
+
+    let stored = sink.items_json();
+    for blocked in ["guaranteed", "tomorrow"] {
+        assert!(
+            !stored.iter().any(|item| item.contains(blocked)),
+            "the stopped words were stored: {stored:#?}"
+        );
+    }
+    assert!(
+        stored
+            .iter()
+            .any(|item| item.contains("[answer stopped by the guardrail `no promises`]")),
+        "{stored:#?}"
+    );
+    assert!(
+        stored
+            .iter()
+            .any(|item| item.contains("Billing will check your refund")),
+        "{stored:#?}"
+    );
+    assert_eq!(
+        *sink.trips.lock().unwrap(),
+        [(
+            "no promises".to_owned(),
+            GuardrailStage::Output,
+            "never promise an outcome".to_owned()
+        )]
+    );
+    validate_all(&server, Dialect::Ga).await;
 }
 
 /// On a call the platform plays (SIP, WebRTC: we are on the sideband), the platform is told to

@@ -11,7 +11,7 @@ use std::{path::Path, sync::Arc};
 use agent_core::{
     agent::{Agent, AgentFile, ConnectOverrides},
     protocol::{Dialect, Item},
-    session::{Session, SessionEvent},
+    session::{HistorySink, Session, SessionEvent},
     tool::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry},
 };
 use agent_testkit::{
@@ -19,7 +19,7 @@ use agent_testkit::{
     server::{ScriptedServer, ServerConfig, ServerHandle},
 };
 use async_trait::async_trait;
-use common::harness::{received, until_idle, validate_all};
+use common::harness::{CapturedHistory, received, until_idle, validate_all};
 use serde_json::{Value, json};
 
 /// Answers with the name of the agent that ran it (`ToolContext::agent`).
@@ -95,6 +95,15 @@ async fn start(
     scenario: Scenario,
     history: Vec<(String, Item)>,
 ) -> (ServerHandle, Session) {
+    start_with(agent, scenario, history, None).await
+}
+
+async fn start_with(
+    agent: &Agent,
+    scenario: Scenario,
+    history: Vec<(String, Item)>,
+    sink: Option<Arc<CapturedHistory>>,
+) -> (ServerHandle, Session) {
     let server = ScriptedServer::start(ServerConfig::new(scenario)).unwrap();
     let overrides = ConnectOverrides {
         url: Some(server.url()),
@@ -103,6 +112,7 @@ async fn start(
     };
     let mut config = agent.session_config(&overrides, None).unwrap();
     config.history = history;
+    config.history_sink = sink.map(|sink| sink as Arc<dyn HistorySink>);
     let session = Session::start(config).await.unwrap();
     (server, session)
 }
@@ -211,6 +221,57 @@ async fn a_transfer_switches_instructions_and_tools_and_keeps_the_voice() {
     assert!(update_at < output_at && output_at < follow_up_at);
     validate_all(&server, Dialect::Ga).await;
     common::harness::assert_no_violations(&server).await;
+}
+
+/// The history learns the current agent (what `agent history list` shows) and the guardrail
+/// trips of the agent handed to, which holds its own guardrails.
+#[tokio::test]
+async fn the_history_follows_the_handoff_and_records_the_targets_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let back = format!(
+        "{BACK}[guardrails]\noutput_debounce_ms = 0\n[[guardrails.output]]\ntype = \"blocklist\"\n\
+         name = \"no guarantees\"\nwords = [\"guarantee\"]\nmessage = \"never guarantee\"\n"
+    );
+    let front = FRONT.replace("[\"audio\"]", "[\"text\"]");
+    let agent = team(dir.path(), &front, &back).unwrap();
+    let scenario = Scenario::new("handoff").turn(
+        Turn::user("I was charged twice")
+            .model(call("transfer_to_back"))
+            .model(ModelStep::say("I guarantee a refund tomorrow."))
+            .model(ModelStep::say("The back office will check it.")),
+    );
+    let sink = Arc::new(CapturedHistory::default());
+    let (_server, mut session) = start_with(&agent, scenario, Vec::new(), Some(sink.clone())).await;
+    session
+        .handle
+        .send_text("I was charged twice")
+        .await
+        .unwrap();
+    // Idle comes between the stopped answer and the one asked for again.
+    let answered = || {
+        sink.items_json()
+            .iter()
+            .any(|item| item.contains("will check it"))
+    };
+    while !answered() {
+        until_idle(&mut session).await;
+    }
+    let handoffs = sink.handoffs.lock().unwrap().clone();
+    assert_eq!(handoffs.len(), 1, "{handoffs:?}");
+    assert_eq!(
+        (handoffs[0].1.as_str(), handoffs[0].2.as_str()),
+        ("front", "back")
+    );
+    let trips = sink.trips.lock().unwrap().clone();
+    assert_eq!(trips.len(), 1, "{trips:?}");
+    assert_eq!(trips[0].0, "no guarantees");
+    assert!(
+        !sink
+            .items_json()
+            .iter()
+            .any(|item| item.contains("tomorrow")),
+        "the stopped answer's words are not stored"
+    );
 }
 
 #[tokio::test]

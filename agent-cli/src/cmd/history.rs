@@ -11,10 +11,11 @@ use std::{
 };
 
 use agent_core::history::{
-    self, ConversationId, ConversationSummary, HistoryStore, PhoneCallRecord, StoredItem, chat,
-    default_path,
+    self, ConversationEvent, ConversationId, ConversationSummary, HistoryStore, PhoneCallRecord,
+    StoredEvent, StoredItem, chat, default_path,
 };
 use agent_core::protocol::{ContentPart, Item, Role};
+use agent_core::session::handoff::TRANSFER_PREFIX;
 use anyhow::Context as _;
 
 /// The longest tool argument or output shown on one line of `show` (without `--full`).
@@ -127,11 +128,11 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
             }
         }
         HistoryCommand::Show { id, full } => {
-            let (summary, items) = load(&path, &id)?;
-            transcript(&summary, &items, full)
+            let (summary, items, events) = load(&path, &id)?;
+            transcript(&summary, &items, &events, full)
         }
         HistoryCommand::Export { id, format } => {
-            let (_, stored) = load(&path, &id)?;
+            let (_, stored, _) = load(&path, &id)?;
             let items: Vec<Item> = stored.into_iter().map(|stored| stored.item).collect();
             match format {
                 ExportFormat::ChatCompletions => {
@@ -174,9 +175,12 @@ fn open(path: &Path) -> anyhow::Result<HistoryStore> {
     Ok(HistoryStore::open(path)?)
 }
 
-/// The conversation `query` names and its items. A missing database file is reported as
-/// such rather than created empty.
-fn load(path: &Path, query: &str) -> anyhow::Result<(ConversationSummary, Vec<StoredItem>)> {
+/// The conversation `query` names, its items and its events. A missing database file is
+/// reported as such rather than created empty.
+fn load(
+    path: &Path,
+    query: &str,
+) -> anyhow::Result<(ConversationSummary, Vec<StoredItem>, Vec<StoredEvent>)> {
     if !exists(path) {
         anyhow::bail!(
             "no conversation `{query}`: there is no history database at {} yet (run an agent \
@@ -186,7 +190,11 @@ fn load(path: &Path, query: &str) -> anyhow::Result<(ConversationSummary, Vec<St
     }
     let store = open(path)?;
     let id = store.resolve(query)?;
-    Ok((store.conversation(&id)?, store.items(&id)?))
+    Ok((
+        store.conversation(&id)?,
+        store.items(&id)?,
+        store.events(&id)?,
+    ))
 }
 
 /// The `--json` list: each summary, with `phone_call` for the conversations that were calls.
@@ -258,8 +266,15 @@ fn table(list: &[ConversationSummary], calls: &HashMap<ConversationId, PhoneCall
     text
 }
 
-/// The `show` transcript: a header, then one line per message, call and output.
-fn transcript(summary: &ConversationSummary, items: &[StoredItem], full: bool) -> String {
+/// The `show` transcript: a header, then one line per message, call and output, with the
+/// conversation's events (guardrail trips) where they happened. A transfer call reads as the
+/// handoff it was, not as a tool call.
+fn transcript(
+    summary: &ConversationSummary,
+    items: &[StoredItem],
+    events: &[StoredEvent],
+    full: bool,
+) -> String {
     let clip = |text: &str| {
         if full {
             text.to_owned()
@@ -279,8 +294,36 @@ fn transcript(summary: &ConversationSummary, items: &[StoredItem], full: bool) -
         summary.created_at,
         summary.item_count,
     );
+    // Handoffs show at their transfer call; the other events after the item they followed.
+    let handoffs: HashMap<&str, (&str, &str)> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            ConversationEvent::Handoff { call_id, from, to } => {
+                Some((call_id.as_str(), (from.as_str(), to.as_str())))
+            }
+            _ => None,
+        })
+        .collect();
+    let calls: std::collections::HashSet<&str> = items
+        .iter()
+        .filter_map(|stored| match &stored.item {
+            Item::FunctionCall(call) => Some(call.call_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut pending = events
+        .iter()
+        .filter(|e| {
+            !matches!(&e.event, ConversationEvent::Handoff { call_id, .. }
+                if calls.contains(call_id.as_str()))
+        })
+        .peekable();
     let mut names: HashMap<&str, &str> = HashMap::new();
     for stored in items {
+        while let Some(event) = pending.next_if(|e| e.after_item < stored.seq) {
+            text.push_str(&event_line(&event.event));
+            text.push('\n');
+        }
         let line = match &stored.item {
             Item::Message(message) => {
                 let spoken = message.content.iter().any(|part| {
@@ -299,6 +342,14 @@ fn transcript(summary: &ConversationSummary, items: &[StoredItem], full: bool) -
                 let words = message_text(&message.content);
                 format!("{who} › {words}")
             }
+            Item::FunctionCall(call) if call.name.starts_with(TRANSFER_PREFIX) => {
+                names.insert(&call.call_id, &call.name);
+                match handoffs.get(call.call_id.as_str()) {
+                    Some((from, to)) => format!("  ⇄ handoff: {from} → {to}"),
+                    // Stored before handoffs were recorded: the target is in the name.
+                    None => format!("  ⇄ handoff → {}", &call.name[TRANSFER_PREFIX.len()..]),
+                }
+            }
             Item::FunctionCall(call) => {
                 names.insert(&call.call_id, &call.name);
                 format!("  → {}({})", call.name, clip(&call.arguments))
@@ -308,6 +359,10 @@ fn transcript(summary: &ConversationSummary, items: &[StoredItem], full: bool) -
                     .get(output.call_id.as_str())
                     .copied()
                     .unwrap_or("tool");
+                // The handoff line said it all.
+                if name.starts_with(TRANSFER_PREFIX) {
+                    continue;
+                }
                 format!("  ← {name}: {}", clip(&output.output))
             }
             other => format!("  · {} item", other.item_type()),
@@ -315,7 +370,25 @@ fn transcript(summary: &ConversationSummary, items: &[StoredItem], full: bool) -
         text.push_str(&line);
         text.push('\n');
     }
+    for event in pending {
+        text.push_str(&event_line(&event.event));
+        text.push('\n');
+    }
     text
+}
+
+/// One line of the transcript for an event.
+fn event_line(event: &ConversationEvent) -> String {
+    match event {
+        ConversationEvent::Handoff { from, to, .. } => format!("  ⇄ handoff: {from} → {to}"),
+        ConversationEvent::GuardrailTripped {
+            guardrail,
+            stage,
+            reason,
+        } => format!("  ⚠ guardrail {guardrail} tripped on {stage}: {reason}"),
+        ConversationEvent::Other { kind, .. } => format!("  · {kind} event"),
+        _ => "  · event".to_owned(),
+    }
 }
 
 /// What a message said: its texts and transcripts, `[audio]` for audio never transcribed,
@@ -458,7 +531,7 @@ mod tests {
                 ),
             ),
         ];
-        let text = transcript(&summary(), &items, false);
+        let text = transcript(&summary(), &items, &[], false);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("conv_0000000001_aaaaaa · agent support"));
         assert_eq!(lines[2], "you › Where is A1001?");
@@ -470,7 +543,66 @@ mod tests {
         );
         assert_eq!(lines[5], "assistant › It shipped.");
         assert_eq!(lines[6], "you (spoken) › [audio]");
-        let full = transcript(&summary(), &items, true);
+        let full = transcript(&summary(), &items, &[], true);
         assert!(full.contains(&"x".repeat(500)));
+    }
+
+    fn event(seq: u64, after_item: u64, event: ConversationEvent) -> StoredEvent {
+        StoredEvent {
+            seq,
+            after_item,
+            created_at: Timestamp::from_millis(0),
+            event,
+        }
+    }
+
+    #[test]
+    fn handoffs_and_trips_read_as_what_happened() {
+        let items = [
+            stored(1, Item::user_text("I was charged twice")),
+            stored(2, Item::function_call("t1", "transfer_to_billing", "{}")),
+            stored(
+                3,
+                Item::function_call_output("t1", "{\"transferred_to\":\"billing\"}"),
+            ),
+            stored(
+                4,
+                Item::assistant_text("[answer stopped by the guardrail `no guarantees`]"),
+            ),
+            stored(5, Item::function_call("t2", "transfer_to_support", "{}")),
+        ];
+        let events = [
+            // Recorded before the call itself was stored: shown at the call anyway.
+            event(
+                1,
+                1,
+                ConversationEvent::Handoff {
+                    call_id: "t1".into(),
+                    from: "support".into(),
+                    to: "billing".into(),
+                },
+            ),
+            event(
+                2,
+                3,
+                ConversationEvent::GuardrailTripped {
+                    guardrail: "no guarantees".into(),
+                    stage: "output".into(),
+                    reason: "never guarantee a date".into(),
+                },
+            ),
+        ];
+        let text = transcript(&summary(), &items, &events, false);
+        let lines: Vec<&str> = text.lines().skip(2).collect();
+        assert_eq!(
+            lines,
+            [
+                "you › I was charged twice",
+                "  ⇄ handoff: support → billing",
+                "  ⚠ guardrail no guarantees tripped on output: never guarantee a date",
+                "assistant › [answer stopped by the guardrail `no guarantees`]",
+                "  ⇄ handoff → support",
+            ]
+        );
     }
 }

@@ -70,6 +70,8 @@ const MIGRATIONS: &[&str] = &[
     super::webhooks::MIGRATION,
     // 5: rate-limit buckets shared by the nodes of one store.
     super::rate_limits::MIGRATION,
+    // 6: conversation events (handoffs, guardrail trips), shown with the transcript.
+    super::events::MIGRATION,
 ];
 
 /// The same migrations for PostgreSQL: `BIGINT` for SQLite's 64-bit `INTEGER`, and an
@@ -130,6 +132,8 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     super::webhooks::POSTGRES_MIGRATION,
     // 5: rate-limit buckets.
     super::rate_limits::POSTGRES_MIGRATION,
+    // 6: conversation events.
+    super::events::POSTGRES_MIGRATION,
 ];
 
 /// The schema version this build writes.
@@ -280,6 +284,6 @@ mod tests {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();
         assert_eq!(version, LATEST);
-        assert_eq!(LATEST, 5);
+        assert_eq!(LATEST, 6);
     }
 }

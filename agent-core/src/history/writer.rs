@@ -41,8 +41,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::{
-    Appended, CallRecord, CallRecordState, ConversationId, HistoryError, HistoryStore, Lease,
-    StoredItem,
+    Appended, CallRecord, CallRecordState, ConversationEvent, ConversationId, HistoryError,
+    HistoryStore, Lease, StoredEvent, StoredItem,
 };
 use crate::batch_queue::{JobQueue, Next, StopOnExit, Urgency};
 use crate::protocol::Item;
@@ -572,6 +572,30 @@ impl ConversationWriter {
             .call_finished_leased(&self.id, self.holder.as_ref(), call_id, output)
     }
 
+    /// Queues [`HistoryStore::record_event`] for this conversation (under its lease, if
+    /// any); never blocks.
+    pub fn record_event(&self, event: &ConversationEvent) -> Pending<u64> {
+        let (id, holder, event) = (self.id.clone(), self.holder.clone(), event.clone());
+        self.writer
+            .run(move |store| store.record_event_leased(&id, holder.as_deref(), &event))
+    }
+
+    /// Queues [`HistoryStore::record_handoff`] for this conversation (under its lease, if
+    /// any); never blocks. Queued behind the items appended before it, like every write.
+    pub fn record_handoff(&self, call_id: &str, from: &str, to: &str) -> Pending<()> {
+        let (id, holder) = (self.id.clone(), self.holder.clone());
+        let (call_id, from, to) = (call_id.to_owned(), from.to_owned(), to.to_owned());
+        self.writer.run(move |store| {
+            store.record_handoff_leased(&id, holder.as_deref(), &call_id, &from, &to)
+        })
+    }
+
+    /// This conversation's events, read after every write queued before this call.
+    pub fn events(&self) -> Pending<Vec<StoredEvent>> {
+        let id = self.id.clone();
+        self.writer.run(move |store| store.events(&id))
+    }
+
     /// This conversation's tool-call records; see [`HistoryWriter::calls`].
     pub fn calls(&self) -> Pending<Vec<CallRecord>> {
         self.writer.calls(&self.id)
@@ -665,6 +689,37 @@ impl crate::session::HistorySink for ConversationWriter {
         })
     }
 
+    /// Fire and forget, in queue order behind the items before it, like an append.
+    fn handed_off(&self, call_id: &str, from: &str, to: &str) {
+        let (id, holder) = (self.id.clone(), self.holder.clone());
+        let (call_id, from, to) = (call_id.to_owned(), from.to_owned(), to.to_owned());
+        drop(self.writer.run_counted(
+            move |store| store.record_handoff_leased(&id, holder.as_deref(), &call_id, &from, &to),
+            Urgency::Deferred,
+            None,
+        ));
+    }
+
+    /// Fire and forget: a [`ConversationEvent::GuardrailTripped`] after the items so far.
+    fn guardrail_tripped(
+        &self,
+        guardrail: &str,
+        stage: crate::guardrail::GuardrailStage,
+        reason: &str,
+    ) {
+        let (id, holder) = (self.id.clone(), self.holder.clone());
+        let event = ConversationEvent::GuardrailTripped {
+            guardrail: guardrail.to_owned(),
+            stage: stage.as_str().to_owned(),
+            reason: reason.to_owned(),
+        };
+        drop(self.writer.run_counted(
+            move |store| store.record_event_leased(&id, holder.as_deref(), &event),
+            Urgency::Deferred,
+            None,
+        ));
+    }
+
     fn call_finished(&self, call_id: &str, output: &str) {
         let (id, holder) = (self.id.clone(), self.holder.clone());
         let (call_id, output) = (call_id.to_owned(), output.to_owned());
@@ -711,6 +766,7 @@ mod tests {
     on_both_backends!(
         async appends_queue_without_waiting_and_flush_is_a_barrier,
         sessions_append_through_the_sink,
+        handoffs_and_trips_go_through_the_sink_in_order,
         unobserved_failures_surface_at_the_next_flush,
         leases_and_call_records_through_the_writer,
         a_burst_is_one_group_commit_and_a_failed_write_rolls_back_alone,
@@ -772,6 +828,56 @@ mod tests {
             [
                 ("local_000001".to_owned(), Item::user_text("hi")),
                 ("call:c1".to_owned(), Item::function_call("c1", "f", "{}")),
+            ]
+        );
+    }
+
+    async fn handoffs_and_trips_go_through_the_sink_in_order(db: &TestDb) {
+        use crate::guardrail::GuardrailStage;
+        use crate::session::HistorySink;
+        let writer = writer_on(db);
+        let id = writer.create_conversation("support", "m").await.unwrap();
+        writer
+            .acquire_lease(&id, "run", Duration::from_secs(15))
+            .await
+            .unwrap();
+        let conversation = writer.leased_conversation(id.clone(), "run");
+        let sink: Arc<dyn HistorySink> = Arc::new(conversation.clone());
+        sink.append("local_000001", &Item::user_text("charged twice"));
+        sink.append(
+            "call:c1",
+            &Item::function_call("c1", "transfer_to_billing", "{}"),
+        );
+        sink.handed_off("c1", "support", "billing");
+        sink.append("output:c1", &Item::function_call_output("c1", "{}"));
+        sink.guardrail_tripped("no guarantees", GuardrailStage::Output, "never guarantee");
+        conversation.flush().await.unwrap();
+        let store = db.open();
+        assert_eq!(store.conversation(&id).unwrap().agent, "billing");
+        let events = conversation.events().await.unwrap();
+        let placed: Vec<(u64, ConversationEvent)> = events
+            .into_iter()
+            .map(|e| (e.after_item, e.event))
+            .collect();
+        assert_eq!(
+            placed,
+            [
+                (
+                    2,
+                    ConversationEvent::Handoff {
+                        call_id: "c1".into(),
+                        from: "support".into(),
+                        to: "billing".into(),
+                    }
+                ),
+                (
+                    3,
+                    ConversationEvent::GuardrailTripped {
+                        guardrail: "no guarantees".into(),
+                        stage: "output".into(),
+                        reason: "never guarantee".into(),
+                    }
+                ),
             ]
         );
     }

@@ -9,7 +9,7 @@
 
 use std::{future::Future, pin::Pin};
 
-use crate::protocol::Item;
+use crate::{guardrail::GuardrailStage, protocol::Item};
 
 /// Receives each item as it completes, e.g. to append it to a durable store.
 ///
@@ -70,6 +70,20 @@ pub trait HistorySink: Send + Sync {
     /// conversation in memory.
     fn durable_appends(&self) -> Option<u64> {
         None
+    }
+
+    /// The conversation passed from the agent `from` to `to` through the transfer call
+    /// `call_id`: a store shows `to` as the conversation's agent from now on (a listing
+    /// otherwise names the agent it started with), and may note when it happened.
+    fn handed_off(&self, call_id: &str, from: &str, to: &str) {
+        let _ = (call_id, from, to);
+    }
+
+    /// A guardrail tripped (the session's `GuardrailTripped` event), for a record that
+    /// outlives the session. Only the guardrail, the stage and the reason: the text it stopped
+    /// is not passed, since it may be the very content the guardrail keeps out.
+    fn guardrail_tripped(&self, guardrail: &str, stage: GuardrailStage, reason: &str) {
+        let _ = (guardrail, stage, reason);
     }
 
     /// Reads the stored conversation back, every item in order with its key, for a replay into

@@ -278,3 +278,61 @@ pub async fn assert_no_violations(server: &ServerHandle) {
     let violations = server.violations().await;
     assert!(violations.is_empty(), "{violations:?}");
 }
+
+/// A history sink that keeps what the runtime hands to durable storage: the items (with
+/// replacements applied), the handoffs and the guardrail trips.
+#[derive(Default)]
+pub struct CapturedHistory {
+    pub items: Mutex<Vec<(String, agent_core::protocol::Item)>>,
+    /// `(call_id, from, to)` of each handoff.
+    pub handoffs: Mutex<Vec<(String, String, String)>>,
+    /// `(guardrail, stage, reason)` of each trip.
+    pub trips: Mutex<Vec<(String, agent_core::guardrail::GuardrailStage, String)>>,
+}
+
+impl CapturedHistory {
+    /// Every item's JSON, for checking what was (not) stored.
+    pub fn items_json(&self) -> Vec<String> {
+        self.items
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, item)| serde_json::to_string(item).unwrap())
+            .collect()
+    }
+}
+
+impl agent_core::session::HistorySink for CapturedHistory {
+    fn append(&self, key: &str, item: &agent_core::protocol::Item) {
+        self.items
+            .lock()
+            .unwrap()
+            .push((key.to_owned(), item.clone()));
+    }
+
+    fn replace(&self, key: &str, item: &agent_core::protocol::Item) {
+        let mut items = self.items.lock().unwrap();
+        if let Some(entry) = items.iter_mut().find(|(k, _)| k == key) {
+            entry.1 = item.clone();
+        }
+    }
+
+    fn handed_off(&self, call_id: &str, from: &str, to: &str) {
+        self.handoffs
+            .lock()
+            .unwrap()
+            .push((call_id.to_owned(), from.to_owned(), to.to_owned()));
+    }
+
+    fn guardrail_tripped(
+        &self,
+        guardrail: &str,
+        stage: agent_core::guardrail::GuardrailStage,
+        reason: &str,
+    ) {
+        self.trips
+            .lock()
+            .unwrap()
+            .push((guardrail.to_owned(), stage, reason.to_owned()));
+    }
+}

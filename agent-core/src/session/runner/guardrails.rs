@@ -14,7 +14,11 @@
 //!   the server's conversation (`conversation.item.delete`) and the history keeps only a
 //!   placeholder, and the model is told to decline.
 //!
-//! Every trip is a [`SessionEvent::GuardrailTripped`] and a `guardrail_tripped` trace note.
+//! Every trip is a [`SessionEvent::GuardrailTripped`], a `guardrail_tripped` trace note and a
+//! record in the history ([`HistorySink::guardrail_tripped`](crate::session::HistorySink::guardrail_tripped)).
+//! An answer an output guardrail stopped is stored as a placeholder that names the guardrail,
+//! never with its text: a text-only answer is not truncated by the server, and the history is
+//! replayed into the next connection.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -24,7 +28,7 @@ use std::{
 use super::{Flow, Input, Runner};
 use crate::{
     guardrail::{GuardrailStage, Trip},
-    protocol::{ClientEvent, Item},
+    protocol::{ClientEvent, ContentPart, Item},
     session::events::SessionEvent,
 };
 
@@ -38,6 +42,9 @@ pub(super) struct GuardState {
     answers: HashMap<String, (String, (usize, Option<Instant>))>,
     /// Responses a guardrail stopped: the rest of their text is dropped.
     stopped: HashSet<String>,
+    /// Answers an output guardrail stopped, by item id: their response's id and the
+    /// guardrail's name. Until their response is done, they are logged as a placeholder.
+    withheld: HashMap<String, (String, String)>,
     /// Answers asked for again after an output trip in this user turn.
     retries: u32,
     /// Input tripped while the server's turn detection was about to answer it: the response
@@ -143,9 +150,24 @@ impl Runner {
         )
     }
 
-    /// A response ended: what was kept for its checks goes.
+    /// A response ended: what was kept for its checks goes. Called after its slots in the
+    /// log were settled, so its stopped answers were logged as placeholders.
     pub(super) fn guard_response_done(&mut self, response_id: &str) {
         self.guard.stopped.remove(response_id);
+        self.guard
+            .withheld
+            .retain(|_, (response, _)| response != response_id);
+    }
+
+    /// `item` as the log keeps it: an answer an output guardrail stopped becomes a
+    /// placeholder that names the guardrail. Its words must not be stored, nor replayed into
+    /// the next connection: for a text answer the server keeps them (only audio is truncated),
+    /// and they are what the guardrail exists to keep out.
+    pub(super) fn guard_logged(&self, item: Item) -> Item {
+        match item.id().and_then(|id| self.guard.withheld.get(id)) {
+            Some((_, guardrail)) => stopped_answer(&item, guardrail),
+            None => item,
+        }
     }
 
     /// A new user turn: the model may be asked to answer again afresh.
@@ -162,6 +184,16 @@ impl Runner {
     ) -> Result<(), Flow> {
         self.guard.stopped.insert(response_id.to_owned());
         self.guard.answers.remove(item_id);
+        self.guard.withheld.insert(
+            item_id.to_owned(),
+            (response_id.to_owned(), trip.guardrail.clone()),
+        );
+        // Logged already (a server that completed the item first): replaced now.
+        let key = format!("item:{item_id}");
+        if let Some(logged) = self.log.get(&key).cloned() {
+            let placeholder = self.guard_logged(logged);
+            self.replace_item(&key, placeholder);
+        }
         self.announce_trip(GuardrailStage::Output, &trip, Some(item_id));
         self.cut_off(response_id).await?;
         let budget = self.config.guardrails.as_ref().map_or(0, |g| g.max_retries);
@@ -313,6 +345,9 @@ impl Runner {
             "guardrail_tripped",
             &serde_json::json!({"guardrail": trip.guardrail, "stage": stage.as_str(), "reason": trip.reason, "item_id": item_id}),
         );
+        if let Some(sink) = &self.config.history_sink {
+            sink.guardrail_tripped(&trip.guardrail, stage, &trip.reason);
+        }
         self.emit(SessionEvent::GuardrailTripped {
             guardrail: trip.guardrail.clone(),
             stage,
@@ -334,6 +369,18 @@ impl Runner {
 /// What stands in the conversation for the user's words that tripped `trip`.
 fn placeholder(trip: &Trip) -> String {
     format!("[withheld by the guardrail `{}`]", trip.guardrail)
+}
+
+/// What the log keeps of an assistant answer the guardrail `guardrail` stopped: the message,
+/// its words replaced by a note that says so, as the model was told.
+fn stopped_answer(item: &Item, guardrail: &str) -> Item {
+    let mut item = item.clone();
+    if let Item::Message(message) = &mut item {
+        message.content = vec![ContentPart::output_text(format!(
+            "[answer stopped by the guardrail `{guardrail}`]"
+        ))];
+    }
+    item
 }
 
 /// What the model is told when the user's input tripped `trip`.

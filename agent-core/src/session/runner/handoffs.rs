@@ -39,6 +39,7 @@ impl Runner {
         let output = transfer_output(&handoff.to);
         if let Some(sink) = &self.config.history_sink {
             sink.call_finished(&call.call_id, &output);
+            sink.handed_off(&call.call_id, &handoff.from, &handoff.to);
         }
         self.finished.insert(
             call.call_id.clone(),

@@ -40,7 +40,9 @@ impl Runner {
                 Some(id) => format!("item:{id}"),
                 None => self.log.local_key(),
             };
-            self.record(key, item.clone());
+            // An answer a guardrail stopped is logged as a placeholder, not with its words.
+            let logged = self.guard_logged(item.clone());
+            self.record(key, logged);
         }
         self.maybe_start_call(response_id, item).await;
         self.maybe_ask_mcp_approval(response_id, item);
@@ -104,7 +106,8 @@ impl Runner {
             }
             match finished_message(&response.output, &key) {
                 Some(item) => {
-                    self.log.push(key, item.clone());
+                    let logged = self.guard_logged(item.clone());
+                    self.log.push(key, logged);
                 }
                 None => self.log.abandon(&key),
             }

@@ -37,9 +37,10 @@ impl Runner {
             self.maybe_start_call(&id, item).await;
             self.maybe_ask_mcp_approval(&id, item);
         }
-        self.guard_response_done(&id);
         let status = status_of(&response);
         let (stalled, ours) = self.end_response(&id, &status, &response);
+        // After `end_response` settled the slots: stopped answers there are placeholders.
+        self.guard_response_done(&id);
         let mut steps = self.sequencer.response_done(&id);
         let accounted = self
             .accounting
