@@ -134,7 +134,7 @@ struct Node {
 
 impl Node {
     /// `agent serve` named `node` on `addr`, with the shared database, resuming Twilio calls
-    /// through `resume_base`; `limits` is extra `[limits]` text.
+    /// through `resume_base`; `extra` is more sections (`[limits]`, `[admin]`).
     fn start(
         dir: &std::path::Path,
         node: &str,
@@ -142,7 +142,7 @@ impl Node {
         resume_base: &str,
         db: &str,
         realtime: &str,
-        limits: &str,
+        extra: &str,
     ) -> Node {
         let config = dir.join(format!("serve-{node}.toml"));
         std::fs::write(
@@ -150,7 +150,7 @@ impl Node {
             format!(
                 "listen = \"{addr}\"\nnode = \"{node}\"\npublic_base_url = \"http://{addr}\"\n\
                  max_calls = 10\n\n[twilio]\nresume_base_url = \"{resume_base}\"\n\n\
-                 [history]\nlease_secs = {LEASE_SECS}\n\n[limits]\n{limits}\n\n\
+                 [history]\nlease_secs = {LEASE_SECS}\n\n{extra}\n\
                  [[route]]\nagent = \"shop.toml\"\nnumbers = [\"{NUMBER}\"]\n"
             ),
         )
@@ -326,7 +326,16 @@ fn a_twilio_call_of_a_killed_node_is_resumed_on_another_through_the_connect_acti
     let lb = format!("http://{b_addr}");
     let realtime = scripted.url();
     let mut a = Node::start(dir.path(), "a", a_addr, &lb, &db, &realtime, "");
-    let b = Node::start(dir.path(), "b", b_addr, &lb, &db, &realtime, "");
+    let b_admin = free_addr();
+    let b = Node::start(
+        dir.path(),
+        "b",
+        b_addr,
+        &lb,
+        &db,
+        &realtime,
+        &format!("[admin]\nlisten = \"{b_admin}\"\n"),
+    );
 
     // On node A: the greeting, the order (its tool runs), then the caller listens on.
     let script = vec![
@@ -482,7 +491,7 @@ fn the_resume_route_hangs_up_on_ended_and_unknown_calls_and_refuses_bad_requests
         &base,
         &db,
         &scripted.url(),
-        "max_body_bytes = 4096\nwebhook_burst = 8\nwebhook_requests_per_minute = 1",
+        "[limits]\nmax_body_bytes = 4096\nwebhook_burst = 12\nwebhook_requests_per_minute = 1\n",
     );
     let twilio = FakeTwilio::new(addr, &base, AUTH_TOKEN);
     let action = format!("{base}/twilio/resume?attempt=1");
@@ -563,6 +572,40 @@ fn the_resume_route_hangs_up_on_ended_and_unknown_calls_and_refuses_bad_requests
         agent_testkit::twilio::connect_action(&voice.answer.body).as_deref(),
         Some(action.as_str()),
         "{voice:?}"
+    );
+
+    // A running call whose lease another node holds: the caller waits (Pause, Redirect to the
+    // next attempt); past the attempt budget (3 with a 1.5 s lease) it is recorded lost.
+    {
+        let mut store = HistoryStore::open(&db).unwrap();
+        let id = store.create_conversation("shop", "m").unwrap();
+        let held = PhoneCallRecord::starting("twilio", "CAheld1", CALLER, NUMBER);
+        store.record_phone_call(&id, &held).unwrap();
+        store
+            .acquire_lease(&id, "node elsewhere", Duration::from_secs(120))
+            .unwrap();
+    }
+    let held = CallSpec::new("CAheld1", CALLER, NUMBER, Vec::new());
+    let answer = runtime
+        .block_on(twilio.action(&action, &held, Signing::Valid))
+        .unwrap();
+    assert_eq!(
+        agent_testkit::twilio::parse_action_answer(&answer.answer.body),
+        ActionAnswer::Redirect {
+            pause_secs: 2,
+            url: format!("{base}/twilio/resume?attempt=2")
+        },
+        "{answer:?}"
+    );
+    assert_eq!(stored_calls(&db)["CAheld1"].record.outcome, None);
+    let last = format!("{base}/twilio/resume?attempt=3");
+    let answer = runtime
+        .block_on(twilio.action(&last, &held, Signing::Valid))
+        .unwrap();
+    assert!(answer.answer.body.contains("<Hangup/>"), "{answer:?}");
+    assert_eq!(
+        stored_calls(&db)["CAheld1"].record.outcome.as_deref(),
+        Some("node_lost")
     );
 
     // Past the rate limit: 429, before anything is looked up.
