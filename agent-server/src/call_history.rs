@@ -13,8 +13,8 @@ use std::{
 };
 
 use agent_core::history::{
-    ConversationId, ConversationWriter, HistoryError, HistoryStore, HistoryWriter, OrphanedCall,
-    PhoneCallRecord, RateLimit, StoredItem, Timestamp, default_path,
+    ConversationId, ConversationWriter, FoundCall, HistoryError, HistoryStore, HistoryWriter,
+    OrphanedCall, PhoneCallRecord, RateLimit, StoredItem, Timestamp, default_path,
 };
 
 use agent_core::{
@@ -248,21 +248,55 @@ impl CallHistory {
     /// wins; the other gets [`HistoryError::ConversationInUse`]), with the conversation and
     /// the tool calls recorded so far.
     pub async fn adopt(&self, orphan: &OrphanedCall) -> Result<AdoptedCall, HistoryError> {
-        let (id, holder, ttl) = (orphan.conversation.clone(), self.holder.clone(), self.lease);
+        self.adopt_conversation(orphan.conversation.clone()).await
+    }
+
+    /// [`adopt`](Self::adopt) for a call found another way than by the watcher: Twilio
+    /// bringing back a call through `/twilio/resume`.
+    pub async fn adopt_conversation(
+        &self,
+        id: ConversationId,
+    ) -> Result<AdoptedCall, HistoryError> {
+        let (leased, holder, ttl) = (id.clone(), self.holder.clone(), self.lease);
         let (items, calls) = self
             .writer
             .run(move |store| {
-                store.acquire_lease(&id, &holder, ttl)?;
-                Ok((store.items(&id)?, store.calls(&id)?))
+                store.acquire_lease(&leased, &holder, ttl)?;
+                Ok((store.items(&leased)?, store.calls(&leased)?))
             })
             .await?;
         let items = items.into_iter().map(StoredItem::into_keyed).collect();
         let prior_calls = calls.into_iter().map(PriorCall::from).collect();
         Ok(AdoptedCall {
-            stored: self.leased(orphan.conversation.clone()),
+            stored: self.leased(id),
             items,
             prior_calls,
         })
+    }
+
+    /// The latest Twilio call with this `CallSid`, with its lease.
+    pub async fn find_twilio_call(
+        &self,
+        call_sid: &str,
+    ) -> Result<Option<FoundCall>, HistoryError> {
+        let call_sid = call_sid.to_owned();
+        self.writer
+            .run(move |store| store.find_phone_call("twilio", &call_sid))
+            .await
+    }
+
+    /// Records the end of a call whose lease another node still holds, when waiting for it
+    /// has run past its budget (`/twilio/resume`): without this the caller is gone but the
+    /// call would stay running in the history.
+    pub async fn end_unreachable_call(
+        &self,
+        id: &ConversationId,
+        outcome: &'static str,
+    ) -> Result<(), HistoryError> {
+        let id = id.clone();
+        self.writer
+            .run(move |store| store.finish_phone_call(&id, outcome))
+            .await
     }
 
     /// Starts the conversation of a call in the history of the server (if it keeps one) and

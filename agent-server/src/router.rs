@@ -20,6 +20,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let webhooks = Router::new()
         .route("/twilio/voice", post(twilio::voice::answer))
         .route("/twilio/voice/{route}", post(twilio::voice::answer_route))
+        .route(twilio::resume::PATH, post(twilio::resume::resume))
         .route("/openai/webhook", post(sip::webhook::receive))
         // The operator's approvals: behind the token, and rate limited like the webhooks so a
         // wrong token cannot be guessed at speed.

@@ -16,7 +16,11 @@
 //!   started). If the platform ended the call instead, the attach is refused and the call is
 //!   recorded as failed.
 //! - **Twilio calls** die with their node (the media stream was a connection to it), so there
-//!   is nothing to attach to: the call is recorded as ended with outcome `node_lost`, never
+//!   is nothing to attach to. With `[twilio] resume_base_url`, Twilio itself brings the call
+//!   back through `<Connect action>` to `/twilio/resume` on a live node
+//!   ([`crate::twilio::resume`]), so the watcher leaves such a call alone for a grace period
+//!   past its lease ([`crate::twilio::resume::grace`]). A call not resumed by then (or any
+//!   Twilio call without the setting) is recorded as ended with outcome `node_lost`, never
 //!   left running in the history. So is a call no route of this node can go on with.
 //!
 //! A node takes over only while it has a free call slot, so a full node leaves the call to
@@ -42,6 +46,8 @@ pub(crate) async fn watch(state: Arc<AppState>, stop: CancellationToken) {
         return;
     }
     let every = history.lease() / 5;
+    let resumable = crate::twilio::resume::action_url(&state, 1).is_some();
+    let grace = crate::twilio::resume::grace(history.lease());
     let mut more = false;
     loop {
         // A little jitter, so nodes started together do not all ask at once. A round that
@@ -79,6 +85,14 @@ pub(crate) async fn watch(state: Arc<AppState>, stop: CancellationToken) {
                 "webrtc" => state.browser.is_some(),
                 _ => false,
             };
+            if resumable
+                && orphan.call.transport == "twilio"
+                && in_grace(orphan.lease_expired_at, grace)
+            {
+                // Twilio may still bring it back through /twilio/resume.
+                took_all = false;
+                continue;
+            }
             if !attachable {
                 match history.close_orphan(&orphan, "node_lost").await {
                     Ok(()) => tracing::info!(
@@ -135,5 +149,25 @@ pub(crate) async fn watch(state: Arc<AppState>, stop: CancellationToken) {
             }
         }
         more = full && took_all;
+    }
+}
+
+/// Whether a lease that ran out at `expired` is still within `grace` of it.
+fn in_grace(expired: agent_core::history::Timestamp, grace: Duration) -> bool {
+    let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+    agent_core::history::Timestamp::now().as_millis() < expired.as_millis().saturating_add(grace_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agent_core::history::Timestamp;
+
+    #[test]
+    fn a_lease_is_in_grace_until_the_grace_has_passed() {
+        let now = Timestamp::now().as_millis();
+        let grace = Duration::from_secs(30);
+        assert!(in_grace(Timestamp::from_millis(now - 1_000), grace));
+        assert!(!in_grace(Timestamp::from_millis(now - 31_000), grace));
     }
 }

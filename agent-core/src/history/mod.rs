@@ -107,7 +107,7 @@ pub use import::{ImportError, parse_import, read_import};
 pub use jsonl::{JsonlError, REPLAYABLE_ITEM_TYPES, from_jsonl, to_jsonl};
 pub use lease::Lease;
 pub use path::{HISTORY_DB_ENV, default_path, is_database_url};
-pub use phone_calls::{OrphanedCall, PhoneCallRecord};
+pub use phone_calls::{FoundCall, OrphanedCall, PhoneCallRecord};
 pub use rate_limits::RateLimit;
 pub use store::{Appended, ConversationSummary, Durability, HistoryStore, OpenOptions, StoredItem};
 pub use writer::{COMMIT_DELAY, ConversationWriter, HistoryWriter, Pending};

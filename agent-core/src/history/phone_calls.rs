@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::db::{DbError, Row, params};
-use super::{ConversationId, HistoryError, HistoryStore, Timestamp};
+use super::{ConversationId, HistoryError, HistoryStore, Lease, Timestamp};
 
 /// Migration 3: the `phone_calls` table (see [`super::schema`]).
 pub(super) const MIGRATION: &str = r#"
@@ -92,8 +92,24 @@ pub struct OrphanedCall {
     pub agent: String,
     /// The node (run) whose lease ran out.
     pub last_holder: String,
+    /// When its lease ran out: a Twilio call may be resumed by Twilio itself for a while
+    /// after that, so the watcher gives it a grace period from here.
+    pub lease_expired_at: Timestamp,
     /// The call.
     pub call: PhoneCallRecord,
+}
+
+/// A phone call found by its platform's id: see [`HistoryStore::find_phone_call`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundCall {
+    /// The call's conversation.
+    pub conversation: ConversationId,
+    /// The agent that answered it.
+    pub agent: String,
+    /// The call, with its outcome once it ended.
+    pub call: PhoneCallRecord,
+    /// The last lease taken on it (possibly expired); `None` when it was never leased.
+    pub lease: Option<Lease>,
 }
 
 impl PhoneCallRecord {
@@ -198,7 +214,7 @@ impl HistoryStore {
         self.db
             .query(
                 &format!(
-                    "SELECT p.conversation_id, c.agent, l.holder, {}
+                    "SELECT p.conversation_id, c.agent, l.holder, l.expires_at, {}
                      FROM phone_calls p
                      JOIN conversations c ON c.id = p.conversation_id
                      JOIN leases l ON l.conversation_id = p.conversation_id
@@ -219,10 +235,59 @@ impl HistoryStore {
                             conversation: ConversationId::new(row.text(0)?),
                             agent: row.text(1)?,
                             last_holder: row.text(2)?,
-                            call: record(row, 3)?,
+                            lease_expired_at: Timestamp::from_millis(row.int(3)?),
+                            call: record(row, 4)?,
                         })
                     })
                     .collect()
+            })
+            .map_err(|e| self.fail(e))
+    }
+
+    /// The latest call of `transport` with the platform's id `call_id`, with its lease: how
+    /// a request that names only the platform's id (Twilio's `<Connect action>` names the
+    /// `CallSid`) finds the conversation to go on with, and whether a node still holds it.
+    pub fn find_phone_call(
+        &self,
+        transport: &str,
+        call_id: &str,
+    ) -> Result<Option<FoundCall>, HistoryError> {
+        self.db
+            .query_opt(
+                &format!(
+                    "SELECT p.conversation_id, c.agent, l.holder, l.expires_at, {}
+                     FROM phone_calls p
+                     JOIN conversations c ON c.id = p.conversation_id
+                     LEFT JOIN leases l ON l.conversation_id = p.conversation_id
+                     WHERE p.transport = ?1 AND p.call_id = ?2
+                     ORDER BY p.started_at DESC LIMIT 1",
+                    COLUMNS
+                        .split(", ")
+                        .map(|c| format!("p.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                params![transport, call_id],
+            )
+            .and_then(|row| {
+                row.map(|row| {
+                    let conversation = ConversationId::new(row.text(0)?);
+                    let lease = match (row.opt_text(2)?, row.opt_int(3)?) {
+                        (Some(holder), Some(expires_at)) => Some(Lease {
+                            conversation: conversation.clone(),
+                            holder,
+                            expires_at: Timestamp::from_millis(expires_at),
+                        }),
+                        _ => None,
+                    };
+                    Ok(FoundCall {
+                        conversation,
+                        agent: row.text(1)?,
+                        call: record(&row, 4)?,
+                        lease,
+                    })
+                })
+                .transpose()
             })
             .map_err(|e| self.fail(e))
     }
@@ -277,7 +342,36 @@ mod tests {
         a_call_is_stored_finished_and_listed,
         deleting_removes_the_call_and_its_items_and_nothing_else,
         calls_whose_lease_ran_out_are_orphaned_until_taken_or_ended,
+        a_call_is_found_by_its_platform_id_with_its_lease,
     );
+
+    fn a_call_is_found_by_its_platform_id_with_its_lease(db: &TestDb) {
+        let ttl = std::time::Duration::from_secs(10);
+        let mut store = db.open();
+        assert_eq!(store.find_phone_call("twilio", "CA9").unwrap(), None);
+        let id = store.create_conversation("support", "m").unwrap();
+        let call = PhoneCallRecord::starting("twilio", "CA9", "+1", "+2");
+        store.record_phone_call(&id, &call).unwrap();
+        let found = store.find_phone_call("twilio", "CA9").unwrap().unwrap();
+        assert_eq!(found.conversation, id);
+        assert_eq!(found.agent, "support");
+        assert_eq!(found.call.call_id, "CA9");
+        assert_eq!(found.lease, None, "never leased");
+        assert_eq!(
+            store.find_phone_call("sip", "CA9").unwrap(),
+            None,
+            "another transport's id space"
+        );
+        store.acquire_lease(&id, "node a", ttl).unwrap();
+        let found = store.find_phone_call("twilio", "CA9").unwrap().unwrap();
+        let lease = found.lease.unwrap();
+        assert_eq!(lease.holder, "node a");
+        assert!(lease.expires_in(Timestamp::now()) > std::time::Duration::from_secs(5));
+        assert_eq!(found.call.outcome, None);
+        store.finish_phone_call(&id, "caller_hung_up").unwrap();
+        let found = store.find_phone_call("twilio", "CA9").unwrap().unwrap();
+        assert_eq!(found.call.outcome.as_deref(), Some("caller_hung_up"));
+    }
 
     fn calls_whose_lease_ran_out_are_orphaned_until_taken_or_ended(db: &TestDb) {
         let ttl = std::time::Duration::from_secs(10);

@@ -52,6 +52,23 @@ impl Checker<'_> {
         text.to_owned()
     }
 
+    /// [`base_url`](Self::base_url), and https unless the host is a loopback address: the
+    /// URL is where Twilio sends a live call's parameters, signed but readable on the way.
+    fn secure_base_url(&mut self, value: &Spanned<String>, key: &str) -> String {
+        let text = self.base_url(value, key);
+        if let Ok(url) = url::Url::parse(&text)
+            && url.scheme() == "http"
+            && !is_loopback(&url)
+        {
+            self.at(
+                value.span(),
+                format!("`{key}` must be an https:// URL (http:// only on a loopback address)"),
+                Some("for example \"https://voice.example.com\""),
+            );
+        }
+        text
+    }
+
     fn secs(&mut self, value: f64, key: &str) -> Duration {
         if value.is_finite() && value > 0.0 && value <= 86_400.0 {
             return Duration::from_secs_f64(value);
@@ -71,6 +88,16 @@ impl Checker<'_> {
             self.at(span, format!("`limits.{key}` must be at least 1"), None);
         }
         value.max(1)
+    }
+}
+
+/// Whether the URL's host is `localhost` or a loopback IP address.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -125,6 +152,11 @@ pub(super) fn check(
         );
     }
     let twilio_api_base = c.base_url(&spec.twilio.api_base, "twilio.api_base");
+    let twilio_resume_base_url = spec
+        .twilio
+        .resume_base_url
+        .as_ref()
+        .map(|url| c.secure_base_url(url, "twilio.resume_base_url"));
     let realtime_url = spec.openai.realtime_url.as_ref().map(|url| {
         if !url.get_ref().starts_with("ws://") && !url.get_ref().starts_with("wss://") {
             c.at(
@@ -171,6 +203,7 @@ pub(super) fn check(
         max_calls,
         secrets: spec.secrets,
         twilio_api_base,
+        twilio_resume_base_url,
         realtime_url,
         api_base,
         limits,
@@ -322,6 +355,33 @@ max_cost_usd_per_day = 5.0
         assert_eq!(config.route_for_number("+15550100"), Some(0));
         assert_eq!(config.route_for_number("+15550199"), None);
         assert!(config.routes[0].greet);
+    }
+
+    #[test]
+    fn the_resume_url_is_https_or_loopback_http() {
+        let config = ServeConfig::parse("serve.toml", GOOD).unwrap();
+        assert_eq!(config.twilio_resume_url(1), None, "off unless set");
+        let with = |url: &str| {
+            let text = GOOD.replace(
+                "[limits]",
+                &format!("[twilio]\nresume_base_url = \"{url}\"\n\n[limits]"),
+            );
+            ServeConfig::parse("serve.toml", &text)
+        };
+        let config = with("https://lb.example.com/").unwrap();
+        assert_eq!(
+            config.twilio_resume_url(2).as_deref(),
+            Some("https://lb.example.com/twilio/resume?attempt=2")
+        );
+        assert!(with("http://127.0.0.1:8080").is_ok());
+        assert!(with("http://localhost:8080").is_ok());
+        let err = with("http://lb.example.com").unwrap_err().to_string();
+        assert!(
+            err.contains("`twilio.resume_base_url` must be an https:// URL"),
+            "{err}"
+        );
+        let err = with("ftp://lb.example.com").unwrap_err().to_string();
+        assert!(err.contains("`twilio.resume_base_url` must be"), "{err}");
     }
 
     #[test]

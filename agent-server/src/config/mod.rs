@@ -59,6 +59,9 @@ pub struct ServeConfig {
     pub secrets: SecretsSpec,
     /// Twilio's REST base, without a trailing `/`.
     pub twilio_api_base: String,
+    /// `[twilio] resume_base_url`, without a trailing `/`: where Twilio brings back a call
+    /// whose node died (see [`crate::twilio::resume`]).
+    pub twilio_resume_base_url: Option<String>,
     /// The Realtime WebSocket URL, when the server overrides the agent files'.
     pub realtime_url: Option<String>,
     /// OpenAI's REST base, when set.
@@ -157,6 +160,16 @@ impl ServeConfig {
         self.routes
             .iter()
             .position(|r| r.path.as_deref() == Some(path))
+    }
+
+    /// The URL Twilio requests when a call's stream ends (`<Connect action>`), with the
+    /// attempt it is; `None` without `[twilio] resume_base_url`.
+    pub fn twilio_resume_url(&self, attempt: u32) -> Option<String> {
+        let base = self.twilio_resume_base_url.as_ref()?;
+        Some(format!(
+            "{base}{}?attempt={attempt}",
+            crate::twilio::resume::PATH
+        ))
     }
 
     /// The WebSocket URL Twilio opens for media streams: the public base with `ws(s)://`.

@@ -165,12 +165,18 @@ impl Default for SecretsSpec {
 pub struct TwilioSpec {
     /// The REST base, e.g. a fake Twilio on loopback in tests.
     pub api_base: Spanned<String>,
+    /// The URL every node shares (the load balancer's), e.g. `https://voice.example.com`.
+    /// When set and the history store is shared, calls are answered with
+    /// `<Connect action=".../twilio/resume">`, so a call whose node dies comes back through
+    /// it to another node, which resumes the conversation from the store.
+    pub resume_base_url: Option<Spanned<String>>,
 }
 
 impl Default for TwilioSpec {
     fn default() -> Self {
         TwilioSpec {
             api_base: Spanned::new(0..0, "https://api.twilio.com".into()),
+            resume_base_url: None,
         }
     }
 }

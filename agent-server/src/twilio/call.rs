@@ -21,7 +21,7 @@ use std::{ops::ControlFlow, sync::Arc, time::Duration};
 
 use agent_core::{
     audio::PlaybackClock,
-    history::PhoneCallRecord,
+    history::{PhoneCallRecord, Timestamp},
     protocol::ClientEvent,
     session::{PlatformIds, Session, SessionEvent},
     tool::PhoneCall,
@@ -37,7 +37,7 @@ use tokio_tungstenite::tungstenite::{
 use super::{
     messages::{self, Inbound, Outbound, Start},
     playback::Playback,
-    tokens::{PendingCall, TOKEN_PARAMETER},
+    tokens::{PendingCall, ResumedCall, TOKEN_PARAMETER},
 };
 use crate::{
     call_history::{CallHistory, StoredCall},
@@ -111,6 +111,9 @@ struct Started {
     session: Session,
     requests: CallRequests,
     stored: Option<StoredCall>,
+    /// When the call was first answered, for a call resumed from a node that died: its
+    /// length limit counts from there, and it is not greeted again.
+    resumed_from: Option<std::time::Instant>,
 }
 
 /// Runs the call until either side ends it; the capacity slot in `pending` is freed after.
@@ -118,10 +121,11 @@ pub(super) async fn run(
     state: Arc<AppState>,
     mut socket: ServerSocket,
     start: Start,
-    pending: PendingCall,
+    mut pending: PendingCall,
 ) {
     let clock = PlaybackClock::reported();
-    let started = match start_session(&state, &start, &pending, clock.clone()).await {
+    let resumed = pending.resumed.take();
+    let started = match start_session(&state, &start, &pending, resumed, clock.clone()).await {
         Ok(started) => started,
         Err(why) => {
             tracing::error!(call_sid = %start.call_sid, "the call's session did not start: {why}");
@@ -142,9 +146,11 @@ pub(super) async fn run(
         .phone
         .clone()
         .unwrap_or_default();
+    let connected = started.resumed_from.unwrap_or_else(std::time::Instant::now);
+    let greet = started.resumed_from.is_none() && state.config.routes[pending.route].greet;
     let mut call = Call {
         playback: Playback::new(start.stream_sid.clone(), clock),
-        policy: CallPolicy::new(&phone, std::time::Instant::now()),
+        policy: CallPolicy::new(&phone, connected),
         state,
         socket,
         session: started.session,
@@ -155,7 +161,7 @@ pub(super) async fn run(
         call_sid: start.call_sid,
         malformed: 0,
     };
-    let end = if call.state.config.routes[call.route].greet {
+    let end = if greet {
         let greeting = call.policy.greeting();
         call.execute(greeting).await
     } else {
@@ -175,6 +181,7 @@ async fn start_session(
     state: &AppState,
     start: &Start,
     pending: &PendingCall,
+    resumed: Option<ResumedCall>,
     clock: PlaybackClock,
 ) -> Result<Started, String> {
     let mut parameters = start.custom_parameters.clone();
@@ -194,16 +201,43 @@ async fn start_session(
     config.platform_ids = PlatformIds::twilio(&start.call_sid, &start.stream_sid);
     let phone_spec = agent.spec().phone.clone().unwrap_or_default();
     let requests = add_call_tools(&mut config, &phone_spec).map_err(|err| err.to_string())?;
-    let record = PhoneCallRecord::starting("twilio", &start.call_sid, &pending.from, &pending.to);
-    let stored = CallHistory::store_call(state.history.as_ref(), agent, record, &mut config).await;
+    let (stored, resumed_from) = match resumed {
+        // The conversation goes on: its items are replayed into the new session, its
+        // recorded tool calls never run again, and its writes go on under this node's lease.
+        Some(resumed) => {
+            tracing::info!(call_sid = %start.call_sid, from = %resumed.last_holder, "took over a Twilio call from a node that died");
+            state.metrics.count_takeover();
+            let stored = resumed.adopted.apply(&mut config);
+            (Some(stored), Some(answered_instant(resumed.answered_at)))
+        }
+        None => {
+            let record =
+                PhoneCallRecord::starting("twilio", &start.call_sid, &pending.from, &pending.to);
+            let stored =
+                CallHistory::store_call(state.history.as_ref(), agent, record, &mut config).await;
+            (stored, None)
+        }
+    };
     tokio::select! {
         started = tokio::time::timeout(SESSION_START, Session::start(config)) => match started {
-            Ok(Ok(session)) => Ok(Started { session, requests, stored }),
+            Ok(Ok(session)) => Ok(Started { session, requests, stored, resumed_from }),
             Ok(Err(err)) => Err(err.to_string()),
             Err(_) => Err(format!("no session within {SESSION_START:?}")),
         },
         () = state.hang_up.cancelled() => Err("the server is shutting down".into()),
     }
+}
+
+/// The instant a call answered at `answered` (wall clock, as stored) was answered, on this
+/// process's monotonic clock; now, if the stored time is in the future or too far back.
+fn answered_instant(answered: Timestamp) -> std::time::Instant {
+    let elapsed = Timestamp::now()
+        .as_millis()
+        .saturating_sub(answered.as_millis())
+        .max(0);
+    std::time::Instant::now()
+        .checked_sub(Duration::from_millis(u64::try_from(elapsed).unwrap_or(0)))
+        .unwrap_or_else(std::time::Instant::now)
 }
 
 /// Call control when the server has no Twilio credentials (never for a Twilio route, which

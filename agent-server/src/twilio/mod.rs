@@ -2,6 +2,8 @@
 //! stream to a Realtime session (shared/telephony.md).
 //!
 //! - [`voice`] answers `POST /twilio/voice`, signed, with TwiML;
+//! - [`resume`] answers `POST /twilio/resume`, Twilio's request when a call's stream ended,
+//!   and brings back to this node a call whose node died;
 //! - [`signature`] checks `X-Twilio-Signature`;
 //! - [`twiml`] writes the TwiML answers;
 //! - [`tokens`] holds the one-time stream tokens bound to a `CallSid`;
@@ -16,6 +18,7 @@ pub mod media_stream;
 pub mod messages;
 pub mod playback;
 pub mod rest;
+pub mod resume;
 pub mod signature;
 pub mod tokens;
 pub mod twiml;

@@ -32,6 +32,22 @@ pub struct PendingCall {
     pub account_sid: String,
     /// Its capacity slot, held until the call ends.
     pub slot: CallSlot,
+    /// Set when the call is one a dead node left and Twilio brought back
+    /// (`/twilio/resume`): the stream goes on with its stored conversation.
+    pub resumed: Option<ResumedCall>,
+}
+
+/// A call this node took over through `/twilio/resume`, waiting for its new stream. Dropped
+/// unused (the token expired), its lease is no longer renewed and runs out, so the call can be
+/// resumed again or recorded as lost.
+#[derive(Debug)]
+pub struct ResumedCall {
+    /// The stored conversation and call records, leased by this node.
+    pub adopted: crate::call_history::AdoptedCall,
+    /// When the call was first answered: its length limit counts from there.
+    pub answered_at: agent_core::history::Timestamp,
+    /// The node that held the call before.
+    pub last_holder: String,
 }
 
 /// Why a media stream's token was refused. The token itself is never in the message.
@@ -131,6 +147,7 @@ mod tests {
             to: "+15550100".into(),
             account_sid: "AC1".into(),
             slot: capacity.try_take().unwrap(),
+            resumed: None,
         }
     }
 

@@ -1,4 +1,5 @@
-//! The TwiML answers to `/twilio/voice`: connect a bidirectional media stream, or reject.
+//! The TwiML answers to `/twilio/voice` and `/twilio/resume`: connect a bidirectional media
+//! stream, reject, hang up, or hold the caller and ask again.
 
 use std::fmt::Write as _;
 
@@ -6,10 +7,16 @@ use std::fmt::Write as _;
 pub const CONTENT_TYPE: &str = "text/xml; charset=utf-8";
 
 /// `<Connect><Stream url=...>` with one `<Parameter>` per pair, so Twilio opens the media
-/// stream and hands the parameters back in `start.customParameters`.
-pub fn connect_stream(url: &str, parameters: &[(&str, &str)]) -> String {
+/// stream and hands the parameters back in `start.customParameters`. With `action`, Twilio
+/// requests that URL when the stream ends, so a call whose node died can be resumed
+/// elsewhere; without it, the call ends with the stream.
+pub fn connect_stream(url: &str, action: Option<&str>, parameters: &[(&str, &str)]) -> String {
     let mut xml = String::with_capacity(256);
-    xml.push_str(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url=""#);
+    xml.push_str(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Connect"#);
+    if let Some(action) = action {
+        let _ = write!(xml, r#" action="{}" method="POST""#, escape(action));
+    }
+    xml.push_str(r#"><Stream url=""#);
     xml.push_str(&escape(url));
     xml.push_str(r#"">"#);
     for (name, value) in parameters {
@@ -42,6 +49,20 @@ pub fn reject(reason: RejectReason) -> String {
     };
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><Response><Reject reason="{reason}"/></Response>"#
+    )
+}
+
+/// `<Hangup/>`: the call ends (a resume request for a call that is over, or unknown).
+pub fn hang_up() -> String {
+    r#"<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>"#.to_owned()
+}
+
+/// `<Pause>` then `<Redirect>` to `url`: the caller hears silence while another node's lease
+/// on the call runs out, then Twilio asks again.
+pub fn pause_then_redirect(seconds: u32, url: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><Response><Pause length="{seconds}"/><Redirect method="POST">{}</Redirect></Response>"#,
+        escape(url)
     )
 }
 
@@ -80,11 +101,31 @@ mod tests {
     fn connect_escapes_what_it_quotes() {
         let xml = connect_stream(
             "wss://voice.example.com/twilio/media-stream",
+            None,
             &[("token", "a\"b<c&")],
         );
         assert_eq!(
             xml,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect><Stream url=\"wss://voice.example.com/twilio/media-stream\"><Parameter name=\"token\" value=\"a&quot;b&lt;c&amp;\"/></Stream></Connect></Response>"
+        );
+    }
+
+    #[test]
+    fn resume_answers_name_their_urls() {
+        let xml = connect_stream(
+            "wss://b.example.com/twilio/media-stream",
+            Some("https://lb.example.com/twilio/resume?attempt=1&x"),
+            &[],
+        );
+        assert!(
+            xml.contains(r#"<Connect action="https://lb.example.com/twilio/resume?attempt=1&amp;x" method="POST"><Stream url="wss://b.example.com/twilio/media-stream">"#),
+            "{xml}"
+        );
+        assert!(hang_up().ends_with("<Response><Hangup/></Response>"));
+        let wait = pause_then_redirect(2, "https://lb.example.com/twilio/resume?attempt=2");
+        assert!(
+            wait.ends_with(r#"<Response><Pause length="2"/><Redirect method="POST">https://lb.example.com/twilio/resume?attempt=2</Redirect></Response>"#),
+            "{wait}"
         );
     }
 

@@ -46,11 +46,65 @@ pub async fn answer_route(
     handle(&state, &uri, &headers, &body, Some(&route))
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response {
+pub(super) fn plain(status: StatusCode, text: &'static str) -> Response {
     (status, text).into_response()
 }
 
-fn twiml(xml: String) -> Response {
+/// Why a Twilio request is refused before anything in it is believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// This server has no Twilio auth token: it takes no Twilio calls (404).
+    NotServed,
+    /// The signature is missing or wrong (403).
+    BadSignature,
+}
+
+impl Refused {
+    /// The answer to the refused request.
+    pub(super) fn response(self) -> Response {
+        match self {
+            Refused::NotServed => plain(
+                StatusCode::NOT_FOUND,
+                "no route of this server answers Twilio calls\n",
+            ),
+            Refused::BadSignature => plain(
+                StatusCode::FORBIDDEN,
+                "invalid or missing X-Twilio-Signature\n",
+            ),
+        }
+    }
+}
+
+/// The request's form parameters, once `X-Twilio-Signature` proved Twilio sent them to
+/// `base_url` plus the request's path and query; else why the request is refused.
+pub(super) fn verified_params(
+    state: &AppState,
+    base_url: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, Refused> {
+    let Some(token) = &state.twilio_auth_token else {
+        return Err(Refused::NotServed);
+    };
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let url = format!("{base_url}{path}");
+    let signed = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|sig| signature::verify(token.expose(), &url, &params, sig));
+    if !signed {
+        tracing::warn!(
+            path = uri.path(),
+            "refused a Twilio request whose X-Twilio-Signature is missing or wrong (is the configured base URL the one Twilio calls?)"
+        );
+        return Err(Refused::BadSignature);
+    }
+    Ok(params)
+}
+
+pub(super) fn twiml(xml: String) -> Response {
     ([(header::CONTENT_TYPE, twiml::CONTENT_TYPE)], xml).into_response()
 }
 
@@ -61,29 +115,10 @@ fn handle(
     body: &[u8],
     route_path: Option<&str>,
 ) -> Response {
-    let Some(token) = &state.twilio_auth_token else {
-        return plain(
-            StatusCode::NOT_FOUND,
-            "no route of this server answers Twilio calls\n",
-        );
+    let params = match verified_params(state, &state.config.public_base_url, uri, headers, body) {
+        Ok(params) => params,
+        Err(refused) => return refused.response(),
     };
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let url = format!("{}{path}", state.config.public_base_url);
-    let signed = headers
-        .get(SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|sig| signature::verify(token.expose(), &url, &params, sig));
-    if !signed {
-        tracing::warn!(
-            path = uri.path(),
-            "refused a Twilio request whose X-Twilio-Signature is missing or wrong (is public_base_url the URL Twilio calls?)"
-        );
-        return plain(
-            StatusCode::FORBIDDEN,
-            "invalid or missing X-Twilio-Signature\n",
-        );
-    }
     let param = |name: &str| {
         params
             .iter()
@@ -127,6 +162,7 @@ fn handle(
         to: to.to_owned(),
         account_sid: param("AccountSid").unwrap_or_default().to_owned(),
         slot,
+        resumed: None,
     };
     match state.tokens.issue(pending, now) {
         Ok(token) => {
@@ -137,6 +173,7 @@ fn handle(
             );
             twiml(twiml::connect_stream(
                 &state.config.media_stream_url(),
+                super::resume::action_url(state, 1).as_deref(),
                 &[(TOKEN_PARAMETER, &token)],
             ))
         }

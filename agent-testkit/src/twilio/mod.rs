@@ -15,6 +15,11 @@
 //! call's `Url` names gets the signed webhook of an answered call, and the called party runs
 //! a script on the stream.
 //!
+//! [`FakeTwilio::call_resuming`] plays Twilio's `<Connect action>`: when a stream drops
+//! while the call is not over (the server's node died), the action URL is requested, signed,
+//! and its TwiML followed (`<Connect><Stream>`, `<Pause>`, `<Redirect>`, `<Hangup/>`), so a
+//! test sees the call come back on another node ([`Resume`]).
+//!
 //! Refusal tests use the pieces alone: [`FakeTwilio::voice`] with a wrong or missing
 //! signature, [`FakeTwilio::stream`] with a stolen, replayed or missing token.
 
@@ -22,6 +27,7 @@ mod caller;
 pub mod http;
 mod outbound;
 pub mod rest;
+mod resume;
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
@@ -30,6 +36,9 @@ pub use caller::{CallRecord, CallerStep, StreamStart};
 pub use http::HttpAnswer;
 pub use outbound::PlacedCall;
 pub use rest::{CallUpdate, TwilioRest};
+pub use resume::{
+    ActionAnswer, ActionRequest, Resume, ResumedCallRecord, connect_action, parse_action_answer,
+};
 
 /// The account every fake call belongs to.
 pub const ACCOUNT_SID: &str = "AC00000000000000000000000000000000";

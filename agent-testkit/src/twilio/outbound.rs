@@ -256,7 +256,7 @@ fn loopback_addr(authority: &str) -> Option<SocketAddr> {
 
 /// An `http://` URL on this machine: the address to connect to, the base (scheme and
 /// authority, as signed) and the path with its query.
-fn loopback_http(url: &str) -> Result<(SocketAddr, String, String), String> {
+pub(super) fn loopback_http(url: &str) -> Result<(SocketAddr, String, String), String> {
     let refused = || {
         format!(
             "the fake Twilio calls plain http:// servers on this machine only (localhost or a loopback address, with a port), not {url}"
