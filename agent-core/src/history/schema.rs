@@ -72,6 +72,8 @@ const MIGRATIONS: &[&str] = &[
     super::rate_limits::MIGRATION,
     // 6: conversation events (handoffs, guardrail trips), shown with the transcript.
     super::events::MIGRATION,
+    // 7: phone calls found by the platform's call id (a Twilio call resumed on another node).
+    super::phone_calls::BY_CALL_ID,
 ];
 
 /// The same migrations for PostgreSQL: `BIGINT` for SQLite's 64-bit `INTEGER`, and an
@@ -134,6 +136,8 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     super::rate_limits::POSTGRES_MIGRATION,
     // 6: conversation events.
     super::events::POSTGRES_MIGRATION,
+    // 7: phone calls by call id.
+    super::phone_calls::BY_CALL_ID,
 ];
 
 /// The schema version this build writes.
@@ -284,6 +288,6 @@ mod tests {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();
         assert_eq!(version, LATEST);
-        assert_eq!(LATEST, 6);
+        assert_eq!(LATEST, 7);
     }
 }
