@@ -122,8 +122,8 @@ fn setup(md: &mut String, t: &TakeoverResult) {
             "default"
         },
         lease / 3.0,
-        lease / 3.0,
-        lease / 15.0,
+        look(lease),
+        look(lease) / 5.0,
         p.tool_turns,
         fmt_duration(p.tool_latency),
         p.calls,
@@ -148,8 +148,20 @@ fn setup(md: &mut String, t: &TakeoverResult) {
          one look and its jitter later).\n",
         lease * 2.0 / 3.0,
         lease * 2.0 / 3.0,
-        lease + lease / 3.0 + lease / 15.0,
+        latest(lease),
     );
+}
+
+/// How often a node looks for lost calls: a tenth of the lease (`LOOKS_PER_LEASE` in
+/// agent-server's `takeover.rs`), plus up to a fifth of that in jitter.
+fn look(lease: f64) -> f64 {
+    lease / 10.0
+}
+
+/// The latest a single call's takeover can come, adoption aside: a full lease after the kill,
+/// then one look and its jitter.
+fn latest(lease: f64) -> f64 {
+    lease + look(lease) * 1.2
 }
 
 fn results(md: &mut String, t: &TakeoverResult) {
@@ -279,10 +291,10 @@ fn why_slow(md: &mut String, t: &TakeoverResult) {
         let rate = t.b_took_over.map_or(String::new(), |(count, first, last)| {
             format!(
                 " Node B's log puts its {count} takeovers between {first:.1} s and {last:.1} s \
-                 after the kill, {:.0} calls/s: it adopts a round's lost calls one at a time, \
-                 each a round trip through its history writer (the lease, the conversation and \
-                 the call records) while that writer also serves its own calls, so the last of \
-                 them waits for the others.",
+                 after the kill, {:.0} calls/s: it takes up to 32 lost calls per round in one \
+                 transaction of its history writer (the leases, the conversations and the call \
+                 records), which also serves its own calls, then attaches each call's sideband \
+                 and configures its session, so the last of them waits for the others.",
                 count as f64 / (last - first).max(1e-3)
             )
         });
@@ -294,9 +306,9 @@ fn why_slow(md: &mut String, t: &TakeoverResult) {
              up to {:.1} s of jitter: even alone, a call is taken over anywhere up to about \
              {:.1} s after the kill, and over many calls p99 comes close to that.{rate}\n",
             lease * 2.0 / 3.0,
-            lease / 3.0,
-            lease / 15.0,
-            lease + lease / 3.0 + lease / 15.0,
+            look(lease),
+            look(lease) / 5.0,
+            latest(lease),
         );
     }
 }

@@ -3,9 +3,10 @@
 //! Every call a node answers is leased in the store ([`CallHistory::store_call`]) and the
 //! lease renewed every third of its length (`[history] lease_secs`, 10 s by default). A node
 //! that dies (`kill -9`, a lost machine) stops renewing; every node looks for such calls every
-//! fifth of the lease ([`watch`]) and the first to take a lost call's lease goes on with it.
+//! tenth of the lease ([`watch`]) and the first to take a lost call's lease goes on with it.
 //! A lease runs out between two thirds of a lease and a whole lease after the death, so a
-//! call is found at most a fifth of a lease (plus jitter) after that:
+//! call is found at most a tenth of a lease (plus jitter) after that, which keeps takeover
+//! within the lease and a second or two. A look is one indexed query per node:
 //!
 //! - **SIP calls and browser (WebRTC) calls** are held by the platform, which keeps the call and its conversation when
 //!   the sideband drops (this is what the code assumes; see the README). The new node attaches
@@ -36,7 +37,10 @@ use crate::state::AppState;
 /// The most lost calls looked at per round.
 const BATCH: usize = 32;
 
-/// Looks for lost calls every fifth of the lease (and again at once after a round that took
+/// How often per lease each node looks for lost calls (agent-bench's §11 text says so too).
+const LOOKS_PER_LEASE: u32 = 10;
+
+/// Looks for lost calls every tenth of the lease (and again at once after a round that took
 /// a full batch) until `stop`; returns at once when the store is not shared.
 pub(crate) async fn watch(state: Arc<AppState>, stop: CancellationToken) {
     let Some(history) = state.history.clone() else {
@@ -45,7 +49,7 @@ pub(crate) async fn watch(state: Arc<AppState>, stop: CancellationToken) {
     if !history.is_shared() {
         return;
     }
-    let every = history.lease() / 5;
+    let every = history.lease() / LOOKS_PER_LEASE;
     let resumable = crate::twilio::resume::action_url(&state, 1).is_some();
     let grace = crate::twilio::resume::grace(history.lease());
     let mut more = false;
