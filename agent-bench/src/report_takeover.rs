@@ -339,11 +339,13 @@ fn left_waiting(md: &mut String, t: &TakeoverResult) {
              turn was said {} after the kill (a minus sign: before it), to node A's sideband: \
              dead, but not yet seen closed by the platform (or alive, and node A died before \
              recording the call). The model's function call went to \
-             node A and nowhere else. Node B took the call over with no record of it and, \
-             having no unanswered call on record, did not ask the model to go on: the call waits \
-             for an output nobody sends. The README lists this gap (function calls made while \
-             no sideband is attached are not recovered); a caller would speak again, which the \
-             scripted caller does not.\n",
+             node A and nowhere else. Node B took the call over with no record of it and told \
+             the model, as it tells every taken-over call, that calls made during the pause were \
+             not received and should be made again; it asks for no response itself (one could \
+             collide with an answer the platform is playing). A caller would speak again and the \
+             model would make the call again then (see the README); the scripted caller waits \
+             for its answer instead, and the scripted model has no step to make the call \
+             again.\n",
             with_a.len(),
             span(&with_a)
         );
