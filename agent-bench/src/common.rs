@@ -3,7 +3,7 @@
 
 use std::{
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use agent_core::{
@@ -238,4 +238,21 @@ pub fn pct(samples: &[Duration], p: f64) -> Duration {
     let mut sorted = samples.to_vec();
     sorted.sort_unstable();
     agent_core::latency::percentile(&sorted, p)
+}
+
+/// A two-thread runtime whose threads are named `name`, so their CPU can be read apart
+/// (`telephony::threads_cpu`).
+pub fn named_runtime(name: &str) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(name)
+        .enable_all()
+        .build()
+}
+
+/// Sleeps until `at` (not at all once it is past).
+pub fn sleep_until(at: Instant) {
+    if let Some(wait) = at.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
 }

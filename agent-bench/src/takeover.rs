@@ -36,6 +36,7 @@ use agent_testkit::{
 use serde_json::json;
 
 use crate::{
+    common::{named_runtime, sleep_until},
     history_writes::{self, StoreRun, Workload},
     takeover_caller::{CallOutcome, CallScript},
     takeover_check::HistoryCheck,
@@ -294,16 +295,9 @@ const CALLER_THREADS: &str = "tko-callers";
 
 impl Runtimes {
     fn new() -> anyhow::Result<Runtimes> {
-        let build = |name: &str| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name(name)
-                .enable_all()
-                .build()
-        };
         Ok(Runtimes {
-            platform: build(PLATFORM_THREADS)?,
-            callers: build(CALLER_THREADS)?,
+            platform: named_runtime(PLATFORM_THREADS)?,
+            callers: named_runtime(CALLER_THREADS)?,
         })
     }
 }
@@ -540,10 +534,4 @@ fn raise_open_files(needed: u64) -> anyhow::Result<()> {
     );
     setrlimit(Resource::RLIMIT_NOFILE, needed, hard)?;
     Ok(())
-}
-
-fn sleep_until(at: Instant) {
-    if let Some(wait) = at.checked_duration_since(Instant::now()) {
-        std::thread::sleep(wait);
-    }
 }

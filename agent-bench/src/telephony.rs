@@ -32,6 +32,7 @@ use agent_testkit::{
 use serde_json::json;
 
 use crate::{
+    common::{named_runtime, sleep_until},
     peer_install,
     telephony_load::{self, CallPlan, CallTotals, Dial, FRAME_BYTES},
     telephony_probe::Probe,
@@ -253,16 +254,9 @@ const MODEL_THREADS: &str = "tel-model";
 
 impl Runtimes {
     fn new() -> anyhow::Result<Runtimes> {
-        let build = |name: &str| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name(name)
-                .enable_all()
-                .build()
-        };
         Ok(Runtimes {
-            generator: build(GENERATOR_THREADS)?,
-            model: build(MODEL_THREADS)?,
+            generator: named_runtime(GENERATOR_THREADS)?,
+            model: named_runtime(MODEL_THREADS)?,
         })
     }
 }
@@ -410,12 +404,6 @@ fn failed(why: String) -> CallTotals {
     CallTotals {
         failed: Some(why),
         ..CallTotals::default()
-    }
-}
-
-fn sleep_until(at: Instant) {
-    if let Some(wait) = at.checked_duration_since(Instant::now()) {
-        std::thread::sleep(wait);
     }
 }
 

@@ -9,256 +9,70 @@
 //!
 //! Without `AGENT_POSTGRES_URL` the test prints one line and passes; `.ci/run` sets it (and
 //! `AGENT_POSTGRES_REQUIRED=1`).
+//!
+//! This binary also holds the Twilio resume tests (e2e/twilio_resume.rs); what both use (the
+//! shop, its tool's endpoint, the nodes, the stored calls) is in common/nodes.rs.
 
 mod common;
+#[path = "common/nodes.rs"]
+mod nodes;
+// Twilio's resume, in this binary too: one link instead of two.
+#[path = "e2e/twilio_resume.rs"]
+mod twilio_resume;
 
 use std::{
-    collections::HashMap,
-    io::{BufRead as _, Read as _, Write as _},
-    net::{SocketAddr, TcpListener},
-    process::{Child, Stdio},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-        mpsc,
-    },
+    path::{Path, PathBuf},
+    sync::{Mutex, atomic::Ordering},
     time::{Duration, Instant},
 };
 
-use agent_core::history::{HistoryStore, PhoneCallRecord};
-use agent_core::protocol::Item;
+use agent_core::protocol::{Item, Role};
 use agent_testkit::{
     platform::{CallControl, CallState, FakePlatform, IncomingCall, SidebandDrop, WebhookSigning},
     postgres::TestSchema,
-    scenario::{ModelStep, Scenario, ScriptedCall, Turn},
     server::{ScriptScope, ServerConfig},
 };
-use serde_json::json;
+use nodes::{GOODBYE, GREETING, LEASE_SECS, Node, ORDERED, Orders, said, stored_calls};
 
 const WEBHOOK_SECRET: &str = "whsec_dGFrZW92ZXItdGVzdC13ZWJob29rLXNlY3JldC0wMQ==";
-/// The lease of the test's nodes: short, so a takeover comes quickly.
-const LEASE_SECS: f64 = 1.5;
 /// How long any one wait of the test may take.
 const WAIT: Duration = Duration::from_secs(30);
 
-const GREETING: &str = "Hello, shop here.";
-const ORDERED: &str = "Your lamp is ordered.";
-const GOODBYE: &str = "Goodbye.";
-
-fn scenario() -> Scenario {
-    Scenario::new("shop")
-        .turn(Turn::model_first().model(ModelStep::say(GREETING)))
-        .turn(
-            Turn::user("I want to order a lamp.")
-                .model(ModelStep::calls([ScriptedCall::new(
-                    "record_order",
-                    json!({"item": "lamp"}),
-                )]))
-                .model(ModelStep::say(ORDERED)),
-        )
-        .turn(Turn::user("Thanks, bye.").model(ModelStep::say(GOODBYE)))
-}
-
-/// The tool's endpoint: counts each request by its `Idempotency-Key`, and holds requests
-/// (unanswered) while `hold` is set, so a node can die with one in flight.
-struct Orders {
-    addr: SocketAddr,
-    keys: Arc<Mutex<Vec<String>>>,
-    hold: Arc<AtomicBool>,
-}
-
-impl Orders {
-    fn start() -> Orders {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let keys = Arc::new(Mutex::new(Vec::new()));
-        let hold = Arc::new(AtomicBool::new(false));
-        let (k, h) = (keys.clone(), hold.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming().map_while(Result::ok) {
-                let (k, h) = (k.clone(), h.clone());
-                std::thread::spawn(move || serve_order(stream, &k, &h));
-            }
-        });
-        Orders { addr, keys, hold }
-    }
-
-    fn keys(&self) -> Vec<String> {
-        self.keys.lock().unwrap().clone()
-    }
-}
-
-fn serve_order(mut stream: std::net::TcpStream, keys: &Mutex<Vec<String>>, hold: &AtomicBool) {
-    let _ = stream.set_read_timeout(Some(WAIT));
-    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-    let mut length = 0usize;
-    let mut key = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                "idempotency-key" => key = Some(value.trim().to_owned()),
-                _ => {}
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    let _ = reader.read_exact(&mut body);
-    keys.lock()
-        .unwrap()
-        .push(key.unwrap_or_else(|| "(no key)".into()));
-    let held = Instant::now();
-    while hold.load(Ordering::SeqCst) && held.elapsed() < WAIT {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let answer = r#"{"recorded":true}"#;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-        answer.len()
+/// `agent serve` named `node` with the shared database, answering the platform's SIP calls to
+/// `shop`.
+fn start_node(dir: &Path, node: &str, db: &str, platform: &FakePlatform) -> Node {
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\nnode = \"{node}\"\npublic_base_url = \"https://voice.example.invalid\"\n\
+         max_calls = 10\n\n[history]\nlease_secs = {LEASE_SECS}\n\n\
+         [[route]]\nagent = \"shop.toml\"\nsip_users = [\"shop\"]\n"
     );
-}
-
-/// One `agent serve` process.
-struct Node {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Node {
-    /// `agent serve` with `serve.toml` named `node`, the shared database and the platform.
-    fn start(dir: &std::path::Path, node: &str, db: &str, platform: &FakePlatform) -> Node {
-        let config = dir.join(format!("serve-{node}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"127.0.0.1:0\"\nnode = \"{node}\"\npublic_base_url = \"https://voice.example.invalid\"\n\
-                 max_calls = 10\n\n[history]\nlease_secs = {LEASE_SECS}\n\n\
-                 [[route]]\nagent = \"shop.toml\"\nsip_users = [\"shop\"]\n"
-            ),
-        )
-        .unwrap();
-        let (url, api_base) = (platform.realtime_url(), platform.api_base());
-        let args = [
-            "-v",
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--url",
-            &url,
-            "--api-base",
-            &api_base,
-            "--drain-secs",
-            "1",
-        ];
-        let mut child = common::command(&args, dir)
-            .env("AGENT_HISTORY_DB", db)
-            .env("OPENAI_API_KEY", "sk-takeover-test")
-            .env("OPENAI_WEBHOOK_SECRET", WEBHOOK_SECRET)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join(format!("{node}.log"))).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (lines_tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = lines_tx.send(line);
-            }
-        });
-        let first = lines.recv_timeout(WAIT).expect("agent serve started");
-        let addr = first
-            .rsplit("http://")
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {first:?}"));
-        Node { child, addr }
-    }
-
-    /// SIGKILL: no drain, no clean-up, its sidebands' connections reset.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// What the shared history holds about one call.
-struct StoredCall {
-    record: PhoneCallRecord,
-    items: Vec<Item>,
-}
-
-fn stored_calls(db: &str) -> HashMap<String, StoredCall> {
-    let store = HistoryStore::open(db).unwrap();
-    store
-        .phone_calls()
-        .unwrap()
-        .into_iter()
-        .map(|(id, record)| {
-            let items = store
-                .items(&id)
-                .unwrap()
-                .into_iter()
-                .map(|s| s.item)
-                .collect();
-            (record.call_id.clone(), StoredCall { record, items })
-        })
-        .collect()
-}
-
-/// The assistant's texts of a stored conversation, in order.
-fn said(items: &[Item]) -> Vec<String> {
-    items
-        .iter()
-        .filter_map(Item::as_message)
-        .filter(|m| m.role == agent_core::protocol::Role::Assistant)
-        .map(|m| {
-            m.content
-                .iter()
-                .filter_map(|part| part.text())
-                .collect::<String>()
-        })
-        .collect()
+    let (url, api_base) = (platform.realtime_url(), platform.api_base());
+    Node::start(
+        dir,
+        node,
+        &config,
+        &["--url", &url, "--api-base", &api_base],
+        db,
+        &[
+            ("OPENAI_API_KEY", "sk-takeover-test"),
+            ("OPENAI_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ],
+        WAIT,
+    )
 }
 
 /// What a timed-out wait shows: the database and the folder of the nodes' logs.
-static DIAGNOSE: Mutex<Option<(String, std::path::PathBuf)>> = Mutex::new(None);
+static DIAGNOSE: Mutex<Option<(String, PathBuf)>> = Mutex::new(None);
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        if start.elapsed() > WAIT {
-            if let Some((db, dir)) = DIAGNOSE.lock().unwrap().clone() {
-                for (id, call) in stored_calls(&db) {
-                    eprintln!("{id} ({:?}): {:?}", call.record.outcome, call.items);
-                }
-                for node in ["a", "b"] {
-                    let log = std::fs::read_to_string(dir.join(format!("{node}.log")));
-                    eprintln!("--- node {node}:\n{}", log.unwrap_or_default());
-                }
+fn wait_until(what: &str, done: impl FnMut() -> bool) {
+    nodes::wait_until(what, WAIT, done, || {
+        if let Some((db, dir)) = DIAGNOSE.lock().unwrap().clone() {
+            for (id, call) in stored_calls(&db) {
+                eprintln!("{id} ({:?}): {:?}", call.record.outcome, call.items);
             }
-            panic!("timed out waiting until {what}");
+            nodes::print_logs(&dir);
         }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    });
 }
 
 fn setup(
@@ -278,34 +92,16 @@ fn setup(
             FakePlatform::start(
                 // Each call plays the scenario on its own; a re-attached sideband goes on
                 // where the call was.
-                ServerConfig::new(scenario()).script_scope(ScriptScope::PerConnection),
+                ServerConfig::new(nodes::scenario(None)).script_scope(ScriptScope::PerConnection),
                 on_drop,
                 WEBHOOK_SECRET,
                 None,
             )
         })
         .unwrap();
-    let orders = Orders::start();
+    let orders = Orders::start(WAIT);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("shop.toml"),
-        format!(
-            r#"name = "shop"
-instructions = "Take orders."
-
-[[http_tools]]
-name = "record_order"
-description = "Records an order."
-method = "POST"
-url = "http://{}/orders"
-timeout_secs = 20
-parameters = {{ type = "object", properties = {{ item = {{ type = "string" }} }}, required = ["item"] }}
-idempotency_header = "Idempotency-Key"
-"#,
-            orders.addr
-        ),
-    )
-    .unwrap();
+    nodes::write_shop_agent(dir.path(), orders.addr);
     Some((schema, runtime, platform, orders, dir))
 }
 
@@ -337,8 +133,8 @@ fn calls_of_a_killed_node_are_taken_over_and_no_tool_runs_twice() {
     };
     let db = schema.url().to_owned();
     *DIAGNOSE.lock().unwrap() = Some((db.clone(), dir.path().to_owned()));
-    let mut a = Node::start(dir.path(), "a", &db, &platform);
-    let b = Node::start(dir.path(), "b", &db, &platform);
+    let mut a = start_node(dir.path(), "a", &db, &platform);
+    let b = start_node(dir.path(), "b", &db, &platform);
     let calls: Vec<String> = (0..4).map(|n| format!("rtc_take{n}")).collect();
     for call_id in &calls {
         place_call(&runtime, &platform, &a, call_id);
@@ -427,7 +223,7 @@ fn calls_of_a_killed_node_are_taken_over_and_no_tool_runs_twice() {
             .items
             .iter()
             .filter_map(Item::as_message)
-            .filter(|m| m.role == agent_core::protocol::Role::System)
+            .filter(|m| m.role == Role::System)
             .count();
         assert_eq!(notes, 1, "{call_id}: one takeover note");
     }
@@ -453,8 +249,8 @@ fn a_call_that_ends_with_its_sideband_is_recorded_as_ended_not_left_running() {
         return;
     };
     let db = schema.url().to_owned();
-    let mut a = Node::start(dir.path(), "a", &db, &platform);
-    let _b = Node::start(dir.path(), "b", &db, &platform);
+    let mut a = start_node(dir.path(), "a", &db, &platform);
+    let _b = start_node(dir.path(), "b", &db, &platform);
     place_call(&runtime, &platform, &a, "rtc_ends");
     wait_until("node A greeted the caller", || {
         stored_calls(&db)

@@ -57,6 +57,30 @@ async fn relayed_call(h: &SipHarness, headers: Vec<(String, String)>) -> TestBro
         .expect("the relayed call connects")
 }
 
+/// A relayed call from [`ORIGIN`], once the server's sideband has attached to it.
+async fn attached_call(h: &SipHarness) -> TestBrowser {
+    let browser = relayed_call(h, vec![("origin".into(), ORIGIN.into())]).await;
+    let call_id = browser.call_id().to_owned();
+    eventually("the sideband attached", || async {
+        h.platform.calls().attached(&call_id)
+    })
+    .await;
+    browser
+}
+
+/// The first `response.done` the page gets (each within 10 s) whose text contains `text`.
+async fn page_answer(browser: &mut TestBrowser, text: &str) -> Value {
+    loop {
+        let done = browser
+            .wait_for("response.done", Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("no answer with {text:?} reached the page: {e:?}"));
+        if done.to_string().contains(text) {
+            return done;
+        }
+    }
+}
+
 async fn post(h: &SipHarness, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpAnswer {
     http::request(h.addr, "POST", path, headers, body, Duration::from_secs(10))
         .await
@@ -104,15 +128,7 @@ async fn a_relayed_call_runs_the_tool_on_the_server_and_the_page_never_sees_the_
     .await;
     let out = outputs(&h).await;
     assert!(out[0].contains("order A1001 shipped"), "{out:?}");
-    let done = loop {
-        let done = browser
-            .wait_for("response.done", Duration::from_secs(10))
-            .await
-            .expect("the answer reaches the page");
-        if done.to_string().contains("shipped yesterday") {
-            break done;
-        }
-    };
+    let done = page_answer(&mut browser, "shipped yesterday").await;
     assert_eq!(done["response"]["status"], "completed", "{done}");
     // Nothing the page saw carries the key or the tool's code.
     for event in browser.history() {
@@ -173,15 +189,7 @@ async fn the_console_feed_shows_the_tool_call_and_refuses_a_wrong_token() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     browser.speak(400).unwrap();
     browser.silence(600).unwrap();
-    loop {
-        let done = browser
-            .wait_for("response.done", Duration::from_secs(10))
-            .await
-            .expect("the answer reaches the page");
-        if done.to_string().contains("shipped yesterday") {
-            break;
-        }
-    }
+    page_answer(&mut browser, "shipped yesterday").await;
     browser.close().await;
     let feed = reader.await.unwrap().expect("the feed ends with the call");
     assert_eq!(feed.status, 200, "{feed:?}");
@@ -524,23 +532,10 @@ async fn a_handoff_on_a_browser_call_switches_the_agent_over_the_sideband() {
         ..browser_options(BOTH_ON)
     };
     let h = SipHarness::start(scenario, options).await;
-    let mut browser = relayed_call(&h, vec![("origin".into(), ORIGIN.into())]).await;
-    let call_id = browser.call_id().to_owned();
-    eventually("the sideband attached", || async {
-        h.platform.calls().attached(&call_id)
-    })
-    .await;
+    let mut browser = attached_call(&h).await;
     browser.speak(400).unwrap();
     browser.silence(600).unwrap();
-    loop {
-        let done = browser
-            .wait_for("response.done", Duration::from_secs(10))
-            .await
-            .expect("the desk's answer reaches the page");
-        if done.to_string().contains("order desk here") {
-            break;
-        }
-    }
+    page_answer(&mut browser, "order desk here").await;
     let updates = h.received("session.update").await;
     let handoff = updates
         .iter()
@@ -585,23 +580,10 @@ async fn a_slow_tool_gets_an_out_of_band_filler_the_page_hears_before_the_answer
         ..browser_options(BOTH_ON)
     };
     let h = SipHarness::start(scenario, options).await;
-    let mut browser = relayed_call(&h, vec![("origin".into(), ORIGIN.into())]).await;
-    let call_id = browser.call_id().to_owned();
-    eventually("the sideband attached", || async {
-        h.platform.calls().attached(&call_id)
-    })
-    .await;
+    let mut browser = attached_call(&h).await;
     browser.speak(400).unwrap();
     browser.silence(600).unwrap();
-    loop {
-        let done = browser
-            .wait_for("response.done", Duration::from_secs(10))
-            .await
-            .expect("the answer reaches the page");
-        if done.to_string().contains("shipped yesterday") {
-            break;
-        }
-    }
+    page_answer(&mut browser, "shipped yesterday").await;
 
     let filler_id = assert_one_filler_then_one_follow_up(&frames(h.sideband()).await);
     // The page's call played the filler: its audio started before the answer did.

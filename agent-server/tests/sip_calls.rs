@@ -17,6 +17,7 @@ use agent_testkit::{
 use common::{
     assert_one_filler_then_one_follow_up, frames,
     spec::{self, Mode},
+    tool_names,
 };
 use serde_json::{Value, json};
 use sip::{
@@ -726,12 +727,7 @@ async fn a_handoff_on_a_sip_call_switches_the_agent_over_the_sideband() {
         .map(|u| &u["session"])
         .find(|s| s["instructions"] == "You are the order desk.")
         .unwrap_or_else(|| panic!("a handoff update in {updates:#?}"));
-    let tools: Vec<&str> = handoff["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let tools = tool_names(handoff);
     assert!(
         tools.contains(&"caller_lookup") && tools.contains(&"end_call"),
         "{tools:?}"

@@ -9,12 +9,12 @@ use std::{collections::BTreeMap, time::Duration};
 
 use agent_testkit::{
     Direction, ModelStep, Scenario, ScriptedCall, Turn,
-    twilio::{CallSpec, CallerStep, Signing, StreamStart, Twiml, http},
+    twilio::{CallRecord, CallSpec, CallerStep, Signing, StreamStart, Twiml, http},
 };
 use base64::Engine as _;
 use common::{
     AUTH_TOKEN, CALLER, Harness, NUMBER, Options, assert_one_filler_then_one_follow_up, frames,
-    positions,
+    positions, tool_names,
 };
 use serde_json::{Value, json};
 
@@ -23,9 +23,7 @@ const ANSWER_MS: u64 = 3_000;
 
 fn scenario() -> Scenario {
     Scenario::new("phone call")
-        .turn(Turn::model_first().model(
-            ModelStep::say("Hello, thanks for calling the shop.").audio_ms(GREETING_MS as u32),
-        ))
+        .turn(greeting())
         .turn(
             Turn::user("Where is my order A1001?")
                 .model(ModelStep::calls([ScriptedCall::new(
@@ -46,6 +44,33 @@ fn secs(s: u64) -> Duration {
 
 fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
+}
+
+/// The model greets the caller, with [`GREETING_MS`] of audio.
+fn greeting() -> Turn {
+    Turn::model_first()
+        .model(ModelStep::say("Hello, thanks for calling the shop.").audio_ms(GREETING_MS as u32))
+}
+
+/// A call from [`CALLER`] to [`NUMBER`] as `call_sid`, the caller following `script`; the
+/// server must not end it.
+async fn call(h: &Harness, call_sid: &str, script: Vec<CallerStep>) -> CallRecord {
+    let record = h
+        .twilio
+        .call(&CallSpec::new(call_sid, CALLER, NUMBER, script))
+        .await
+        .unwrap();
+    assert!(!record.ended_by_server, "{record:?}");
+    record
+}
+
+/// The end of a call's test: the scripted server saw no protocol violation, every client
+/// event conforms to the spec, and the server stops once its calls are over.
+async fn finish(h: Harness) {
+    assert_eq!(h.scripted.violations().await, Vec::<String>::new());
+    h.assert_client_events_conform().await;
+    h.until_no_calls().await;
+    h.stop().await;
 }
 
 async fn events_of(h: &Harness, kind: &str) -> Vec<Value> {
@@ -79,12 +104,7 @@ async fn a_call_greets_runs_a_tool_and_truncates_at_the_last_mark_on_barge_in() 
         },
         CallerStep::HangUp,
     ];
-    let record = h
-        .twilio
-        .call(&CallSpec::new("CA100", CALLER, NUMBER, script))
-        .await
-        .unwrap();
-    assert!(!record.ended_by_server, "{record:?}");
+    let record = call(&h, "CA100", script).await;
 
     // The caller heard the greeting, part of the answer, and the goodbye.
     assert_eq!(record.clears.len(), 1, "one barge-in, one clear");
@@ -132,10 +152,7 @@ async fn a_call_greets_runs_a_tool_and_truncates_at_the_last_mark_on_barge_in() 
     assert_eq!(update["input"]["format"]["type"], "audio/pcmu");
     assert_eq!(update["output"]["format"]["type"], "audio/pcmu");
     assert!(h.scripted.count_received("input_audio_buffer.append") > 50);
-    assert_eq!(h.scripted.violations().await, Vec::<String>::new());
-    h.assert_client_events_conform().await;
-    h.until_no_calls().await;
-    h.stop().await;
+    finish(h).await;
 }
 
 /// The harness's agent with `top` among its top-level keys and `tables` after its own.
@@ -180,18 +197,14 @@ const FILLER_AFTER_MS: u64 = 150;
 #[tokio::test]
 async fn a_slow_tool_gets_a_filler_the_caller_hears_before_the_answer() {
     const ANSWER: u32 = 1_000;
-    let scenario = Scenario::new("slow tool")
-        .turn(Turn::model_first().model(
-            ModelStep::say("Hello, thanks for calling the shop.").audio_ms(GREETING_MS as u32),
-        ))
-        .turn(
-            Turn::user("Where is my order A1001?")
-                .model(ModelStep::calls([ScriptedCall::new(
-                    "slow_lookup",
-                    json!({"order_id": "A1001"}),
-                )]))
-                .model(ModelStep::say("Your order A1001 shipped yesterday.").audio_ms(ANSWER)),
-        );
+    let scenario = Scenario::new("slow tool").turn(greeting()).turn(
+        Turn::user("Where is my order A1001?")
+            .model(ModelStep::calls([ScriptedCall::new(
+                "slow_lookup",
+                json!({"order_id": "A1001"}),
+            )]))
+            .model(ModelStep::say("Your order A1001 shipped yesterday.").audio_ms(ANSWER)),
+    );
     let tables = format!("[tool_options]\nfiller_after_ms = {FILLER_AFTER_MS}");
     let options = Options {
         agent: Some(agent_file("tools = [\"slow_lookup\"]", &tables)),
@@ -214,12 +227,7 @@ async fn a_slow_tool_gets_a_filler_the_caller_hears_before_the_answer() {
         },
         CallerStep::HangUp,
     ];
-    let record = h
-        .twilio
-        .call(&CallSpec::new("CA800", CALLER, NUMBER, script))
-        .await
-        .unwrap();
-    assert!(!record.ended_by_server, "{record:?}");
+    let record = call(&h, "CA800", script).await;
     assert!(record.clears.is_empty(), "nothing was cut off");
 
     // One filler, asked for while the tool ran; one follow-up, after it ended.
@@ -249,10 +257,7 @@ async fn a_slow_tool_gets_a_filler_the_caller_hears_before_the_answer() {
         "the caller heard the audio in the order it was made"
     );
 
-    assert_eq!(h.scripted.violations().await, Vec::<String>::new());
-    h.assert_client_events_conform().await;
-    h.until_no_calls().await;
-    h.stop().await;
+    finish(h).await;
 }
 
 /// An answer that trips an output guardrail on a phone call: playback at Twilio is cleared,
@@ -262,24 +267,20 @@ async fn a_slow_tool_gets_a_filler_the_caller_hears_before_the_answer() {
 async fn an_answer_that_trips_a_guardrail_is_cleared_truncated_at_the_last_mark_and_redone() {
     const ANSWER: u64 = 3_000;
     const AGAIN: u64 = 800;
-    let scenario = Scenario::new("promise")
-        .turn(Turn::model_first().model(
-            ModelStep::say("Hello, thanks for calling the shop.").audio_ms(GREETING_MS as u32),
-        ))
-        .turn(
-            Turn::user("Will my refund come?")
-                .model(
-                    ModelStep::say(
-                        "Let me see. Your refund was approved this morning, and it is \
+    let scenario = Scenario::new("promise").turn(greeting()).turn(
+        Turn::user("Will my refund come?")
+            .model(
+                ModelStep::say(
+                    "Let me see. Your refund was approved this morning, and it is \
                          guaranteed to reach your card by Friday at the latest.",
-                    )
-                    .audio_ms(ANSWER as u32),
                 )
-                .model(
-                    ModelStep::say("Billing will check your refund and email you.")
-                        .audio_ms(AGAIN as u32),
-                ),
-        );
+                .audio_ms(ANSWER as u32),
+            )
+            .model(
+                ModelStep::say("Billing will check your refund and email you.")
+                    .audio_ms(AGAIN as u32),
+            ),
+    );
     let tables = "[guardrails]\noutput_debounce_ms = 0\n\n[[guardrails.output]]\n\
                   type = \"blocklist\"\nname = \"no promises\"\nwords = [\"guaranteed\"]\n\
                   message = \"never promise an outcome\"";
@@ -303,12 +304,7 @@ async fn an_answer_that_trips_a_guardrail_is_cleared_truncated_at_the_last_mark_
         },
         CallerStep::HangUp,
     ];
-    let record = h
-        .twilio
-        .call(&CallSpec::new("CA810", CALLER, NUMBER, script))
-        .await
-        .unwrap();
-    assert!(!record.ended_by_server, "{record:?}");
+    let record = call(&h, "CA810", script).await;
 
     // Twilio was told to drop what it still had queued of the answer, once.
     assert_eq!(record.clears.len(), 1, "{:?}", record.clears);
@@ -385,10 +381,7 @@ async fn an_answer_that_trips_a_guardrail_is_cleared_truncated_at_the_last_mark_
         "the new answer was heard whole"
     );
 
-    assert_eq!(h.scripted.violations().await, Vec::<String>::new());
-    h.assert_client_events_conform().await;
-    h.until_no_calls().await;
-    h.stop().await;
+    finish(h).await;
 }
 
 /// A handoff on a phone call: the session switches to the target's instructions and tools,
@@ -428,12 +421,7 @@ async fn a_handoff_on_a_call_keeps_the_phone_formats_and_the_voice() {
         },
         CallerStep::HangUp,
     ];
-    let record = h
-        .twilio
-        .call(&CallSpec::new("CA820", CALLER, NUMBER, script))
-        .await
-        .unwrap();
-    assert!(!record.ended_by_server, "{record:?}");
+    let record = call(&h, "CA820", script).await;
     assert_eq!(
         record.heard_ms(),
         u64::from(DESK),
@@ -454,12 +442,7 @@ async fn a_handoff_on_a_call_keeps_the_phone_formats_and_the_voice() {
         handoff["instructions"], "You are the order desk.",
         "{handoff}"
     );
-    let tools: Vec<&str> = handoff["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let tools = tool_names(handoff);
     assert!(
         tools.contains(&"caller_lookup") && tools.contains(&"end_call"),
         "{tools:?}"
@@ -489,10 +472,7 @@ async fn a_handoff_on_a_call_keeps_the_phone_formats_and_the_voice() {
             .filter(|e| e["item"]["type"] == "function_call_output")
             .any(|e| e["item"]["output"].as_str().unwrap().contains("desk"))
     );
-    assert_eq!(h.scripted.violations().await, Vec::<String>::new());
-    h.assert_client_events_conform().await;
-    h.until_no_calls().await;
-    h.stop().await;
+    finish(h).await;
 }
 
 #[tokio::test]
@@ -623,12 +603,7 @@ async fn malformed_twilio_messages_are_skipped() {
         },
         CallerStep::HangUp,
     ];
-    let record = h
-        .twilio
-        .call(&CallSpec::new("CA400", CALLER, NUMBER, script))
-        .await
-        .unwrap();
-    assert!(!record.ended_by_server, "{record:?}");
+    let record = call(&h, "CA400", script).await;
     assert!(record.heard_ms() >= GREETING_MS);
     for append in events_of(&h, "input_audio_buffer.append").await {
         assert_ne!(append["audio"], "***", "a bad payload was passed on");

@@ -56,6 +56,15 @@ pub(super) const BY_CALL_ID: &str =
 
 const COLUMNS: &str = "transport, call_id, caller, callee, started_at, ended_at, outcome";
 
+/// [`COLUMNS`] of the table named `alias` in a join (`p.transport, p.call_id, …`).
+fn columns_of(alias: &str) -> String {
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A phone call from [`COLUMNS`], starting at column `at`.
 fn record(row: &Row, at: usize) -> Result<PhoneCallRecord, DbError> {
     Ok(PhoneCallRecord {
@@ -226,11 +235,7 @@ impl HistoryStore {
                      JOIN leases l ON l.conversation_id = p.conversation_id
                      WHERE p.ended_at IS NULL AND l.expires_at < ?1
                      ORDER BY p.started_at LIMIT ?2",
-                    COLUMNS
-                        .split(", ")
-                        .map(|c| format!("p.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    columns_of("p")
                 ),
                 params![now.as_millis(), limit],
             )
@@ -267,11 +272,7 @@ impl HistoryStore {
                      LEFT JOIN leases l ON l.conversation_id = p.conversation_id
                      WHERE p.transport = ?1 AND p.call_id = ?2
                      ORDER BY p.started_at DESC LIMIT 1",
-                    COLUMNS
-                        .split(", ")
-                        .map(|c| format!("p.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    columns_of("p")
                 ),
                 params![transport, call_id],
             )

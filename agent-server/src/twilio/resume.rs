@@ -32,7 +32,7 @@ use axum::{
 use super::{
     tokens::{PendingCall, ResumedCall, TOKEN_PARAMETER},
     twiml,
-    voice::{plain, twiml, valid_sid, verified_params},
+    voice::{plain, twiml, verified_call},
 };
 use crate::{call_history::CallHistory, state::AppState};
 
@@ -93,23 +93,12 @@ pub async fn resume(
             "this server does not resume Twilio calls ([twilio] resume_base_url is not set)\n",
         );
     };
-    let params = match verified_params(&state, &base, &uri, &headers, &body) {
+    let params = match verified_call(&state, &base, &uri, &headers, &body) {
         Ok(params) => params,
         Err(refused) => return refused.response(),
     };
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let Some(call_sid) = param("CallSid").filter(|sid| valid_sid(sid)) else {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "the request has no valid CallSid\n",
-        );
-    };
-    let account_sid = param("AccountSid").unwrap_or_default();
+    let call_sid = params.call_sid();
+    let account_sid = params.get("AccountSid").unwrap_or_default();
     let attempt = attempt_of(&uri);
     let Some(history) = state.history.clone().filter(CallHistory::is_shared) else {
         tracing::info!(

@@ -57,6 +57,8 @@ pub(super) enum Refused {
     NotServed,
     /// The signature is missing or wrong (403).
     BadSignature,
+    /// A signed request about a call without a valid `CallSid` (400).
+    NoCallSid,
 }
 
 impl Refused {
@@ -71,13 +73,17 @@ impl Refused {
                 StatusCode::FORBIDDEN,
                 "invalid or missing X-Twilio-Signature\n",
             ),
+            Refused::NoCallSid => plain(
+                StatusCode::BAD_REQUEST,
+                "the request has no valid CallSid\n",
+            ),
         }
     }
 }
 
 /// The request's form parameters, once `X-Twilio-Signature` proved Twilio sent them to
 /// `base_url` plus the request's path and query; else why the request is refused.
-pub(super) fn verified_params(
+fn verified_params(
     state: &AppState,
     base_url: &str,
     uri: &Uri,
@@ -104,6 +110,41 @@ pub(super) fn verified_params(
     Ok(params)
 }
 
+/// A signed Twilio request's parameters, whose `CallSid` is valid.
+pub(super) struct CallParams(Vec<(String, String)>);
+
+impl CallParams {
+    /// The parameter `name`, if the request has it.
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The call's `CallSid` (checked valid).
+    pub(super) fn call_sid(&self) -> &str {
+        self.get("CallSid").unwrap_or_default()
+    }
+}
+
+/// The parameters of a request about a call, once signed over `base_url` plus the request's
+/// path and query ([`verified_params`]) and found to name a valid `CallSid`; else why the
+/// request is refused.
+pub(super) fn verified_call(
+    state: &AppState,
+    base_url: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<CallParams, Refused> {
+    let params = CallParams(verified_params(state, base_url, uri, headers, body)?);
+    if !params.get("CallSid").is_some_and(valid_sid) {
+        return Err(Refused::NoCallSid);
+    }
+    Ok(params)
+}
+
 pub(super) fn twiml(xml: String) -> Response {
     ([(header::CONTENT_TYPE, twiml::CONTENT_TYPE)], xml).into_response()
 }
@@ -115,29 +156,18 @@ fn handle(
     body: &[u8],
     route_path: Option<&str>,
 ) -> Response {
-    let params = match verified_params(state, &state.config.public_base_url, uri, headers, body) {
+    let params = match verified_call(state, &state.config.public_base_url, uri, headers, body) {
         Ok(params) => params,
         Err(refused) => return refused.response(),
     };
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let Some(call_sid) = param("CallSid").filter(|sid| valid_sid(sid)) else {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "the request has no valid CallSid\n",
-        );
-    };
-    let to = param("To").unwrap_or_default();
-    let from = param("From").unwrap_or_default();
+    let call_sid = params.call_sid();
+    let to = params.get("To").unwrap_or_default();
+    let from = params.get("From").unwrap_or_default();
     let route = match route_path {
         Some(path) => state.config.route_for_path(path),
         None => state
             .config
-            .route_for_number(our_number(param("Direction"), from, to)),
+            .route_for_number(our_number(params.get("Direction"), from, to)),
     };
     let Some(route) = route else {
         tracing::info!(
@@ -160,7 +190,7 @@ fn handle(
         route,
         from: from.to_owned(),
         to: to.to_owned(),
-        account_sid: param("AccountSid").unwrap_or_default().to_owned(),
+        account_sid: params.get("AccountSid").unwrap_or_default().to_owned(),
         slot,
         resumed: None,
     };

@@ -263,6 +263,16 @@ pub async fn frames(server: &ServerHandle) -> Vec<(Direction, Value)> {
         .collect()
 }
 
+/// The names of the tools a `session` (of a `session.update`) declares.
+pub fn tool_names(session: &Value) -> Vec<&str> {
+    session["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect()
+}
+
 /// Where in `log` the frames that `direction` and `matches` pick are.
 pub fn positions(
     log: &[(Direction, Value)],

@@ -11,112 +11,29 @@
 //! Without `AGENT_POSTGRES_URL` the tests print one line and pass; `.ci/run` sets it (and
 //! `AGENT_POSTGRES_REQUIRED=1`).
 
-mod common;
-
 use std::{
-    collections::HashMap,
-    io::{BufRead as _, Read as _, Write as _},
     net::{SocketAddr, TcpListener},
-    process::{Child, Stdio},
-    sync::{Arc, Mutex, mpsc},
-    time::{Duration, Instant},
+    path::Path,
+    time::Duration,
 };
 
 use agent_core::history::{HistoryStore, PhoneCallRecord};
-use agent_core::protocol::Item;
+use agent_core::protocol::{Item, Role};
 use agent_testkit::{
-    ModelStep, Scenario, ScriptedCall, Turn,
     postgres::TestSchema,
     server::{ScriptedServer, ServerConfig, ServerHandle},
     twilio::{ActionAnswer, CallSpec, CallerStep, FakeTwilio, Resume, Signing, http},
 };
-use serde_json::json;
+
+use crate::nodes::{
+    self, GOODBYE, GREETING, LEASE_SECS, Node, ORDERED, Orders, said, stored_calls,
+};
 
 const AUTH_TOKEN: &str = "twilio-resume-test-auth-token";
 const CALLER: &str = "+15550111";
 const NUMBER: &str = "+15550100";
-/// The lease of the test's nodes: short, so the resume comes quickly.
-const LEASE_SECS: f64 = 1.5;
 /// How long any one wait of the test may take.
 const WAIT: Duration = Duration::from_secs(40);
-
-const GREETING: &str = "Hello, shop here.";
-const ORDERED: &str = "Your lamp is ordered.";
-const GOODBYE: &str = "Goodbye.";
-
-fn scenario() -> Scenario {
-    Scenario::new("shop")
-        .turn(Turn::model_first().model(ModelStep::say(GREETING).audio_ms(600)))
-        .turn(
-            Turn::user("I want to order a lamp.")
-                .model(ModelStep::calls([ScriptedCall::new(
-                    "record_order",
-                    json!({"item": "lamp"}),
-                )]))
-                .model(ModelStep::say(ORDERED).audio_ms(600)),
-        )
-        .turn(Turn::user("Thanks, bye.").model(ModelStep::say(GOODBYE).audio_ms(400)))
-}
-
-/// The tool's endpoint: records each request's `Idempotency-Key`.
-struct Orders {
-    addr: SocketAddr,
-    keys: Arc<Mutex<Vec<String>>>,
-}
-
-impl Orders {
-    fn start() -> Orders {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let keys = Arc::new(Mutex::new(Vec::new()));
-        let k = keys.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().map_while(Result::ok) {
-                let k = k.clone();
-                std::thread::spawn(move || serve_order(stream, &k));
-            }
-        });
-        Orders { addr, keys }
-    }
-
-    fn keys(&self) -> Vec<String> {
-        self.keys.lock().unwrap().clone()
-    }
-}
-
-fn serve_order(mut stream: std::net::TcpStream, keys: &Mutex<Vec<String>>) {
-    let _ = stream.set_read_timeout(Some(WAIT));
-    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-    let (mut length, mut key) = (0usize, None);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                "idempotency-key" => key = Some(value.trim().to_owned()),
-                _ => {}
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    let _ = reader.read_exact(&mut body);
-    keys.lock()
-        .unwrap()
-        .push(key.unwrap_or_else(|| "(no key)".into()));
-    let answer = r#"{"recorded":true}"#;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-        answer.len()
-    );
-}
 
 /// A free port on loopback: the node's public URL must name its port before it starts.
 fn free_addr() -> SocketAddr {
@@ -126,139 +43,41 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
-/// One `agent serve` process.
-struct Node {
-    child: Child,
+/// `agent serve` named `node` on `addr`, with the shared database, resuming Twilio calls
+/// through `resume_base`; `extra` is more sections (`[limits]`, `[admin]`).
+fn start_node(
+    dir: &Path,
+    node: &str,
     addr: SocketAddr,
+    resume_base: &str,
+    db: &str,
+    realtime: &str,
+    extra: &str,
+) -> Node {
+    let config = format!(
+        "listen = \"{addr}\"\nnode = \"{node}\"\npublic_base_url = \"http://{addr}\"\n\
+         max_calls = 10\n\n[twilio]\nresume_base_url = \"{resume_base}\"\n\n\
+         [history]\nlease_secs = {LEASE_SECS}\n\n{extra}\n\
+         [[route]]\nagent = \"shop.toml\"\nnumbers = [\"{NUMBER}\"]\n"
+    );
+    let started = Node::start(
+        dir,
+        node,
+        &config,
+        &["--url", realtime],
+        db,
+        &[
+            ("OPENAI_API_KEY", "sk-twilio-resume-test"),
+            ("TWILIO_AUTH_TOKEN", AUTH_TOKEN),
+        ],
+        WAIT,
+    );
+    assert_eq!(started.addr, addr);
+    started
 }
 
-impl Node {
-    /// `agent serve` named `node` on `addr`, with the shared database, resuming Twilio calls
-    /// through `resume_base`; `extra` is more sections (`[limits]`, `[admin]`).
-    fn start(
-        dir: &std::path::Path,
-        node: &str,
-        addr: SocketAddr,
-        resume_base: &str,
-        db: &str,
-        realtime: &str,
-        extra: &str,
-    ) -> Node {
-        let config = dir.join(format!("serve-{node}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"{addr}\"\nnode = \"{node}\"\npublic_base_url = \"http://{addr}\"\n\
-                 max_calls = 10\n\n[twilio]\nresume_base_url = \"{resume_base}\"\n\n\
-                 [history]\nlease_secs = {LEASE_SECS}\n\n{extra}\n\
-                 [[route]]\nagent = \"shop.toml\"\nnumbers = [\"{NUMBER}\"]\n"
-            ),
-        )
-        .unwrap();
-        let args = [
-            "-v",
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--url",
-            realtime,
-            "--drain-secs",
-            "1",
-        ];
-        let mut child = common::command(&args, dir)
-            .env("AGENT_HISTORY_DB", db)
-            .env("OPENAI_API_KEY", "sk-twilio-resume-test")
-            .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join(format!("{node}.log"))).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (lines_tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = lines_tx.send(line);
-            }
-        });
-        let first = lines.recv_timeout(WAIT).unwrap_or_else(|_| {
-            let log = std::fs::read_to_string(dir.join(format!("{node}.log")));
-            panic!(
-                "agent serve {node} did not start:\n{}",
-                log.unwrap_or_default()
-            )
-        });
-        assert!(first.contains(&addr.to_string()), "{first}");
-        Node { child, addr }
-    }
-
-    /// SIGKILL: no drain, no clean-up; its streams' connections drop.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-struct StoredCall {
-    record: PhoneCallRecord,
-    items: Vec<Item>,
-}
-
-fn stored_calls(db: &str) -> HashMap<String, StoredCall> {
-    let store = HistoryStore::open(db).unwrap();
-    store
-        .phone_calls()
-        .unwrap()
-        .into_iter()
-        .map(|(id, record)| {
-            let items = store
-                .items(&id)
-                .unwrap()
-                .into_iter()
-                .map(|s| s.item)
-                .collect();
-            (record.call_id.clone(), StoredCall { record, items })
-        })
-        .collect()
-}
-
-/// The assistant's texts of a stored conversation, in order.
-fn said(items: &[Item]) -> Vec<String> {
-    items
-        .iter()
-        .filter_map(Item::as_message)
-        .filter(|m| m.role == agent_core::protocol::Role::Assistant)
-        .map(|m| {
-            m.content
-                .iter()
-                .filter_map(|part| part.text())
-                .collect::<String>()
-        })
-        .collect()
-}
-
-fn wait_until(what: &str, dir: &std::path::Path, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        if start.elapsed() > WAIT {
-            for node in ["a", "b"] {
-                if let Ok(log) = std::fs::read_to_string(dir.join(format!("{node}.log"))) {
-                    eprintln!("--- node {node}:\n{log}");
-                }
-            }
-            panic!("timed out waiting until {what}");
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+fn wait_until(what: &str, dir: &Path, done: impl FnMut() -> bool) {
+    nodes::wait_until(what, WAIT, done, || nodes::print_logs(dir));
 }
 
 struct Setup {
@@ -273,29 +92,13 @@ fn setup(label: &str) -> Option<Setup> {
     let schema = TestSchema::create(label)?;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let scripted = runtime
-        .block_on(async { ScriptedServer::start(ServerConfig::new(scenario())) })
+        .block_on(async {
+            ScriptedServer::start(ServerConfig::new(nodes::scenario(Some([600, 600, 400]))))
+        })
         .unwrap();
-    let orders = Orders::start();
+    let orders = Orders::start(WAIT);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("shop.toml"),
-        format!(
-            r#"name = "shop"
-instructions = "Take orders."
-
-[[http_tools]]
-name = "record_order"
-description = "Records an order."
-method = "POST"
-url = "http://{}/orders"
-timeout_secs = 20
-parameters = {{ type = "object", properties = {{ item = {{ type = "string" }} }}, required = ["item"] }}
-idempotency_header = "Idempotency-Key"
-"#,
-            orders.addr
-        ),
-    )
-    .unwrap();
+    nodes::write_shop_agent(dir.path(), orders.addr);
     Some(Setup {
         schema,
         runtime,
@@ -325,9 +128,9 @@ fn a_twilio_call_of_a_killed_node_is_resumed_on_another_through_the_connect_acti
     let (a_addr, b_addr) = (free_addr(), free_addr());
     let lb = format!("http://{b_addr}");
     let realtime = scripted.url();
-    let mut a = Node::start(dir.path(), "a", a_addr, &lb, &db, &realtime, "");
+    let mut a = start_node(dir.path(), "a", a_addr, &lb, &db, &realtime, "");
     let b_admin = free_addr();
-    let b = Node::start(
+    let b = start_node(
         dir.path(),
         "b",
         b_addr,
@@ -452,7 +255,7 @@ fn a_twilio_call_of_a_killed_node_is_resumed_on_another_through_the_connect_acti
         .items
         .iter()
         .filter_map(Item::as_message)
-        .filter(|m| m.role == agent_core::protocol::Role::User)
+        .filter(|m| m.role == Role::User)
         .count();
     assert_eq!(
         spoke, 2,
@@ -484,7 +287,7 @@ fn the_resume_route_hangs_up_on_ended_and_unknown_calls_and_refuses_bad_requests
     let db = schema.url().to_owned();
     let addr = free_addr();
     let base = format!("http://{addr}");
-    let _node = Node::start(
+    let _node = start_node(
         dir.path(),
         "a",
         addr,
