@@ -93,6 +93,19 @@ impl AdoptedCall {
     }
 }
 
+/// The instant, on this process's monotonic clock, of a call answered at `answered` (wall
+/// clock, as stored, possibly by another node): a taken-over call's length limit counts from
+/// there. Now, if the stored time is in the future or too far back.
+pub fn answered_instant(answered: Timestamp) -> std::time::Instant {
+    let elapsed = Timestamp::now()
+        .as_millis()
+        .saturating_sub(answered.as_millis())
+        .max(0);
+    std::time::Instant::now()
+        .checked_sub(Duration::from_millis(u64::try_from(elapsed).unwrap_or(0)))
+        .unwrap_or_else(std::time::Instant::now)
+}
+
 /// Stops a call's lease renewals when dropped.
 #[derive(Debug)]
 struct Heartbeat(CancellationToken);

@@ -572,24 +572,6 @@ impl ConversationWriter {
             .call_finished_leased(&self.id, self.holder.as_ref(), call_id, output)
     }
 
-    /// Queues [`HistoryStore::record_event`] for this conversation (under its lease, if
-    /// any); never blocks.
-    pub fn record_event(&self, event: &ConversationEvent) -> Pending<u64> {
-        let (id, holder, event) = (self.id.clone(), self.holder.clone(), event.clone());
-        self.writer
-            .run(move |store| store.record_event_leased(&id, holder.as_deref(), &event))
-    }
-
-    /// Queues [`HistoryStore::record_handoff`] for this conversation (under its lease, if
-    /// any); never blocks. Queued behind the items appended before it, like every write.
-    pub fn record_handoff(&self, call_id: &str, from: &str, to: &str) -> Pending<()> {
-        let (id, holder) = (self.id.clone(), self.holder.clone());
-        let (call_id, from, to) = (call_id.to_owned(), from.to_owned(), to.to_owned());
-        self.writer.run(move |store| {
-            store.record_handoff_leased(&id, holder.as_deref(), &call_id, &from, &to)
-        })
-    }
-
     /// This conversation's events, read after every write queued before this call.
     pub fn events(&self) -> Pending<Vec<StoredEvent>> {
         let id = self.id.clone();

@@ -19,7 +19,7 @@ use std::{
 use agent_core::{
     agent::PhoneSpec,
     audio::PlaybackClock,
-    history::{OrphanedCall, PhoneCallRecord, Timestamp},
+    history::{OrphanedCall, PhoneCallRecord},
     protocol::{ClientEvent, Dialect},
     session::{Ownership, PlatformHeld, PlatformIds, Session, SessionConfig},
     tool::PhoneCall,
@@ -178,11 +178,7 @@ pub(crate) async fn resume(
         }
     };
     let stored = adopted.apply(&mut config);
-    let answered = orphan.call.started_at.as_millis();
-    let elapsed = Timestamp::now().as_millis().saturating_sub(answered).max(0);
-    let connected = Instant::now()
-        .checked_sub(Duration::from_millis(u64::try_from(elapsed).unwrap_or(0)))
-        .unwrap_or_else(Instant::now);
+    let connected = crate::call_history::answered_instant(orphan.call.started_at);
     let session = match start_session(&state, config).await {
         Ok(session) => session,
         Err(why) => {

@@ -21,7 +21,7 @@ use std::{ops::ControlFlow, sync::Arc, time::Duration};
 
 use agent_core::{
     audio::PlaybackClock,
-    history::{PhoneCallRecord, Timestamp},
+    history::PhoneCallRecord,
     protocol::ClientEvent,
     session::{PlatformIds, Session, SessionEvent},
     tool::PhoneCall,
@@ -208,7 +208,10 @@ async fn start_session(
             tracing::info!(call_sid = %start.call_sid, from = %resumed.last_holder, "took over a Twilio call from a node that died");
             state.metrics.count_takeover();
             let stored = resumed.adopted.apply(&mut config);
-            (Some(stored), Some(answered_instant(resumed.answered_at)))
+            (
+                Some(stored),
+                Some(crate::call_history::answered_instant(resumed.answered_at)),
+            )
         }
         None => {
             let record =
@@ -226,18 +229,6 @@ async fn start_session(
         },
         () = state.hang_up.cancelled() => Err("the server is shutting down".into()),
     }
-}
-
-/// The instant a call answered at `answered` (wall clock, as stored) was answered, on this
-/// process's monotonic clock; now, if the stored time is in the future or too far back.
-fn answered_instant(answered: Timestamp) -> std::time::Instant {
-    let elapsed = Timestamp::now()
-        .as_millis()
-        .saturating_sub(answered.as_millis())
-        .max(0);
-    std::time::Instant::now()
-        .checked_sub(Duration::from_millis(u64::try_from(elapsed).unwrap_or(0)))
-        .unwrap_or_else(std::time::Instant::now)
 }
 
 /// Call control when the server has no Twilio credentials (never for a Twilio route, which
