@@ -47,13 +47,13 @@ pub(super) const POSTGRES_MIGRATION: &str = r#"
     CREATE INDEX phone_calls_by_start ON phone_calls (started_at);
 "#;
 
-/// The columns [`record`] reads, in its order.
 /// Migration 7, the same on both backends: a call found by its platform's id
 /// ([`HistoryStore::find_phone_call`]) without reading the whole table, which a Twilio resume
 /// request does while the caller waits.
 pub(super) const BY_CALL_ID: &str =
     "CREATE INDEX phone_calls_by_call_id ON phone_calls (transport, call_id);";
 
+/// The columns [`record`] reads, in its order.
 const COLUMNS: &str = "transport, call_id, caller, callee, started_at, ended_at, outcome";
 
 /// [`COLUMNS`] of the table named `alias` in a join (`p.transport, p.call_id, …`).
